@@ -1,0 +1,164 @@
+package tm
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// hop is where a message goes next.
+type hop struct {
+	transport string // "UDP", "TCP"
+	host      string
+	port      int
+}
+
+func (h hop) addr() string { return net.JoinHostPort(h.host, strconv.Itoa(h.port)) }
+
+// ParseDst parses an outbound destination "udp:host:port", "tcp:host:port"
+// or "host:port" (UDP), IPv6 hosts in brackets.
+func ParseDst(s string) (transport, host string, port int, err error) {
+	transport = "UDP"
+	rest := s
+	if i := strings.IndexByte(s, ':'); i > 0 {
+		switch strings.ToLower(s[:i]) {
+		case "udp":
+			transport, rest = "UDP", s[i+1:]
+		case "tcp":
+			transport, rest = "TCP", s[i+1:]
+		case "tls", "sctp", "ws", "wss":
+			return "", "", 0, fmt.Errorf("destination %q: transport %s is not supported", s, s[:i])
+		}
+	}
+	h, p, err := net.SplitHostPort(rest)
+	if err != nil {
+		return "", "", 0, fmt.Errorf("destination %q: %w", s, err)
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil || n <= 0 || n > 65535 {
+		return "", "", 0, fmt.Errorf("destination %q: bad port %q", s, p)
+	}
+	if h == "" {
+		return "", "", 0, fmt.Errorf("destination %q: empty host", s)
+	}
+	return transport, h, n, nil
+}
+
+// uriHop is the next hop a URI designates (RFC 3263 without NAPTR/SRV: the
+// transport parameter, else UDP; the port, else the scheme's default).
+func uriHop(u *sip.Uri) (hop, error) {
+	h := hop{transport: "UDP", host: u.Host, port: u.Port}
+	if u.UriParams != nil {
+		if tp, ok := u.UriParams.Get("transport"); ok && tp != "" {
+			switch strings.ToLower(tp) {
+			case "udp":
+				h.transport = "UDP"
+			case "tcp":
+				h.transport = "TCP"
+			default:
+				return hop{}, fmt.Errorf("uri %s: transport %q is not supported", u.String(), tp)
+			}
+		}
+	}
+	if u.IsEncrypted() {
+		return hop{}, fmt.Errorf("uri %s: sips/TLS is not supported", u.String())
+	}
+	if h.host == "" {
+		return hop{}, fmt.Errorf("uri %s has no host", u.String())
+	}
+	if h.port == 0 {
+		h.port = 5060
+	}
+	return h, nil
+}
+
+// nextHop decides where a request goes: an explicit destination, else the
+// top Route, else the Request-URI (RFC 3261 §16.6 step 7, §8.1.2).
+func nextHop(req *sip.Request, dst string) (hop, error) {
+	if dst != "" {
+		tp, host, port, err := ParseDst(dst)
+		if err != nil {
+			return hop{}, err
+		}
+		return hop{transport: tp, host: host, port: port}, nil
+	}
+	if r := req.Route(); r != nil {
+		return uriHop(&r.Address)
+	}
+	return uriHop(&req.Recipient)
+}
+
+// fixStrictRoute applies §16.6 step 6: when the next hop is a strict router
+// (its Route URI has no lr), the Request-URI goes to the end of the route
+// set and the strict router's URI becomes the Request-URI.
+func fixStrictRoute(req *sip.Request) {
+	r := req.Route()
+	if r == nil || r.Address.UriParams.Has("lr") {
+		return
+	}
+	last := &sip.RouteHeader{Address: *req.Recipient.Clone()}
+	req.Recipient = *r.Address.Clone()
+	req.RemoveHeader("Route")
+	req.AppendHeader(last)
+}
+
+// preprocessRoute applies §16.4 to a request and reports whether it
+// consumed a Route of ours, with the parameters of that Route's URI.
+func (p *Proxy) preprocessRoute(req *sip.Request) (consumed bool, params sip.HeaderParams) {
+	// A strict router before us put our Record-Route URI into the
+	// Request-URI: the real one is the last Route.
+	if p.isOurURI(&req.Recipient) && req.Recipient.User == "" && req.Recipient.UriParams.Has("lr") {
+		routes := req.GetHeaders("Route")
+		if len(routes) > 0 {
+			if last, ok := routes[len(routes)-1].(*sip.RouteHeader); ok {
+				params = req.Recipient.UriParams
+				req.Recipient = *last.Address.Clone()
+				removeLastRoute(req)
+				consumed = true
+			}
+		}
+	}
+	// Pop every leading Route of ours: two when we double record-routed
+	// (different transports or address families on the two sides).
+	for {
+		r := req.Route()
+		if r == nil || !p.isOurURI(&r.Address) {
+			break
+		}
+		if params == nil {
+			params = r.Address.UriParams
+		}
+		req.RemoveHeader("Route")
+		consumed = true
+	}
+	return consumed, params
+}
+
+func removeLastRoute(req *sip.Request) {
+	routes := req.GetHeaders("Route")
+	keep := make([]sip.Header, 0, len(routes)-1)
+	for _, h := range routes[:len(routes)-1] {
+		keep = append(keep, h)
+	}
+	for req.RemoveHeader("Route") {
+	}
+	for _, h := range keep {
+		req.AppendHeader(h)
+	}
+}
+
+// recordRoute builds our Record-Route for the side a listener faces.
+func recordRoute(l *listener, params []sip.HeaderKV) *sip.RecordRouteHeader {
+	u := sip.Uri{Scheme: "sip", Host: l.host, Port: l.port, UriParams: sip.NewParams()}
+	if l.transport != "UDP" {
+		u.UriParams.Add("transport", strings.ToLower(l.transport))
+	}
+	u.UriParams.Add("lr", "")
+	for _, kv := range params {
+		u.UriParams.Add(kv.K, kv.V)
+	}
+	return &sip.RecordRouteHeader{Address: u}
+}

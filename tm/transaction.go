@@ -1,0 +1,654 @@
+package tm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// ErrFinalSent is returned by operations that need a transaction still
+// waiting for its final reply.
+var ErrFinalSent = errors.New("tm: transaction already has its final reply")
+
+// Transaction is the server side of one proxied request with its response
+// context: the handle the hooks and the dialog module use.
+type Transaction struct {
+	p        *Proxy
+	id       uint64
+	orig     *sip.Request // as received; shared with sipgo's server transaction, read-only
+	req      *sip.Request // pre-processed copy: the template of every branch
+	srv      *sip.ServerTx
+	invite   bool
+	key      string
+	loopHash string
+	upstream string // where 2xx go when the server transaction cannot carry them
+	upTP     string
+	created  time.Time
+	done     chan struct{}
+
+	mu        sync.Mutex
+	rc        *respCtx
+	br        []branchIO
+	rr        bool
+	rrParams  []sip.HeaderKV
+	localRes  *sip.Response // a ready response for evLocalReply (router's Respond)
+	localHdrs []sip.Header  // headers for a locally built final reply
+	upFinal   int           // final code sent on srv; 0 while none
+	finalCode int
+}
+
+type branchIO struct {
+	target Target
+	req    *sip.Request // as sent; nil until sent
+	timer  Timer
+	code   int // last reply code seen
+	sentAt time.Time
+}
+
+// newTransaction creates the response context of a validated request. It
+// returns nil when the request is already dealt with (a CANCEL overtook the
+// INVITE).
+func (p *Proxy) newTransaction(req *sip.Request, srv *sip.ServerTx, loopHash string) *Transaction {
+	now := p.clock.Now()
+	t := &Transaction{
+		p:        p,
+		id:       p.nextID.Add(1),
+		orig:     req,
+		req:      req.Clone(),
+		srv:      srv,
+		invite:   req.IsInvite(),
+		loopHash: loopHash,
+		upstream: upstreamAddr(req),
+		upTP:     req.Transport(),
+		created:  now,
+		done:     make(chan struct{}),
+	}
+	// Clone copies the destination computed for the received request;
+	// every branch computes its own.
+	t.req.SetDestination("")
+	t.rc = newRespCtx(t.invite, p.cfg, p.failure != nil)
+	p.stats.inuse.Add(1)
+	if !t.invite {
+		return t
+	}
+	t.key = inviteKey(req)
+	if held := p.invites.addInvite(t.key, t); held != nil {
+		// The CANCEL came first: answer both and forward nothing.
+		if held.timer != nil {
+			held.timer.Stop()
+		}
+		p.replyOn(held.srv, held.req, 200, "OK")
+		p.log.Info("INVITE cancelled before it arrived", "callid", callID(req))
+		t.Reply(487, "Request Terminated")
+		return nil
+	}
+	if p.cfg.Auto100Trying {
+		if err := srv.Respond(sip.NewResponseFromRequest(req, 100, "Trying", nil)); err == nil {
+			p.stats.localReplies[1].Add(1)
+		}
+	}
+	if !srv.OnCancel(t.onUpstreamCancel) {
+		// Cancelled between sipgo creating the transaction and now.
+		t.step(event{kind: evUpstreamCancel})
+		return nil
+	}
+	return t
+}
+
+// ID is unique per proxy process.
+func (t *Transaction) ID() uint64 { return t.id }
+
+// Request is the received request after Route pre-processing; read-only
+// once the router returned.
+func (t *Transaction) Request() *sip.Request { return t.req }
+
+// Original is the request as received.
+func (t *Transaction) Original() *sip.Request { return t.orig }
+
+// Done is closed once the outcome is known and every branch finished.
+func (t *Transaction) Done() <-chan struct{} { return t.done }
+
+// FinalCode is the code of the final reply sent upstream (0 while none).
+func (t *Transaction) FinalCode() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.finalCode
+}
+
+// BranchInfo describes one branch for the hooks and management.
+type BranchInfo struct {
+	Index    int
+	Target   Target
+	URI      string
+	LastCode int
+	Done     bool
+}
+
+// Branches returns the branches created so far.
+func (t *Transaction) Branches() []BranchInfo {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]BranchInfo, len(t.br))
+	for i := range t.br {
+		b := &t.br[i]
+		out[i] = BranchInfo{Index: i, Target: b.target, LastCode: b.code, Done: t.rc.branches[i].phase == bCompleted}
+		if b.req != nil {
+			out[i].URI = b.req.Recipient.String()
+		}
+	}
+	return out
+}
+
+// Reply sends a final reply upstream (t_reply) and cancels every pending
+// branch. The CANCELs carry the Reason header among hdrs, or one made of
+// code and reason.
+func (t *Transaction) Reply(code int, reason string, hdrs ...sip.Header) error {
+	if code < 200 || code > 699 {
+		return fmt.Errorf("tm: t_reply code %d is not a final reply", code)
+	}
+	t.mu.Lock()
+	if t.rc.finalSent {
+		t.mu.Unlock()
+		return ErrFinalSent
+	}
+	t.localHdrs = hdrs
+	ev := event{kind: evLocalReply, code: code, reason: reason}
+	for _, h := range hdrs {
+		if strings.EqualFold(h.Name(), "Reason") {
+			ev.cancelReason = h.Value()
+			break
+		}
+	}
+	acts := t.rc.Step(t.p.clock.Now(), ev)
+	post := t.exec(acts)
+	t.mu.Unlock()
+	runAll(post)
+	return nil
+}
+
+// InjectBranches adds parallel branches to a transaction still waiting for
+// its final reply (t_inject_branches).
+func (t *Transaction) InjectBranches(targets ...Target) error {
+	t.mu.Lock()
+	if t.rc.finalSent || t.rc.cancelled || t.rc.blocked {
+		t.mu.Unlock()
+		return ErrFinalSent
+	}
+	acts := t.rc.Step(t.p.clock.Now(), event{kind: evInject, targets: targets})
+	post := t.exec(acts)
+	t.mu.Unlock()
+	runAll(post)
+	return nil
+}
+
+// NoMoreBranches ends a t_wait_for_new_branches wait.
+func (t *Transaction) NoMoreBranches() { t.step(event{kind: evNoMoreBranches}) }
+
+func runAll(fs []func()) {
+	for _, f := range fs {
+		f()
+	}
+}
+
+// step feeds one event to the response context and executes its actions.
+// Actions run under t.mu so replies leave in the order they were decided;
+// hooks that may call back into t run after it is released.
+func (t *Transaction) step(ev event) {
+	t.mu.Lock()
+	acts := t.rc.Step(t.p.clock.Now(), ev)
+	post := t.exec(acts)
+	t.mu.Unlock()
+	runAll(post)
+}
+
+// apply carries out the router's decision for this transaction.
+func (t *Transaction) apply(d Decision) {
+	switch d.Kind {
+	case Respond:
+		t.mu.Lock()
+		if d.Response != nil {
+			t.localRes = d.Response
+		}
+		t.localHdrs = d.Headers
+		code, reason := d.Code, d.Reason
+		if d.Response != nil {
+			code, reason = d.Response.StatusCode, d.Response.Reason
+		}
+		acts := t.rc.Step(t.p.clock.Now(), event{kind: evLocalReply, code: code, reason: reason})
+		post := t.exec(acts)
+		t.mu.Unlock()
+		runAll(post)
+	case Drop:
+		t.srv.Terminate()
+		t.finish()
+	default:
+		t.mu.Lock()
+		t.rr = d.RecordRoute
+		t.rrParams = d.RecordRouteParams
+		if d.FrTimeout > 0 {
+			t.rc.frTimeout = d.FrTimeout
+		}
+		if d.FrInvTimeout > 0 {
+			t.rc.frInvTimeout = d.FrInvTimeout
+		}
+		targets := d.Targets
+		if len(targets) == 0 && !d.WaitForNewBranches {
+			targets = []Target{{}}
+		}
+		acts := t.rc.Step(t.p.clock.Now(), event{kind: evStart, targets: targets, wait: d.WaitForNewBranches})
+		post := t.exec(acts)
+		t.mu.Unlock()
+		runAll(post)
+	}
+}
+
+// exec runs actions with t.mu held and returns the work that must run
+// after it is released.
+func (t *Transaction) exec(acts []action) []func() {
+	var post []func()
+	p := t.p
+	for _, a := range acts {
+		switch a.kind {
+		case actSendBranch:
+			for len(t.br) <= a.branch {
+				t.br = append(t.br, branchIO{})
+			}
+			tg := t.rc.branches[a.branch].target
+			t.br[a.branch].target = tg
+			t.br[a.branch].sentAt = p.clock.Now()
+			p.stats.branches.Add(1)
+			go t.runBranch(a.branch, tg)
+		case actArmTimer:
+			b := &t.br[a.branch]
+			if b.timer != nil {
+				b.timer.Stop()
+			}
+			i, gen := a.branch, a.gen
+			b.timer = p.clock.AfterFunc(a.after, func() { t.step(event{kind: evTimer, branch: i, gen: gen}) })
+		case actStopTimer:
+			if b := &t.br[a.branch]; b.timer != nil {
+				b.timer.Stop()
+				b.timer = nil
+			}
+		case actTimedOut:
+			if a.local {
+				p.stats.frInvTimeouts.Add(1)
+			} else {
+				p.stats.frTimeouts.Add(1)
+			}
+			p.log.Info("branch timed out", "callid", callID(t.orig), "branch", a.branch,
+				"timer", map[bool]string{true: "fr_inv_timeout", false: "fr_timeout"}[a.local])
+		case actCancelBranch:
+			if req := t.br[a.branch].req; req != nil {
+				go p.sendCancel(req, a.reason)
+			}
+		case actRelay:
+			t.relay(a.res)
+		case actReplyFinal:
+			t.replyFinal(a)
+		case actRunFailure:
+			best := a.res
+			post = append(post, func() {
+				targets := p.failure.OnFailure(t, best)
+				t.step(event{kind: evFailureResult, targets: targets})
+			})
+		case actFinal:
+			code := a.code
+			if a.res != nil {
+				code = a.res.StatusCode
+			}
+			t.finalCode = code
+			p.stats.finalClass[class(code)].Add(1)
+			if p.final != nil {
+				res, local := a.res, a.local
+				if res == nil {
+					res = sip.NewResponseFromRequest(t.orig, a.code, a.reason, nil)
+				}
+				post = append(post, func() { p.final.OnFinal(t, res, local) })
+			}
+		case actDone:
+			for i := range t.br {
+				if t.br[i].timer != nil {
+					t.br[i].timer.Stop()
+					t.br[i].timer = nil
+				}
+			}
+			post = append(post, t.finish)
+		}
+	}
+	return post
+}
+
+// finish releases what the transaction holds in the proxy.
+func (t *Transaction) finish() {
+	select {
+	case <-t.done:
+		return
+	default:
+	}
+	close(t.done)
+	if t.key != "" {
+		t.p.invites.removeInvite(t.key, t)
+	}
+	t.p.stats.inuse.Add(-1)
+}
+
+// srvCancelled reports whether sipgo already answered the INVITE with 487
+// after a CANCEL; its server transaction must then carry nothing else,
+// because sipgo would replace the 487 it retransmits with our reply.
+func (t *Transaction) srvCancelled() bool {
+	return errors.Is(t.srv.Err(), sip.ErrTransactionCanceled)
+}
+
+func (t *Transaction) srvGone() bool {
+	select {
+	case <-t.srv.Done():
+		return true
+	default:
+		return t.srvCancelled()
+	}
+}
+
+// relay sends a branch's provisional or 2xx reply upstream.
+func (t *Transaction) relay(res *sip.Response) {
+	p := t.p
+	up := forwardCopy(res)
+	code := res.StatusCode
+	if code >= 200 && code < 300 && t.invite {
+		if t.upFinal >= 300 || t.srvGone() {
+			t.sendStateless(up)
+			return
+		}
+		if err := t.srv.Respond(up); err != nil {
+			p.log.Info("relaying 2xx failed", "callid", callID(res), "error", err)
+			return
+		}
+		if t.srvCancelled() {
+			// The CANCEL won the race inside sipgo: our 2xx was swallowed.
+			t.sendStateless(up)
+			return
+		}
+		if t.upFinal == 0 {
+			t.upFinal = code
+		}
+		p.stats.relayedReplies[2].Add(1)
+		return
+	}
+	if t.upFinal != 0 || t.srvGone() {
+		return
+	}
+	if err := t.srv.Respond(up); err != nil {
+		p.log.Info("relaying reply failed", "callid", callID(res), "code", code, "error", err)
+		return
+	}
+	if code >= 200 {
+		t.upFinal = code
+	}
+	p.stats.relayedReplies[class(code)].Add(1)
+}
+
+// sendStateless sends a 2xx upstream without the server transaction.
+func (t *Transaction) sendStateless(up *sip.Response) {
+	up.SetDestination(t.upstream)
+	up.SetTransport(t.upTP)
+	if err := t.p.tp.WriteMsg(up); err != nil {
+		t.p.stats.sendFailures.Add(1)
+		t.p.log.Info("stateless 2xx not sent", "callid", callID(up), "error", err)
+		return
+	}
+	t.p.stats.statelessFwd.Add(1)
+	t.p.stats.relayedReplies[2].Add(1)
+}
+
+// replyFinal sends the selected or locally built final reply.
+func (t *Transaction) replyFinal(a action) {
+	p := t.p
+	var res *sip.Response
+	local := a.res == nil
+	switch {
+	case a.res != nil:
+		res = forwardCopy(a.res)
+		for _, h := range a.auth {
+			res.AppendHeader(h)
+		}
+	case t.localRes != nil:
+		res = t.localRes
+	default:
+		res = sip.NewResponseFromRequest(t.orig, a.code, a.reason, nil)
+		for _, h := range t.localHdrs {
+			res.AppendHeader(h)
+		}
+	}
+	if t.upFinal != 0 || t.srvGone() {
+		return
+	}
+	if err := t.srv.Respond(res); err != nil {
+		p.log.Info("final reply failed", "callid", callID(t.orig), "code", res.StatusCode, "error", err)
+		return
+	}
+	t.upFinal = res.StatusCode
+	if local {
+		p.stats.localReplies[class(res.StatusCode)].Add(1)
+	} else {
+		p.stats.relayedReplies[class(res.StatusCode)].Add(1)
+	}
+}
+
+func (t *Transaction) onUpstreamCancel(r *sip.Request) {
+	t.p.stats.cancelsReceived.Add(1)
+	reason := ""
+	if h := r.GetHeader("Reason"); h != nil {
+		reason = h.Value()
+	}
+	// sipgo calls this holding its transaction lock; stepping here could
+	// deadlock against a relay waiting for that lock.
+	go t.step(event{kind: evUpstreamCancel, reason: reason})
+}
+
+// runBranch builds, sends and follows one branch until its final reply.
+func (t *Transaction) runBranch(i int, tg Target) {
+	p := t.p
+	req, err := t.buildBranch(i, tg)
+	if err != nil {
+		p.log.Info("branch not sent", "callid", callID(t.orig), "branch", i, "error", err)
+		p.stats.sendFailures.Add(1)
+		t.step(event{kind: evBranchFailed, branch: i, code: 503})
+		return
+	}
+	if req == nil { // dropped by the branch hook
+		t.step(event{kind: evBranchFailed, branch: i, code: 0})
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
+	tx, err := p.txl.Request(ctx, req)
+	cancel()
+	if err != nil {
+		p.log.Info("branch send failed", "callid", callID(t.orig), "branch", i,
+			"dst", req.Destination(), "error", err)
+		p.stats.sendFailures.Add(1)
+		t.step(event{kind: evBranchFailed, branch: i, code: 503})
+		return
+	}
+	p.stats.uacTransactions.Add(1)
+	t.mu.Lock()
+	t.br[i].req = req
+	t.mu.Unlock()
+	if t.invite {
+		tx.OnRetransmission(func(res *sip.Response) {
+			// Each 2xx retransmission goes upstream too (§16.7 step 5).
+			if res.StatusCode >= 200 && res.StatusCode < 300 {
+				t.mu.Lock()
+				t.relay(res)
+				t.mu.Unlock()
+			}
+		})
+	}
+	for {
+		select {
+		case res := <-tx.Responses():
+			p.stats.receivedReplies.Add(1)
+			t.mu.Lock()
+			t.br[i].code = res.StatusCode
+			t.mu.Unlock()
+			ev := event{kind: evReply, branch: i, res: res}
+			if p.reply != nil && !p.reply.OnReply(t, i, res) && res.StatusCode < 200 {
+				ev.noRelay = true
+			}
+			t.step(ev)
+			if res.StatusCode >= 200 {
+				// Retransmissions are sipgo's (ACK for non-2xx) or come
+				// through OnRetransmission (2xx): nothing more to read.
+				return
+			}
+		case <-tx.Done():
+			code := 503
+			if errors.Is(tx.Err(), sip.ErrTransactionTimeout) {
+				code = 408
+			}
+			t.step(event{kind: evBranchFailed, branch: i, code: code})
+			return
+		}
+	}
+}
+
+// buildBranch makes the request of branch i (§16.6 steps 1–8). It returns
+// nil, nil when the branch hook dropped the branch.
+func (t *Transaction) buildBranch(i int, tg Target) (*sip.Request, error) {
+	p := t.p
+	req := t.req.Clone()
+	req.SetDestination("")
+	if tg.URI.Host != "" {
+		req.Recipient = *tg.URI.Clone()
+	}
+	SetMaxForwards(req, NextMaxForwards(t.orig))
+	if p.branch != nil && !p.branch.OnBranch(t, &Branch{Index: i, Target: tg, Request: req}) {
+		return nil, nil
+	}
+	fixStrictRoute(req)
+	h, err := nextHop(req, tg.Dst)
+	if err != nil {
+		return nil, err
+	}
+	out := p.pickListener(h.transport, h.host)
+	if out == nil {
+		return nil, fmt.Errorf("no %s listener to send from", h.transport)
+	}
+	t.addRecordRoute(req, out)
+	req.PrependHeader(newVia(out, h.transport, NewBranch(t.loopHash)))
+	if h.transport == "UDP" && p.hasTransport("TCP") && msgSize(req) > p.cfg.UDPMaxSize {
+		// RFC 3261 §18.1.1: too big for UDP without fragmentation.
+		h.transport = "TCP"
+		tcp := p.pickListener("TCP", h.host)
+		req.RemoveHeader("Via")
+		if t.rr {
+			req.RemoveHeader("Record-Route")
+			if len(req.GetHeaders("Record-Route")) > 0 && t.doubleRR(out) {
+				req.RemoveHeader("Record-Route")
+			}
+			t.addRecordRoute(req, tcp)
+		}
+		out = tcp
+		req.PrependHeader(newVia(out, "TCP", NewBranch(t.loopHash)))
+	}
+	route(req, h, out)
+	return req, nil
+}
+
+// doubleRR reports whether a branch through out needs two Record-Routes:
+// the two sides of the proxy differ in transport or address family (RFC
+// 5658), so each side must see the address that faces it.
+func (t *Transaction) doubleRR(out *listener) bool {
+	in := t.p.pickListener(strings.ToUpper(t.upTP), hostOf(t.orig.Source()))
+	return in != nil && in != out
+}
+
+func (t *Transaction) addRecordRoute(req *sip.Request, out *listener) {
+	if !t.rr {
+		return
+	}
+	if t.doubleRR(out) {
+		in := t.p.pickListener(strings.ToUpper(t.upTP), hostOf(t.orig.Source()))
+		req.PrependHeader(recordRoute(in, t.rrParams))
+	}
+	req.PrependHeader(recordRoute(out, t.rrParams))
+}
+
+func hostOf(addr string) string {
+	if i := strings.LastIndexByte(addr, ':'); i > 0 {
+		return trimBrackets(addr[:i])
+	}
+	return addr
+}
+
+// sendCancel sends a CANCEL for a branch (§9.1): same Request-URI, Call-ID,
+// From, To, CSeq number, Route set and top Via as the branch's INVITE.
+func (p *Proxy) sendCancel(inv *sip.Request, reason string) {
+	c := sip.NewRequest(sip.CANCEL, *inv.Recipient.Clone())
+	c.SipVersion = inv.SipVersion
+	c.AppendHeader(inv.Via().Clone())
+	for _, h := range inv.GetHeaders("Route") {
+		c.AppendHeader(sip.HeaderClone(h))
+	}
+	mf := sip.MaxForwardsHeader(70)
+	c.AppendHeader(&mf)
+	for _, name := range []string{"From", "To", "Call-ID"} {
+		if h := inv.GetHeader(name); h != nil {
+			c.AppendHeader(sip.HeaderClone(h))
+		}
+	}
+	if cs := inv.CSeq(); cs != nil {
+		c.AppendHeader(&sip.CSeqHeader{SeqNo: cs.SeqNo, MethodName: sip.CANCEL})
+	}
+	if reason != "" {
+		c.AppendHeader(sip.NewHeader("Reason", reason))
+	}
+	c.SetBody(nil)
+	c.SetTransport(inv.Transport())
+	c.SetDestination(inv.Destination())
+	c.Laddr = inv.Laddr
+	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
+	tx, err := p.txl.Request(ctx, c)
+	cancel()
+	if err != nil {
+		p.stats.sendFailures.Add(1)
+		p.log.Info("CANCEL not sent", "callid", callID(inv), "error", err)
+		return
+	}
+	p.stats.cancelsSent.Add(1)
+	p.stats.uacTransactions.Add(1)
+	drain(tx)
+}
+
+// drain reads a client transaction's replies until its final one, so
+// sipgo's state machine never blocks handing them over.
+func drain(tx *sip.ClientTx) {
+	for {
+		select {
+		case res := <-tx.Responses():
+			if res.StatusCode >= 200 {
+				return
+			}
+		case <-tx.Done():
+			return
+		}
+	}
+}
+
+type countWriter int
+
+func (c *countWriter) WriteString(s string) (int, error) {
+	*c += countWriter(len(s))
+	return len(s), nil
+}
+
+// msgSize is the size of req on the wire, computed without building it.
+func msgSize(req *sip.Request) int {
+	var n countWriter
+	req.StringWrite(&n)
+	return int(n)
+}

@@ -623,7 +623,8 @@ func (p *Proxy) readFilter(props sip.TransportReadProps, data []byte) ([]byte, e
 		return nil, nil
 	}
 	if _, err := p.parser.ParseSIP(data); err != nil {
-		p.rawAnswer(props, data, 400, ParseFailureReason(err))
+		code, reason := DiagnoseParseFailure(data, err)
+		p.rawAnswer(props, data, code, reason)
 		return nil, nil
 	}
 	return data, nil

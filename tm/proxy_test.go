@@ -1,0 +1,497 @@
+package tm
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func isReq(method sip.RequestMethod) func(sip.Message) bool {
+	return func(m sip.Message) bool {
+		r, ok := m.(*sip.Request)
+		return ok && r.Method == method
+	}
+}
+
+func ourVias(t *testing.T, p *testProxy, m sip.Message) int {
+	n := 0
+	for _, h := range m.GetHeaders("Via") {
+		v := h.(*sip.ViaHeader)
+		if p.isOurVia(v) {
+			n++
+		}
+	}
+	return n
+}
+
+// A basic call through the proxy: INVITE forked to one UAS, 180/200 back,
+// ACK and BYE along the Record-Route (RFC 3261 §16.6, §16.7, §16.12).
+func TestRFC3261_16_RecordRoutedCall(t *testing.T) {
+	uac, uas := newTestUA(t), newTestUA(t)
+	p := startProxy(t, testCfg(), toUAs(uas))
+
+	inv := uac.invite("sip:bob@" + p.udp)
+	uac.send(p.udp, inv)
+	uac.response(100)
+
+	got := uas.request(sip.INVITE)
+	assert.Equal(t, fmt.Sprintf("sip:bob@127.0.0.1:%d", uas.addr.Port), got.Recipient.String())
+	assert.Equal(t, uint32(69), got.MaxForwards().Val(), "§16.6 step 3")
+	require.Len(t, got.GetHeaders("Via"), 2, "our Via on top of the caller's")
+	assert.True(t, p.isOurVia(got.Via()))
+	rr := got.RecordRoute()
+	require.NotNil(t, rr, "§16.6 step 4")
+	assert.True(t, p.isOurURI(&rr.Address))
+	assert.True(t, rr.Address.UriParams.Has("lr"))
+
+	uas.reply(got, 180, "callee1")
+	r180 := uac.response(180)
+	assert.Zero(t, ourVias(t, p, r180), "our Via is removed from responses (§16.7 step 3)")
+	ok := uas.reply(got, 200, "callee1")
+	r200 := uac.response(200)
+	assert.Equal(t, ok.To().Value(), r200.To().Value())
+	require.NotNil(t, r200.RecordRoute())
+
+	uac.send(p.udp, uac.ackFor(inv, r200))
+	ack := uas.request(sip.ACK)
+	assert.Nil(t, ack.Route(), "our Route is consumed (§16.4)")
+	assert.True(t, p.isOurVia(ack.Via()), "stateless relay adds our Via (§16.11)")
+
+	bye := uac.inDialog("BYE", inv, r200, 2)
+	uac.send(p.udp, bye)
+	gotBye := uas.request(sip.BYE)
+	assert.Equal(t, fmt.Sprintf("sip:uas@%s", uas.hostport()), gotBye.Recipient.String())
+	uas.reply(gotBye, 200, "")
+	uac.response(200)
+
+	waitInuse(t, p, 0)
+	snap := p.Stats().Snapshot()
+	assert.GreaterOrEqual(t, snap["2xx_transactions"], uint64(2))
+	assert.GreaterOrEqual(t, snap["stateless_forwarded"], uint64(1))
+}
+
+func TestRFC3261_16_3_Validation(t *testing.T) {
+	uac, uas := newTestUA(t), newTestUA(t)
+	p := startProxy(t, testCfg(), toUAs(uas))
+	cases := []struct {
+		name  string
+		extra []string
+		mf    string
+		code  int
+		check func(*testing.T, *sip.Response)
+	}{
+		{name: "Max-Forwards 0 is 483, never wrapped", mf: "0", code: 483},
+		{name: "unsupported Proxy-Require is 420", extra: []string{"Proxy-Require: foo"}, code: 420,
+			check: func(t *testing.T, r *sip.Response) {
+				require.NotNil(t, r.GetHeader("Unsupported"))
+				assert.Equal(t, "foo", r.GetHeader("Unsupported").Value())
+			}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			inv := uac.invite("sip:bob@"+p.udp, tc.extra...)
+			if tc.mf != "" {
+				SetMaxForwards(inv, 0)
+			}
+			uac.send(p.udp, inv)
+			res := uac.final()
+			assert.Equal(t, tc.code, res.StatusCode)
+			if tc.check != nil {
+				tc.check(t, res)
+			}
+		})
+	}
+	uas.quiet(100*time.Millisecond, "INVITE", isReq(sip.INVITE))
+}
+
+func TestRFC3261_16_3_MalformedAndOversize(t *testing.T) {
+	uac, uas := newTestUA(t), newTestUA(t)
+	cfg := testCfg()
+	cfg.MaxMessageSize = 2000
+	p := startProxy(t, cfg, toUAs(uas))
+
+	raw := "INVITE sip:bob@" + p.udp + " SIP/2.0\r\n" +
+		"Via: SIP/2.0/UDP " + uac.hostport() + ";branch=z9hG4bK-bad1\r\n" +
+		"From: <sip:a@b>;tag=1\r\nTo: <sip:bob@b>\r\nCall-ID: bad1\r\n" +
+		"CSeq: notanumber INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+	uac.sendRaw(p.udp, raw)
+	select {
+	case got := <-uac.raw:
+		status, _, _ := strings.Cut(got, "\r\n")
+		assert.True(t, strings.HasPrefix(status, "SIP/2.0 400 "), status)
+		assert.Contains(t, status, "CSeq", "the reason names the header")
+		assert.Contains(t, got, "Call-ID: bad1\r\n")
+	case <-time.After(waitFor):
+		t.Fatal("no answer to a malformed request")
+	}
+
+	big := uac.invite("sip:bob@"+p.udp, "body:"+strings.Repeat("v=0\r\n", 500))
+	uac.send(p.udp, big)
+	res := uac.final()
+	assert.Equal(t, 513, res.StatusCode)
+	uas.quiet(100*time.Millisecond, "INVITE", isReq(sip.INVITE))
+}
+
+// Every branch gets its own Max-Forwards (sipgo's Clone shares the header).
+func TestRFC3261_16_6_ParallelForkOwnMaxForwards(t *testing.T) {
+	uac, a, b := newTestUA(t), newTestUA(t), newTestUA(t)
+	p := startProxy(t, testCfg(), toUAs(a, b))
+	inv := uac.invite("sip:bob@" + p.udp)
+	uac.send(p.udp, inv)
+	ia, ib := a.request(sip.INVITE), b.request(sip.INVITE)
+	assert.Equal(t, uint32(69), ia.MaxForwards().Val())
+	assert.Equal(t, uint32(69), ib.MaxForwards().Val())
+	ba, _ := ia.Via().Params.Get("branch")
+	bb, _ := ib.Via().Params.Get("branch")
+	assert.NotEqual(t, ba, bb, "one client transaction per branch")
+	assert.Equal(t, BranchLoopHash(ba), BranchLoopHash(bb))
+
+	// Both ring with their own tag: the caller sees both early dialogs.
+	a.reply(ia, 180, "tagA")
+	b.reply(ib, 183, "tagB")
+	early := map[int]string{}
+	for len(early) < 2 {
+		m := uac.next("18x", func(m sip.Message) bool {
+			r, ok := m.(*sip.Response)
+			return ok && r.StatusCode > 100 && r.StatusCode < 200
+		})
+		early[m.(*sip.Response).StatusCode] = m.(*sip.Response).To().Value()
+	}
+	assert.Contains(t, early[180], "tagA")
+	assert.Contains(t, early[183], "tagB")
+
+	// B answers: A gets a CANCEL saying why, the caller the 200.
+	b.reply(ib, 200, "tagB")
+	assert.Equal(t, 200, uac.response(200).StatusCode)
+	c := a.request(sip.CANCEL)
+	require.NotNil(t, c.GetHeader("Reason"))
+	assert.Equal(t, reasonCompletedElsewhere, c.GetHeader("Reason").Value())
+	assert.Equal(t, ba, mustBranch(c), "CANCEL reuses the branch of the INVITE (§9.1)")
+	a.reply(c, 200, "")
+	a.reply(ia, 487, "tagA")
+	a.request(sip.ACK) // sipgo ACKs the 487 hop by hop
+}
+
+func mustBranch(r *sip.Request) string {
+	b, _ := r.Via().Params.Get("branch")
+	return b
+}
+
+func TestRFC3261_16_7_AllBranchesFailBestResponse(t *testing.T) {
+	uac, a, b, c := newTestUA(t), newTestUA(t), newTestUA(t), newTestUA(t)
+	p := startProxy(t, testCfg(), toUAs(a, b, c))
+	inv := uac.invite("sip:bob@" + p.udp)
+	uac.send(p.udp, inv)
+	ia, ib, ic := a.request(sip.INVITE), b.request(sip.INVITE), c.request(sip.INVITE)
+	a.reply(ia, 503, "a")
+	b.reply(ib, 486, "b")
+	c.reply(ic, 404, "c")
+	res := uac.final()
+	assert.Equal(t, 404, res.StatusCode, "lowest 4xx wins over 486 and 503")
+	assert.Zero(t, ourVias(t, p, res))
+	uac.send(p.udp, uac.ackNon2xx(inv, res))
+	a.quiet(50*time.Millisecond, "ACK relayed", func(m sip.Message) bool {
+		r, ok := m.(*sip.Request)
+		return ok && r.Method == sip.ACK && !p.isOurVia(r.Via())
+	})
+}
+
+func TestRFC3261_16_10_CallerCancelDuringRinging(t *testing.T) {
+	uac, a, b := newTestUA(t), newTestUA(t), newTestUA(t)
+	p := startProxy(t, testCfg(), toUAs(a, b))
+	inv := uac.invite("sip:bob@" + p.udp)
+	uac.send(p.udp, inv)
+	ia, ib := a.request(sip.INVITE), b.request(sip.INVITE)
+	a.reply(ia, 180, "a")
+	uac.response(180)
+	uac.send(p.udp, uac.cancelFor(inv, `Reason: SIP ;cause=600 ;text="Busy Everywhere"`))
+	uac.response(487)
+
+	ca := a.request(sip.CANCEL)
+	assert.Equal(t, `SIP ;cause=600 ;text="Busy Everywhere"`, ca.GetHeader("Reason").Value(),
+		"the caller's Reason goes downstream")
+	a.reply(ca, 200, "")
+	a.reply(ia, 487, "a")
+
+	// B never rang: it gets its CANCEL only once it sends a provisional (§9.1).
+	b.quiet(50*time.Millisecond, "CANCEL before 1xx", isReq(sip.CANCEL))
+	b.reply(ib, 180, "b")
+	cb := b.request(sip.CANCEL)
+	b.reply(cb, 200, "")
+	b.reply(ib, 487, "b")
+	uac.quiet(50*time.Millisecond, "180 after CANCEL", func(m sip.Message) bool {
+		r, ok := m.(*sip.Response)
+		return ok && r.StatusCode == 180 && strings.Contains(r.To().Value(), "tag=b")
+	})
+	waitInuse(t, p, 0)
+	assert.Equal(t, uint64(2), p.Stats().Snapshot()["cancels_sent"])
+}
+
+func waitInuse(t *testing.T, p *testProxy, want int64) {
+	t.Helper()
+	deadline := time.Now().Add(waitFor)
+	for p.Stats().inuse.Load() != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("inuse_transactions = %d, want %d", p.Stats().inuse.Load(), want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestRFC3261_9_2_CancelOvertakingInvite(t *testing.T) {
+	uac, uas := newTestUA(t), newTestUA(t)
+	p := startProxy(t, testCfg(), toUAs(uas))
+	inv := uac.invite("sip:bob@" + p.udp)
+	uac.send(p.udp, uac.cancelFor(inv))
+	// The CANCEL is held, not answered 481, until its INVITE shows up.
+	uac.quiet(50*time.Millisecond, "481", func(m sip.Message) bool {
+		r, ok := m.(*sip.Response)
+		return ok && r.StatusCode == 481
+	})
+	uac.send(p.udp, inv)
+	uac.response(200) // to the CANCEL
+	res := uac.response(487)
+	assert.Equal(t, sip.INVITE, res.CSeq().MethodName)
+	uas.quiet(50*time.Millisecond, "INVITE", isReq(sip.INVITE))
+}
+
+func TestRFC3261_9_2_UnmatchedCancelIs481(t *testing.T) {
+	uac, uas := newTestUA(t), newTestUA(t)
+	p := startProxy(t, testCfg(), toUAs(uas))
+	inv := uac.invite("sip:bob@" + p.udp)
+	uac.send(p.udp, uac.cancelFor(inv))
+	waitTimers(t, p, 1)
+	p.clock.Advance(p.cfg.CancelWait)
+	res := uac.final()
+	assert.Equal(t, 481, res.StatusCode)
+	assert.Equal(t, sip.CANCEL, res.CSeq().MethodName)
+}
+
+// waitTimers waits until the proxy armed n timers on the fake clock (it
+// does so on the goroutine that handles the message).
+func waitTimers(t *testing.T, p *testProxy, n int) {
+	t.Helper()
+	deadline := time.Now().Add(waitFor)
+	for p.clock.Pending() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d timers armed, want %d", p.clock.Pending(), n)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func TestTM_FrInvTimeoutCancelsBranchAnd408(t *testing.T) {
+	uac, uas := newTestUA(t), newTestUA(t)
+	p := startProxy(t, testCfg(), toUAs(uas))
+	inv := uac.invite("sip:bob@" + p.udp)
+	uac.send(p.udp, inv)
+	got := uas.request(sip.INVITE)
+	uas.reply(got, 180, "x")
+	uac.response(180) // the fr_inv_timeout timer is armed before the relay
+	p.clock.Advance(p.cfg.FrTimeout)
+	uas.quiet(30*time.Millisecond, "CANCEL at fr_timeout after a 1xx", isReq(sip.CANCEL))
+	p.clock.Advance(p.cfg.FrInvTimeout)
+	c := uas.request(sip.CANCEL)
+	assert.Equal(t, reasonRequestTimeout, c.GetHeader("Reason").Value())
+	res := uac.final()
+	assert.Equal(t, 408, res.StatusCode)
+	uas.reply(c, 200, "")
+	uas.reply(got, 487, "x")
+	waitInuse(t, p, 0)
+	assert.Equal(t, uint64(1), p.Stats().Snapshot()["fr_inv_timeouts"])
+}
+
+func TestTM_FrTimeoutWithoutProvisional(t *testing.T) {
+	uac, uas := newTestUA(t), newTestUA(t)
+	p := startProxy(t, testCfg(), toUAs(uas))
+	inv := uac.invite("sip:bob@" + p.udp)
+	uac.send(p.udp, inv)
+	got := uas.request(sip.INVITE)
+	p.clock.Advance(p.cfg.FrTimeout)
+	assert.Equal(t, 408, uac.final().StatusCode)
+	// A 180 arriving now gets the CANCEL we owed it.
+	uas.reply(got, 180, "late")
+	c := uas.request(sip.CANCEL)
+	assert.Equal(t, reasonRequestTimeout, c.GetHeader("Reason").Value())
+	assert.Equal(t, uint64(1), p.Stats().Snapshot()["fr_timeouts"])
+}
+
+func TestRFC3261_18_1_1_LargeRequestSwitchesToTCP(t *testing.T) {
+	uac := newTestUA(t)
+	// The callee listens on TCP only for this check.
+	ln, err := netListenTCP()
+	require.NoError(t, err)
+	defer ln.Close()
+	port := ln.Addr().(*netTCPAddr).Port
+	router := RouterFunc(func(r *Request) Decision {
+		return RelayTo(Target{URI: sip.Uri{Scheme: "sip", User: "bob", Host: "127.0.0.1", Port: port}})
+	})
+	p := startProxy(t, testCfg(), router)
+	inv := uac.invite("sip:bob@"+p.udp, "Content-Type: application/sdp", "body:"+strings.Repeat("a=x-filler:0123456789\r\n", 70))
+	require.Greater(t, msgSize(inv), p.cfg.UDPMaxSize)
+	uac.send(p.udp, inv)
+	req := readTCPRequest(t, ln)
+	assert.Equal(t, "TCP", req.Via().Transport)
+	assert.Equal(t, sip.INVITE, req.Method)
+}
+
+func TestRFC3261_16_6_SerialForkByQ(t *testing.T) {
+	uac, a, b := newTestUA(t), newTestUA(t), newTestUA(t)
+	router := RouterFunc(func(r *Request) Decision {
+		if !r.Initial {
+			return RelayTo()
+		}
+		return RelayTo(
+			Target{URI: sip.Uri{Scheme: "sip", User: "b", Host: "127.0.0.1", Port: b.addr.Port}, Q: 0.5},
+			Target{URI: sip.Uri{Scheme: "sip", User: "a", Host: "127.0.0.1", Port: a.addr.Port}, Q: 1},
+		)
+	})
+	p := startProxy(t, testCfg(), router)
+	inv := uac.invite("sip:bob@" + p.udp)
+	uac.send(p.udp, inv)
+	ia := a.request(sip.INVITE)
+	b.quiet(30*time.Millisecond, "INVITE before q=1 failed", isReq(sip.INVITE))
+	a.reply(ia, 486, "a")
+	ib := b.request(sip.INVITE)
+	b.reply(ib, 200, "b")
+	assert.Equal(t, 200, uac.final().StatusCode)
+}
+
+type failover struct {
+	RouterFunc
+	next  Target
+	calls atomic.Int32
+}
+
+func (f *failover) OnFailure(t *Transaction, best *sip.Response) []Target {
+	if f.calls.Add(1) == 1 && best.StatusCode == 486 {
+		return []Target{f.next}
+	}
+	return nil
+}
+
+func TestTM_FailureHookAddsBranch(t *testing.T) {
+	uac, a, b := newTestUA(t), newTestUA(t), newTestUA(t)
+	f := &failover{RouterFunc: toUAs(a), next: Target{URI: sip.Uri{Scheme: "sip", User: "vm", Host: "127.0.0.1", Port: b.addr.Port}}}
+	p := startProxy(t, testCfg(), f)
+	uac.send(p.udp, uac.invite("sip:bob@"+p.udp))
+	a.reply(a.request(sip.INVITE), 486, "a")
+	ib := b.request(sip.INVITE)
+	assert.Equal(t, "vm", ib.Recipient.User)
+	b.reply(ib, 480, "b")
+	assert.Equal(t, 480, uac.final().StatusCode)
+	assert.Equal(t, int32(2), f.calls.Load())
+}
+
+type capture struct {
+	RouterFunc
+	tx chan *Transaction
+}
+
+func (c *capture) Route(r *Request) Decision {
+	if r.Tx != nil && r.Method == sip.INVITE {
+		c.tx <- r.Tx
+	}
+	return c.RouterFunc(r)
+}
+
+func TestTM_TReplyEndsEarlyCall(t *testing.T) {
+	uac, uas := newTestUA(t), newTestUA(t)
+	c := &capture{RouterFunc: toUAs(uas), tx: make(chan *Transaction, 1)}
+	p := startProxy(t, testCfg(), c)
+	uac.send(p.udp, uac.invite("sip:bob@"+p.udp))
+	tx := <-c.tx
+	got := uas.request(sip.INVITE)
+	uas.reply(got, 180, "x")
+	uac.response(180)
+	require.NoError(t, tx.Reply(487, "Request Terminated", sip.NewHeader("Reason", `SIP ;cause=487 ;text="terminated by operator"`)))
+	res := uac.response(487)
+	assert.Equal(t, `SIP ;cause=487 ;text="terminated by operator"`, res.GetHeader("Reason").Value())
+	cn := uas.request(sip.CANCEL)
+	assert.Equal(t, `SIP ;cause=487 ;text="terminated by operator"`, cn.GetHeader("Reason").Value())
+	assert.ErrorIs(t, tx.Reply(500, "again"), ErrFinalSent)
+	uas.reply(cn, 200, "")
+	uas.reply(got, 487, "x")
+	select {
+	case <-tx.Done():
+	case <-time.After(waitFor):
+		t.Fatal("transaction not done")
+	}
+	p.pendingCheck(t)
+}
+
+func (p *testProxy) pendingCheck(t *testing.T) {
+	t.Helper()
+	waitInuse(t, p, 0)
+}
+
+func TestRFC3261_16_7_TwoBranchesAnswer(t *testing.T) {
+	uac, a, b := newTestUA(t), newTestUA(t), newTestUA(t)
+	p := startProxy(t, testCfg(), toUAs(a, b))
+	inv := uac.invite("sip:bob@" + p.udp)
+	uac.send(p.udp, inv)
+	ia, ib := a.request(sip.INVITE), b.request(sip.INVITE)
+	a.reply(ia, 180, "a")
+	b.reply(ib, 180, "b")
+	a.reply(ia, 200, "a")
+	first := uac.response(200)
+	cb := b.request(sip.CANCEL)
+	b.reply(ib, 200, "b") // crosses our CANCEL
+	second := uac.response(200)
+	assert.NotEqual(t, first.To().Value(), second.To().Value(), "both 2xx reach the caller")
+	b.reply(cb, 200, "")
+	// A retransmission of the second 2xx goes upstream too.
+	b.reply(ib, 200, "b")
+	uac.response(200)
+}
+
+func TestRFC3261_16_3_Step4_LoopIs482(t *testing.T) {
+	uac := newTestUA(t)
+	var self atomic.Value
+	router := RouterFunc(func(r *Request) Decision {
+		// Send the request back to ourselves unchanged: a loop.
+		return RelayTo(Target{URI: r.Recipient, Dst: "udp:" + self.Load().(string)})
+	})
+	p := startProxy(t, testCfg(), router)
+	self.Store(p.udp)
+	uac.send(p.udp, uac.invite("sip:bob@"+p.udp))
+	res := uac.final()
+	assert.Equal(t, 482, res.StatusCode)
+}
+
+func TestTM_SendRequestLocal(t *testing.T) {
+	uas := newTestUA(t)
+	p := startProxy(t, testCfg(), toUAs(uas))
+	req := sip.NewRequest(sip.OPTIONS, sip.Uri{Scheme: "sip", Host: "127.0.0.1", Port: uas.addr.Port})
+	fromParams := sip.NewParams()
+	fromParams.Add("tag", "p1")
+	req.AppendHeader(&sip.FromHeader{Address: sip.Uri{Scheme: "sip", Host: "proxy"}, Params: fromParams})
+	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", Host: "127.0.0.1"}, Params: sip.NewParams()})
+	cid := sip.CallIDHeader("local-1")
+	req.AppendHeader(&cid)
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.OPTIONS})
+	done := make(chan *sip.Response, 1)
+	go func() {
+		res, err := p.SendRequest(context.Background(), req, "")
+		assert.NoError(t, err)
+		done <- res
+	}()
+	got := uas.request(sip.OPTIONS)
+	assert.True(t, p.isOurVia(got.Via()))
+	assert.Equal(t, uint32(70), got.MaxForwards().Val())
+	uas.reply(got, 200, "")
+	select {
+	case res := <-done:
+		require.NotNil(t, res)
+		assert.Equal(t, 200, res.StatusCode)
+	case <-time.After(waitFor):
+		t.Fatal("no answer")
+	}
+}

@@ -1,0 +1,380 @@
+package tm
+
+import (
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+var t0 = time.Unix(1_700_000_000, 0)
+
+func testCfg() Config {
+	c := DefaultConfig()
+	c.FrTimeout = 3 * time.Second
+	c.FrInvTimeout = 60 * time.Second
+	return c
+}
+
+func resp(code int, hdrs ...sip.Header) *sip.Response {
+	r := sip.NewResponse(code, "R"+itoa(code))
+	for _, h := range hdrs {
+		r.AppendHeader(h)
+	}
+	return r
+}
+
+func kinds(acts []action) []actionKind {
+	out := make([]actionKind, len(acts))
+	for i, a := range acts {
+		out[i] = a.kind
+	}
+	return out
+}
+
+func find(acts []action, k actionKind) []action {
+	var out []action
+	for _, a := range acts {
+		if a.kind == k {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func targets(n int) []Target {
+	out := make([]Target, n)
+	for i := range out {
+		out[i] = Target{URI: sip.Uri{Scheme: "sip", User: "u" + itoa(i), Host: "127.0.0.1"}}
+	}
+	return out
+}
+
+func startCtx(t *testing.T, invite bool, n int) (*respCtx, []action) {
+	t.Helper()
+	c := newRespCtx(invite, testCfg(), false)
+	acts := c.Step(t0, event{kind: evStart, targets: targets(n)})
+	require.Len(t, find(acts, actSendBranch), n)
+	require.Len(t, find(acts, actArmTimer), n)
+	return c, acts
+}
+
+// finalOf returns the code sent upstream by an actReplyFinal, 0 if none.
+func finalOf(acts []action) int {
+	for _, a := range acts {
+		if a.kind == actReplyFinal {
+			if a.res != nil {
+				return a.res.StatusCode
+			}
+			return a.code
+		}
+	}
+	return 0
+}
+
+func TestRFC3261_16_7_Step6_BestResponseOrder(t *testing.T) {
+	cases := []struct {
+		name   string
+		codes  []int // final per branch, in arrival order; 0 = timeout (408 local)
+		cancel []bool
+		want   int
+	}{
+		{"6xx beats everything", []int{486, 603, 302, 401}, nil, 603},
+		{"3xx beats 4xx", []int{404, 302, 486}, nil, 302},
+		{"401 beats other 4xx", []int{404, 401, 486}, nil, 401},
+		{"407 beats other 4xx", []int{403, 407}, nil, 407},
+		{"lowest other 4xx wins", []int{486, 404, 480}, nil, 404},
+		{"4xx beats 5xx", []int{500, 486}, nil, 486},
+		{"5xx beats 408 and 503", []int{503, 502, 0}, nil, 502},
+		{"408 from timeout vs 503: 408 (503 sorts above)", []int{503, 0}, nil, 408},
+		{"503 alone becomes 500", []int{503}, nil, 500},
+		{"487 after our CANCEL is last", []int{487, 0}, []bool{true, false}, 408},
+		{"487 not caused by us is a plain 4xx", []int{487, 500}, nil, 487},
+		{"single 480", []int{480}, nil, 480},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testCfg()
+			cfg.Disable6xxBlock = true // let every branch answer
+			c := newRespCtx(true, cfg, false)
+			c.Step(t0, event{kind: evStart, targets: targets(len(tc.codes))})
+			var acts []action
+			for i, code := range tc.codes {
+				if tc.cancel != nil && tc.cancel[i] {
+					c.Step(t0, event{kind: evReply, branch: i, res: resp(180)})
+					c.branches[i].cancelSent = true
+				}
+				if code == 0 {
+					acts = append(acts, c.Step(t0, event{kind: evTimer, branch: i, gen: c.branches[i].gen})...)
+					continue
+				}
+				acts = append(acts, c.Step(t0, event{kind: evReply, branch: i, res: resp(code)})...)
+			}
+			assert.Equal(t, tc.want, finalOf(acts))
+			assert.Len(t, find(acts, actReplyFinal), 1, "exactly one final reply")
+			assert.Len(t, find(acts, actFinal), 1)
+		})
+	}
+}
+
+func TestRFC3261_16_7_Step7_AggregateChallenges(t *testing.T) {
+	c := newRespCtx(true, testCfg(), false)
+	c.Step(t0, event{kind: evStart, targets: targets(3)})
+	c.Step(t0, event{kind: evReply, branch: 0, res: resp(401, sip.NewHeader("WWW-Authenticate", `Digest realm="a"`))})
+	c.Step(t0, event{kind: evReply, branch: 1, res: resp(407, sip.NewHeader("Proxy-Authenticate", `Digest realm="b"`))})
+	acts := c.Step(t0, event{kind: evReply, branch: 2, res: resp(404)})
+	finals := find(acts, actReplyFinal)
+	require.Len(t, finals, 1)
+	assert.Equal(t, 401, finals[0].res.StatusCode)
+	require.Len(t, finals[0].auth, 1)
+	assert.Equal(t, `Digest realm="b"`, finals[0].auth[0].Value())
+}
+
+func TestRFC3261_16_7_Step5_ProvisionalRelayedExcept100(t *testing.T) {
+	c, _ := startCtx(t, true, 2)
+	acts := c.Step(t0, event{kind: evReply, branch: 0, res: resp(100)})
+	assert.Empty(t, find(acts, actRelay), "100 is hop-by-hop")
+	acts = c.Step(t0, event{kind: evReply, branch: 0, res: resp(180)})
+	assert.Len(t, find(acts, actRelay), 1)
+	acts = c.Step(t0, event{kind: evReply, branch: 1, res: resp(183)})
+	assert.Len(t, find(acts, actRelay), 1, "each branch's 1xx goes up")
+	acts = c.Step(t0, event{kind: evReply, branch: 1, res: resp(183), noRelay: true})
+	assert.Empty(t, find(acts, actRelay), "reply hook may keep a provisional")
+}
+
+func TestRFC3261_16_7_Step5_Every2xxRelayedAndOthersCancelled(t *testing.T) {
+	c, _ := startCtx(t, true, 3)
+	c.Step(t0, event{kind: evReply, branch: 0, res: resp(180)})
+	c.Step(t0, event{kind: evReply, branch: 1, res: resp(180)})
+	acts := c.Step(t0, event{kind: evReply, branch: 1, res: resp(200)})
+	assert.Len(t, find(acts, actRelay), 1)
+	assert.Len(t, find(acts, actFinal), 1)
+	cancels := find(acts, actCancelBranch)
+	require.Len(t, cancels, 1, "only the branch with a provisional can be cancelled now (§9.1)")
+	assert.Equal(t, 0, cancels[0].branch)
+	assert.Equal(t, reasonCompletedElsewhere, cancels[0].reason)
+	assert.True(t, c.branches[2].cancelWant)
+
+	// Branch 2 rings late: it gets its CANCEL now and its 180 stays here.
+	acts = c.Step(t0, event{kind: evReply, branch: 2, res: resp(180)})
+	require.Len(t, find(acts, actCancelBranch), 1)
+	assert.Equal(t, reasonCompletedElsewhere, find(acts, actCancelBranch)[0].reason)
+	assert.Empty(t, find(acts, actRelay))
+
+	// A second 2xx from the cancelled branch crossing our CANCEL: relayed too.
+	acts = c.Step(t0, event{kind: evReply, branch: 0, res: resp(200)})
+	assert.Len(t, find(acts, actRelay), 1)
+	assert.Empty(t, find(acts, actFinal), "the outcome was already decided")
+
+	c.Step(t0, event{kind: evReply, branch: 2, res: resp(487)})
+	assert.True(t, c.done)
+}
+
+func TestTM_FrTimeout_NoProvisional(t *testing.T) {
+	c, acts := startCtx(t, true, 1)
+	arm := find(acts, actArmTimer)[0]
+	assert.Equal(t, 3*time.Second, arm.after)
+	acts = c.Step(t0, event{kind: evTimer, branch: 0, gen: arm.gen})
+	assert.Empty(t, find(acts, actCancelBranch), "no CANCEL before a provisional (§9.1)")
+	assert.Equal(t, 408, finalOf(acts))
+	require.Len(t, find(acts, actTimedOut), 1)
+	assert.False(t, find(acts, actTimedOut)[0].local, "fr_timeout, not fr_inv_timeout")
+	// A late 180 gets the CANCEL we owe, with Reason 480.
+	acts = c.Step(t0, event{kind: evReply, branch: 0, res: resp(180)})
+	require.Len(t, find(acts, actCancelBranch), 1)
+	assert.Equal(t, reasonRequestTimeout, find(acts, actCancelBranch)[0].reason)
+	assert.Empty(t, find(acts, actRelay))
+}
+
+func TestTM_FrInvTimeout_CancelsWithReason480(t *testing.T) {
+	c, _ := startCtx(t, true, 1)
+	acts := c.Step(t0, event{kind: evReply, branch: 0, res: resp(180)})
+	arm := find(acts, actArmTimer)
+	require.Len(t, arm, 1)
+	assert.Equal(t, 60*time.Second, arm[0].after, "fr_inv_timeout after the first provisional")
+	// The old fr_timeout timer is stale now.
+	assert.Empty(t, c.Step(t0, event{kind: evTimer, branch: 0, gen: 1}))
+	acts = c.Step(t0, event{kind: evTimer, branch: 0, gen: arm[0].gen})
+	require.Len(t, find(acts, actCancelBranch), 1)
+	assert.Equal(t, reasonRequestTimeout, find(acts, actCancelBranch)[0].reason)
+	assert.True(t, find(acts, actTimedOut)[0].local)
+	assert.Equal(t, 408, finalOf(acts))
+	// The 487 answering our CANCEL changes nothing.
+	acts = c.Step(t0, event{kind: evReply, branch: 0, res: resp(487)})
+	assert.Empty(t, find(acts, actReplyFinal))
+}
+
+func TestTM_RestartFrOnEachReply(t *testing.T) {
+	for _, restart := range []bool{true, false} {
+		cfg := testCfg()
+		cfg.RestartFrOnEachReply = restart
+		c := newRespCtx(true, cfg, false)
+		c.Step(t0, event{kind: evStart, targets: targets(1)})
+		c.Step(t0, event{kind: evReply, branch: 0, res: resp(180)})
+		acts := c.Step(t0, event{kind: evReply, branch: 0, res: resp(183)})
+		if restart {
+			assert.Len(t, find(acts, actArmTimer), 1, "restart_fr_on_each_reply=1")
+		} else {
+			assert.Empty(t, find(acts, actArmTimer), "restart_fr_on_each_reply=0")
+		}
+	}
+}
+
+func TestRFC3261_16_10_UpstreamCancel(t *testing.T) {
+	c, _ := startCtx(t, true, 2)
+	c.Step(t0, event{kind: evReply, branch: 0, res: resp(180)})
+	acts := c.Step(t0, event{kind: evUpstreamCancel, reason: "SIP;cause=487"})
+	cancels := find(acts, actCancelBranch)
+	require.Len(t, cancels, 1)
+	assert.Equal(t, 0, cancels[0].branch)
+	assert.Equal(t, "SIP;cause=487", cancels[0].reason, "the caller's Reason is passed on")
+	assert.Equal(t, 0, finalOf(acts), "sipgo already answered 487")
+	require.Len(t, find(acts, actFinal), 1)
+	assert.Equal(t, 487, find(acts, actFinal)[0].code)
+
+	acts = c.Step(t0, event{kind: evReply, branch: 1, res: resp(183)})
+	assert.Len(t, find(acts, actCancelBranch), 1, "cancelled once its 1xx came")
+	assert.Empty(t, find(acts, actRelay), "nothing but 2xx goes up after the CANCEL")
+
+	// A 2xx crossing the CANCEL still goes up.
+	acts = c.Step(t0, event{kind: evReply, branch: 0, res: resp(200)})
+	assert.Len(t, find(acts, actRelay), 1)
+	acts = c.Step(t0, event{kind: evReply, branch: 1, res: resp(487)})
+	assert.Equal(t, []actionKind{actStopTimer, actDone}, kinds(acts))
+}
+
+func TestRFC3261_16_6_SerialForkingByQ(t *testing.T) {
+	c := newRespCtx(true, testCfg(), false)
+	tg := []Target{{Q: 0.5, Dst: "c"}, {Q: 1, Dst: "a"}, {Q: 1, Dst: "b"}}
+	acts := c.Step(t0, event{kind: evStart, targets: tg})
+	require.Len(t, find(acts, actSendBranch), 2, "the q=1 targets first, in parallel")
+	assert.Equal(t, "a", c.branches[0].target.Dst)
+	assert.Equal(t, "b", c.branches[1].target.Dst)
+	c.Step(t0, event{kind: evReply, branch: 0, res: resp(486)})
+	acts = c.Step(t0, event{kind: evReply, branch: 1, res: resp(404)})
+	require.Len(t, find(acts, actSendBranch), 1, "next q step")
+	assert.Equal(t, "c", c.branches[2].target.Dst)
+	acts = c.Step(t0, event{kind: evReply, branch: 2, res: resp(480)})
+	assert.Equal(t, 404, finalOf(acts))
+}
+
+func TestTM_Disable6xxBlock(t *testing.T) {
+	for _, disable := range []bool{false, true} {
+		cfg := testCfg()
+		cfg.Disable6xxBlock = disable
+		c := newRespCtx(true, cfg, false)
+		c.Step(t0, event{kind: evStart, targets: []Target{{Q: 1}, {Q: 1}, {Q: 0.5}}})
+		c.Step(t0, event{kind: evReply, branch: 1, res: resp(180)})
+		acts := c.Step(t0, event{kind: evReply, branch: 0, res: resp(603)})
+		if !disable {
+			assert.Len(t, find(acts, actCancelBranch), 1, "a 6xx cancels the other branches")
+			acts = c.Step(t0, event{kind: evReply, branch: 1, res: resp(487)})
+			assert.Empty(t, find(acts, actSendBranch), "and blocks the next serial step")
+			assert.Equal(t, 603, finalOf(acts))
+		} else {
+			assert.Empty(t, find(acts, actCancelBranch))
+			acts = c.Step(t0, event{kind: evReply, branch: 1, res: resp(486)})
+			assert.Len(t, find(acts, actSendBranch), 1, "serial forking goes on")
+		}
+	}
+}
+
+func TestTM_FailureRoute(t *testing.T) {
+	c := newRespCtx(true, testCfg(), true)
+	c.Step(t0, event{kind: evStart, targets: targets(1)})
+	acts := c.Step(t0, event{kind: evReply, branch: 0, res: resp(486)})
+	run := find(acts, actRunFailure)
+	require.Len(t, run, 1)
+	assert.Equal(t, 486, run[0].res.StatusCode)
+	assert.Zero(t, finalOf(acts))
+
+	acts = c.Step(t0, event{kind: evFailureResult, targets: targets(1)})
+	require.Len(t, find(acts, actSendBranch), 1, "failure route added a serial branch")
+	acts = c.Step(t0, event{kind: evReply, branch: 1, res: resp(404)})
+	require.Len(t, find(acts, actRunFailure), 1, "failure route runs again")
+	acts = c.Step(t0, event{kind: evFailureResult})
+	assert.Equal(t, 404, finalOf(acts))
+}
+
+func TestTM_MinorBranchNotWaitedFor(t *testing.T) {
+	c := newRespCtx(true, testCfg(), false)
+	c.Step(t0, event{kind: evStart, targets: []Target{{}, {Minor: true}}})
+	c.Step(t0, event{kind: evReply, branch: 1, res: resp(183)})
+	acts := c.Step(t0, event{kind: evReply, branch: 0, res: resp(486)})
+	assert.Equal(t, 486, finalOf(acts))
+	require.Len(t, find(acts, actCancelBranch), 1)
+	assert.Equal(t, 1, find(acts, actCancelBranch)[0].branch)
+}
+
+func TestTM_TReplyCancelsPendingBranches(t *testing.T) {
+	c, _ := startCtx(t, true, 2)
+	c.Step(t0, event{kind: evReply, branch: 0, res: resp(180)})
+	acts := c.Step(t0, event{kind: evLocalReply, code: 487, reason: "Request Terminated", cancelReason: `SIP ;cause=487 ;text="terminated"`})
+	assert.Equal(t, 487, finalOf(acts))
+	cancels := find(acts, actCancelBranch)
+	require.Len(t, cancels, 1)
+	assert.Equal(t, `SIP ;cause=487 ;text="terminated"`, cancels[0].reason)
+	assert.Nil(t, c.Step(t0, event{kind: evLocalReply, code: 500}), "only one final reply")
+}
+
+func TestTM_InjectAndWaitForNewBranches(t *testing.T) {
+	c := newRespCtx(true, testCfg(), false)
+	acts := c.Step(t0, event{kind: evStart, targets: targets(1), wait: true})
+	require.Len(t, find(acts, actSendBranch), 1)
+	acts = c.Step(t0, event{kind: evReply, branch: 0, res: resp(480)})
+	assert.Zero(t, finalOf(acts), "t_wait_for_new_branches keeps the transaction open")
+	acts = c.Step(t0, event{kind: evInject, targets: targets(1)})
+	require.Len(t, find(acts, actSendBranch), 1)
+	acts = c.Step(t0, event{kind: evReply, branch: 1, res: resp(486)})
+	assert.Zero(t, finalOf(acts))
+	acts = c.Step(t0, event{kind: evNoMoreBranches})
+	assert.Equal(t, 480, finalOf(acts))
+}
+
+func TestRFC3261_9_1_NonInviteHasNoCancel(t *testing.T) {
+	c, _ := startCtx(t, false, 2)
+	acts := c.Step(t0, event{kind: evReply, branch: 0, res: resp(200)})
+	assert.Len(t, find(acts, actRelay), 1)
+	assert.Empty(t, find(acts, actCancelBranch))
+	acts = c.Step(t0, event{kind: evReply, branch: 1, res: resp(200)})
+	assert.Empty(t, find(acts, actRelay), "a non-INVITE has one final reply")
+	assert.Len(t, find(acts, actDone), 1)
+	// Non-INVITE timers stay at fr_timeout after a provisional.
+	c2, _ := startCtx(t, false, 1)
+	acts = c2.Step(t0, event{kind: evReply, branch: 0, res: resp(183)})
+	assert.Empty(t, find(acts, actArmTimer))
+}
+
+func TestRFC3261_16_9_TransportErrorIs503(t *testing.T) {
+	c, _ := startCtx(t, true, 2)
+	c.Step(t0, event{kind: evBranchFailed, branch: 0, code: 503})
+	acts := c.Step(t0, event{kind: evBranchFailed, branch: 1, code: 0})
+	assert.Equal(t, 500, finalOf(acts), "only a 503: answer 500 (§16.7 step 6)")
+}
+
+func TestTM_NoTargets(t *testing.T) {
+	c := newRespCtx(true, testCfg(), false)
+	acts := c.Step(t0, event{kind: evStart})
+	assert.Equal(t, 480, finalOf(acts))
+	assert.Len(t, find(acts, actDone), 1)
+}
+
+func TestTM_DoneOnceAfterEveryBranch(t *testing.T) {
+	c, _ := startCtx(t, true, 2)
+	c.Step(t0, event{kind: evReply, branch: 0, res: resp(180)})
+	acts := c.Step(t0, event{kind: evReply, branch: 0, res: resp(200)})
+	assert.Empty(t, find(acts, actDone), "branch 1 still pending")
+	acts = c.Step(t0, event{kind: evTimer, branch: 1, gen: c.branches[1].gen})
+	assert.Len(t, find(acts, actDone), 1)
+	acts = c.Step(t0, event{kind: evReply, branch: 1, res: resp(180)})
+	assert.Len(t, find(acts, actCancelBranch), 1, "the owed CANCEL still goes out")
+	assert.Empty(t, find(acts, actDone))
+}
+
+func TestTM_MaxBranches(t *testing.T) {
+	c := newRespCtx(true, testCfg(), false)
+	acts := c.Step(t0, event{kind: evStart, targets: targets(maxBranches + 5)})
+	assert.Len(t, find(acts, actSendBranch), maxBranches)
+}

@@ -40,22 +40,22 @@ func class(code int) int {
 // Snapshot returns the counters under the names of the tm manual.
 func (s *Stats) Snapshot() map[string]uint64 {
 	m := map[string]uint64{
-		"received_replies":       s.receivedReplies.Load(),
-		"UAS_transactions":       s.uasTransactions.Load(),
-		"UAC_transactions":       s.uacTransactions.Load(),
-		"inuse_transactions":     uint64(max(s.inuse.Load(), 0)),
-		"branches":               s.branches.Load(),
-		"timeout_finalresponse":  s.frTimeouts.Load() + s.frInvTimeouts.Load(),
-		"fr_timeouts":            s.frTimeouts.Load(),
-		"fr_inv_timeouts":        s.frInvTimeouts.Load(),
-		"cancels_sent":           s.cancelsSent.Load(),
-		"cancels_received":       s.cancelsReceived.Load(),
-		"local_requests":         s.localRequests.Load(),
-		"rejected_requests":      s.rejected.Load(),
-		"stateless_forwarded":    s.statelessFwd.Load(),
-		"send_failures":          s.sendFailures.Load(),
-		"relayed_replies":        0,
-		"local_replies":          0,
+		"received_replies":      s.receivedReplies.Load(),
+		"UAS_transactions":      s.uasTransactions.Load(),
+		"UAC_transactions":      s.uacTransactions.Load(),
+		"inuse_transactions":    uint64(max(s.inuse.Load(), 0)),
+		"branches":              s.branches.Load(),
+		"timeout_finalresponse": s.frTimeouts.Load() + s.frInvTimeouts.Load(),
+		"fr_timeouts":           s.frTimeouts.Load(),
+		"fr_inv_timeouts":       s.frInvTimeouts.Load(),
+		"cancels_sent":          s.cancelsSent.Load(),
+		"cancels_received":      s.cancelsReceived.Load(),
+		"local_requests":        s.localRequests.Load(),
+		"rejected_requests":     s.rejected.Load(),
+		"stateless_forwarded":   s.statelessFwd.Load(),
+		"send_failures":         s.sendFailures.Load(),
+		"relayed_replies":       0,
+		"local_replies":         0,
 	}
 	for c := 1; c <= 6; c++ {
 		r, l := s.relayedReplies[c].Load(), s.localReplies[c].Load()

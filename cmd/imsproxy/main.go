@@ -1,0 +1,219 @@
+// Command imsproxy is the imsdlg SIP proxy daemon: a transaction-stateful,
+// forking proxy with an in-memory registrar, a JSON-RPC management API and
+// Prometheus metrics. Run it without flags to use the embedded standalone
+// configuration.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/imsdlg/imsdlg/internal/location"
+	"github.com/imsdlg/imsdlg/internal/mgmt"
+	"github.com/imsdlg/imsdlg/internal/routing"
+	"github.com/imsdlg/imsdlg/tm"
+)
+
+// shutdownGrace bounds how long a stopping proxy waits for transactions
+// in progress to get their final reply.
+const shutdownGrace = 5 * time.Second
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// version is the module version from the build info, "dev" in a checkout.
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("imsproxy", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "YAML configuration `file` (default: the embedded standalone configuration)")
+	check := fs.Bool("check", false, "validate the configuration and exit")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	var overrides Overrides
+	fs.Var(&overrides, "set", "override one configuration `key=value` (repeatable), e.g. -set tm.fr_timeout=10")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "imsproxy: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	if *showVersion {
+		fmt.Fprintf(stdout, "imsproxy %s %s\n", version(), runtime.Version())
+		return 0
+	}
+	cfg, err := LoadConfig(*configPath, overrides)
+	if err != nil {
+		fmt.Fprintf(stderr, "imsproxy: %v\n", err)
+		return 2
+	}
+	if *check {
+		fmt.Fprintf(stdout, "imsproxy: configuration %s is valid\n", displayPath(*configPath))
+		return 0
+	}
+	log := cfg.Log.NewLogger(stderr)
+	if err := serve(ctx, cfg, log); err != nil {
+		log.Error("imsproxy stopped", "error", err)
+		return 1
+	}
+	return 0
+}
+
+func displayPath(p string) string {
+	if p == "" {
+		return "(embedded standalone)"
+	}
+	return p
+}
+
+// serve runs the proxy until ctx ends or SIGTERM/SIGINT arrives.
+func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	tmc := cfg.TMConfig()
+	tm.ApplyGlobalTimers(tmc)
+
+	loc := location.New(location.Options{
+		MinExpires:     cfg.Location.MinExpires.Duration(),
+		MaxExpires:     cfg.Location.MaxExpires.Duration(),
+		DefaultExpires: cfg.Location.DefaultExpires.Duration(),
+		MaxContacts:    cfg.Location.MaxContacts,
+	})
+	for aor, contacts := range cfg.Location.Static {
+		if err := loc.AddStatic(aor, contacts); err != nil {
+			return fmt.Errorf("location.static: %w", err)
+		}
+	}
+	nextHop := ""
+	if cfg.NextHopAddr != nil {
+		nextHop = cfg.NextHopAddr.String()
+	}
+	router := routing.New(routing.Config{Domains: cfg.Domains, NextHop: nextHop, RecordRoute: cfg.RecordRoute}, loc, log)
+
+	proxy, err := tm.New(tm.Options{Config: tmc, Router: router, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer proxy.Close()
+	advertise := cfg.AdvertiseHost
+	if advertise != "" && cfg.AdvertisePort > 0 {
+		advertise = net.JoinHostPort(cfg.AdvertiseHost, strconv.Itoa(cfg.AdvertisePort))
+	}
+	for _, l := range cfg.ListenAddrs {
+		if _, err := proxy.Listen(l.Network, l.HostPort(), advertise); err != nil {
+			return fmt.Errorf("listen %s: %w", l, err)
+		}
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(proxy.Stats())
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "imsdlg_location_aors", Help: "Addresses of record with at least one binding.",
+	}, func() float64 { return float64(loc.Len()) }))
+
+	api := mgmt.New(log, reg)
+	registerMethods(api, proxy, loc)
+
+	errc := make(chan error, 1)
+	if cfg.Mgmt.Listen != "" {
+		ready := make(chan net.Addr, 1)
+		go func() { errc <- api.ListenAndServe(ctx, cfg.Mgmt.Listen, ready) }()
+		select {
+		case a := <-ready:
+			log.Info("management API listening", "addr", a.String())
+		case err := <-errc:
+			return fmt.Errorf("mgmt.listen %s: %w", cfg.Mgmt.Listen, err)
+		}
+	}
+
+	go expireLoop(ctx, loc)
+	log.Info("imsproxy started", "version", version(), "listen", proxy.Listeners(), "domains", cfg.Domains)
+
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if err != nil {
+			return fmt.Errorf("management API: %w", err)
+		}
+		<-ctx.Done()
+	}
+	log.Info("imsproxy stopping: waiting for transactions in progress", "grace", shutdownGrace)
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := proxy.Shutdown(sctx); err != nil {
+		log.Warn("stopping with transactions in progress", "error", err)
+	}
+	if err := proxy.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+		log.Warn("closing listeners", "error", err)
+	}
+	log.Info("imsproxy stopped")
+	return nil
+}
+
+// expireLoop drops expired registrations so memory follows the live set.
+func expireLoop(ctx context.Context, loc *location.Store) {
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			loc.Expire()
+		}
+	}
+}
+
+func registerMethods(api *mgmt.Server, proxy *tm.Proxy, loc *location.Store) {
+	api.Register("core.version", func(context.Context, json.RawMessage) (any, error) {
+		return map[string]string{"name": "imsdlg", "version": version(), "go": runtime.Version()}, nil
+	})
+	api.Register("tm.stats", func(context.Context, json.RawMessage) (any, error) {
+		return proxy.Stats().Snapshot(), nil
+	})
+	api.Register("ul.dump", func(context.Context, json.RawMessage) (any, error) {
+		type binding struct {
+			AOR      string  `json:"aor"`
+			Contact  string  `json:"contact"`
+			Q        float64 `json:"q"`
+			Expires  int64   `json:"expires"` // seconds left; 0 = static
+			Static   bool    `json:"static"`
+			Received string  `json:"received,omitempty"`
+		}
+		now := time.Now()
+		out := []binding{}
+		for _, b := range loc.Bindings() {
+			e := int64(0)
+			if !b.Expires.IsZero() {
+				e = int64(b.Expires.Sub(now).Round(time.Second) / time.Second)
+			}
+			out = append(out, binding{AOR: b.AOR, Contact: b.Contact.String(), Q: b.Q, Expires: e, Static: b.Static, Received: b.Received})
+		}
+		return out, nil
+	})
+}

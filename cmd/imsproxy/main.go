@@ -196,6 +196,9 @@ func registerMethods(api *mgmt.Server, proxy *tm.Proxy, loc *location.Store) {
 	api.Register("tm.stats", func(context.Context, json.RawMessage) (any, error) {
 		return proxy.Stats().Snapshot(), nil
 	})
+	api.Register("tm.uac_dlg", func(ctx context.Context, params json.RawMessage) (any, error) {
+		return uacDlg(ctx, proxy, params)
+	})
 	api.Register("ul.dump", func(context.Context, json.RawMessage) (any, error) {
 		type binding struct {
 			AOR      string  `json:"aor"`

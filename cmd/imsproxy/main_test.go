@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -94,6 +95,27 @@ func TestRun_ServesAndStops(t *testing.T) {
 	res.Body.Close()
 	assert.Contains(t, body.String(), "imsdlg_tm_uas_transactions_total")
 
+	// tm.uac_dlg: the proxy originates an OPTIONS to a peer that answers.
+	peer, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	defer peer.Close()
+	go answerOnce(peer)
+	call := `{"jsonrpc":"2.0","id":2,"method":"tm.uac_dlg","params":{"method":"OPTIONS","ruri":"sip:ping@` + peer.LocalAddr().String() + `","headers":["X-Probe: 1"]}}`
+	res, err = http.Post(url+"/rpc", "application/json", strings.NewReader(call))
+	require.NoError(t, err)
+	body.Reset()
+	body.ReadFrom(res.Body)
+	res.Body.Close()
+	assert.Contains(t, body.String(), `"code":200`)
+
+	res, err = http.Post(url+"/rpc", "application/json", strings.NewReader(`{"jsonrpc":"2.0","id":3,"method":"tm.uac_dlg","params":{"method":"OPTIONS","ruri":"nonsense"}}`))
+	require.NoError(t, err)
+	body.Reset()
+	body.ReadFrom(res.Body)
+	res.Body.Close()
+	assert.Contains(t, body.String(), `-32602`)
+	assert.Contains(t, body.String(), `ruri`)
+
 	cancel()
 	select {
 	case code := <-done:
@@ -101,6 +123,30 @@ func TestRun_ServesAndStops(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("daemon did not stop")
 	}
+}
+
+// answerOnce answers the first request on c with 200 OK.
+func answerOnce(c *net.UDPConn) {
+	buf := make([]byte, 65535)
+	n, _, err := c.ReadFromUDP(buf)
+	if err != nil {
+		return
+	}
+	m, err := sip.ParseMessage(buf[:n])
+	if err != nil {
+		return
+	}
+	req := m.(*sip.Request)
+	if req.GetHeader("X-Probe") == nil {
+		return
+	}
+	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+	via := req.Via()
+	dst, err := net.ResolveUDPAddr("udp", net.JoinHostPort(via.Host, strconv.Itoa(via.Port)))
+	if err != nil {
+		return
+	}
+	c.WriteToUDP([]byte(res.String()), dst)
 }
 
 // syncBuffer is written by the daemon's logger while the test reads it.

@@ -1,6 +1,7 @@
 package tm
 
 import (
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -335,6 +336,17 @@ func TestRFC3261_16_6_8_NewBranch(t *testing.T) {
 		assert.Len(t, all, workers*each)
 	})
 
+	t.Run("counter part increases, so one process never repeats", func(t *testing.T) {
+		counter := func(b string) uint64 {
+			rest := b[len("z9hG4bK-")+16+1:]
+			n, err := strconv.ParseUint(rest[:strings.IndexByte(rest, '.')], 16, 64)
+			require.NoError(t, err)
+			return n
+		}
+		a, b := counter(NewBranch(h)), counter(NewBranch(h))
+		assert.Greater(t, b, a)
+	})
+
 	t.Run("random part differs, not only the counter", func(t *testing.T) {
 		a, b := NewBranch(h), NewBranch(h)
 		assert.NotEqual(t, a[strings.LastIndexByte(a, '.'):], b[strings.LastIndexByte(b, '.'):])
@@ -392,4 +404,21 @@ func TestRFC3261_16_11_StatelessBranch(t *testing.T) {
 		assert.Regexp(t, `^z9hG4bK-[0-9a-f]{16}$`, b)
 		assert.Equal(t, "", BranchLoopHash(b))
 	})
+}
+
+func BenchmarkLoopHash(b *testing.B) {
+	req := vtParse(b, vtInvite)
+	buf := make([]byte, 0, 16)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = AppendLoopHash(buf[:0], req)
+	}
+}
+
+func BenchmarkNewBranch(b *testing.B) {
+	h := LoopHash(vtParse(b, vtInvite))
+	b.ReportAllocs()
+	for b.Loop() {
+		NewBranch(h)
+	}
 }

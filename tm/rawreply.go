@@ -125,12 +125,14 @@ func rawScan(data []byte) (hs rawHeaders, method []byte, ok bool) {
 	// current is the value a folded continuation line extends; -1 when the
 	// previous line was not one of ours.
 	current := -1
-	for len(p) > 0 {
+	for first := true; len(p) > 0; first = false {
 		line, p = rawNextLine(p)
 		if len(line) == 0 {
 			break
 		}
-		if line[0] == ' ' || line[0] == '\t' {
+		// Like sipgo, read an indented first header line as a header: it
+		// has nothing to continue.
+		if !first && (line[0] == ' ' || line[0] == '\t') {
 			if current >= 0 {
 				if cont := rawTrim(line); len(cont) > 0 {
 					dst := hs.valueRef(current)
@@ -147,7 +149,9 @@ func rawScan(data []byte) (hs rawHeaders, method []byte, ok bool) {
 		if colon <= 0 {
 			continue
 		}
-		kind := rawKindOf(rawTrim(line[:colon]))
+		// Names are trimmed as sipgo trims them, so that whatever it
+		// accepted as a Via we find too.
+		kind := rawKindOf(bytes.TrimSpace(line[:colon]))
 		if kind == rawNone {
 			continue
 		}

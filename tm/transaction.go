@@ -87,7 +87,7 @@ func (p *Proxy) newTransaction(req *sip.Request, srv *sip.ServerTx, loopHash str
 		t.Reply(487, "Request Terminated")
 		return nil
 	}
-	if p.cfg.Auto100Trying {
+	if p.cfg.Auto100Trying && !t.srvCancelled() {
 		if err := srv.Respond(sip.NewResponseFromRequest(req, 100, "Trying", nil)); err == nil {
 			p.stats.localReplies[1].Add(1)
 		}

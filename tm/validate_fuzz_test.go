@@ -52,6 +52,8 @@ func ftSeeds(tb testing.TB) []string {
 		vtEdit(tb, "Via: SIP/2.0/UDP pc33.atlanta.example.com", "Via: SIP/2.0/UDP [2001:db8::1"),
 		vtEdit(tb, "Max-Forwards: 70", "Max-Forwards:\r\n 7 0"),
 		vtEdit(tb, "Contact:", "Garbage\r\nContact:"),
+		vtEdit(tb, "Via:", "\vVia\f:", "CSeq:", "CSeq\u00a0:"),
+		vtEdit(tb, "SIP/2.0\r\nVia:", "SIP/2.0\r\n  Via:"),
 		strings.ReplaceAll(vtInvite, "\r\n", "\n"),
 		strings.ReplaceAll(vtInvite, "\r\n", "\r"),
 		"\r\n\r\n" + vtInvite,

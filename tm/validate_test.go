@@ -378,3 +378,13 @@ func TestRFC3261_16_6_3_SetMaxForwardsOnClones(t *testing.T) {
 		assert.Equal(t, 1, strings.Count(strings.ToLower(r.String()), "max-forwards"))
 	})
 }
+
+func BenchmarkValidateRequest(b *testing.B) {
+	req := vtParse(b, vtInvite)
+	b.ReportAllocs()
+	for b.Loop() {
+		if ValidateRequest(req, nil) != nil {
+			b.Fatal("rejected")
+		}
+	}
+}

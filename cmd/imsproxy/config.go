@@ -20,6 +20,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/imsdlg/imsdlg/configs"
+	"github.com/imsdlg/imsdlg/internal/location"
 	"github.com/imsdlg/imsdlg/tm"
 )
 
@@ -701,29 +702,16 @@ type StaticContact struct {
 	HasQ bool
 }
 
-// ParseContact parses a static contact: a sip: or sips: URI, optionally
-// with a ";q=" parameter in 0..1, which is taken off the URI.
+// ParseContact parses a static contact the way the location service
+// does: a sip: or sips: URI, in <> when it carries URI parameters (such as
+// ;transport=tcp), optionally followed by ";q=" in 0..1.
 func ParseContact(s string) (StaticContact, error) {
-	u, err := parseSIPURI(s)
+	u, q, err := location.ParseStaticContact(s)
 	if err != nil {
 		return StaticContact{}, err
 	}
-	c := StaticContact{Q: 1}
-	kept := u.UriParams[:0:0]
-	for _, kv := range u.UriParams {
-		if !strings.EqualFold(kv.K, "q") {
-			kept = append(kept, kv)
-			continue
-		}
-		q, err := strconv.ParseFloat(kv.V, 64)
-		if err != nil || !(q >= 0 && q <= 1) {
-			return StaticContact{}, fmt.Errorf("q %q is not within 0..1", kv.V)
-		}
-		c.Q, c.HasQ = q, true
-	}
-	u.UriParams = kept
-	c.URI = u
-	return c, nil
+	_, _, hasQ := strings.Cut(strings.ToLower(s[strings.LastIndexByte(s, '>')+1:]), ";q=")
+	return StaticContact{URI: u, Q: q, HasQ: hasQ}, nil
 }
 
 func parseSIPURI(s string) (sip.Uri, error) {

@@ -271,10 +271,10 @@ func TestBadValueIsRejectedNamingItsKeyAndValue(t *testing.T) {
 		{"default_expires above max", "location: {default_expires: 7200}", []string{`location.default_expires = "2h0m0s"`, "within location.min_expires..location.max_expires"}},
 		{"max_contacts zero", "location: {max_contacts: 0}", []string{"location.max_contacts = 0", "at least 1"}},
 		{"section that is not a mapping", "tm: 5", []string{"tm = 5: must be a mapping"}},
-		{"static contact not a SIP URI", `location: {static: {"sip:alice@localhost": ["alice at home"]}}`, []string{`location.static["sip:alice@localhost"][0] = "alice at home"`, "not a SIP URI"}},
+		{"static contact not a SIP URI", `location: {static: {"sip:alice@localhost": ["alice at home"]}}`, []string{`location.static["sip:alice@localhost"][0] = "alice at home"`, "invalid uri scheme"}},
 		{"static contact with other scheme", `location: {static: {"sip:alice@localhost": ["tel:+15551234"]}}`, []string{`location.static["sip:alice@localhost"][0] = "tel:+15551234"`, `scheme "tel"`}},
-		{"static q above 1", `location: {static: {"sip:alice@localhost": ["sip:alice@127.0.0.1:5070;q=1.5"]}}`, []string{`location.static["sip:alice@localhost"][0] = "sip:alice@127.0.0.1:5070;q=1.5"`, `q "1.5" is not within 0..1`}},
-		{"static q not a number", `location: {static: {"sip:alice@localhost": ["sip:alice@127.0.0.1:5070;q=high"]}}`, []string{`q "high"`}},
+		{"static q above 1", `location: {static: {"sip:alice@localhost": ["sip:alice@127.0.0.1:5070;q=1.5"]}}`, []string{`location.static["sip:alice@localhost"][0] = "sip:alice@127.0.0.1:5070;q=1.5"`, `invalid q value "1.5"`}},
+		{"static q not a number", `location: {static: {"sip:alice@localhost": ["sip:alice@127.0.0.1:5070;q=high"]}}`, []string{`invalid q value "high"`}},
 		{"static AOR not a SIP URI", `location: {static: {"alice": ["sip:alice@127.0.0.1:5070"]}}`, []string{`location.static["alice"]: AOR "alice"`}},
 		{"static AOR of a foreign domain", `location: {static: {"sip:alice@example.com": ["sip:alice@127.0.0.1:5070"]}}`, []string{`location.static["sip:alice@example.com"]`, `AOR domain "example.com" is not in domains`}},
 		{"static contacts not a list", `location: {static: {"sip:alice@localhost": 5}}`, []string{`location.static["sip:alice@localhost"] = 5: must be a list`}},
@@ -400,14 +400,14 @@ domains: [localhost, Example.COM]
 location:
   static:
     "sip:Alice@example.com":
-      - "sip:alice@127.0.0.1:5070;transport=tcp"
+      - "<sip:alice@127.0.0.1:5070;transport=tcp>"
       - "sip:alice@[::1]:5071;Q=0.5"
     "sip:bob@localhost": []
 `)
 	require.NoError(t, err)
 
 	assert.Equal(t, map[string][]string{
-		"sip:Alice@example.com": {"sip:alice@127.0.0.1:5070;transport=tcp", "sip:alice@[::1]:5071;Q=0.5"},
+		"sip:Alice@example.com": {"<sip:alice@127.0.0.1:5070;transport=tcp>", "sip:alice@[::1]:5071;Q=0.5"},
 		"sip:bob@localhost":     nil,
 	}, c.Location.Static, "AORs keep their case and their dots")
 

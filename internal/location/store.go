@@ -281,6 +281,15 @@ func (s *Store) AddStatic(aor string, contacts []string) error {
 	return nil
 }
 
+// ParseStaticContact parses one entry of location.static: a contact URI,
+// in <> when it has URI parameters, optionally followed by ";q=0..1". It is
+// what AddStatic accepts, exported so a configuration can be checked
+// before the store exists.
+func ParseStaticContact(c string) (uri sip.Uri, q float64, err error) {
+	b, err := parseStaticContact(c)
+	return b.Contact, b.Q, err
+}
+
 func parseStaticContact(c string) (Binding, error) {
 	var (
 		u      sip.Uri

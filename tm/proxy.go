@@ -1,6 +1,7 @@
 package tm
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +20,9 @@ import (
 // dialTimeout bounds connection set-up for one outgoing message, so a dead
 // TCP peer cannot hold a branch longer than a transaction would wait.
 const dialTimeout = 5 * time.Second
+
+// udpReadBuffer is the socket buffer asked for on UDP listeners.
+const udpReadBuffer = 4 << 20
 
 // Options configure a Proxy.
 type Options struct {
@@ -205,6 +209,12 @@ func (p *Proxy) Listen(network, addr, advertise string) (net.Addr, error) {
 		pc, err := net.ListenPacket("udp"+fam, addr)
 		if err != nil {
 			return nil, fmt.Errorf("listen udp:%s: %w", addr, err)
+		}
+		if uc, ok := pc.(*net.UDPConn); ok {
+			// One reader drains the socket; a burst must wait in the kernel
+			// rather than be dropped (the kernel caps this at rmem_max).
+			uc.SetReadBuffer(udpReadBuffer)
+			uc.SetWriteBuffer(udpReadBuffer)
 		}
 		l.pc = pc
 		ua := pc.LocalAddr().(*net.UDPAddr)
@@ -612,6 +622,8 @@ func forwardCopy(res *sip.Response) *sip.Response {
 	return up
 }
 
+var sipVersionPrefix = []byte("SIP/")
+
 // readFilter sees every UDP datagram before sipgo parses it, to answer the
 // ones sipgo would silently drop: too large (513) or unparsable (400).
 func (p *Proxy) readFilter(props sip.TransportReadProps, data []byte) ([]byte, error) {
@@ -621,6 +633,11 @@ func (p *Proxy) readFilter(props sip.TransportReadProps, data []byte) ([]byte, e
 	if len(data) > p.cfg.MaxMessageSize {
 		p.rawAnswer(props, data, 513, "Message Too Large")
 		return nil, nil
+	}
+	if bytes.HasPrefix(data, sipVersionPrefix) {
+		// A response is never answered: whatever sipgo makes of it, the
+		// extra parse would buy nothing.
+		return data, nil
 	}
 	if _, err := p.parser.ParseSIP(data); err != nil {
 		code, reason := DiagnoseParseFailure(data, err)

@@ -417,6 +417,11 @@ func TestTM_TReplyEndsEarlyCall(t *testing.T) {
 	cn := uas.request(sip.CANCEL)
 	assert.Equal(t, `SIP ;cause=487 ;text="terminated by operator"`, cn.GetHeader("Reason").Value())
 	assert.ErrorIs(t, tx.Reply(500, "again"), ErrFinalSent)
+	br := tx.Branches()
+	require.Len(t, br, 1)
+	assert.Equal(t, 180, br[0].LastCode)
+	assert.False(t, br[0].Done, "cancelled, waiting for its 487")
+	assert.Contains(t, br[0].URI, "sip:bob@127.0.0.1:")
 	uas.reply(cn, 200, "")
 	uas.reply(got, 487, "x")
 	select {
@@ -424,6 +429,9 @@ func TestTM_TReplyEndsEarlyCall(t *testing.T) {
 	case <-time.After(waitFor):
 		t.Fatal("transaction not done")
 	}
+	br = tx.Branches()
+	assert.True(t, br[0].Done)
+	assert.Equal(t, 487, br[0].LastCode)
 	p.pendingCheck(t)
 }
 

@@ -97,6 +97,8 @@ type branchState struct {
 	timedOut    bool
 	gen         uint32
 	seq         int // order of completion, for ties in selection
+	started     time.Time
+	ended       time.Time
 }
 
 // respCtx is the response context of one proxied request (RFC 3261 §16.7):
@@ -121,6 +123,7 @@ type respCtx struct {
 	got2xx       bool
 	done         bool
 	completions  int
+	now          time.Time // of the event being applied
 }
 
 func newRespCtx(invite bool, cfg Config, hasFailureHook bool) *respCtx {
@@ -156,7 +159,7 @@ func serialGroups(targets []Target) [][]Target {
 
 // Step applies one event and returns what the driver must do, in order.
 func (c *respCtx) Step(now time.Time, ev event) []action {
-	_ = now // timers are relative durations; now is kept so traces and future deadlines need no API change
+	c.now = now
 	var out []action
 	switch ev.kind {
 	case evStart:
@@ -252,7 +255,7 @@ func (c *respCtx) addBranch(out []action, t Target) []action {
 		return out
 	}
 	i := len(c.branches)
-	c.branches = append(c.branches, branchState{target: t, gen: 1})
+	c.branches = append(c.branches, branchState{target: t, gen: 1, started: c.now})
 	out = append(out, action{kind: actSendBranch, branch: i})
 	out = append(out, action{kind: actArmTimer, branch: i, after: c.frTimeout, gen: 1})
 	return out
@@ -272,6 +275,14 @@ func (c *respCtx) startNextGroup(out []action) []action {
 	}
 	// No step could add a branch (limit reached): answer with what we have.
 	return c.replyBest(out)
+}
+
+// complete marks a branch final; seq orders completions for selection.
+func (c *respCtx) complete(b *branchState) {
+	b.phase = bCompleted
+	c.completions++
+	b.seq = c.completions
+	b.ended = c.now
 }
 
 func (c *respCtx) onReply(out []action, i int, res *sip.Response, noRelay bool) []action {
@@ -310,9 +321,7 @@ func (c *respCtx) onReply(out []action, i int, res *sip.Response, noRelay bool) 
 	case code < 300:
 		wasPending := b.phase != bCompleted || b.timedOut
 		if b.phase != bCompleted {
-			b.phase = bCompleted
-			c.completions++
-			b.seq = c.completions
+			c.complete(b)
 			out = append(out, action{kind: actStopTimer, branch: i})
 		}
 		b.code, b.res, b.local = code, res, false
@@ -344,9 +353,7 @@ func (c *respCtx) onReply(out []action, i int, res *sip.Response, noRelay bool) 
 		if b.phase == bCompleted {
 			return out // late final after our timeout or a retransmission
 		}
-		b.phase = bCompleted
-		c.completions++
-		b.seq = c.completions
+		c.complete(b)
 		b.code, b.res, b.local = code, res, false
 		b.ourCancel = b.cancelSent
 		out = append(out, action{kind: actStopTimer, branch: i})
@@ -368,9 +375,7 @@ func (c *respCtx) onTimer(out []action, i int, gen uint32) []action {
 	if b.phase == bCompleted || b.gen != gen {
 		return out
 	}
-	b.phase = bCompleted
-	c.completions++
-	b.seq = c.completions
+	c.complete(b)
 	b.code, b.local, b.timedOut = 408, true, true
 	out = append(out, action{kind: actTimedOut, branch: i, local: b.provisional})
 	if b.reason == "" {
@@ -395,9 +400,7 @@ func (c *respCtx) onBranchFailed(out []action, i int, code int) []action {
 	if b.phase == bCompleted {
 		return out
 	}
-	b.phase = bCompleted
-	c.completions++
-	b.seq = c.completions
+	c.complete(b)
 	b.code, b.local = code, true
 	out = append(out, action{kind: actStopTimer, branch: i})
 	return c.checkCompletion(out)

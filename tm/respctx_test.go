@@ -378,3 +378,14 @@ func TestTM_MaxBranches(t *testing.T) {
 	acts := c.Step(t0, event{kind: evStart, targets: targets(maxBranches + 5)})
 	assert.Len(t, find(acts, actSendBranch), maxBranches)
 }
+
+func TestTM_BranchTimesFollowEvents(t *testing.T) {
+	c := newRespCtx(true, testCfg(), false)
+	c.Step(t0, event{kind: evStart, targets: targets(2)})
+	c.Step(t0.Add(2*time.Second), event{kind: evReply, branch: 1, res: resp(486)})
+	assert.Equal(t, t0, c.branches[0].started)
+	assert.True(t, c.branches[0].ended.IsZero(), "still pending")
+	assert.Equal(t, t0.Add(2*time.Second), c.branches[1].ended)
+	c.Step(t0.Add(3*time.Second), event{kind: evTimer, branch: 0, gen: c.branches[0].gen})
+	assert.Equal(t, t0.Add(3*time.Second), c.branches[0].ended)
+}

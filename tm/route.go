@@ -139,10 +139,7 @@ func (p *Proxy) preprocessRoute(req *sip.Request) (consumed bool, params sip.Hea
 
 func removeLastRoute(req *sip.Request) {
 	routes := req.GetHeaders("Route")
-	keep := make([]sip.Header, 0, len(routes)-1)
-	for _, h := range routes[:len(routes)-1] {
-		keep = append(keep, h)
-	}
+	keep := append([]sip.Header(nil), routes[:len(routes)-1]...)
 	for req.RemoveHeader("Route") {
 	}
 	for _, h := range keep {

@@ -119,31 +119,3 @@ func (t *inviteTable) releaseCancel(key string, h *heldCancel) bool {
 	}
 	return false
 }
-
-func (t *inviteTable) get(key string) *Transaction {
-	s := t.shard(key)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if e, ok := s.m[key]; ok {
-		return e.tx
-	}
-	return nil
-}
-
-// each calls f for every INVITE transaction; f must not touch the table.
-func (t *inviteTable) each(f func(*Transaction)) {
-	for i := range t.shards {
-		s := &t.shards[i]
-		s.mu.Lock()
-		txs := make([]*Transaction, 0, len(s.m))
-		for _, e := range s.m {
-			if e.tx != nil {
-				txs = append(txs, e.tx)
-			}
-		}
-		s.mu.Unlock()
-		for _, tx := range txs {
-			f(tx)
-		}
-	}
-}

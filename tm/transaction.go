@@ -47,7 +47,6 @@ type branchIO struct {
 	req    *sip.Request // as sent; nil until sent
 	timer  Timer
 	code   int // last reply code seen
-	sentAt time.Time
 }
 
 // newTransaction creates the response context of a validated request. It
@@ -127,6 +126,9 @@ type BranchInfo struct {
 	URI      string
 	LastCode int
 	Done     bool
+	// Started and Ended are when the branch was created and got its final
+	// outcome (zero while pending).
+	Started, Ended time.Time
 }
 
 // Branches returns the branches created so far.
@@ -136,7 +138,9 @@ func (t *Transaction) Branches() []BranchInfo {
 	out := make([]BranchInfo, len(t.br))
 	for i := range t.br {
 		b := &t.br[i]
-		out[i] = BranchInfo{Index: i, Target: b.target, LastCode: b.code, Done: t.rc.branches[i].phase == bCompleted}
+		st := &t.rc.branches[i]
+		out[i] = BranchInfo{Index: i, Target: b.target, LastCode: b.code, Done: st.phase == bCompleted,
+			Started: st.started, Ended: st.ended}
 		if b.req != nil {
 			out[i].URI = b.req.Recipient.String()
 		}
@@ -260,7 +264,6 @@ func (t *Transaction) exec(acts []action) []func() {
 			}
 			tg := t.rc.branches[a.branch].target
 			t.br[a.branch].target = tg
-			t.br[a.branch].sentAt = p.clock.Now()
 			p.stats.branches.Add(1)
 			go t.runBranch(a.branch, tg)
 		case actArmTimer:
@@ -281,8 +284,11 @@ func (t *Transaction) exec(acts []action) []func() {
 			} else {
 				p.stats.frTimeouts.Add(1)
 			}
-			p.log.Info("branch timed out", "callid", callID(t.orig), "branch", a.branch,
-				"timer", map[bool]string{true: "fr_inv_timeout", false: "fr_timeout"}[a.local])
+			timer := "fr_timeout"
+			if a.local {
+				timer = "fr_inv_timeout"
+			}
+			p.log.Info("branch timed out", "callid", callID(t.orig), "branch", a.branch, "timer", timer)
 		case actCancelBranch:
 			if req := t.br[a.branch].req; req != nil {
 				go p.sendCancel(req, a.reason)

@@ -196,11 +196,22 @@ func TestRFC3261_16_7_AllBranchesFailBestResponse(t *testing.T) {
 	res := uac.final()
 	assert.Equal(t, 404, res.StatusCode, "lowest 4xx wins over 486 and 503")
 	assert.Zero(t, ourVias(t, p, res))
+	// Each callee gets the ACK of its own final reply from the proxy's
+	// client transaction (same branch as its INVITE, §17.1.1.3); the
+	// caller's ACK is absorbed by the server transaction and never
+	// relayed (it would carry another branch).
+	invs := map[*testUA]*sip.Request{a: ia, b: ib, c: ic}
+	for u, inv := range invs {
+		ack := u.request(sip.ACK)
+		assert.Equal(t, mustBranch(inv), mustBranch(ack))
+	}
 	uac.send(p.udp, uac.ackNon2xx(inv, res))
-	a.quiet(50*time.Millisecond, "ACK relayed", func(m sip.Message) bool {
-		r, ok := m.(*sip.Request)
-		return ok && r.Method == sip.ACK && !p.isOurVia(r.Via())
-	})
+	for u, inv := range invs {
+		u.quiet(50*time.Millisecond, "the caller's ACK relayed", func(m sip.Message) bool {
+			r, ok := m.(*sip.Request)
+			return ok && r.Method == sip.ACK && mustBranch(r) != mustBranch(inv)
+		})
+	}
 }
 
 func TestRFC3261_16_10_CallerCancelDuringRinging(t *testing.T) {
@@ -234,15 +245,22 @@ func TestRFC3261_16_10_CallerCancelDuringRinging(t *testing.T) {
 	assert.Equal(t, uint64(2), p.Stats().Snapshot()["cancels_sent"])
 }
 
-func waitInuse(t *testing.T, p *testProxy, want int64) {
+// eventually polls cond until it holds: the proxy finishes its work on
+// its own goroutines, after the message the test waited for left.
+func eventually(t *testing.T, cond func() bool, format string, args ...any) {
 	t.Helper()
 	deadline := time.Now().Add(waitFor)
-	for p.Stats().inuse.Load() != want {
+	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("inuse_transactions = %d, want %d", p.Stats().inuse.Load(), want)
+			t.Fatalf(format, args...)
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(2 * time.Millisecond)
 	}
+}
+
+func waitInuse(t *testing.T, p *testProxy, want int64) {
+	t.Helper()
+	eventually(t, func() bool { return p.Stats().inuse.Load() == want }, "inuse_transactions != %d", want)
 }
 
 func TestRFC3261_9_2_CancelOvertakingInvite(t *testing.T) {
@@ -278,13 +296,7 @@ func TestRFC3261_9_2_UnmatchedCancelIs481(t *testing.T) {
 // does so on the goroutine that handles the message).
 func waitTimers(t *testing.T, p *testProxy, n int) {
 	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for p.clock.Pending() < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d timers armed, want %d", p.clock.Pending(), n)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	eventually(t, func() bool { return p.clock.Pending() >= n }, "fewer than %d timers armed", n)
 }
 
 func TestTM_FrInvTimeoutCancelsBranchAnd408(t *testing.T) {
@@ -432,11 +444,6 @@ func TestTM_TReplyEndsEarlyCall(t *testing.T) {
 	br = tx.Branches()
 	assert.True(t, br[0].Done)
 	assert.Equal(t, 487, br[0].LastCode)
-	p.pendingCheck(t)
-}
-
-func (p *testProxy) pendingCheck(t *testing.T) {
-	t.Helper()
 	waitInuse(t, p, 0)
 }
 
@@ -502,4 +509,23 @@ func TestTM_SendRequestLocal(t *testing.T) {
 	case <-time.After(waitFor):
 		t.Fatal("no answer")
 	}
+}
+
+// RFC 3261 §9.1: a callee that never answers its INVITE after our CANCEL
+// does not keep the transaction for ever.
+func TestRFC3261_9_1_CancelledBranchWithoutFinalIsReleased(t *testing.T) {
+	uac, uas := newTestUA(t), newTestUA(t)
+	p := startProxy(t, testCfg(), toUAs(uas))
+	inv := uac.invite("sip:bob@" + p.udp)
+	uac.send(p.udp, inv)
+	got := uas.request(sip.INVITE)
+	uas.reply(got, 180, "x")
+	uac.response(180)
+	uac.send(p.udp, uac.cancelFor(inv))
+	uac.response(487)
+	c := uas.request(sip.CANCEL)
+	uas.reply(c, 200, "") // but no 487 for the INVITE, ever
+	assert.Equal(t, int64(1), p.Stats().inuse.Load())
+	p.clock.Advance(64 * p.cfg.T1)
+	waitInuse(t, p, 0)
 }

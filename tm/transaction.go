@@ -45,6 +45,7 @@ type Transaction struct {
 type branchIO struct {
 	target Target
 	req    *sip.Request // as sent; nil until sent
+	tx     *sip.ClientTx
 	timer  Timer
 	code   int // last reply code seen
 }
@@ -290,8 +291,15 @@ func (t *Transaction) exec(acts []action) []func() {
 			}
 			p.log.Info("branch timed out", "callid", callID(t.orig), "branch", a.branch, "timer", timer)
 		case actCancelBranch:
-			if req := t.br[a.branch].req; req != nil {
-				go p.sendCancel(req, a.reason)
+			b := &t.br[a.branch]
+			if tx := b.tx; tx != nil {
+				// A callee that never answers its INVITE after our CANCEL
+				// must not keep the transaction for ever (RFC 3261 §9.1:
+				// 64*T1 after the CANCEL).
+				p.clock.AfterFunc(64*p.cfg.T1, tx.Terminate)
+			}
+			if b.req != nil {
+				go p.sendCancel(b.req, a.reason)
 			}
 		case actRelay:
 			t.relay(a.res)
@@ -483,6 +491,7 @@ func (t *Transaction) runBranch(i int, tg Target) {
 	p.stats.uacTransactions.Add(1)
 	t.mu.Lock()
 	t.br[i].req = req
+	t.br[i].tx = tx
 	t.mu.Unlock()
 	if t.invite {
 		tx.OnRetransmission(func(res *sip.Response) {

@@ -101,7 +101,12 @@ type testUA struct {
 
 func newTestUA(t *testing.T) *testUA {
 	t.Helper()
-	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	return newTestUAOn(t, "udp4", net.IPv4(127, 0, 0, 1))
+}
+
+func newTestUAOn(t *testing.T, network string, ip net.IP) *testUA {
+	t.Helper()
+	conn, err := net.ListenUDP(network, &net.UDPAddr{IP: ip})
 	require.NoError(t, err)
 	u := &testUA{t: t, conn: conn, addr: conn.LocalAddr().(*net.UDPAddr), in: make(chan sip.Message, 64), raw: make(chan string, 8)}
 	go func() {
@@ -220,7 +225,7 @@ func (u *testUA) reply(req *sip.Request, code int, toTag string, extra ...string
 		res.AppendHeader(sip.NewHeader("Contact", "<sip:uas@"+u.hostport()+">"))
 	}
 	via := req.Via()
-	u.send(fmt.Sprintf("%s:%d", via.Host, via.Port), res)
+	u.send(net.JoinHostPort(via.Host, itoa(via.Port)), res)
 	return res
 }
 

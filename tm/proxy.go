@@ -593,14 +593,34 @@ func (p *Proxy) onStrayResponse(res *sip.Response) {
 		return
 	}
 	up := forwardCopy(res)
-	if up.Via() == nil {
+	next := up.Via()
+	if next == nil {
 		return
 	}
+	up.SetDestination(viaDestination(next))
 	if err := p.tp.WriteMsg(up); err != nil {
 		p.log.Debug("stray response not forwarded", "callid", callID(res), "error", err)
 		return
 	}
 	p.stats.statelessFwd.Add(1)
+}
+
+// viaDestination is where a response goes by its top Via (RFC 3261
+// §18.2.2, RFC 3581): received and rport when present, else sent-by.
+func viaDestination(v *sip.ViaHeader) string {
+	host, port := v.Host, v.Port
+	if r, ok := v.Params.Get("received"); ok && r != "" {
+		host = r
+	}
+	if rp, ok := v.Params.Get("rport"); ok && rp != "" {
+		if n, err := strconv.Atoi(rp); err == nil {
+			port = n
+		}
+	}
+	if port == 0 {
+		port = 5060
+	}
+	return net.JoinHostPort(trimBrackets(host), strconv.Itoa(port))
 }
 
 // forwardCopy is the response to send upstream: every header but our top

@@ -3,6 +3,7 @@ package tm
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -528,4 +529,93 @@ func TestRFC3261_9_1_CancelledBranchWithoutFinalIsReleased(t *testing.T) {
 	assert.Equal(t, int64(1), p.Stats().inuse.Load())
 	p.clock.Advance(64 * p.cfg.T1)
 	waitInuse(t, p, 0)
+}
+
+// RFC 3261 §16.4: the previous hop is a strict router and put our
+// Record-Route URI into the Request-URI; the real one is the last Route.
+func TestRFC3261_16_4_StrictRoutingPreviousHop(t *testing.T) {
+	uac, uas := newTestUA(t), newTestUA(t)
+	p := startProxy(t, testCfg(), toUAs(uas))
+	raw := "BYE sip:" + p.udp + ";lr SIP/2.0\r\n" +
+		"Via: SIP/2.0/UDP " + uac.hostport() + ";branch=z9hG4bK-strict1;rport\r\n" +
+		"Max-Forwards: 70\r\nRoute: <sip:bob@" + uas.hostport() + ">\r\n" +
+		"From: <sip:alice@127.0.0.1>;tag=a1\r\nTo: <sip:bob@127.0.0.1>;tag=b1\r\n" +
+		"Call-ID: strict-1@test\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+	uac.sendRaw(p.udp, raw)
+	got := uas.request(sip.BYE)
+	assert.Equal(t, "sip:bob@"+uas.hostport(), got.Recipient.String())
+	assert.Nil(t, got.Route(), "the Route that held the Request-URI is consumed")
+	uas.reply(got, 200, "")
+	assert.Equal(t, 200, uac.final().StatusCode)
+}
+
+type hooked struct {
+	RouterFunc
+	dropBranch int
+}
+
+func (h *hooked) OnBranch(t *Transaction, b *Branch) bool {
+	if b.Index == h.dropBranch {
+		return false
+	}
+	b.Request.AppendHeader(sip.NewHeader("X-Branch", itoa(b.Index)))
+	return true
+}
+
+func (h *hooked) OnReply(t *Transaction, branch int, res *sip.Response) bool {
+	return res.StatusCode != 183 // keep early media to ourselves
+}
+
+// t_on_branch may change or drop a branch; t_on_reply may keep a
+// provisional reply from the caller.
+func TestTM_BranchAndReplyHooks(t *testing.T) {
+	uac, a, b := newTestUA(t), newTestUA(t), newTestUA(t)
+	h := &hooked{RouterFunc: toUAs(a, b), dropBranch: 1}
+	p := startProxy(t, testCfg(), h)
+	uac.send(p.udp, uac.invite("sip:bob@"+p.udp))
+	ia := a.request(sip.INVITE)
+	require.NotNil(t, ia.GetHeader("X-Branch"))
+	assert.Equal(t, "0", ia.GetHeader("X-Branch").Value())
+	b.quiet(30*time.Millisecond, "INVITE on a dropped branch", isReq(sip.INVITE))
+	a.reply(ia, 183, "a")
+	a.reply(ia, 180, "a")
+	r := uac.next("provisional", func(m sip.Message) bool {
+		r, ok := m.(*sip.Response)
+		return ok && r.StatusCode > 100
+	}).(*sip.Response)
+	assert.Equal(t, 180, r.StatusCode, "the 183 was kept by the reply hook")
+	a.reply(ia, 486, "a")
+	assert.Equal(t, 486, uac.final().StatusCode)
+}
+
+// A call over IPv6 loopback: Via, Record-Route and Route use bracketed
+// addresses.
+func TestRFC3261_IPv6Call(t *testing.T) {
+	ip6 := net.ParseIP("::1")
+	uac, uas := newTestUAOn(t, "udp6", ip6), newTestUAOn(t, "udp6", ip6)
+	router := RouterFunc(func(r *Request) Decision {
+		if !r.Initial {
+			return RelayTo()
+		}
+		d := RelayTo(Target{URI: sip.Uri{Scheme: "sip", User: "bob", Host: "::1", Port: uas.addr.Port}})
+		d.RecordRoute = true
+		return d
+	})
+	p, err := New(Options{Config: testCfg(), Router: router, Clock: newFakeClock()})
+	require.NoError(t, err)
+	defer p.Close()
+	a, err := p.Listen("udp", "[::1]:0", "")
+	require.NoError(t, err)
+	addr := a.String()
+	inv := uac.invite("sip:bob@" + addr)
+	uac.send(addr, inv)
+	got := uas.request(sip.INVITE)
+	assert.Equal(t, "::1", got.Via().Host)
+	require.NotNil(t, got.RecordRoute())
+	assert.Contains(t, got.RecordRoute().Value(), "[::1]")
+	uas.reply(got, 200, "v6")
+	r200 := uac.response(200)
+	uac.send(addr, uac.ackFor(inv, r200))
+	ack := uas.request(sip.ACK)
+	assert.Nil(t, ack.Route())
 }

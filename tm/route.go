@@ -50,7 +50,7 @@ func ParseDst(s string) (transport, host string, port int, err error) {
 // uriHop is the next hop a URI designates (RFC 3263 without NAPTR/SRV: the
 // transport parameter, else UDP; the port, else the scheme's default).
 func uriHop(u *sip.Uri) (hop, error) {
-	h := hop{transport: "UDP", host: u.Host, port: u.Port}
+	h := hop{transport: "UDP", host: trimBrackets(u.Host), port: u.Port}
 	if u.UriParams != nil {
 		if tp, ok := u.UriParams.Get("transport"); ok && tp != "" {
 			switch strings.ToLower(tp) {

@@ -372,6 +372,9 @@ func (t *Transaction) srvGone() bool {
 func (t *Transaction) relay(res *sip.Response) {
 	p := t.p
 	up := forwardCopy(res)
+	// sipgo would derive the address from the Via, without brackets for
+	// IPv6 and blind to NAT; the request's source is the right one.
+	up.SetDestination(t.upstream)
 	code := res.StatusCode
 	if code >= 200 && code < 300 && t.invite {
 		if t.upFinal >= 300 || t.srvGone() {
@@ -427,6 +430,7 @@ func (t *Transaction) replyFinal(a action) {
 	switch {
 	case a.res != nil:
 		res = forwardCopy(a.res)
+		res.SetDestination(t.upstream)
 		for _, h := range a.auth {
 			res.AppendHeader(h)
 		}

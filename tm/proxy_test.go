@@ -619,3 +619,95 @@ func TestRFC3261_IPv6Call(t *testing.T) {
 	ack := uas.request(sip.ACK)
 	assert.Nil(t, ack.Route())
 }
+
+// tm minor_branch_flag: when every major branch failed the transaction
+// does not wait for the minor one, which is cancelled.
+func TestTM_MinorBranchOverSockets(t *testing.T) {
+	uac, major, minor := newTestUA(t), newTestUA(t), newTestUA(t)
+	router := RouterFunc(func(r *Request) Decision {
+		return RelayTo(
+			Target{URI: sip.Uri{Scheme: "sip", User: "bob", Host: "127.0.0.1", Port: major.addr.Port}},
+			Target{URI: sip.Uri{Scheme: "sip", User: "media", Host: "127.0.0.1", Port: minor.addr.Port}, Minor: true},
+		)
+	})
+	p := startProxy(t, testCfg(), router)
+	uac.send(p.udp, uac.invite("sip:bob@"+p.udp))
+	im, in := major.request(sip.INVITE), minor.request(sip.INVITE)
+	minor.reply(in, 183, "media")
+	uac.response(183)
+	major.reply(im, 486, "bob")
+	assert.Equal(t, 486, uac.final().StatusCode, "no wait for the minor branch")
+	c := minor.request(sip.CANCEL)
+	minor.reply(c, 200, "")
+	minor.reply(in, 487, "media")
+	waitInuse(t, p, 0)
+}
+
+// RFC 3261 §16.7 step 5 / tm disable_6xx_block=0: a 6xx ends the search;
+// the lower-q serial step is never tried.
+func TestRFC3261_16_7_6xxBlocksSerialForking(t *testing.T) {
+	uac, first, second := newTestUA(t), newTestUA(t), newTestUA(t)
+	router := RouterFunc(func(r *Request) Decision {
+		return RelayTo(
+			Target{URI: sip.Uri{Scheme: "sip", User: "a", Host: "127.0.0.1", Port: first.addr.Port}, Q: 1},
+			Target{URI: sip.Uri{Scheme: "sip", User: "b", Host: "127.0.0.1", Port: second.addr.Port}, Q: 0.5},
+		)
+	})
+	p := startProxy(t, testCfg(), router)
+	uac.send(p.udp, uac.invite("sip:bob@"+p.udp))
+	first.reply(first.request(sip.INVITE), 603, "a")
+	assert.Equal(t, 603, uac.final().StatusCode)
+	second.quiet(50*time.Millisecond, "INVITE after a 6xx", isReq(sip.INVITE))
+}
+
+type waiter struct {
+	first *testUA
+	tx    chan *Transaction
+}
+
+func (w *waiter) Route(r *Request) Decision {
+	d := RelayTo(Target{URI: sip.Uri{Scheme: "sip", User: "a", Host: "127.0.0.1", Port: w.first.addr.Port}})
+	d.WaitForNewBranches = true
+	w.tx <- r.Tx
+	return d
+}
+
+// t_wait_for_new_branches + t_inject_branches: the transaction stays open
+// after its only branch failed until a new branch is injected.
+func TestTM_InjectBranchesOverSockets(t *testing.T) {
+	uac, first, late := newTestUA(t), newTestUA(t), newTestUA(t)
+	w := &waiter{first: first, tx: make(chan *Transaction, 1)}
+	p := startProxy(t, testCfg(), w)
+	uac.send(p.udp, uac.invite("sip:bob@"+p.udp))
+	tx := <-w.tx
+	first.reply(first.request(sip.INVITE), 480, "a")
+	uac.quiet(30*time.Millisecond, "final reply while waiting for branches", func(m sip.Message) bool {
+		r, ok := m.(*sip.Response)
+		return ok && r.StatusCode >= 200
+	})
+	require.NoError(t, tx.InjectBranches(Target{URI: sip.Uri{Scheme: "sip", User: "late", Host: "127.0.0.1", Port: late.addr.Port}}))
+	il := late.request(sip.INVITE)
+	late.reply(il, 200, "late")
+	assert.Equal(t, 200, uac.final().StatusCode)
+	assert.ErrorIs(t, tx.InjectBranches(Target{}), ErrFinalSent)
+}
+
+func TestTM_ApplyGlobalTimers(t *testing.T) {
+	saved := []time.Duration{sip.T1, sip.T2, sip.T4, sip.Timer_B, sip.Timer_D, sip.Timer_F, sip.Timer_J}
+	savedMTU := sip.UDPMTUSize
+	defer func() {
+		sip.SetTimers(saved[0], saved[1], saved[2])
+		sip.Timer_B, sip.Timer_D, sip.Timer_F, sip.Timer_J = saved[3], saved[4], saved[5], saved[6]
+		sip.UDPMTUSize = savedMTU
+	}()
+	cfg := DefaultConfig()
+	cfg.T1, cfg.T2, cfg.T4 = 250*time.Millisecond, 2*time.Second, 3*time.Second
+	cfg.WtTimer = 7 * time.Second
+	cfg.FrTimeout = 60 * time.Second
+	ApplyGlobalTimers(cfg)
+	assert.Equal(t, 250*time.Millisecond, sip.T1)
+	assert.Equal(t, 2*time.Second, sip.T2)
+	assert.Equal(t, 7*time.Second, sip.Timer_D, "wt_timer")
+	assert.Equal(t, 60*time.Second+250*time.Millisecond, sip.Timer_B, "fr_timeout decides, not Timer B")
+	assert.Equal(t, cfg.MaxMessageSize+200, sip.UDPMTUSize)
+}

@@ -30,13 +30,13 @@ func (s State) String() string {
 type EndReason uint8
 
 const (
-	NotEnded       EndReason = iota
-	EndFailed                // the INVITE got a non-2xx final reply
-	EndCancelled             // the caller cancelled the INVITE
-	EndByeCaller             // the caller sent BYE
-	EndByeCallee             // the callee sent BYE
-	EndExpired               // default_timeout / per-dialog timeout
-	EndTerminated            // dlg_terminate / management command
+	NotEnded      EndReason = iota
+	EndFailed               // the INVITE got a non-2xx final reply
+	EndCancelled            // the caller cancelled the INVITE
+	EndByeCaller            // the caller sent BYE
+	EndByeCallee            // the callee sent BYE
+	EndExpired              // default_timeout / per-dialog timeout
+	EndTerminated           // dlg_terminate / management command
 )
 
 var endNames = [...]string{"", "failed", "cancelled", "bye_caller", "bye_callee", "expired", "terminated"}
@@ -102,19 +102,19 @@ const (
 type EventKind uint8
 
 const (
-	EvCreated         EventKind = iota + 1 // the initial INVITE created the dialog
-	EvSpiral                               // the INVITE came back through an AS
-	EvProvisional                          // a 1xx with a To tag; NewLeg when its tag is new
-	EvAnswered                             // a 2xx of the INVITE on the leg that answered first (or its retransmission)
-	EvOtherLegAnswered                     // a 2xx of the INVITE on another leg than the answered one
-	EvFailed                               // the INVITE's final reply is not 2xx (Code)
-	EvCancelled                            // the caller cancelled the INVITE
-	EvAck                                  // the ACK of the 2xx
-	EvRequest                              // an in-dialog request (Method, FromCaller)
-	EvReply                                // a reply to an in-dialog request (Method, Code)
-	EvTimeout                              // the dialog timer fired
-	EvTerminate                            // dlg_terminate (Side, Code, Reason)
-	EvByeDone                              // a BYE we sent got its final reply, or the BYE wait ended (Side)
+	EvCreated          EventKind = iota + 1 // the initial INVITE created the dialog
+	EvSpiral                                // the INVITE came back through an AS
+	EvProvisional                           // a 1xx with a To tag; NewLeg when its tag is new
+	EvAnswered                              // a 2xx of the INVITE on the leg that answered first (or its retransmission)
+	EvOtherLegAnswered                      // a 2xx of the INVITE on another leg than the answered one
+	EvFailed                                // the INVITE's final reply is not 2xx (Code)
+	EvCancelled                             // the caller cancelled the INVITE
+	EvAck                                   // the ACK of the 2xx
+	EvRequest                               // an in-dialog request (Method, FromCaller)
+	EvReply                                 // a reply to an in-dialog request (Method, Code)
+	EvTimeout                               // the dialog timer fired
+	EvTerminate                             // dlg_terminate (Side, Code, Reason)
+	EvByeDone                               // a BYE we sent got its final reply, or the BYE wait ended (Side)
 )
 
 // Event is fed to FSM.Step.

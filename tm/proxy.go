@@ -66,6 +66,7 @@ type Proxy struct {
 	stats     Stats
 	nextID    atomic.Uint64
 	closed    atomic.Bool
+	draining  atomic.Bool
 	wg        sync.WaitGroup
 }
 
@@ -443,6 +444,11 @@ func (p *Proxy) onRequest(req *sip.Request, srv *sip.ServerTx) {
 		p.reject(req, srv, rej)
 		return
 	}
+	if p.draining.Load() && !hasToTag(req) {
+		// Stopping: calls in progress go on, new ones go elsewhere.
+		p.reject(req, srv, &Rejection{Code: 503, Reason: "Service Unavailable - shutting down"})
+		return
+	}
 	lh := LoopHash(req)
 	if IsLoop(req, lh, p.isOurVia) {
 		p.reject(req, srv, &Rejection{Code: 482, Reason: "Loop Detected"})
@@ -695,9 +701,26 @@ func (p *Proxy) rawAnswer(props sip.TransportReadProps, data []byte, code int, r
 	}
 }
 
-// Shutdown waits until no transaction is in progress or ctx ends, so a
-// graceful stop lets calls in setup get their final reply.
+// Ready tells whether the proxy takes new requests: it listens and is not
+// shutting down.
+func (p *Proxy) Ready() error {
+	switch {
+	case p.closed.Load():
+		return errors.New("tm: proxy closed")
+	case p.draining.Load():
+		return errors.New("tm: shutting down")
+	case len(*p.listeners.Load()) == 0:
+		return errors.New("tm: no listener")
+	}
+	return nil
+}
+
+// Shutdown stops taking new dialogs and requests outside dialogs (they get
+// 503, so the upstream fails over) and waits until no transaction is in
+// progress or ctx ends, so calls in setup get their final reply and
+// in-dialog requests keep flowing meanwhile.
 func (p *Proxy) Shutdown(ctx context.Context) error {
+	p.draining.Store(true)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for p.stats.inuse.Load() > 0 {

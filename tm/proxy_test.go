@@ -711,3 +711,32 @@ func TestTM_ApplyGlobalTimers(t *testing.T) {
 	assert.Equal(t, 60*time.Second+250*time.Millisecond, sip.Timer_B, "fr_timeout decides, not Timer B")
 	assert.Equal(t, cfg.MaxMessageSize+200, sip.UDPMTUSize)
 }
+
+// A stopping proxy refuses new calls with 503 (so the caller fails over)
+// but still relays requests within dialogs.
+func TestTM_ShutdownDrains(t *testing.T) {
+	uac, uas := newTestUA(t), newTestUA(t)
+	p := startProxy(t, testCfg(), toUAs(uas))
+	require.NoError(t, p.Ready())
+	inv := uac.invite("sip:bob@" + p.udp)
+	uac.send(p.udp, inv)
+	got := uas.request(sip.INVITE)
+	uas.reply(got, 200, "b")
+	r200 := uac.response(200)
+	waitInuse(t, p, 0)
+
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	require.NoError(t, p.Shutdown(ctx))
+	assert.Error(t, p.Ready())
+
+	uac.send(p.udp, uac.invite("sip:bob@"+p.udp))
+	res := uac.final()
+	assert.Equal(t, 503, res.StatusCode)
+	uas.quiet(30*time.Millisecond, "new INVITE while draining", isReq(sip.INVITE))
+
+	uac.send(p.udp, uac.inDialog("BYE", inv, r200, 2))
+	bye := uas.request(sip.BYE)
+	uas.reply(bye, 200, "")
+	assert.Equal(t, 200, uac.final().StatusCode)
+}

@@ -137,6 +137,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	}, func() float64 { return float64(loc.Len()) }))
 
 	api := mgmt.New(log, reg)
+	api.SetReady(func(context.Context) error { return proxy.Ready() })
 	registerMethods(api, proxy, loc)
 
 	errc := make(chan error, 1)

@@ -82,6 +82,10 @@ func TestRun_ServesAndStops(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	ready, err := http.Get(url + "/readyz")
+	require.NoError(t, err)
+	ready.Body.Close()
+	assert.Equal(t, 200, ready.StatusCode)
 	res, err := http.Post(url+"/rpc", "application/json", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tm.stats"}`))
 	require.NoError(t, err)
 	var body bytes.Buffer

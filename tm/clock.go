@@ -9,8 +9,9 @@ type Clock interface {
 	AfterFunc(d time.Duration, f func()) Timer
 }
 
-// Timer is a pending AfterFunc.
-type Timer interface {
+// Timer is a pending AfterFunc. An alias of the unnamed interface, so a
+// clock written without importing tm (a test clock) satisfies Clock.
+type Timer = interface {
 	Stop() bool
 }
 

@@ -1,349 +1,29 @@
 package tm
 
 import (
-	"fmt"
 	"net"
-	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/stretchr/testify/require"
+
+	"github.com/imsdlg/imsdlg/internal/siptest"
 )
 
-// waitFor bounds every wait on the network in these tests; nothing sleeps.
-const waitFor = 5 * time.Second
-
-// fakeClock fires AfterFunc callbacks only when the test advances it.
-type fakeClock struct {
-	mu     sync.Mutex
-	now    time.Time
-	timers []*fakeTimer
-}
-
-type fakeTimer struct {
-	c       *fakeClock
-	at      time.Time
-	f       func()
-	stopped bool
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{now: t0} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) AfterFunc(d time.Duration, f func()) Timer {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t := &fakeTimer{c: c, at: c.now.Add(d), f: f}
-	c.timers = append(c.timers, t)
-	return t
-}
-
-func (t *fakeTimer) Stop() bool {
-	t.c.mu.Lock()
-	defer t.c.mu.Unlock()
-	was := !t.stopped
-	t.stopped = true
-	return was
-}
-
-// Advance moves time on and runs the timers that became due, in order.
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	var due []*fakeTimer
-	keep := c.timers[:0]
-	for _, t := range c.timers {
-		switch {
-		case t.stopped:
-		case !t.at.After(c.now):
-			t.stopped = true
-			due = append(due, t)
-		default:
-			keep = append(keep, t)
-		}
-	}
-	c.timers = keep
-	c.mu.Unlock()
-	for _, t := range due {
-		t.f()
-	}
-}
-
-// Pending counts armed timers.
-func (c *fakeClock) Pending() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := 0
-	for _, t := range c.timers {
-		if !t.stopped {
-			n++
-		}
-	}
-	return n
-}
-
-// testUA is a bare SIP endpoint on a loopback UDP socket: the tests write
-// every message by hand so they can check exactly what the proxy does.
-type testUA struct {
-	t    *testing.T
-	conn *net.UDPConn
-	addr *net.UDPAddr
-	in   chan sip.Message
-	raw  chan string // what the UA could not parse (e.g. a 400 echoing a bad CSeq)
-}
-
-func newTestUA(t *testing.T) *testUA {
-	t.Helper()
-	return newTestUAOn(t, "udp4", net.IPv4(127, 0, 0, 1))
-}
-
-func newTestUAOn(t *testing.T, network string, ip net.IP) *testUA {
-	t.Helper()
-	conn, err := net.ListenUDP(network, &net.UDPAddr{IP: ip})
-	require.NoError(t, err)
-	u := &testUA{t: t, conn: conn, addr: conn.LocalAddr().(*net.UDPAddr), in: make(chan sip.Message, 64), raw: make(chan string, 8)}
-	go func() {
-		buf := make([]byte, 65535)
-		for {
-			n, _, err := conn.ReadFromUDP(buf)
-			if err != nil {
-				close(u.in)
-				return
-			}
-			m, err := sip.ParseMessage(append([]byte(nil), buf[:n]...))
-			if err != nil {
-				u.raw <- string(buf[:n])
-				continue
-			}
-			u.in <- m
-		}
-	}()
-	t.Cleanup(func() { conn.Close() })
-	return u
-}
-
-func (u *testUA) hostport() string { return u.addr.String() }
-
-func (u *testUA) sendRaw(to string, data string) {
-	u.t.Helper()
-	dst, err := net.ResolveUDPAddr("udp", to)
-	require.NoError(u.t, err)
-	_, err = u.conn.WriteToUDP([]byte(data), dst)
-	require.NoError(u.t, err)
-}
-
-func (u *testUA) send(to string, m sip.Message) { u.sendRaw(to, m.String()) }
-
-// next returns the next message, skipping what skip says to skip.
-func (u *testUA) next(what string, match func(sip.Message) bool) sip.Message {
-	u.t.Helper()
-	deadline := time.After(waitFor)
-	for {
-		select {
-		case m, ok := <-u.in:
-			if !ok {
-				u.t.Fatalf("%s: socket closed while waiting for %s", u.addr, what)
-			}
-			if match(m) {
-				return m
-			}
-		case <-deadline:
-			u.t.Fatalf("%s: no %s within %v", u.addr, what, waitFor)
-			return nil
-		}
-	}
-}
-
-// request waits for a request of the method (retransmissions and other
-// methods are skipped).
-func (u *testUA) request(method sip.RequestMethod) *sip.Request {
-	u.t.Helper()
-	m := u.next(string(method), func(m sip.Message) bool {
-		r, ok := m.(*sip.Request)
-		return ok && r.Method == method
-	})
-	return m.(*sip.Request)
-}
-
-// response waits for a response with the code (others are skipped).
-func (u *testUA) response(code int) *sip.Response {
-	u.t.Helper()
-	m := u.next(fmt.Sprintf("%d response", code), func(m sip.Message) bool {
-		r, ok := m.(*sip.Response)
-		return ok && r.StatusCode == code
-	})
-	return m.(*sip.Response)
-}
-
-// final waits for the first final response (retransmitted provisionals skipped).
-func (u *testUA) final() *sip.Response {
-	u.t.Helper()
-	m := u.next("final response", func(m sip.Message) bool {
-		r, ok := m.(*sip.Response)
-		return ok && r.StatusCode >= 200
-	})
-	return m.(*sip.Response)
-}
-
-// quiet asserts that nothing matching arrives for a short while; it is the
-// only place a test waits on time, and only to prove an absence.
-func (u *testUA) quiet(d time.Duration, what string, match func(sip.Message) bool) {
-	u.t.Helper()
-	deadline := time.After(d)
-	for {
-		select {
-		case m := <-u.in:
-			if match(m) {
-				u.t.Fatalf("%s: unexpected %s:\n%s", u.addr, what, m.String())
-			}
-		case <-deadline:
-			return
-		}
-	}
-}
-
-// reply answers a request received from the proxy, to its top Via.
-func (u *testUA) reply(req *sip.Request, code int, toTag string, extra ...string) *sip.Response {
-	u.t.Helper()
-	res := sip.NewResponseFromRequest(req, code, "Reason "+itoa(code), nil)
-	if to := res.To(); to != nil && toTag != "" && code > 100 {
-		to.Params.Remove("tag")
-		to.Params.Add("tag", toTag)
-	}
-	for _, h := range extra {
-		i := strings.IndexByte(h, ':')
-		res.AppendHeader(sip.NewHeader(h[:i], strings.TrimSpace(h[i+1:])))
-	}
-	if code >= 200 && code < 300 && req.IsInvite() {
-		res.AppendHeader(sip.NewHeader("Contact", "<sip:uas@"+u.hostport()+">"))
-	}
-	via := req.Via()
-	u.send(net.JoinHostPort(via.Host, itoa(via.Port)), res)
-	return res
-}
-
-var callSeq int
-var callMu sync.Mutex
-
-func nextCall() int {
-	callMu.Lock()
-	defer callMu.Unlock()
-	callSeq++
-	return callSeq
-}
-
-// invite builds an INVITE from the UA to ruri.
-func (u *testUA) invite(ruri string, extra ...string) *sip.Request {
-	return u.request0("INVITE", ruri, 1, extra...)
-}
-
-func (u *testUA) request0(method, ruri string, cseq int, extra ...string) *sip.Request {
-	u.t.Helper()
-	n := nextCall()
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s SIP/2.0\r\n", method, ruri)
-	fmt.Fprintf(&b, "Via: SIP/2.0/UDP %s;branch=z9hG4bK-uac-%d-%d;rport\r\n", u.hostport(), n, time.Now().UnixNano())
-	b.WriteString("Max-Forwards: 70\r\n")
-	fmt.Fprintf(&b, "From: <sip:alice@127.0.0.1>;tag=from%d\r\n", n)
-	fmt.Fprintf(&b, "To: <%s>\r\n", ruri)
-	fmt.Fprintf(&b, "Call-ID: call-%d-%d@test\r\n", n, time.Now().UnixNano())
-	fmt.Fprintf(&b, "CSeq: %d %s\r\n", cseq, method)
-	fmt.Fprintf(&b, "Contact: <sip:alice@%s>\r\n", u.hostport())
-	body := ""
-	for _, h := range extra {
-		if strings.HasPrefix(h, "body:") {
-			body = h[5:]
-			continue
-		}
-		b.WriteString(h + "\r\n")
-	}
-	fmt.Fprintf(&b, "Content-Length: %d\r\n\r\n%s", len(body), body)
-	m, err := sip.ParseMessage([]byte(b.String()))
-	require.NoError(u.t, err)
-	return m.(*sip.Request)
-}
-
-// ackFor builds the ACK for a 2xx, along the route set of the response.
-func (u *testUA) ackFor(inv *sip.Request, res *sip.Response) *sip.Request {
-	return u.inDialog("ACK", inv, res, int(inv.CSeq().SeqNo))
-}
-
-// inDialog builds a request within the dialog that res established: the
-// remote target is the Contact, the route set the reversed Record-Route.
-func (u *testUA) inDialog(method string, inv *sip.Request, res *sip.Response, cseq int) *sip.Request {
-	u.t.Helper()
-	contact := res.Contact()
-	require.NotNil(u.t, contact, "2xx without Contact")
-	n := nextCall()
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s SIP/2.0\r\n", method, contact.Address.String())
-	fmt.Fprintf(&b, "Via: SIP/2.0/UDP %s;branch=z9hG4bK-dlg-%d-%d;rport\r\n", u.hostport(), n, time.Now().UnixNano())
-	b.WriteString("Max-Forwards: 70\r\n")
-	rr := res.GetHeaders("Record-Route")
-	for i := len(rr) - 1; i >= 0; i-- {
-		fmt.Fprintf(&b, "Route: %s\r\n", rr[i].Value())
-	}
-	fmt.Fprintf(&b, "From: %s\r\n", inv.From().Value())
-	fmt.Fprintf(&b, "To: %s\r\n", res.To().Value())
-	fmt.Fprintf(&b, "Call-ID: %s\r\n", inv.CallID().Value())
-	fmt.Fprintf(&b, "CSeq: %d %s\r\n", cseq, method)
-	b.WriteString("Content-Length: 0\r\n\r\n")
-	m, err := sip.ParseMessage([]byte(b.String()))
-	require.NoError(u.t, err)
-	return m.(*sip.Request)
-}
-
-// cancelFor builds the CANCEL of an INVITE the UA sent (§9.1).
-func (u *testUA) cancelFor(inv *sip.Request, extra ...string) *sip.Request {
-	u.t.Helper()
-	var b strings.Builder
-	fmt.Fprintf(&b, "CANCEL %s SIP/2.0\r\n", inv.Recipient.String())
-	fmt.Fprintf(&b, "Via: %s\r\n", inv.Via().Value())
-	b.WriteString("Max-Forwards: 70\r\n")
-	fmt.Fprintf(&b, "From: %s\r\nTo: %s\r\nCall-ID: %s\r\nCSeq: %d CANCEL\r\n",
-		inv.From().Value(), inv.To().Value(), inv.CallID().Value(), inv.CSeq().SeqNo)
-	for _, h := range extra {
-		b.WriteString(h + "\r\n")
-	}
-	b.WriteString("Content-Length: 0\r\n\r\n")
-	m, err := sip.ParseMessage([]byte(b.String()))
-	require.NoError(u.t, err)
-	return m.(*sip.Request)
-}
-
-// ackNon2xx is the ACK a UAC sends for a non-2xx final (§17.1.1.3).
-func (u *testUA) ackNon2xx(inv *sip.Request, res *sip.Response) *sip.Request {
-	u.t.Helper()
-	var b strings.Builder
-	fmt.Fprintf(&b, "ACK %s SIP/2.0\r\n", inv.Recipient.String())
-	fmt.Fprintf(&b, "Via: %s\r\n", inv.Via().Value())
-	b.WriteString("Max-Forwards: 70\r\n")
-	fmt.Fprintf(&b, "From: %s\r\nTo: %s\r\nCall-ID: %s\r\nCSeq: %d ACK\r\nContent-Length: 0\r\n\r\n",
-		inv.From().Value(), res.To().Value(), inv.CallID().Value(), inv.CSeq().SeqNo)
-	m, err := sip.ParseMessage([]byte(b.String()))
-	require.NoError(u.t, err)
-	return m.(*sip.Request)
-}
+const waitFor = siptest.WaitFor
 
 // testProxy runs a Proxy on loopback with the given router.
 type testProxy struct {
 	*Proxy
 	udp   string
 	tcp   string
-	clock *fakeClock
+	clock *siptest.Clock
 }
 
 func startProxy(t *testing.T, cfg Config, router Router, opts ...func(*Options)) *testProxy {
 	t.Helper()
 	o := Options{Config: cfg, Router: router}
-	clock := newFakeClock()
+	clock := siptest.NewClock()
 	o.Clock = clock
 	for _, f := range opts {
 		f(&o)
@@ -362,64 +42,17 @@ func startProxy(t *testing.T, cfg Config, router Router, opts ...func(*Options))
 
 // toUA routes every initial request to the given UAs (parallel fork) and
 // in-dialog requests along their route set.
-func toUAs(uas ...*testUA) RouterFunc {
+func toUAs(uas ...*siptest.UA) RouterFunc {
 	return func(r *Request) Decision {
 		if !r.Initial {
 			return RelayTo()
 		}
 		var ts []Target
 		for _, u := range uas {
-			ts = append(ts, Target{URI: sip.Uri{Scheme: "sip", User: "bob", Host: "127.0.0.1", Port: u.addr.Port}})
+			ts = append(ts, Target{URI: sip.Uri{Scheme: "sip", User: "bob", Host: "127.0.0.1", Port: u.Addr.Port}})
 		}
 		d := RelayTo(ts...)
 		d.RecordRoute = true
 		return d
-	}
-}
-
-type netTCPAddr = net.TCPAddr
-
-func netListenTCP() (net.Listener, error) { return net.Listen("tcp4", "127.0.0.1:0") }
-
-// readTCPRequest accepts one connection and parses the first request on it.
-func readTCPRequest(t *testing.T, ln net.Listener) *sip.Request {
-	t.Helper()
-	type result struct {
-		req *sip.Request
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			ch <- result{err: err}
-			return
-		}
-		defer c.Close()
-		c.SetReadDeadline(time.Now().Add(waitFor))
-		var buf []byte
-		tmp := make([]byte, 65535)
-		for {
-			n, err := c.Read(tmp)
-			if err != nil {
-				ch <- result{err: err}
-				return
-			}
-			buf = append(buf, tmp[:n]...)
-			if m, err := sip.ParseMessage(buf); err == nil {
-				if r, ok := m.(*sip.Request); ok && len(r.Body()) == int(*r.ContentLength()) {
-					ch <- result{req: r}
-					return
-				}
-			}
-		}
-	}()
-	select {
-	case r := <-ch:
-		require.NoError(t, r.err)
-		return r.req
-	case <-time.After(waitFor):
-		t.Fatal("no request on TCP")
-		return nil
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/imsdlg/imsdlg/internal/siptest"
 )
 
 func isReq(method sip.RequestMethod) func(sip.Message) bool {
@@ -35,15 +37,15 @@ func ourVias(t *testing.T, p *testProxy, m sip.Message) int {
 // A basic call through the proxy: INVITE forked to one UAS, 180/200 back,
 // ACK and BYE along the Record-Route (RFC 3261 §16.6, §16.7, §16.12).
 func TestRFC3261_16_RecordRoutedCall(t *testing.T) {
-	uac, uas := newTestUA(t), newTestUA(t)
+	uac, uas := siptest.NewUA(t), siptest.NewUA(t)
 	p := startProxy(t, testCfg(), toUAs(uas))
 
-	inv := uac.invite("sip:bob@" + p.udp)
-	uac.send(p.udp, inv)
-	uac.response(100)
+	inv := uac.Invite("sip:bob@" + p.udp)
+	uac.Send(p.udp, inv)
+	uac.Response(100)
 
-	got := uas.request(sip.INVITE)
-	assert.Equal(t, fmt.Sprintf("sip:bob@127.0.0.1:%d", uas.addr.Port), got.Recipient.String())
+	got := uas.Request(sip.INVITE)
+	assert.Equal(t, fmt.Sprintf("sip:bob@127.0.0.1:%d", uas.Addr.Port), got.Recipient.String())
 	assert.Equal(t, uint32(69), got.MaxForwards().Val(), "§16.6 step 3")
 	require.Len(t, got.GetHeaders("Via"), 2, "our Via on top of the caller's")
 	assert.True(t, p.isOurVia(got.Via()))
@@ -52,25 +54,25 @@ func TestRFC3261_16_RecordRoutedCall(t *testing.T) {
 	assert.True(t, p.isOurURI(&rr.Address))
 	assert.True(t, rr.Address.UriParams.Has("lr"))
 
-	uas.reply(got, 180, "callee1")
-	r180 := uac.response(180)
+	uas.Reply(got, 180, "callee1")
+	r180 := uac.Response(180)
 	assert.Zero(t, ourVias(t, p, r180), "our Via is removed from responses (§16.7 step 3)")
-	ok := uas.reply(got, 200, "callee1")
-	r200 := uac.response(200)
+	ok := uas.Reply(got, 200, "callee1")
+	r200 := uac.Response(200)
 	assert.Equal(t, ok.To().Value(), r200.To().Value())
 	require.NotNil(t, r200.RecordRoute())
 
-	uac.send(p.udp, uac.ackFor(inv, r200))
-	ack := uas.request(sip.ACK)
+	uac.Send(p.udp, uac.AckFor(inv, r200))
+	ack := uas.Request(sip.ACK)
 	assert.Nil(t, ack.Route(), "our Route is consumed (§16.4)")
 	assert.True(t, p.isOurVia(ack.Via()), "stateless relay adds our Via (§16.11)")
 
-	bye := uac.inDialog("BYE", inv, r200, 2)
-	uac.send(p.udp, bye)
-	gotBye := uas.request(sip.BYE)
-	assert.Equal(t, fmt.Sprintf("sip:uas@%s", uas.hostport()), gotBye.Recipient.String())
-	uas.reply(gotBye, 200, "")
-	uac.response(200)
+	bye := uac.InDialog("BYE", inv, r200, 2)
+	uac.Send(p.udp, bye)
+	gotBye := uas.Request(sip.BYE)
+	assert.Equal(t, fmt.Sprintf("sip:uas@%s", uas.HostPort()), gotBye.Recipient.String())
+	uas.Reply(gotBye, 200, "")
+	uac.Response(200)
 
 	waitInuse(t, p, 0)
 	snap := p.Stats().Snapshot()
@@ -79,7 +81,7 @@ func TestRFC3261_16_RecordRoutedCall(t *testing.T) {
 }
 
 func TestRFC3261_16_3_Validation(t *testing.T) {
-	uac, uas := newTestUA(t), newTestUA(t)
+	uac, uas := siptest.NewUA(t), siptest.NewUA(t)
 	p := startProxy(t, testCfg(), toUAs(uas))
 	cases := []struct {
 		name  string
@@ -97,34 +99,34 @@ func TestRFC3261_16_3_Validation(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			inv := uac.invite("sip:bob@"+p.udp, tc.extra...)
+			inv := uac.Invite("sip:bob@"+p.udp, tc.extra...)
 			if tc.mf != "" {
 				SetMaxForwards(inv, 0)
 			}
-			uac.send(p.udp, inv)
-			res := uac.final()
+			uac.Send(p.udp, inv)
+			res := uac.Final()
 			assert.Equal(t, tc.code, res.StatusCode)
 			if tc.check != nil {
 				tc.check(t, res)
 			}
 		})
 	}
-	uas.quiet(100*time.Millisecond, "INVITE", isReq(sip.INVITE))
+	uas.Quiet(100*time.Millisecond, "INVITE", isReq(sip.INVITE))
 }
 
 func TestRFC3261_16_3_MalformedAndOversize(t *testing.T) {
-	uac, uas := newTestUA(t), newTestUA(t)
+	uac, uas := siptest.NewUA(t), siptest.NewUA(t)
 	cfg := testCfg()
 	cfg.MaxMessageSize = 2000
 	p := startProxy(t, cfg, toUAs(uas))
 
 	raw := "INVITE sip:bob@" + p.udp + " SIP/2.0\r\n" +
-		"Via: SIP/2.0/UDP " + uac.hostport() + ";branch=z9hG4bK-bad1\r\n" +
+		"Via: SIP/2.0/UDP " + uac.HostPort() + ";branch=z9hG4bK-bad1\r\n" +
 		"From: <sip:a@b>;tag=1\r\nTo: <sip:bob@b>\r\nCall-ID: bad1\r\n" +
 		"CSeq: notanumber INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
-	uac.sendRaw(p.udp, raw)
+	uac.SendRaw(p.udp, raw)
 	select {
-	case got := <-uac.raw:
+	case got := <-uac.Raw:
 		status, _, _ := strings.Cut(got, "\r\n")
 		assert.True(t, strings.HasPrefix(status, "SIP/2.0 400 "), status)
 		assert.Contains(t, status, "CSeq", "the reason names the header")
@@ -133,20 +135,20 @@ func TestRFC3261_16_3_MalformedAndOversize(t *testing.T) {
 		t.Fatal("no answer to a malformed request")
 	}
 
-	big := uac.invite("sip:bob@"+p.udp, "body:"+strings.Repeat("v=0\r\n", 500))
-	uac.send(p.udp, big)
-	res := uac.final()
+	big := uac.Invite("sip:bob@"+p.udp, "body:"+strings.Repeat("v=0\r\n", 500))
+	uac.Send(p.udp, big)
+	res := uac.Final()
 	assert.Equal(t, 513, res.StatusCode)
-	uas.quiet(100*time.Millisecond, "INVITE", isReq(sip.INVITE))
+	uas.Quiet(100*time.Millisecond, "INVITE", isReq(sip.INVITE))
 }
 
 // Every branch gets its own Max-Forwards (sipgo's Clone shares the header).
 func TestRFC3261_16_6_ParallelForkOwnMaxForwards(t *testing.T) {
-	uac, a, b := newTestUA(t), newTestUA(t), newTestUA(t)
+	uac, a, b := siptest.NewUA(t), siptest.NewUA(t), siptest.NewUA(t)
 	p := startProxy(t, testCfg(), toUAs(a, b))
-	inv := uac.invite("sip:bob@" + p.udp)
-	uac.send(p.udp, inv)
-	ia, ib := a.request(sip.INVITE), b.request(sip.INVITE)
+	inv := uac.Invite("sip:bob@" + p.udp)
+	uac.Send(p.udp, inv)
+	ia, ib := a.Request(sip.INVITE), b.Request(sip.INVITE)
 	assert.Equal(t, uint32(69), ia.MaxForwards().Val())
 	assert.Equal(t, uint32(69), ib.MaxForwards().Val())
 	ba, _ := ia.Via().Params.Get("branch")
@@ -155,11 +157,11 @@ func TestRFC3261_16_6_ParallelForkOwnMaxForwards(t *testing.T) {
 	assert.Equal(t, BranchLoopHash(ba), BranchLoopHash(bb))
 
 	// Both ring with their own tag: the caller sees both early dialogs.
-	a.reply(ia, 180, "tagA")
-	b.reply(ib, 183, "tagB")
+	a.Reply(ia, 180, "tagA")
+	b.Reply(ib, 183, "tagB")
 	early := map[int]string{}
 	for len(early) < 2 {
-		m := uac.next("18x", func(m sip.Message) bool {
+		m := uac.Next("18x", func(m sip.Message) bool {
 			r, ok := m.(*sip.Response)
 			return ok && r.StatusCode > 100 && r.StatusCode < 200
 		})
@@ -169,15 +171,15 @@ func TestRFC3261_16_6_ParallelForkOwnMaxForwards(t *testing.T) {
 	assert.Contains(t, early[183], "tagB")
 
 	// B answers: A gets a CANCEL saying why, the caller the 200.
-	b.reply(ib, 200, "tagB")
-	assert.Equal(t, 200, uac.response(200).StatusCode)
-	c := a.request(sip.CANCEL)
+	b.Reply(ib, 200, "tagB")
+	assert.Equal(t, 200, uac.Response(200).StatusCode)
+	c := a.Request(sip.CANCEL)
 	require.NotNil(t, c.GetHeader("Reason"))
 	assert.Equal(t, reasonCompletedElsewhere, c.GetHeader("Reason").Value())
 	assert.Equal(t, ba, mustBranch(c), "CANCEL reuses the branch of the INVITE (§9.1)")
-	a.reply(c, 200, "")
-	a.reply(ia, 487, "tagA")
-	a.request(sip.ACK) // sipgo ACKs the 487 hop by hop
+	a.Reply(c, 200, "")
+	a.Reply(ia, 487, "tagA")
+	a.Request(sip.ACK) // sipgo ACKs the 487 hop by hop
 }
 
 func mustBranch(r *sip.Request) string {
@@ -186,29 +188,29 @@ func mustBranch(r *sip.Request) string {
 }
 
 func TestRFC3261_16_7_AllBranchesFailBestResponse(t *testing.T) {
-	uac, a, b, c := newTestUA(t), newTestUA(t), newTestUA(t), newTestUA(t)
+	uac, a, b, c := siptest.NewUA(t), siptest.NewUA(t), siptest.NewUA(t), siptest.NewUA(t)
 	p := startProxy(t, testCfg(), toUAs(a, b, c))
-	inv := uac.invite("sip:bob@" + p.udp)
-	uac.send(p.udp, inv)
-	ia, ib, ic := a.request(sip.INVITE), b.request(sip.INVITE), c.request(sip.INVITE)
-	a.reply(ia, 503, "a")
-	b.reply(ib, 486, "b")
-	c.reply(ic, 404, "c")
-	res := uac.final()
+	inv := uac.Invite("sip:bob@" + p.udp)
+	uac.Send(p.udp, inv)
+	ia, ib, ic := a.Request(sip.INVITE), b.Request(sip.INVITE), c.Request(sip.INVITE)
+	a.Reply(ia, 503, "a")
+	b.Reply(ib, 486, "b")
+	c.Reply(ic, 404, "c")
+	res := uac.Final()
 	assert.Equal(t, 404, res.StatusCode, "lowest 4xx wins over 486 and 503")
 	assert.Zero(t, ourVias(t, p, res))
 	// Each callee gets the ACK of its own final reply from the proxy's
 	// client transaction (same branch as its INVITE, §17.1.1.3); the
 	// caller's ACK is absorbed by the server transaction and never
 	// relayed (it would carry another branch).
-	invs := map[*testUA]*sip.Request{a: ia, b: ib, c: ic}
+	invs := map[*siptest.UA]*sip.Request{a: ia, b: ib, c: ic}
 	for u, inv := range invs {
-		ack := u.request(sip.ACK)
+		ack := u.Request(sip.ACK)
 		assert.Equal(t, mustBranch(inv), mustBranch(ack))
 	}
-	uac.send(p.udp, uac.ackNon2xx(inv, res))
+	uac.Send(p.udp, uac.AckNon2xx(inv, res))
 	for u, inv := range invs {
-		u.quiet(50*time.Millisecond, "the caller's ACK relayed", func(m sip.Message) bool {
+		u.Quiet(50*time.Millisecond, "the caller's ACK relayed", func(m sip.Message) bool {
 			r, ok := m.(*sip.Request)
 			return ok && r.Method == sip.ACK && mustBranch(r) != mustBranch(inv)
 		})
@@ -216,29 +218,29 @@ func TestRFC3261_16_7_AllBranchesFailBestResponse(t *testing.T) {
 }
 
 func TestRFC3261_16_10_CallerCancelDuringRinging(t *testing.T) {
-	uac, a, b := newTestUA(t), newTestUA(t), newTestUA(t)
+	uac, a, b := siptest.NewUA(t), siptest.NewUA(t), siptest.NewUA(t)
 	p := startProxy(t, testCfg(), toUAs(a, b))
-	inv := uac.invite("sip:bob@" + p.udp)
-	uac.send(p.udp, inv)
-	ia, ib := a.request(sip.INVITE), b.request(sip.INVITE)
-	a.reply(ia, 180, "a")
-	uac.response(180)
-	uac.send(p.udp, uac.cancelFor(inv, `Reason: SIP ;cause=600 ;text="Busy Everywhere"`))
-	uac.response(487)
+	inv := uac.Invite("sip:bob@" + p.udp)
+	uac.Send(p.udp, inv)
+	ia, ib := a.Request(sip.INVITE), b.Request(sip.INVITE)
+	a.Reply(ia, 180, "a")
+	uac.Response(180)
+	uac.Send(p.udp, uac.CancelFor(inv, `Reason: SIP ;cause=600 ;text="Busy Everywhere"`))
+	uac.Response(487)
 
-	ca := a.request(sip.CANCEL)
+	ca := a.Request(sip.CANCEL)
 	assert.Equal(t, `SIP ;cause=600 ;text="Busy Everywhere"`, ca.GetHeader("Reason").Value(),
 		"the caller's Reason goes downstream")
-	a.reply(ca, 200, "")
-	a.reply(ia, 487, "a")
+	a.Reply(ca, 200, "")
+	a.Reply(ia, 487, "a")
 
 	// B never rang: it gets its CANCEL only once it sends a provisional (§9.1).
-	b.quiet(50*time.Millisecond, "CANCEL before 1xx", isReq(sip.CANCEL))
-	b.reply(ib, 180, "b")
-	cb := b.request(sip.CANCEL)
-	b.reply(cb, 200, "")
-	b.reply(ib, 487, "b")
-	uac.quiet(50*time.Millisecond, "180 after CANCEL", func(m sip.Message) bool {
+	b.Quiet(50*time.Millisecond, "CANCEL before 1xx", isReq(sip.CANCEL))
+	b.Reply(ib, 180, "b")
+	cb := b.Request(sip.CANCEL)
+	b.Reply(cb, 200, "")
+	b.Reply(ib, 487, "b")
+	uac.Quiet(50*time.Millisecond, "180 after CANCEL", func(m sip.Message) bool {
 		r, ok := m.(*sip.Response)
 		return ok && r.StatusCode == 180 && strings.Contains(r.To().Value(), "tag=b")
 	})
@@ -265,30 +267,30 @@ func waitInuse(t *testing.T, p *testProxy, want int64) {
 }
 
 func TestRFC3261_9_2_CancelOvertakingInvite(t *testing.T) {
-	uac, uas := newTestUA(t), newTestUA(t)
+	uac, uas := siptest.NewUA(t), siptest.NewUA(t)
 	p := startProxy(t, testCfg(), toUAs(uas))
-	inv := uac.invite("sip:bob@" + p.udp)
-	uac.send(p.udp, uac.cancelFor(inv))
+	inv := uac.Invite("sip:bob@" + p.udp)
+	uac.Send(p.udp, uac.CancelFor(inv))
 	// The CANCEL is held, not answered 481, until its INVITE shows up.
-	uac.quiet(50*time.Millisecond, "481", func(m sip.Message) bool {
+	uac.Quiet(50*time.Millisecond, "481", func(m sip.Message) bool {
 		r, ok := m.(*sip.Response)
 		return ok && r.StatusCode == 481
 	})
-	uac.send(p.udp, inv)
-	uac.response(200) // to the CANCEL
-	res := uac.response(487)
+	uac.Send(p.udp, inv)
+	uac.Response(200) // to the CANCEL
+	res := uac.Response(487)
 	assert.Equal(t, sip.INVITE, res.CSeq().MethodName)
-	uas.quiet(50*time.Millisecond, "INVITE", isReq(sip.INVITE))
+	uas.Quiet(50*time.Millisecond, "INVITE", isReq(sip.INVITE))
 }
 
 func TestRFC3261_9_2_UnmatchedCancelIs481(t *testing.T) {
-	uac, uas := newTestUA(t), newTestUA(t)
+	uac, uas := siptest.NewUA(t), siptest.NewUA(t)
 	p := startProxy(t, testCfg(), toUAs(uas))
-	inv := uac.invite("sip:bob@" + p.udp)
-	uac.send(p.udp, uac.cancelFor(inv))
+	inv := uac.Invite("sip:bob@" + p.udp)
+	uac.Send(p.udp, uac.CancelFor(inv))
 	waitTimers(t, p, 1)
 	p.clock.Advance(p.cfg.CancelWait)
-	res := uac.final()
+	res := uac.Final()
 	assert.Equal(t, 481, res.StatusCode)
 	assert.Equal(t, sip.CANCEL, res.CSeq().MethodName)
 }
@@ -301,80 +303,80 @@ func waitTimers(t *testing.T, p *testProxy, n int) {
 }
 
 func TestTM_FrInvTimeoutCancelsBranchAnd408(t *testing.T) {
-	uac, uas := newTestUA(t), newTestUA(t)
+	uac, uas := siptest.NewUA(t), siptest.NewUA(t)
 	p := startProxy(t, testCfg(), toUAs(uas))
-	inv := uac.invite("sip:bob@" + p.udp)
-	uac.send(p.udp, inv)
-	got := uas.request(sip.INVITE)
-	uas.reply(got, 180, "x")
-	uac.response(180) // the fr_inv_timeout timer is armed before the relay
+	inv := uac.Invite("sip:bob@" + p.udp)
+	uac.Send(p.udp, inv)
+	got := uas.Request(sip.INVITE)
+	uas.Reply(got, 180, "x")
+	uac.Response(180) // the fr_inv_timeout timer is armed before the relay
 	p.clock.Advance(p.cfg.FrTimeout)
-	uas.quiet(30*time.Millisecond, "CANCEL at fr_timeout after a 1xx", isReq(sip.CANCEL))
+	uas.Quiet(30*time.Millisecond, "CANCEL at fr_timeout after a 1xx", isReq(sip.CANCEL))
 	p.clock.Advance(p.cfg.FrInvTimeout)
-	c := uas.request(sip.CANCEL)
+	c := uas.Request(sip.CANCEL)
 	assert.Equal(t, reasonRequestTimeout, c.GetHeader("Reason").Value())
-	res := uac.final()
+	res := uac.Final()
 	assert.Equal(t, 408, res.StatusCode)
-	uas.reply(c, 200, "")
-	uas.reply(got, 487, "x")
+	uas.Reply(c, 200, "")
+	uas.Reply(got, 487, "x")
 	waitInuse(t, p, 0)
 	assert.Equal(t, uint64(1), p.Stats().Snapshot()["fr_inv_timeouts"])
 }
 
 func TestTM_FrTimeoutWithoutProvisional(t *testing.T) {
-	uac, uas := newTestUA(t), newTestUA(t)
+	uac, uas := siptest.NewUA(t), siptest.NewUA(t)
 	p := startProxy(t, testCfg(), toUAs(uas))
-	inv := uac.invite("sip:bob@" + p.udp)
-	uac.send(p.udp, inv)
-	got := uas.request(sip.INVITE)
+	inv := uac.Invite("sip:bob@" + p.udp)
+	uac.Send(p.udp, inv)
+	got := uas.Request(sip.INVITE)
 	p.clock.Advance(p.cfg.FrTimeout)
-	assert.Equal(t, 408, uac.final().StatusCode)
+	assert.Equal(t, 408, uac.Final().StatusCode)
 	// A 180 arriving now gets the CANCEL we owed it.
-	uas.reply(got, 180, "late")
-	c := uas.request(sip.CANCEL)
+	uas.Reply(got, 180, "late")
+	c := uas.Request(sip.CANCEL)
 	assert.Equal(t, reasonRequestTimeout, c.GetHeader("Reason").Value())
 	assert.Equal(t, uint64(1), p.Stats().Snapshot()["fr_timeouts"])
 }
 
 func TestRFC3261_18_1_1_LargeRequestSwitchesToTCP(t *testing.T) {
-	uac := newTestUA(t)
+	uac := siptest.NewUA(t)
 	// The callee listens on TCP only for this check.
-	ln, err := netListenTCP()
+	ln, err := siptest.ListenTCP()
 	require.NoError(t, err)
 	defer ln.Close()
-	port := ln.Addr().(*netTCPAddr).Port
+	port := ln.Addr().(*net.TCPAddr).Port
 	router := RouterFunc(func(r *Request) Decision {
 		return RelayTo(Target{URI: sip.Uri{Scheme: "sip", User: "bob", Host: "127.0.0.1", Port: port}})
 	})
 	p := startProxy(t, testCfg(), router)
-	inv := uac.invite("sip:bob@"+p.udp, "Content-Type: application/sdp", "body:"+strings.Repeat("a=x-filler:0123456789\r\n", 70))
+	inv := uac.Invite("sip:bob@"+p.udp, "Content-Type: application/sdp", "body:"+strings.Repeat("a=x-filler:0123456789\r\n", 70))
 	require.Greater(t, msgSize(inv), p.cfg.UDPMaxSize)
-	uac.send(p.udp, inv)
-	req := readTCPRequest(t, ln)
+	uac.Send(p.udp, inv)
+	req := siptest.ReadTCPRequest(t, ln)
 	assert.Equal(t, "TCP", req.Via().Transport)
 	assert.Equal(t, sip.INVITE, req.Method)
 }
 
 func TestRFC3261_16_6_SerialForkByQ(t *testing.T) {
-	uac, a, b := newTestUA(t), newTestUA(t), newTestUA(t)
+	uac, a, b := siptest.NewUA(t), siptest.NewUA(t), siptest.NewUA(t)
 	router := RouterFunc(func(r *Request) Decision {
 		if !r.Initial {
 			return RelayTo()
 		}
 		return RelayTo(
-			Target{URI: sip.Uri{Scheme: "sip", User: "b", Host: "127.0.0.1", Port: b.addr.Port}, Q: 0.5},
-			Target{URI: sip.Uri{Scheme: "sip", User: "a", Host: "127.0.0.1", Port: a.addr.Port}, Q: 1},
+			Target{URI: sip.Uri{Scheme: "sip", User: "b", Host: "127.0.0.1", Port: b.Addr.Port}, Q: 0.5},
+			Target{URI: sip.Uri{Scheme: "sip", User: "a", Host: "127.0.0.1", Port: a.Addr.Port}, Q: 1},
 		)
 	})
 	p := startProxy(t, testCfg(), router)
-	inv := uac.invite("sip:bob@" + p.udp)
-	uac.send(p.udp, inv)
-	ia := a.request(sip.INVITE)
-	b.quiet(30*time.Millisecond, "INVITE before q=1 failed", isReq(sip.INVITE))
-	a.reply(ia, 486, "a")
-	ib := b.request(sip.INVITE)
-	b.reply(ib, 200, "b")
-	assert.Equal(t, 200, uac.final().StatusCode)
+	inv := uac.Invite("sip:bob@" + p.udp)
+	uac.Send(p.udp, inv)
+	ia := a.Request(sip.INVITE)
+	b.Quiet(30*time.Millisecond, "INVITE before q=1 failed", isReq(sip.INVITE))
+	a.Reply(ia, 486, "a")
+	ib := b.Request(sip.INVITE)
+	b.Reply(ib, 200, "b")
+	assert.Equal(t, 200, uac.Final().StatusCode)
 }
 
 type failover struct {
@@ -391,15 +393,15 @@ func (f *failover) OnFailure(t *Transaction, best *sip.Response) []Target {
 }
 
 func TestTM_FailureHookAddsBranch(t *testing.T) {
-	uac, a, b := newTestUA(t), newTestUA(t), newTestUA(t)
-	f := &failover{RouterFunc: toUAs(a), next: Target{URI: sip.Uri{Scheme: "sip", User: "vm", Host: "127.0.0.1", Port: b.addr.Port}}}
+	uac, a, b := siptest.NewUA(t), siptest.NewUA(t), siptest.NewUA(t)
+	f := &failover{RouterFunc: toUAs(a), next: Target{URI: sip.Uri{Scheme: "sip", User: "vm", Host: "127.0.0.1", Port: b.Addr.Port}}}
 	p := startProxy(t, testCfg(), f)
-	uac.send(p.udp, uac.invite("sip:bob@"+p.udp))
-	a.reply(a.request(sip.INVITE), 486, "a")
-	ib := b.request(sip.INVITE)
+	uac.Send(p.udp, uac.Invite("sip:bob@"+p.udp))
+	a.Reply(a.Request(sip.INVITE), 486, "a")
+	ib := b.Request(sip.INVITE)
 	assert.Equal(t, "vm", ib.Recipient.User)
-	b.reply(ib, 480, "b")
-	assert.Equal(t, 480, uac.final().StatusCode)
+	b.Reply(ib, 480, "b")
+	assert.Equal(t, 480, uac.Final().StatusCode)
 	assert.Equal(t, int32(2), f.calls.Load())
 }
 
@@ -416,18 +418,18 @@ func (c *capture) Route(r *Request) Decision {
 }
 
 func TestTM_TReplyEndsEarlyCall(t *testing.T) {
-	uac, uas := newTestUA(t), newTestUA(t)
+	uac, uas := siptest.NewUA(t), siptest.NewUA(t)
 	c := &capture{RouterFunc: toUAs(uas), tx: make(chan *Transaction, 1)}
 	p := startProxy(t, testCfg(), c)
-	uac.send(p.udp, uac.invite("sip:bob@"+p.udp))
+	uac.Send(p.udp, uac.Invite("sip:bob@"+p.udp))
 	tx := <-c.tx
-	got := uas.request(sip.INVITE)
-	uas.reply(got, 180, "x")
-	uac.response(180)
+	got := uas.Request(sip.INVITE)
+	uas.Reply(got, 180, "x")
+	uac.Response(180)
 	require.NoError(t, tx.Reply(487, "Request Terminated", sip.NewHeader("Reason", `SIP ;cause=487 ;text="terminated by operator"`)))
-	res := uac.response(487)
+	res := uac.Response(487)
 	assert.Equal(t, `SIP ;cause=487 ;text="terminated by operator"`, res.GetHeader("Reason").Value())
-	cn := uas.request(sip.CANCEL)
+	cn := uas.Request(sip.CANCEL)
 	assert.Equal(t, `SIP ;cause=487 ;text="terminated by operator"`, cn.GetHeader("Reason").Value())
 	assert.ErrorIs(t, tx.Reply(500, "again"), ErrFinalSent)
 	br := tx.Branches()
@@ -435,8 +437,8 @@ func TestTM_TReplyEndsEarlyCall(t *testing.T) {
 	assert.Equal(t, 180, br[0].LastCode)
 	assert.False(t, br[0].Done, "cancelled, waiting for its 487")
 	assert.Contains(t, br[0].URI, "sip:bob@127.0.0.1:")
-	uas.reply(cn, 200, "")
-	uas.reply(got, 487, "x")
+	uas.Reply(cn, 200, "")
+	uas.Reply(got, 487, "x")
 	select {
 	case <-tx.Done():
 	case <-time.After(waitFor):
@@ -449,27 +451,27 @@ func TestTM_TReplyEndsEarlyCall(t *testing.T) {
 }
 
 func TestRFC3261_16_7_TwoBranchesAnswer(t *testing.T) {
-	uac, a, b := newTestUA(t), newTestUA(t), newTestUA(t)
+	uac, a, b := siptest.NewUA(t), siptest.NewUA(t), siptest.NewUA(t)
 	p := startProxy(t, testCfg(), toUAs(a, b))
-	inv := uac.invite("sip:bob@" + p.udp)
-	uac.send(p.udp, inv)
-	ia, ib := a.request(sip.INVITE), b.request(sip.INVITE)
-	a.reply(ia, 180, "a")
-	b.reply(ib, 180, "b")
-	a.reply(ia, 200, "a")
-	first := uac.response(200)
-	cb := b.request(sip.CANCEL)
-	b.reply(ib, 200, "b") // crosses our CANCEL
-	second := uac.response(200)
+	inv := uac.Invite("sip:bob@" + p.udp)
+	uac.Send(p.udp, inv)
+	ia, ib := a.Request(sip.INVITE), b.Request(sip.INVITE)
+	a.Reply(ia, 180, "a")
+	b.Reply(ib, 180, "b")
+	a.Reply(ia, 200, "a")
+	first := uac.Response(200)
+	cb := b.Request(sip.CANCEL)
+	b.Reply(ib, 200, "b") // crosses our CANCEL
+	second := uac.Response(200)
 	assert.NotEqual(t, first.To().Value(), second.To().Value(), "both 2xx reach the caller")
-	b.reply(cb, 200, "")
+	b.Reply(cb, 200, "")
 	// A retransmission of the second 2xx goes upstream too.
-	b.reply(ib, 200, "b")
-	uac.response(200)
+	b.Reply(ib, 200, "b")
+	uac.Response(200)
 }
 
 func TestRFC3261_16_3_Step4_LoopIs482(t *testing.T) {
-	uac := newTestUA(t)
+	uac := siptest.NewUA(t)
 	var self atomic.Value
 	router := RouterFunc(func(r *Request) Decision {
 		// Send the request back to ourselves unchanged: a loop.
@@ -477,15 +479,15 @@ func TestRFC3261_16_3_Step4_LoopIs482(t *testing.T) {
 	})
 	p := startProxy(t, testCfg(), router)
 	self.Store(p.udp)
-	uac.send(p.udp, uac.invite("sip:bob@"+p.udp))
-	res := uac.final()
+	uac.Send(p.udp, uac.Invite("sip:bob@"+p.udp))
+	res := uac.Final()
 	assert.Equal(t, 482, res.StatusCode)
 }
 
 func TestTM_SendRequestLocal(t *testing.T) {
-	uas := newTestUA(t)
+	uas := siptest.NewUA(t)
 	p := startProxy(t, testCfg(), toUAs(uas))
-	req := sip.NewRequest(sip.OPTIONS, sip.Uri{Scheme: "sip", Host: "127.0.0.1", Port: uas.addr.Port})
+	req := sip.NewRequest(sip.OPTIONS, sip.Uri{Scheme: "sip", Host: "127.0.0.1", Port: uas.Addr.Port})
 	fromParams := sip.NewParams()
 	fromParams.Add("tag", "p1")
 	req.AppendHeader(&sip.FromHeader{Address: sip.Uri{Scheme: "sip", Host: "proxy"}, Params: fromParams})
@@ -499,10 +501,10 @@ func TestTM_SendRequestLocal(t *testing.T) {
 		assert.NoError(t, err)
 		done <- res
 	}()
-	got := uas.request(sip.OPTIONS)
+	got := uas.Request(sip.OPTIONS)
 	assert.True(t, p.isOurVia(got.Via()))
 	assert.Equal(t, uint32(70), got.MaxForwards().Val())
-	uas.reply(got, 200, "")
+	uas.Reply(got, 200, "")
 	select {
 	case res := <-done:
 		require.NotNil(t, res)
@@ -515,17 +517,17 @@ func TestTM_SendRequestLocal(t *testing.T) {
 // RFC 3261 §9.1: a callee that never answers its INVITE after our CANCEL
 // does not keep the transaction for ever.
 func TestRFC3261_9_1_CancelledBranchWithoutFinalIsReleased(t *testing.T) {
-	uac, uas := newTestUA(t), newTestUA(t)
+	uac, uas := siptest.NewUA(t), siptest.NewUA(t)
 	p := startProxy(t, testCfg(), toUAs(uas))
-	inv := uac.invite("sip:bob@" + p.udp)
-	uac.send(p.udp, inv)
-	got := uas.request(sip.INVITE)
-	uas.reply(got, 180, "x")
-	uac.response(180)
-	uac.send(p.udp, uac.cancelFor(inv))
-	uac.response(487)
-	c := uas.request(sip.CANCEL)
-	uas.reply(c, 200, "") // but no 487 for the INVITE, ever
+	inv := uac.Invite("sip:bob@" + p.udp)
+	uac.Send(p.udp, inv)
+	got := uas.Request(sip.INVITE)
+	uas.Reply(got, 180, "x")
+	uac.Response(180)
+	uac.Send(p.udp, uac.CancelFor(inv))
+	uac.Response(487)
+	c := uas.Request(sip.CANCEL)
+	uas.Reply(c, 200, "") // but no 487 for the INVITE, ever
 	assert.Equal(t, int64(1), p.Stats().inuse.Load())
 	p.clock.Advance(64 * p.cfg.T1)
 	waitInuse(t, p, 0)
@@ -534,19 +536,19 @@ func TestRFC3261_9_1_CancelledBranchWithoutFinalIsReleased(t *testing.T) {
 // RFC 3261 §16.4: the previous hop is a strict router and put our
 // Record-Route URI into the Request-URI; the real one is the last Route.
 func TestRFC3261_16_4_StrictRoutingPreviousHop(t *testing.T) {
-	uac, uas := newTestUA(t), newTestUA(t)
+	uac, uas := siptest.NewUA(t), siptest.NewUA(t)
 	p := startProxy(t, testCfg(), toUAs(uas))
 	raw := "BYE sip:" + p.udp + ";lr SIP/2.0\r\n" +
-		"Via: SIP/2.0/UDP " + uac.hostport() + ";branch=z9hG4bK-strict1;rport\r\n" +
-		"Max-Forwards: 70\r\nRoute: <sip:bob@" + uas.hostport() + ">\r\n" +
+		"Via: SIP/2.0/UDP " + uac.HostPort() + ";branch=z9hG4bK-strict1;rport\r\n" +
+		"Max-Forwards: 70\r\nRoute: <sip:bob@" + uas.HostPort() + ">\r\n" +
 		"From: <sip:alice@127.0.0.1>;tag=a1\r\nTo: <sip:bob@127.0.0.1>;tag=b1\r\n" +
 		"Call-ID: strict-1@test\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
-	uac.sendRaw(p.udp, raw)
-	got := uas.request(sip.BYE)
-	assert.Equal(t, "sip:bob@"+uas.hostport(), got.Recipient.String())
+	uac.SendRaw(p.udp, raw)
+	got := uas.Request(sip.BYE)
+	assert.Equal(t, "sip:bob@"+uas.HostPort(), got.Recipient.String())
 	assert.Nil(t, got.Route(), "the Route that held the Request-URI is consumed")
-	uas.reply(got, 200, "")
-	assert.Equal(t, 200, uac.final().StatusCode)
+	uas.Reply(got, 200, "")
+	assert.Equal(t, 200, uac.Final().StatusCode)
 }
 
 type hooked struct {
@@ -569,104 +571,104 @@ func (h *hooked) OnReply(t *Transaction, branch int, res *sip.Response) bool {
 // t_on_branch may change or drop a branch; t_on_reply may keep a
 // provisional reply from the caller.
 func TestTM_BranchAndReplyHooks(t *testing.T) {
-	uac, a, b := newTestUA(t), newTestUA(t), newTestUA(t)
+	uac, a, b := siptest.NewUA(t), siptest.NewUA(t), siptest.NewUA(t)
 	h := &hooked{RouterFunc: toUAs(a, b), dropBranch: 1}
 	p := startProxy(t, testCfg(), h)
-	uac.send(p.udp, uac.invite("sip:bob@"+p.udp))
-	ia := a.request(sip.INVITE)
+	uac.Send(p.udp, uac.Invite("sip:bob@"+p.udp))
+	ia := a.Request(sip.INVITE)
 	require.NotNil(t, ia.GetHeader("X-Branch"))
 	assert.Equal(t, "0", ia.GetHeader("X-Branch").Value())
-	b.quiet(30*time.Millisecond, "INVITE on a dropped branch", isReq(sip.INVITE))
-	a.reply(ia, 183, "a")
-	a.reply(ia, 180, "a")
-	r := uac.next("provisional", func(m sip.Message) bool {
+	b.Quiet(30*time.Millisecond, "INVITE on a dropped branch", isReq(sip.INVITE))
+	a.Reply(ia, 183, "a")
+	a.Reply(ia, 180, "a")
+	r := uac.Next("provisional", func(m sip.Message) bool {
 		r, ok := m.(*sip.Response)
 		return ok && r.StatusCode > 100
 	}).(*sip.Response)
 	assert.Equal(t, 180, r.StatusCode, "the 183 was kept by the reply hook")
-	a.reply(ia, 486, "a")
-	assert.Equal(t, 486, uac.final().StatusCode)
+	a.Reply(ia, 486, "a")
+	assert.Equal(t, 486, uac.Final().StatusCode)
 }
 
 // A call over IPv6 loopback: Via, Record-Route and Route use bracketed
 // addresses.
 func TestRFC3261_IPv6Call(t *testing.T) {
 	ip6 := net.ParseIP("::1")
-	uac, uas := newTestUAOn(t, "udp6", ip6), newTestUAOn(t, "udp6", ip6)
+	uac, uas := siptest.NewUAOn(t, "udp6", ip6), siptest.NewUAOn(t, "udp6", ip6)
 	router := RouterFunc(func(r *Request) Decision {
 		if !r.Initial {
 			return RelayTo()
 		}
-		d := RelayTo(Target{URI: sip.Uri{Scheme: "sip", User: "bob", Host: "::1", Port: uas.addr.Port}})
+		d := RelayTo(Target{URI: sip.Uri{Scheme: "sip", User: "bob", Host: "::1", Port: uas.Addr.Port}})
 		d.RecordRoute = true
 		return d
 	})
-	p, err := New(Options{Config: testCfg(), Router: router, Clock: newFakeClock()})
+	p, err := New(Options{Config: testCfg(), Router: router, Clock: siptest.NewClock()})
 	require.NoError(t, err)
 	defer p.Close()
 	a, err := p.Listen("udp", "[::1]:0", "")
 	require.NoError(t, err)
 	addr := a.String()
-	inv := uac.invite("sip:bob@" + addr)
-	uac.send(addr, inv)
-	got := uas.request(sip.INVITE)
+	inv := uac.Invite("sip:bob@" + addr)
+	uac.Send(addr, inv)
+	got := uas.Request(sip.INVITE)
 	assert.Equal(t, "::1", got.Via().Host)
 	require.NotNil(t, got.RecordRoute())
 	assert.Contains(t, got.RecordRoute().Value(), "[::1]")
-	uas.reply(got, 200, "v6")
-	r200 := uac.response(200)
-	uac.send(addr, uac.ackFor(inv, r200))
-	ack := uas.request(sip.ACK)
+	uas.Reply(got, 200, "v6")
+	r200 := uac.Response(200)
+	uac.Send(addr, uac.AckFor(inv, r200))
+	ack := uas.Request(sip.ACK)
 	assert.Nil(t, ack.Route())
 }
 
 // tm minor_branch_flag: when every major branch failed the transaction
 // does not wait for the minor one, which is cancelled.
 func TestTM_MinorBranchOverSockets(t *testing.T) {
-	uac, major, minor := newTestUA(t), newTestUA(t), newTestUA(t)
+	uac, major, minor := siptest.NewUA(t), siptest.NewUA(t), siptest.NewUA(t)
 	router := RouterFunc(func(r *Request) Decision {
 		return RelayTo(
-			Target{URI: sip.Uri{Scheme: "sip", User: "bob", Host: "127.0.0.1", Port: major.addr.Port}},
-			Target{URI: sip.Uri{Scheme: "sip", User: "media", Host: "127.0.0.1", Port: minor.addr.Port}, Minor: true},
+			Target{URI: sip.Uri{Scheme: "sip", User: "bob", Host: "127.0.0.1", Port: major.Addr.Port}},
+			Target{URI: sip.Uri{Scheme: "sip", User: "media", Host: "127.0.0.1", Port: minor.Addr.Port}, Minor: true},
 		)
 	})
 	p := startProxy(t, testCfg(), router)
-	uac.send(p.udp, uac.invite("sip:bob@"+p.udp))
-	im, in := major.request(sip.INVITE), minor.request(sip.INVITE)
-	minor.reply(in, 183, "media")
-	uac.response(183)
-	major.reply(im, 486, "bob")
-	assert.Equal(t, 486, uac.final().StatusCode, "no wait for the minor branch")
-	c := minor.request(sip.CANCEL)
-	minor.reply(c, 200, "")
-	minor.reply(in, 487, "media")
+	uac.Send(p.udp, uac.Invite("sip:bob@"+p.udp))
+	im, in := major.Request(sip.INVITE), minor.Request(sip.INVITE)
+	minor.Reply(in, 183, "media")
+	uac.Response(183)
+	major.Reply(im, 486, "bob")
+	assert.Equal(t, 486, uac.Final().StatusCode, "no wait for the minor branch")
+	c := minor.Request(sip.CANCEL)
+	minor.Reply(c, 200, "")
+	minor.Reply(in, 487, "media")
 	waitInuse(t, p, 0)
 }
 
 // RFC 3261 §16.7 step 5 / tm disable_6xx_block=0: a 6xx ends the search;
 // the lower-q serial step is never tried.
 func TestRFC3261_16_7_6xxBlocksSerialForking(t *testing.T) {
-	uac, first, second := newTestUA(t), newTestUA(t), newTestUA(t)
+	uac, first, second := siptest.NewUA(t), siptest.NewUA(t), siptest.NewUA(t)
 	router := RouterFunc(func(r *Request) Decision {
 		return RelayTo(
-			Target{URI: sip.Uri{Scheme: "sip", User: "a", Host: "127.0.0.1", Port: first.addr.Port}, Q: 1},
-			Target{URI: sip.Uri{Scheme: "sip", User: "b", Host: "127.0.0.1", Port: second.addr.Port}, Q: 0.5},
+			Target{URI: sip.Uri{Scheme: "sip", User: "a", Host: "127.0.0.1", Port: first.Addr.Port}, Q: 1},
+			Target{URI: sip.Uri{Scheme: "sip", User: "b", Host: "127.0.0.1", Port: second.Addr.Port}, Q: 0.5},
 		)
 	})
 	p := startProxy(t, testCfg(), router)
-	uac.send(p.udp, uac.invite("sip:bob@"+p.udp))
-	first.reply(first.request(sip.INVITE), 603, "a")
-	assert.Equal(t, 603, uac.final().StatusCode)
-	second.quiet(50*time.Millisecond, "INVITE after a 6xx", isReq(sip.INVITE))
+	uac.Send(p.udp, uac.Invite("sip:bob@"+p.udp))
+	first.Reply(first.Request(sip.INVITE), 603, "a")
+	assert.Equal(t, 603, uac.Final().StatusCode)
+	second.Quiet(50*time.Millisecond, "INVITE after a 6xx", isReq(sip.INVITE))
 }
 
 type waiter struct {
-	first *testUA
+	first *siptest.UA
 	tx    chan *Transaction
 }
 
 func (w *waiter) Route(r *Request) Decision {
-	d := RelayTo(Target{URI: sip.Uri{Scheme: "sip", User: "a", Host: "127.0.0.1", Port: w.first.addr.Port}})
+	d := RelayTo(Target{URI: sip.Uri{Scheme: "sip", User: "a", Host: "127.0.0.1", Port: w.first.Addr.Port}})
 	d.WaitForNewBranches = true
 	w.tx <- r.Tx
 	return d
@@ -675,20 +677,20 @@ func (w *waiter) Route(r *Request) Decision {
 // t_wait_for_new_branches + t_inject_branches: the transaction stays open
 // after its only branch failed until a new branch is injected.
 func TestTM_InjectBranchesOverSockets(t *testing.T) {
-	uac, first, late := newTestUA(t), newTestUA(t), newTestUA(t)
+	uac, first, late := siptest.NewUA(t), siptest.NewUA(t), siptest.NewUA(t)
 	w := &waiter{first: first, tx: make(chan *Transaction, 1)}
 	p := startProxy(t, testCfg(), w)
-	uac.send(p.udp, uac.invite("sip:bob@"+p.udp))
+	uac.Send(p.udp, uac.Invite("sip:bob@"+p.udp))
 	tx := <-w.tx
-	first.reply(first.request(sip.INVITE), 480, "a")
-	uac.quiet(30*time.Millisecond, "final reply while waiting for branches", func(m sip.Message) bool {
+	first.Reply(first.Request(sip.INVITE), 480, "a")
+	uac.Quiet(30*time.Millisecond, "final reply while waiting for branches", func(m sip.Message) bool {
 		r, ok := m.(*sip.Response)
 		return ok && r.StatusCode >= 200
 	})
-	require.NoError(t, tx.InjectBranches(Target{URI: sip.Uri{Scheme: "sip", User: "late", Host: "127.0.0.1", Port: late.addr.Port}}))
-	il := late.request(sip.INVITE)
-	late.reply(il, 200, "late")
-	assert.Equal(t, 200, uac.final().StatusCode)
+	require.NoError(t, tx.InjectBranches(Target{URI: sip.Uri{Scheme: "sip", User: "late", Host: "127.0.0.1", Port: late.Addr.Port}}))
+	il := late.Request(sip.INVITE)
+	late.Reply(il, 200, "late")
+	assert.Equal(t, 200, uac.Final().StatusCode)
 	assert.ErrorIs(t, tx.InjectBranches(Target{}), ErrFinalSent)
 }
 
@@ -715,14 +717,14 @@ func TestTM_ApplyGlobalTimers(t *testing.T) {
 // A stopping proxy refuses new calls with 503 (so the caller fails over)
 // but still relays requests within dialogs.
 func TestTM_ShutdownDrains(t *testing.T) {
-	uac, uas := newTestUA(t), newTestUA(t)
+	uac, uas := siptest.NewUA(t), siptest.NewUA(t)
 	p := startProxy(t, testCfg(), toUAs(uas))
 	require.NoError(t, p.Ready())
-	inv := uac.invite("sip:bob@" + p.udp)
-	uac.send(p.udp, inv)
-	got := uas.request(sip.INVITE)
-	uas.reply(got, 200, "b")
-	r200 := uac.response(200)
+	inv := uac.Invite("sip:bob@" + p.udp)
+	uac.Send(p.udp, inv)
+	got := uas.Request(sip.INVITE)
+	uas.Reply(got, 200, "b")
+	r200 := uac.Response(200)
 	waitInuse(t, p, 0)
 
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
@@ -730,13 +732,13 @@ func TestTM_ShutdownDrains(t *testing.T) {
 	require.NoError(t, p.Shutdown(ctx))
 	assert.Error(t, p.Ready())
 
-	uac.send(p.udp, uac.invite("sip:bob@"+p.udp))
-	res := uac.final()
+	uac.Send(p.udp, uac.Invite("sip:bob@"+p.udp))
+	res := uac.Final()
 	assert.Equal(t, 503, res.StatusCode)
-	uas.quiet(30*time.Millisecond, "new INVITE while draining", isReq(sip.INVITE))
+	uas.Quiet(30*time.Millisecond, "new INVITE while draining", isReq(sip.INVITE))
 
-	uac.send(p.udp, uac.inDialog("BYE", inv, r200, 2))
-	bye := uas.request(sip.BYE)
-	uas.reply(bye, 200, "")
-	assert.Equal(t, 200, uac.final().StatusCode)
+	uac.Send(p.udp, uac.InDialog("BYE", inv, r200, 2))
+	bye := uas.Request(sip.BYE)
+	uas.Reply(bye, 200, "")
+	assert.Equal(t, 200, uac.Final().StatusCode)
 }

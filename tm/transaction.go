@@ -40,6 +40,28 @@ type Transaction struct {
 	localHdrs []sip.Header  // headers for a locally built final reply
 	upFinal   int           // final code sent on srv; 0 while none
 	finalCode int
+
+	vmu    sync.Mutex
+	values map[any]any // per-transaction data of the modules above tm
+}
+
+// SetValue attaches module data to the transaction (what OpenSIPS keeps
+// in transaction AVPs), e.g. the dialog a request belongs to. Use a key
+// type of your own package, as with context.WithValue.
+func (t *Transaction) SetValue(key, val any) {
+	t.vmu.Lock()
+	if t.values == nil {
+		t.values = make(map[any]any, 1)
+	}
+	t.values[key] = val
+	t.vmu.Unlock()
+}
+
+// Value returns what SetValue attached under key, or nil.
+func (t *Transaction) Value(key any) any {
+	t.vmu.Lock()
+	defer t.vmu.Unlock()
+	return t.values[key]
 }
 
 type branchIO struct {

@@ -338,6 +338,10 @@ func (p *Proxy) isOurHostPort(host string, port int, defPort int) bool {
 	return false
 }
 
+// IsOurAddress reports whether host:port is one of our listeners or
+// advertised addresses (port 0 meaning 5060).
+func (p *Proxy) IsOurAddress(host string, port int) bool { return p.isOurHostPort(host, port, 5060) }
+
 // isOurURI reports whether a URI designates this proxy (a Route or
 // Record-Route entry we put there).
 func (p *Proxy) isOurURI(u *sip.Uri) bool {

@@ -248,22 +248,9 @@ func TestRFC3261_16_10_CallerCancelDuringRinging(t *testing.T) {
 	assert.Equal(t, uint64(2), p.Stats().Snapshot()["cancels_sent"])
 }
 
-// eventually polls cond until it holds: the proxy finishes its work on
-// its own goroutines, after the message the test waited for left.
-func eventually(t *testing.T, cond func() bool, format string, args ...any) {
-	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf(format, args...)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 func waitInuse(t *testing.T, p *testProxy, want int64) {
 	t.Helper()
-	eventually(t, func() bool { return p.Stats().inuse.Load() == want }, "inuse_transactions != %d", want)
+	siptest.Eventually(t, func() bool { return p.Stats().inuse.Load() == want }, "inuse_transactions != %d", want)
 }
 
 func TestRFC3261_9_2_CancelOvertakingInvite(t *testing.T) {
@@ -299,7 +286,7 @@ func TestRFC3261_9_2_UnmatchedCancelIs481(t *testing.T) {
 // does so on the goroutine that handles the message).
 func waitTimers(t *testing.T, p *testProxy, n int) {
 	t.Helper()
-	eventually(t, func() bool { return p.clock.Pending() >= n }, "fewer than %d timers armed", n)
+	siptest.Eventually(t, func() bool { return p.clock.Pending() >= n }, "fewer than %d timers armed", n)
 }
 
 func TestTM_FrInvTimeoutCancelsBranchAnd408(t *testing.T) {

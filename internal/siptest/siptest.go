@@ -377,3 +377,17 @@ func ReadTCPRequest(t testing.TB, ln net.Listener) *sip.Request {
 		return nil
 	}
 }
+
+// Eventually polls cond until it holds or WaitFor passes: the code under
+// test finishes its work on its own goroutines, after the message the test
+// waited for left.
+func Eventually(t testing.TB, cond func() bool, format string, args ...any) {
+	t.Helper()
+	deadline := time.Now().Add(WaitFor)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf(format, args...)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}

@@ -1,0 +1,82 @@
+package imsdialog
+
+import (
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Stats are the statistics of the ims_dialog manual (§7), with the
+// failed_dialogs Kamailio's module lacks.
+type Stats struct {
+	active    atomic.Int64  // active_dialogs: answered, not ended
+	early     atomic.Int64  // early_dialogs
+	processed atomic.Uint64 // processed_dialogs: ended since start
+	expired   atomic.Uint64 // expired_dialogs
+	failed    atomic.Uint64 // failed_dialogs: ended before an answer
+	created   atomic.Uint64
+}
+
+func (s *Stats) transition(from, to State, end EndReason) {
+	wasActive := from == ConfirmedNA || from == Confirmed
+	isActive := to == ConfirmedNA || to == Confirmed
+	switch {
+	case wasActive && !isActive:
+		s.active.Add(-1)
+	case !wasActive && isActive:
+		s.active.Add(1)
+	}
+	if from == Early && to != Early {
+		s.early.Add(-1)
+	}
+	if to == Early {
+		s.early.Add(1)
+	}
+	if to == Terminated {
+		s.processed.Add(1)
+		if end == EndExpired {
+			s.expired.Add(1)
+		}
+		if from == Unconfirmed || from == Early {
+			s.failed.Add(1)
+		}
+	}
+}
+
+// Snapshot returns the counters under the manual's names.
+func (s *Stats) Snapshot() map[string]int64 {
+	return map[string]int64{
+		"active_dialogs":    max(s.active.Load(), 0),
+		"early_dialogs":     max(s.early.Load(), 0),
+		"processed_dialogs": int64(s.processed.Load()),
+		"expired_dialogs":   int64(s.expired.Load()),
+		"failed_dialogs":    int64(s.failed.Load()),
+		"created_dialogs":   int64(s.created.Load()),
+	}
+}
+
+var (
+	descActive    = prometheus.NewDesc("imsdlg_dialog_active_dialogs", "Dialogs answered and not ended.", nil, nil)
+	descEarly     = prometheus.NewDesc("imsdlg_dialog_early_dialogs", "Dialogs in early state.", nil, nil)
+	descProcessed = prometheus.NewDesc("imsdlg_dialog_processed_dialogs_total", "Dialogs ended since start.", nil, nil)
+	descExpired   = prometheus.NewDesc("imsdlg_dialog_expired_dialogs_total", "Dialogs ended by their timeout.", nil, nil)
+	descFailed    = prometheus.NewDesc("imsdlg_dialog_failed_dialogs_total", "Dialogs ended before an answer.", nil, nil)
+	descCreated   = prometheus.NewDesc("imsdlg_dialog_created_dialogs_total", "Dialogs created since start.", nil, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (s *Stats) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descActive, descEarly, descProcessed, descExpired, descFailed, descCreated} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (s *Stats) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(descActive, prometheus.GaugeValue, float64(max(s.active.Load(), 0)))
+	ch <- prometheus.MustNewConstMetric(descEarly, prometheus.GaugeValue, float64(max(s.early.Load(), 0)))
+	ch <- prometheus.MustNewConstMetric(descProcessed, prometheus.CounterValue, float64(s.processed.Load()))
+	ch <- prometheus.MustNewConstMetric(descExpired, prometheus.CounterValue, float64(s.expired.Load()))
+	ch <- prometheus.MustNewConstMetric(descFailed, prometheus.CounterValue, float64(s.failed.Load()))
+	ch <- prometheus.MustNewConstMetric(descCreated, prometheus.CounterValue, float64(s.created.Load()))
+}

@@ -41,7 +41,6 @@ type Dialog struct {
 	vars         map[string]string
 	flags        uint32
 	cbs          []callbackReg
-	lastStateAt  time.Time
 }
 
 // DID is the dialog cookie: hex h_entry "." hex h_id.

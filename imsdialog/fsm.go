@@ -120,12 +120,13 @@ const (
 // Event is fed to FSM.Step.
 type Event struct {
 	Kind       EventKind
-	NewLeg     bool   // EvProvisional: first reply with this To tag
-	Code       int    // EvFailed, EvReply; EvTerminate: final code for an early dialog (0: 487)
-	Method     string // EvRequest, EvReply
-	FromCaller bool   // EvRequest: direction
-	Side       Side   // EvTerminate, EvByeDone
-	Reason     string // EvTerminate: text for the Reason header
+	NewLeg     bool     // EvProvisional: first reply with this To tag
+	Code       int      // EvFailed, EvReply; EvTerminate: final code for an early dialog (0: 487)
+	Method     string   // EvRequest, EvReply
+	FromCaller bool     // EvRequest: direction
+	Side       Side     // EvTerminate, EvByeDone
+	Reason     string   // EvTerminate: text for the Reason header
+	Headers    []string // EvTerminate: extra "Name: value" lines for the BYEs / the final reply
 }
 
 // ActionKind is what the manager must do.
@@ -152,6 +153,7 @@ type Action struct {
 	Side     Side
 	Code     int
 	Reason   string
+	Headers  []string
 }
 
 // ErrNotFound answers a command on a dialog that has ended.
@@ -295,7 +297,7 @@ func (f *FSM) Step(now time.Time, ev Event) ([]Action, error) {
 			f.End = EndExpired
 			out = f.move(out, now, Terminated)
 			out = fire(out, CbExpired)
-			return f.byes(out, SideBoth, "dialog expired"), nil
+			return f.byes(out, SideBoth, "dialog expired", nil), nil
 		}
 		return nil, nil
 	case EvTerminate:
@@ -309,12 +311,12 @@ func (f *FSM) Step(now time.Time, ev Event) ([]Action, error) {
 			out = f.move(out, now, Terminated)
 			out = fire(out, CbTerminated)
 			out = fire(out, CbFailed)
-			return append(out, Action{Kind: ActCancelEarly, Code: code, Reason: ev.Reason}, Action{Kind: ActDestroy}), nil
+			return append(out, Action{Kind: ActCancelEarly, Code: code, Reason: ev.Reason, Headers: ev.Headers}, Action{Kind: ActDestroy}), nil
 		case ConfirmedNA, Confirmed:
 			f.End = EndTerminated
 			out = f.move(out, now, Terminated)
 			out = fire(out, CbTerminated)
-			return f.byes(out, ev.Side, ev.Reason), nil
+			return f.byes(out, ev.Side, ev.Reason, ev.Headers), nil
 		}
 		return nil, ErrNotFound
 	case EvByeDone:
@@ -336,15 +338,15 @@ func (f *FSM) Step(now time.Time, ev Event) ([]Action, error) {
 
 // byes sends BYE to the chosen sides of a confirmed dialog and bounds the
 // wait for their replies.
-func (f *FSM) byes(out []Action, side Side, reason string) []Action {
+func (f *FSM) byes(out []Action, side Side, reason string, hdrs []string) []Action {
 	out = append(out, Action{Kind: ActStopTimeout})
 	if side == SideBoth || side == SideCaller {
 		f.byeCaller = true
-		out = append(out, Action{Kind: ActSendBye, Side: SideCaller, Reason: reason})
+		out = append(out, Action{Kind: ActSendBye, Side: SideCaller, Reason: reason, Headers: hdrs})
 	}
 	if side == SideBoth || side == SideCallee {
 		f.byeCallee = true
-		out = append(out, Action{Kind: ActSendBye, Side: SideCallee, Reason: reason})
+		out = append(out, Action{Kind: ActSendBye, Side: SideCallee, Reason: reason, Headers: hdrs})
 	}
 	return append(out, Action{Kind: ActArmByeWait, After: f.ByeWait})
 }

@@ -565,7 +565,7 @@ func (m *Manager) execLocked(d *Dialog, acts []Action) []job {
 			m.stats.transition(a.From, a.To, d.fsm.End)
 			out = append(out, job{Action: a})
 		case ActSendBye:
-			req, dst, err := m.buildBye(d, a.Side, a.Reason)
+			req, dst, err := m.buildBye(d, a.Side, a.Reason, a.Headers)
 			if err != nil {
 				m.log.Warn("BYE not built", "callid", d.CallID, "side", sideName(a.Side), "error", err)
 				// Nothing will answer it: do not wait for it.
@@ -604,8 +604,12 @@ func (m *Manager) run(d *Dialog, acts []job, p CallbackParams, leg *dlgout.Leg) 
 				if reason == "" {
 					reason = "Request Terminated"
 				}
-				hdr := sip.NewHeader("Reason", fmt.Sprintf("SIP ;cause=%d ;text=%q", a.Code, reason))
-				if err := a.tx.Reply(a.Code, reasonPhrase(a.Code), hdr); err != nil {
+				hdrs := []sip.Header{sip.NewHeader("Reason", fmt.Sprintf("SIP ;cause=%d ;text=%q", a.Code, reason))}
+				for _, l := range a.Headers {
+					name, value, _ := strings.Cut(l, ":")
+					hdrs = append(hdrs, sip.NewHeader(strings.TrimSpace(name), strings.TrimSpace(value)))
+				}
+				if err := a.tx.Reply(a.Code, reasonPhrase(a.Code), hdrs...); err != nil {
 					m.log.Info("early termination: INVITE already answered", "callid", d.CallID, "error", err)
 				}
 			}
@@ -659,7 +663,7 @@ func (m *Manager) fire(d *Dialog, c Callback, p CallbackParams) {
 // buildBye makes the BYE for one side of a confirmed dialog: that side's
 // remote target and route set, the next CSeq of the sender it stands for,
 // dlg_extra_hdrs and the Reason (DESIGN §4).
-func (m *Manager) buildBye(d *Dialog, side Side, reason string) (*sip.Request, string, error) {
+func (m *Manager) buildBye(d *Dialog, side Side, reason string, hdrs []string) (*sip.Request, string, error) {
 	leg := d.outs.Answered()
 	if leg == nil {
 		return nil, "", errors.New("no answered leg")
@@ -712,15 +716,21 @@ func (m *Manager) buildBye(d *Dialog, side Side, reason string) (*sip.Request, s
 	cid := sip.CallIDHeader(d.CallID)
 	req.AppendHeader(&cid)
 	req.AppendHeader(&sip.CSeqHeader{SeqNo: cseq, MethodName: sip.BYE})
-	for _, h := range m.cfg.ExtraHeaders {
-		name, value, _ := strings.Cut(h, ":")
-		req.AppendHeader(sip.NewHeader(strings.TrimSpace(name), strings.TrimSpace(value)))
-	}
+	appendLines(req, m.cfg.ExtraHeaders)
+	appendLines(req, hdrs)
 	if reason != "" {
 		req.AppendHeader(sip.NewHeader("Reason", fmt.Sprintf("SIP ;cause=200 ;text=%q", reason)))
 	}
 	req.SetBody(nil)
 	return req, dst, nil
+}
+
+// appendLines adds "Name: value" header lines (validated by the caller).
+func appendLines(req *sip.Request, lines []string) {
+	for _, l := range lines {
+		name, value, _ := strings.Cut(l, ":")
+		req.AppendHeader(sip.NewHeader(strings.TrimSpace(name), strings.TrimSpace(value)))
+	}
 }
 
 func (m *Manager) sendBye(d *Dialog, req *sip.Request, dst string, side Side) {
@@ -801,27 +811,32 @@ func (m *Manager) endLeg(d *Dialog, leg *dlgout.Leg, reason string) {
 // CANCEL down and a final reply up (code 0: early_terminate_code), a
 // confirmed one with BYE to the chosen side(s). Both carry a Reason with
 // reason and the extra headers. It returns ErrNotFound for an ended dialog.
-func (m *Manager) Terminate(d *Dialog, side Side, code int, reason string) error {
+func (m *Manager) Terminate(d *Dialog, side Side, code int, reason string, hdrs ...string) error {
 	if code == 0 {
 		code = m.cfg.EarlyTerminateCode
 	}
-	return m.step(d, Event{Kind: EvTerminate, Side: side, Code: code, Reason: reason}, CallbackParams{})
+	for i, h := range hdrs {
+		if name, _, ok := strings.Cut(h, ":"); !ok || strings.TrimSpace(name) == "" || strings.ContainsAny(h, "\r\n") {
+			return fmt.Errorf("header %d %q is not one \"Name: value\" line", i, h)
+		}
+	}
+	return m.step(d, Event{Kind: EvTerminate, Side: side, Code: code, Reason: reason, Headers: hdrs}, CallbackParams{})
 }
 
-// TerminateDlg is terminate_dlg(callid, ftag, ttag).
-func (m *Manager) TerminateDlg(callID, fromTag, toTag string, side Side, reason string) error {
+// TerminateDlg is terminate_dlg(callid, ftag, ttag, hdrs).
+func (m *Manager) TerminateDlg(callID, fromTag, toTag string, side Side, reason string, hdrs ...string) error {
 	d := m.Get(callID, fromTag, toTag)
 	if d == nil {
 		return ErrNotFound
 	}
-	return m.Terminate(d, side, 0, reason)
+	return m.Terminate(d, side, 0, reason, hdrs...)
 }
 
-// LookupTerminateDlg is lookup_terminate_dlg(h_entry, h_id).
-func (m *Manager) LookupTerminateDlg(hEntry, hID uint32, side Side, reason string) error {
+// LookupTerminateDlg is lookup_terminate_dlg(h_entry, h_id, hdrs).
+func (m *Manager) LookupTerminateDlg(hEntry, hID uint32, side Side, reason string, hdrs ...string) error {
 	d := m.Lookup(hEntry, hID)
 	if d == nil {
 		return ErrNotFound
 	}
-	return m.Terminate(d, side, 0, reason)
+	return m.Terminate(d, side, 0, reason, hdrs...)
 }

@@ -174,6 +174,7 @@ func TestSeedImsDialog_TerminateEarlyCall(t *testing.T) {
 	e.waitGone(t)
 	assert.Equal(t, int64(1), e.m.Stats().Snapshot()["failed_dialogs"])
 	assert.ErrorIs(t, e.m.TerminateDlg(d.CallID, d.FromTag, "", SideBoth, ""), ErrNotFound)
+	assert.ErrorIs(t, e.m.LookupTerminateDlg(d.HEntry, d.HID+100, SideBoth, ""), ErrNotFound)
 }
 
 // dlg_terminate on a confirmed call: BYE to the caller and to the callee
@@ -207,8 +208,10 @@ func TestSeedImsDialog_TerminateConfirmedCall(t *testing.T) {
 	uac.Send(e.addr, uac.AckFor(re, r2))
 	b.Request(sip.ACK)
 
-	require.NoError(t, e.m.LookupTerminateDlg(d.HEntry, d.HID, SideBoth, "operator"))
+	require.NoError(t, e.m.LookupTerminateDlg(d.HEntry, d.HID, SideBoth, "operator", "X-Charging: stop"))
 	toCallee := b.Request(sip.BYE)
+	require.NotNil(t, toCallee.GetHeader("X-Charging"))
+	assert.Equal(t, "stop", toCallee.GetHeader("X-Charging").Value())
 	assert.Equal(t, "legB", tagOf(toCallee.To().Params), "the leg that answered, not the first one")
 	assert.Equal(t, uint32(6), toCallee.CSeq().SeqNo, "above the caller's re-INVITE")
 	assert.Contains(t, toCallee.GetHeader("Reason").Value(), "operator")

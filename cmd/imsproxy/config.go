@@ -20,6 +20,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/imsdlg/imsdlg/configs"
+	"github.com/imsdlg/imsdlg/imsdialog"
 	"github.com/imsdlg/imsdlg/internal/location"
 	"github.com/imsdlg/imsdlg/tm"
 )
@@ -43,6 +44,7 @@ type Config struct {
 	Mgmt        MgmtConfig     `mapstructure:"mgmt"`
 	Log         LogConfig      `mapstructure:"log"`
 	TM          TMSection      `mapstructure:"tm"`
+	Dialog      DialogSection  `mapstructure:"dialog"`
 
 	// ListenAddrs is Listen parsed, in the same order.
 	ListenAddrs []ListenAddr `mapstructure:"-"`
@@ -101,6 +103,35 @@ type TMSection struct {
 	UDPMaxSize           int     `mapstructure:"udp_max_size"`
 	CancelWait           Millis  `mapstructure:"cancel_wait"`
 	LocalTimeout         Seconds `mapstructure:"local_timeout"`
+}
+
+// DialogSection is the dialog section; names follow the ims_dialog manual.
+type DialogSection struct {
+	Enable             bool     `mapstructure:"enable"`
+	HashSize           int      `mapstructure:"hash_size"`
+	RRParam            string   `mapstructure:"rr_param"`
+	DefaultTimeout     Seconds  `mapstructure:"default_timeout"`
+	DetectSpirals      bool     `mapstructure:"detect_spirals"`
+	MatchMode          int      `mapstructure:"dlg_match_mode"`
+	ExtraHeaders       []string `mapstructure:"dlg_extra_hdrs"`
+	EarlyTerminateCode int      `mapstructure:"early_terminate_code"`
+	ByeTimeout         Seconds  `mapstructure:"bye_timeout"`
+}
+
+// DialogConfig converts the dialog section into the dialog module's config.
+func (c *Config) DialogConfig() imsdialog.Config {
+	d := c.Dialog
+	return imsdialog.Config{
+		Enable:             d.Enable,
+		HashSize:           d.HashSize,
+		RRParam:            d.RRParam,
+		DefaultTimeout:     d.DefaultTimeout.Duration(),
+		DetectSpirals:      d.DetectSpirals,
+		MatchMode:          d.MatchMode,
+		ExtraHeaders:       d.ExtraHeaders,
+		EarlyTerminateCode: d.EarlyTerminateCode,
+		ByeTimeout:         d.ByeTimeout.Duration(),
+	}
 }
 
 // Seconds is a duration key whose plain integers count seconds, as the
@@ -208,6 +239,7 @@ func (o *Overrides) Set(s string) error {
 // environment for keys it already knows.
 func defaults() map[string]any {
 	t := tm.DefaultConfig()
+	dc := imsdialog.DefaultConfig()
 	return map[string]any{
 		"listen":                      []string{"udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"},
 		"advertise":                   "",
@@ -234,6 +266,15 @@ func defaults() map[string]any {
 		"tm.udp_max_size":             t.UDPMaxSize,
 		"tm.cancel_wait":              t.CancelWait.String(),
 		"tm.local_timeout":            t.LocalTimeout.String(),
+		"dialog.enable":               dc.Enable,
+		"dialog.hash_size":            dc.HashSize,
+		"dialog.rr_param":             dc.RRParam,
+		"dialog.default_timeout":      dc.DefaultTimeout.String(),
+		"dialog.detect_spirals":       dc.DetectSpirals,
+		"dialog.dlg_match_mode":       dc.MatchMode,
+		"dialog.dlg_extra_hdrs":       []string{},
+		"dialog.early_terminate_code": dc.EarlyTerminateCode,
+		"dialog.bye_timeout":          dc.ByeTimeout.String(),
 	}
 }
 
@@ -242,7 +283,7 @@ func defaults() map[string]any {
 const staticKey = "location.static"
 
 // sections are the keys that hold other keys.
-var sections = map[string]bool{"location": true, "mgmt": true, "log": true, "tm": true}
+var sections = map[string]bool{"location": true, "mgmt": true, "log": true, "tm": true, "dialog": true}
 
 // LoadConfig loads the configuration from the YAML file at path, or from the
 // embedded configs/standalone.yaml when path is "". Keys the file leaves out
@@ -836,7 +877,21 @@ func (c *Config) validate() []error {
 	if t.UDPMaxSize < 500 || t.UDPMaxSize > 65000 {
 		bad("tm.udp_max_size", t.UDPMaxSize, "must be within 500..65000")
 	}
+	// The dialog module knows its own limits; its messages start with the
+	// parameter's name.
+	if err := c.DialogConfig().Validate(); err != nil {
+		for _, e := range unjoin(err) {
+			errs = append(errs, fmt.Errorf("config: dialog.%v", e))
+		}
+	}
 	return errs
+}
+
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 func (c *Config) validateStatic() []error {

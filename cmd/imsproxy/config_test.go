@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imsdlg/imsdlg/imsdialog"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -441,4 +443,25 @@ func TestLogConfigBuildsLoggerOfConfiguredFormatAndLevel(t *testing.T) {
 	logger.Warn("kept", "k", "v")
 	assert.NotContains(t, out.String(), "dropped")
 	assert.Contains(t, out.String(), `"msg":"kept"`)
+}
+
+func TestDialogSection(t *testing.T) {
+	c, err := LoadConfig("", nil)
+	require.NoError(t, err)
+	dc := c.DialogConfig()
+	assert.Empty(t, dc.ExtraHeaders)
+	dc.ExtraHeaders = nil
+	assert.Equal(t, imsdialog.DefaultConfig(), dc, "the embedded file carries the module defaults")
+
+	c, err = LoadConfig("", map[string]string{"dialog.default_timeout": "120", "dialog.rr_param": "dlg", "dialog.dlg_extra_hdrs": "X-A: 1,X-B: 2"})
+	require.NoError(t, err)
+	dc = c.DialogConfig()
+	assert.Equal(t, 120*time.Second, dc.DefaultTimeout)
+	assert.Equal(t, "dlg", dc.RRParam)
+	assert.Equal(t, []string{"X-A: 1", "X-B: 2"}, dc.ExtraHeaders)
+
+	_, err = LoadConfig("", map[string]string{"dialog.hash_size": "1000", "dialog.dlg_match_mode": "5"})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "dialog.hash_size")
+	assert.Contains(t, err.Error(), "dialog.dlg_match_mode")
 }

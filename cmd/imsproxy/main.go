@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/imsdlg/imsdlg/imsdialog"
 	"github.com/imsdlg/imsdlg/internal/location"
 	"github.com/imsdlg/imsdlg/internal/mgmt"
 	"github.com/imsdlg/imsdlg/internal/routing"
@@ -114,11 +115,16 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	}
 	router := routing.New(routing.Config{Domains: cfg.Domains, NextHop: nextHop, RecordRoute: cfg.RecordRoute}, loc, log)
 
-	proxy, err := tm.New(tm.Options{Config: tmc, Router: router, Logger: log})
+	dialogs, err := imsdialog.New(cfg.DialogConfig(), router, log, nil)
+	if err != nil {
+		return err
+	}
+	proxy, err := tm.New(tm.Options{Config: tmc, Router: dialogs, Logger: log})
 	if err != nil {
 		return err
 	}
 	defer proxy.Close()
+	dialogs.SetSender(proxy)
 	advertise := cfg.AdvertiseHost
 	if advertise != "" && cfg.AdvertisePort > 0 {
 		advertise = net.JoinHostPort(cfg.AdvertiseHost, strconv.Itoa(cfg.AdvertisePort))
@@ -131,7 +137,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reg.MustRegister(proxy.Stats())
+	reg.MustRegister(proxy.Stats(), dialogs.Stats())
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "imsdlg_location_aors", Help: "Addresses of record with at least one binding.",
 	}, func() float64 { return float64(loc.Len()) }))
@@ -139,6 +145,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	api := mgmt.New(log, reg)
 	api.SetReady(func(context.Context) error { return proxy.Ready() })
 	registerMethods(api, proxy, loc)
+	registerDialogMethods(api, dialogs)
 
 	errc := make(chan error, 1)
 	if cfg.Mgmt.Listen != "" {

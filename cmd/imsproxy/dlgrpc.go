@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sort"
+	"strings"
+
+	"github.com/imsdlg/imsdlg/imsdialog"
+	"github.com/imsdlg/imsdlg/internal/mgmt"
+)
+
+// dlgSelector names one dialog: by callid and tags, or by table position.
+type dlgSelector struct {
+	CallID  string  `json:"callid"`
+	FromTag string  `json:"from_tag"`
+	ToTag   string  `json:"to_tag"`
+	HEntry  *uint32 `json:"h_entry"`
+	HID     *uint32 `json:"h_id"`
+}
+
+func (s dlgSelector) find(m *imsdialog.Manager) (*imsdialog.Dialog, error) {
+	switch {
+	case s.HEntry != nil || s.HID != nil:
+		if s.HEntry == nil || s.HID == nil {
+			return nil, mgmt.InvalidParams("arguments \"h_entry\" and \"h_id\" go together")
+		}
+		if d := m.Lookup(*s.HEntry, *s.HID); d != nil {
+			return d, nil
+		}
+		return nil, mgmt.NotFound("dialog h_entry=%d h_id=%d not found", *s.HEntry, *s.HID)
+	case s.CallID == "":
+		return nil, mgmt.InvalidParams("missing argument \"callid\" (or \"h_entry\" and \"h_id\")")
+	case s.FromTag == "":
+		return nil, mgmt.InvalidParams("missing argument \"from_tag\"")
+	}
+	if d := m.Get(s.CallID, s.FromTag, s.ToTag); d != nil {
+		return d, nil
+	}
+	return nil, mgmt.NotFound("dialog callid=%q from_tag=%q to_tag=%q not found", s.CallID, s.FromTag, s.ToTag)
+}
+
+type terminateParams struct {
+	dlgSelector
+	Side    string   `json:"side"`
+	Reason  string   `json:"reason"`
+	Headers []string `json:"headers"`
+}
+
+func parseSide(s string) (imsdialog.Side, error) {
+	switch strings.ToLower(s) {
+	case "", "both":
+		return imsdialog.SideBoth, nil
+	case "caller":
+		return imsdialog.SideCaller, nil
+	case "callee":
+		return imsdialog.SideCallee, nil
+	}
+	return 0, mgmt.InvalidParams("argument \"side\" must be caller, callee or both, got %q", s)
+}
+
+// listDialogs returns the dialogs sorted by table position.
+func listDialogs(m *imsdialog.Manager, ctx bool) []imsdialog.Info {
+	ds := m.Dialogs()
+	out := make([]imsdialog.Info, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, d.Info(ctx))
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].HEntry != out[j].HEntry {
+			return out[i].HEntry < out[j].HEntry
+		}
+		return out[i].HID < out[j].HID
+	})
+	return out
+}
+
+// registerDialogMethods adds the dlg.* management calls (ims_dialog RPC
+// commands); their JSON shapes are a contract for operators' scripts.
+func registerDialogMethods(api *mgmt.Server, m *imsdialog.Manager) {
+	api.Register("dlg.list", func(_ context.Context, p json.RawMessage) (any, error) {
+		if err := mgmt.DecodeParams(p, &struct{}{}); err != nil {
+			return nil, err
+		}
+		return listDialogs(m, false), nil
+	})
+	api.Register("dlg.list_ctx", func(_ context.Context, p json.RawMessage) (any, error) {
+		if err := mgmt.DecodeParams(p, &struct{}{}); err != nil {
+			return nil, err
+		}
+		return listDialogs(m, true), nil
+	})
+	api.Register("dlg.get", func(_ context.Context, p json.RawMessage) (any, error) {
+		var s dlgSelector
+		if err := mgmt.DecodeParams(p, &s); err != nil {
+			return nil, err
+		}
+		d, err := s.find(m)
+		if err != nil {
+			return nil, err
+		}
+		return d.Info(true), nil
+	})
+	terminate := func(p json.RawMessage, defaultSide string) (any, error) {
+		var tp terminateParams
+		if err := mgmt.DecodeParams(p, &tp); err != nil {
+			return nil, err
+		}
+		if tp.Side == "" {
+			tp.Side = defaultSide
+		}
+		side, err := parseSide(tp.Side)
+		if err != nil {
+			return nil, err
+		}
+		d, err := tp.find(m)
+		if err != nil {
+			return nil, err
+		}
+		before := d.Info(false)
+		if err := m.Terminate(d, side, 0, tp.Reason, tp.Headers...); err != nil {
+			if errors.Is(err, imsdialog.ErrNotFound) {
+				return nil, mgmt.NotFound("dialog %s has already ended", d.DID())
+			}
+			return nil, mgmt.InvalidParams("argument \"headers\": %v", err)
+		}
+		return map[string]any{"h_entry": before.HEntry, "h_id": before.HID, "callid": before.CallID,
+			"state": before.State, "terminated": true}, nil
+	}
+	api.Register("dlg.terminate_dlg", func(_ context.Context, p json.RawMessage) (any, error) {
+		return terminate(p, "both")
+	})
+	api.Register("dlg.end_dlg", func(_ context.Context, p json.RawMessage) (any, error) {
+		return terminate(p, "both")
+	})
+	api.Register("dlg.stats", func(context.Context, json.RawMessage) (any, error) {
+		return m.Stats().Snapshot(), nil
+	})
+}

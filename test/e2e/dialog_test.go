@@ -1,0 +1,129 @@
+package e2e
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+)
+
+// dlgInfo is the part of dlg.list the tests read (a contract of issue 4).
+type dlgInfo struct {
+	HEntry  uint32 `json:"h_entry"`
+	HID     uint32 `json:"h_id"`
+	CallID  string `json:"callid"`
+	FromTag string `json:"from_tag"`
+	ToTag   string `json:"to_tag"`
+	State   string `json:"state"`
+	DlgOuts []struct {
+		ToTag string `json:"to_tag"`
+		State string `json:"state"`
+	} `json:"dlg_outs"`
+}
+
+func dlgList(t *testing.T, p *Proxy) []dlgInfo {
+	t.Helper()
+	raw, err := p.RPC("dlg.list", nil)
+	if err != nil {
+		t.Fatalf("dlg.list: %v", err)
+	}
+	var out []dlgInfo
+	if err := json.Unmarshal(raw, &out); err != nil {
+		t.Fatalf("dlg.list: %v: %s", err, raw)
+	}
+	return out
+}
+
+// waitDialogs polls dlg.list until cond holds for it.
+func waitDialogs(t *testing.T, p *Proxy, what string, cond func([]dlgInfo) bool) []dlgInfo {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ds := dlgList(t, p)
+		if cond(ds) {
+			return ds
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dlg.list never showed %s; last: %+v", what, ds)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func dlgStats(t *testing.T, p *Proxy) map[string]int64 {
+	t.Helper()
+	raw, err := p.RPC("dlg.stats", nil)
+	if err != nil {
+		t.Fatalf("dlg.stats: %v", err)
+	}
+	var m map[string]int64
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// Issue 4: a forked call with two early branches: the caller sees both
+// 18x, dlg.list shows two dlg_out in EARLY, after the 200 only the
+// answering one; the counters go back to 0 when the call ends.
+func TestE2E_DialogForkTwoEarlyLegs(t *testing.T) {
+	RequireTools(t)
+	t.Parallel()
+	ring := StartSipp(t, SippArgs{Scenario: "uas_ring.xml", Vars: map[string]string{"require_reason": "1"}})
+	answer := StartSipp(t, SippArgs{Scenario: "uas_answer_late.xml", Pause: 1500 * time.Millisecond})
+	cfg := NewProxyConfig(t)
+	cfg.Static["sip:bob@127.0.0.1"] = []string{ring.Contact("bob"), answer.Contact("bob")}
+	p := StartProxy(t, cfg.YAML())
+	uac := StartSipp(t, SippArgs{Scenario: "uac.xml", Remote: p.Addr("udp"), Service: "bob", Pause: 1500 * time.Millisecond})
+
+	early := waitDialogs(t, p, "one dialog with two early legs", func(ds []dlgInfo) bool {
+		return len(ds) == 1 && ds[0].State == "EARLY" && len(ds[0].DlgOuts) == 2 &&
+			ds[0].DlgOuts[0].State == "EARLY" && ds[0].DlgOuts[1].State == "EARLY"
+	})
+	if early[0].DlgOuts[0].ToTag == early[0].DlgOuts[1].ToTag {
+		t.Errorf("two legs with one To tag: %+v", early[0])
+	}
+	confirmed := waitDialogs(t, p, "the answered leg only", func(ds []dlgInfo) bool {
+		return len(ds) == 1 && ds[0].State == "CONFIRMED" && len(ds[0].DlgOuts) == 1
+	})
+	if confirmed[0].ToTag == "" || confirmed[0].ToTag != confirmed[0].DlgOuts[0].ToTag {
+		t.Errorf("to_tag %q is not the remaining leg's: %+v", confirmed[0].ToTag, confirmed[0])
+	}
+	waitAll(t, uac, answer, ring)
+	waitDialogs(t, p, "no dialog", func(ds []dlgInfo) bool { return len(ds) == 0 })
+	st := dlgStats(t, p)
+	if st["active_dialogs"] != 0 || st["early_dialogs"] != 0 || st["processed_dialogs"] != 1 {
+		t.Errorf("dlg.stats after the call: %v", st)
+	}
+}
+
+// Issue 4: dlg.terminate_dlg on an early call: the callee gets CANCEL with
+// a Reason, the caller the final reply (487).
+func TestE2E_DialogTerminateEarly(t *testing.T) {
+	RequireTools(t)
+	t.Parallel()
+	uas := StartSipp(t, SippArgs{Scenario: "uas_ring.xml", Vars: map[string]string{"require_reason": "1"}})
+	cfg := NewProxyConfig(t)
+	cfg.Static["sip:bob@127.0.0.1"] = []string{uas.Contact("bob")}
+	p := StartProxy(t, cfg.YAML())
+	uac := StartSipp(t, SippArgs{Scenario: "uac_expect.xml", Remote: p.Addr("udp"), Service: "bob",
+		Keys: map[string]string{"code": "487"}})
+	ds := waitDialogs(t, p, "an early dialog", func(ds []dlgInfo) bool { return len(ds) == 1 && ds[0].State == "EARLY" })
+	if _, err := p.RPC("dlg.terminate_dlg", map[string]any{"callid": ds[0].CallID, "from_tag": ds[0].FromTag,
+		"reason": "terminated by operator"}); err != nil {
+		t.Fatalf("dlg.terminate_dlg: %v", err)
+	}
+	waitAll(t, uac, uas)
+	waitDialogs(t, p, "no dialog", func(ds []dlgInfo) bool { return len(ds) == 0 })
+	if st := dlgStats(t, p); st["failed_dialogs"] != 1 || st["early_dialogs"] != 0 {
+		t.Errorf("dlg.stats: %v", st)
+	}
+	// Unknown or ended dialogs answer "not found", never a crash.
+	_, err := p.RPC("dlg.terminate_dlg", map[string]any{"callid": ds[0].CallID, "from_tag": ds[0].FromTag})
+	if rpcErr, ok := err.(*RPCError); !ok || rpcErr.Code != -32004 {
+		t.Errorf("terminating an ended dialog: %v", err)
+	}
+	_, err = p.RPC("dlg.terminate_dlg", map[string]any{"callid": "x", "side": "sideways"})
+	if rpcErr, ok := err.(*RPCError); !ok || rpcErr.Code != -32602 {
+		t.Errorf("bad side: %v", err)
+	}
+}

@@ -469,6 +469,7 @@ func (m *Manager) onInviteReply(d *Dialog, branch int, res *sip.Response) {
 	case code < 200:
 		if leg == nil {
 			d.mu.Unlock()
+			m.fire(d, CbResponseFwded, CallbackParams{Response: res})
 			return
 		}
 		ev = Event{Kind: EvProvisional, NewLeg: created}
@@ -491,12 +492,14 @@ func (m *Manager) onInviteReply(d *Dialog, branch int, res *sip.Response) {
 		}
 	default:
 		d.mu.Unlock()
+		m.fire(d, CbResponseFwded, CallbackParams{Response: res})
 		return // the final outcome comes through OnFinal
 	}
 	legCopy := *leg
 	acts := m.stepLocked(d, ev)
 	d.mu.Unlock()
 	m.run(d, acts, CallbackParams{Response: res}, &legCopy)
+	m.fire(d, CbResponseFwded, CallbackParams{Response: res})
 }
 
 // OnFinal implements tm.FinalHook: a failed INVITE ends its dialog.
@@ -805,6 +808,39 @@ func (m *Manager) endLeg(d *Dialog, leg *dlgout.Leg, reason string) {
 			m.log.Info("BYE of a second 2xx failed", "callid", d.CallID, "error", err)
 		}
 	}()
+}
+
+// SetTimeout changes one dialog's lifetime (the timeout_avp of the
+// manual): the timer restarts with it from now.
+func (m *Manager) SetTimeout(d *Dialog, timeout time.Duration) error {
+	if timeout <= 0 {
+		return fmt.Errorf("dialog timeout must be positive, got %v", timeout)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.fsm.ended() {
+		return ErrNotFound
+	}
+	d.fsm.Timeout = timeout
+	m.execLocked(d, []Action{{Kind: ActArmTimeout, After: timeout}})
+	return nil
+}
+
+// IsKnown tells whether a request belongs to a dialog we hold
+// (is_known_dlg).
+func (m *Manager) IsKnown(r *tm.Request) bool {
+	if r.Initial {
+		return Current(r.Tx) != nil
+	}
+	d, _ := m.match(r)
+	return d != nil
+}
+
+// InfoCtx is the dlg.list_ctx view of a dialog: MI_CONTEXT callbacks run
+// first, so a module can put its own context into the dialog variables.
+func (m *Manager) InfoCtx(d *Dialog) Info {
+	m.fire(d, CbMIContext, CallbackParams{})
+	return d.Info(true)
 }
 
 // Terminate ends a dialog in any state (dlg_terminate): an early one with

@@ -62,10 +62,30 @@ func newEnv(t *testing.T, cfg Config, route func(r *tm.Request) tm.Decision) *en
 	return e
 }
 
+// callbacks lists what fired, RESPONSE_FWDED aside (see forwarded): it
+// interleaves with the rest in the order the branches' replies arrive.
 func (e *env) callbacks() string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return strings.Join(e.fired, ",")
+	var out []string
+	for _, f := range e.fired {
+		if f != "RESPONSE_FWDED" {
+			out = append(out, f)
+		}
+	}
+	return strings.Join(out, ",")
+}
+
+func (e *env) forwarded() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := 0
+	for _, f := range e.fired {
+		if f == "RESPONSE_FWDED" {
+			n++
+		}
+	}
+	return n
 }
 
 func (e *env) only(t *testing.T) *Dialog {
@@ -146,6 +166,7 @@ func TestSeedImsDialog_ForkedCallTwoEarlyLegs(t *testing.T) {
 	assert.Equal(t, int64(0), snap["active_dialogs"])
 	assert.Equal(t, int64(1), snap["processed_dialogs"])
 	assert.Equal(t, "CREATED,EARLY,EARLY,CONFIRMED_NA,CONFIRMED,REQ_WITHIN,TERMINATED,RPL_WITHIN,TERMINATED_CONFIRMED,DESTROY", e.callbacks())
+	assert.Equal(t, 4, e.forwarded(), "180, 183, 200 and the 487 of the cancelled leg")
 }
 
 // dlg_terminate on an early dialog: the callees that rang get CANCEL with
@@ -341,4 +362,37 @@ func branchParams(b string) sip.HeaderParams {
 	p := sip.NewParams()
 	p.Add("branch", b)
 	return p
+}
+
+func TestManager_SetTimeoutAndIsKnown(t *testing.T) {
+	uac, a := siptest.NewUA(t), siptest.NewUA(t)
+	e := newEnv(t, DefaultConfig(), func(r *tm.Request) tm.Decision { return tm.RelayTo(target(a, "bob")) })
+	inv := uac.Invite("sip:bob@" + e.addr)
+	uac.Send(e.addr, inv)
+	ia := a.Request(sip.INVITE)
+	a.Reply(ia, 200, "legA")
+	r200 := uac.Response(200)
+	uac.Send(e.addr, uac.AckFor(inv, r200))
+	a.Request(sip.ACK)
+	d := e.only(t)
+	e.waitState(t, d, Confirmed)
+	require.NoError(t, e.m.SetTimeout(d, 10*time.Second))
+	assert.Error(t, e.m.SetTimeout(d, 0))
+	e.clock.Advance(10 * time.Second)
+	bye := a.Request(sip.BYE)
+	a.Reply(bye, 200, "")
+	uac.Reply(uac.Request(sip.BYE), 200, "")
+	e.waitGone(t)
+	assert.ErrorIs(t, e.m.SetTimeout(d, time.Second), ErrNotFound)
+
+	d.SetVar("charging", "on")
+	v, ok := d.Var("charging")
+	assert.True(t, ok)
+	assert.Equal(t, "on", v)
+	d.SetFlag(3)
+	assert.True(t, d.IsFlagSet(3))
+	d.ResetFlag(3)
+	assert.False(t, d.IsFlagSet(3))
+	e.m.RegisterCallback(CbMIContext, func(d *Dialog, _ Callback, _ CallbackParams) { d.SetVar("ctx", "seen") })
+	assert.Equal(t, "seen", e.m.InfoCtx(d).Vars["ctx"])
 }

@@ -65,7 +65,11 @@ func listDialogs(m *imsdialog.Manager, ctx bool) []imsdialog.Info {
 	ds := m.Dialogs()
 	out := make([]imsdialog.Info, 0, len(ds))
 	for _, d := range ds {
-		out = append(out, d.Info(ctx))
+		if ctx {
+			out = append(out, m.InfoCtx(d))
+		} else {
+			out = append(out, d.Info(false))
+		}
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].HEntry != out[j].HEntry {

@@ -127,3 +127,45 @@ func TestE2E_DialogTerminateEarly(t *testing.T) {
 		t.Errorf("bad side: %v", err)
 	}
 }
+
+// Issue 4: dlg.terminate_dlg on a confirmed call: the caller and the
+// callee that answered get BYE (with a Reason), and the dialog goes.
+func TestE2E_DialogTerminateConfirmed(t *testing.T) {
+	RequireTools(t)
+	t.Parallel()
+	uas := StartSipp(t, SippArgs{Scenario: "uas.xml"})
+	cfg := NewProxyConfig(t)
+	cfg.Static["sip:bob@127.0.0.1"] = []string{uas.Contact("bob")}
+	cfg.Extra = "dialog: {dlg_extra_hdrs: [\"X-Ended-By: imsdlg\"]}"
+	p := StartProxy(t, cfg.YAML())
+	uac := StartSipp(t, SippArgs{Scenario: "uac_recv_bye.xml", Remote: p.Addr("udp"), Service: "bob",
+		Vars: map[string]string{"require_reason": "1"}})
+	ds := waitDialogs(t, p, "a confirmed dialog", func(ds []dlgInfo) bool { return len(ds) == 1 && ds[0].State == "CONFIRMED" })
+	if _, err := p.RPC("dlg.terminate_dlg", map[string]any{"callid": ds[0].CallID, "from_tag": ds[0].FromTag,
+		"to_tag": ds[0].ToTag, "side": "both", "reason": "terminated by operator"}); err != nil {
+		t.Fatalf("dlg.terminate_dlg: %v", err)
+	}
+	waitAll(t, uac, uas)
+	waitDialogs(t, p, "no dialog", func(ds []dlgInfo) bool { return len(ds) == 0 })
+	if st := dlgStats(t, p); st["active_dialogs"] != 0 || st["processed_dialogs"] != 1 {
+		t.Errorf("dlg.stats: %v", st)
+	}
+}
+
+// Issue 4: default_timeout ends a confirmed call with BYE both ways.
+func TestE2E_DialogTimeout(t *testing.T) {
+	RequireTools(t)
+	t.Parallel()
+	uas := StartSipp(t, SippArgs{Scenario: "uas.xml"})
+	cfg := NewProxyConfig(t)
+	cfg.Static["sip:bob@127.0.0.1"] = []string{uas.Contact("bob")}
+	cfg.Extra = "dialog: {default_timeout: 1s}"
+	p := StartProxy(t, cfg.YAML())
+	uac := StartSipp(t, SippArgs{Scenario: "uac_recv_bye.xml", Remote: p.Addr("udp"), Service: "bob",
+		Vars: map[string]string{"require_reason": "1"}})
+	waitAll(t, uac, uas)
+	waitDialogs(t, p, "no dialog", func(ds []dlgInfo) bool { return len(ds) == 0 })
+	if st := dlgStats(t, p); st["expired_dialogs"] != 1 {
+		t.Errorf("dlg.stats: %v", st)
+	}
+}

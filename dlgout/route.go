@@ -24,8 +24,9 @@ import (
 // CalleeRouteSet returns the route set from this proxy towards the callee:
 // the Record-Route entries above ours, reversed, so that the hop nearest to
 // us comes first. Without an entry of ours (ourRR nil or matching none) every
-// entry is taken for the callee side: all of them, reversed. The URIs are
-// copies; nil when empty.
+// entry is taken for the callee side, all of them reversed: a 1xx/2xx
+// without our entry cannot be split, and is read from the callee's end. The
+// URIs are copies; nil when empty.
 func CalleeRouteSet(recordRoute []sip.Uri, ourRR func(sip.Uri) bool) []sip.Uri {
 	lo, _ := ourRun(recordRoute, ourRR)
 	return reversedClone(recordRoute[:lo])
@@ -33,13 +34,17 @@ func CalleeRouteSet(recordRoute []sip.Uri, ourRR func(sip.Uri) bool) []sip.Uri {
 
 // CallerRouteSet returns the route set from this proxy towards the caller:
 // the Record-Route entries below ours, in order (nearest to us first).
-// Without an entry of ours it is empty: the list must be one that already
-// holds our entry (the INVITE as we forwarded it, or a 1xx/2xx), not the
-// INVITE as received, where every entry is on the caller side but none is
-// ours yet. The URIs are copies; nil when empty.
+// Without an entry of ours (ourRR nil or matching none) every entry is on
+// the caller side, in order: that is the INVITE as received, before tm adds
+// our entry, which is where the dialog module reads it; an empty answer
+// there would leave every dialog without a route back to its caller. The
+// URIs are copies; nil when empty.
 func CallerRouteSet(recordRoute []sip.Uri, ourRR func(sip.Uri) bool) []sip.Uri {
-	_, hi := ourRun(recordRoute, ourRR)
+	lo, hi := ourRun(recordRoute, ourRR)
 	rest := recordRoute[hi:]
+	if lo == len(recordRoute) {
+		rest = recordRoute
+	}
 	if len(rest) == 0 {
 		return nil
 	}

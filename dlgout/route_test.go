@@ -62,14 +62,14 @@ func TestRFC3261_12_1_2_RouteSetFromRecordRoute(t *testing.T) {
 			caller: []string{"pcscf.example.net"},
 		},
 		{
-			name: "our entry absent: all callee side, reversed; no caller side",
-			rr:   []string{"sip:c2.example.net;lr", "sip:c1.example.net;lr"}, ours: ours,
-			callee: []string{"c1.example.net", "c2.example.net"}, caller: []string{},
+			name: "our entry absent: each side gets all, in its own order",
+			rr:   []string{"sip:p2.example.net;lr", "sip:p1.example.net;lr"}, ours: ours,
+			callee: []string{"p1.example.net", "p2.example.net"}, caller: []string{"p2.example.net", "p1.example.net"},
 		},
 		{
 			name: "nil ourRR is our entry absent",
 			rr:   []string{"sip:c1.example.net;lr", "ours"}, ours: nil,
-			callee: []string{ourHost, "c1.example.net"}, caller: []string{},
+			callee: []string{ourHost, "c1.example.net"}, caller: []string{"c1.example.net", ourHost},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

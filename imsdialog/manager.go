@@ -413,9 +413,9 @@ func (m *Manager) onRequestWithin(d *Dialog, r *tm.Request, fromCaller bool) {
 	if r.Method != sip.ACK {
 		if fromCaller {
 			d.callerCSeq = max(d.callerCSeq, cseq)
-			if a := d.outs.Answered(); a != nil {
-				d.outs.ObserveRequest(a.ToTag, false, cseq, string(r.Method))
-			}
+			// The leg the request goes to is its To tag: a PRACK or UPDATE
+			// may reach an early leg before any answer.
+			d.outs.ObserveRequest(tagOf(r.To().Params), false, cseq, string(r.Method))
 		} else {
 			d.outs.ObserveRequest(tagOf(r.From().Params), true, cseq, string(r.Method))
 		}

@@ -396,3 +396,34 @@ func TestManager_SetTimeoutAndIsKnown(t *testing.T) {
 	e.m.RegisterCallback(CbMIContext, func(d *Dialog, _ Callback, _ CallbackParams) { d.SetVar("ctx", "seen") })
 	assert.Equal(t, "seen", e.m.InfoCtx(d).Vars["ctx"])
 }
+
+// RFC 3261 §12.2.1.1 with RFC 3311: an UPDATE to an early leg raises the
+// caller's CSeq on that leg; the BYE we send later goes above it.
+func TestRFC3261_12_2_1_1_UpdateOnEarlyLegRaisesCSeq(t *testing.T) {
+	uac, a := siptest.NewUA(t), siptest.NewUA(t)
+	e := newEnv(t, DefaultConfig(), func(r *tm.Request) tm.Decision { return tm.RelayTo(target(a, "bob")) })
+	inv := uac.Invite("sip:bob@" + e.addr)
+	uac.Send(e.addr, inv)
+	ia := a.Request(sip.INVITE)
+	a.Reply(ia, 183, "legA", "Contact: <sip:uas@"+a.HostPort()+">")
+	r183 := uac.Response(183)
+	upd := uac.InDialog("UPDATE", inv, r183, 7)
+	uac.Send(e.addr, upd)
+	gu := a.Request(sip.UPDATE)
+	a.Reply(gu, 200, "legA")
+	uac.Response(200)
+	a.Reply(ia, 200, "legA")
+	r200 := uac.Next("200 to the INVITE", func(m sip.Message) bool {
+		r, ok := m.(*sip.Response)
+		return ok && r.StatusCode == 200 && r.CSeq().MethodName == sip.INVITE
+	}).(*sip.Response)
+	uac.Send(e.addr, uac.AckFor(inv, r200))
+	a.Request(sip.ACK)
+	d := e.only(t)
+	e.waitState(t, d, Confirmed)
+	require.NoError(t, e.m.Terminate(d, SideCallee, 0, "operator"))
+	bye := a.Request(sip.BYE)
+	assert.Equal(t, uint32(8), bye.CSeq().SeqNo)
+	a.Reply(bye, 200, "")
+	e.waitGone(t)
+}

@@ -20,6 +20,9 @@ func FuzzClassify(f *testing.F) {
 		msg(ueVia),
 		msg(asVia, ueVia2, ourRte("1f.2a")),
 		msg(asVia, ueVia2, ourRR("b.2"), pcscfRR),
+		msg(asVia, ueVia2, ourRR("d.3")),
+		msg(asVia, ourVia, "Via: SIP/2.0/UDP 10.9.9.9;branch=z9hG4bKdead"),
+		msg("Via: SIP/2.0/UDP 10.9.9.9;branch=z9hG4bKdead"),
 		msg("Via: SIP/2.0/UDP [2001:db8::1];branch=z9hG4bK-x, SIP/2.0/TLS "+us+";branch=", ueVia),
 		msg("Route: <sip:" + us + ";lr;did=>, <sips:[2001:db8::1];DID=1f.2a>"),
 		"INVITE sip:" + us + ";lr;did=1f.2a SIP/2.0\r\nVia: SIP/2.0/UDP a\r\n\r\n",
@@ -27,8 +30,7 @@ func FuzzClassify(f *testing.F) {
 	} {
 		f.Add(s)
 	}
-	dead := live
-	dead.Terminated = true
+	dead := Known{DID: "d.3", ViaBranch: "z9hG4bKdead", Terminated: true}
 	known := []Known{live, {DID: "b.2", ViaBranch: "z9hG4bKue2"}, dead, {}}
 	f.Fuzz(func(t *testing.T, text string) {
 		m, err := sip.ParseMessage([]byte(text))

@@ -93,6 +93,10 @@ type Marker struct {
 // only shows that the request passed through us. Terminated dialogs are
 // never joined.
 //
+// tm pops our Route entries (§16.4) before its hooks see the request: a
+// caller that classifies after that must check the did tm reports from the
+// consumed Route itself, as Classify can no longer see it.
+//
 // Classify reads the request without writing to it and does not allocate.
 // It looks at typed headers only; a header sipgo left unparsed counts as
 // absent.
@@ -101,10 +105,6 @@ func Classify(req *sip.Request, known []Known, m Marker) (Verdict, int) {
 		return New, -1
 	}
 	rrParam := m.RRParam
-	if rrParam == "" {
-		rrParam = DefaultRRParam
-	}
-
 	var (
 		vias        int
 		viaMatch    = -1 // branch below one of our Vias matches known[viaMatch]
@@ -122,7 +122,7 @@ func Classify(req *sip.Request, known []Known, m Marker) (Verdict, int) {
 			branch := paramOf(h.Params, "branch")
 			vias++
 			if vias == 1 {
-				if i := matchBranch(branch, known); false {
+				if i := matchBranch(branch, known); i >= 0 {
 					return Retransmission, i
 				}
 				continue

@@ -9,8 +9,9 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// We are the S-CSCF, listening on scscf.ims.example.net and 10.0.0.1 (UDP
-// 5060, TLS 5061) and on [2001:db8::1]:5060.
+// We are the S-CSCF, listening on scscf.ims.example.net (5060 and 5061),
+// 10.0.0.1:5060, [2001:db8::1]:5060 and tls.ims.example.net:5061, so that
+// each default port is told apart.
 const (
 	us      = "scscf.ims.example.net"
 	ueVia   = "Via: SIP/2.0/UDP 10.9.9.9:5060;branch=z9hG4bKue1"
@@ -22,10 +23,12 @@ const (
 
 func isOurs(host string, port int) bool {
 	switch host {
-	case us, "10.0.0.1":
+	case us:
 		return port == 5060 || port == 5061
-	case "2001:db8::1":
+	case "10.0.0.1", "2001:db8::1":
 		return port == 5060
+	case "tls.ims.example.net":
+		return port == 5061
 	}
 	return false
 }
@@ -119,7 +122,7 @@ func TestSeedImsDialog_DetectSpirals_SpiralMarkers(t *testing.T) {
 		},
 		{
 			name: "our TLS Via on the default port 5061",
-			req:  req(t, asVia, "Via: SIP/2.0/TLS "+us+";branch=z9hG4bK-x", ueVia), known: []Known{live}, want: Spiral, idx: 0,
+			req:  req(t, asVia, "Via: SIP/2.0/TLS tls.ims.example.net;branch=z9hG4bK-x", ueVia), known: []Known{live}, want: Spiral, idx: 0,
 		},
 		{
 			name: "Route of ours with the did (AS pre-loaded route, ODI-like)",
@@ -127,7 +130,11 @@ func TestSeedImsDialog_DetectSpirals_SpiralMarkers(t *testing.T) {
 		},
 		{
 			name: "Route of ours with the did, sips on the default port 5061",
-			req:  req(t, asVia, ueVia2, "Route: <sips:"+us+";lr;did=1f.2a>"), known: []Known{live}, want: Spiral, idx: 0,
+			req:  req(t, asVia, ueVia2, "Route: <sips:tls.ims.example.net;lr;did=1f.2a>"), known: []Known{live}, want: Spiral, idx: 0,
+		},
+		{
+			name: "Record-Route of ours with the did, transport=tls on the default port 5061",
+			req:  req(t, asVia, ueVia2, "Record-Route: <sip:tls.ims.example.net;transport=TLS;lr;did=1f.2a>"), known: []Known{live}, want: Spiral, idx: 0,
 		},
 		{
 			name: "Route of ours with the did after another Route",
@@ -212,6 +219,10 @@ func TestDesign4_Spirals_NoMarkerIsANewDialog(t *testing.T) {
 			known: []Known{live}, want: New, idx: -1,
 		},
 		{
+			name: "a sip URI without transport=tls defaults to 5060",
+			req:  req(t, asVia, ueVia2, "Route: <sip:tls.ims.example.net;lr;did=1f.2a>"), known: []Known{live}, want: New, idx: -1,
+		},
+		{
 			name: "TLS default port is not our UDP port on the IPv6 address",
 			req:  req(t, asVia, "Via: SIP/2.0/TLS [2001:db8::1];branch=z9hG4bK-x", ueVia), known: []Known{live}, want: New, idx: -1,
 		},
@@ -258,6 +269,14 @@ func TestDesign4_Spirals_TerminatedDialogNotJoined(t *testing.T) {
 		{name: "by Via below ours", req: req(t, asVia, ourVia, ueVia), known: []Known{dead}, want: New, idx: -1},
 		{name: "by our Via alone", req: req(t, asVia, ourVia, ueVia2), known: []Known{dead}, want: New, idx: -1},
 		{
+			name: "a did shared with a terminated dialog joins the live one",
+			req:  req(t, asVia, ueVia2, ourRte("1f.2a")), known: []Known{dead, {DID: "1f.2a", ViaBranch: "z9hG4bKzz"}}, want: Spiral, idx: 1,
+		},
+		{
+			name: "a branch shared with a terminated dialog joins the live one",
+			req:  req(t, asVia, ourVia, ueVia), known: []Known{dead, {DID: "2", ViaBranch: "z9hG4bKue1"}}, want: Spiral, idx: 1,
+		},
+		{
 			name:  "our Via alone, the live one of two",
 			req:   req(t, asVia, ourVia, "Via: SIP/2.0/UDP 10.9.9.7;branch=z9hG4bKother"),
 			known: []Known{dead, {DID: "2", ViaBranch: "z9hG4bKzz"}}, want: Spiral, idx: 1,
@@ -278,6 +297,24 @@ func TestDesign4_Spirals_DIDBeatsVia(t *testing.T) {
 		{name: "Route did beats Record-Route did", req: req(t, asVia, ourRte("a.1"), ourRR("b.2")), known: []Known{a, b}, want: Spiral, idx: 0},
 		{name: "Request-URI did beats Route did", req: reqTo(t, "sip:"+us+";lr;did=b.2", asVia, ourRte("a.1")), known: []Known{a, b}, want: Spiral, idx: 1},
 		{name: "did of a terminated dialog against a live Via", req: req(t, asVia, ourVia, ueVia, ourRte("b.2")), known: []Known{a, deadB}, want: New, idx: -1},
+	})
+}
+
+// IsOurs gets hosts without IPv6 brackets, whether the URI or Via was
+// parsed (sipgo strips them) or built by code that kept them.
+func TestSeedImsDialog_DetectSpirals_IPv6Brackets(t *testing.T) {
+	bracketed := func(h sip.Header) *sip.Request {
+		r := sip.NewRequest(sip.INVITE, sip.Uri{Scheme: "sip", Host: "bob.example.net"})
+		r.AppendHeader(&sip.ViaHeader{Host: "as.example.net", Params: sip.HeaderParams{{K: "branch", V: "z9hG4bKas"}}})
+		r.AppendHeader(h)
+		r.AppendHeader(&sip.ViaHeader{Host: "10.9.9.9", Params: sip.HeaderParams{{K: "branch", V: "z9hG4bKue1"}}})
+		return r
+	}
+	did := sip.HeaderParams{{K: "lr"}, {K: "did", V: "1f.2a"}}
+	run(t, []tcase{
+		{name: "Via", req: bracketed(&sip.ViaHeader{Host: "[2001:db8::1]", Transport: "UDP"}), known: []Known{live}, want: Spiral, idx: 0},
+		{name: "Route", req: bracketed(&sip.RouteHeader{Address: sip.Uri{Scheme: "sip", Host: "[2001:db8::1]", UriParams: did}}), known: []Known{live}, want: Spiral, idx: 0},
+		{name: "Record-Route", req: bracketed(&sip.RecordRouteHeader{Address: sip.Uri{Scheme: "sip", Host: "[2001:db8::1]", UriParams: did}}), known: []Known{live}, want: Spiral, idx: 0},
 	})
 }
 

@@ -623,8 +623,10 @@ func (m *Manager) run(d *Dialog, acts []job, p CallbackParams, leg *dlgout.Leg) 
 		case ActDestroy:
 			m.remove(d)
 			d.mu.Lock()
-			if d.timer != nil {
-				d.timer.Stop()
+			for _, tt := range []tm.Timer{d.timer, d.byeTimer} {
+				if tt != nil {
+					tt.Stop()
+				}
 			}
 			d.mu.Unlock()
 		}

@@ -105,6 +105,22 @@ func (e *env) waitGone(t *testing.T) {
 	siptest.Eventually(t, func() bool { return len(e.m.Dialogs()) == 0 }, "dialogs left: %d", len(e.m.Dialogs()))
 }
 
+// confirmedCall sets up a call from uac to the callee a (To tag legA)
+// and waits until its dialog is CONFIRMED.
+func (e *env) confirmedCall(t *testing.T, uac, a *siptest.UA) *Dialog {
+	t.Helper()
+	inv := uac.Invite("sip:bob@" + e.addr)
+	uac.Send(e.addr, inv)
+	ia := a.Request(sip.INVITE)
+	a.Reply(ia, 200, "legA")
+	r200 := uac.Response(200)
+	uac.Send(e.addr, uac.AckFor(inv, r200))
+	a.Request(sip.ACK)
+	d := e.only(t)
+	e.waitState(t, d, Confirmed)
+	return d
+}
+
 func legsOf(in Info) map[string]string {
 	out := map[string]string{}
 	for _, l := range in.DlgOuts {
@@ -256,15 +272,7 @@ func TestSeedImsDialog_DefaultTimeoutEndsCall(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.DefaultTimeout = 90 * time.Second
 	e := newEnv(t, cfg, func(r *tm.Request) tm.Decision { return tm.RelayTo(target(a, "bob")) })
-	inv := uac.Invite("sip:bob@" + e.addr)
-	uac.Send(e.addr, inv)
-	ia := a.Request(sip.INVITE)
-	a.Reply(ia, 200, "legA")
-	r200 := uac.Response(200)
-	uac.Send(e.addr, uac.AckFor(inv, r200))
-	a.Request(sip.ACK)
-	d := e.only(t)
-	e.waitState(t, d, Confirmed)
+	e.confirmedCall(t, uac, a)
 	e.clock.Advance(90 * time.Second)
 	byeA := a.Request(sip.BYE)
 	byeU := uac.Request(sip.BYE)
@@ -367,15 +375,7 @@ func branchParams(b string) sip.HeaderParams {
 func TestManager_SetTimeoutAndIsKnown(t *testing.T) {
 	uac, a := siptest.NewUA(t), siptest.NewUA(t)
 	e := newEnv(t, DefaultConfig(), func(r *tm.Request) tm.Decision { return tm.RelayTo(target(a, "bob")) })
-	inv := uac.Invite("sip:bob@" + e.addr)
-	uac.Send(e.addr, inv)
-	ia := a.Request(sip.INVITE)
-	a.Reply(ia, 200, "legA")
-	r200 := uac.Response(200)
-	uac.Send(e.addr, uac.AckFor(inv, r200))
-	a.Request(sip.ACK)
-	d := e.only(t)
-	e.waitState(t, d, Confirmed)
+	d := e.confirmedCall(t, uac, a)
 	require.NoError(t, e.m.SetTimeout(d, 10*time.Second))
 	assert.Error(t, e.m.SetTimeout(d, 0))
 	e.clock.Advance(10 * time.Second)

@@ -78,6 +78,8 @@ type LocationConfig struct {
 type MgmtConfig struct {
 	// Listen is HOST:PORT of the management HTTP server; "" disables it.
 	Listen string `mapstructure:"listen"`
+	// Pprof serves Go's runtime profiles under /debug/pprof/.
+	Pprof bool `mapstructure:"pprof"`
 }
 
 // LogConfig is the log section.
@@ -251,6 +253,7 @@ func defaults() map[string]any {
 		"location.default_expires":    "3600s",
 		"location.max_contacts":       10,
 		"mgmt.listen":                 "127.0.0.1:8080",
+		"mgmt.pprof":                  false,
 		"log.level":                   "info",
 		"log.format":                  "text",
 		"tm.fr_timeout":               t.FrTimeout.String(),

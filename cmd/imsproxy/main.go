@@ -144,6 +144,9 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 
 	api := mgmt.New(log, reg)
 	api.SetReady(func(context.Context) error { return proxy.Ready() })
+	if cfg.Mgmt.Pprof {
+		api.EnablePprof()
+	}
 	registerMethods(api, proxy, loc)
 	registerDialogMethods(api, dialogs)
 

@@ -1,6 +1,7 @@
 package mgmt
 
 import (
+	"net/http/pprof"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -161,6 +162,16 @@ func (s *Server) SetReady(check func(ctx context.Context) error) {
 // Handler returns the HTTP handler: POST /rpc, GET /metrics, GET /healthz
 // and GET /readyz.
 func (s *Server) Handler() http.Handler { return s.mux }
+
+// EnablePprof serves Go's runtime profiles under /debug/pprof/ (heap,
+// goroutine, CPU, ...). Off by default: they reveal internals and cost CPU.
+func (s *Server) EnablePprof() {
+	s.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	s.mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	s.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	s.mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	s.mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+}
 
 // ListenAndServe serves on addr (HOST:PORT; port 0 picks one) until ctx is
 // cancelled, then shuts down gracefully, waiting at most ShutdownTimeout for

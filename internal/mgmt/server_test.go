@@ -473,3 +473,26 @@ func TestErrorDataIsSerialised(t *testing.T) {
 	rec := post(t, s.Handler(), `{"jsonrpc":"2.0","method":"test.data","id":1}`)
 	assert.JSONEq(t, `{"jsonrpc":"2.0","error":{"code":-32010,"message":"busy","data":{"retry_after":5}},"id":1}`, rec.Body.String())
 }
+
+func TestEnablePprof(t *testing.T) {
+	s := New(nil, prometheus.NewRegistry())
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	res, err := http.Get(srv.URL + "/debug/pprof/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusNotFound {
+		t.Fatalf("pprof served before EnablePprof: %d", res.StatusCode)
+	}
+	s.EnablePprof()
+	res, err = http.Get(srv.URL + "/debug/pprof/heap?gc=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("heap profile: %d", res.StatusCode)
+	}
+}

@@ -4,8 +4,9 @@
 #
 #   test/bench/dialogs_rss.sh [--calls N] [--rate R]     (defaults 100000, 1000)
 #
-# It reads imsproxy's VmRSS and Go heap (go_memstats_heap_alloc_bytes from
-# /metrics) once the proxy is up, and again 45 s after dlg.stats shows N
+# It reads imsproxy's VmRSS and live Go heap (go_memstats_heap_alloc_bytes
+# from /metrics right after a GC forced through /debug/pprof/heap?gc=1)
+# once the proxy is up, and again 45 s after dlg.stats shows N
 # active dialogs (so the transactions of the call set-ups have ended and
 # only the dialogs remain), prints the difference per dialog, then stops
 # everything (the held calls are not ended cleanly: that is not measured).
@@ -34,14 +35,18 @@ cat >"$work/p.yaml" <<YAML
 listen: ["udp:127.0.0.1:$sipport"]
 domains: [127.0.0.1]
 location: {static: {"sip:bob@127.0.0.1": ["sip:bob@127.0.0.1:$uasport"]}}
-mgmt: {listen: "127.0.0.1:$mgmt"}
+mgmt: {listen: "127.0.0.1:$mgmt", pprof: true}
 log: {level: warn}
 YAML
 "$work/imsproxy" --config "$work/p.yaml" >"$work/proxy.log" 2>&1 &
 ppid=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$mgmt/healthz" >/dev/null && break; sleep 0.1; done
 rss() { awk '/VmRSS/{print $2}' "/proc/$ppid/status"; }
-heap() { curl -s "http://127.0.0.1:$mgmt/metrics" | awk '/^go_memstats_heap_alloc_bytes /{printf "%d", $2}'; }
+# The live heap: a GC first (pprof's gc=1), so garbage is not counted.
+heap() {
+	curl -s -o /dev/null "http://127.0.0.1:$mgmt/debug/pprof/heap?gc=1"
+	curl -s "http://127.0.0.1:$mgmt/metrics" | awk '/^go_memstats_heap_alloc_bytes /{printf "%d", $2}'
+}
 base=$(rss)
 baseheap=$(heap)
 sipp -sf test/sipp/uas.xml -i 127.0.0.1 -p "$uasport" -m "$calls" -nostdin -ci 127.0.0.1 -mi 127.0.0.1 \

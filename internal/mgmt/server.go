@@ -1,7 +1,6 @@
 package mgmt
 
 import (
-	"net/http/pprof"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -11,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"reflect"
 	"runtime/debug"
 	"slices"

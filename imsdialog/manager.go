@@ -319,10 +319,19 @@ func (m *Manager) Route(r *tm.Request) tm.Decision {
 	return m.inner.Route(r)
 }
 
-func (m *Manager) routeInitial(r *tm.Request) tm.Decision {
-	if !m.cfg.Enable {
-		return m.inner.Route(r)
+// createKey marks a transaction whose INVITE must create a dialog.
+type createKey struct{}
+
+// CreateDialog asks for a dialog for this initial INVITE (dlg_flag /
+// create_dialog): a router calls it when dialog.enable is off and only
+// some calls are to be tracked.
+func CreateDialog(r *tm.Request) {
+	if r.Tx != nil {
+		r.Tx.SetValue(createKey{}, true)
 	}
+}
+
+func (m *Manager) routeInitial(r *tm.Request) tm.Decision {
 	if m.cfg.DetectSpirals {
 		if d := m.spiralOf(r); d != nil {
 			dec := m.inner.Route(r)
@@ -330,12 +339,17 @@ func (m *Manager) routeInitial(r *tm.Request) tm.Decision {
 				dec.RecordRoute = true
 				dec.RecordRouteParams = append(dec.RecordRouteParams, sip.HeaderKV{K: m.cfg.RRParam, V: d.did})
 			}
+			m.stats.spiraled.Add(1)
+			m.log.Info("dialog spiraled", "callid", d.CallID, "did", d.did)
 			m.step(d, Event{Kind: EvSpiral}, CallbackParams{Request: r.Request, FromCaller: true})
 			return dec
 		}
 	}
 	dec := m.inner.Route(r)
 	if dec.Kind != tm.Relay || r.Tx == nil {
+		return dec
+	}
+	if !m.cfg.Enable && r.Tx.Value(createKey{}) == nil {
 		return dec
 	}
 	d := m.create(r)

@@ -341,6 +341,7 @@ func TestSeedImsDialog_DetectSpirals(t *testing.T) {
 	assert.Equal(t, "bob", got.Recipient.User)
 	d := e.only(t)
 	assert.Contains(t, e.callbacks(), "SPIRALED")
+	assert.Equal(t, int64(1), e.m.Stats().Snapshot()["spiraled_requests"])
 	assert.Len(t, e.m.Dialogs(), 1, "a spiral joins its dialog")
 	_ = d
 
@@ -425,5 +426,32 @@ func TestRFC3261_12_2_1_1_UpdateOnEarlyLegRaisesCSeq(t *testing.T) {
 	bye := a.Request(sip.BYE)
 	assert.Equal(t, uint32(8), bye.CSeq().SeqNo)
 	a.Reply(bye, 200, "")
+	e.waitGone(t)
+}
+
+// dlg_flag / create_dialog: with dialog.enable off only the INVITEs the
+// router asks for get a dialog.
+func TestSeedImsDialog_CreateDialogPerRequest(t *testing.T) {
+	uac, a := siptest.NewUA(t), siptest.NewUA(t)
+	cfg := DefaultConfig()
+	cfg.Enable = false
+	e := newEnv(t, cfg, func(r *tm.Request) tm.Decision {
+		if r.GetHeader("X-Track") != nil {
+			CreateDialog(r)
+		}
+		return tm.RelayTo(target(a, "bob"))
+	})
+	uac.Send(e.addr, uac.Invite("sip:bob@"+e.addr))
+	a.Reply(a.Request(sip.INVITE), 486, "legA")
+	uac.Final()
+	assert.Empty(t, e.m.Dialogs())
+	assert.Zero(t, e.m.Stats().Snapshot()["created_dialogs"])
+
+	uac.Send(e.addr, uac.Invite("sip:bob@"+e.addr, "X-Track: yes"))
+	ia := a.Request(sip.INVITE)
+	require.NotNil(t, ia.RecordRoute(), "a tracked dialog record-routes")
+	assert.Equal(t, int64(1), e.m.Stats().Snapshot()["created_dialogs"])
+	a.Reply(ia, 486, "legA")
+	uac.Final()
 	e.waitGone(t)
 }

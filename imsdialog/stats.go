@@ -15,6 +15,7 @@ type Stats struct {
 	expired   atomic.Uint64 // expired_dialogs
 	failed    atomic.Uint64 // failed_dialogs: ended before an answer
 	created   atomic.Uint64
+	spiraled  atomic.Uint64 // initial INVITEs that joined their dialog as a spiral
 }
 
 func (s *Stats) transition(from, to State, end EndReason) {
@@ -52,6 +53,7 @@ func (s *Stats) Snapshot() map[string]int64 {
 		"expired_dialogs":   int64(s.expired.Load()),
 		"failed_dialogs":    int64(s.failed.Load()),
 		"created_dialogs":   int64(s.created.Load()),
+		"spiraled_requests": int64(s.spiraled.Load()),
 	}
 }
 
@@ -62,11 +64,12 @@ var (
 	descExpired   = prometheus.NewDesc("imsdlg_dialog_expired_dialogs_total", "Dialogs ended by their timeout.", nil, nil)
 	descFailed    = prometheus.NewDesc("imsdlg_dialog_failed_dialogs_total", "Dialogs ended before an answer.", nil, nil)
 	descCreated   = prometheus.NewDesc("imsdlg_dialog_created_dialogs_total", "Dialogs created since start.", nil, nil)
+	descSpiraled  = prometheus.NewDesc("imsdlg_dialog_spiraled_requests_total", "Initial INVITEs that came back to us and joined their dialog (detect_spirals).", nil, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (s *Stats) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descActive, descEarly, descProcessed, descExpired, descFailed, descCreated} {
+	for _, d := range []*prometheus.Desc{descActive, descEarly, descProcessed, descExpired, descFailed, descCreated, descSpiraled} {
 		ch <- d
 	}
 }
@@ -79,4 +82,5 @@ func (s *Stats) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descExpired, prometheus.CounterValue, float64(s.expired.Load()))
 	ch <- prometheus.MustNewConstMetric(descFailed, prometheus.CounterValue, float64(s.failed.Load()))
 	ch <- prometheus.MustNewConstMetric(descCreated, prometheus.CounterValue, float64(s.created.Load()))
+	ch <- prometheus.MustNewConstMetric(descSpiraled, prometheus.CounterValue, float64(s.spiraled.Load()))
 }

@@ -2,8 +2,13 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/imsdlg/imsdlg/internal/siptest"
 )
 
 // dlgInfo is the part of dlg.list the tests read (a contract of issue 4).
@@ -167,5 +172,72 @@ func TestE2E_DialogTimeout(t *testing.T) {
 	waitDialogs(t, p, "no dialog", func(ds []dlgInfo) bool { return len(ds) == 0 })
 	if st := dlgStats(t, p); st["expired_dialogs"] != 1 {
 		t.Errorf("dlg.stats: %v", st)
+	}
+}
+
+// Issue 4 / DESIGN §4: an INVITE that comes back through an application
+// server joins its dialog (SPIRALED) instead of creating a second one. The
+// caller and callee are sipp; the AS is a minimal hand-written peer on a
+// loopback socket that sends the INVITE back with our Record-Route as its
+// Route (an ODI) and relays the replies.
+func TestE2E_DialogSpiralThroughAS(t *testing.T) {
+	RequireTools(t)
+	t.Parallel()
+	uas := StartSipp(t, SippArgs{Scenario: "uas.xml"})
+	as := siptest.NewUA(t)
+	cfg := NewProxyConfig(t)
+	// bob's only contact is the AS; the AS sends the call on to carol.
+	cfg.Static["sip:bob@127.0.0.1"] = []string{"sip:bob@" + as.HostPort()}
+	cfg.Static["sip:carol@127.0.0.1"] = []string{uas.Contact("carol")}
+	p := StartProxy(t, cfg.YAML())
+	proxy := p.Addr("udp")
+	done := make(chan error, 1)
+	go func() { done <- actAsAS(as, proxy) }()
+	uac := StartSipp(t, SippArgs{Scenario: "uac.xml", Remote: proxy, Service: "bob"})
+	waitAll(t, uac, uas)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	waitDialogs(t, p, "no dialog", func(ds []dlgInfo) bool { return len(ds) == 0 })
+	st := dlgStats(t, p)
+	if st["created_dialogs"] != 1 || st["spiraled_requests"] != 1 || st["processed_dialogs"] != 1 {
+		t.Errorf("one dialog, one spiral expected: %v", st)
+	}
+}
+
+// actAsAS plays the application server of one call: INVITE back to the
+// proxy along our Record-Route, replies relayed until the 2xx.
+func actAsAS(as *siptest.UA, proxy string) (err error) {
+	defer func() {
+		// siptest fails the test through t on a timeout; report as error.
+		if r := recover(); r != nil {
+			err = fmt.Errorf("AS: %v", r)
+		}
+	}()
+	inv := as.Request(sip.INVITE)
+	as.Reply(inv, 100, "")
+	rr := inv.RecordRoute()
+	if rr == nil {
+		return fmt.Errorf("AS: the INVITE has no Record-Route of the proxy")
+	}
+	back := inv.Clone()
+	back.Recipient = sip.Uri{Scheme: "sip", User: "carol", Host: "127.0.0.1"}
+	back.PrependHeader(&sip.RouteHeader{Address: *rr.Address.Clone()})
+	branch := sip.NewParams()
+	branch.Add("branch", "z9hG4bK-as-"+fmt.Sprint(time.Now().UnixNano()))
+	back.PrependHeader(&sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: "UDP",
+		Host: "127.0.0.1", Port: as.Addr.Port, Params: branch})
+	as.Send(proxy, back)
+	for {
+		m := as.Next("reply to the AS's INVITE", func(m sip.Message) bool {
+			r, ok := m.(*sip.Response)
+			return ok && r.StatusCode > 100
+		})
+		res := m.(*sip.Response)
+		res.RemoveHeader("Via")
+		as.Send(proxy, res)
+		if res.StatusCode >= 200 {
+			return nil
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,16 +35,21 @@ func target(u *siptest.UA, user string) tm.Target {
 // and everything else along its route set.
 func newEnv(t *testing.T, cfg Config, route func(r *tm.Request) tm.Decision) *env {
 	t.Helper()
-	e := &env{clock: siptest.NewClock()}
 	if route == nil {
 		route = func(*tm.Request) tm.Decision { return tm.RelayTo() }
 	}
-	inner := tm.RouterFunc(func(r *tm.Request) tm.Decision {
+	return newEnvInner(t, cfg, tm.RouterFunc(func(r *tm.Request) tm.Decision {
 		if !r.Initial {
 			return tm.RelayTo()
 		}
 		return route(r)
-	})
+	}))
+}
+
+// newEnvInner is newEnv with the whole inner router given.
+func newEnvInner(t *testing.T, cfg Config, inner tm.Router) *env {
+	t.Helper()
+	e := &env{clock: siptest.NewClock()}
 	m, err := New(cfg, inner, nil, e.clock)
 	require.NoError(t, err)
 	tc := tm.DefaultConfig()
@@ -454,4 +460,55 @@ func TestSeedImsDialog_CreateDialogPerRequest(t *testing.T) {
 	a.Reply(ia, 486, "legA")
 	uac.Final()
 	e.waitGone(t)
+}
+
+// get_current_dialog / is_known_dlg from a router, and a callback
+// registered on one dialog only.
+func TestSeedImsDialog_CurrentKnownAndDialogCallbacks(t *testing.T) {
+	uac, a := siptest.NewUA(t), siptest.NewUA(t)
+	type seen struct {
+		method string
+		known  bool
+	}
+	got := make(chan seen, 8)
+	var mp atomic.Pointer[Manager]
+	e := newEnvInner(t, DefaultConfig(), tm.RouterFunc(func(r *tm.Request) tm.Decision {
+		got <- seen{string(r.Method), mp.Load().IsKnown(r)}
+		if r.Initial {
+			return tm.RelayTo(target(a, "bob"))
+		}
+		return tm.RelayTo()
+	}))
+	mp.Store(e.m)
+	inv := uac.Invite("sip:bob@" + e.addr)
+	uac.Send(e.addr, inv)
+	ia := a.Request(sip.INVITE)
+	assert.Equal(t, seen{"INVITE", false}, <-got, "the dialog is created after the router ran")
+	d := e.only(t)
+	var mine []string
+	var mu sync.Mutex
+	d.RegisterCallback(CbConfirmed|CbTerminated, func(_ *Dialog, typ Callback, _ CallbackParams) {
+		mu.Lock()
+		mine = append(mine, typ.String())
+		mu.Unlock()
+	})
+	a.Reply(ia, 200, "legA")
+	r200 := uac.Response(200)
+	uac.Send(e.addr, uac.AckFor(inv, r200))
+	a.Request(sip.ACK)
+	assert.Equal(t, seen{"ACK", true}, <-got)
+	e.waitState(t, d, Confirmed)
+	uac.Send(e.addr, uac.InDialog("BYE", inv, r200, 2))
+	assert.Equal(t, seen{"BYE", true}, <-got)
+	bye := a.Request(sip.BYE)
+	a.Reply(bye, 200, "")
+	uac.Response(200)
+	e.waitGone(t)
+	mu.Lock()
+	assert.Equal(t, []string{"CONFIRMED", "TERMINATED"}, mine)
+	mu.Unlock()
+
+	// A BYE for a dialog that is gone is not known.
+	uac.Send(e.addr, uac.InDialog("BYE", inv, r200, 3))
+	assert.Equal(t, seen{"BYE", false}, <-got)
 }

@@ -84,8 +84,9 @@ type MgmtConfig struct {
 
 // LogConfig is the log section.
 type LogConfig struct {
-	Level  string `mapstructure:"level"`  // debug|info|warn|error
-	Format string `mapstructure:"format"` // text|json
+	Level    string `mapstructure:"level"`     // debug|info|warn|error
+	Format   string `mapstructure:"format"`    // text|json
+	SIPTrace bool   `mapstructure:"sip_trace"` // log every SIP message sent and received
 }
 
 // TMSection is the tm section; see tm.Config for what each timer does.
@@ -256,6 +257,7 @@ func defaults() map[string]any {
 		"mgmt.pprof":                  false,
 		"log.level":                   "info",
 		"log.format":                  "text",
+		"log.sip_trace":               false,
 		"tm.fr_timeout":               t.FrTimeout.String(),
 		"tm.fr_inv_timeout":           t.FrInvTimeout.String(),
 		"tm.restart_fr_on_each_reply": t.RestartFrOnEachReply,

@@ -97,6 +97,9 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 
 	tmc := cfg.TMConfig()
 	tm.ApplyGlobalTimers(tmc)
+	if cfg.Log.SIPTrace {
+		enableSIPTrace(log)
+	}
 
 	loc := location.New(location.Options{
 		MinExpires:     cfg.Location.MinExpires.Duration(),

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -432,6 +433,21 @@ func upstreamAddr(req *sip.Request) string {
 // onRequest is sipgo's entry for every request that opened a server
 // transaction (and for ACK/CANCEL that matched none).
 func (p *Proxy) onRequest(req *sip.Request, srv *sip.ServerTx) {
+	var t *Transaction
+	defer func() {
+		// A bug in a router or hook must cost one request, not the
+		// process with every call in it.
+		if r := recover(); r != nil {
+			p.log.Error("panic while handling a request", "callid", callID(req), "method", string(req.Method),
+				"panic", r, "stack", string(debug.Stack()))
+			switch {
+			case t != nil:
+				t.Reply(500, "Server Internal Error")
+			case !req.IsAck() && srv.Err() == nil:
+				p.replyOn(srv, req, 500, "Server Internal Error")
+			}
+		}
+	}()
 	switch req.Method {
 	case sip.ACK:
 		// An ACK for a 2xx is its own transaction in sipgo; it needs no
@@ -458,7 +474,7 @@ func (p *Proxy) onRequest(req *sip.Request, srv *sip.ServerTx) {
 		p.reject(req, srv, &Rejection{Code: 482, Reason: "Loop Detected"})
 		return
 	}
-	t := p.newTransaction(req, srv, lh)
+	t = p.newTransaction(req, srv, lh)
 	if t == nil {
 		return
 	}

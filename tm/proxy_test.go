@@ -729,3 +729,31 @@ func TestTM_ShutdownDrains(t *testing.T) {
 	uas.Reply(bye, 200, "")
 	assert.Equal(t, 200, uac.Final().StatusCode)
 }
+
+// A router that panics costs one request (500), not the process.
+func TestTM_RouterPanicIs500(t *testing.T) {
+	uac := siptest.NewUA(t)
+	p := startProxy(t, testCfg(), RouterFunc(func(r *Request) Decision { panic("router bug") }))
+	uac.Send(p.udp, uac.Invite("sip:bob@"+p.udp))
+	assert.Equal(t, 500, uac.Final().StatusCode)
+	waitInuse(t, p, 0)
+}
+
+type panicky struct{ RouterFunc }
+
+func (panicky) OnReply(t *Transaction, branch int, res *sip.Response) bool { panic("reply hook bug") }
+func (panicky) OnFinal(t *Transaction, res *sip.Response, local bool)      { panic("final hook bug") }
+
+// Panicking hooks are contained: the reply is relayed as if the hook said
+// yes, the transaction completes.
+func TestTM_HookPanicsAreContained(t *testing.T) {
+	uac, uas := siptest.NewUA(t), siptest.NewUA(t)
+	p := startProxy(t, testCfg(), panicky{toUAs(uas)})
+	uac.Send(p.udp, uac.Invite("sip:bob@"+p.udp))
+	got := uas.Request(sip.INVITE)
+	uas.Reply(got, 180, "x")
+	uac.Response(180)
+	uas.Reply(got, 486, "x")
+	assert.Equal(t, 486, uac.Final().StatusCode)
+	waitInuse(t, p, 0)
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -330,7 +331,11 @@ func (t *Transaction) exec(acts []action) []func() {
 		case actRunFailure:
 			best := a.res
 			post = append(post, func() {
-				targets := p.failure.OnFailure(t, best)
+				var targets []Target
+				func() {
+					defer p.guard("failure", t)
+					targets = p.failure.OnFailure(t, best)
+				}()
 				t.step(event{kind: evFailureResult, targets: targets})
 			})
 		case actFinal:
@@ -345,7 +350,10 @@ func (t *Transaction) exec(acts []action) []func() {
 				if res == nil {
 					res = sip.NewResponseFromRequest(t.orig, a.code, a.reason, nil)
 				}
-				post = append(post, func() { p.final.OnFinal(t, res, local) })
+				post = append(post, func() {
+					defer p.guard("final", t)
+					p.final.OnFinal(t, res, local)
+				})
 			}
 		case actDone:
 			for i := range t.br {
@@ -537,7 +545,7 @@ func (t *Transaction) runBranch(i int, tg Target) {
 			t.br[i].code = res.StatusCode
 			t.mu.Unlock()
 			ev := event{kind: evReply, branch: i, res: res}
-			if p.reply != nil && !p.reply.OnReply(t, i, res) && res.StatusCode < 200 {
+			if p.reply != nil && !p.replyHook(t, i, res) && res.StatusCode < 200 {
 				ev.noRelay = true
 			}
 			t.step(ev)
@@ -567,7 +575,7 @@ func (t *Transaction) buildBranch(i int, tg Target) (*sip.Request, error) {
 		req.Recipient = *tg.URI.Clone()
 	}
 	SetMaxForwards(req, NextMaxForwards(t.orig))
-	if p.branch != nil && !p.branch.OnBranch(t, &Branch{Index: i, Target: tg, Request: req}) {
+	if p.branch != nil && !p.branchHook(t, &Branch{Index: i, Target: tg, Request: req}) {
 		return nil, nil
 	}
 	fixStrictRoute(req)
@@ -692,4 +700,26 @@ func msgSize(req *sip.Request) int {
 	var n countWriter
 	req.StringWrite(&n)
 	return int(n)
+}
+
+// guard keeps a panicking hook from taking the process down: the hook's
+// work is lost and logged, the transaction goes on with the default.
+func (p *Proxy) guard(hook string, t *Transaction) {
+	if r := recover(); r != nil {
+		p.log.Error("panic in a tm hook", "hook", hook, "callid", callID(t.orig), "panic", r,
+			"stack", string(debug.Stack()))
+	}
+}
+
+// branchHook runs the branch hook; a panic drops the branch.
+func (p *Proxy) branchHook(t *Transaction, b *Branch) (send bool) {
+	defer p.guard("branch", t)
+	return p.branch.OnBranch(t, b)
+}
+
+// replyHook runs the reply hook; a panic relays the reply as usual.
+func (p *Proxy) replyHook(t *Transaction, i int, res *sip.Response) (relay bool) {
+	relay = true
+	defer p.guard("reply", t)
+	return p.reply.OnReply(t, i, res)
 }

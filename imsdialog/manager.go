@@ -666,7 +666,7 @@ func reasonPhrase(code int) string {
 func (m *Manager) fire(d *Dialog, c Callback, p CallbackParams) {
 	for _, r := range *m.global.Load() {
 		if r.types&c != 0 {
-			r.f(d, c, p)
+			m.call(r.f, d, c, p)
 		}
 	}
 	d.mu.Lock()
@@ -674,9 +674,20 @@ func (m *Manager) fire(d *Dialog, c Callback, p CallbackParams) {
 	d.mu.Unlock()
 	for _, r := range cbs {
 		if r.types&c != 0 {
-			r.f(d, c, p)
+			m.call(r.f, d, c, p)
 		}
 	}
+}
+
+// call runs one callback; a panicking callback is logged and skipped, as
+// timers run callbacks on goroutines of their own.
+func (m *Manager) call(f CallbackFunc, d *Dialog, c Callback, p CallbackParams) {
+	defer func() {
+		if r := recover(); r != nil {
+			m.log.Error("panic in a dialog callback", "callid", d.CallID, "type", c.String(), "panic", r)
+		}
+	}()
+	f(d, c, p)
 }
 
 // buildBye makes the BYE for one side of a confirmed dialog: that side's

@@ -279,7 +279,8 @@ func TestSeedImsDialog_DefaultTimeoutEndsCall(t *testing.T) {
 	cfg.DefaultTimeout = 90 * time.Second
 	e := newEnv(t, cfg, func(r *tm.Request) tm.Decision { return tm.RelayTo(target(a, "bob")) })
 	e.confirmedCall(t, uac, a)
-	e.clock.Advance(90 * time.Second)
+	e.m.RegisterCallback(CbExpired, func(*Dialog, Callback, CallbackParams) { panic("callback bug") })
+	e.clock.Advance(90 * time.Second) // the callback panics on the timer's goroutine
 	byeA := a.Request(sip.BYE)
 	byeU := uac.Request(sip.BYE)
 	a.Reply(byeA, 200, "")

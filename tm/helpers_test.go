@@ -22,22 +22,30 @@ type testProxy struct {
 
 func startProxy(t *testing.T, cfg Config, router Router, opts ...func(*Options)) *testProxy {
 	t.Helper()
-	o := Options{Config: cfg, Router: router}
-	clock := siptest.NewClock()
-	o.Clock = clock
-	for _, f := range opts {
-		f(&o)
+	// UDP and TCP on one port number, so one host:port serves both. The
+	// kernel picks the UDP port; the same TCP port may be taken by some
+	// connection's ephemeral end, so try again with another.
+	for attempt := 0; ; attempt++ {
+		o := Options{Config: cfg, Router: router}
+		clock := siptest.NewClock()
+		o.Clock = clock
+		for _, f := range opts {
+			f(&o)
+		}
+		p, err := New(o)
+		require.NoError(t, err)
+		ua, err := p.Listen("udp", "127.0.0.1:0", "")
+		require.NoError(t, err)
+		_, port, _ := net.SplitHostPort(ua.String())
+		ta, err := p.Listen("tcp", "127.0.0.1:"+port, "")
+		if err != nil && attempt < 20 {
+			p.Close()
+			continue
+		}
+		require.NoError(t, err)
+		t.Cleanup(func() { p.Close() })
+		return &testProxy{Proxy: p, udp: ua.String(), tcp: ta.String(), clock: clock}
 	}
-	p, err := New(o)
-	require.NoError(t, err)
-	ua, err := p.Listen("udp", "127.0.0.1:0", "")
-	require.NoError(t, err)
-	// TCP on the same port number, so one host:port serves both.
-	_, port, _ := net.SplitHostPort(ua.String())
-	ta, err := p.Listen("tcp", "127.0.0.1:"+port, "")
-	require.NoError(t, err)
-	t.Cleanup(func() { p.Close() })
-	return &testProxy{Proxy: p, udp: ua.String(), tcp: ta.String(), clock: clock}
 }
 
 // toUA routes every initial request to the given UAs (parallel fork) and

@@ -108,9 +108,6 @@ func StartSipp(t testing.TB, a SippArgs) *Sipp {
 	if a.LocalIP == "" {
 		a.LocalIP = Loopback
 	}
-	if a.LocalPort == 0 {
-		a.LocalPort = FreePort(t, "both")
-	}
 	if a.Transport == "" {
 		a.Transport = "u1"
 	}
@@ -125,6 +122,21 @@ func StartSipp(t testing.TB, a SippArgs) *Sipp {
 	default:
 		t.Fatalf("StartSipp: transport %q, want u1, un, t1 or tn", a.Transport)
 	}
+	auto := a.LocalPort == 0
+	for attempt := 0; ; attempt++ {
+		if auto {
+			a.LocalPort = FreePort(t, "both")
+		}
+		if s := startSipp(t, a, auto && attempt < 4); s != nil {
+			return s
+		}
+	}
+}
+
+// startSipp starts one sipp process; with retry it returns nil instead of
+// failing when a server could not bind its port.
+func startSipp(t testing.TB, a SippArgs, retry bool) *Sipp {
+	t.Helper()
 	s := &Sipp{t: t, Args: a, Dir: t.TempDir(), Port: a.LocalPort, done: make(chan struct{})}
 	var args []string
 	if a.Remote != "" {
@@ -190,6 +202,12 @@ func StartSipp(t testing.TB, a SippArgs) *Sipp {
 	})
 	if a.Remote == "" {
 		if err := s.waitBound(10 * time.Second); err != nil {
+			if retry && s.exited() {
+				// FreePort probes a port and lets it go; another process
+				// may take it before sipp binds it. Try another.
+				s.reported.Store(true)
+				return nil
+			}
 			s.reported.Store(true)
 			t.Fatalf("StartSipp: %v\n%s", err, s.report(s.werr))
 		}

@@ -38,6 +38,8 @@ func TestDialogRPC_Arguments(t *testing.T) {
 		want         []string
 	}{
 		{"list is an empty array", `{}`, "dlg.list", []string{`"result":[]`}},
+		{"list_ctx is an empty array", `{}`, "dlg.list_ctx", []string{`"result":[]`}},
+		{"list takes no arguments", `{"callid":"c"}`, "dlg.list", []string{`-32602`, `callid`}},
 		{"stats", `{}`, "dlg.stats", []string{`"active_dialogs":0`, `"failed_dialogs":0`}},
 		{"missing callid", `{"from_tag":"a"}`, "dlg.get", []string{`-32602`, `callid`}},
 		{"missing from_tag", `{"callid":"c"}`, "dlg.terminate_dlg", []string{`-32602`, `from_tag`}},

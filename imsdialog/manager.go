@@ -333,7 +333,15 @@ func CreateDialog(r *tm.Request) {
 
 func (m *Manager) routeInitial(r *tm.Request) tm.Decision {
 	if m.cfg.DetectSpirals {
-		if d := m.spiralOf(r); d != nil {
+		d, v := m.spiralOf(r)
+		if v == spiral.Retransmission {
+			// The INVITE that created a dialog, again, after its server
+			// transaction ended: it was handled; a second call would be a
+			// duplicate.
+			m.log.Info("late INVITE retransmission dropped", "callid", d.CallID, "did", d.did)
+			return tm.Decision{Kind: tm.Drop}
+		}
+		if d != nil {
 			dec := m.inner.Route(r)
 			if dec.Kind == tm.Relay {
 				dec.RecordRoute = true
@@ -377,10 +385,10 @@ func (m *Manager) routeInitial(r *tm.Request) tm.Decision {
 // spiralOf returns the dialog an initial INVITE spirals into, if any: it
 // comes back with the did of a dialog of its Call-ID and From tag in the
 // Route of ours tm consumed, or with another marker of ours (spiral).
-func (m *Manager) spiralOf(r *tm.Request) *Dialog {
+func (m *Manager) spiralOf(r *tm.Request) (*Dialog, spiral.Verdict) {
 	cands := m.byCallID(r.CallID().Value())
 	if len(cands) == 0 {
-		return nil
+		return nil, spiral.New
 	}
 	fromTag := tagOf(r.From().Params)
 	var known []spiral.Known
@@ -392,25 +400,25 @@ func (m *Manager) spiralOf(r *tm.Request) *Dialog {
 		ended := d.State() >= Terminated
 		if v, ok := r.RouteParams.Get(m.cfg.RRParam); ok && v == d.did {
 			if ended {
-				return nil
+				return nil, spiral.New
 			}
-			return d
+			return d, spiral.Spiral
 		}
 		known = append(known, spiral.Known{DID: d.did, ViaBranch: d.upBranch, Terminated: ended})
 		ds = append(ds, d)
 	}
 	if len(known) == 0 {
-		return nil
+		return nil, spiral.New
 	}
 	var isOurs func(string, int) bool
 	if s := m.send(); s != nil {
 		isOurs = s.IsOurAddress
 	}
 	v, i := spiral.Classify(r.Request, known, spiral.Marker{RRParam: m.cfg.RRParam, IsOurs: isOurs})
-	if v == spiral.Spiral && i >= 0 {
-		return ds[i]
+	if (v == spiral.Spiral || v == spiral.Retransmission) && i >= 0 {
+		return ds[i], v
 	}
-	return nil
+	return nil, spiral.New
 }
 
 func (m *Manager) onRequestWithin(d *Dialog, r *tm.Request, fromCaller bool) {

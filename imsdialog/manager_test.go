@@ -513,3 +513,20 @@ func TestSeedImsDialog_CurrentKnownAndDialogCallbacks(t *testing.T) {
 	uac.Send(e.addr, uac.InDialog("BYE", inv, r200, 3))
 	assert.Equal(t, seen{"BYE", false}, <-got)
 }
+
+// The INVITE that created a dialog, seen again after its transaction
+// ended (a late retransmission), creates no second dialog and no call.
+func TestDesign4_LateInviteRetransmissionIsDropped(t *testing.T) {
+	m, err := New(DefaultConfig(), tm.RouterFunc(func(*tm.Request) tm.Decision { return tm.RelayTo() }), nil, siptest.NewClock())
+	require.NoError(t, err)
+	raw := "INVITE sip:bob@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-first\r\n" +
+		"From: <sip:alice@127.0.0.1>;tag=f1\r\nTo: <sip:bob@127.0.0.1>\r\nCall-ID: late-1@test\r\n" +
+		"CSeq: 1 INVITE\r\nContact: <sip:alice@127.0.0.1:5070>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+	msg, err := sip.ParseMessage([]byte(raw))
+	require.NoError(t, err)
+	req := &tm.Request{Request: msg.(*sip.Request), Initial: true, Source: "127.0.0.1:5070", Transport: "UDP"}
+	m.create(req)
+	d := m.Route(req)
+	assert.Equal(t, tm.Drop, d.Kind)
+	assert.Len(t, m.Dialogs(), 1)
+}

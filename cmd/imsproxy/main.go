@@ -158,8 +158,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		ready := make(chan net.Addr, 1)
 		go func() { errc <- api.ListenAndServe(ctx, cfg.Mgmt.Listen, ready) }()
 		select {
-		case a := <-ready:
-			log.Info("management API listening", "addr", a.String())
+		case <-ready: // the server logs its address itself
 		case err := <-errc:
 			return fmt.Errorf("mgmt.listen %s: %w", cfg.Mgmt.Listen, err)
 		}

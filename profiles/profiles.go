@@ -1,0 +1,490 @@
+package profiles
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/imsdlg/imsdlg/cachedb"
+)
+
+// SharedSuffix marks a declared profile name as shared through the cache DB.
+const SharedSuffix = "/s"
+
+// Config declares the profiles.
+type Config struct {
+	WithValue []string // profiles_with_value; "name/s" is shared
+	NoValue   []string // profiles_no_value; "name/s" is shared
+}
+
+// Info describes a declared profile (list_all_profiles).
+type Info struct {
+	Name      string // bare name, without "/s"
+	WithValue bool
+	Shared    bool
+}
+
+// Membership is one (profile, value) a dialog is in; Value is "" for a
+// profile without value.
+type Membership struct {
+	Profile, Value string
+}
+
+var (
+	// ErrUnknownProfile is returned (wrapped) for a profile not declared.
+	ErrUnknownProfile = errors.New("profiles: unknown profile")
+	// ErrValue is returned (wrapped) when a value is missing for a profile
+	// with value, or given for a profile without value.
+	ErrValue = errors.New("profiles: bad value for profile")
+)
+
+type profile struct {
+	info  Info
+	cp    cachedb.Profile
+	store cachedb.Store
+}
+
+// dialog is the record of one dialog. mu serializes its store calls;
+// members and dropped are written with both mu and Set.mu held, so readers
+// holding either see a consistent value.
+type dialog struct {
+	mu      sync.Mutex
+	members map[Membership]struct{}
+	dropped bool // removed from Set.dialogs; acquire must look again
+}
+
+// Set is the set of declared profiles and this node's record of who is in
+// them. It is safe for concurrent use.
+type Set struct {
+	node     string
+	profiles map[string]*profile // by bare name
+
+	mu      sync.RWMutex
+	dialogs map[string]*dialog                        // dialog id -> record
+	index   map[string]map[string]map[string]struct{} // profile -> value -> dialog ids
+}
+
+// New validates cfg and returns the Set. local counts the node-local
+// profiles (nil means a fresh cachedb.NewMemory with the default keys and
+// TTL); shared counts the "/s" profiles and may be nil only when none is
+// declared. node identifies this node in the shared store's membership
+// records. All configuration errors are returned together, each naming its
+// profile.
+func New(cfg Config, local, shared cachedb.Store, node string) (*Set, error) {
+	if node == "" {
+		return nil, errors.New("profiles: empty node id")
+	}
+	if local == nil {
+		local = cachedb.NewMemory(cachedb.DefaultKeys(), 0, nil)
+	}
+	s := &Set{
+		node:     node,
+		profiles: map[string]*profile{},
+		dialogs:  map[string]*dialog{},
+		index:    map[string]map[string]map[string]struct{}{},
+	}
+	var errs []error
+	declared := map[string]string{} // bare name -> list it was declared in
+	add := func(decl string, withValue bool) {
+		list := "profiles_no_value"
+		if withValue {
+			list = "profiles_with_value"
+		}
+		name, shared0, err := parseName(decl)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("profiles: %s: %w", list, err))
+			return
+		}
+		if prev, ok := declared[name]; ok {
+			if prev == list {
+				errs = append(errs, fmt.Errorf("profiles: %s: profile %q declared twice", list, name))
+			} else {
+				errs = append(errs, fmt.Errorf("profiles: profile %q declared in both profiles_with_value and profiles_no_value", name))
+			}
+			return
+		}
+		declared[name] = list
+		st := local
+		if shared0 {
+			if shared == nil {
+				errs = append(errs, fmt.Errorf("profiles: %s: profile %q is shared (/s) but no cachedb_url is configured", list, decl))
+				return
+			}
+			st = shared
+		}
+		s.profiles[name] = &profile{
+			info:  Info{Name: name, WithValue: withValue, Shared: shared0},
+			cp:    cachedb.Profile{Name: name, WithValue: withValue},
+			store: st,
+		}
+	}
+	for _, n := range cfg.WithValue {
+		add(n, true)
+	}
+	for _, n := range cfg.NoValue {
+		add(n, false)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return s, nil
+}
+
+// parseName splits a declared name into the bare name and whether it is
+// shared, and checks that the bare name can be part of a Redis key.
+func parseName(decl string) (string, bool, error) {
+	name, shared := strings.CutSuffix(decl, SharedSuffix)
+	if b, ok := strings.CutSuffix(decl, "/b"); ok {
+		return "", false, fmt.Errorf("profile %q: clusterer sharing (/b) is not supported, use /s", b)
+	}
+	if name == "" {
+		return "", false, fmt.Errorf("empty profile name %q", decl)
+	}
+	if !utf8.ValidString(name) {
+		return "", false, fmt.Errorf("profile %q: name is not valid UTF-8", decl)
+	}
+	for _, r := range name {
+		if unicode.IsSpace(r) || unicode.IsControl(r) || !unicode.IsPrint(r) || r == '/' {
+			return "", false, fmt.Errorf("profile %q: name contains %q (spaces, control characters and '/' are not allowed)", decl, r)
+		}
+	}
+	return name, shared, nil
+}
+
+// lookup finds a declared profile by bare name or, for a shared one, by its
+// declared name.
+func (s *Set) lookup(name string) (*profile, error) {
+	bare, suffixed := strings.CutSuffix(name, SharedSuffix)
+	p := s.profiles[bare]
+	if p == nil || (suffixed && !p.info.Shared) {
+		return nil, fmt.Errorf("%w %q", ErrUnknownProfile, name)
+	}
+	return p, nil
+}
+
+// Declared lists the declared profiles sorted by name.
+func (s *Set) Declared() []Info {
+	out := make([]Info, 0, len(s.profiles))
+	for _, p := range s.profiles {
+		out = append(out, p.info)
+	}
+	slices.SortFunc(out, func(a, b Info) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// checkValue enforces value given for a profile with value and absent for
+// one without.
+func checkValue(p *profile, value string) error {
+	if p.info.WithValue && value == "" {
+		return fmt.Errorf("%w %s: profile has values, value is empty", ErrValue, p.info.Name)
+	}
+	if !p.info.WithValue && value != "" {
+		return fmt.Errorf("%w %s: profile has no value, got %q", ErrValue, p.info.Name, value)
+	}
+	return nil
+}
+
+// acquire returns the locked record of dialogID, creating it if create is
+// set; nil (unlocked) when absent and create is not set.
+func (s *Set) acquire(dialogID string, create bool) *dialog {
+	for {
+		s.mu.Lock()
+		d := s.dialogs[dialogID]
+		if d == nil {
+			if !create {
+				s.mu.Unlock()
+				return nil
+			}
+			d = &dialog{members: map[Membership]struct{}{}}
+			s.dialogs[dialogID] = d
+		}
+		s.mu.Unlock()
+		d.mu.Lock()
+		if !d.dropped {
+			return d
+		}
+		d.mu.Unlock()
+	}
+}
+
+// release unlocks d, dropping its record when it has no membership left.
+func (s *Set) release(dialogID string, d *dialog) {
+	if len(d.members) == 0 {
+		s.mu.Lock()
+		if s.dialogs[dialogID] == d {
+			delete(s.dialogs, dialogID)
+		}
+		d.dropped = true
+		s.mu.Unlock()
+	}
+	d.mu.Unlock()
+}
+
+// record adds or removes one membership in the record; d.mu is held.
+func (s *Set) record(dialogID string, d *dialog, m Membership, in bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if in {
+		d.members[m] = struct{}{}
+		byValue := s.index[m.Profile]
+		if byValue == nil {
+			byValue = map[string]map[string]struct{}{}
+			s.index[m.Profile] = byValue
+		}
+		ids := byValue[m.Value]
+		if ids == nil {
+			ids = map[string]struct{}{}
+			byValue[m.Value] = ids
+		}
+		ids[dialogID] = struct{}{}
+		return
+	}
+	delete(d.members, m)
+	if byValue := s.index[m.Profile]; byValue != nil {
+		if ids := byValue[m.Value]; ids != nil {
+			delete(ids, dialogID)
+			if len(ids) == 0 {
+				delete(byValue, m.Value)
+			}
+		}
+		if len(byValue) == 0 {
+			delete(s.index, m.Profile)
+		}
+	}
+}
+
+// SetProfile puts the dialog in the profile with value (set_dlg_profile) and
+// returns the count after the change: the value's count for a profile with
+// value, the profile's count otherwise. With limit > 0 the check and the
+// increment are one atomic step in the store; past the limit nothing is
+// counted and the error wraps cachedb.ErrLimit, with the current count.
+// Setting a (profile, value) the dialog is already in counts once (it
+// refreshes the TTL and is not limited).
+func (s *Set) SetProfile(ctx context.Context, dialogID, profile, value string, limit int64) (int64, error) {
+	p, err := s.lookup(profile)
+	if err != nil {
+		return 0, err
+	}
+	if err := checkValue(p, value); err != nil {
+		return 0, err
+	}
+	if dialogID == "" {
+		return 0, fmt.Errorf("profiles: set profile %s: empty dialog id", p.info.Name)
+	}
+	d := s.acquire(dialogID, true)
+	defer s.release(dialogID, d)
+	n, err := p.store.Add(ctx, p.cp, value, cachedb.Member{Node: s.node, Dialog: dialogID}, limit)
+	if err != nil {
+		return n, fmt.Errorf("profiles: set dialog %s in %s: %w", dialogID, describe(p, value), err)
+	}
+	s.record(dialogID, d, Membership{Profile: p.info.Name, Value: value}, true)
+	return n, nil
+}
+
+// UnsetProfile takes the dialog out of the profile (unset_dlg_profile). For
+// a profile with value, value "" removes every value the dialog has in it.
+// Unsetting what the dialog is not in does nothing. On a store error the
+// membership stays recorded (and counted) and the first error is returned.
+func (s *Set) UnsetProfile(ctx context.Context, dialogID, profile, value string) error {
+	p, err := s.lookup(profile)
+	if err != nil {
+		return err
+	}
+	if !p.info.WithValue && value != "" {
+		return checkValue(p, value)
+	}
+	d := s.acquire(dialogID, false)
+	if d == nil {
+		return nil
+	}
+	defer s.release(dialogID, d)
+	var todo []Membership
+	s.mu.RLock()
+	for m := range d.members {
+		if m.Profile == p.info.Name && (value == "" || m.Value == value) {
+			todo = append(todo, m)
+		}
+	}
+	s.mu.RUnlock()
+	return s.remove(ctx, dialogID, d, todo)
+}
+
+// remove takes the given memberships out of the store and the record; d.mu
+// is held. It tries all and returns the first error.
+func (s *Set) remove(ctx context.Context, dialogID string, d *dialog, todo []Membership) error {
+	var first error
+	for _, m := range todo {
+		p := s.profiles[m.Profile]
+		if _, err := p.store.Remove(ctx, p.cp, m.Value, cachedb.Member{Node: s.node, Dialog: dialogID}); err != nil {
+			if first == nil {
+				first = fmt.Errorf("profiles: unset dialog %s from %s: %w", dialogID, describe(p, m.Value), err)
+			}
+			continue
+		}
+		s.record(dialogID, d, m, false)
+	}
+	return first
+}
+
+// EndDialog removes every membership of the dialog; call it whenever a
+// dialog ends, however it ends. It tries each one, returns the first error
+// (the failed ones stay recorded, so calling again retries them) and does
+// nothing for a dialog with no membership, so it is idempotent.
+func (s *Set) EndDialog(ctx context.Context, dialogID string) error {
+	d := s.acquire(dialogID, false)
+	if d == nil {
+		return nil
+	}
+	defer s.release(dialogID, d)
+	s.mu.RLock()
+	todo := make([]Membership, 0, len(d.members))
+	for m := range d.members {
+		todo = append(todo, m)
+	}
+	s.mu.RUnlock()
+	sortMemberships(todo)
+	return s.remove(ctx, dialogID, d, todo)
+}
+
+// IsInProfile reports from the local record whether the dialog is in the
+// profile (is_in_profile); value "" means with any value. As in OpenSIPS a
+// value given for a profile without value is ignored. An undeclared profile
+// is false.
+func (s *Set) IsInProfile(dialogID, profile, value string) bool {
+	p, err := s.lookup(profile)
+	if err != nil {
+		return false
+	}
+	if !p.info.WithValue {
+		value = ""
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	d := s.dialogs[dialogID]
+	if d == nil {
+		return false
+	}
+	if value != "" || !p.info.WithValue {
+		_, ok := d.members[Membership{Profile: p.info.Name, Value: value}]
+		return ok
+	}
+	for m := range d.members {
+		if m.Profile == p.info.Name {
+			return true
+		}
+	}
+	return false
+}
+
+// Size is get_profile_size: the count of the value, or with value "" the
+// profile's total. For a shared profile it is the cluster-wide count. As in
+// OpenSIPS a value given for a profile without value is ignored.
+func (s *Set) Size(ctx context.Context, profile, value string) (int64, error) {
+	p, err := s.lookup(profile)
+	if err != nil {
+		return 0, err
+	}
+	if !p.info.WithValue {
+		value = ""
+	}
+	n, err := p.store.Size(ctx, p.cp, value)
+	if err != nil {
+		return 0, fmt.Errorf("profiles: size of %s: %w", describe(p, value), err)
+	}
+	return n, nil
+}
+
+// Values is profile_get_values: each value with its count (values counted 0
+// left out). For a profile without value it is the total under the key "",
+// as OpenSIPS returns a total count. Unlike OpenSIPS it works for shared
+// profiles (cluster-wide counts).
+func (s *Set) Values(ctx context.Context, profile string) (map[string]int64, error) {
+	p, err := s.lookup(profile)
+	if err != nil {
+		return nil, err
+	}
+	if !p.info.WithValue {
+		n, err := p.store.Size(ctx, p.cp, "")
+		if err != nil {
+			return nil, fmt.Errorf("profiles: values of %s: %w", describe(p, ""), err)
+		}
+		return map[string]int64{"": n}, nil
+	}
+	v, err := p.store.Values(ctx, p.cp)
+	if err != nil {
+		return nil, fmt.Errorf("profiles: values of %s: %w", describe(p, ""), err)
+	}
+	return v, nil
+}
+
+// Dialogs is profile_list_dlgs: the ids of this node's dialogs in the
+// profile (with value "" any value; a value given for a profile without
+// value is ignored), sorted. Unknown profile: nil.
+func (s *Set) Dialogs(profile, value string) []string {
+	p, err := s.lookup(profile)
+	if err != nil {
+		return nil
+	}
+	if !p.info.WithValue {
+		value = ""
+	}
+	s.mu.RLock()
+	byValue := s.index[p.info.Name]
+	var out []string
+	if value != "" || !p.info.WithValue {
+		for id := range byValue[value] {
+			out = append(out, id)
+		}
+	} else {
+		seen := map[string]struct{}{}
+		for _, ids := range byValue {
+			for id := range ids {
+				if _, ok := seen[id]; !ok {
+					seen[id] = struct{}{}
+					out = append(out, id)
+				}
+			}
+		}
+	}
+	s.mu.RUnlock()
+	slices.Sort(out)
+	return out
+}
+
+// Memberships lists the dialog's memberships sorted by profile then value
+// (dlg.list_ctx).
+func (s *Set) Memberships(dialogID string) []Membership {
+	s.mu.RLock()
+	d := s.dialogs[dialogID]
+	var out []Membership
+	if d != nil {
+		out = make([]Membership, 0, len(d.members))
+		for m := range d.members {
+			out = append(out, m)
+		}
+	}
+	s.mu.RUnlock()
+	sortMemberships(out)
+	return out
+}
+
+func sortMemberships(ms []Membership) {
+	slices.SortFunc(ms, func(a, b Membership) int {
+		if c := strings.Compare(a.Profile, b.Profile); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Value, b.Value)
+	})
+}
+
+func describe(p *profile, value string) string {
+	if p.info.WithValue && value != "" {
+		return fmt.Sprintf("profile %s value %q", p.info.Name, value)
+	}
+	return "profile " + p.info.Name
+}

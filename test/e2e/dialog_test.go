@@ -38,6 +38,20 @@ func dlgList(t *testing.T, p *Proxy) []dlgInfo {
 	return out
 }
 
+// oneCallee starts a sipp callee (registered statically as bob), the proxy
+// with extra YAML, and the sipp caller calling bob through it.
+func oneCallee(t *testing.T, callee, caller SippArgs, extra string) (p *Proxy, uac, uas *Sipp) {
+	t.Helper()
+	uas = StartSipp(t, callee)
+	cfg := NewProxyConfig(t)
+	cfg.Static["sip:bob@127.0.0.1"] = []string{uas.Contact("bob")}
+	cfg.Extra = extra
+	p = StartProxy(t, cfg.YAML())
+	caller.Remote, caller.Service = p.Addr("udp"), "bob"
+	uac = StartSipp(t, caller)
+	return p, uac, uas
+}
+
 // waitDialogs polls dlg.list until cond holds for it.
 func waitDialogs(t *testing.T, p *Proxy, what string, cond func([]dlgInfo) bool) []dlgInfo {
 	t.Helper()
@@ -106,12 +120,8 @@ func TestE2E_DialogForkTwoEarlyLegs(t *testing.T) {
 func TestE2E_DialogTerminateEarly(t *testing.T) {
 	RequireTools(t)
 	t.Parallel()
-	uas := StartSipp(t, SippArgs{Scenario: "uas_ring.xml", Vars: map[string]string{"require_reason": "1"}})
-	cfg := NewProxyConfig(t)
-	cfg.Static["sip:bob@127.0.0.1"] = []string{uas.Contact("bob")}
-	p := StartProxy(t, cfg.YAML())
-	uac := StartSipp(t, SippArgs{Scenario: "uac_expect.xml", Remote: p.Addr("udp"), Service: "bob",
-		Keys: map[string]string{"code": "487"}})
+	p, uac, uas := oneCallee(t, SippArgs{Scenario: "uas_ring.xml", Vars: map[string]string{"require_reason": "1"}},
+		SippArgs{Scenario: "uac_expect.xml", Keys: map[string]string{"code": "487"}}, "")
 	ds := waitDialogs(t, p, "an early dialog", func(ds []dlgInfo) bool { return len(ds) == 1 && ds[0].State == "EARLY" })
 	if _, err := p.RPC("dlg.terminate_dlg", map[string]any{"callid": ds[0].CallID, "from_tag": ds[0].FromTag,
 		"reason": "terminated by operator"}); err != nil {
@@ -138,13 +148,9 @@ func TestE2E_DialogTerminateEarly(t *testing.T) {
 func TestE2E_DialogTerminateConfirmed(t *testing.T) {
 	RequireTools(t)
 	t.Parallel()
-	uas := StartSipp(t, SippArgs{Scenario: "uas.xml"})
-	cfg := NewProxyConfig(t)
-	cfg.Static["sip:bob@127.0.0.1"] = []string{uas.Contact("bob")}
-	cfg.Extra = "dialog: {dlg_extra_hdrs: [\"X-Ended-By: imsdlg\"]}"
-	p := StartProxy(t, cfg.YAML())
-	uac := StartSipp(t, SippArgs{Scenario: "uac_recv_bye.xml", Remote: p.Addr("udp"), Service: "bob",
-		Vars: map[string]string{"require_reason": "1"}})
+	p, uac, uas := oneCallee(t, SippArgs{Scenario: "uas.xml"},
+		SippArgs{Scenario: "uac_recv_bye.xml", Vars: map[string]string{"require_reason": "1"}},
+		"dialog: {dlg_extra_hdrs: [\"X-Ended-By: imsdlg\"]}")
 	ds := waitDialogs(t, p, "a confirmed dialog", func(ds []dlgInfo) bool { return len(ds) == 1 && ds[0].State == "CONFIRMED" })
 	if _, err := p.RPC("dlg.terminate_dlg", map[string]any{"callid": ds[0].CallID, "from_tag": ds[0].FromTag,
 		"to_tag": ds[0].ToTag, "side": "both", "reason": "terminated by operator"}); err != nil {
@@ -161,13 +167,9 @@ func TestE2E_DialogTerminateConfirmed(t *testing.T) {
 func TestE2E_DialogTimeout(t *testing.T) {
 	RequireTools(t)
 	t.Parallel()
-	uas := StartSipp(t, SippArgs{Scenario: "uas.xml"})
-	cfg := NewProxyConfig(t)
-	cfg.Static["sip:bob@127.0.0.1"] = []string{uas.Contact("bob")}
-	cfg.Extra = "dialog: {default_timeout: 1s}"
-	p := StartProxy(t, cfg.YAML())
-	uac := StartSipp(t, SippArgs{Scenario: "uac_recv_bye.xml", Remote: p.Addr("udp"), Service: "bob",
-		Vars: map[string]string{"require_reason": "1"}})
+	p, uac, uas := oneCallee(t, SippArgs{Scenario: "uas.xml"},
+		SippArgs{Scenario: "uac_recv_bye.xml", Vars: map[string]string{"require_reason": "1"}},
+		"dialog: {default_timeout: 1s}")
 	waitAll(t, uac, uas)
 	waitDialogs(t, p, "no dialog", func(ds []dlgInfo) bool { return len(ds) == 0 })
 	if st := dlgStats(t, p); st["expired_dialogs"] != 1 {

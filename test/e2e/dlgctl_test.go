@@ -46,12 +46,8 @@ func TestE2E_DlgctlListAndTerminate(t *testing.T) {
 	RequireTools(t)
 	t.Parallel()
 	bin := buildDlgctl(t)
-	uas := StartSipp(t, SippArgs{Scenario: "uas.xml"})
-	cfg := NewProxyConfig(t)
-	cfg.Static["sip:bob@127.0.0.1"] = []string{uas.Contact("bob")}
-	p := StartProxy(t, cfg.YAML())
-	uac := StartSipp(t, SippArgs{Scenario: "uac_recv_bye.xml", Remote: p.Addr("udp"), Service: "bob",
-		Vars: map[string]string{"require_reason": "1"}})
+	p, uac, uas := oneCallee(t, SippArgs{Scenario: "uas.xml"},
+		SippArgs{Scenario: "uac_recv_bye.xml", Vars: map[string]string{"require_reason": "1"}}, "")
 	waitDialogs(t, p, "a confirmed dialog", func(ds []dlgInfo) bool { return len(ds) == 1 && ds[0].State == "CONFIRMED" })
 
 	ctl := func(args ...string) (string, error) {

@@ -66,6 +66,7 @@ type Manager struct {
 	innerRH tm.ReplyHook
 	innerFH tm.FailureHook
 	innerFi tm.FinalHook
+	prof    atomic.Pointer[ProfileOptions]
 }
 
 type senderBox struct{ s Sender }
@@ -190,7 +191,6 @@ func (m *Manager) create(r *tm.Request) *Dialog {
 	d.did = makeDID(d.HEntry, d.HID)
 	en.byID[d.HID] = d
 	en.mu.Unlock()
-	m.stats.created.Add(1)
 	return d
 }
 
@@ -361,6 +361,12 @@ func (m *Manager) routeInitial(r *tm.Request) tm.Decision {
 		return dec
 	}
 	d := m.create(r)
+	if rej := m.admit(d, r); rej != nil {
+		// Never a dialog: no state, callbacks or statistics.
+		m.remove(d)
+		return *rej
+	}
+	m.stats.created.Add(1)
 	r.Tx.SetValue(dialogKey{}, binding{d: d, initial: true})
 	dec.RecordRoute = true
 	dec.RecordRouteParams = append(dec.RecordRouteParams, sip.HeaderKV{K: m.cfg.RRParam, V: d.did})
@@ -644,6 +650,7 @@ func (m *Manager) run(d *Dialog, acts []job, p CallbackParams, leg *dlgout.Leg) 
 			}
 		case ActDestroy:
 			m.remove(d)
+			m.releaseProfiles(d)
 			d.mu.Lock()
 			for _, tt := range []tm.Timer{d.timer, d.byeTimer} {
 				if tt != nil {

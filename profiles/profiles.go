@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -47,16 +50,25 @@ type profile struct {
 	info  Info
 	cp    cachedb.Profile
 	store cachedb.Store
+	kind  storeKind
 }
 
 // dialog is the record of one dialog. mu serializes its store calls;
-// members and dropped are written with both mu and Set.mu held, so readers
-// holding either see a consistent value.
+// members, uncertain and dropped are written with both mu and Set.mu held,
+// so readers holding either see a consistent value.
 type dialog struct {
 	mu      sync.Mutex
 	members map[Membership]struct{}
-	dropped bool // removed from Set.dialogs; acquire must look again
+	// uncertain holds the memberships whose Add failed on a store error:
+	// the store may have counted them, so the end of the dialog removes
+	// them too, but they are not reported as memberships. A membership is
+	// in at most one of members and uncertain.
+	uncertain map[Membership]struct{}
+	dropped   bool // removed from Set.dialogs; acquire must look again
 }
+
+// empty reports whether nothing is left to remove for the dialog.
+func (d *dialog) empty() bool { return len(d.members) == 0 && len(d.uncertain) == 0 }
 
 // Set is the set of declared profiles and this node's record of who is in
 // them. It is safe for concurrent use.
@@ -67,6 +79,18 @@ type Set struct {
 	mu      sync.RWMutex
 	dialogs map[string]*dialog                        // dialog id -> record
 	index   map[string]map[string]map[string]struct{} // profile -> value -> dialog ids
+
+	// pending are the dialogs whose release failed; see Release. pmu
+	// guards only this map so that the hot path does not wait on the
+	// record lock to update it.
+	pmu     sync.Mutex
+	pending map[string]struct{}
+
+	probe  *profile // the shared profile Ping reads; nil without one
+	health [numKinds]health
+	logger atomic.Pointer[slog.Logger]
+	now    func() time.Time // for the outage duration; a test may stub it
+	stats  Stats
 }
 
 // New validates cfg and returns the Set. local counts the node-local
@@ -87,6 +111,8 @@ func New(cfg Config, local, shared cachedb.Store, node string) (*Set, error) {
 		profiles: map[string]*profile{},
 		dialogs:  map[string]*dialog{},
 		index:    map[string]map[string]map[string]struct{}{},
+		pending:  map[string]struct{}{},
+		now:      time.Now,
 	}
 	var errs []error
 	declared := map[string]string{} // bare name -> list it was declared in
@@ -109,18 +135,19 @@ func New(cfg Config, local, shared cachedb.Store, node string) (*Set, error) {
 			return
 		}
 		declared[name] = list
-		st := local
+		st, kind := local, kindLocal
 		if shared0 {
 			if shared == nil {
 				errs = append(errs, fmt.Errorf("profiles: %s: profile %q is shared (/s) but no cachedb_url is configured", list, decl))
 				return
 			}
-			st = shared
+			st, kind = shared, kindShared
 		}
 		s.profiles[name] = &profile{
 			info:  Info{Name: name, WithValue: withValue, Shared: shared0},
 			cp:    cachedb.Profile{Name: name, WithValue: withValue},
 			store: st,
+			kind:  kind,
 		}
 	}
 	for _, n := range cfg.WithValue {
@@ -132,6 +159,13 @@ func New(cfg Config, local, shared cachedb.Store, node string) (*Set, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	for _, info := range s.Declared() {
+		if info.Shared {
+			s.probe = s.profiles[info.Name]
+			break
+		}
+	}
+	s.stats.init(s)
 	return s, nil
 }
 
@@ -200,7 +234,7 @@ func (s *Set) acquire(dialogID string, create bool) *dialog {
 				s.mu.Unlock()
 				return nil
 			}
-			d = &dialog{members: map[Membership]struct{}{}}
+			d = &dialog{members: map[Membership]struct{}{}, uncertain: map[Membership]struct{}{}}
 			s.dialogs[dialogID] = d
 		}
 		s.mu.Unlock()
@@ -212,9 +246,9 @@ func (s *Set) acquire(dialogID string, create bool) *dialog {
 	}
 }
 
-// release unlocks d, dropping its record when it has no membership left.
+// release unlocks d, dropping its record when it has nothing left to remove.
 func (s *Set) release(dialogID string, d *dialog) {
-	if len(d.members) == 0 {
+	if d.empty() {
 		s.mu.Lock()
 		if s.dialogs[dialogID] == d {
 			delete(s.dialogs, dialogID)
@@ -225,10 +259,13 @@ func (s *Set) release(dialogID string, d *dialog) {
 	d.mu.Unlock()
 }
 
-// record adds or removes one membership in the record; d.mu is held.
+// record adds or removes one membership in the record; d.mu is held. Either
+// way the membership is no longer uncertain: added, the store has counted
+// it; removed, the store no longer does.
 func (s *Set) record(dialogID string, d *dialog, m Membership, in bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	delete(d.uncertain, m)
 	if in {
 		d.members[m] = struct{}{}
 		byValue := s.index[m.Profile]
@@ -258,6 +295,21 @@ func (s *Set) record(dialogID string, d *dialog, m Membership, in bool) {
 	}
 }
 
+// markUncertain records m as possibly counted by the store, or (in false)
+// as certainly not; d.mu is held. A membership already recorded as counted
+// stays as it is: a failed refresh does not make it less counted.
+func (s *Set) markUncertain(d *dialog, m Membership, in bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !in {
+		delete(d.uncertain, m)
+		return
+	}
+	if _, ok := d.members[m]; !ok {
+		d.uncertain[m] = struct{}{}
+	}
+}
+
 // SetProfile puts the dialog in the profile with value (set_dlg_profile) and
 // returns the count after the change: the value's count for a profile with
 // value, the profile's count otherwise. With limit > 0 the check and the
@@ -265,6 +317,12 @@ func (s *Set) record(dialogID string, d *dialog, m Membership, in bool) {
 // counted and the error wraps cachedb.ErrLimit, with the current count.
 // Setting a (profile, value) the dialog is already in counts once (it
 // refreshes the TTL and is not limited).
+//
+// Any other error (timeout, connection refused) leaves it unknown whether
+// the store counted the dialog: the membership is then kept as uncertain,
+// invisible to IsInProfile, Memberships and Dialogs, and removed by
+// EndDialog, Release or UnsetProfile like a recorded one, so that a count
+// the store did apply is not leaked until the TTL.
 func (s *Set) SetProfile(ctx context.Context, dialogID, profile, value string, limit int64) (int64, error) {
 	p, err := s.lookup(profile)
 	if err != nil {
@@ -276,13 +334,30 @@ func (s *Set) SetProfile(ctx context.Context, dialogID, profile, value string, l
 	if dialogID == "" {
 		return 0, fmt.Errorf("profiles: set profile %s: empty dialog id", p.info.Name)
 	}
+	// The store rejects a NUL in a dialog id; rejecting it here keeps that
+	// deterministic refusal from being taken for a store failure (and
+	// recorded as uncertain, to be retried for ever).
+	if strings.ContainsRune(dialogID, 0) {
+		return 0, fmt.Errorf("profiles: set profile %s: dialog id %q contains NUL", p.info.Name, dialogID)
+	}
+	m := Membership{Profile: p.info.Name, Value: value}
 	d := s.acquire(dialogID, true)
 	defer s.release(dialogID, d)
 	n, err := p.store.Add(ctx, p.cp, value, cachedb.Member{Node: s.node, Dialog: dialogID}, limit)
+	s.observe(ctx, p.kind, err)
 	if err != nil {
+		if errors.Is(err, cachedb.ErrLimit) {
+			s.stats.limitRejected[p.info.Name].Add(1)
+			// The store refuses only a member it does not count, so an
+			// earlier uncertain Add of this membership did not happen.
+			s.markUncertain(d, m, false)
+		} else {
+			s.stats.uncertainAdds.Add(1)
+			s.markUncertain(d, m, true)
+		}
 		return n, fmt.Errorf("profiles: set dialog %s in %s: %w", dialogID, describe(p, value), err)
 	}
-	s.record(dialogID, d, Membership{Profile: p.info.Name, Value: value}, true)
+	s.record(dialogID, d, m, true)
 	return n, nil
 }
 
@@ -290,6 +365,7 @@ func (s *Set) SetProfile(ctx context.Context, dialogID, profile, value string, l
 // a profile with value, value "" removes every value the dialog has in it.
 // Unsetting what the dialog is not in does nothing. On a store error the
 // membership stays recorded (and counted) and the first error is returned.
+// Uncertain memberships of the profile (see SetProfile) are removed too.
 func (s *Set) UnsetProfile(ctx context.Context, dialogID, profile, value string) error {
 	p, err := s.lookup(profile)
 	if err != nil {
@@ -305,50 +381,83 @@ func (s *Set) UnsetProfile(ctx context.Context, dialogID, profile, value string)
 	defer s.release(dialogID, d)
 	var todo []Membership
 	s.mu.RLock()
-	for m := range d.members {
-		if m.Profile == p.info.Name && (value == "" || m.Value == value) {
-			todo = append(todo, m)
+	for _, set := range []map[Membership]struct{}{d.members, d.uncertain} {
+		for m := range set {
+			if m.Profile == p.info.Name && (value == "" || m.Value == value) {
+				todo = append(todo, m)
+			}
 		}
 	}
 	s.mu.RUnlock()
-	return s.remove(ctx, dialogID, d, todo)
+	_, err = s.remove(ctx, dialogID, d, todo)
+	return err
 }
 
-// remove takes the given memberships out of the store and the record; d.mu
-// is held. It tries all and returns the first error.
-func (s *Set) remove(ctx context.Context, dialogID string, d *dialog, todo []Membership) error {
+// removal is what remove did: how many memberships it took out of the
+// store and which stores failed.
+type removal struct {
+	removed int
+	failed  [numKinds]bool
+}
+
+// remove takes the given memberships (recorded or uncertain) out of the
+// store and the record; d.mu is held. It tries all and returns the first
+// error. Removing an uncertain membership the store never counted is
+// harmless: cachedb's Remove of a member never added changes nothing.
+func (s *Set) remove(ctx context.Context, dialogID string, d *dialog, todo []Membership) (removal, error) {
+	var r removal
 	var first error
 	for _, m := range todo {
 		p := s.profiles[m.Profile]
-		if _, err := p.store.Remove(ctx, p.cp, m.Value, cachedb.Member{Node: s.node, Dialog: dialogID}); err != nil {
+		_, err := p.store.Remove(ctx, p.cp, m.Value, cachedb.Member{Node: s.node, Dialog: dialogID})
+		s.observe(ctx, p.kind, err)
+		if err != nil {
+			r.failed[p.kind] = true
 			if first == nil {
 				first = fmt.Errorf("profiles: unset dialog %s from %s: %w", dialogID, describe(p, m.Value), err)
 			}
 			continue
 		}
+		r.removed++
 		s.record(dialogID, d, m, false)
 	}
-	return first
+	return r, first
 }
 
-// EndDialog removes every membership of the dialog; call it whenever a
-// dialog ends, however it ends. It tries each one, returns the first error
-// (the failed ones stay recorded, so calling again retries them) and does
-// nothing for a dialog with no membership, so it is idempotent.
+// EndDialog removes every membership of the dialog, uncertain ones
+// included; call it (or Release) whenever a dialog ends, however it ends.
+// It tries each one, returns the first error (the failed ones stay
+// recorded, so calling again retries them) and does nothing for a dialog
+// with no membership, so it is idempotent.
 func (s *Set) EndDialog(ctx context.Context, dialogID string) error {
+	_, err := s.endDialog(ctx, dialogID)
+	return err
+}
+
+// endDialog is EndDialog reporting what it removed and which stores failed.
+// A dialog left with nothing to remove is no longer pending.
+func (s *Set) endDialog(ctx context.Context, dialogID string) (removal, error) {
 	d := s.acquire(dialogID, false)
 	if d == nil {
-		return nil
+		s.dropPending(dialogID)
+		return removal{}, nil
 	}
 	defer s.release(dialogID, d)
 	s.mu.RLock()
-	todo := make([]Membership, 0, len(d.members))
+	todo := make([]Membership, 0, len(d.members)+len(d.uncertain))
 	for m := range d.members {
+		todo = append(todo, m)
+	}
+	for m := range d.uncertain {
 		todo = append(todo, m)
 	}
 	s.mu.RUnlock()
 	sortMemberships(todo)
-	return s.remove(ctx, dialogID, d, todo)
+	r, err := s.remove(ctx, dialogID, d, todo)
+	if err == nil {
+		s.dropPending(dialogID)
+	}
+	return r, err
 }
 
 // IsInProfile reports from the local record whether the dialog is in the
@@ -393,6 +502,7 @@ func (s *Set) Size(ctx context.Context, profile, value string) (int64, error) {
 		value = ""
 	}
 	n, err := p.store.Size(ctx, p.cp, value)
+	s.observe(ctx, p.kind, err)
 	if err != nil {
 		return 0, fmt.Errorf("profiles: size of %s: %w", describe(p, value), err)
 	}
@@ -410,12 +520,14 @@ func (s *Set) Values(ctx context.Context, profile string) (map[string]int64, err
 	}
 	if !p.info.WithValue {
 		n, err := p.store.Size(ctx, p.cp, "")
+		s.observe(ctx, p.kind, err)
 		if err != nil {
 			return nil, fmt.Errorf("profiles: values of %s: %w", describe(p, ""), err)
 		}
 		return map[string]int64{"": n}, nil
 	}
 	v, err := p.store.Values(ctx, p.cp)
+	s.observe(ctx, p.kind, err)
 	if err != nil {
 		return nil, fmt.Errorf("profiles: values of %s: %w", describe(p, ""), err)
 	}

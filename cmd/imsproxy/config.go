@@ -35,16 +35,18 @@ const EnvPrefix = "IMSDLG"
 // The fields tagged `mapstructure:"-"` are not keys: LoadConfig derives them
 // from the keys once every value is valid, so the daemon never parses twice.
 type Config struct {
-	Listen      []string       `mapstructure:"listen"`
-	Advertise   string         `mapstructure:"advertise"`
-	Domains     []string       `mapstructure:"domains"`
-	NextHop     string         `mapstructure:"next_hop"`
-	RecordRoute bool           `mapstructure:"record_route"`
-	Location    LocationConfig `mapstructure:"location"`
-	Mgmt        MgmtConfig     `mapstructure:"mgmt"`
-	Log         LogConfig      `mapstructure:"log"`
-	TM          TMSection      `mapstructure:"tm"`
-	Dialog      DialogSection  `mapstructure:"dialog"`
+	Listen      []string        `mapstructure:"listen"`
+	Advertise   string          `mapstructure:"advertise"`
+	Domains     []string        `mapstructure:"domains"`
+	NextHop     string          `mapstructure:"next_hop"`
+	RecordRoute bool            `mapstructure:"record_route"`
+	Location    LocationConfig  `mapstructure:"location"`
+	Mgmt        MgmtConfig      `mapstructure:"mgmt"`
+	Log         LogConfig       `mapstructure:"log"`
+	TM          TMSection       `mapstructure:"tm"`
+	Dialog      DialogSection   `mapstructure:"dialog"`
+	Profiles    ProfilesSection `mapstructure:"profiles"`
+	Limits      []LimitSection  `mapstructure:"limits"`
 
 	// ListenAddrs is Listen parsed, in the same order.
 	ListenAddrs []ListenAddr `mapstructure:"-"`
@@ -243,7 +245,7 @@ func (o *Overrides) Set(s string) error {
 func defaults() map[string]any {
 	t := tm.DefaultConfig()
 	dc := imsdialog.DefaultConfig()
-	return map[string]any{
+	d := map[string]any{
 		"listen":                      []string{"udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"},
 		"advertise":                   "",
 		"domains":                     []string{"localhost", "127.0.0.1"},
@@ -281,6 +283,10 @@ func defaults() map[string]any {
 		"dialog.early_terminate_code": dc.EarlyTerminateCode,
 		"dialog.bye_timeout":          dc.ByeTimeout.String(),
 	}
+	for k, v := range profileDefaults() {
+		d[k] = v
+	}
+	return d
 }
 
 // staticKey is the one key whose value is free-form (its map keys are AORs,
@@ -288,7 +294,7 @@ func defaults() map[string]any {
 const staticKey = "location.static"
 
 // sections are the keys that hold other keys.
-var sections = map[string]bool{"location": true, "mgmt": true, "log": true, "tm": true, "dialog": true}
+var sections = map[string]bool{"location": true, "mgmt": true, "log": true, "tm": true, "dialog": true, "profiles": true}
 
 // LoadConfig loads the configuration from the YAML file at path, or from the
 // embedded configs/standalone.yaml when path is "". Keys the file leaves out
@@ -889,6 +895,7 @@ func (c *Config) validate() []error {
 			errs = append(errs, fmt.Errorf("config: dialog.%v", e))
 		}
 	}
+	errs = append(errs, c.validateProfiles()...)
 	return errs
 }
 

@@ -122,6 +122,22 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	prof, err := startProfiles(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer prof.Close()
+	limits, _ := cfg.limitList() // validated by LoadConfig
+	if err := dialogs.SetProfiles(imsdialog.ProfileOptions{
+		Set:      prof.set,
+		Limits:   limits,
+		FailOpen: cfg.Profiles.OnCachedbError == "fail_open",
+		// A call set-up waits at most for two round trips' worth.
+		Timeout: 2 * cfg.Profiles.CachedbTimeout.Duration(),
+	}); err != nil {
+		return fmt.Errorf("limits: %w", err)
+	}
+	go prof.set.Run(ctx, cfg.Profiles.RetryPeriod.Duration())
 	proxy, err := tm.New(tm.Options{Config: tmc, Router: dialogs, Logger: log})
 	if err != nil {
 		return err
@@ -140,18 +156,24 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reg.MustRegister(proxy.Stats(), dialogs.Stats())
+	reg.MustRegister(proxy.Stats(), dialogs.Stats(), prof.set.Stats())
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "imsdlg_location_aors", Help: "Addresses of record with at least one binding.",
 	}, func() float64 { return float64(loc.Len()) }))
 
 	api := mgmt.New(log, reg)
-	api.SetReady(func(context.Context) error { return proxy.Ready() })
+	api.SetReady(func(ctx context.Context) error {
+		if err := proxy.Ready(); err != nil {
+			return err
+		}
+		return prof.ready(ctx)
+	})
 	if cfg.Mgmt.Pprof {
 		api.EnablePprof()
 	}
 	registerMethods(api, proxy, loc)
 	registerDialogMethods(api, dialogs)
+	registerProfileMethods(api, dialogs, prof.set)
 
 	errc := make(chan error, 1)
 	if cfg.Mgmt.Listen != "" {

@@ -12,6 +12,13 @@
 #   fork      sipp uac.xml -> imsproxy -> two static contacts of one AOR
 #             (equal q: parallel fork): uas.xml answers, uas_ring.xml rings
 #             and is cancelled by the proxy.
+#   plocal    the rr flow with a call limit per caller (limits, key
+#             from_uri) on a node-local profile.
+#   pshared   the same limit on a shared profile (caller/s) in a
+#             redis-server this script starts on a loopback port; it also
+#             prints the Redis commands per call (total_commands_processed
+#             over the run / calls), i.e. the round trips a call costs.
+#             Compare its calls/s with plocal's (target: at least 80%).
 #
 # Every flow places at most rate*duration calls (-m) at --rate calls/s
 # (default 200 cps for 20 s), and each sipp stops at duration+60 s at the
@@ -201,8 +208,8 @@ run_baseline() {
 }
 
 proxy_pid=
-proxy_start() { # NAME SIPPORT MGMTPORT STATIC_YAML
-	local name=$1 sip=$2 mgmt=$3 static=$4 i
+proxy_start() { # NAME SIPPORT MGMTPORT STATIC_YAML [EXTRA_YAML]
+	local name=$1 sip=$2 mgmt=$3 static=$4 extra=${5:-} i
 	if [[ -z $proxy_bin ]]; then
 		proxy_bin=$work/imsproxy
 		echo "== building ./cmd/imsproxy"
@@ -219,6 +226,7 @@ mgmt:
   listen: 127.0.0.1:$mgmt
 log: {level: $log_level, format: text}
 tm: {fr_timeout: 30s, fr_inv_timeout: 120s}
+$extra
 EOF
 	"$proxy_bin" --config "$work/$name.yaml" >"$work/$name.proxy.log" 2>&1 &
 	proxy_pid=$!
@@ -307,13 +315,68 @@ run_fork() {
 	report fork fork.uac fork.uas fork.uas_ring
 }
 
+redis_pid=
+notes=()
+# run_profile local|shared: the rr flow with a per-caller limit.
+run_profile() {
+	local kind=$1 ps pm pu pc uas rp name=p$1 profile=caller before after
+	ps=$(free_port)
+	pm=$(free_port)
+	pu=$(free_port)
+	pc=$(free_port)
+	local extra
+	if [[ $kind == shared ]]; then
+		command -v redis-server >/dev/null 2>&1 || die "redis-server not found (scripts/test.sh installs it)"
+		rp=$(free_port)
+		redis-server --port "$rp" --bind 127.0.0.1 --save "" --appendonly no >"$work/$name.redis.log" 2>&1 &
+		redis_pid=$!
+		pids+=("$redis_pid")
+		wait_bound "$rp" "$redis_pid" || { echo "bench: redis-server did not start" >&2; failed=1; return; }
+		profile=caller/s
+		extra="profiles: {cachedb_url: \"redis://127.0.0.1:$rp/0\", with_value: [$profile]}"
+	else
+		extra="profiles: {with_value: [$profile]}"
+	fi
+	extra+=$'\n'"limits: [{profile: $profile, key: from_uri, max: 1000000}]"
+	echo "== $name: sipp uac -> imsproxy (limit on a $kind profile) -> sipp uas, $calls calls at $rate cps"
+	local contact="sip:bob@127.0.0.1:$pu"
+	[[ $transport == t1 ]] && contact="<sip:bob@127.0.0.1:$pu;transport=tcp>"
+	proxy_start "$name" "$ps" "$pm" "    \"sip:bob@127.0.0.1\": [\"$contact\"]" "$extra" || return
+	sipp_start "$name.uas" uas.xml "$pu" ""
+	uas=$SIPP_PID
+	wait_bound "$pu" "$uas" || { echo "bench: $name UAS did not start" >&2; failed=1; proxy_stop "$name"; return; }
+	[[ $kind == shared ]] && before=$(redis_commands "$rp")
+	sipp_start "$name.uac" uac.xml "$pc" "127.0.0.1:$ps" -s bob -r "$rate"
+	wait_all "$name" "$SIPP_PID" "$uas"
+	proxy_stop "$name"
+	report "$name" "$name.uac" "$name.uas"
+	if [[ $kind == shared ]]; then
+		after=$(redis_commands "$rp")
+		local ok
+		ok=$(csv_col "$work/$name.uac.stats.csv" 'SuccessfulCall(C)')
+		if [[ $before =~ ^[0-9]+$ && $after =~ ^[0-9]+$ && $ok =~ ^[1-9][0-9]*$ ]]; then
+			notes+=("$(awk -v b="$before" -v a="$after" -v n="$ok" 'BEGIN { printf "pshared: %d Redis commands for %d calls: %.2f round trips per call", a - b - 1, n, (a - b - 1) / n }')")
+		fi
+		kill -TERM "$redis_pid" 2>/dev/null
+		wait "$redis_pid" 2>/dev/null
+	fi
+}
+# redis_commands PORT: commands the server processed so far.
+redis_commands() {
+	timeout 5 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" &&
+		printf "INFO stats\r\nQUIT\r\n" >&3 &&
+		tr -d "\r" <&3 | sed -n "s/^total_commands_processed://p"' _ "$1" 2>/dev/null
+}
+
 IFS=, read -r -a flow_list <<<"$flows"
 for flow in "${flow_list[@]}"; do
 	case $flow in
 	baseline) run_baseline ;;
 	rr) run_rr ;;
 	fork) run_fork ;;
-	*) die "unknown flow $flow (baseline, rr, fork)" ;;
+	plocal) run_profile local ;;
+	pshared) run_profile shared ;;
+	*) die "unknown flow $flow (baseline, rr, fork, plocal, pshared)" ;;
 	esac
 done
 
@@ -322,6 +385,9 @@ echo "imsdlg bench: transport $transport, target $rate cps, $duration s, cap $ca
 printf '%-9s %7s %7s %7s %8s %9s %8s\n' flow calls ok failed retrans "calls/s" "time(s)"
 for r in "${results[@]}"; do
 	echo "$r"
+done
+for n in "${notes[@]}"; do
+	echo "$n"
 done
 if ((failed)); then
 	echo "bench: FAILED (see above)" >&2

@@ -451,6 +451,15 @@ func (p *Proxy) Stop() error {
 	return p.stopErr
 }
 
+// Kill ends the daemon with SIGKILL, as a crash would, and waits for it;
+// the cleanup of StartProxy then expects nothing more of it.
+func (p *Proxy) Kill() {
+	p.stopOnce.Do(func() {
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	})
+}
+
 func (p *Proxy) stop() error {
 	select {
 	case <-p.done:

@@ -1,0 +1,229 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/imsdlg/imsdlg/cachedb"
+	"github.com/imsdlg/imsdlg/imsdialog"
+	"github.com/imsdlg/imsdlg/profiles"
+)
+
+// ProfilesSection is the profiles section: the profiles of the dialog
+// module (OpenSIPS dialog names) and their cache DB.
+type ProfilesSection struct {
+	// CachedbURL holds the shared ("/s") profiles: redis://,
+	// redis-sentinel:// or redis-cluster://. Empty: no shared profile may
+	// be declared.
+	CachedbURL     string   `mapstructure:"cachedb_url"`
+	WithValue      []string `mapstructure:"with_value"`
+	NoValue        []string `mapstructure:"no_value"`
+	ProfileTimeout Seconds  `mapstructure:"profile_timeout"`
+	ValuePrefix    string   `mapstructure:"profile_value_prefix"`
+	NoValuePrefix  string   `mapstructure:"profile_no_value_prefix"`
+	SizePrefix     string   `mapstructure:"profile_size_prefix"`
+	// OnCachedbError is fail_open or fail_closed: whether a call whose
+	// limit cannot be checked is accepted.
+	OnCachedbError string `mapstructure:"on_cachedb_error"`
+	// CachedbTimeout bounds one round trip to the cache DB.
+	CachedbTimeout Millis `mapstructure:"cachedb_timeout"`
+	// RetryPeriod is how often decrements that failed are tried again.
+	RetryPeriod Seconds `mapstructure:"retry_period"`
+	// NodeID names this node in the cache DB's membership records; it must
+	// stay the same across restarts so a restarted node removes what it
+	// counted before. Default: hostname plus the first SIP listen port.
+	NodeID string `mapstructure:"node_id"`
+}
+
+// LimitSection is one entry of limits.
+type LimitSection struct {
+	Profile string `mapstructure:"profile"`
+	Key     string `mapstructure:"key"`
+	Max     int64  `mapstructure:"max"`
+	Code    int    `mapstructure:"code"`
+	Reason  string `mapstructure:"reason"`
+}
+
+func profileDefaults() map[string]any {
+	k := cachedb.DefaultKeys()
+	return map[string]any{
+		"profiles.cachedb_url":             "",
+		"profiles.with_value":              []string{},
+		"profiles.no_value":                []string{},
+		"profiles.profile_timeout":         cachedb.DefaultTTL.String(),
+		"profiles.profile_value_prefix":    k.ValuePrefix,
+		"profiles.profile_no_value_prefix": k.NoValuePrefix,
+		"profiles.profile_size_prefix":     k.SizePrefix,
+		"profiles.on_cachedb_error":        "fail_closed",
+		"profiles.cachedb_timeout":         cachedb.DefaultTimeout.String(),
+		"profiles.retry_period":            "5s",
+		"profiles.node_id":                 "",
+		"limits":                           []any{},
+	}
+}
+
+// validateProfiles checks the profiles section and the limits; each
+// problem names its key.
+func (c *Config) validateProfiles() []error {
+	var errs []error
+	bad := func(key string, val any, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("config: %s = %s: %s", key, showValue(val), fmt.Sprintf(format, args...)))
+	}
+	p := &c.Profiles
+	if p.CachedbURL != "" {
+		if _, err := cachedb.ParseURL(p.CachedbURL); err != nil {
+			bad("profiles.cachedb_url", p.CachedbURL, "%v", err)
+		}
+	}
+	if p.ProfileTimeout.Duration() < time.Second {
+		bad("profiles.profile_timeout", p.ProfileTimeout, "must be at least 1s (Redis expiries are whole seconds)")
+	}
+	if p.CachedbTimeout.Duration() <= 0 {
+		bad("profiles.cachedb_timeout", p.CachedbTimeout, "must be positive")
+	}
+	if p.RetryPeriod.Duration() <= 0 {
+		bad("profiles.retry_period", p.RetryPeriod, "must be positive")
+	}
+	for key, v := range map[string]string{
+		"profiles.profile_value_prefix":    p.ValuePrefix,
+		"profiles.profile_no_value_prefix": p.NoValuePrefix,
+		"profiles.profile_size_prefix":     p.SizePrefix,
+	} {
+		if v == "" || strings.ContainsAny(v, " \t\r\n") {
+			bad(key, v, "must be non-empty, without spaces")
+		}
+	}
+	switch strings.ToLower(p.OnCachedbError) {
+	case "fail_open", "fail_closed":
+		p.OnCachedbError = strings.ToLower(p.OnCachedbError)
+	default:
+		bad("profiles.on_cachedb_error", p.OnCachedbError, "must be fail_open or fail_closed")
+	}
+	if strings.ContainsAny(p.NodeID, " \t\r\n") {
+		bad("profiles.node_id", p.NodeID, "must not contain spaces")
+	}
+	// Names and their sharing are checked by the profiles package, which
+	// knows the rules; a throw-away set tells us.
+	var shared cachedb.Store
+	if p.CachedbURL != "" {
+		shared = cachedb.NewMemory(cachedb.DefaultKeys(), 0, nil)
+	}
+	set, err := profiles.New(profiles.Config{WithValue: p.WithValue, NoValue: p.NoValue}, nil, shared, "check")
+	if err != nil {
+		for _, e := range unjoin(err) {
+			msg := strings.TrimPrefix(e.Error(), "profiles: ")
+			msg = strings.Replace(msg, "profiles_with_value", "profiles.with_value", 1)
+			msg = strings.Replace(msg, "profiles_no_value", "profiles.no_value", 1)
+			msg = strings.Replace(msg, "no cachedb_url is configured", "profiles.cachedb_url is empty", 1)
+			errs = append(errs, fmt.Errorf("config: %s", msg))
+		}
+	}
+	limits, lerrs := c.limitList()
+	errs = append(errs, lerrs...)
+	if set != nil && len(lerrs) == 0 {
+		// The dialog module checks limits against the declared profiles.
+		if _, err := imsdialog.CheckLimits(set, limits); err != nil {
+			for _, e := range unjoin(err) {
+				errs = append(errs, fmt.Errorf("config: %v", e))
+			}
+		}
+	}
+	return errs
+}
+
+// limitList converts the limits section.
+func (c *Config) limitList() ([]imsdialog.Limit, []error) {
+	var errs []error
+	out := make([]imsdialog.Limit, 0, len(c.Limits))
+	for i, l := range c.Limits {
+		key := l.Key
+		if key == "" {
+			key = "none"
+		}
+		k, err := imsdialog.ParseLimitKey(key)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("config: limits[%d].key = %s: %v", i, showValue(l.Key), err))
+			continue
+		}
+		out = append(out, imsdialog.Limit{Profile: l.Profile, Key: k, Max: l.Max, Code: l.Code, Reason: l.Reason})
+	}
+	return out, errs
+}
+
+// nodeID is profiles.node_id or its default.
+func (c *Config) nodeID() string {
+	if c.Profiles.NodeID != "" {
+		return c.Profiles.NodeID
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "imsproxy"
+	}
+	port := "5060"
+	if len(c.ListenAddrs) > 0 {
+		port = fmt.Sprint(c.ListenAddrs[0].Port)
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// profileRuntime is the profiles part of a running daemon.
+type profileRuntime struct {
+	set      *profiles.Set
+	shared   *cachedb.Redis // nil without cachedb_url
+	node     string
+	failOpen bool
+}
+
+// startProfiles builds the profile set and, with a cache DB, removes what
+// this node counted before a crash or restart, before any call is taken.
+func startProfiles(ctx context.Context, c *Config, log *slog.Logger) (*profileRuntime, error) {
+	p := c.Profiles
+	keys := cachedb.Keys{ValuePrefix: p.ValuePrefix, NoValuePrefix: p.NoValuePrefix, SizePrefix: p.SizePrefix}
+	rt := &profileRuntime{node: c.nodeID(), failOpen: p.OnCachedbError == "fail_open"}
+	var shared cachedb.Store
+	if p.CachedbURL != "" {
+		r, err := cachedb.NewRedis(cachedb.RedisOptions{URL: p.CachedbURL, Keys: keys,
+			TTL: p.ProfileTimeout.Duration(), Timeout: p.CachedbTimeout.Duration()})
+		if err != nil {
+			return nil, fmt.Errorf("profiles.cachedb_url: %w", err)
+		}
+		rt.shared, shared = r, r
+	}
+	local := cachedb.NewMemory(keys, p.ProfileTimeout.Duration(), nil)
+	set, err := profiles.New(profiles.Config{WithValue: p.WithValue, NoValue: p.NoValue}, local, shared, rt.node)
+	if err != nil {
+		if rt.shared != nil {
+			rt.shared.Close()
+		}
+		return nil, err
+	}
+	set.SetLogger(log)
+	rt.set = set
+	if rt.shared != nil {
+		rctx, cancel := context.WithTimeout(ctx, 10*p.CachedbTimeout.Duration())
+		n, err := rt.shared.Reconcile(rctx, rt.node)
+		cancel()
+		switch {
+		case err != nil:
+			// Not fatal: the stale counts expire with profile_timeout, and
+			// the next start tries again.
+			log.Warn("profiles: stale counts of this node not reconciled", "node", rt.node, "error", err)
+		case n > 0:
+			log.Info("profiles: removed counts this node left before it stopped", "node", rt.node, "memberships", n)
+		}
+	}
+	return rt, nil
+}
+
+// Close releases the cache DB connection.
+func (rt *profileRuntime) Close() error {
+	if rt.shared != nil {
+		return rt.shared.Close()
+	}
+	return nil
+}

@@ -47,10 +47,18 @@ func isStoreError(err error) bool {
 // flag is read without the lock so that a healthy store costs one atomic
 // load per call; the lock only orders the transitions, each logged once.
 type health struct {
-	failing atomic.Bool
-	mu      sync.Mutex
-	since   time.Time
+	failing  atomic.Bool
+	mu       sync.Mutex
+	since    time.Time
+	warned   bool      // the current outage was logged
+	lastWarn time.Time // when an outage was last logged
+	flaps    int       // outages not logged since lastWarn
 }
+
+// flapWindow rate-limits the outage log: a store that is slow rather than
+// down fails one call in many, and each success-then-failure would be a
+// new "outage" and a line.
+const flapWindow = 30 * time.Second
 
 // SetLogger sets where store outages and recoveries are logged; nil means
 // slog.Default() (looked up at each log, so a later slog.SetDefault
@@ -94,10 +102,16 @@ func (h *health) fail(s *Set, k storeKind, err error) {
 		return
 	}
 	h.failing.Store(true)
-	h.since = s.now()
+	now := s.now()
 	// Once per outage, not per call: during an outage every call fails and
 	// a line per call would bury everything else.
-	s.log().Warn("profile store unreachable", "store", k.String(), "error", err)
+	if !h.lastWarn.IsZero() && now.Sub(h.lastWarn) < flapWindow {
+		h.flaps++
+		return
+	}
+	h.since, h.lastWarn, h.warned = now, now, true
+	s.log().Warn("profile store unreachable", "store", k.String(), "error", err, "outages_not_logged", h.flaps)
+	h.flaps = 0
 }
 
 func (h *health) recover(s *Set, k storeKind) {
@@ -107,7 +121,10 @@ func (h *health) recover(s *Set, k storeKind) {
 		return
 	}
 	h.failing.Store(false)
-	s.log().Info("profile store reachable again", "store", k.String(), "down_for", s.now().Sub(h.since))
+	if h.warned {
+		h.warned = false
+		s.log().Info("profile store reachable again", "store", k.String(), "down_for", s.now().Sub(h.since))
+	}
 }
 
 // Healthy reports whether the last call to the shared store succeeded (true

@@ -459,6 +459,30 @@ func TestStoreOutageLoggedOnce(t *testing.T) {
 			if recs := buf.records(t); len(recs) != 3 || recs[2]["level"] != "WARN" {
 				t.Errorf("second outage: records %v", recs)
 			}
+
+			// A slow store fails one call in many: within flapWindow of the
+			// last warning, outages and recoveries are not logged again.
+			for range 5 {
+				clock = clock.Add(time.Second)
+				bad.set(faultNone)
+				_ = size(t, s, tt.profile, "")
+				bad.set(faultDown)
+				_, _ = s.Size(ctx, tt.profile, "")
+			}
+			recs = buf.records(t)
+			if len(recs) != 4 || recs[3]["msg"] != "profile store reachable again" {
+				t.Fatalf("flapping store: %d records, want 4 (the first recovery only): %v", len(recs), recs)
+			}
+			clock = clock.Add(flapWindow)
+			_, _ = s.Size(ctx, tt.profile, "")
+			bad.set(faultNone)
+			_ = size(t, s, tt.profile, "")
+			bad.set(faultDown)
+			_, _ = s.Size(ctx, tt.profile, "")
+			recs = buf.records(t)
+			if len(recs) != 5 || recs[4]["level"] != "WARN" || recs[4]["outages_not_logged"] != float64(5) {
+				t.Errorf("after flapWindow the next outage is logged with the count of those not logged: %v", recs)
+			}
 		})
 	}
 }

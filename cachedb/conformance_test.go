@@ -211,7 +211,7 @@ func runConformance(t *testing.T, newStore func(t *testing.T) Store) {
 				if n, err := s.Remove(ctx, tc.p, tc.value, mem("n2", "over")); err != nil || n != tc.limit {
 					t.Errorf("Remove refused member = %d, %v; want %d", n, err, tc.limit)
 				}
-				if c, _ := s.Reconcile(ctx, "n2"); c != 0 {
+				if c, _ := s.Reconcile(ctx, "n2", nil); c != 0 {
 					t.Errorf("Reconcile n2 = %d; the refused member was recorded", c)
 				}
 				// A member already counted is not refused.
@@ -297,11 +297,11 @@ func runConformance(t *testing.T, newStore func(t *testing.T) Store) {
 		mustAdd(t, s, trunk, "", mem("B", "d9"), 0, 2)
 		mustAdd(t, s, caller, "a", mem("AB", "d1"), 0, 4) // a node id that extends A's
 
-		if n, err := s.Reconcile(ctx, "A"); err != nil || n != 4 {
+		if n, err := s.Reconcile(ctx, "A", nil); err != nil || n != 4 {
 			t.Fatalf("Reconcile A = %d, %v; want 4", n, err)
 		}
 		checkSizes(t, s, map[string]int64{"a": 2, "b": 0, "": 2}, 1)
-		if n, err := s.Reconcile(ctx, "A"); err != nil || n != 0 {
+		if n, err := s.Reconcile(ctx, "A", nil); err != nil || n != 0 {
 			t.Fatalf("second Reconcile A = %d, %v; want 0", n, err)
 		}
 		checkSizes(t, s, map[string]int64{"a": 2, "b": 0, "": 2}, 1)
@@ -311,13 +311,30 @@ func runConformance(t *testing.T, newStore func(t *testing.T) Store) {
 		}
 		// A restarted node counts afresh without double counting.
 		mustAdd(t, s, caller, "a", mem("A", "d1"), 0, 3)
-		if n, err := s.Reconcile(ctx, "B"); err != nil || n != 2 {
+		if n, err := s.Reconcile(ctx, "B", nil); err != nil || n != 2 {
 			t.Fatalf("Reconcile B = %d, %v; want 2", n, err)
 		}
-		if n, err := s.Reconcile(ctx, "nobody"); err != nil || n != 0 {
+		if n, err := s.Reconcile(ctx, "nobody", nil); err != nil || n != 0 {
 			t.Fatalf("Reconcile nobody = %d, %v; want 0", n, err)
 		}
 		checkSizes(t, s, map[string]int64{"a": 2, "": 2}, 0)
+	})
+
+	// A node restarted with its dialogs restored (db_mode) keeps their
+	// counts and drops the rest.
+	t.Run("ReconcileKeepsRestoredDialogs", func(t *testing.T) {
+		s := newStore(t)
+		mustAdd(t, s, caller, "a", mem("A", "d1"), 0, 1)
+		mustAdd(t, s, caller, "a", mem("A", "d2"), 0, 2)
+		mustAdd(t, s, trunk, "", mem("A", "d2"), 0, 1)
+		keep := func(dialog string) bool { return dialog == "d2" }
+		if n, err := s.Reconcile(ctx, "A", keep); err != nil || n != 1 {
+			t.Fatalf("Reconcile A keeping d2 = %d, %v; want 1", n, err)
+		}
+		checkSizes(t, s, map[string]int64{"a": 1}, 1)
+		if n, _ := s.Remove(ctx, caller, "a", mem("A", "d2")); n != 0 {
+			t.Errorf("Remove of the kept member = %d, want 0 (it was still counted)", n)
+		}
 	})
 
 	t.Run("ConcurrentReconcileOnce", func(t *testing.T) {
@@ -330,7 +347,7 @@ func runConformance(t *testing.T, newStore func(t *testing.T) Store) {
 		counts := make([]int, 4)
 		for g := range counts {
 			wg.Go(func() {
-				n, err := s.Reconcile(ctx, "A")
+				n, err := s.Reconcile(ctx, "A", nil)
 				if err != nil {
 					t.Error(err)
 				}

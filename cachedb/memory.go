@@ -199,7 +199,7 @@ func (s *Memory) Values(_ context.Context, p Profile) (map[string]int64, error) 
 }
 
 // Reconcile implements Store.
-func (s *Memory) Reconcile(_ context.Context, node string) (int, error) {
+func (s *Memory) Reconcile(_ context.Context, node string, keep func(dialog string) bool) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
@@ -209,6 +209,9 @@ func (s *Memory) Reconcile(_ context.Context, node string) (int, error) {
 		if err != nil {
 			// Cannot happen: only memberID writes here.
 			s.dropMember(node, id)
+			continue
+		}
+		if keep != nil && keep(dialog) {
 			continue
 		}
 		if _, ok := s.remove(p, value, Member{Node: node, Dialog: dialog}, now); ok {

@@ -67,7 +67,7 @@ func TestMemoryExpiry(t *testing.T) {
 			}
 			// An expired membership took its count with it: reconciling
 			// it must not decrement anything.
-			if n, err := s.Reconcile(ctx, "n1"); err != nil || n != wantReconciled {
+			if n, err := s.Reconcile(ctx, "n1", nil); err != nil || n != wantReconciled {
 				t.Errorf("Reconcile = %d, %v; want %d", n, err, wantReconciled)
 			}
 			// Adding again after expiry counts afresh.

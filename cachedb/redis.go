@@ -442,7 +442,7 @@ func (r *Redis) Values(ctx context.Context, p Profile) (map[string]int64, error)
 // ZREM succeeds decrements, so concurrent reconcilers, or one restarted after
 // a crash half way, remove each membership exactly once. Expired records are
 // then dropped; their counts went with the counters' TTL.
-func (r *Redis) Reconcile(ctx context.Context, node string) (int, error) {
+func (r *Redis) Reconcile(ctx context.Context, node string, keep func(dialog string) bool) (int, error) {
 	mkey := r.keys.Membership(node)
 	ids, now, err := r.liveMembers(ctx, mkey)
 	if err != nil {
@@ -453,6 +453,9 @@ func (r *Redis) Reconcile(ctx context.Context, node string) (int, error) {
 		p, value, dialog, err := parseMemberID(id)
 		if err != nil {
 			// Not a record we wrote; leave it to expire.
+			continue
+		}
+		if keep != nil && keep(dialog) {
 			continue
 		}
 		_, ok, err := r.remove(ctx, p, value, Member{Node: node, Dialog: dialog})

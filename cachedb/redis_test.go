@@ -257,7 +257,7 @@ func TestRedisExpiredMembership(t *testing.T) {
 	if err := c.ZAdd(ctx, "imsdlg_member_n1", redis.Z{Score: 1, Member: id}).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := s.Reconcile(ctx, "n1"); err != nil || n != 0 {
+	if n, err := s.Reconcile(ctx, "n1", nil); err != nil || n != 0 {
 		t.Errorf("Reconcile = %d, %v; want 0", n, err)
 	}
 	if n, _ := c.ZCard(ctx, "imsdlg_member_n1").Result(); n != 0 {
@@ -336,7 +336,7 @@ func TestRedisUnreachable(t *testing.T) {
 				{"Remove", func() error { _, err := s.Remove(ctx, caller, "1234", mem("n1", "d1")); return err }},
 				{"Size", func() error { _, err := s.Size(ctx, caller, "1234"); return err }},
 				{"Values", func() error { _, err := s.Values(ctx, caller); return err }},
-				{"Reconcile", func() error { _, err := s.Reconcile(ctx, "n1"); return err }},
+				{"Reconcile", func() error { _, err := s.Reconcile(ctx, "n1", nil); return err }},
 			}
 			for _, c := range calls {
 				start := time.Now()

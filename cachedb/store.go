@@ -47,8 +47,10 @@ type Store interface {
 	Values(ctx context.Context, p Profile) (map[string]int64, error)
 	// Reconcile removes every live membership recorded for node, each
 	// exactly once even if several callers reconcile at the same time, and
-	// returns how many this call removed.
-	Reconcile(ctx context.Context, node string) (int, error)
+	// returns how many this call removed. Memberships of the dialogs keep
+	// reports true for (dialogs a restarted node restored) stay; nil keep
+	// removes all.
+	Reconcile(ctx context.Context, node string, keep func(dialog string) bool) (int, error)
 	Close() error
 }
 

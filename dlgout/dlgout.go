@@ -268,6 +268,14 @@ func (s *Set) failBranch(now time.Time, branch, code int) {
 	}
 }
 
+// Restore makes a Set holding one answered leg, as it was when the dialog
+// was saved: a restarted proxy's confirmed dialog, whose INVITE
+// transaction is long gone (so the Set is pruned).
+func Restore(l Leg) Set {
+	l.State = Confirmed
+	return Set{legs: []*Leg{&l}, answered: &l, pruned: true}
+}
+
 // Get returns the leg of that To-tag (To-tags compare exactly), or nil. The
 // pointer is live: it changes with the Set.
 func (s *Set) Get(toTag string) *Leg {

@@ -37,6 +37,7 @@ type Dialog struct {
 	inviteCSeq   uint32
 	inviteTx     *tm.Transaction // while the INVITE transaction runs
 	timer        tm.Timer
+	deadline     time.Time // when timer fires; zero without one
 	byeTimer     tm.Timer
 	vars         map[string]string
 	flags        uint32
@@ -65,10 +66,25 @@ func parseDID(s string) (entry, id uint32, ok bool) {
 	return 0, 0, false
 }
 
-// ourRR tells our Record-Route entry of this dialog: it carries our did.
+// ourRR tells our Record-Route entry of this dialog: it carries our did
+// and names one of our addresses. The did alone is not enough: another
+// proxy of the same call running this module (a P-CSCF in front of this
+// S-CSCF) derives the same did from the same Call-ID, and its entries must
+// stay in the route sets.
 func (d *Dialog) ourRR(u sip.Uri) bool {
 	v, ok := u.UriParams.Get(d.m.cfg.RRParam)
-	return ok && v == d.did
+	if !ok || v != d.did {
+		return false
+	}
+	s := d.m.send()
+	if s == nil {
+		return true
+	}
+	port := u.Port
+	if port == 0 && u.IsEncrypted() {
+		port = 5061
+	}
+	return s.IsOurAddress(u.Host, port)
 }
 
 // LegInfo describes one callee leg (dlg_out) for management.
@@ -177,6 +193,9 @@ func (d *Dialog) State() State {
 func (d *Dialog) SetVar(key, val string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if persistable(d.fsm.State) && d.m != nil {
+		d.m.markDirty(d, d.fsm.State)
+	}
 	if val == "" {
 		delete(d.vars, key)
 		return

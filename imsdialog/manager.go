@@ -67,6 +67,22 @@ type Manager struct {
 	innerFH tm.FailureHook
 	innerFi tm.FinalHook
 	prof    atomic.Pointer[ProfileOptions]
+	persist atomic.Pointer[persister]
+	onState atomic.Pointer[StateFunc]
+}
+
+// StateFunc observes every state change of every dialog (the
+// E_DLG_STATE_CHANGED event). It runs on the goroutine that made the
+// change, without the dialog's lock, so it must not block.
+type StateFunc func(d *Dialog, from, to State, at time.Time)
+
+// OnStateChange sets the state observer; nil removes it.
+func (m *Manager) OnStateChange(f StateFunc) {
+	if f == nil {
+		m.onState.Store(nil)
+		return
+	}
+	m.onState.Store(&f)
 }
 
 type senderBox struct{ s Sender }
@@ -448,6 +464,10 @@ func (m *Manager) onRequestWithin(d *Dialog, r *tm.Request, fromCaller bool) {
 			d.outs.ObserveRequest(tagOf(r.From().Params), true, cseq, string(r.Method))
 		}
 	}
+	if r.Method != sip.ACK && persistable(d.fsm.State) {
+		// The CSeqs moved: a restored dialog must not reuse them.
+		m.markDirty(d, d.fsm.State)
+	}
 	d.mu.Unlock()
 	m.step(d, Event{Kind: EvRequest, Method: string(r.Method), FromCaller: fromCaller},
 		CallbackParams{Request: r.Request, FromCaller: fromCaller})
@@ -577,12 +597,14 @@ func (m *Manager) execLocked(d *Dialog, acts []Action) []job {
 			if d.timer != nil {
 				d.timer.Stop()
 			}
+			d.deadline = m.clock.Now().Add(a.After)
 			d.timer = m.clock.AfterFunc(a.After, func() { m.step(d, Event{Kind: EvTimeout}, CallbackParams{}) })
 		case ActStopTimeout:
 			if d.timer != nil {
 				d.timer.Stop()
 				d.timer = nil
 			}
+			d.deadline = time.Time{}
 		case ActArmByeWait:
 			if d.byeTimer != nil {
 				d.byeTimer.Stop()
@@ -594,6 +616,9 @@ func (m *Manager) execLocked(d *Dialog, acts []Action) []job {
 			})
 		case ActStateChanged:
 			m.stats.transition(a.From, a.To, d.fsm.End)
+			if persistable(a.From) || persistable(a.To) {
+				m.markDirty(d, a.To)
+			}
 			out = append(out, job{Action: a})
 		case ActSendBye:
 			req, dst, err := m.buildBye(d, a.Side, a.Reason, a.Headers)
@@ -625,6 +650,9 @@ func (m *Manager) run(d *Dialog, acts []job, p CallbackParams, leg *dlgout.Leg) 
 			m.fire(d, a.Callback, p)
 		case ActStateChanged:
 			m.log.Info("dialog state", "callid", d.CallID, "did", d.did, "from", a.From.String(), "to", a.To.String())
+			if f := m.onState.Load(); f != nil {
+				m.observeState(*f, d, a.From, a.To)
+			}
 		case ActSendBye:
 			go m.sendBye(d, a.bye, a.dst, a.Side)
 		case actByeDone:
@@ -660,6 +688,27 @@ func (m *Manager) run(d *Dialog, acts []job, p CallbackParams, leg *dlgout.Leg) 
 			d.mu.Unlock()
 		}
 	}
+}
+
+// observeState runs the state observer; a panic in it costs the event,
+// not the call.
+func (m *Manager) observeState(f StateFunc, d *Dialog, from, to State) {
+	defer func() {
+		if r := recover(); r != nil {
+			m.log.Error("panic in the dialog state observer", "callid", d.CallID, "panic", r)
+		}
+	}()
+	f(d, from, to, m.clock.Now())
+}
+
+// ToTag is the To tag of the leg that answered, "" before an answer.
+func (d *Dialog) ToTag() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if a := d.outs.Answered(); a != nil {
+		return a.ToTag
+	}
+	return ""
 }
 
 func reasonPhrase(code int) string {
@@ -865,6 +914,9 @@ func (m *Manager) SetTimeout(d *Dialog, timeout time.Duration) error {
 	}
 	d.fsm.Timeout = timeout
 	m.execLocked(d, []Action{{Kind: ActArmTimeout, After: timeout}})
+	if persistable(d.fsm.State) {
+		m.markDirty(d, d.fsm.State)
+	}
 	return nil
 }
 

@@ -16,6 +16,9 @@ type Stats struct {
 	failed    atomic.Uint64 // failed_dialogs: ended before an answer
 	created   atomic.Uint64
 	spiraled  atomic.Uint64 // initial INVITEs that joined their dialog as a spiral
+	restored  atomic.Uint64 // dialogs loaded from the dialog store at start
+	dbWrites  atomic.Uint64 // dialog records written or deleted
+	dbErrors  atomic.Uint64 // flushes to the dialog store that failed
 }
 
 func (s *Stats) transition(from, to State, end EndReason) {
@@ -54,6 +57,9 @@ func (s *Stats) Snapshot() map[string]int64 {
 		"failed_dialogs":    int64(s.failed.Load()),
 		"created_dialogs":   int64(s.created.Load()),
 		"spiraled_requests": int64(s.spiraled.Load()),
+		"restored_dialogs":  int64(s.restored.Load()),
+		"db_writes":         int64(s.dbWrites.Load()),
+		"db_errors":         int64(s.dbErrors.Load()),
 	}
 }
 
@@ -65,11 +71,14 @@ var (
 	descFailed    = prometheus.NewDesc("imsdlg_dialog_failed_dialogs_total", "Dialogs ended before an answer.", nil, nil)
 	descCreated   = prometheus.NewDesc("imsdlg_dialog_created_dialogs_total", "Dialogs created since start.", nil, nil)
 	descSpiraled  = prometheus.NewDesc("imsdlg_dialog_spiraled_requests_total", "Initial INVITEs that came back to us and joined their dialog (detect_spirals).", nil, nil)
+	descRestored  = prometheus.NewDesc("imsdlg_dialog_restored_dialogs_total", "Dialogs loaded from the dialog store (db_mode) at start.", nil, nil)
+	descDBWrites  = prometheus.NewDesc("imsdlg_dialog_db_writes_total", "Dialog records written to or deleted from the dialog store.", nil, nil)
+	descDBErrors  = prometheus.NewDesc("imsdlg_dialog_db_errors_total", "Flushes to the dialog store that failed (retried).", nil, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (s *Stats) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descActive, descEarly, descProcessed, descExpired, descFailed, descCreated, descSpiraled} {
+	for _, d := range []*prometheus.Desc{descActive, descEarly, descProcessed, descExpired, descFailed, descCreated, descSpiraled, descRestored, descDBWrites, descDBErrors} {
 		ch <- d
 	}
 }
@@ -83,4 +92,7 @@ func (s *Stats) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descFailed, prometheus.CounterValue, float64(s.failed.Load()))
 	ch <- prometheus.MustNewConstMetric(descCreated, prometheus.CounterValue, float64(s.created.Load()))
 	ch <- prometheus.MustNewConstMetric(descSpiraled, prometheus.CounterValue, float64(s.spiraled.Load()))
+	ch <- prometheus.MustNewConstMetric(descRestored, prometheus.CounterValue, float64(s.restored.Load()))
+	ch <- prometheus.MustNewConstMetric(descDBWrites, prometheus.CounterValue, float64(s.dbWrites.Load()))
+	ch <- prometheus.MustNewConstMetric(descDBErrors, prometheus.CounterValue, float64(s.dbErrors.Load()))
 }

@@ -47,6 +47,10 @@ type Config struct {
 	Dialog      DialogSection   `mapstructure:"dialog"`
 	Profiles    ProfilesSection `mapstructure:"profiles"`
 	Limits      []LimitSection  `mapstructure:"limits"`
+	Events      EventsSection   `mapstructure:"events"`
+	Role        string          `mapstructure:"role"`
+	PCSCF       PCSCFSection    `mapstructure:"pcscf"`
+	SCSCF       SCSCFSection    `mapstructure:"scscf"`
 
 	// ListenAddrs is Listen parsed, in the same order.
 	ListenAddrs []ListenAddr `mapstructure:"-"`
@@ -121,6 +125,9 @@ type DialogSection struct {
 	ExtraHeaders       []string `mapstructure:"dlg_extra_hdrs"`
 	EarlyTerminateCode int      `mapstructure:"early_terminate_code"`
 	ByeTimeout         Seconds  `mapstructure:"bye_timeout"`
+	DBMode             int      `mapstructure:"db_mode"`
+	DBURL              string   `mapstructure:"db_url"`
+	DBUpdatePeriod     Seconds  `mapstructure:"db_update_period"`
 }
 
 // DialogConfig converts the dialog section into the dialog module's config.
@@ -283,7 +290,13 @@ func defaults() map[string]any {
 		"dialog.early_terminate_code": dc.EarlyTerminateCode,
 		"dialog.bye_timeout":          dc.ByeTimeout.String(),
 	}
+	for k, v := range persistDefaults() {
+		d[k] = v
+	}
 	for k, v := range profileDefaults() {
+		d[k] = v
+	}
+	for k, v := range roleDefaults() {
 		d[k] = v
 	}
 	return d
@@ -294,7 +307,8 @@ func defaults() map[string]any {
 const staticKey = "location.static"
 
 // sections are the keys that hold other keys.
-var sections = map[string]bool{"location": true, "mgmt": true, "log": true, "tm": true, "dialog": true, "profiles": true}
+var sections = map[string]bool{"location": true, "mgmt": true, "log": true, "tm": true, "dialog": true, "profiles": true, "events": true, "events.redis_stream": true, "events.webhook": true,
+	"pcscf": true, "scscf": true}
 
 // LoadConfig loads the configuration from the YAML file at path, or from the
 // embedded configs/standalone.yaml when path is "". Keys the file leaves out
@@ -896,6 +910,8 @@ func (c *Config) validate() []error {
 		}
 	}
 	errs = append(errs, c.validateProfiles()...)
+	errs = append(errs, c.validatePersist()...)
+	errs = append(errs, c.validateRoles()...)
 	return errs
 }
 

@@ -27,7 +27,6 @@ import (
 	"github.com/imsdlg/imsdlg/imsdialog"
 	"github.com/imsdlg/imsdlg/internal/location"
 	"github.com/imsdlg/imsdlg/internal/mgmt"
-	"github.com/imsdlg/imsdlg/internal/routing"
 	"github.com/imsdlg/imsdlg/tm"
 )
 
@@ -112,11 +111,10 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 			return fmt.Errorf("location.static: %w", err)
 		}
 	}
-	nextHop := ""
-	if cfg.NextHopAddr != nil {
-		nextHop = cfg.NextHopAddr.String()
+	router, err := buildRouter(cfg, loc, log)
+	if err != nil {
+		return err
 	}
-	router := routing.New(routing.Config{Domains: cfg.Domains, NextHop: nextHop, RecordRoute: cfg.RecordRoute}, loc, log)
 
 	dialogs, err := imsdialog.New(cfg.DialogConfig(), router, log, nil)
 	if err != nil {
@@ -137,13 +135,36 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	}); err != nil {
 		return fmt.Errorf("limits: %w", err)
 	}
-	go prof.set.Run(ctx, cfg.Profiles.RetryPeriod.Duration())
 	proxy, err := tm.New(tm.Options{Config: tmc, Router: dialogs, Logger: log})
 	if err != nil {
 		return err
 	}
 	defer proxy.Close()
 	dialogs.SetSender(proxy)
+	pub, err := startEvents(cfg, dialogs, prof.node, log)
+	if err != nil {
+		return err
+	}
+	if pub != nil {
+		defer func() {
+			cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := pub.Close(cctx); err != nil {
+				log.Warn("events not all delivered at shutdown", "error", err)
+			}
+		}()
+		log.Info("dialog events enabled", "sinks", cfg.sinkNames())
+	}
+	// Restore before the counts are reconciled (restored dialogs keep
+	// theirs) and before the listeners open.
+	db, restored, err := startDialogDB(ctx, cfg, dialogs, prof.node, log)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	prof.reconcile(ctx, 10*cfg.Profiles.CachedbTimeout.Duration(), restored, log)
+	go prof.set.Run(ctx, cfg.Profiles.RetryPeriod.Duration())
+	go dialogs.RunPersistence(ctx)
 	advertise := cfg.AdvertiseHost
 	if advertise != "" && cfg.AdvertisePort > 0 {
 		advertise = net.JoinHostPort(cfg.AdvertiseHost, strconv.Itoa(cfg.AdvertisePort))
@@ -157,6 +178,9 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(proxy.Stats(), dialogs.Stats(), prof.set.Stats())
+	if pub != nil {
+		reg.MustRegister(pub.Stats())
+	}
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "imsdlg_location_aors", Help: "Addresses of record with at least one binding.",
 	}, func() float64 { return float64(loc.Len()) }))
@@ -166,7 +190,10 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		if err := proxy.Ready(); err != nil {
 			return err
 		}
-		return prof.ready(ctx)
+		if err := prof.ready(ctx); err != nil {
+			return err
+		}
+		return db.ready(ctx)
 	})
 	if cfg.Mgmt.Pprof {
 		api.EnablePprof()
@@ -202,6 +229,9 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	defer cancel()
 	if err := proxy.Shutdown(sctx); err != nil {
 		log.Warn("stopping with transactions in progress", "error", err)
+	}
+	if err := dialogs.FlushPersistence(sctx); err != nil {
+		log.Warn("dialogs not written to dialog.db_url at shutdown", "error", err)
 	}
 	if err := proxy.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 		log.Warn("closing listeners", "error", err)

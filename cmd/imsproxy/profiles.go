@@ -179,8 +179,8 @@ type profileRuntime struct {
 	failOpen bool
 }
 
-// startProfiles builds the profile set and, with a cache DB, removes what
-// this node counted before a crash or restart, before any call is taken.
+// startProfiles builds the profile set. Call reconcile once the dialogs
+// to keep are restored, before any call is taken.
 func startProfiles(ctx context.Context, c *Config, log *slog.Logger) (*profileRuntime, error) {
 	p := c.Profiles
 	keys := cachedb.Keys{ValuePrefix: p.ValuePrefix, NoValuePrefix: p.NoValuePrefix, SizePrefix: p.SizePrefix}
@@ -204,20 +204,26 @@ func startProfiles(ctx context.Context, c *Config, log *slog.Logger) (*profileRu
 	}
 	set.SetLogger(log)
 	rt.set = set
-	if rt.shared != nil {
-		rctx, cancel := context.WithTimeout(ctx, 10*p.CachedbTimeout.Duration())
-		n, err := rt.shared.Reconcile(rctx, rt.node)
-		cancel()
-		switch {
-		case err != nil:
-			// Not fatal: the stale counts expire with profile_timeout, and
-			// the next start tries again.
-			log.Warn("profiles: stale counts of this node not reconciled", "node", rt.node, "error", err)
-		case n > 0:
-			log.Info("profiles: removed counts this node left before it stopped", "node", rt.node, "memberships", n)
-		}
-	}
 	return rt, nil
+}
+
+// reconcile removes from the cache DB what this node counted before a crash
+// or restart, except for the dialogs it restored (keep).
+func (rt *profileRuntime) reconcile(ctx context.Context, timeout time.Duration, restored []string, log *slog.Logger) {
+	if rt.shared == nil {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	n, err := rt.shared.Reconcile(rctx, rt.node, profiles.KeepRestored(restored))
+	cancel()
+	switch {
+	case err != nil:
+		// Not fatal: the stale counts expire with profile_timeout, and
+		// the next start tries again.
+		log.Warn("profiles: stale counts of this node not reconciled", "node", rt.node, "error", err)
+	case n > 0:
+		log.Info("profiles: removed counts this node left before it stopped", "node", rt.node, "memberships", n, "kept_for_restored_dialogs", len(restored))
+	}
 }
 
 // Close releases the cache DB connection.

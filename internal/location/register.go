@@ -228,9 +228,14 @@ func (s *Store) parseRegister(req *sip.Request) (*registerRequest, *failure) {
 // requestContacts collects Contact values whether they came from the parser
 // (already split per value) or were added as generic headers by code.
 func requestContacts(req *sip.Request) ([]*sip.ContactHeader, *failure) {
+	return contactsOf(req.Headers())
+}
+
+// contactsOf is requestContacts over any message's headers.
+func contactsOf(hdrs []sip.Header) ([]*sip.ContactHeader, *failure) {
 	var out []*sip.ContactHeader
 	parser := sip.HeadersParser(sip.DefaultHeadersParser())
-	for _, h := range req.Headers() {
+	for _, h := range hdrs {
 		name := strings.ToLower(h.Name())
 		if name != "contact" && name != "m" {
 			continue

@@ -1,0 +1,201 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/imsdlg/imsdlg/cachedb"
+	"github.com/imsdlg/imsdlg/dlgdb"
+	"github.com/imsdlg/imsdlg/events"
+	"github.com/imsdlg/imsdlg/imsdialog"
+)
+
+// EventsSection is the events section: where E_DLG_STATE_CHANGED goes.
+type EventsSection struct {
+	QueueSize   int                `mapstructure:"queue_size"`
+	BatchSize   int                `mapstructure:"batch_size"`
+	RedisStream RedisStreamSection `mapstructure:"redis_stream"`
+	Webhook     WebhookSection     `mapstructure:"webhook"`
+}
+
+// RedisStreamSection is events.redis_stream; an empty url turns it off.
+type RedisStreamSection struct {
+	URL     string `mapstructure:"url"`
+	Stream  string `mapstructure:"stream"`
+	MaxLen  int64  `mapstructure:"maxlen"`
+	Timeout Millis `mapstructure:"timeout"`
+}
+
+// WebhookSection is events.webhook; an empty url turns it off.
+type WebhookSection struct {
+	URL     string `mapstructure:"url"`
+	Timeout Millis `mapstructure:"timeout"`
+}
+
+func persistDefaults() map[string]any {
+	return map[string]any{
+		"dialog.db_mode":              0,
+		"dialog.db_url":               "",
+		"dialog.db_update_period":     "60s",
+		"events.queue_size":           events.DefaultQueueSize,
+		"events.batch_size":           events.DefaultBatchSize,
+		"events.redis_stream.url":     "",
+		"events.redis_stream.stream":  events.DefaultStream,
+		"events.redis_stream.maxlen":  events.DefaultMaxLen,
+		"events.redis_stream.timeout": events.DefaultTimeout.String(),
+		"events.webhook.url":          "",
+		"events.webhook.timeout":      events.DefaultTimeout.String(),
+	}
+}
+
+// validatePersist checks dialog.db_* and events.*, naming each key.
+func (c *Config) validatePersist() []error {
+	var errs []error
+	bad := func(key string, val any, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("config: %s = %s: %s", key, showValue(val), fmt.Sprintf(format, args...)))
+	}
+	d := c.Dialog
+	switch {
+	case d.DBMode < imsdialog.DBModeNone || d.DBMode > imsdialog.DBModeShutdown:
+		bad("dialog.db_mode", d.DBMode, "must be 0 (none), 1 (realtime), 2 (every db_update_period) or 3 (at shutdown)")
+	case d.DBMode != imsdialog.DBModeNone && d.DBURL == "":
+		bad("dialog.db_url", d.DBURL, "required with dialog.db_mode %d", d.DBMode)
+	}
+	if d.DBURL != "" {
+		if _, err := cachedb.ParseURL(d.DBURL); err != nil {
+			bad("dialog.db_url", d.DBURL, "%v", err)
+		}
+	}
+	if d.DBUpdatePeriod.Duration() <= 0 {
+		bad("dialog.db_update_period", d.DBUpdatePeriod, "must be positive")
+	}
+	e := c.Events
+	opts := events.Options{QueueSize: e.QueueSize, BatchSize: e.BatchSize}
+	if err := opts.Validate(); err != nil {
+		errs = append(errs, prefixed(err)...)
+	}
+	if e.RedisStream.URL != "" {
+		if err := c.streamOptions().Validate(); err != nil {
+			errs = append(errs, prefixed(err)...)
+		}
+	}
+	if e.Webhook.URL != "" {
+		if err := (events.WebhookOptions{URL: e.Webhook.URL, Timeout: e.Webhook.Timeout.Duration()}).Validate(); err != nil {
+			errs = append(errs, prefixed(err)...)
+		}
+	}
+	return errs
+}
+
+func prefixed(err error) []error {
+	var out []error
+	for _, e := range unjoin(err) {
+		out = append(out, fmt.Errorf("config: %v", e))
+	}
+	return out
+}
+
+func (c *Config) streamOptions() events.RedisStreamOptions {
+	s := c.Events.RedisStream
+	return events.RedisStreamOptions{URL: s.URL, Stream: s.Stream, MaxLen: s.MaxLen, Timeout: s.Timeout.Duration()}
+}
+
+// dialogDB is the dialog store of a running daemon (db_mode > 0).
+type dialogDB struct {
+	store *dlgdb.Redis
+}
+
+// startDialogDB connects the dialog store, loads the saved dialogs and
+// returns their dids, so the profiles' reconcile keeps their counts.
+func startDialogDB(ctx context.Context, c *Config, m *imsdialog.Manager, node string, log *slog.Logger) (*dialogDB, []string, error) {
+	if c.Dialog.DBMode == imsdialog.DBModeNone {
+		return &dialogDB{}, nil, nil
+	}
+	st, err := dlgdb.NewRedis(dlgdb.RedisOptions{URL: c.Dialog.DBURL})
+	if err != nil {
+		return nil, nil, fmt.Errorf("dialog.db_url: %w", err)
+	}
+	if err := m.SetPersistence(imsdialog.PersistOptions{Store: st, Node: node, Mode: c.Dialog.DBMode,
+		Period: c.Dialog.DBUpdatePeriod.Duration()}); err != nil {
+		st.Close()
+		return nil, nil, fmt.Errorf("dialog.%w", err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	dids, err := m.Restore(rctx)
+	cancel()
+	if err != nil {
+		// Dialogs that could not be read are lost to this run, not the
+		// whole proxy: start, and say which.
+		log.Warn("dialogs not all restored from dialog.db_url", "restored", len(dids), "error", err)
+	}
+	if len(dids) > 0 {
+		log.Info("dialogs restored", "node", node, "dialogs", len(dids))
+	}
+	return &dialogDB{store: st}, dids, nil
+}
+
+func (db *dialogDB) ready(ctx context.Context) error {
+	if db.store == nil {
+		return nil
+	}
+	if err := db.store.Client().Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("dialog.db_url: %w", err)
+	}
+	return nil
+}
+
+func (db *dialogDB) Close() error {
+	if db.store == nil {
+		return nil
+	}
+	return db.store.Close()
+}
+
+// startEvents builds the event publisher and connects it to the dialogs'
+// state changes; nil when no sink is configured.
+func startEvents(c *Config, m *imsdialog.Manager, node string, log *slog.Logger) (*events.Publisher, error) {
+	var sinks []events.Sink
+	if c.Events.RedisStream.URL != "" {
+		s, err := events.NewRedisStream(c.streamOptions())
+		if err != nil {
+			return nil, err
+		}
+		sinks = append(sinks, s)
+	}
+	if c.Events.Webhook.URL != "" {
+		w, err := events.NewWebhook(events.WebhookOptions{URL: c.Events.Webhook.URL, Timeout: c.Events.Webhook.Timeout.Duration()})
+		if err != nil {
+			return nil, err
+		}
+		sinks = append(sinks, w)
+	}
+	if len(sinks) == 0 {
+		return nil, nil
+	}
+	pub, err := events.New(events.Options{QueueSize: c.Events.QueueSize, BatchSize: c.Events.BatchSize,
+		Sinks: sinks, Logger: log, Node: node})
+	if err != nil {
+		return nil, err
+	}
+	m.OnStateChange(func(d *imsdialog.Dialog, from, to imsdialog.State, at time.Time) {
+		pub.Publish(events.Event{Name: events.StateChanged, ID: d.DID(), CallID: d.CallID, FromTag: d.FromTag,
+			ToTag: d.ToTag(), OldState: int(from), NewState: int(to),
+			OldStateName: from.String(), NewStateName: to.String(), Time: at})
+	})
+	return pub, nil
+}
+
+// sinkNames lists the configured event sinks, for the start-up log.
+func (c *Config) sinkNames() string {
+	var n []string
+	if c.Events.RedisStream.URL != "" {
+		n = append(n, "redis_stream")
+	}
+	if c.Events.Webhook.URL != "" {
+		n = append(n, "webhook")
+	}
+	return strings.Join(n, ",")
+}

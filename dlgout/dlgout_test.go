@@ -395,3 +395,25 @@ func TestRFC3261_7_3_1_HeaderDetails(t *testing.T) {
 		assert.Equal(t, "sip:bob@10.0.0.2", leg.RemoteTarget.String())
 	})
 }
+
+// A restored Set (db_mode restart) has its one leg answered and is pruned:
+// CSeqs continue above what was saved and a 2xx on another leg is late.
+func TestRestoreAnsweredLeg(t *testing.T) {
+	s := Restore(Leg{ToTag: "t1", LocalCSeq: 4, RemoteCSeq: 9, State: Early})
+	a := s.Answered()
+	if a == nil || a.ToTag != "t1" || a.State != Confirmed {
+		t.Fatalf("Answered = %+v", a)
+	}
+	if s.Get("t1") != a || len(s.Legs()) != 1 {
+		t.Fatalf("legs = %+v", s.Legs())
+	}
+	if n, err := s.NextCSeq("t1", true); err != nil || n != 5 {
+		t.Errorf("NextCSeq towards the callee = %d, %v; want 5", n, err)
+	}
+	if n, err := s.NextCSeq("t1", false); err != nil || n != 10 {
+		t.Errorf("NextCSeq towards the caller = %d, %v; want 10", n, err)
+	}
+	if pruned := s.Prune(); len(pruned) != 0 {
+		t.Errorf("Prune of a restored set removed %+v", pruned)
+	}
+}

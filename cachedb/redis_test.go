@@ -1,27 +1,26 @@
 package cachedb
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/imsdlg/imsdlg/internal/redistest"
 )
 
 // redisServer is a redis-server on a loopback port, started by the tests.
 type redisServer struct {
+	*redistest.Server
 	addr string
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the process has exited
 }
 
 var (
@@ -39,7 +38,7 @@ func TestMain(m *testing.M) {
 }
 
 // freePort finds a free loopback port. It may be taken again before
-// redis-server binds it; startRedis then fails rather than hangs.
+// something binds it.
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -51,80 +50,18 @@ func freePort() (int, error) {
 
 // needRedis skips when redis-server is absent, except in CI where its
 // absence is a broken setup.
-func needRedis(t *testing.T) string {
-	t.Helper()
-	path, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("redis-server not found and CI is set: %v", err)
-		}
-		t.Skip("redis-server not installed")
-	}
-	return path
-}
+func needRedis(t *testing.T) { redistest.Need(t) }
 
-// startRedis starts a redis-server and returns once it logs that it
-// accepts connections and answers PING.
+// startRedis starts a redis-server the caller stops.
 func startRedis(t *testing.T, extra ...string) (*redisServer, error) {
-	path := needRedis(t)
-	port, err := freePort()
+	s, err := redistest.StartE(t, redistest.Options{Extra: extra})
 	if err != nil {
 		return nil, err
 	}
-	args := append([]string{"--port", fmt.Sprint(port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--loglevel", "notice"}, extra...)
-	cmd := exec.Command(path, args...)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start redis-server: %w", err)
-	}
-	s := &redisServer{addr: fmt.Sprintf("127.0.0.1:%d", port), cmd: cmd, done: make(chan struct{})}
-	ready := make(chan struct{})
-	var log strings.Builder
-	var logMu sync.Mutex
-	go func() {
-		sc := bufio.NewScanner(out)
-		signalled := false
-		for sc.Scan() {
-			logMu.Lock()
-			log.WriteString(sc.Text() + "\n")
-			logMu.Unlock()
-			if !signalled && strings.Contains(sc.Text(), "Ready to accept connections") {
-				close(ready)
-				signalled = true
-			}
-		}
-		_, _ = io.Copy(io.Discard, out)
-		_ = cmd.Wait()
-		close(s.done)
-	}()
-	select {
-	case <-ready:
-	case <-s.done:
-		logMu.Lock()
-		defer logMu.Unlock()
-		return nil, fmt.Errorf("redis-server on %s exited: %s", s.addr, log.String())
-	case <-time.After(10 * time.Second):
-		s.stop()
-		return nil, fmt.Errorf("redis-server on %s not ready after 10s", s.addr)
-	}
-	c := redis.NewClient(&redis.Options{Addr: s.addr})
-	defer c.Close()
-	if err := c.Ping(context.Background()).Err(); err != nil {
-		s.stop()
-		return nil, fmt.Errorf("PING redis-server on %s: %w", s.addr, err)
-	}
-	return s, nil
+	return &redisServer{Server: s, addr: s.Addr}, nil
 }
 
-func (s *redisServer) stop() {
-	_ = s.cmd.Process.Kill()
-	<-s.done
-}
+func (s *redisServer) stop() { s.Kill() }
 
 // shared returns the server the whole package's tests share.
 func shared(t *testing.T) *redisServer {

@@ -3,6 +3,7 @@ package imsdialog
 import (
 	"context"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -166,4 +167,44 @@ func TestIssue6_SetPersistenceNamesTheParameter(t *testing.T) {
 		assert.ErrorContains(t, e.m.SetPersistence(tc.o), tc.want)
 	}
 	assert.NoError(t, e.m.SetPersistence(PersistOptions{Mode: 0}))
+}
+
+// db_mode 2: changes wait for db_update_period, then go in one flush.
+func TestIssue6_DBModeDelayedWritesEveryPeriod(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := dlgdb.NewMemory()
+		r := dlgdb.Record{Version: dlgdb.CurrentVersion, HEntry: 1, HID: 7, CallID: "c1", FromTag: "ft",
+			From: "<sip:alice@example.com>;tag=ft", To: "<sip:bob@example.com>", CallerTarget: "sip:alice@127.0.0.1:5070",
+			Callee: dlgdb.Leg{ToTag: "tt", RemoteTarget: "sip:bob@127.0.0.1:5080"}, State: int(Confirmed),
+			Start: time.Now(), Timeout: time.Hour.Milliseconds(), Deadline: time.Now().Add(time.Hour)}
+		require.NoError(t, store.Apply(context.Background(), "n", []dlgdb.Change{{DID: r.DID(), Rec: &r}}))
+		m, err := New(DefaultConfig(), tm.RouterFunc(func(*tm.Request) tm.Decision { return tm.RelayTo() }), nil, nil)
+		require.NoError(t, err)
+		require.NoError(t, m.SetPersistence(PersistOptions{Store: store, Node: "n", Mode: DBModeDelayed, Period: time.Minute}))
+		dids, err := m.Restore(context.Background())
+		require.NoError(t, err)
+		require.Equal(t, []string{"1.7"}, dids)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go m.RunPersistence(ctx)
+
+		m.ByDID("1.7").SetVar("k", "v")
+		time.Sleep(59 * time.Second)
+		synctest.Wait()
+		recs, err := store.Load(context.Background(), "n")
+		require.NoError(t, err)
+		assert.Empty(t, recs[0].Vars, "written before db_update_period")
+		time.Sleep(time.Second)
+		synctest.Wait()
+		recs, err = store.Load(context.Background(), "n")
+		require.NoError(t, err)
+		assert.Equal(t, map[string]string{"k": "v"}, recs[0].Vars, "written at db_update_period")
+		assert.Equal(t, int64(1), m.Stats().Snapshot()["db_writes"])
+		cancel()
+		for _, d := range m.Dialogs() {
+			d.mu.Lock()
+			d.timer.Stop()
+			d.mu.Unlock()
+		}
+	})
 }

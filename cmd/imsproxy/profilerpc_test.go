@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/imsdlg/imsdlg/dlgdb"
+	"github.com/imsdlg/imsdlg/imsdialog"
+	"github.com/imsdlg/imsdlg/internal/mgmt"
+	"github.com/imsdlg/imsdlg/profiles"
+	"github.com/imsdlg/imsdlg/tm"
+)
+
+// Issue 5 §4: the dlg.profile_* methods over JSON-RPC, on two confirmed
+// dialogs (restored from a dialog store, so no SIP is needed to make them).
+func TestIssue5_ProfileRPC(t *testing.T) {
+	m, err := imsdialog.New(imsdialog.DefaultConfig(), tm.RouterFunc(func(*tm.Request) tm.Decision { return tm.RelayTo() }), nil, nil)
+	require.NoError(t, err)
+	set, err := profiles.New(profiles.Config{WithValue: []string{"caller"}, NoValue: []string{"calls"}}, nil, nil, "n")
+	require.NoError(t, err)
+	require.NoError(t, m.SetProfiles(imsdialog.ProfileOptions{Set: set}))
+	store := dlgdb.NewMemory()
+	var changes []dlgdb.Change
+	for i, who := range []string{"alice", "bob"} {
+		r := &dlgdb.Record{Version: dlgdb.CurrentVersion, HEntry: 1, HID: uint32(i + 1), CallID: "call-" + who, FromTag: "f" + who,
+			From: "<sip:" + who + "@example.com>;tag=f" + who, To: "<sip:carol@example.com>", CallerTarget: "sip:" + who + "@127.0.0.1:5070",
+			Callee: dlgdb.Leg{ToTag: "t" + who, RemoteTarget: "sip:carol@127.0.0.1:5080"}, State: int(imsdialog.Confirmed),
+			Start: time.Now(), Timeout: time.Hour.Milliseconds(), Deadline: time.Now().Add(time.Hour),
+			Profiles: []dlgdb.Membership{{Profile: "caller", Value: who}, {Profile: "calls"}}}
+		changes = append(changes, dlgdb.Change{DID: r.DID(), Rec: r})
+	}
+	require.NoError(t, store.Apply(context.Background(), "n", changes))
+	require.NoError(t, m.SetPersistence(imsdialog.PersistOptions{Store: store, Node: "n", Mode: imsdialog.DBModeShutdown}))
+	_, err = m.Restore(context.Background())
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		for _, d := range m.Dialogs() {
+			_ = m.Terminate(d, imsdialog.SideBoth, 0, "")
+		}
+	})
+
+	api := mgmt.New(nil, prometheus.NewRegistry())
+	registerProfileMethods(api, m, set)
+	srv := httptest.NewServer(api.Handler())
+	defer srv.Close()
+	call := func(method, params string) string {
+		res, err := http.Post(srv.URL+"/rpc", "application/json",
+			strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"`+method+`","params":`+params+`}`))
+		require.NoError(t, err)
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return string(b)
+	}
+	for _, tc := range []struct {
+		name, method, params string
+		want                 []string
+	}{
+		{"list_all_profiles", "dlg.list_all_profiles", `{}`, []string{`"profiles":[{"name":"caller","with_value":true,"shared":false},{"name":"calls","with_value":false,"shared":false}]`}},
+		{"size of a value", "dlg.profile_get_size", `{"profile":"caller","value":"alice"}`, []string{`"size":1`, `"profile":"caller"`, `"value":"alice"`}},
+		{"size of a profile", "dlg.profile_get_size", `{"profile":"calls"}`, []string{`"size":2`}},
+		{"values", "dlg.profile_get_values", `{"profile":"caller"}`, []string{`"values":[{"value":"alice","count":1},{"value":"bob","count":1}]`}},
+		{"list_dlgs", "dlg.profile_list_dlgs", `{"profile":"caller","value":"bob"}`, []string{`"callid":"call-bob"`, `"dialogs":[{`}},
+		{"undeclared profile", "dlg.profile_get_size", `{"profile":"nope"}`, []string{`-32004`, `nope\" is not declared`}},
+		{"missing profile", "dlg.profile_list_dlgs", `{}`, []string{`-32602`, `profile`}},
+		{"value on a profile without value", "dlg.profile_end_dlgs", `{"profile":"calls","value":"x","force":1}`, []string{`-32602`, `force`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := call(tc.method, tc.params)
+			for _, w := range tc.want {
+				assert.Contains(t, out, w)
+			}
+		})
+	}
+	out := call("dlg.profile_list_dlgs", `{"profile":"caller","value":"bob"}`)
+	assert.NotContains(t, out, "call-alice", "only bob's dialog")
+
+	out = call("dlg.profile_end_dlgs", `{"profile":"caller","value":"alice"}`)
+	assert.Contains(t, out, `"ended":1`)
+	assert.Eventually(t, func() bool { return len(m.Dialogs()) == 1 }, 5*time.Second, 10*time.Millisecond, "alice's call ended, bob's stays")
+	assert.Equal(t, "call-bob", m.Dialogs()[0].CallID)
+	assert.Contains(t, call("dlg.profile_get_size", `{"profile":"calls"}`), `"size":1`)
+}

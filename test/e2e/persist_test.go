@@ -101,3 +101,39 @@ func waitHash(t *testing.T, c *redis.Client, key string, want int64) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// Issue 6 §4: a request within a restored dialog finds it: the caller's
+// BYE after the restart goes through the dialog, which ends and leaves its
+// profile and the dialog store.
+func TestE2E_InDialogRequestAfterSIGKILL(t *testing.T) {
+	RequireTools(t)
+	t.Parallel()
+	srv := redistest.Start(t, redistest.Options{})
+	rc := srv.Client(t)
+	uas := StartSipp(t, SippArgs{Scenario: "uas.xml", Timeout: 60 * time.Second})
+	cfg := NewProxyConfig(t)
+	cfg.Static["sip:bob@127.0.0.1"] = []string{uas.Contact("bob")}
+	cfg.Extra = fmt.Sprintf(`dialog: {db_mode: 1, db_url: %q}
+profiles: {cachedb_url: %q, no_value: [calls/s], node_id: node-q}
+limits: [{profile: calls/s, max: 10}]
+`, srv.URL(), srv.URL())
+	yaml := cfg.YAML()
+	p := StartProxy(t, yaml)
+	uac := StartSipp(t, SippArgs{Scenario: "uac.xml", Remote: p.Addr("udp"), Service: "bob",
+		Pause: 8 * time.Second, Timeout: 60 * time.Second})
+	waitDialogs(t, p, "a confirmed dialog", func(ds []dlgInfo) bool { return len(ds) == 1 && ds[0].State == "CONFIRMED" })
+	waitHash(t, rc, "imsdlg_dlg_node-q", 1)
+	p.Kill()
+	p2 := StartProxy(t, yaml)
+	if ds := dlgList(t, p2); len(ds) != 1 {
+		t.Fatalf("dlg.list after restart = %+v, want the call", ds)
+	}
+	// The caller hangs up after its pause, through the restarted proxy.
+	waitAll(t, uac, uas)
+	waitDialogs(t, p2, "no dialog", func(ds []dlgInfo) bool { return len(ds) == 0 })
+	if st := dlgStats(t, p2); st["processed_dialogs"] != 1 {
+		t.Errorf("dlg.stats: %v, want the restored dialog ended by the BYE (processed 1)", st)
+	}
+	waitHash(t, rc, "imsdlg_dlg_node-q", 0)
+	waitCounter(t, rc, "dlg_noval_calls", 0)
+}

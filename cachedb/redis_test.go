@@ -37,17 +37,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// freePort finds a free loopback port. It may be taken again before
-// something binds it.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 // needRedis skips when redis-server is absent, except in CI where its
 // absence is a broken setup.
 func needRedis(t *testing.T) { redistest.Need(t) }
@@ -209,7 +198,7 @@ func TestRedisUnreachable(t *testing.T) {
 	const timeout = 300 * time.Millisecond
 
 	closedPort := func(t *testing.T) string {
-		p, err := freePort()
+		p, err := redistest.FreePort()
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -109,6 +109,10 @@ func (s *Server) Client(t testing.TB) *redis.Client {
 	return c
 }
 
+// FreePort finds a free loopback TCP port (for a test that needs an
+// address where no Redis listens); it may be taken again before use.
+func FreePort() (int, error) { return freePort() }
+
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

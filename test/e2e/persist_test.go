@@ -20,15 +20,7 @@ func TestE2E_DialogSurvivesSIGKILL(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t, redistest.Options{})
 	rc := srv.Client(t)
-	uas := StartSipp(t, SippArgs{Scenario: "uas.xml", Timeout: 60 * time.Second})
-	cfg := NewProxyConfig(t)
-	cfg.Static["sip:bob@127.0.0.1"] = []string{uas.Contact("bob")}
-	cfg.Extra = fmt.Sprintf(`dialog: {db_mode: 1, db_url: %q}
-profiles: {cachedb_url: %q, no_value: [calls/s], node_id: node-p}
-limits: [{profile: calls/s, max: 10}]
-events: {redis_stream: {url: %q, stream: "dlg:events"}}
-`, srv.URL(), srv.URL(), srv.URL())
-	yaml := cfg.YAML()
+	uas, yaml := persistedNode(t, srv, "node-p", fmt.Sprintf(`events: {redis_stream: {url: %q, stream: "dlg:events"}}`, srv.URL()))
 	p := StartProxy(t, yaml)
 	uac := StartSipp(t, SippArgs{Scenario: "uac_recv_bye.xml", Remote: p.Addr("udp"), Service: "bob",
 		Vars: map[string]string{"require_reason": "1"}, Timeout: 60 * time.Second})
@@ -84,6 +76,22 @@ events: {redis_stream: {url: %q, stream: "dlg:events"}}
 	}
 }
 
+// persistedNode starts a sipp callee and returns it with the config of a
+// proxy (db_mode 1 and a shared profile calls/s, both in srv) whose calls
+// to bob go to it.
+func persistedNode(t *testing.T, srv *redistest.Server, node, extra string) (*Sipp, string) {
+	t.Helper()
+	uas := StartSipp(t, SippArgs{Scenario: "uas.xml", Timeout: 60 * time.Second})
+	cfg := NewProxyConfig(t)
+	cfg.Static["sip:bob@127.0.0.1"] = []string{uas.Contact("bob")}
+	cfg.Extra = fmt.Sprintf(`dialog: {db_mode: 1, db_url: %q}
+profiles: {cachedb_url: %q, no_value: [calls/s], node_id: %s}
+limits: [{profile: calls/s, max: 10}]
+%s
+`, srv.URL(), srv.URL(), node, extra)
+	return uas, cfg.YAML()
+}
+
 func waitHash(t *testing.T, c *redis.Client, key string, want int64) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
@@ -110,14 +118,7 @@ func TestE2E_InDialogRequestAfterSIGKILL(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t, redistest.Options{})
 	rc := srv.Client(t)
-	uas := StartSipp(t, SippArgs{Scenario: "uas.xml", Timeout: 60 * time.Second})
-	cfg := NewProxyConfig(t)
-	cfg.Static["sip:bob@127.0.0.1"] = []string{uas.Contact("bob")}
-	cfg.Extra = fmt.Sprintf(`dialog: {db_mode: 1, db_url: %q}
-profiles: {cachedb_url: %q, no_value: [calls/s], node_id: node-q}
-limits: [{profile: calls/s, max: 10}]
-`, srv.URL(), srv.URL())
-	yaml := cfg.YAML()
+	uas, yaml := persistedNode(t, srv, "node-q", "")
 	p := StartProxy(t, yaml)
 	uac := StartSipp(t, SippArgs{Scenario: "uac.xml", Remote: p.Addr("udp"), Service: "bob",
 		Pause: 8 * time.Second, Timeout: 60 * time.Second})

@@ -80,23 +80,8 @@ func actAsProxyAS(as *siptest.UA, scscf string, got chan<- *sip.Request) (err er
 	got <- inv.Clone()
 	fwd := inv.Clone()
 	fwd.RemoveHeader("Route")
-	branch := sip.NewParams()
-	branch.Add("branch", "z9hG4bK-as-"+strconv.FormatInt(time.Now().UnixNano(), 36))
-	fwd.PrependHeader(&sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: "UDP",
-		Host: "127.0.0.1", Port: as.Addr.Port, Params: branch})
-	as.Send(scscf, fwd)
-	for {
-		m := as.Next("reply to the AS's INVITE", func(m sip.Message) bool {
-			r, ok := m.(*sip.Response)
-			return ok && r.StatusCode > 100
-		})
-		res := m.(*sip.Response)
-		res.RemoveHeader("Via")
-		as.Send(scscf, res)
-		if res.StatusCode >= 200 {
-			return nil
-		}
-	}
+	_, err = as.ProxyOnce(fwd, scscf)
+	return err
 }
 
 // TS 24.229 roles over loopback: two callee contacts register through the

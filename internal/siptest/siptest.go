@@ -391,3 +391,33 @@ func Eventually(t testing.TB, cond func() bool, format string, args ...any) {
 		time.Sleep(2 * time.Millisecond)
 	}
 }
+
+// ProxyOnce acts as a stateless proxy for one request: it sends req to
+// `to` with a Via of its own on top, then relays the replies (100 Trying
+// aside) back with that Via removed, until the final one. It returns the
+// final status. Errors of the UA (a timeout) come back as an error, so it
+// can run on its own goroutine.
+func (u *UA) ProxyOnce(req *sip.Request, to string) (code int, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("proxy %s: %v", u.HostPort(), r)
+		}
+	}()
+	branch := sip.NewParams()
+	branch.Add("branch", fmt.Sprintf("z9hG4bK-px-%d-%d", nextCall(), time.Now().UnixNano()))
+	req.PrependHeader(&sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: "UDP",
+		Host: u.Addr.IP.String(), Port: u.Addr.Port, Params: branch})
+	u.Send(to, req)
+	for {
+		m := u.Next("reply to the proxied "+string(req.Method), func(m sip.Message) bool {
+			r, ok := m.(*sip.Response)
+			return ok && r.StatusCode > 100
+		})
+		res := m.(*sip.Response)
+		res.RemoveHeader("Via")
+		u.Send(to, res)
+		if res.StatusCode >= 200 {
+			return res.StatusCode, nil
+		}
+	}
+}

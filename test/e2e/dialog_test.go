@@ -225,21 +225,6 @@ func actAsAS(as *siptest.UA, proxy string) (err error) {
 	back := inv.Clone()
 	back.Recipient = sip.Uri{Scheme: "sip", User: "carol", Host: "127.0.0.1"}
 	back.PrependHeader(&sip.RouteHeader{Address: *rr.Address.Clone()})
-	branch := sip.NewParams()
-	branch.Add("branch", "z9hG4bK-as-"+fmt.Sprint(time.Now().UnixNano()))
-	back.PrependHeader(&sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: "UDP",
-		Host: "127.0.0.1", Port: as.Addr.Port, Params: branch})
-	as.Send(proxy, back)
-	for {
-		m := as.Next("reply to the AS's INVITE", func(m sip.Message) bool {
-			r, ok := m.(*sip.Response)
-			return ok && r.StatusCode > 100
-		})
-		res := m.(*sip.Response)
-		res.RemoveHeader("Via")
-		as.Send(proxy, res)
-		if res.StatusCode >= 200 {
-			return nil
-		}
-	}
+	_, err = as.ProxyOnce(back, proxy)
+	return err
 }

@@ -226,6 +226,16 @@ func checkValue(p *profile, value string) error {
 // acquire returns the locked record of dialogID, creating it if create is
 // set; nil (unlocked) when absent and create is not set.
 func (s *Set) acquire(dialogID string, create bool) *dialog {
+	if !create {
+		// Every dialog end looks here, most with no membership: a shared
+		// lock keeps them from queueing behind each other.
+		s.mu.RLock()
+		d := s.dialogs[dialogID]
+		s.mu.RUnlock()
+		if d == nil {
+			return nil
+		}
+	}
 	for {
 		s.mu.Lock()
 		d := s.dialogs[dialogID]

@@ -134,7 +134,7 @@ func TestIssue6_RestoredDialogPastItsDeadlineEnds(t *testing.T) {
 	shared := cachedb.NewMemory(cachedb.DefaultKeys(), 0, nil)
 	uac, a := siptest.NewUA(t), siptest.NewUA(t)
 	e1, _ := persistEnv(t, a, store, shared, DBModeRealtime)
-	d := e1.confirmedCall(t, uac, a)
+	e1.confirmedCall(t, uac, a)
 	require.NoError(t, e1.m.FlushPersistence(context.Background()))
 	recs, err := store.Load(context.Background(), "node1")
 	require.NoError(t, err)
@@ -150,7 +150,6 @@ func TestIssue6_RestoredDialogPastItsDeadlineEnds(t *testing.T) {
 	uac.Reply(uac.Request(sip.BYE), 200, "")
 	e2.waitGone(t)
 	assert.Equal(t, int64(1), e2.m.Stats().Snapshot()["expired_dialogs"])
-	_ = d
 }
 
 func TestIssue6_SetPersistenceNamesTheParameter(t *testing.T) {

@@ -3,7 +3,6 @@ package dlgout
 import (
 	"errors"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -133,7 +132,30 @@ type Set struct {
 	pruned bool
 }
 
-// OnResponse takes a response to the dialog-creating INVITE as received on
+// Reply is what a response to the dialog-creating INVITE says about a
+// callee leg: the facts the dialog module reads off the message, so the Set
+// never parses.
+type Reply struct {
+	Code int
+	// ToTag is the To tag ("" when the response has none).
+	ToTag string
+	// CSeq and Method are the response's CSeq; Method "" means the response
+	// had no CSeq.
+	CSeq   uint32
+	Method sip.RequestMethod
+	// Contact is the first Contact's URI, when HasContact (a wildcard does
+	// not count).
+	Contact    sip.Uri
+	HasContact bool
+	// RecordRoute lists the Record-Route URIs in message order. The Set
+	// copies what it keeps.
+	RecordRoute []sip.Uri
+	// Transport and Source are where the response came from ("UDP",
+	// "ip:port").
+	Transport, Source string
+}
+
+// OnReply takes a response to the dialog-creating INVITE as received on
 // tm branch branch, and ourRR, which tells our own Record-Route entries.
 //
 //   - 100, or 1xx without a To tag: nil, false, nil.
@@ -145,11 +167,8 @@ type Set struct {
 //   - 2xx on a Terminated leg, or after Prune on a leg the Set no longer
 //     holds: the leg (from the Set, or built from the response and not
 //     stored), false, ErrLateAnswer.
-func (s *Set) OnResponse(now time.Time, branch int, res *sip.Response, ourRR func(sip.Uri) bool) (leg *Leg, created bool, err error) {
-	if res == nil {
-		return nil, false, ErrMalformed
-	}
-	code := res.StatusCode
+func (s *Set) OnReply(now time.Time, branch int, r Reply, ourRR func(sip.Uri) bool) (leg *Leg, created bool, err error) {
+	code := r.Code
 	switch {
 	case code < 100 || code > 699:
 		return nil, false, ErrMalformed
@@ -159,43 +178,14 @@ func (s *Set) OnResponse(now time.Time, branch int, res *sip.Response, ourRR fun
 	case code == 100:
 		return nil, false, nil
 	}
-
-	var (
-		toTag   string
-		cseq    *sip.CSeqHeader
-		contact *sip.ContactHeader
-		// Room for the Record-Route entries of a typical IMS path without
-		// touching the heap.
-		rrBuf [8]sip.Uri
-	)
-	rr := rrBuf[:0]
-	gotTo := false
-	for _, h := range res.Headers() {
-		switch h := h.(type) {
-		case *sip.ToHeader:
-			if !gotTo {
-				gotTo = true
-				toTag = tagOf(h.Params)
-			}
-		case *sip.CSeqHeader:
-			if cseq == nil {
-				cseq = h
-			}
-		case *sip.ContactHeader:
-			if contact == nil && !h.Address.Wildcard {
-				contact = h
-			}
-		case *sip.RecordRouteHeader:
-			rr = append(rr, h.Address)
-		}
-	}
-	if cseq == nil {
+	if r.Method == "" {
 		return nil, false, ErrMalformed
 	}
-	if cseq.MethodName != sip.INVITE {
+	if r.Method != sip.INVITE {
 		return nil, false, ErrNotInvite
 	}
 	final := code >= 200
+	toTag := r.ToTag
 	if toTag == "" {
 		if final {
 			return nil, false, ErrMalformed
@@ -210,11 +200,11 @@ func (s *Set) OnResponse(now time.Time, branch int, res *sip.Response, ourRR fun
 			return nil, false, nil
 		}
 		leg = &Leg{ToTag: toTag, State: Terminated, Branch: branch, Created: now}
-		leg.update(now, res, code, cseq.SeqNo, contact, rr, ourRR, true)
+		leg.update(now, &r, ourRR, true)
 		return leg, false, ErrLateAnswer
 	case leg == nil:
 		leg = &Leg{ToTag: toTag, State: Early, Branch: branch, Created: now}
-		leg.update(now, res, code, cseq.SeqNo, contact, rr, ourRR, true)
+		leg.update(now, &r, ourRR, true)
 		if final {
 			leg.State = Confirmed
 		}
@@ -225,14 +215,13 @@ func (s *Set) OnResponse(now time.Time, branch int, res *sip.Response, ourRR fun
 			return leg, false, nil
 		}
 		// Refreshed from the 2xx: the ACK and BYE go where it says.
-		leg.State = Terminated
-		leg.update(now, res, code, cseq.SeqNo, contact, rr, ourRR, true)
+		leg.update(now, &r, ourRR, true)
 		return leg, false, ErrLateAnswer
 	case leg.State == Confirmed && !final:
 		// A 1xx overtaken by the 2xx (UDP reordering) says nothing new.
 		return leg, false, nil
 	}
-	leg.update(now, res, code, cseq.SeqNo, contact, rr, ourRR, final)
+	leg.update(now, &r, ourRR, final)
 	if final {
 		leg.State = Confirmed
 	}
@@ -241,20 +230,20 @@ func (s *Set) OnResponse(now time.Time, branch int, res *sip.Response, ourRR fun
 
 // update records a tagged 1xx/2xx on the leg; withRoute recomputes the route
 // set (leg creation and 2xx only).
-func (l *Leg) update(now time.Time, res *sip.Response, code int, cseq uint32, contact *sip.ContactHeader, rr []sip.Uri, ourRR func(sip.Uri) bool, withRoute bool) {
-	if contact != nil && !uriEqual(&l.RemoteTarget, &contact.Address) {
-		l.RemoteTarget = cloneURI(contact.Address)
+func (l *Leg) update(now time.Time, r *Reply, ourRR func(sip.Uri) bool, withRoute bool) {
+	if r.HasContact && !uriEqual(&l.RemoteTarget, &r.Contact) {
+		l.RemoteTarget = cloneURI(r.Contact)
 	}
 	if withRoute {
-		lo, _ := ourRun(rr, ourRR)
-		if !routeEqualReversed(l.RouteSet, rr[:lo]) {
-			l.RouteSet = reversedClone(rr[:lo])
+		lo, _ := ourRun(r.RecordRoute, ourRR)
+		if !routeEqualReversed(l.RouteSet, r.RecordRoute[:lo]) {
+			l.RouteSet = reversedClone(r.RecordRoute[:lo])
 		}
 	}
-	l.LocalCSeq = max(l.LocalCSeq, cseq)
-	l.Transport = res.Transport()
-	l.Source = res.Source()
-	l.LastCode = code
+	l.LocalCSeq = max(l.LocalCSeq, r.CSeq)
+	l.Transport = r.Transport
+	l.Source = r.Source
+	l.LastCode = r.Code
 	l.Updated = now
 }
 
@@ -380,15 +369,4 @@ func (s *Set) NextCSeq(toTag string, towardsCallee bool) (uint32, error) {
 		return 0, ErrUnknownLeg
 	}
 	return l.NextCSeq(towardsCallee)
-}
-
-// tagOf reads the tag parameter; parameter names are case-insensitive (RFC
-// 3261 §7.3.1), tag values compare exactly.
-func tagOf(p sip.HeaderParams) string {
-	for _, kv := range p {
-		if strings.EqualFold(kv.K, "tag") {
-			return kv.V
-		}
-	}
-	return ""
 }

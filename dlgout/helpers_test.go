@@ -8,6 +8,8 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/stretchr/testify/require"
+
+	"github.com/imsdlg/imsdlg/tm"
 )
 
 // ourHost is this proxy in the tests: every Record-Route entry on it is ours.
@@ -84,4 +86,38 @@ func mustResp(t *testing.T, s *Set, branch int, res *sip.Response) *Leg {
 	require.NoError(t, err)
 	require.NotNil(t, leg)
 	return leg
+}
+
+// OnResponse is OnReply with the facts read off a parsed response, as the
+// dialog module reads them: the tests speak SIP, the Set takes facts.
+func (s *Set) OnResponse(now time.Time, branch int, res *sip.Response, ourRR func(sip.Uri) bool) (*Leg, bool, error) {
+	if res == nil {
+		return nil, false, ErrMalformed
+	}
+	return s.OnReply(now, branch, replyOf(res), ourRR)
+}
+
+func replyOf(res *sip.Response) Reply {
+	r := Reply{Code: res.StatusCode, Transport: res.Transport(), Source: res.Source()}
+	gotTo := false
+	for _, h := range res.Headers() {
+		switch h := h.(type) {
+		case *sip.ToHeader:
+			if !gotTo {
+				gotTo = true
+				r.ToTag = tm.Tag(h.Params)
+			}
+		case *sip.CSeqHeader:
+			if r.Method == "" {
+				r.CSeq, r.Method = h.SeqNo, h.MethodName
+			}
+		case *sip.ContactHeader:
+			if !r.HasContact && !h.Address.Wildcard {
+				r.Contact, r.HasContact = h.Address, true
+			}
+		case *sip.RecordRouteHeader:
+			r.RecordRoute = append(r.RecordRoute, h.Address)
+		}
+	}
+	return r
 }

@@ -1,66 +1,58 @@
 package imsdialog
 
 import (
-	"fmt"
 	"runtime"
+	"strconv"
 	"testing"
-	"time"
 
 	"github.com/emiago/sipgo/sip"
 
-	"github.com/imsdlg/imsdlg/internal/siptest"
-	"github.com/imsdlg/imsdlg/tm"
+	"github.com/imsdlg/imsdlg/dlgout"
 )
 
-func benchInvite(b *testing.B, i int) *tm.Request {
-	raw := fmt.Sprintf("INVITE sip:bob@127.0.0.1 SIP/2.0\r\n"+
-		"Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-b%d\r\n"+
-		"Record-Route: <sip:127.0.0.1:5090;lr>\r\n"+
-		"From: <sip:alice@127.0.0.1>;tag=f%d\r\nTo: <sip:bob@127.0.0.1>\r\nCall-ID: bench-%d@test\r\n"+
-		"CSeq: 1 INVITE\r\nContact: <sip:alice@127.0.0.1:5070>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n", i, i, i)
-	m, err := sip.ParseMessage([]byte(raw))
-	if err != nil {
-		b.Fatal(err)
-	}
-	return &tm.Request{Request: m.(*sip.Request), Source: "127.0.0.1:5070", Transport: "UDP", Initial: true}
-}
-
-// BenchmarkDialogMemory reports the heap held per dialog with one answered
-// leg, at 100k dialogs (issue 4 asks for resident memory per confirmed
-// dialog at 100k concurrent ones; this is the module's own share of it).
+// BenchmarkDialogMemory reports the heap held per confirmed dialog's cell
+// at 100k dialogs (issue 4 asks for resident memory per confirmed dialog
+// at 100k concurrent ones; this is the module's own share of it).
 func BenchmarkDialogMemory(b *testing.B) {
 	const n = 100_000
+	from := sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: "alice", Host: "127.0.0.1"}, Params: sip.HeaderParams{{K: "tag", V: "f"}}}
+	to := sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: "bob", Host: "127.0.0.1"}}
+	rr := []sip.Uri{{Scheme: "sip", Host: "127.0.0.1", Port: 5090, UriParams: sip.HeaderParams{{K: "lr"}}}}
+	ok := Event{Kind: EvReply, Reply: dlgout.Reply{Code: 200, ToTag: "callee", CSeq: 1, Method: sip.INVITE,
+		Contact: sip.Uri{Scheme: "sip", User: "bob", Host: "127.0.0.1", Port: 5071}, HasContact: true,
+		Transport: "UDP", Source: "127.0.0.1:5071"}}
 	for b.Loop() {
-		m, err := New(DefaultConfig(), tm.RouterFunc(func(*tm.Request) tm.Decision { return tm.RelayTo() }), nil, siptest.NewClock())
-		if err != nil {
-			b.Fatal(err)
-		}
-		reqs := make([]*tm.Request, n)
-		for i := range reqs {
-			reqs[i] = benchInvite(b, i)
-		}
-		ok := sip.NewResponse(200, "OK")
-		ok.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: "bob", Host: "127.0.0.1"}, Params: sip.NewParams()})
-		ok.To().Params.Add("tag", "callee")
-		ok.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.INVITE})
-		ok.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "bob", Host: "127.0.0.1", Port: 5071}})
 		runtime.GC()
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		ds := make([]*Dialog, n)
-		for i, r := range reqs {
-			d := m.create(r)
-			d.mu.Lock()
-			d.outs.OnResponse(time.Unix(0, 0), 0, ok, d.ourRR)
-			d.outs.Answer("callee")
-			m.stepLocked(d, Event{Kind: EvAnswered})
-			d.mu.Unlock()
-			ds[i] = d
+		cells := make([]*Cell, n)
+		for i := range cells {
+			id := strconv.Itoa(i)
+			inv := Invite{CallID: "bench-" + id + "@test", FromTag: "f" + id, ViaBranch: "z9hG4bK-b" + id,
+				From: from, To: to, Contact: sip.Uri{Scheme: "sip", User: "alice", Host: "127.0.0.1", Port: 5070},
+				RecordRoute: rr, CSeq: 1, Source: "127.0.0.1:5070", Transport: "UDP"}
+			c := NewCell(&testCellConfig, t0, makeDID(uint32(i)&4095, uint32(i)), inv, nil)
+			c.Step(t0, created)
+			c.Step(t0, ok)
+			cells[i] = c
 		}
 		runtime.GC()
 		runtime.ReadMemStats(&after)
 		b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/n, "B/dialog")
-		runtime.KeepAlive(ds)
-		runtime.KeepAlive(reqs)
+		runtime.KeepAlive(cells)
+	}
+}
+
+// BenchmarkCellCall steps one call through its cell: created, ringing,
+// answered, ACK, BYE and its reply.
+func BenchmarkCellCall(b *testing.B) {
+	evs := []Event{created, reply(b, 0, 180, "1"), reply(b, 0, 200, "1"), ack, callerBy,
+		{Kind: EvRequestReply, Method: "BYE", Code: 200}}
+	b.ReportAllocs()
+	for b.Loop() {
+		c := newCell(b)
+		for _, ev := range evs {
+			c.Step(t0, ev)
+		}
 	}
 }

@@ -1,235 +1,243 @@
 package imsdialog
 
 import (
-	"strconv"
+	"maps"
 	"sync"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
 
-	"github.com/imsdlg/imsdlg/dlgout"
 	"github.com/imsdlg/imsdlg/tm"
 )
 
-// Dialog is one dialog cell: the caller leg, the callee legs (dlgout) and
-// the life cycle (FSM). Its fields are guarded by mu; read them through
-// Info.
+// Dialog is one dialog of the table: its Cell, guarded by a lock, with the
+// I/O handles the cell's actions need (the proxy to send through, the
+// INVITE transaction while it runs, the timers) and its callbacks.
 type Dialog struct {
 	m *Manager
 	// HEntry and HID identify the dialog (the did cookie is their hex).
 	HEntry, HID uint32
-	did         string
 	CallID      string
 	FromTag     string
-	// upBranch is the top Via branch of the INVITE that created the
-	// dialog: with Call-ID and From tag it names the dialog (DESIGN §4).
-	upBranch string
+	did         string
+	upBranch    string
 
-	mu           sync.Mutex
-	fsm          *FSM
-	outs         dlgout.Set
-	from         *sip.FromHeader // the caller's From, as received
-	to           *sip.ToHeader   // the INVITE's To (no tag)
-	callerTarget sip.Uri         // Contact of the INVITE
-	callerRoute  []sip.Uri       // from us towards the caller, nearest first
-	callerDst    string          // "udp:ip:port" of the caller's hop when it has no route set
-	callerCSeq   uint32          // highest CSeq seen from the caller
-	inviteCSeq   uint32
-	inviteTx     *tm.Transaction // while the INVITE transaction runs
-	timer        tm.Timer
-	deadline     time.Time // when timer fires; zero without one
-	byeTimer     tm.Timer
-	vars         map[string]string
-	flags        uint32
-	cbs          []callbackReg
+	mu       sync.Mutex
+	cell     *Cell
+	sender   tm.Sender
+	inviteTx *tm.Transaction // while the INVITE transaction runs
+	timer    tm.Timer
+	byeTimer tm.Timer
+	cbs      []callbackReg
+	// Admission (Limiter): the INVITE's decision waits in pending until
+	// admitted; abandoned is set when the INVITE ended meanwhile.
+	admitted  bool
+	abandoned bool
+	pending   tm.Decision
 }
 
 // DID is the dialog cookie: hex h_entry "." hex h_id.
 func (d *Dialog) DID() string { return d.did }
 
-func makeDID(entry, id uint32) string {
-	return strconv.FormatUint(uint64(entry), 16) + "." + strconv.FormatUint(uint64(id), 16)
+// State returns the dialog's state.
+func (d *Dialog) State() State {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cell.state
 }
 
-// parseDID splits a did cookie; false when it is not one.
-func parseDID(s string) (entry, id uint32, ok bool) {
-	for i := 0; i < len(s); i++ {
-		if s[i] == '.' {
-			e, err1 := strconv.ParseUint(s[:i], 16, 32)
-			n, err2 := strconv.ParseUint(s[i+1:], 16, 32)
-			if err1 != nil || err2 != nil {
-				return 0, 0, false
-			}
-			return uint32(e), uint32(n), true
-		}
-	}
-	return 0, 0, false
+// ToTag is the To tag of the leg that answered, "" before an answer.
+func (d *Dialog) ToTag() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cell.ToTag()
 }
 
-// ourRR tells our Record-Route entry of this dialog: it carries our did
-// and names one of our addresses. The did alone is not enough: another
-// proxy of the same call running this module (a P-CSCF in front of this
-// S-CSCF) derives the same did from the same Call-ID, and its entries must
-// stay in the route sets.
-func (d *Dialog) ourRR(u sip.Uri) bool {
-	v, ok := u.UriParams.Get(d.m.cfg.RRParam)
-	if !ok || v != d.did {
+// Snapshot is Cell.Snapshot under the dialog's lock.
+func (d *Dialog) Snapshot() (Snapshot, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cell.Snapshot()
+}
+
+func (d *Dialog) matchTags(fromTag, toTag string) bool {
+	if fromTag != d.FromTag {
 		return false
 	}
-	s := d.m.send()
-	if s == nil {
+	if toTag == "" {
 		return true
 	}
-	port := u.Port
-	if port == 0 && u.IsEncrypted() {
-		port = 5061
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cell.outs.Get(toTag) != nil
+}
+
+// dialogKey keys the dialog binding of a tm transaction.
+type dialogKey struct{}
+
+type binding struct {
+	d       *Dialog
+	initial bool // the INVITE that created the dialog (else a request within it)
+}
+
+// Current returns the dialog a transaction belongs to (get_current_dialog).
+func Current(t *tm.Transaction) *Dialog {
+	if t == nil {
+		return nil
 	}
-	return s.IsOurAddress(u.Host, port)
+	if b, ok := t.Value(dialogKey{}).(binding); ok {
+		return b.d
+	}
+	return nil
+}
+
+// createKey marks a transaction whose INVITE must create a dialog.
+type createKey struct{}
+
+// CreateDialog asks for a dialog for this initial INVITE (dlg_flag /
+// create_dialog): a router calls it when dialog.enable is off and only
+// some calls are to be tracked.
+func CreateDialog(r *tm.Request) {
+	if r.Tx != nil {
+		r.Tx.SetValue(createKey{}, true)
+	}
 }
 
 // LegInfo describes one callee leg (dlg_out) for management.
 type LegInfo struct {
-	ToTag        string   `json:"to_tag"`
-	State        string   `json:"state"`
-	RemoteTarget string   `json:"remote_target"`
-	RouteSet     []string `json:"route_set"`
-	CallerCSeq   uint32   `json:"caller_cseq"`
-	CalleeCSeq   uint32   `json:"callee_cseq"`
-	Branch       int      `json:"branch"`
-	LastCode     int      `json:"last_code"`
-	Source       string   `json:"source"`
-	Created      int64    `json:"created"`
-	Updated      int64    `json:"updated"`
+	ToTag        string
+	State        string
+	RemoteTarget string
+	RouteSet     []string
+	CallerCSeq   uint32
+	CalleeCSeq   uint32
+	Branch       int
+	LastCode     int
+	Source       string
+	Created      time.Time
+	Updated      time.Time
 }
 
-// Info is a snapshot of a dialog, the shape of dlg.list (a contract).
+// Info is a dialog as management shows it.
 type Info struct {
-	HEntry      uint32            `json:"h_entry"`
-	HID         uint32            `json:"h_id"`
-	DID         string            `json:"did"`
-	CallID      string            `json:"callid"`
-	FromTag     string            `json:"from_tag"`
-	ToTag       string            `json:"to_tag"`
-	FromURI     string            `json:"from_uri"`
-	ToURI       string            `json:"to_uri"`
-	State       string            `json:"state"`
-	EndReason   string            `json:"end_reason,omitempty"`
-	Created     int64             `json:"created"`
-	Start       int64             `json:"start,omitempty"`
-	Ended       int64             `json:"ended,omitempty"`
-	Timeout     int64             `json:"timeout"` // seconds of lifetime
-	CallerCSeq  uint32            `json:"caller_cseq"`
-	CallerRoute []string          `json:"caller_route_set"`
-	CallerURI   string            `json:"caller_contact"`
-	DlgOuts     []LegInfo         `json:"dlg_outs"`
-	Vars        map[string]string `json:"vars,omitempty"`
-	Flags       uint32            `json:"flags,omitempty"`
-}
-
-func uriStrings(us []sip.Uri) []string {
-	out := make([]string, 0, len(us))
-	for i := range us {
-		out = append(out, us[i].String())
-	}
-	return out
-}
-
-func unix(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.Unix()
+	HEntry, HID uint32
+	DID         string
+	CallID      string
+	FromTag     string
+	ToTag       string
+	FromURI     string
+	ToURI       string
+	State       State
+	EndReason   EndReason
+	Created     time.Time
+	Start       time.Time
+	Ended       time.Time
+	Deadline    time.Time
+	Timeout     time.Duration
+	CallerCSeq  uint32
+	CallerRoute []string
+	CallerURI   string
+	DlgOuts     []LegInfo
+	// Vars and Flags are filled for Info(true) (dlg.list_ctx).
+	Vars  map[string]string
+	Flags uint32
 }
 
 // Info returns a snapshot; withCtx adds variables and flags (dlg.list_ctx).
 func (d *Dialog) Info(withCtx bool) Info {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	c := d.cell
 	in := Info{
-		HEntry: d.HEntry, HID: d.HID, DID: d.did, CallID: d.CallID, FromTag: d.FromTag,
-		State: d.fsm.State.String(), Created: unix(d.fsm.Created), Start: unix(d.fsm.Start), Ended: unix(d.fsm.Ended),
-		Timeout: int64(d.fsm.Timeout / time.Second), CallerCSeq: d.callerCSeq,
-		CallerRoute: uriStrings(d.callerRoute), CallerURI: d.callerTarget.String(), DlgOuts: []LegInfo{},
+		HEntry: d.HEntry, HID: d.HID, DID: d.did, CallID: d.CallID, FromTag: d.FromTag, ToTag: c.ToTag(),
+		FromURI: c.from.Address.String(), ToURI: c.to.Address.String(),
+		State: c.state, EndReason: c.end, Created: c.created, Start: c.start, Ended: c.ended,
+		Deadline: c.deadline, Timeout: c.timeout, CallerCSeq: c.callerCSeq,
+		CallerRoute: uriStrings(c.callerRoute), CallerURI: c.callerTarget.String(), DlgOuts: []LegInfo{},
 	}
-	if d.fsm.End != NotEnded {
-		in.EndReason = d.fsm.End.String()
-	}
-	if d.from != nil {
-		in.FromURI = d.from.Address.String()
-	}
-	if d.to != nil {
-		in.ToURI = d.to.Address.String()
-	}
-	if a := d.outs.Answered(); a != nil {
-		in.ToTag = a.ToTag
-	}
-	for _, l := range d.outs.Legs() {
+	for _, l := range c.outs.Legs() {
 		in.DlgOuts = append(in.DlgOuts, LegInfo{
 			ToTag: l.ToTag, State: l.State.String(), RemoteTarget: l.RemoteTarget.String(), RouteSet: uriStrings(l.RouteSet),
 			CallerCSeq: l.LocalCSeq, CalleeCSeq: l.RemoteCSeq, Branch: l.Branch, LastCode: l.LastCode, Source: l.Source,
-			Created: unix(l.Created), Updated: unix(l.Updated),
+			Created: l.Created, Updated: l.Updated,
 		})
 	}
 	if withCtx {
-		in.Flags = d.flags
-		if len(d.vars) > 0 {
-			in.Vars = make(map[string]string, len(d.vars))
-			for k, v := range d.vars {
-				in.Vars[k] = v
-			}
+		in.Flags = c.flags
+		if len(c.vars) > 0 {
+			in.Vars = maps.Clone(c.vars)
 		}
 	}
 	return in
 }
 
-// State returns the dialog's state.
-func (d *Dialog) State() State {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.fsm.State
-}
-
 // SetVar sets a dialog variable (set_dlg_var); an empty value removes it.
 func (d *Dialog) SetVar(key, val string) {
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	if persistable(d.fsm.State) && d.m != nil {
-		d.m.markDirty(d, d.fsm.State)
-	}
-	if val == "" {
-		delete(d.vars, key)
-		return
-	}
-	if d.vars == nil {
-		d.vars = make(map[string]string)
-	}
-	d.vars[key] = val
+	acts := d.cell.SetVar(key, val)
+	d.mu.Unlock()
+	d.m.run(d, acts, CallbackParams{})
 }
 
 // Var returns a dialog variable (get_dlg_var).
 func (d *Dialog) Var(key string) (string, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	v, ok := d.vars[key]
-	return v, ok
+	return d.cell.Var(key)
 }
 
 // SetFlag, ResetFlag and IsFlagSet handle the dialog flags 0..31
-// (dlg_setflag, dlg_resetflag, dlg_isflagset).
-func (d *Dialog) SetFlag(n uint) {
+// (dlg_setflag, dlg_resetflag, dlg_isflagset); a change is saved with the
+// dialog (db_mode).
+func (d *Dialog) SetFlag(n uint) { d.setFlag(n, true) }
+
+// ResetFlag is dlg_resetflag.
+func (d *Dialog) ResetFlag(n uint) { d.setFlag(n, false) }
+
+func (d *Dialog) setFlag(n uint, on bool) {
 	d.mu.Lock()
-	d.flags |= 1 << (n & 31)
+	acts := d.cell.SetFlag(n, on)
 	d.mu.Unlock()
+	d.m.run(d, acts, CallbackParams{})
 }
 
-func (d *Dialog) ResetFlag(n uint) {
-	d.mu.Lock()
-	d.flags &^= 1 << (n & 31)
-	d.mu.Unlock()
-}
-
+// IsFlagSet is dlg_isflagset.
 func (d *Dialog) IsFlagSet(n uint) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.flags&(1<<(n&31)) != 0
+	return d.cell.IsFlagSet(n)
+}
+
+// CallbackFunc is a dialog callback (register_dlgcb). It runs on the
+// goroutine that saw the event, without the dialog's lock.
+type CallbackFunc func(d *Dialog, typ Callback, p CallbackParams)
+
+// CallbackParams carry the message that caused the callback, when one did.
+type CallbackParams struct {
+	Request  *sip.Request
+	Response *sip.Response
+	// FromCaller is true when the message came from the caller.
+	FromCaller bool
+}
+
+type callbackReg struct {
+	types Callback
+	f     CallbackFunc
+}
+
+// RegisterCallback registers a global callback for the given types
+// (CREATED is global by nature; the others apply to every dialog).
+func (m *Manager) RegisterCallback(types Callback, f CallbackFunc) {
+	m.gmu.Lock()
+	defer m.gmu.Unlock()
+	old := *m.global.Load()
+	next := append(append([]callbackReg{}, old...), callbackReg{types, f})
+	m.global.Store(&next)
+}
+
+// RegisterCallback registers a callback on this dialog only.
+func (d *Dialog) RegisterCallback(types Callback, f CallbackFunc) {
+	d.mu.Lock()
+	d.cbs = append(d.cbs, callbackReg{types, f})
+	d.mu.Unlock()
 }

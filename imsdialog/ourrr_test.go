@@ -5,27 +5,24 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
-
-	"github.com/imsdlg/imsdlg/internal/siptest"
-	"github.com/imsdlg/imsdlg/tm"
 )
 
 // Another proxy of the same call running this module (a P-CSCF in front of
 // an S-CSCF) derives the same did from the same Call-ID: its Record-Route
 // entries are not ours, and stay in the callee's route set.
 func TestOurRRNeedsOurAddressNotOnlyTheDID(t *testing.T) {
-	uac, callee := siptest.NewUA(t), siptest.NewUA(t)
-	e := newEnv(t, DefaultConfig(), func(*tm.Request) tm.Decision { return tm.RelayTo(target(callee, "bob")) })
-	inv := uac.Invite("sip:bob@" + e.addr)
-	uac.Send(e.addr, inv)
-	got := callee.Request(sip.INVITE)
-	d := e.only(t)
-	ours := got.RecordRoute().Address
-	require.True(t, d.ourRR(ours))
-	other := *ours.Clone()
-	other.Port = callee.Addr.Port // same did, another node
-	assert.False(t, d.ourRR(other))
-	callee.Reply(got, 486, "x")
-	uac.Final()
+	c := newCell(t)
+	assert.True(t, c.ourRR(uri(t, "sip:"+proxy+";lr;did="+did)))
+	assert.True(t, c.ourRR(uri(t, "sip:"+proxy+";lr;DID="+did)), "parameter names are case-insensitive")
+	assert.False(t, c.ourRR(uri(t, "sip:pcscf.ims.example.net;lr;did="+did)), "same did, another node")
+	assert.False(t, c.ourRR(uri(t, "sip:"+proxy+";lr;did=ff.1")), "ours, another dialog")
+
+	c.Step(t0, created)
+	ev := reply(t, 0, 200, "1")
+	// Callee side: an S-CSCF that also put our did; ours; then the caller side.
+	ev.Reply.RecordRoute = []sip.Uri{uri(t, "sip:scscf.ims.example.net;lr;did="+did), uri(t, "sip:"+proxy+";lr;did="+did),
+		uri(t, "sip:pcscf.ims.example.net;lr")}
+	c.Step(t0, ev)
+	out := sends(c.Step(t0, Event{Kind: EvTerminate, Side: SideCallee}))
+	assert.Equal(t, []string{"sip:scscf.ims.example.net;lr;did=" + did}, uriStrings(out[0].Route))
 }

@@ -17,8 +17,6 @@ type Stats struct {
 	created   atomic.Uint64
 	spiraled  atomic.Uint64 // initial INVITEs that joined their dialog as a spiral
 	restored  atomic.Uint64 // dialogs loaded from the dialog store at start
-	dbWrites  atomic.Uint64 // dialog records written or deleted
-	dbErrors  atomic.Uint64 // flushes to the dialog store that failed
 }
 
 func (s *Stats) transition(from, to State, end EndReason) {
@@ -58,8 +56,6 @@ func (s *Stats) Snapshot() map[string]int64 {
 		"created_dialogs":   int64(s.created.Load()),
 		"spiraled_requests": int64(s.spiraled.Load()),
 		"restored_dialogs":  int64(s.restored.Load()),
-		"db_writes":         int64(s.dbWrites.Load()),
-		"db_errors":         int64(s.dbErrors.Load()),
 	}
 }
 
@@ -72,13 +68,11 @@ var (
 	descCreated   = prometheus.NewDesc("imsdlg_dialog_created_dialogs_total", "Dialogs created since start.", nil, nil)
 	descSpiraled  = prometheus.NewDesc("imsdlg_dialog_spiraled_requests_total", "Initial INVITEs that came back to us and joined their dialog (detect_spirals).", nil, nil)
 	descRestored  = prometheus.NewDesc("imsdlg_dialog_restored_dialogs_total", "Dialogs loaded from the dialog store (db_mode) at start.", nil, nil)
-	descDBWrites  = prometheus.NewDesc("imsdlg_dialog_db_writes_total", "Dialog records written to or deleted from the dialog store.", nil, nil)
-	descDBErrors  = prometheus.NewDesc("imsdlg_dialog_db_errors_total", "Flushes to the dialog store that failed (retried).", nil, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (s *Stats) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descActive, descEarly, descProcessed, descExpired, descFailed, descCreated, descSpiraled, descRestored, descDBWrites, descDBErrors} {
+	for _, d := range []*prometheus.Desc{descActive, descEarly, descProcessed, descExpired, descFailed, descCreated, descSpiraled, descRestored} {
 		ch <- d
 	}
 }
@@ -93,6 +87,4 @@ func (s *Stats) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descCreated, prometheus.CounterValue, float64(s.created.Load()))
 	ch <- prometheus.MustNewConstMetric(descSpiraled, prometheus.CounterValue, float64(s.spiraled.Load()))
 	ch <- prometheus.MustNewConstMetric(descRestored, prometheus.CounterValue, float64(s.restored.Load()))
-	ch <- prometheus.MustNewConstMetric(descDBWrites, prometheus.CounterValue, float64(s.dbWrites.Load()))
-	ch <- prometheus.MustNewConstMetric(descDBErrors, prometheus.CounterValue, float64(s.dbErrors.Load()))
 }

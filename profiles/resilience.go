@@ -167,6 +167,27 @@ func (s *Set) Release(ctx context.Context, dialogID string) error {
 	return nil
 }
 
+// Counts reports whether this node counts the dialog in any profile (or
+// may: an uncertain membership): a dialog ending with nothing counted needs
+// no store call. It takes a shared lock and does not allocate.
+func (s *Set) Counts(dialogID string) bool {
+	s.mu.RLock()
+	d := s.dialogs[dialogID]
+	s.mu.RUnlock()
+	return d != nil
+}
+
+// MarkPending leaves a dialog that ended for RetryPending (or Run) to
+// release, when releasing it now is not possible without waiting.
+func (s *Set) MarkPending(dialogID string) {
+	if !s.Counts(dialogID) {
+		return
+	}
+	s.pmu.Lock()
+	s.pending[dialogID] = struct{}{}
+	s.pmu.Unlock()
+}
+
 func (s *Set) dropPending(dialogID string) {
 	s.pmu.Lock()
 	delete(s.pending, dialogID)

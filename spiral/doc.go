@@ -11,5 +11,6 @@
 //
 // The package is a pure classifier: no I/O, no goroutines, no clock, no
 // package-level mutable state. It reads the message without writing to it
-// and does not import tm: what is "ours" is the caller's IsOurs.
+// and does not import tm: what is "ours" is the caller's (tm.Sender's IsOurURI
+// and IsOurVia).
 package spiral

@@ -41,7 +41,7 @@ func FuzzClassify(f *testing.F) {
 		if !ok {
 			return
 		}
-		for _, mk := range []Marker{mk, {RRParam: "xyz", IsOurs: isOurs}, {}} {
+		for _, mk := range []Marker{mk, marker("xyz", isOurs), {}} {
 			v, i := Classify(r, known, mk)
 			switch v {
 			case New:

@@ -55,12 +55,12 @@ type Known struct {
 type Marker struct {
 	// RRParam names the did cookie parameter; empty means DefaultRRParam.
 	RRParam string
-	// IsOurs reports whether host:port is one of our listen addresses or
-	// advertised names. The host comes without IPv6 brackets; the port is
-	// the default one when the URI or Via has none (5061 for a sips URI,
-	// transport=tls or a TLS Via, otherwise 5060). nil: nothing is ours, so
-	// only retransmissions are recognised.
-	IsOurs func(host string, port int) bool
+	// IsOurURI and IsOurVia tell our Route/Record-Route entries and Vias:
+	// tm.Sender's, which know our listen addresses, advertised names and
+	// the default ports. nil: nothing is ours, so only retransmissions are
+	// recognised.
+	IsOurURI func(*sip.Uri) bool
+	IsOurVia func(*sip.ViaHeader) bool
 }
 
 // Classify tells whether an initial request (no To tag; the dialog module
@@ -113,7 +113,7 @@ func Classify(req *sip.Request, known []Known, m Marker) (Verdict, int) {
 		routeDID    = -1 // first did of ours in R-URI/Route that a known dialog has
 		rrDID       = -1 // same in Record-Route
 	)
-	if m.IsOurs != nil && isOurURI(&req.Recipient, m.IsOurs) {
+	if m.ours(&req.Recipient) {
 		routeDID = matchDID(&req.Recipient, rrParam, known)
 	}
 	for _, h := range req.Headers() {
@@ -130,14 +130,14 @@ func Classify(req *sip.Request, known []Known, m Marker) (Verdict, int) {
 			if belowOurVia && viaMatch < 0 {
 				viaMatch = matchBranch(branch, known)
 			}
-			belowOurVia = m.IsOurs != nil && m.IsOurs(trimBrackets(h.Host), viaPort(h))
+			belowOurVia = m.IsOurVia != nil && m.IsOurVia(h)
 			ourVia = ourVia || belowOurVia
 		case *sip.RouteHeader:
-			if routeDID < 0 && m.IsOurs != nil && isOurURI(&h.Address, m.IsOurs) {
+			if routeDID < 0 && m.ours(&h.Address) {
 				routeDID = matchDID(&h.Address, rrParam, known)
 			}
 		case *sip.RecordRouteHeader:
-			if rrDID < 0 && m.IsOurs != nil && isOurURI(&h.Address, m.IsOurs) {
+			if rrDID < 0 && m.ours(&h.Address) {
 				rrDID = matchDID(&h.Address, rrParam, known)
 			}
 		}
@@ -236,33 +236,6 @@ func paramOf(p sip.HeaderParams, name string) string {
 	return ""
 }
 
-func isOurURI(u *sip.Uri, isOurs func(string, int) bool) bool {
-	if u.Host == "" {
-		return false
-	}
-	port := u.Port
-	if port == 0 {
-		port = 5060
-		if u.IsEncrypted() || strings.EqualFold(paramOf(u.UriParams, "transport"), "tls") {
-			port = 5061
-		}
-	}
-	return isOurs(trimBrackets(u.Host), port)
-}
-
-func viaPort(v *sip.ViaHeader) int {
-	switch {
-	case v.Port != 0:
-		return v.Port
-	case strings.EqualFold(v.Transport, "TLS"):
-		return 5061
-	}
-	return 5060
-}
-
-func trimBrackets(host string) string {
-	if len(host) >= 2 && host[0] == '[' && host[len(host)-1] == ']' {
-		return host[1 : len(host)-1]
-	}
-	return host
+func (m Marker) ours(u *sip.Uri) bool {
+	return m.IsOurURI != nil && u.Host != "" && m.IsOurURI(u)
 }

@@ -33,7 +33,32 @@ func isOurs(host string, port int) bool {
 	return false
 }
 
-var mk = Marker{IsOurs: isOurs}
+// marker adapts a host:port table to the URI and Via predicates tm.Sender
+// gives the dialog module: brackets off, default ports as RFC 3263 has them.
+func marker(rrParam string, ours func(host string, port int) bool) Marker {
+	port := func(p int, secure bool) int {
+		switch {
+		case p != 0:
+			return p
+		case secure:
+			return 5061
+		}
+		return 5060
+	}
+	unbracket := func(h string) string { return strings.TrimSuffix(strings.TrimPrefix(h, "["), "]") }
+	return Marker{
+		RRParam: rrParam,
+		IsOurURI: func(u *sip.Uri) bool {
+			tp, _ := u.UriParams.Get("transport")
+			return ours(unbracket(u.Host), port(u.Port, u.IsEncrypted() || strings.EqualFold(tp, "tls")))
+		},
+		IsOurVia: func(v *sip.ViaHeader) bool {
+			return ours(unbracket(v.Host), port(v.Port, strings.EqualFold(v.Transport, "TLS")))
+		},
+	}
+}
+
+var mk = marker("", isOurs)
 
 // req parses an INVITE with the given header lines (Via, Route,
 // Record-Route ... in message order) and the usual mandatory ones.
@@ -78,7 +103,7 @@ func run(t *testing.T, cases []tcase) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			m := tc.m
-			if m.IsOurs == nil {
+			if m.IsOurURI == nil {
 				m = mk
 			}
 			v, i := Classify(tc.req, tc.known, m)
@@ -156,7 +181,7 @@ func TestSeedImsDialog_DetectSpirals_SpiralMarkers(t *testing.T) {
 		{
 			name: "configured rr_param",
 			req:  req(t, asVia, ueVia2, "Record-Route: <sip:"+us+";lr;xyz=1f.2a>"), known: []Known{live},
-			m: Marker{RRParam: "xyz", IsOurs: isOurs}, want: Spiral, idx: 0,
+			m: marker("xyz", isOurs), want: Spiral, idx: 0,
 		},
 		{
 			name: "parameter names are case-insensitive",
@@ -237,12 +262,12 @@ func TestDesign4_Spirals_NoMarkerIsANewDialog(t *testing.T) {
 		{
 			name: "IsOurs that owns nothing",
 			req:  req(t, asVia, ourVia, ueVia, ourRte("1f.2a"), ourRR("1f.2a")), known: []Known{live},
-			m: Marker{IsOurs: func(string, int) bool { return false }}, want: New, idx: -1,
+			m: marker("", func(string, int) bool { return false }), want: New, idx: -1,
 		},
 		{
 			name: "wrong rr_param",
 			req:  req(t, asVia, ueVia2, ourRR("1f.2a")), known: []Known{live},
-			m: Marker{RRParam: "xyz", IsOurs: isOurs}, want: New, idx: -1,
+			m: marker("xyz", isOurs), want: New, idx: -1,
 		},
 	})
 }

@@ -48,6 +48,11 @@ func startProxy(t *testing.T, cfg Config, router Router, opts ...func(*Options))
 	}
 }
 
+// withModules plugs modules into a test proxy.
+func withModules(m ...Module) func(*Options) {
+	return func(o *Options) { o.Modules = append(o.Modules, m...) }
+}
+
 // toUA routes every initial request to the given UAs (parallel fork) and
 // in-dialog requests along their route set.
 func toUAs(uas ...*siptest.UA) RouterFunc {

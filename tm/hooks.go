@@ -43,6 +43,11 @@ const (
 	Respond
 	// Drop discards the request without an answer.
 	Drop
+	// Defer leaves the decision for later: the router (or a middleware)
+	// calls Transaction.Decide once it has one, e.g. when a call limit
+	// counted in Redis answered. The transaction waits meanwhile; a CANCEL
+	// still ends it. Without a transaction (ACK) Defer drops the request.
+	Defer
 )
 
 // Decision is the router's answer for one request.
@@ -98,12 +103,15 @@ type Request struct {
 	// Tx is the transaction the request created; nil for ACK, which is
 	// always relayed statelessly.
 	Tx *Transaction
+	// Sender sends on the proxy's behalf and tells our own addresses.
+	Sender Sender
 }
 
 // Router is the request route of the proxy: it decides, for each request
 // that passed validation, whether to relay it and where, or how to answer it.
-// It runs on the goroutine that received the request and must not block for
-// long.
+// It runs on the goroutine that received the request and must not block:
+// work that waits on the network (a limit counted in Redis) returns a
+// Defer decision and calls Transaction.Decide when it is done.
 type Router interface {
 	Route(r *Request) Decision
 }
@@ -113,6 +121,11 @@ type RouterFunc func(r *Request) Decision
 
 // Route implements Router.
 func (f RouterFunc) Route(r *Request) Decision { return f(r) }
+
+// Middleware wraps the router that comes after it (CoreDNS and net/http
+// style): it may act before and after next decides, change the decision,
+// or decide alone.
+type Middleware func(next Router) Router
 
 // Branch is one outgoing copy of a proxied request, as the branch hook sees
 // it before it is sent.
@@ -143,9 +156,100 @@ type FailureHook interface {
 	OnFailure(t *Transaction, best *sip.Response) []Target
 }
 
-// FinalHook sees the final outcome of a transaction once: the first 2xx, the
-// selected or locally generated final response, or 487 when the caller
-// cancelled. local is true for responses tm generated.
-type FinalHook interface {
-	OnFinal(t *Transaction, res *sip.Response, local bool)
+// OutcomeKind says how a transaction ended upstream.
+type OutcomeKind uint8
+
+const (
+	// Answered: a branch's 2xx went upstream (Branch, Code, Response).
+	Answered OutcomeKind = iota + 1
+	// Failed: the best non-2xx of the branches went upstream (Branch), or
+	// tm made one (Local: timeout, no branch left, transport error).
+	Failed
+	// Cancelled: the caller cancelled the request and no 2xx crossed the
+	// CANCEL (Code is 487).
+	Cancelled
+	// Replied: the router or t_reply answered the request locally (Code).
+	Replied
+)
+
+var outcomeNames = [...]string{"", "answered", "failed", "cancelled", "replied"}
+
+func (k OutcomeKind) String() string {
+	if int(k) < len(outcomeNames) && k > 0 {
+		return outcomeNames[k]
+	}
+	return "unknown"
+}
+
+// Outcome is how a transaction ended upstream, told once to the observers.
+type Outcome struct {
+	Kind   OutcomeKind
+	Code   int
+	Reason string
+	// Branch is the branch whose reply went upstream; -1 when tm made the
+	// reply (Local) or the request was answered locally.
+	Branch int
+	// Local is true when the reply upstream was made by the proxy, not
+	// relayed from a branch.
+	Local bool
+	// Response is the final reply as received on Branch, or as tm built
+	// it; read-only.
+	Response *sip.Response
+}
+
+// Observer watches transactions without deciding anything. tm calls it
+// outside its locks; it must not block.
+type Observer interface {
+	// OnReply is told of every reply a branch receives, before tm acts on
+	// it, with the hooks' verdict still to come.
+	OnReply(t *Transaction, branch int, res *sip.Response)
+	// OnOutcome is told once how the transaction ended upstream.
+	OnOutcome(t *Transaction, o Outcome)
+	// OnDone is told once, after OnOutcome, when every branch has finished:
+	// nothing more happens on the transaction.
+	OnDone(t *Transaction)
+}
+
+// ObserverFuncs adapts functions to Observer; nil fields are skipped.
+type ObserverFuncs struct {
+	Reply   func(t *Transaction, branch int, res *sip.Response)
+	Outcome func(t *Transaction, o Outcome)
+	Done    func(t *Transaction)
+}
+
+// OnReply implements Observer.
+func (f ObserverFuncs) OnReply(t *Transaction, branch int, res *sip.Response) {
+	if f.Reply != nil {
+		f.Reply(t, branch, res)
+	}
+}
+
+// OnOutcome implements Observer.
+func (f ObserverFuncs) OnOutcome(t *Transaction, o Outcome) {
+	if f.Outcome != nil {
+		f.Outcome(t, o)
+	}
+}
+
+// OnDone implements Observer.
+func (f ObserverFuncs) OnDone(t *Transaction) {
+	if f.Done != nil {
+		f.Done(t)
+	}
+}
+
+// Module is one component plugged into the proxy when it is built: the
+// explicit chain that replaces discovering hooks by type assertion. Every
+// field is optional. Modules run in the order given: the first module's
+// middleware is the outermost, its hooks and observer run first.
+type Module struct {
+	// Name appears in the logs of a hook that panicked.
+	Name       string
+	Middleware Middleware
+	Branch     BranchHook
+	Reply      ReplyHook
+	// Failure hooks are asked in module order; the first that returns
+	// targets decides.
+	Failure  FailureHook
+	Observer Observer
 }

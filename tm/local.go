@@ -16,11 +16,8 @@ import (
 // LocalTimeout it returns an error wrapping context.DeadlineExceeded or
 // sip.ErrTransactionTimeout.
 func (p *Proxy) SendRequest(ctx context.Context, req *sip.Request, dst string) (*sip.Response, error) {
-	if req.IsAck() {
-		return nil, errors.New("tm: ACK has no transaction; use ForwardStateless")
-	}
-	if req.CallID() == nil || req.CSeq() == nil || req.From() == nil || req.To() == nil {
-		return nil, errors.New("tm: local request needs Call-ID, CSeq, From and To")
+	if err := checkLocal(req); err != nil {
+		return nil, err
 	}
 	if req.MaxForwards() == nil {
 		SetMaxForwards(req, 70)
@@ -69,6 +66,16 @@ func (p *Proxy) SendRequest(ctx context.Context, req *sip.Request, dst string) (
 			return nil, fmt.Errorf("tm: %s to %s: no final reply: %w", req.Method, h.addr(), ctx.Err())
 		}
 	}
+}
+
+func checkLocal(req *sip.Request) error {
+	if req.IsAck() {
+		return errors.New("tm: ACK has no transaction; use ForwardStateless")
+	}
+	if req.CallID() == nil || req.CSeq() == nil || req.From() == nil || req.To() == nil {
+		return errors.New("tm: local request needs Call-ID, CSeq, From and To")
+	}
+	return nil
 }
 
 // ForwardStateless relays a request without a transaction, as the proxy

@@ -28,14 +28,13 @@ const udpReadBuffer = 4 << 20
 // Options configure a Proxy.
 type Options struct {
 	Config Config
-	// Router decides what happens to each request. Required. When it also
-	// implements BranchHook, ReplyHook, FailureHook or FinalHook, those are
-	// used unless set explicitly below.
-	Router      Router
-	BranchHook  BranchHook
-	ReplyHook   ReplyHook
-	FailureHook FailureHook
-	FinalHook   FinalHook
+	// Router decides what happens to each request: the innermost link of
+	// the chain, after every module's middleware. Required.
+	Router Router
+	// Modules plug middleware, hooks and observers in, in this order (see
+	// Module). Nothing is discovered by type assertion: what is not
+	// declared here is not called.
+	Modules []Module
 	// Supported lists the option tags accepted in Proxy-Require (§16.3 step 5).
 	Supported []string
 	Logger    *slog.Logger
@@ -44,14 +43,21 @@ type Options struct {
 	UserAgent string
 }
 
+// hook is one hook with the name of the module it came from, for the log
+// of a panic.
+type hook[T any] struct {
+	module string
+	h      T
+}
+
 // Proxy is a transaction-stateful forking SIP proxy on sipgo.
 type Proxy struct {
 	cfg       Config
-	router    Router
-	branch    BranchHook
-	reply     ReplyHook
-	failure   FailureHook
-	final     FinalHook
+	router    Router // the whole chain: every module's middleware around Options.Router
+	branch    []hook[BranchHook]
+	reply     []hook[ReplyHook]
+	failure   []hook[FailureHook]
+	observers []hook[Observer]
 	supported []string
 	log       *slog.Logger
 	clock     Clock
@@ -69,6 +75,9 @@ type Proxy struct {
 	closed    atomic.Bool
 	draining  atomic.Bool
 	wg        sync.WaitGroup
+	// stop ends the local requests in flight when the proxy closes.
+	stop    context.Context
+	stopped context.CancelFunc
 }
 
 type listener struct {
@@ -98,32 +107,42 @@ func New(o Options) (*Proxy, error) {
 	p := &Proxy{
 		cfg:       o.Config,
 		router:    o.Router,
-		branch:    o.BranchHook,
-		reply:     o.ReplyHook,
-		failure:   o.FailureHook,
-		final:     o.FinalHook,
 		supported: o.Supported,
 		log:       o.Logger,
 		clock:     o.Clock,
 		invites:   newInviteTable(),
 	}
+	p.stop, p.stopped = context.WithCancel(context.Background())
 	if p.log == nil {
 		p.log = slog.Default()
 	}
 	if p.clock == nil {
 		p.clock = realClock{}
 	}
-	if h, ok := o.Router.(BranchHook); ok && p.branch == nil {
-		p.branch = h
+	for i := len(o.Modules) - 1; i >= 0; i-- {
+		if mw := o.Modules[i].Middleware; mw != nil {
+			if p.router = mw(p.router); p.router == nil {
+				return nil, fmt.Errorf("tm: module %q: middleware returned a nil router", o.Modules[i].Name)
+			}
+		}
 	}
-	if h, ok := o.Router.(ReplyHook); ok && p.reply == nil {
-		p.reply = h
-	}
-	if h, ok := o.Router.(FailureHook); ok && p.failure == nil {
-		p.failure = h
-	}
-	if h, ok := o.Router.(FinalHook); ok && p.final == nil {
-		p.final = h
+	for i, m := range o.Modules {
+		name := m.Name
+		if name == "" {
+			name = "module " + strconv.Itoa(i)
+		}
+		if m.Branch != nil {
+			p.branch = append(p.branch, hook[BranchHook]{name, m.Branch})
+		}
+		if m.Reply != nil {
+			p.reply = append(p.reply, hook[ReplyHook]{name, m.Reply})
+		}
+		if m.Failure != nil {
+			p.failure = append(p.failure, hook[FailureHook]{name, m.Failure})
+		}
+		if m.Observer != nil {
+			p.observers = append(p.observers, hook[Observer]{name, m.Observer})
+		}
 	}
 	name := o.UserAgent
 	if name == "" {
@@ -295,6 +314,7 @@ func (p *Proxy) Close() error {
 	if p.closed.Swap(true) {
 		return nil
 	}
+	p.stopped()
 	for _, l := range *p.listeners.Load() {
 		l.close()
 	}
@@ -337,24 +357,6 @@ func (p *Proxy) isOurHostPort(host string, port int, defPort int) bool {
 		}
 	}
 	return false
-}
-
-// IsOurAddress reports whether host:port is one of our listeners or
-// advertised addresses (port 0 meaning 5060).
-func (p *Proxy) IsOurAddress(host string, port int) bool { return p.isOurHostPort(host, port, 5060) }
-
-// isOurURI reports whether a URI designates this proxy (a Route or
-// Record-Route entry we put there).
-func (p *Proxy) isOurURI(u *sip.Uri) bool {
-	def := 5060
-	if u.IsEncrypted() {
-		def = 5061
-	}
-	return p.isOurHostPort(u.Host, u.Port, def)
-}
-
-func (p *Proxy) isOurVia(v *sip.ViaHeader) bool {
-	return p.isOurHostPort(v.Host, v.Port, 5060)
 }
 
 // pickListener chooses the socket a message to h leaves from: same
@@ -470,7 +472,7 @@ func (p *Proxy) onRequest(req *sip.Request, srv *sip.ServerTx) {
 		return
 	}
 	lh := LoopHash(req)
-	if IsLoop(req, lh, p.isOurVia) {
+	if IsLoop(req, lh, p.IsOurVia) {
 		p.reject(req, srv, &Rejection{Code: 482, Reason: "Loop Detected"})
 		return
 	}
@@ -487,14 +489,17 @@ func (p *Proxy) onRequest(req *sip.Request, srv *sip.ServerTx) {
 		RouteConsumed: consumed,
 		RouteParams:   params,
 		Tx:            t,
+		Sender:        p,
 	}
 	d := p.router.Route(r)
-	t.apply(d)
+	if d.Kind != Defer {
+		t.Decide(d)
+	}
 }
 
 func hasToTag(req *sip.Request) bool {
 	to := req.To()
-	return to != nil && to.Params.Has("tag")
+	return to != nil && Tag(to.Params) != ""
 }
 
 // reject answers a request that failed validation.
@@ -528,13 +533,13 @@ func (p *Proxy) handleAck(req *sip.Request) {
 		return
 	}
 	lh := LoopHash(req)
-	if IsLoop(req, lh, p.isOurVia) {
+	if IsLoop(req, lh, p.IsOurVia) {
 		p.log.Debug("ACK dropped: loop", "callid", callID(req))
 		return
 	}
 	consumed, params := p.preprocessRoute(req)
 	r := &Request{Request: req, Source: req.Source(), Transport: req.Transport(),
-		Initial: !hasToTag(req), RouteConsumed: consumed, RouteParams: params}
+		Initial: !hasToTag(req), RouteConsumed: consumed, RouteParams: params, Sender: p}
 	d := p.router.Route(r)
 	if d.Kind != Relay {
 		return
@@ -615,7 +620,7 @@ func (p *Proxy) replyOn(srv *sip.ServerTx, req *sip.Request, code int, reason st
 // client transaction ended. Responses not carrying our Via are dropped.
 func (p *Proxy) onStrayResponse(res *sip.Response) {
 	top := res.Via()
-	if top == nil || !p.isOurVia(top) {
+	if top == nil || !p.IsOurVia(top) {
 		return
 	}
 	up := forwardCopy(res)

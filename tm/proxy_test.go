@@ -27,7 +27,7 @@ func ourVias(t *testing.T, p *testProxy, m sip.Message) int {
 	n := 0
 	for _, h := range m.GetHeaders("Via") {
 		v := h.(*sip.ViaHeader)
-		if p.isOurVia(v) {
+		if p.IsOurVia(v) {
 			n++
 		}
 	}
@@ -48,10 +48,10 @@ func TestRFC3261_16_RecordRoutedCall(t *testing.T) {
 	assert.Equal(t, fmt.Sprintf("sip:bob@127.0.0.1:%d", uas.Addr.Port), got.Recipient.String())
 	assert.Equal(t, uint32(69), got.MaxForwards().Val(), "§16.6 step 3")
 	require.Len(t, got.GetHeaders("Via"), 2, "our Via on top of the caller's")
-	assert.True(t, p.isOurVia(got.Via()))
+	assert.True(t, p.IsOurVia(got.Via()))
 	rr := got.RecordRoute()
 	require.NotNil(t, rr, "§16.6 step 4")
-	assert.True(t, p.isOurURI(&rr.Address))
+	assert.True(t, p.IsOurURI(&rr.Address))
 	assert.True(t, rr.Address.UriParams.Has("lr"))
 
 	uas.Reply(got, 180, "callee1")
@@ -65,7 +65,7 @@ func TestRFC3261_16_RecordRoutedCall(t *testing.T) {
 	uac.Send(p.udp, uac.AckFor(inv, r200))
 	ack := uas.Request(sip.ACK)
 	assert.Nil(t, ack.Route(), "our Route is consumed (§16.4)")
-	assert.True(t, p.isOurVia(ack.Via()), "stateless relay adds our Via (§16.11)")
+	assert.True(t, p.IsOurVia(ack.Via()), "stateless relay adds our Via (§16.11)")
 
 	bye := uac.InDialog("BYE", inv, r200, 2)
 	uac.Send(p.udp, bye)
@@ -382,7 +382,7 @@ func (f *failover) OnFailure(t *Transaction, best *sip.Response) []Target {
 func TestTM_FailureHookAddsBranch(t *testing.T) {
 	uac, a, b := siptest.NewUA(t), siptest.NewUA(t), siptest.NewUA(t)
 	f := &failover{RouterFunc: toUAs(a), next: Target{URI: sip.Uri{Scheme: "sip", User: "vm", Host: "127.0.0.1", Port: b.Addr.Port}}}
-	p := startProxy(t, testCfg(), f)
+	p := startProxy(t, testCfg(), f, withModules(Module{Name: "failover", Failure: f}))
 	uac.Send(p.udp, uac.Invite("sip:bob@"+p.udp))
 	a.Reply(a.Request(sip.INVITE), 486, "a")
 	ib := b.Request(sip.INVITE)
@@ -489,7 +489,7 @@ func TestTM_SendRequestLocal(t *testing.T) {
 		done <- res
 	}()
 	got := uas.Request(sip.OPTIONS)
-	assert.True(t, p.isOurVia(got.Via()))
+	assert.True(t, p.IsOurVia(got.Via()))
 	assert.Equal(t, uint32(70), got.MaxForwards().Val())
 	uas.Reply(got, 200, "")
 	select {
@@ -560,7 +560,7 @@ func (h *hooked) OnReply(t *Transaction, branch int, res *sip.Response) bool {
 func TestTM_BranchAndReplyHooks(t *testing.T) {
 	uac, a, b := siptest.NewUA(t), siptest.NewUA(t), siptest.NewUA(t)
 	h := &hooked{RouterFunc: toUAs(a, b), dropBranch: 1}
-	p := startProxy(t, testCfg(), h)
+	p := startProxy(t, testCfg(), h, withModules(Module{Name: "hooked", Branch: h, Reply: h}))
 	uac.Send(p.udp, uac.Invite("sip:bob@"+p.udp))
 	ia := a.Request(sip.INVITE)
 	require.NotNil(t, ia.GetHeader("X-Branch"))
@@ -742,13 +742,20 @@ func TestTM_RouterPanicIs500(t *testing.T) {
 type panicky struct{ RouterFunc }
 
 func (panicky) OnReply(t *Transaction, branch int, res *sip.Response) bool { panic("reply hook bug") }
-func (panicky) OnFinal(t *Transaction, res *sip.Response, local bool)      { panic("final hook bug") }
+
+func panickyModule() Module {
+	return Module{Name: "panicky", Reply: panicky{}, Observer: ObserverFuncs{
+		Reply:   func(*Transaction, int, *sip.Response) { panic("reply observer bug") },
+		Outcome: func(*Transaction, Outcome) { panic("outcome observer bug") },
+		Done:    func(*Transaction) { panic("done observer bug") },
+	}}
+}
 
 // Panicking hooks are contained: the reply is relayed as if the hook said
 // yes, the transaction completes.
 func TestTM_HookPanicsAreContained(t *testing.T) {
 	uac, uas := siptest.NewUA(t), siptest.NewUA(t)
-	p := startProxy(t, testCfg(), panicky{toUAs(uas)})
+	p := startProxy(t, testCfg(), toUAs(uas), withModules(panickyModule()))
 	uac.Send(p.udp, uac.Invite("sip:bob@"+p.udp))
 	got := uas.Request(sip.INVITE)
 	uas.Reply(got, 180, "x")

@@ -56,7 +56,7 @@ const (
 	actRelay                          // res: relay a provisional or 2xx upstream
 	actReplyFinal                     // res or code/reason: the final answer upstream
 	actRunFailure                     // res: call the failure hook with the best reply
-	actFinal                          // res or code/reason, local: final hook
+	actFinal                          // outcome, res or code/reason, local, branch: tell the observers
 	actDone                           // every branch finished and the outcome is known
 	actTimedOut                       // branch, local: the branch timer fired (local = fr_inv_timeout)
 )
@@ -73,6 +73,8 @@ type action struct {
 	// auth holds the challenges of the other branches to add to a selected
 	// 401/407 (RFC 3261 §16.7 step 7).
 	auth []sip.Header
+	// outcome is how the transaction ended (actFinal).
+	outcome OutcomeKind
 }
 
 type branchPhase uint8
@@ -185,7 +187,7 @@ func (c *respCtx) Step(now time.Time, ev event) []action {
 			return nil
 		}
 		out = append(out, action{kind: actReplyFinal, code: ev.code, reason: ev.reason, local: true})
-		out = append(out, action{kind: actFinal, code: ev.code, reason: ev.reason, local: true})
+		out = append(out, action{kind: actFinal, outcome: Replied, code: ev.code, reason: ev.reason, local: true})
 		c.finalSent = true
 		c.groups = nil
 		reason := ev.cancelReason
@@ -221,12 +223,7 @@ func (c *respCtx) Step(now time.Time, ev event) []action {
 	return out
 }
 
-func reasonForCode(code int, text string) string {
-	if text == "" {
-		return "SIP ;cause=" + itoa(code)
-	}
-	return "SIP ;cause=" + itoa(code) + ` ;text="` + text + `"`
-}
+func reasonForCode(code int, text string) string { return ReasonValue("SIP", code, text) }
 
 func itoa(n int) string {
 	if n == 0 {
@@ -331,7 +328,7 @@ func (c *respCtx) onReply(out []action, i int, res *sip.Response, noRelay bool) 
 			}
 			c.finalSent = true
 			out = append(out, action{kind: actRelay, branch: i, res: res})
-			out = append(out, action{kind: actFinal, res: res})
+			out = append(out, action{kind: actFinal, outcome: Answered, branch: i, res: res})
 			c.groups = nil
 			return c.checkDone(out)
 		}
@@ -344,7 +341,7 @@ func (c *respCtx) onReply(out []action, i int, res *sip.Response, noRelay bool) 
 			c.finalSent = true
 			c.groups = nil
 			if first {
-				out = append(out, action{kind: actFinal, res: res})
+				out = append(out, action{kind: actFinal, outcome: Answered, branch: i, res: res})
 			}
 			out = c.cancelPending(out, reasonCompletedElsewhere)
 		}
@@ -414,7 +411,7 @@ func (c *respCtx) onUpstreamCancel(out []action, reason string) []action {
 	c.finalSent = true // sipgo answered the INVITE with 487 itself
 	c.groups = nil
 	c.inFailure = false
-	out = append(out, action{kind: actFinal, code: 487, reason: "Request Terminated", local: true})
+	out = append(out, action{kind: actFinal, outcome: Cancelled, code: 487, reason: "Request Terminated", local: true})
 	out = c.cancelPending(out, reason)
 	return c.checkDone(out)
 }
@@ -502,7 +499,7 @@ func (c *respCtx) replyBest(out []action) []action {
 			code, reason = 408, "Request Timeout"
 		}
 		out = append(out, action{kind: actReplyFinal, code: code, reason: reason, local: true})
-		out = append(out, action{kind: actFinal, code: code, reason: reason, local: true})
+		out = append(out, action{kind: actFinal, outcome: Failed, code: code, reason: reason, local: true})
 		return c.checkDone(out)
 	}
 	b := &c.branches[idx]
@@ -515,7 +512,7 @@ func (c *respCtx) replyBest(out []action) []action {
 			code, reason = 500, "Server Internal Error"
 		}
 		out = append(out, action{kind: actReplyFinal, code: code, reason: reason, local: true})
-		out = append(out, action{kind: actFinal, code: code, reason: reason, local: true})
+		out = append(out, action{kind: actFinal, outcome: Failed, code: code, reason: reason, local: true})
 		return c.checkDone(out)
 	}
 	var auth []sip.Header
@@ -523,7 +520,7 @@ func (c *respCtx) replyBest(out []action) []action {
 		auth = c.challenges(idx)
 	}
 	out = append(out, action{kind: actReplyFinal, branch: idx, res: res, auth: auth})
-	out = append(out, action{kind: actFinal, branch: idx, res: res})
+	out = append(out, action{kind: actFinal, outcome: Failed, branch: idx, res: res})
 	return c.checkDone(out)
 }
 

@@ -110,7 +110,7 @@ func fixStrictRoute(req *sip.Request) {
 func (p *Proxy) preprocessRoute(req *sip.Request) (consumed bool, params sip.HeaderParams) {
 	// A strict router before us put our Record-Route URI into the
 	// Request-URI: the real one is the last Route.
-	if p.isOurURI(&req.Recipient) && req.Recipient.User == "" && req.Recipient.UriParams.Has("lr") {
+	if p.IsOurURI(&req.Recipient) && req.Recipient.User == "" && req.Recipient.UriParams.Has("lr") {
 		routes := req.GetHeaders("Route")
 		if len(routes) > 0 {
 			if last, ok := routes[len(routes)-1].(*sip.RouteHeader); ok {
@@ -125,7 +125,7 @@ func (p *Proxy) preprocessRoute(req *sip.Request) (consumed bool, params sip.Hea
 	// (different transports or address families on the two sides).
 	for {
 		r := req.Route()
-		if r == nil || !p.isOurURI(&r.Address) {
+		if r == nil || !p.IsOurURI(&r.Address) {
 			break
 		}
 		if params == nil {

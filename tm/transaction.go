@@ -41,6 +41,7 @@ type Transaction struct {
 	localHdrs []sip.Header  // headers for a locally built final reply
 	upFinal   int           // final code sent on srv; 0 while none
 	finalCode int
+	decided   bool // Decide ran
 
 	vmu    sync.Mutex
 	values map[any]any // per-transaction data of the modules above tm
@@ -94,7 +95,7 @@ func (p *Proxy) newTransaction(req *sip.Request, srv *sip.ServerTx, loopHash str
 	// Clone copies the destination computed for the received request;
 	// every branch computes its own.
 	t.req.SetDestination("")
-	t.rc = newRespCtx(t.invite, p.cfg, p.failure != nil)
+	t.rc = newRespCtx(t.invite, p.cfg, len(p.failure) > 0)
 	p.stats.inuse.Add(1)
 	if !t.invite {
 		return t
@@ -234,8 +235,18 @@ func (t *Transaction) step(ev event) {
 	runAll(post)
 }
 
-// apply carries out the router's decision for this transaction.
-func (t *Transaction) apply(d Decision) {
+// Decide carries out the router's decision for this transaction; a router
+// that returned Defer calls it once it has decided. Only the first call
+// counts; a Defer decision given here drops the request. A transaction
+// that ended meanwhile (the caller cancelled) ignores it.
+func (t *Transaction) Decide(d Decision) {
+	t.mu.Lock()
+	if t.decided {
+		t.mu.Unlock()
+		return
+	}
+	t.decided = true
+	t.mu.Unlock()
 	switch d.Kind {
 	case Respond:
 		t.mu.Lock()
@@ -251,7 +262,7 @@ func (t *Transaction) apply(d Decision) {
 		post := t.exec(acts)
 		t.mu.Unlock()
 		runAll(post)
-	case Drop:
+	case Drop, Defer:
 		t.srv.Terminate()
 		t.finish()
 	default:
@@ -332,10 +343,11 @@ func (t *Transaction) exec(acts []action) []func() {
 			best := a.res
 			post = append(post, func() {
 				var targets []Target
-				func() {
-					defer p.guard("failure", t)
-					targets = p.failure.OnFailure(t, best)
-				}()
+				for _, h := range p.failure {
+					if targets = p.failureHook(h, t, best); len(targets) > 0 {
+						break
+					}
+				}
 				t.step(event{kind: evFailureResult, targets: targets})
 			})
 		case actFinal:
@@ -345,14 +357,18 @@ func (t *Transaction) exec(acts []action) []func() {
 			}
 			t.finalCode = code
 			p.stats.finalClass[class(code)].Add(1)
-			if p.final != nil {
-				res, local := a.res, a.local
-				if res == nil {
-					res = sip.NewResponseFromRequest(t.orig, a.code, a.reason, nil)
+			if len(p.observers) > 0 {
+				o := Outcome{Kind: a.outcome, Code: code, Reason: a.reason, Branch: -1, Local: a.local, Response: a.res}
+				if a.res != nil {
+					o.Reason = a.res.Reason
+					o.Branch = a.branch
+				} else {
+					o.Response = sip.NewResponseFromRequest(t.orig, a.code, a.reason, nil)
 				}
 				post = append(post, func() {
-					defer p.guard("final", t)
-					p.final.OnFinal(t, res, local)
+					for _, h := range p.observers {
+						p.observe(h.module, t, func() { h.h.OnOutcome(t, o) })
+					}
 				})
 			}
 		case actDone:
@@ -380,6 +396,9 @@ func (t *Transaction) finish() {
 		t.p.invites.removeInvite(t.key, t)
 	}
 	t.p.stats.inuse.Add(-1)
+	for _, h := range t.p.observers {
+		t.p.observe(h.module, t, func() { h.h.OnDone(t) })
+	}
 }
 
 // srvCancelled reports whether sipgo already answered the INVITE with 487
@@ -545,8 +564,13 @@ func (t *Transaction) runBranch(i int, tg Target) {
 			t.br[i].code = res.StatusCode
 			t.mu.Unlock()
 			ev := event{kind: evReply, branch: i, res: res}
-			if p.reply != nil && !p.replyHook(t, i, res) && res.StatusCode < 200 {
-				ev.noRelay = true
+			for _, h := range p.observers {
+				p.observe(h.module, t, func() { h.h.OnReply(t, i, res) })
+			}
+			for _, h := range p.reply {
+				if !p.replyHook(h, t, i, res) && res.StatusCode < 200 {
+					ev.noRelay = true
+				}
 			}
 			t.step(ev)
 			if res.StatusCode >= 200 {
@@ -575,8 +599,10 @@ func (t *Transaction) buildBranch(i int, tg Target) (*sip.Request, error) {
 		req.Recipient = *tg.URI.Clone()
 	}
 	SetMaxForwards(req, NextMaxForwards(t.orig))
-	if p.branch != nil && !p.branchHook(t, &Branch{Index: i, Target: tg, Request: req}) {
-		return nil, nil
+	for _, h := range p.branch {
+		if !p.branchHook(h, t, &Branch{Index: i, Target: tg, Request: req}) {
+			return nil, nil
+		}
 	}
 	fixStrictRoute(req)
 	h, err := nextHop(req, tg.Dst)
@@ -704,22 +730,34 @@ func msgSize(req *sip.Request) int {
 
 // guard keeps a panicking hook from taking the process down: the hook's
 // work is lost and logged, the transaction goes on with the default.
-func (p *Proxy) guard(hook string, t *Transaction) {
+func (p *Proxy) guard(module, hook string, t *Transaction) {
 	if r := recover(); r != nil {
-		p.log.Error("panic in a tm hook", "hook", hook, "callid", callID(t.orig), "panic", r,
+		p.log.Error("panic in a tm hook", "module", module, "hook", hook, "callid", callID(t.orig), "panic", r,
 			"stack", string(debug.Stack()))
 	}
 }
 
-// branchHook runs the branch hook; a panic drops the branch.
-func (p *Proxy) branchHook(t *Transaction, b *Branch) (send bool) {
-	defer p.guard("branch", t)
-	return p.branch.OnBranch(t, b)
+// branchHook runs a branch hook; a panic drops the branch.
+func (p *Proxy) branchHook(h hook[BranchHook], t *Transaction, b *Branch) (send bool) {
+	defer p.guard(h.module, "branch", t)
+	return h.h.OnBranch(t, b)
 }
 
-// replyHook runs the reply hook; a panic relays the reply as usual.
-func (p *Proxy) replyHook(t *Transaction, i int, res *sip.Response) (relay bool) {
+// replyHook runs a reply hook; a panic relays the reply as usual.
+func (p *Proxy) replyHook(h hook[ReplyHook], t *Transaction, i int, res *sip.Response) (relay bool) {
 	relay = true
-	defer p.guard("reply", t)
-	return p.reply.OnReply(t, i, res)
+	defer p.guard(h.module, "reply", t)
+	return h.h.OnReply(t, i, res)
+}
+
+// failureHook runs a failure hook; a panic adds no branch.
+func (p *Proxy) failureHook(h hook[FailureHook], t *Transaction, best *sip.Response) []Target {
+	defer p.guard(h.module, "failure", t)
+	return h.h.OnFailure(t, best)
+}
+
+// observe runs one observer call; a panic costs that call only.
+func (p *Proxy) observe(module string, t *Transaction, f func()) {
+	defer p.guard(module, "observer", t)
+	f()
 }

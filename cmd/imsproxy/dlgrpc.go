@@ -6,6 +6,7 @@ import (
 	"errors"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/imsdlg/imsdlg/imsdialog"
 	"github.com/imsdlg/imsdlg/internal/mgmt"
@@ -60,15 +61,86 @@ func parseSide(s string) (imsdialog.Side, error) {
 	return 0, mgmt.InvalidParams("argument \"side\" must be caller, callee or both, got %q", s)
 }
 
+// legJSON is one callee leg in dlg.list (a contract).
+type legJSON struct {
+	ToTag        string   `json:"to_tag"`
+	State        string   `json:"state"`
+	RemoteTarget string   `json:"remote_target"`
+	RouteSet     []string `json:"route_set"`
+	CallerCSeq   uint32   `json:"caller_cseq"`
+	CalleeCSeq   uint32   `json:"callee_cseq"`
+	Branch       int      `json:"branch"`
+	LastCode     int      `json:"last_code"`
+	Source       string   `json:"source"`
+	Created      int64    `json:"created"`
+	Updated      int64    `json:"updated"`
+}
+
+// dialogJSON is a dialog in dlg.list, dlg.get and dlg.profile_list_dlgs:
+// the shape operators' scripts read, so a contract.
+type dialogJSON struct {
+	HEntry      uint32            `json:"h_entry"`
+	HID         uint32            `json:"h_id"`
+	DID         string            `json:"did"`
+	CallID      string            `json:"callid"`
+	FromTag     string            `json:"from_tag"`
+	ToTag       string            `json:"to_tag"`
+	FromURI     string            `json:"from_uri"`
+	ToURI       string            `json:"to_uri"`
+	State       string            `json:"state"`
+	EndReason   string            `json:"end_reason,omitempty"`
+	Created     int64             `json:"created"`
+	Start       int64             `json:"start,omitempty"`
+	Ended       int64             `json:"ended,omitempty"`
+	Timeout     int64             `json:"timeout"` // seconds of lifetime
+	CallerCSeq  uint32            `json:"caller_cseq"`
+	CallerRoute []string          `json:"caller_route_set"`
+	CallerURI   string            `json:"caller_contact"`
+	DlgOuts     []legJSON         `json:"dlg_outs"`
+	Vars        map[string]string `json:"vars,omitempty"`
+	Flags       uint32            `json:"flags,omitempty"`
+}
+
+func unix(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
+}
+
+func dialogView(in imsdialog.Info) dialogJSON {
+	out := dialogJSON{HEntry: in.HEntry, HID: in.HID, DID: in.DID, CallID: in.CallID, FromTag: in.FromTag, ToTag: in.ToTag,
+		FromURI: in.FromURI, ToURI: in.ToURI, State: in.State.String(), Created: unix(in.Created), Start: unix(in.Start),
+		Ended: unix(in.Ended), Timeout: int64(in.Timeout / time.Second), CallerCSeq: in.CallerCSeq,
+		CallerRoute: in.CallerRoute, CallerURI: in.CallerURI, DlgOuts: make([]legJSON, 0, len(in.DlgOuts)),
+		Vars: in.Vars, Flags: in.Flags}
+	if in.EndReason != imsdialog.NotEnded {
+		out.EndReason = in.EndReason.String()
+	}
+	if out.CallerRoute == nil {
+		out.CallerRoute = []string{}
+	}
+	for _, l := range in.DlgOuts {
+		route := l.RouteSet
+		if route == nil {
+			route = []string{}
+		}
+		out.DlgOuts = append(out.DlgOuts, legJSON{ToTag: l.ToTag, State: l.State, RemoteTarget: l.RemoteTarget, RouteSet: route,
+			CallerCSeq: l.CallerCSeq, CalleeCSeq: l.CalleeCSeq, Branch: l.Branch, LastCode: l.LastCode, Source: l.Source,
+			Created: unix(l.Created), Updated: unix(l.Updated)})
+	}
+	return out
+}
+
 // listDialogs returns the dialogs sorted by table position.
-func listDialogs(m *imsdialog.Manager, ctx bool) []imsdialog.Info {
+func listDialogs(m *imsdialog.Manager, ctx bool) []dialogJSON {
 	ds := m.Dialogs()
-	out := make([]imsdialog.Info, 0, len(ds))
+	out := make([]dialogJSON, 0, len(ds))
 	for _, d := range ds {
 		if ctx {
-			out = append(out, m.InfoCtx(d))
+			out = append(out, dialogView(m.InfoCtx(d)))
 		} else {
-			out = append(out, d.Info(false))
+			out = append(out, dialogView(d.Info(false)))
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -82,7 +154,8 @@ func listDialogs(m *imsdialog.Manager, ctx bool) []imsdialog.Info {
 
 // registerDialogMethods adds the dlg.* management calls (ims_dialog RPC
 // commands); their JSON shapes are a contract for operators' scripts.
-func registerDialogMethods(api *mgmt.Server, m *imsdialog.Manager) {
+// extra adds counters of the dialog module's plug-ins to dlg.stats.
+func registerDialogMethods(api *mgmt.Server, m *imsdialog.Manager, extra func() map[string]int64) {
 	api.Register("dlg.list", func(_ context.Context, p json.RawMessage) (any, error) {
 		if err := mgmt.DecodeParams(p, &struct{}{}); err != nil {
 			return nil, err
@@ -104,7 +177,7 @@ func registerDialogMethods(api *mgmt.Server, m *imsdialog.Manager) {
 		if err != nil {
 			return nil, err
 		}
-		return d.Info(true), nil
+		return dialogView(d.Info(true)), nil
 	})
 	terminate := func(p json.RawMessage, defaultSide string) (any, error) {
 		var tp terminateParams
@@ -130,7 +203,7 @@ func registerDialogMethods(api *mgmt.Server, m *imsdialog.Manager) {
 			return nil, mgmt.InvalidParams("argument \"headers\": %v", err)
 		}
 		return map[string]any{"h_entry": before.HEntry, "h_id": before.HID, "callid": before.CallID,
-			"state": before.State, "terminated": true}, nil
+			"state": before.State.String(), "terminated": true}, nil
 	}
 	api.Register("dlg.terminate_dlg", func(_ context.Context, p json.RawMessage) (any, error) {
 		return terminate(p, "both")
@@ -139,6 +212,12 @@ func registerDialogMethods(api *mgmt.Server, m *imsdialog.Manager) {
 		return terminate(p, "both")
 	})
 	api.Register("dlg.stats", func(context.Context, json.RawMessage) (any, error) {
-		return m.Stats().Snapshot(), nil
+		out := m.Stats().Snapshot()
+		if extra != nil {
+			for k, v := range extra() {
+				out[k] = v
+			}
+		}
+		return out, nil
 	})
 }

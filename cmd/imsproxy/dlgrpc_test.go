@@ -13,16 +13,15 @@ import (
 
 	"github.com/imsdlg/imsdlg/imsdialog"
 	"github.com/imsdlg/imsdlg/internal/mgmt"
-	"github.com/imsdlg/imsdlg/tm"
 )
 
 // Bad calls of the dlg.* methods get a JSON-RPC error naming the argument;
 // unknown dialogs get "not found" (issue 4, item 11).
 func TestDialogRPC_Arguments(t *testing.T) {
-	m, err := imsdialog.New(imsdialog.DefaultConfig(), tm.RouterFunc(func(*tm.Request) tm.Decision { return tm.RelayTo() }), nil, nil)
+	m, err := imsdialog.New(imsdialog.Options{Config: imsdialog.DefaultConfig()})
 	require.NoError(t, err)
 	api := mgmt.New(nil, prometheus.NewRegistry())
-	registerDialogMethods(api, m)
+	registerDialogMethods(api, m, (&dialogDB{}).stats)
 	srv := httptest.NewServer(api.Handler())
 	defer srv.Close()
 	call := func(body string) string {
@@ -40,7 +39,7 @@ func TestDialogRPC_Arguments(t *testing.T) {
 		{"list is an empty array", `{}`, "dlg.list", []string{`"result":[]`}},
 		{"list_ctx is an empty array", `{}`, "dlg.list_ctx", []string{`"result":[]`}},
 		{"list takes no arguments", `{"callid":"c"}`, "dlg.list", []string{`-32602`, `callid`}},
-		{"stats", `{}`, "dlg.stats", []string{`"active_dialogs":0`, `"failed_dialogs":0`}},
+		{"stats", `{}`, "dlg.stats", []string{`"active_dialogs":0`, `"failed_dialogs":0`, `"db_writes":0`}},
 		{"missing callid", `{"from_tag":"a"}`, "dlg.get", []string{`-32602`, `callid`}},
 		{"missing from_tag", `{"callid":"c"}`, "dlg.terminate_dlg", []string{`-32602`, `from_tag`}},
 		{"h_entry without h_id", `{"h_entry":1}`, "dlg.end_dlg", []string{`-32602`, `h_id`}},

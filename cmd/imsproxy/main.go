@@ -18,6 +18,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -89,10 +90,24 @@ func displayPath(p string) string {
 	return p
 }
 
-// serve runs the proxy until ctx ends or SIGTERM/SIGINT arrives.
+// serve runs the proxy until ctx ends or SIGTERM/SIGINT arrives. Every
+// goroutine it starts is one of bg's, waited for before it returns.
 func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	bgctx, bgstop := context.WithCancel(context.Background())
+	var bg sync.WaitGroup
+	defer func() {
+		bgstop()
+		bg.Wait()
+	}()
+	goBG := func(f func(context.Context)) {
+		bg.Add(1)
+		go func() {
+			defer bg.Done()
+			f(bgctx)
+		}()
+	}
 
 	tmc := cfg.TMConfig()
 	tm.ApplyGlobalTimers(tmc)
@@ -116,36 +131,30 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		return err
 	}
 
-	dialogs, err := imsdialog.New(cfg.DialogConfig(), router, log, nil)
-	if err != nil {
-		return err
-	}
 	prof, err := startProfiles(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer prof.Close()
-	limits, _ := cfg.limitList() // validated by LoadConfig
-	if err := dialogs.SetProfiles(imsdialog.ProfileOptions{
-		Set:      prof.set,
-		Limits:   limits,
-		FailOpen: cfg.Profiles.OnCachedbError == "fail_open",
-		// A call set-up waits at most for two round trips' worth.
-		Timeout: 2 * cfg.Profiles.CachedbTimeout.Duration(),
-	}); err != nil {
+	limiter, err := prof.limiter(cfg, log)
+	if err != nil {
 		return fmt.Errorf("limits: %w", err)
 	}
-	proxy, err := tm.New(tm.Options{Config: tmc, Router: dialogs, Logger: log})
+	db, err := openDialogDB(cfg, prof, log)
 	if err != nil {
 		return err
 	}
-	defer proxy.Close()
-	dialogs.SetSender(proxy)
-	pub, err := startEvents(cfg, dialogs, prof.node, log)
+	defer db.Close()
+	pub, err := startEvents(cfg, prof.node, log)
 	if err != nil {
 		return err
+	}
+	opts := imsdialog.Options{Config: cfg.DialogConfig(), Logger: log, Limiter: limiter}
+	if db.persister != nil {
+		opts.Persister = db.persister
 	}
 	if pub != nil {
+		opts.OnStateChange = pub.onStateChange
 		defer func() {
 			cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
@@ -155,16 +164,27 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		}()
 		log.Info("dialog events enabled", "sinks", cfg.sinkNames())
 	}
-	// Restore before the counts are reconciled (restored dialogs keep
-	// theirs) and before the listeners open.
-	db, restored, err := startDialogDB(ctx, cfg, dialogs, prof.node, log)
+	dialogs, err := imsdialog.New(opts)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer dialogs.Close()
+	proxy, err := tm.New(tm.Options{Config: tmc, Router: router, Logger: log,
+		Modules: []tm.Module{dialogs.Module(), router.Module()}})
+	if err != nil {
+		return err
+	}
+	defer proxy.Close()
+	// Restore before the counts are reconciled (restored dialogs keep
+	// theirs) and before the listeners open.
+	restored := db.restore(ctx, dialogs, proxy, log)
 	prof.reconcile(ctx, 10*cfg.Profiles.CachedbTimeout.Duration(), restored, log)
-	go prof.set.Run(ctx, cfg.Profiles.RetryPeriod.Duration())
-	go dialogs.RunPersistence(ctx)
+	goBG(func(ctx context.Context) { prof.set.Run(ctx, cfg.Profiles.RetryPeriod.Duration()) })
+	goBG(limiter.Run)
+	if db.persister != nil {
+		goBG(db.persister.Run)
+	}
+	goBG(func(ctx context.Context) { expireLoop(ctx, loc) })
 	advertise := cfg.AdvertiseHost
 	if advertise != "" && cfg.AdvertisePort > 0 {
 		advertise = net.JoinHostPort(cfg.AdvertiseHost, strconv.Itoa(cfg.AdvertisePort))
@@ -178,6 +198,9 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(proxy.Stats(), dialogs.Stats(), prof.set.Stats())
+	if db.persister != nil {
+		reg.MustRegister(db.persister.Stats())
+	}
 	if pub != nil {
 		reg.MustRegister(pub.Stats())
 	}
@@ -199,7 +222,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		api.EnablePprof()
 	}
 	registerMethods(api, proxy, loc)
-	registerDialogMethods(api, dialogs)
+	registerDialogMethods(api, dialogs, db.stats)
 	registerProfileMethods(api, dialogs, prof.set)
 
 	errc := make(chan error, 1)
@@ -213,15 +236,16 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		}
 	}
 
-	go expireLoop(ctx, loc)
 	log.Info("imsproxy started", "version", version(), "listen", proxy.Listeners(), "domains", cfg.Domains)
 
+	mgmtDone := cfg.Mgmt.Listen == ""
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
 		if err != nil {
 			return fmt.Errorf("management API: %w", err)
 		}
+		mgmtDone = true
 		<-ctx.Done()
 	}
 	log.Info("imsproxy stopping: waiting for transactions in progress", "grace", shutdownGrace)
@@ -230,11 +254,14 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if err := proxy.Shutdown(sctx); err != nil {
 		log.Warn("stopping with transactions in progress", "error", err)
 	}
-	if err := dialogs.FlushPersistence(sctx); err != nil {
+	if err := db.flush(sctx, dialogs); err != nil {
 		log.Warn("dialogs not written to dialog.db_url at shutdown", "error", err)
 	}
 	if err := proxy.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 		log.Warn("closing listeners", "error", err)
+	}
+	if !mgmtDone {
+		<-errc // the management server stops with ctx
 	}
 	log.Info("imsproxy stopped")
 	return nil

@@ -9,8 +9,10 @@ import (
 
 	"github.com/imsdlg/imsdlg/cachedb"
 	"github.com/imsdlg/imsdlg/dlgdb"
+	"github.com/imsdlg/imsdlg/dlgpersist"
 	"github.com/imsdlg/imsdlg/events"
 	"github.com/imsdlg/imsdlg/imsdialog"
+	"github.com/imsdlg/imsdlg/tm"
 )
 
 // EventsSection is the events section: where E_DLG_STATE_CHANGED goes.
@@ -59,9 +61,9 @@ func (c *Config) validatePersist() []error {
 	}
 	d := c.Dialog
 	switch {
-	case d.DBMode < imsdialog.DBModeNone || d.DBMode > imsdialog.DBModeShutdown:
+	case d.DBMode < dlgpersist.DBModeNone || d.DBMode > dlgpersist.DBModeShutdown:
 		bad("dialog.db_mode", d.DBMode, "must be 0 (none), 1 (realtime), 2 (every db_update_period) or 3 (at shutdown)")
-	case d.DBMode != imsdialog.DBModeNone && d.DBURL == "":
+	case d.DBMode != dlgpersist.DBModeNone && d.DBURL == "":
 		bad("dialog.db_url", d.DBURL, "required with dialog.db_mode %d", d.DBMode)
 	}
 	if d.DBURL != "" {
@@ -103,28 +105,40 @@ func (c *Config) streamOptions() events.RedisStreamOptions {
 	return events.RedisStreamOptions{URL: s.URL, Stream: s.Stream, MaxLen: s.MaxLen, Timeout: s.Timeout.Duration()}
 }
 
-// dialogDB is the dialog store of a running daemon (db_mode > 0).
+// dialogDB is the dialog store of a running daemon: empty with db_mode 0.
 type dialogDB struct {
-	store *dlgdb.Redis
+	store     *dlgdb.Redis
+	persister *dlgpersist.Persister
+	node      string
 }
 
-// startDialogDB connects the dialog store, loads the saved dialogs and
-// returns their dids, so the profiles' reconcile keeps their counts.
-func startDialogDB(ctx context.Context, c *Config, m *imsdialog.Manager, node string, log *slog.Logger) (*dialogDB, []string, error) {
-	if c.Dialog.DBMode == imsdialog.DBModeNone {
-		return &dialogDB{}, nil, nil
+// openDialogDB connects the dialog store of db_mode.
+func openDialogDB(c *Config, prof *profileRuntime, log *slog.Logger) (*dialogDB, error) {
+	if c.Dialog.DBMode == dlgpersist.DBModeNone {
+		return &dialogDB{}, nil
 	}
 	st, err := dlgdb.NewRedis(dlgdb.RedisOptions{URL: c.Dialog.DBURL})
 	if err != nil {
-		return nil, nil, fmt.Errorf("dialog.db_url: %w", err)
+		return nil, fmt.Errorf("dialog.db_url: %w", err)
 	}
-	if err := m.SetPersistence(imsdialog.PersistOptions{Store: st, Node: node, Mode: c.Dialog.DBMode,
-		Period: c.Dialog.DBUpdatePeriod.Duration()}); err != nil {
+	p, err := dlgpersist.New(dlgpersist.Options{Store: st, Node: prof.node, Mode: c.Dialog.DBMode,
+		Period: c.Dialog.DBUpdatePeriod.Duration(), Logger: log,
+		Memberships: prof.memberships, RestoreMemberships: prof.restoreMemberships})
+	if err != nil {
 		st.Close()
-		return nil, nil, fmt.Errorf("dialog.%w", err)
+		return nil, fmt.Errorf("dialog.%w", err)
+	}
+	return &dialogDB{store: st, persister: p, node: prof.node}, nil
+}
+
+// restore loads the saved dialogs and returns their dids, so the
+// profiles' reconcile keeps their counts.
+func (db *dialogDB) restore(ctx context.Context, m *imsdialog.Manager, s tm.Sender, log *slog.Logger) []string {
+	if db.persister == nil {
+		return nil
 	}
 	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	dids, err := m.Restore(rctx)
+	dids, err := db.persister.Restore(rctx, m, s)
 	cancel()
 	if err != nil {
 		// Dialogs that could not be read are lost to this run, not the
@@ -132,9 +146,26 @@ func startDialogDB(ctx context.Context, c *Config, m *imsdialog.Manager, node st
 		log.Warn("dialogs not all restored from dialog.db_url", "restored", len(dids), "error", err)
 	}
 	if len(dids) > 0 {
-		log.Info("dialogs restored", "node", node, "dialogs", len(dids))
+		log.Info("dialogs restored", "node", db.node, "dialogs", len(dids))
 	}
-	return &dialogDB{store: st}, dids, nil
+	return dids
+}
+
+// flush writes what is pending at a stop (every confirmed dialog in
+// db_mode 3).
+func (db *dialogDB) flush(ctx context.Context, m *imsdialog.Manager) error {
+	if db.persister == nil {
+		return nil
+	}
+	return db.persister.Flush(ctx, m)
+}
+
+// stats are the persistence counters dlg.stats shows.
+func (db *dialogDB) stats() map[string]int64 {
+	if db.persister == nil {
+		return map[string]int64{"db_writes": 0, "db_errors": 0}
+	}
+	return db.persister.Stats().Snapshot()
 }
 
 func (db *dialogDB) ready(ctx context.Context) error {
@@ -154,9 +185,19 @@ func (db *dialogDB) Close() error {
 	return db.store.Close()
 }
 
-// startEvents builds the event publisher and connects it to the dialogs'
-// state changes; nil when no sink is configured.
-func startEvents(c *Config, m *imsdialog.Manager, node string, log *slog.Logger) (*events.Publisher, error) {
+// publisher sends the dialogs' state changes to the event sinks.
+type publisher struct {
+	*events.Publisher
+}
+
+func (p publisher) onStateChange(d *imsdialog.Dialog, from, to imsdialog.State, at time.Time) {
+	p.Publish(events.Event{Name: events.StateChanged, ID: d.DID(), CallID: d.CallID, FromTag: d.FromTag,
+		ToTag: d.ToTag(), OldState: int(from), NewState: int(to),
+		OldStateName: from.String(), NewStateName: to.String(), Time: at})
+}
+
+// startEvents builds the event publisher; nil when no sink is configured.
+func startEvents(c *Config, node string, log *slog.Logger) (*publisher, error) {
 	var sinks []events.Sink
 	if c.Events.RedisStream.URL != "" {
 		s, err := events.NewRedisStream(c.streamOptions())
@@ -180,12 +221,7 @@ func startEvents(c *Config, m *imsdialog.Manager, node string, log *slog.Logger)
 	if err != nil {
 		return nil, err
 	}
-	m.OnStateChange(func(d *imsdialog.Dialog, from, to imsdialog.State, at time.Time) {
-		pub.Publish(events.Event{Name: events.StateChanged, ID: d.DID(), CallID: d.CallID, FromTag: d.FromTag,
-			ToTag: d.ToTag(), OldState: int(from), NewState: int(to),
-			OldStateName: from.String(), NewStateName: to.String(), Time: at})
-	})
-	return pub, nil
+	return &publisher{pub}, nil
 }
 
 // sinkNames lists the configured event sinks, for the start-up log.

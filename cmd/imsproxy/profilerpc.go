@@ -92,10 +92,10 @@ func registerProfileMethods(api *mgmt.Server, m *imsdialog.Manager, set *profile
 			return nil, err
 		}
 		// This node's dialogs only: the others' live in their memory.
-		out := []imsdialog.Info{}
+		out := []dialogJSON{}
 		for _, id := range set.Dialogs(pp.Profile, pp.Value) {
 			if d := m.ByDID(id); d != nil {
-				out = append(out, d.Info(false))
+				out = append(out, dialogView(d.Info(false)))
 			}
 		}
 		return map[string]any{"profile": pp.Profile, "value": pp.Value, "dialogs": out}, nil

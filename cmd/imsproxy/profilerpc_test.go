@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -9,29 +10,35 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/imsdlg/imsdlg/dlgdb"
+	"github.com/imsdlg/imsdlg/dlgpersist"
 	"github.com/imsdlg/imsdlg/imsdialog"
 	"github.com/imsdlg/imsdlg/internal/mgmt"
 	"github.com/imsdlg/imsdlg/profiles"
-	"github.com/imsdlg/imsdlg/tm"
 )
 
 // Issue 5 §4: the dlg.profile_* methods over JSON-RPC, on two confirmed
 // dialogs (restored from a dialog store, so no SIP is needed to make them).
 func TestIssue5_ProfileRPC(t *testing.T) {
-	m, err := imsdialog.New(imsdialog.DefaultConfig(), tm.RouterFunc(func(*tm.Request) tm.Decision { return tm.RelayTo() }), nil, nil)
-	require.NoError(t, err)
 	set, err := profiles.New(profiles.Config{WithValue: []string{"caller"}, NoValue: []string{"calls"}}, nil, nil, "n")
 	require.NoError(t, err)
-	require.NoError(t, m.SetProfiles(imsdialog.ProfileOptions{Set: set}))
+	prof := &profileRuntime{set: set, node: "n"}
+	lim, err := prof.limiter(&Config{}, nil)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go lim.Run(ctx)
+	m, err := imsdialog.New(imsdialog.Options{Config: imsdialog.DefaultConfig(), Limiter: lim})
+	require.NoError(t, err)
 	store := dlgdb.NewMemory()
 	var changes []dlgdb.Change
 	for i, who := range []string{"alice", "bob"} {
-		r := &dlgdb.Record{Version: dlgdb.CurrentVersion, HEntry: 1, HID: uint32(i + 1), CallID: "call-" + who, FromTag: "f" + who,
+		r := &dlgdb.Record{Version: dlgdb.CurrentVersion, HEntry: imsdialog.HashEntry("call-"+who, imsdialog.DefaultConfig().HashSize), HID: uint32(i + 1), CallID: "call-" + who, FromTag: "f" + who,
 			From: "<sip:" + who + "@example.com>;tag=f" + who, To: "<sip:carol@example.com>", CallerTarget: "sip:" + who + "@127.0.0.1:5070",
 			Callee: dlgdb.Leg{ToTag: "t" + who, RemoteTarget: "sip:carol@127.0.0.1:5080"}, State: int(imsdialog.Confirmed),
 			Start: time.Now(), Timeout: time.Hour.Milliseconds(), Deadline: time.Now().Add(time.Hour),
@@ -39,8 +46,10 @@ func TestIssue5_ProfileRPC(t *testing.T) {
 		changes = append(changes, dlgdb.Change{DID: r.DID(), Rec: r})
 	}
 	require.NoError(t, store.Apply(context.Background(), "n", changes))
-	require.NoError(t, m.SetPersistence(imsdialog.PersistOptions{Store: store, Node: "n", Mode: imsdialog.DBModeShutdown}))
-	_, err = m.Restore(context.Background())
+	p, err := dlgpersist.New(dlgpersist.Options{Store: store, Node: "n", Mode: dlgpersist.DBModeShutdown,
+		RestoreMemberships: prof.restoreMemberships})
+	require.NoError(t, err)
+	_, err = p.Restore(context.Background(), m, nopSender{})
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		for _, d := range m.Dialogs() {
@@ -89,3 +98,13 @@ func TestIssue5_ProfileRPC(t *testing.T) {
 	assert.Equal(t, "call-bob", m.Dialogs()[0].CallID)
 	assert.Contains(t, call("dlg.profile_get_size", `{"profile":"calls"}`), `"size":1`)
 }
+
+// nopSender stands for a proxy that sends nothing.
+type nopSender struct{}
+
+func (nopSender) Send(*sip.Request, string, func(*sip.Response, error)) error {
+	return errors.New("not sent")
+}
+func (nopSender) ForwardStateless(*sip.Request, string) error { return errors.New("not sent") }
+func (nopSender) IsOurURI(*sip.Uri) bool                      { return false }
+func (nopSender) IsOurVia(*sip.ViaHeader) bool                { return false }

@@ -10,7 +10,8 @@ import (
 	"time"
 
 	"github.com/imsdlg/imsdlg/cachedb"
-	"github.com/imsdlg/imsdlg/imsdialog"
+	"github.com/imsdlg/imsdlg/calllimit"
+	"github.com/imsdlg/imsdlg/dlgdb"
 	"github.com/imsdlg/imsdlg/profiles"
 )
 
@@ -127,7 +128,7 @@ func (c *Config) validateProfiles() []error {
 	errs = append(errs, lerrs...)
 	if set != nil && len(lerrs) == 0 {
 		// The dialog module checks limits against the declared profiles.
-		if _, err := imsdialog.CheckLimits(set, limits); err != nil {
+		if _, err := calllimit.CheckLimits(set, limits); err != nil {
 			for _, e := range unjoin(err) {
 				errs = append(errs, fmt.Errorf("config: %v", e))
 			}
@@ -137,20 +138,20 @@ func (c *Config) validateProfiles() []error {
 }
 
 // limitList converts the limits section.
-func (c *Config) limitList() ([]imsdialog.Limit, []error) {
+func (c *Config) limitList() ([]calllimit.Limit, []error) {
 	var errs []error
-	out := make([]imsdialog.Limit, 0, len(c.Limits))
+	out := make([]calllimit.Limit, 0, len(c.Limits))
 	for i, l := range c.Limits {
 		key := l.Key
 		if key == "" {
 			key = "none"
 		}
-		k, err := imsdialog.ParseLimitKey(key)
+		k, err := calllimit.ParseLimitKey(key)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("config: limits[%d].key = %s: %v", i, showValue(l.Key), err))
 			continue
 		}
-		out = append(out, imsdialog.Limit{Profile: l.Profile, Key: k, Max: l.Max, Code: l.Code, Reason: l.Reason})
+		out = append(out, calllimit.Limit{Profile: l.Profile, Key: k, Max: l.Max, Code: l.Code, Reason: l.Reason})
 	}
 	return out, errs
 }
@@ -205,6 +206,39 @@ func startProfiles(ctx context.Context, c *Config, log *slog.Logger) (*profileRu
 	set.SetLogger(log)
 	rt.set = set
 	return rt, nil
+}
+
+// limiter is the call-limits plug-in of the dialog module. Without limits
+// it still takes ended dialogs out of the profiles they were put in
+// otherwise (restored with db_mode, set through the Go API).
+func (rt *profileRuntime) limiter(c *Config, log *slog.Logger) (*calllimit.Limiter, error) {
+	limits, _ := c.limitList() // validated by LoadConfig
+	return calllimit.New(calllimit.Options{Set: rt.set, Limits: limits, FailOpen: rt.failOpen,
+		// A call set-up waits at most for two round trips' worth.
+		Timeout: 2 * c.Profiles.CachedbTimeout.Duration(), Logger: log})
+}
+
+// memberships and restoreMemberships connect the dialog store to the
+// profiles: a saved dialog carries its memberships, a restored one gets
+// them back without counting them again.
+func (rt *profileRuntime) memberships(did string) []dlgdb.Membership {
+	ms := rt.set.Memberships(did)
+	if len(ms) == 0 {
+		return nil
+	}
+	out := make([]dlgdb.Membership, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, dlgdb.Membership{Profile: m.Profile, Value: m.Value})
+	}
+	return out
+}
+
+func (rt *profileRuntime) restoreMemberships(ctx context.Context, did string, ms []dlgdb.Membership) error {
+	pm := make([]profiles.Membership, 0, len(ms))
+	for _, m := range ms {
+		pm = append(pm, profiles.Membership{Profile: m.Profile, Value: m.Value})
+	}
+	return rt.set.Restore(ctx, did, pm)
 }
 
 // reconcile removes from the cache DB what this node counted before a crash

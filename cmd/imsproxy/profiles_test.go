@@ -7,7 +7,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/imsdlg/imsdlg/imsdialog"
+	"github.com/imsdlg/imsdlg/calllimit"
 )
 
 // Issue 5 §5: the profiles keys and limits as operators write them.
@@ -37,9 +37,9 @@ limits:
 	assert.Equal(t, "sbc1", c.nodeID())
 	limits, errs := c.limitList()
 	require.Empty(t, errs)
-	assert.Equal(t, []imsdialog.Limit{
-		{Profile: "caller/s", Key: imsdialog.KeyFromURI, Max: 2, Code: 403, Reason: "Too many calls"},
-		{Profile: "calls", Key: imsdialog.KeyNone, Max: 100},
+	assert.Equal(t, []calllimit.Limit{
+		{Profile: "caller/s", Key: calllimit.KeyFromURI, Max: 2, Code: 403, Reason: "Too many calls"},
+		{Profile: "calls", Key: calllimit.KeyNone, Max: 100},
 	}, limits)
 }
 

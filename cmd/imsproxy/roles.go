@@ -12,7 +12,6 @@ import (
 
 	"github.com/imsdlg/imsdlg/internal/location"
 	"github.com/imsdlg/imsdlg/internal/routing"
-	"github.com/imsdlg/imsdlg/tm"
 )
 
 // The roles the daemon can play (key role).
@@ -197,7 +196,7 @@ func (c *Config) selfURI() (sip.Uri, error) {
 }
 
 // buildRouter is the request route of the configured role.
-func buildRouter(cfg *Config, loc *location.Store, log *slog.Logger) (tm.Router, error) {
+func buildRouter(cfg *Config, loc *location.Store, log *slog.Logger) (routing.Role, error) {
 	nextHop := ""
 	if cfg.NextHopAddr != nil {
 		nextHop = cfg.NextHopAddr.String()

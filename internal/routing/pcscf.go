@@ -119,13 +119,17 @@ func (r *PCSCF) register(req *tm.Request) tm.Decision {
 	return tm.RelayTo()
 }
 
-// OnFinal implements tm.FinalHook: the registrar's 2xx to a REGISTER tells
-// which contacts of the UE are registered, and for how long.
-func (r *PCSCF) OnFinal(t *tm.Transaction, res *sip.Response, local bool) {
-	if local || res.StatusCode < 200 || res.StatusCode > 299 || t.Original().Method != sip.REGISTER {
+// Module plugs the P-CSCF's observer into tm: the registrar's 2xx to a
+// REGISTER tells which contacts of the UE are registered, and for how long.
+func (r *PCSCF) Module() tm.Module {
+	return tm.Module{Name: "pcscf", Observer: tm.ObserverFuncs{Outcome: r.onOutcome}}
+}
+
+func (r *PCSCF) onOutcome(t *tm.Transaction, o tm.Outcome) {
+	if o.Kind != tm.Answered || o.Response == nil || t.Original().Method != sip.REGISTER {
 		return
 	}
-	n := r.ues.Save(t.Original(), res)
+	n := r.ues.Save(t.Original(), o.Response)
 	r.log.Debug("UE contacts learned from REGISTER", "callid", callIDOf(t.Original()), "contacts", n)
 }
 

@@ -38,13 +38,12 @@ func freeUDPPort(t *testing.T) int {
 	return port
 }
 
-func startNode(t *testing.T, port int, router tm.Router) *node {
+func startNode(t *testing.T, port int, router Role) *node {
 	t.Helper()
-	m, err := imsdialog.New(imsdialog.DefaultConfig(), router, nil, nil)
+	m, err := imsdialog.New(imsdialog.Options{Config: imsdialog.DefaultConfig()})
 	require.NoError(t, err)
-	p, err := tm.New(tm.Options{Config: tm.DefaultConfig(), Router: m})
+	p, err := tm.New(tm.Options{Config: tm.DefaultConfig(), Router: router, Modules: []tm.Module{m.Module(), router.Module()}})
 	require.NoError(t, err)
-	m.SetSender(p)
 	a, err := p.Listen("udp", "127.0.0.1:"+strconv.Itoa(port), "")
 	require.NoError(t, err)
 	t.Cleanup(func() { p.Close() })

@@ -41,6 +41,21 @@ func New(cfg Config, loc *location.Store, log *slog.Logger) *Router {
 	return r
 }
 
+// Module: the standalone router has no hook of its own.
+func (r *Router) Module() tm.Module { return tm.Module{Name: "router"} }
+
+// Role is a role's request route with the hooks it plugs into tm.
+type Role interface {
+	tm.Router
+	Module() tm.Module
+}
+
+var (
+	_ Role = (*Router)(nil)
+	_ Role = (*PCSCF)(nil)
+	_ Role = (*SCSCF)(nil)
+)
+
 // IsOurDomain reports whether host is one of our domains.
 func (r *Router) IsOurDomain(host string) bool {
 	h := strings.ToLower(strings.Trim(host, "[]"))

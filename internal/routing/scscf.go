@@ -190,6 +190,9 @@ func (r *SCSCF) lookup(req *tm.Request) (tm.Decision, bool) {
 	return tm.RelayTo(targets...), true
 }
 
+// Module plugs the S-CSCF's branch hook into tm.
+func (r *SCSCF) Module() tm.Module { return tm.Module{Name: "scscf", Branch: r} }
+
 // OnBranch implements tm.BranchHook: a branch to a contact registered with
 // a Path gets that Path as its route set (RFC 3327 §5.3).
 func (r *SCSCF) OnBranch(t *tm.Transaction, b *tm.Branch) bool {

@@ -1,0 +1,253 @@
+package dlgpersist
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/imsdlg/imsdlg/dlgdb"
+	"github.com/imsdlg/imsdlg/imsdialog"
+	"github.com/imsdlg/imsdlg/tm"
+)
+
+// Persistence modes (db_mode of the dialog modules).
+const (
+	DBModeNone     = 0 // dialogs live in memory only
+	DBModeRealtime = 1 // every change is written as it happens
+	DBModeDelayed  = 2 // changes are written every db_update_period
+	DBModeShutdown = 3 // dialogs are written when the proxy stops
+)
+
+// Options configure a Persister.
+type Options struct {
+	Store dlgdb.Store
+	// Node names this proxy's records; the same across restarts.
+	Node string
+	Mode int
+	// Period is db_update_period, for DBModeDelayed.
+	Period time.Duration
+	Logger *slog.Logger
+	// Memberships lists the profiles a dialog is in, saved with it; nil:
+	// none are.
+	Memberships func(did string) []dlgdb.Membership
+	// RestoreMemberships gives a restored dialog its saved memberships back
+	// (recorded, never counted again: see profiles.Set.Restore); nil: they
+	// are not restored.
+	RestoreMemberships func(ctx context.Context, did string, ms []dlgdb.Membership) error
+}
+
+// Persister is the dialog manager's write-behind of confirmed dialogs
+// (imsdialog.Persister). Changes only mark a dialog dirty (no I/O on the
+// SIP path); one goroutine, Run, writes what is dirty, in one round trip
+// per flush.
+type Persister struct {
+	opts  Options
+	log   *slog.Logger
+	mu    sync.Mutex
+	dirty map[string]*imsdialog.Dialog // did -> dialog to write, or to delete once it is not confirmed
+	kick  chan struct{}
+	// failing: the last flush failed; logged once until one succeeds.
+	failing bool
+	stats   Stats
+}
+
+var _ imsdialog.Persister = (*Persister)(nil)
+
+// New validates the options; run Run for the writes (db_mode 1 and 2) and
+// call Flush when the proxy stops.
+func New(o Options) (*Persister, error) {
+	switch {
+	case o.Mode < DBModeRealtime || o.Mode > DBModeShutdown:
+		return nil, fmt.Errorf("db_mode: %d is not 1 (realtime), 2 (delayed) or 3 (shutdown)", o.Mode)
+	case o.Store == nil:
+		return nil, errors.New("db_mode: a dialog store (db_url) is required")
+	case o.Node == "":
+		return nil, errors.New("db_mode: empty node id")
+	case o.Mode == DBModeDelayed && o.Period <= 0:
+		return nil, fmt.Errorf("db_update_period: must be positive with db_mode 2, got %v", o.Period)
+	}
+	p := &Persister{opts: o, log: o.Logger, dirty: map[string]*imsdialog.Dialog{}, kick: make(chan struct{}, 1)}
+	if p.log == nil {
+		p.log = slog.Default()
+	}
+	return p, nil
+}
+
+// Stats returns the persistence counters.
+func (p *Persister) Stats() *Stats { return &p.stats }
+
+// Changed queues the dialog for writing (or, once it is no longer
+// confirmed, for deletion). Cheap: a map insert under a short lock.
+func (p *Persister) Changed(d *imsdialog.Dialog) {
+	p.mu.Lock()
+	p.dirty[d.DID()] = d
+	p.mu.Unlock()
+	if p.opts.Mode == DBModeRealtime {
+		select {
+		case p.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Run writes dirty dialogs until ctx ends: as they change in realtime
+// mode, every db_update_period in delayed mode. It returns at once in
+// shutdown mode. Call Flush after it returns.
+func (p *Persister) Run(ctx context.Context) {
+	if p.opts.Mode != DBModeRealtime && p.opts.Mode != DBModeDelayed {
+		return
+	}
+	var tick <-chan time.Time
+	retry := time.Second
+	if p.opts.Mode == DBModeDelayed {
+		t := time.NewTicker(p.opts.Period)
+		defer t.Stop()
+		tick = t.C
+		retry = p.opts.Period
+	}
+	// A failed realtime flush waits before trying again, not spinning.
+	var backoff <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.kick:
+			if backoff != nil {
+				continue
+			}
+		case <-tick:
+		case <-backoff:
+			backoff = nil
+		}
+		if err := p.flush(ctx, nil); err != nil && p.opts.Mode == DBModeRealtime {
+			backoff = time.After(retry)
+		}
+	}
+}
+
+// Flush writes what is pending; in shutdown mode, every confirmed dialog
+// of m. Call it when the proxy stops.
+func (p *Persister) Flush(ctx context.Context, m *imsdialog.Manager) error {
+	var all []*imsdialog.Dialog
+	if p.opts.Mode == DBModeShutdown && m != nil {
+		all = m.Dialogs()
+	}
+	return p.flush(ctx, all)
+}
+
+func (p *Persister) flush(ctx context.Context, all []*imsdialog.Dialog) error {
+	for _, d := range all {
+		p.mu.Lock()
+		p.dirty[d.DID()] = d
+		p.mu.Unlock()
+	}
+	p.mu.Lock()
+	batch := p.dirty
+	p.dirty = make(map[string]*imsdialog.Dialog, len(batch))
+	p.mu.Unlock()
+	if len(batch) == 0 {
+		return nil
+	}
+	changes := make([]dlgdb.Change, 0, len(batch))
+	for did, d := range batch {
+		c := dlgdb.Change{DID: did}
+		if s, ok := d.Snapshot(); ok {
+			c.Rec = p.record(&s)
+		}
+		changes = append(changes, c)
+	}
+	err := p.opts.Store.Apply(ctx, p.opts.Node, changes)
+	if err != nil {
+		// Put back what is not newer in the meantime: nothing is lost.
+		p.mu.Lock()
+		for did, d := range batch {
+			if _, newer := p.dirty[did]; !newer {
+				p.dirty[did] = d
+			}
+		}
+		first := !p.failing
+		p.failing = true
+		p.mu.Unlock()
+		p.stats.errors.Add(1)
+		if first {
+			p.log.Warn("dialogs not written to the dialog store; retrying", "dialogs", len(batch), "error", err)
+		}
+		return err
+	}
+	p.mu.Lock()
+	recovered := p.failing
+	p.failing = false
+	p.mu.Unlock()
+	p.stats.writes.Add(uint64(len(changes)))
+	if recovered {
+		p.log.Info("dialog store written again", "dialogs", len(batch))
+	}
+	return nil
+}
+
+// record is a snapshot as the store keeps it.
+func (p *Persister) record(s *imsdialog.Snapshot) *dlgdb.Record {
+	r := &dlgdb.Record{
+		Version: dlgdb.CurrentVersion, HEntry: s.HEntry, HID: s.HID, CallID: s.CallID, FromTag: s.FromTag,
+		UpBranch: s.UpBranch, From: s.From, To: s.To,
+		CallerTarget: s.CallerTarget, CallerRoute: s.CallerRoute, CallerDst: s.CallerDst,
+		CallerCSeq: s.CallerCSeq, InviteCSeq: s.InviteCSeq,
+		Callee: dlgdb.Leg{ToTag: s.Callee.ToTag, RemoteTarget: s.Callee.RemoteTarget, RouteSet: s.Callee.RouteSet,
+			LocalCSeq: s.Callee.LocalCSeq, RemoteCSeq: s.Callee.RemoteCSeq, Transport: s.Callee.Transport,
+			Source: s.Callee.Source, Branch: s.Callee.Branch, Created: s.Callee.Created, Updated: s.Callee.Updated},
+		State: int(s.State), Created: s.Created, Start: s.Start,
+		Timeout: s.Timeout.Milliseconds(), Deadline: s.Deadline, Vars: s.Vars, Flags: s.Flags,
+	}
+	if p.opts.Memberships != nil {
+		r.Profiles = p.opts.Memberships(r.DID())
+	}
+	return r
+}
+
+// snapshot is a stored record as the dialog module restores it.
+func snapshot(r *dlgdb.Record) imsdialog.Snapshot {
+	return imsdialog.Snapshot{
+		HEntry: r.HEntry, HID: r.HID, CallID: r.CallID, FromTag: r.FromTag, UpBranch: r.UpBranch,
+		From: r.From, To: r.To, CallerTarget: r.CallerTarget, CallerRoute: r.CallerRoute, CallerDst: r.CallerDst,
+		CallerCSeq: r.CallerCSeq, InviteCSeq: r.InviteCSeq,
+		Callee: imsdialog.LegSnapshot{ToTag: r.Callee.ToTag, RemoteTarget: r.Callee.RemoteTarget, RouteSet: r.Callee.RouteSet,
+			LocalCSeq: r.Callee.LocalCSeq, RemoteCSeq: r.Callee.RemoteCSeq, Transport: r.Callee.Transport,
+			Source: r.Callee.Source, Branch: r.Callee.Branch, Created: r.Callee.Created, Updated: r.Callee.Updated},
+		State: imsdialog.State(r.State), Created: r.Created, Start: r.Start,
+		Timeout: time.Duration(r.Timeout) * time.Millisecond, Deadline: r.Deadline, Vars: r.Vars, Flags: r.Flags,
+	}
+}
+
+// Restore loads this node's saved dialogs into m, with their timers (a
+// dialog whose deadline passed while the proxy was down ends at once, with
+// BYE both ways through s) and their profile memberships. Call it before
+// traffic flows, and before the profiles' reconcile (which keeps the
+// restored dialogs' counts). It returns the dids restored; records it
+// cannot use are reported in the error and skipped.
+func (p *Persister) Restore(ctx context.Context, m *imsdialog.Manager, s tm.Sender) ([]string, error) {
+	recs, err := p.opts.Store.Load(ctx, p.opts.Node)
+	errs := []error{err}
+	byDID := make(map[string]*dlgdb.Record, len(recs))
+	snaps := make([]imsdialog.Snapshot, 0, len(recs))
+	for i := range recs {
+		byDID[recs[i].DID()] = &recs[i]
+		snaps = append(snaps, snapshot(&recs[i]))
+	}
+	ds, err := m.Restore(snaps, s)
+	errs = append(errs, err)
+	dids := make([]string, 0, len(ds))
+	for _, d := range ds {
+		dids = append(dids, d.DID())
+		r := byDID[d.DID()]
+		if p.opts.RestoreMemberships == nil || r == nil || len(r.Profiles) == 0 {
+			continue
+		}
+		if err := p.opts.RestoreMemberships(ctx, d.DID(), r.Profiles); err != nil {
+			p.log.Warn("restored dialog: profile memberships not all restored", "callid", d.CallID, "did", d.DID(), "error", err)
+		}
+	}
+	return dids, errors.Join(errs...)
+}

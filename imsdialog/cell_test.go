@@ -1,0 +1,539 @@
+package imsdialog
+
+import (
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/imsdlg/imsdlg/dlgout"
+	"github.com/imsdlg/imsdlg/tm"
+)
+
+var t0 = time.Unix(1_700_000_000, 0)
+
+const (
+	lifetime = 43200 * time.Second
+	byeWait  = 32 * time.Second
+	did      = "1f.2"
+	proxy    = "proxy.ims.example.net"
+)
+
+var testCellConfig = CellConfig{RRParam: "did", Timeout: lifetime, ByeWait: byeWait, EarlyTerminateCode: 487,
+	ExtraHeaders: []Header{{Name: "X-Extra", Value: "1"}}}
+
+func uri(t testing.TB, s string) sip.Uri {
+	t.Helper()
+	var u sip.Uri
+	require.NoError(t, sip.ParseUri(s, &u))
+	return u
+}
+
+// newCell is the dialog of an INVITE from alice (record-routed by a P-CSCF
+// before us) to bob.
+func newCell(t testing.TB) *Cell {
+	t.Helper()
+	from := sip.FromHeader{Address: uri(t, "sip:alice@ims.example.net"), Params: sip.HeaderParams{{K: "tag", V: "ftag"}}}
+	to := sip.ToHeader{Address: uri(t, "sip:bob@ims.example.net"), Params: sip.HeaderParams{}}
+	inv := Invite{CallID: "call-1", FromTag: "ftag", ViaBranch: "z9hG4bK-up", From: from, To: to,
+		Contact: uri(t, "sip:alice@10.0.0.1:5070"), RecordRoute: []sip.Uri{uri(t, "sip:pcscf.ims.example.net;lr")},
+		CSeq: 1, Source: "10.0.0.9:5060", Transport: "UDP"}
+	return NewCell(&testCellConfig, t0, did, inv, func(u *sip.Uri) bool { return u.Host == proxy })
+}
+
+// reply is a reply of the INVITE from the callee behind branch: its
+// Record-Route has an AS above our entry and the P-CSCF below it.
+func reply(t testing.TB, branch, code int, tag string) Event {
+	r := dlgout.Reply{Code: code, ToTag: tag, CSeq: 1, Method: sip.INVITE, Transport: "UDP", Source: "10.0.1.1:5060",
+		RecordRoute: []sip.Uri{uri(t, "sip:as.ims.example.net;lr"), uri(t, "sip:"+proxy+";lr;did="+did),
+			uri(t, "sip:pcscf.ims.example.net;lr")}}
+	if tag != "" {
+		r.Contact, r.HasContact = uri(t, "sip:bob@10.0.1."+tag+":5062"), true
+	}
+	return Event{Kind: EvReply, Branch: branch, Reply: r}
+}
+
+var (
+	created  = Event{Kind: EvCreated}
+	ack      = Event{Kind: EvRequest, Request: Request{Method: "ACK", CSeq: 1, FromCaller: true, FromTag: "ftag", ToTag: "1"}}
+	callerBy = Event{Kind: EvRequest, Request: Request{Method: "BYE", CSeq: 2, FromCaller: true, FromTag: "ftag", ToTag: "1"}}
+	calleeBy = Event{Kind: EvRequest, Request: Request{Method: "BYE", CSeq: 9, FromTag: "1", ToTag: "ftag"}}
+)
+
+func outcome(k tm.OutcomeKind, code int) Event { return Event{Kind: EvOutcome, Outcome: k, Code: code} }
+
+// run feeds events to a new cell, a second apart, and returns the cell and
+// the actions of the last event.
+func run(t *testing.T, evs ...Event) (*Cell, []Action) {
+	t.Helper()
+	c := newCell(t)
+	var acts []Action
+	for i, ev := range evs {
+		acts = c.Step(t0.Add(time.Duration(i)*time.Second), ev)
+	}
+	return c, acts
+}
+
+func callbacks(acts []Action) []Callback {
+	var out []Callback
+	for _, a := range acts {
+		if a.Kind == ActFire && a.Callback != CbResponseFwded {
+			out = append(out, a.Callback)
+		}
+	}
+	return out
+}
+
+func has(acts []Action, k ActionKind) []Action {
+	var out []Action
+	for _, a := range acts {
+		if a.Kind == k {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func sends(acts []Action) []*OutRequest {
+	var out []*OutRequest
+	for _, a := range has(acts, ActSend) {
+		out = append(out, a.Send)
+	}
+	return out
+}
+
+func header(hs []Header, name string) string {
+	for _, h := range hs {
+		if strings.EqualFold(h.Name, name) {
+			return h.Value
+		}
+	}
+	return ""
+}
+
+// Every transition of the ims_dialog state diagram, with the callbacks the
+// seed (002, "register_dlgcb") says fire on it.
+func TestSeedImsDialog_Transitions(t *testing.T) {
+	cases := []struct {
+		name  string
+		evs   []Event
+		state State
+		end   EndReason
+		cbs   []Callback
+	}{
+		{"created", []Event{created}, Unconfirmed, NotEnded, []Callback{CbCreated}},
+		{"first tagged 1xx: EARLY", []Event{created, reply(t, 0, 180, "1")}, Early, NotEnded, []Callback{CbEarly}},
+		{"untagged 1xx: still UNCONFIRMED", []Event{created, reply(t, 0, 183, "")}, Unconfirmed, NotEnded, nil},
+		{"100 changes nothing", []Event{created, reply(t, 0, 100, "")}, Unconfirmed, NotEnded, nil},
+		{"second leg rings: EARLY fires again", []Event{created, reply(t, 0, 180, "1"), reply(t, 1, 180, "2")}, Early, NotEnded, []Callback{CbEarly}},
+		{"same leg again: no callback", []Event{created, reply(t, 0, 180, "1"), reply(t, 0, 183, "1")}, Early, NotEnded, nil},
+		{"2xx: CONFIRMED_NA", []Event{created, reply(t, 0, 180, "1"), reply(t, 0, 200, "1")}, ConfirmedNA, NotEnded, []Callback{CbConfirmedNA}},
+		{"2xx without 1xx", []Event{created, reply(t, 0, 200, "1")}, ConfirmedNA, NotEnded, []Callback{CbConfirmedNA}},
+		{"ACK: CONFIRMED", []Event{created, reply(t, 0, 200, "1"), ack}, Confirmed, NotEnded, []Callback{CbConfirmed}},
+		{"1xx after the 2xx changes nothing", []Event{created, reply(t, 0, 200, "1"), reply(t, 0, 180, "1")}, ConfirmedNA, NotEnded, nil},
+		{"re-INVITE is REQ_WITHIN", []Event{created, reply(t, 0, 200, "1"), ack,
+			{Kind: EvRequest, Request: Request{Method: "INVITE", CSeq: 2, FromCaller: true, ToTag: "1"}}}, Confirmed, NotEnded, []Callback{CbReqWithin}},
+		{"ACK of the INVITE again is REQ_WITHIN", []Event{created, reply(t, 0, 200, "1"), ack, ack}, Confirmed, NotEnded, []Callback{CbReqWithin}},
+		{"reply within", []Event{created, reply(t, 0, 200, "1"), ack, {Kind: EvRequestReply, Method: "UPDATE", Code: 200}}, Confirmed, NotEnded,
+			[]Callback{CbRplWithin}},
+		{"caller BYE", []Event{created, reply(t, 0, 200, "1"), ack, callerBy}, Terminated, EndByeCaller, []Callback{CbReqWithin, CbTerminated}},
+		{"callee BYE", []Event{created, reply(t, 0, 200, "1"), ack, calleeBy}, Terminated, EndByeCallee, []Callback{CbReqWithin, CbTerminated}},
+		{"BYE before ACK ends the call", []Event{created, reply(t, 0, 200, "1"), callerBy}, Terminated, EndByeCaller,
+			[]Callback{CbReqWithin, CbTerminated}},
+		{"a 100 to the BYE is not its answer", []Event{created, reply(t, 0, 200, "1"), ack, callerBy,
+			{Kind: EvRequestReply, Method: "BYE", Code: 100}}, Terminated, EndByeCaller, []Callback{CbRplWithin}},
+		{"reply to the BYE: TERMINATED_CONFIRMED, DELETED", []Event{created, reply(t, 0, 200, "1"), ack, callerBy,
+			{Kind: EvRequestReply, Method: "BYE", Code: 200}}, Deleted, EndByeCaller, []Callback{CbRplWithin, CbTerminatedConfirmed, CbDestroy}},
+		{"non-2xx final: FAILED", []Event{created, reply(t, 0, 180, "1"), reply(t, 0, 486, "1"), outcome(tm.Failed, 486)}, Terminated, EndFailed,
+			[]Callback{CbFailed}},
+		{"caller CANCEL: FAILED", []Event{created, reply(t, 0, 180, "1"), outcome(tm.Cancelled, 487)}, Terminated, EndCancelled, []Callback{CbFailed}},
+		{"t_reply by another module: FAILED", []Event{created, outcome(tm.Replied, 500)}, Terminated, EndFailed, []Callback{CbFailed}},
+		{"answered outcome changes nothing", []Event{created, reply(t, 0, 200, "1"), outcome(tm.Answered, 200)}, ConfirmedNA, NotEnded, nil},
+		{"ACK after the end is ignored", []Event{created, outcome(tm.Failed, 486), ack}, Terminated, EndFailed, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, acts := run(t, tc.evs...)
+			assert.Equal(t, tc.state, c.State())
+			assert.Equal(t, tc.end, c.end)
+			assert.Equal(t, tc.cbs, callbacks(acts))
+		})
+	}
+}
+
+// The actions that come with the transitions: timers, persistence of
+// confirmed dialogs, release and removal on every end.
+func TestSeedImsDialog_TransitionActions(t *testing.T) {
+	kinds := func(acts []Action) []ActionKind {
+		var out []ActionKind
+		for _, a := range acts {
+			if a.Kind != ActFire && a.Kind != ActLog {
+				out = append(out, a.Kind)
+			}
+		}
+		return out
+	}
+	c, acts := run(t, created)
+	assert.Equal(t, []ActionKind{ActArmTimer}, kinds(acts))
+	assert.Equal(t, lifetime, acts[1].After)
+	assert.Equal(t, t0.Add(lifetime), c.Deadline())
+
+	c, acts = run(t, created, reply(t, 0, 180, "1"))
+	assert.Equal(t, []ActionKind{ActStateChanged}, kinds(acts), "EARLY is not saved")
+	assert.Equal(t, Action{Kind: ActStateChanged, From: Unconfirmed, To: Early}, has(acts, ActStateChanged)[0])
+
+	_, acts = run(t, created, reply(t, 0, 180, "1"), reply(t, 0, 200, "1"))
+	assert.Equal(t, []ActionKind{ActStateChanged, ActPersist, ActArmTimer}, kinds(acts), "the lifetime starts with the answer")
+
+	_, acts = run(t, created, reply(t, 0, 200, "1"), ack, callerBy)
+	assert.Equal(t, []ActionKind{ActPersist, ActStateChanged, ActPersist, ActStopTimer, ActArmTimer}, kinds(acts))
+	assert.Equal(t, TimerByeWait, acts[len(acts)-1].Timer)
+	assert.Equal(t, byeWait, acts[len(acts)-1].After)
+
+	_, acts = run(t, created, reply(t, 0, 180, "1"), outcome(tm.Failed, 486))
+	assert.Equal(t, []ActionKind{ActStateChanged, ActStopTimer, ActRelease, ActDestroy}, kinds(acts))
+
+	_, acts = run(t, created, reply(t, 0, 200, "1"), ack, callerBy, Event{Kind: EvRequestReply, Method: "BYE", Code: 200})
+	assert.Equal(t, []ActionKind{ActStateChanged, ActStopTimer, ActRelease, ActDestroy}, kinds(acts))
+
+	c, _ = run(t, created, reply(t, 0, 200, "1"), ack)
+	acts = c.Step(t0, Event{Kind: EvInviteDone})
+	assert.Empty(t, kinds(acts), "nothing to prune")
+}
+
+// RFC 3261 §16.7 step 5 and DESIGN §4: which leg the call goes on with
+// when 2xx come from several branches, late, or after the end.
+func TestDesign4_AnswerDecisions(t *testing.T) {
+	t.Run("first 2xx answers; its leg is the dialog's To tag", func(t *testing.T) {
+		c, _ := run(t, created, reply(t, 0, 180, "1"), reply(t, 1, 180, "2"), reply(t, 1, 200, "2"))
+		assert.Equal(t, "2", c.ToTag())
+	})
+	t.Run("2xx from a second branch: ACK and BYE that leg, the call stays", func(t *testing.T) {
+		c, acts := run(t, created, reply(t, 0, 180, "1"), reply(t, 1, 180, "2"), reply(t, 0, 200, "1"), reply(t, 1, 200, "2"))
+		assert.Equal(t, ConfirmedNA, c.State())
+		assert.Equal(t, "1", c.ToTag())
+		assert.Empty(t, callbacks(acts))
+		out := sends(acts)
+		require.Len(t, out, 2)
+		ack, bye := out[0], out[1]
+		assert.Equal(t, sip.ACK, ack.Method)
+		assert.Equal(t, uint32(1), ack.CSeq, "the INVITE's CSeq")
+		assert.Equal(t, sip.BYE, bye.Method)
+		assert.Equal(t, uint32(2), bye.CSeq)
+		for _, r := range out {
+			assert.Equal(t, "sip:bob@10.0.1.2:5062", r.Target.String(), "the second leg's Contact")
+			assert.Equal(t, "2", tm.Tag(r.To.Params))
+			assert.Equal(t, "ftag", tm.Tag(r.From.Params))
+			assert.Equal(t, []string{"sip:as.ims.example.net;lr"}, uriStrings(r.Route), "its route set, above our entry")
+			assert.False(t, r.Await, "the dialog does not wait for it")
+		}
+		assert.Equal(t, `SIP ;cause=200 ;text="call completed elsewhere"`, header(bye.Headers, "Reason"))
+	})
+	t.Run("2xx after the INVITE transaction ended, on a pruned leg", func(t *testing.T) {
+		c, _ := run(t, created, reply(t, 0, 180, "1"), reply(t, 1, 180, "2"), reply(t, 0, 200, "1"), ack)
+		c.Step(t0, Event{Kind: EvInviteDone})
+		acts := c.Step(t0, reply(t, 1, 200, "2"))
+		out := sends(acts)
+		require.Len(t, out, 2)
+		assert.Equal(t, "2", tm.Tag(out[1].To.Params))
+		assert.Equal(t, Confirmed, c.State())
+	})
+	t.Run("2xx crossing the caller's CANCEL wins: the dialog is confirmed", func(t *testing.T) {
+		c, acts := run(t, created, reply(t, 0, 180, "1"), reply(t, 0, 200, "1"), outcome(tm.Cancelled, 487))
+		assert.Equal(t, ConfirmedNA, c.State())
+		assert.Empty(t, acts)
+	})
+	t.Run("2xx after the caller cancelled: ACK and BYE, no state change", func(t *testing.T) {
+		c, acts := run(t, created, reply(t, 0, 180, "1"), outcome(tm.Cancelled, 487), reply(t, 0, 200, "1"))
+		assert.Equal(t, Terminated, c.State())
+		assert.Empty(t, has(acts, ActStateChanged))
+		out := sends(acts)
+		require.Len(t, out, 2)
+		assert.Equal(t, `SIP ;cause=200 ;text="call already ended"`, header(out[1].Headers, "Reason"))
+	})
+	t.Run("200 crossing our early termination is too late to confirm", func(t *testing.T) {
+		c, acts := run(t, created, reply(t, 0, 180, "1"), Event{Kind: EvTerminate}, reply(t, 0, 200, "1"))
+		assert.Equal(t, Terminated, c.State())
+		assert.Len(t, sends(acts), 2, "ACK and BYE that leg")
+	})
+	t.Run("the answering leg's 2xx again changes nothing", func(t *testing.T) {
+		_, acts := run(t, created, reply(t, 0, 200, "1"), reply(t, 0, 200, "1"))
+		assert.Empty(t, callbacks(acts))
+		assert.Empty(t, sends(acts))
+	})
+	t.Run("2xx without a To tag is logged, not kept", func(t *testing.T) {
+		c, acts := run(t, created, reply(t, 0, 200, ""))
+		assert.Equal(t, Unconfirmed, c.State())
+		require.Len(t, has(acts, ActLog), 1)
+		assert.Equal(t, slog.LevelWarn, has(acts, ActLog)[0].Level)
+	})
+	t.Run("a failed branch ends its early legs only", func(t *testing.T) {
+		c, _ := run(t, created, reply(t, 0, 180, "1"), reply(t, 1, 180, "2"), reply(t, 0, 486, "1"))
+		legs := map[string]string{}
+		for _, l := range c.outs.Legs() {
+			legs[l.ToTag] = l.State.String()
+		}
+		assert.Equal(t, map[string]string{"1": "TERMINATED", "2": "EARLY"}, legs)
+		assert.Equal(t, Early, c.State())
+	})
+	t.Run("the INVITE's end prunes the legs that did not answer", func(t *testing.T) {
+		c, _ := run(t, created, reply(t, 0, 180, "1"), reply(t, 1, 180, "2"), reply(t, 1, 200, "2"))
+		acts := c.Step(t0, Event{Kind: EvInviteDone})
+		require.Len(t, has(acts, ActLog), 1)
+		require.Len(t, c.outs.Legs(), 1)
+		assert.Equal(t, "2", c.outs.Legs()[0].ToTag)
+	})
+}
+
+// DESIGN §4 termination of a confirmed call: BYE to the caller and to the
+// callee leg that answered, each with its route set, remote target and a
+// CSeq above anything that direction used (RFC 3261 §12.2.1.1).
+func TestDesign4_ByeTargetRouteAndCSeq(t *testing.T) {
+	c, _ := run(t, created, reply(t, 0, 180, "1"), reply(t, 1, 200, "2"), ack,
+		// The caller's re-INVITE raises its CSeq to 5, the callee's UPDATE
+		// its own to 20.
+		Event{Kind: EvRequest, Request: Request{Method: "INVITE", CSeq: 5, FromCaller: true, FromTag: "ftag", ToTag: "2"}},
+		Event{Kind: EvRequest, Request: Request{Method: "UPDATE", CSeq: 20, FromTag: "2", ToTag: "ftag"}})
+	acts := c.Step(t0, Event{Kind: EvTerminate, Side: SideBoth, Reason: `operator "x"`, Headers: []Header{{"X-Charging", "stop"}}})
+	assert.Equal(t, Terminated, c.State())
+	assert.Equal(t, EndTerminated, c.end)
+	out := sends(acts)
+	require.Len(t, out, 2)
+	toCaller, toCallee := out[0], out[1]
+
+	assert.Equal(t, SideCaller, toCaller.Side)
+	assert.True(t, toCaller.Await)
+	assert.Equal(t, "sip:alice@10.0.0.1:5070", toCaller.Target.String(), "the caller's Contact")
+	assert.Equal(t, []string{"sip:pcscf.ims.example.net;lr"}, uriStrings(toCaller.Route), "the INVITE's Record-Route")
+	assert.Empty(t, toCaller.Dst)
+	assert.Equal(t, "2", tm.Tag(toCaller.From.Params), "we stand for the callee")
+	assert.Equal(t, "ftag", tm.Tag(toCaller.To.Params))
+	assert.Equal(t, uint32(21), toCaller.CSeq, "above the callee's UPDATE")
+
+	assert.Equal(t, SideCallee, toCallee.Side)
+	assert.Equal(t, "sip:bob@10.0.1.2:5062", toCallee.Target.String(), "the leg that answered, not the first one")
+	assert.Equal(t, []string{"sip:as.ims.example.net;lr"}, uriStrings(toCallee.Route))
+	assert.Equal(t, "ftag", tm.Tag(toCallee.From.Params))
+	assert.Equal(t, "2", tm.Tag(toCallee.To.Params))
+	assert.Equal(t, uint32(6), toCallee.CSeq, "above the caller's re-INVITE")
+
+	for _, r := range out {
+		assert.Equal(t, "call-1", r.CallID)
+		assert.Equal(t, sip.BYE, r.Method)
+		assert.Equal(t, "1", header(r.Headers, "X-Extra"), "dlg_extra_hdrs")
+		assert.Equal(t, "stop", header(r.Headers, "X-Charging"))
+		assert.Equal(t, `SIP ;cause=200 ;text="operator \"x\""`, header(r.Headers, "Reason"), "RFC 3326 quoting")
+	}
+	wait := has(acts, ActArmTimer)
+	require.Len(t, wait, 1)
+	assert.Equal(t, TimerByeWait, wait[0].Timer)
+
+	// A second termination finds the BYEs' CSeqs taken.
+	c2, _ := run(t, created, reply(t, 0, 200, "1"), ack)
+	first := sends(c2.Step(t0, Event{Kind: EvTerminate, Side: SideCallee}))
+	require.Len(t, first, 1)
+	assert.Equal(t, uint32(2), first[0].CSeq)
+	assert.Empty(t, header(first[0].Headers, "Reason"), "no reason given, none sent")
+}
+
+// Without a route set, a BYE goes where that side's messages came from.
+func TestDesign4_ByeWithoutRouteSetGoesToTheSource(t *testing.T) {
+	c := NewCell(&testCellConfig, t0, did, Invite{CallID: "c", FromTag: "f",
+		From: sip.FromHeader{Address: uri(t, "sip:a@x"), Params: sip.HeaderParams{{K: "tag", V: "f"}}},
+		To:   sip.ToHeader{Address: uri(t, "sip:b@x")}, Contact: uri(t, "sip:a@10.0.0.1"), CSeq: 1,
+		Source: "10.0.0.1:5070", Transport: "TCP"}, nil)
+	c.Step(t0, created)
+	c.Step(t0, Event{Kind: EvReply, Reply: dlgout.Reply{Code: 200, ToTag: "t", CSeq: 1, Method: sip.INVITE,
+		Contact: uri(t, "sip:b@10.0.1.1"), HasContact: true, Transport: "UDP", Source: "10.0.1.1:5090"}})
+	out := sends(c.Step(t0, Event{Kind: EvTerminate, Side: SideBoth}))
+	require.Len(t, out, 2)
+	assert.Equal(t, "tcp:10.0.0.1:5070", out[0].Dst)
+	assert.Equal(t, "udp:10.0.1.1:5090", out[1].Dst)
+}
+
+// dlg_terminate of an early dialog: a final reply upstream (default
+// early_terminate_code) with the Reason, which tm repeats on the CANCELs
+// (DESIGN §4, TS 24.229 §5.4.5); the dialog goes at once.
+func TestSeedImsDialog_TerminateEarly(t *testing.T) {
+	for _, tc := range []struct {
+		code, want int
+		reason     string
+		wantReason string
+	}{
+		{0, 487, "operator", `SIP ;cause=487 ;text="operator"`},
+		{480, 480, "", `SIP ;cause=480 ;text="Request Terminated"`},
+	} {
+		c, acts := run(t, created, reply(t, 0, 180, "1"), Event{Kind: EvTerminate, Code: tc.code, Reason: tc.reason,
+			Headers: []Header{{"X-Why", "test"}}})
+		assert.Equal(t, Terminated, c.State())
+		assert.Equal(t, EndTerminated, c.end)
+		up := has(acts, ActReplyUpstream)
+		require.Len(t, up, 1)
+		assert.Equal(t, tc.want, up[0].Code)
+		assert.Equal(t, tc.wantReason, header(up[0].Headers, "Reason"))
+		assert.Equal(t, "test", header(up[0].Headers, "X-Why"))
+		assert.Empty(t, sends(acts))
+		assert.Equal(t, []Callback{CbTerminated, CbFailed}, callbacks(acts))
+		assert.Len(t, has(acts, ActRelease), 1)
+		assert.Len(t, has(acts, ActDestroy), 1)
+	}
+}
+
+// A confirmed dialog terminated on one or both sides is DELETED once every
+// BYE is answered, or its wait ends.
+func TestSeedImsDialog_TerminateConfirmed(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		side  Side
+		sides []Side
+	}{
+		{"both", SideBoth, []Side{SideCaller, SideCallee}},
+		{"caller", SideCaller, []Side{SideCaller}},
+		{"callee", SideCallee, []Side{SideCallee}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, acts := run(t, created, reply(t, 0, 200, "1"), ack, Event{Kind: EvTerminate, Side: tc.side, Reason: "operator"})
+			var got []Side
+			for _, r := range sends(acts) {
+				got = append(got, r.Side)
+			}
+			assert.Equal(t, tc.sides, got)
+			for i, s := range tc.sides {
+				acts = c.Step(t0, Event{Kind: EvByeDone, Side: s, Code: 200})
+				if i < len(tc.sides)-1 {
+					assert.Empty(t, acts, "still waiting for the other BYE")
+				}
+			}
+			assert.Equal(t, Deleted, c.State())
+			assert.Equal(t, []Callback{CbTerminatedConfirmed, CbDestroy}, callbacks(acts))
+			assert.Len(t, has(acts, ActRelease), 1)
+		})
+	}
+	t.Run("BYE wait ends without replies", func(t *testing.T) {
+		c, _ := run(t, created, reply(t, 0, 200, "1"), ack, Event{Kind: EvTerminate})
+		acts := c.Step(t0, Event{Kind: EvByeWaitOver})
+		assert.Equal(t, Deleted, c.State())
+		assert.Len(t, has(acts, ActDestroy), 1)
+	})
+	t.Run("party BYE whose reply never comes is deleted by the wait", func(t *testing.T) {
+		c, _ := run(t, created, reply(t, 0, 200, "1"), ack, callerBy)
+		c.Step(t0, Event{Kind: EvByeWaitOver})
+		assert.Equal(t, Deleted, c.State())
+	})
+	t.Run("a callee leg without Contact: no BYE to it, no wait for it", func(t *testing.T) {
+		ev := reply(t, 0, 200, "1")
+		ev.Reply.HasContact = false
+		c, acts := run(t, created, ev, ack, Event{Kind: EvTerminate, Side: SideCallee})
+		assert.Equal(t, Deleted, c.State())
+		assert.Empty(t, sends(acts))
+		assert.Len(t, has(acts, ActLog), 1)
+	})
+	t.Run("an ended dialog takes no command", func(t *testing.T) {
+		c, _ := run(t, created, outcome(tm.Failed, 486))
+		assert.True(t, c.Ended())
+		assert.Empty(t, c.Step(t0, Event{Kind: EvTerminate}))
+	})
+}
+
+// default_timeout: a confirmed call gets BYE both ways (EXPIRED), an early
+// one is answered 408 upstream (its branches cancelled).
+func TestSeedImsDialog_DefaultTimeout(t *testing.T) {
+	c, acts := run(t, created, reply(t, 0, 200, "1"), ack)
+	acts = c.Step(c.Deadline(), Event{Kind: EvTimeout})
+	assert.Equal(t, EndExpired, c.end)
+	assert.Len(t, sends(acts), 2)
+	assert.Equal(t, []Callback{CbExpired}, callbacks(acts))
+	assert.Contains(t, header(sends(acts)[0].Headers, "Reason"), "dialog expired")
+
+	c, _ = run(t, created, reply(t, 0, 180, "1"))
+	acts = c.Step(c.Deadline(), Event{Kind: EvTimeout})
+	assert.Equal(t, EndExpired, c.end)
+	up := has(acts, ActReplyUpstream)
+	require.Len(t, up, 1)
+	assert.Equal(t, 408, up[0].Code)
+	assert.Len(t, has(acts, ActDestroy), 1)
+
+	// A late timer after the end does nothing.
+	c, _ = run(t, created, outcome(tm.Failed, 404))
+	assert.Empty(t, c.Step(t0.Add(lifetime), Event{Kind: EvTimeout}))
+}
+
+// timeout_avp / dlg_set_timeout: a new lifetime from now; the timer armed
+// before it, firing late, is ignored.
+func TestSeedImsDialog_SetTimeout(t *testing.T) {
+	c, _ := run(t, created, reply(t, 0, 200, "1"), ack)
+	now := t0.Add(time.Hour)
+	acts := c.Step(now, Event{Kind: EvSetTimeout, Timeout: 10 * time.Minute})
+	require.Len(t, has(acts, ActArmTimer), 1)
+	assert.Equal(t, 10*time.Minute, has(acts, ActArmTimer)[0].After)
+	assert.Len(t, has(acts, ActPersist), 1)
+	assert.Equal(t, now.Add(10*time.Minute), c.Deadline())
+	assert.Empty(t, c.Step(now.Add(time.Minute), Event{Kind: EvTimeout}), "an earlier arming's timer")
+	assert.Len(t, sends(c.Step(now.Add(10*time.Minute), Event{Kind: EvTimeout})), 2)
+}
+
+// Variables and flags of a confirmed dialog are saved with it (db_mode);
+// an early one's are not.
+func TestSeedDialog_VarsAndFlagsPersist(t *testing.T) {
+	c, _ := run(t, created)
+	assert.Empty(t, c.SetVar("k", "v"), "early dialogs are not saved")
+	c, _ = run(t, created, reply(t, 0, 200, "1"))
+	assert.Len(t, c.SetVar("k", "v"), 1)
+	assert.Len(t, c.SetFlag(3, true), 1)
+	assert.Empty(t, c.SetFlag(3, true), "no change, nothing to save")
+	assert.True(t, c.IsFlagSet(3))
+	assert.Len(t, c.SetFlag(3, false), 1)
+	v, ok := c.Var("k")
+	assert.True(t, ok)
+	assert.Equal(t, "v", v)
+	c.SetVar("k", "")
+	_, ok = c.Var("k")
+	assert.False(t, ok)
+}
+
+// Snapshot and RestoreCell give back a dialog that ends as the saved one
+// would: same BYE targets, route sets and CSeqs.
+func TestIssue6_SnapshotRestoreRoundTrip(t *testing.T) {
+	c, _ := run(t, created, reply(t, 0, 180, "1"), reply(t, 1, 200, "2"), ack,
+		Event{Kind: EvRequest, Request: Request{Method: "INVITE", CSeq: 5, FromCaller: true, FromTag: "ftag", ToTag: "2"}})
+	c.SetVar("charging", "on")
+	c.SetFlag(2, true)
+	s, ok := c.Snapshot()
+	require.True(t, ok)
+	assert.Equal(t, did, s.DID())
+	r, err := RestoreCell(&testCellConfig, s, nil)
+	require.NoError(t, err)
+	assert.Equal(t, Confirmed, r.State())
+	assert.Equal(t, "2", r.ToTag())
+	v, _ := r.Var("charging")
+	assert.Equal(t, "on", v)
+	assert.True(t, r.IsFlagSet(2))
+	want := sends(c.Step(t0, Event{Kind: EvTerminate}))
+	got := sends(r.Step(t0, Event{Kind: EvTerminate}))
+	require.Len(t, got, 2)
+	for i := range want {
+		assert.Equal(t, want[i].Target.String(), got[i].Target.String())
+		assert.Equal(t, uriStrings(want[i].Route), uriStrings(got[i].Route))
+		assert.Equal(t, want[i].CSeq, got[i].CSeq)
+		assert.Equal(t, want[i].From.Value(), got[i].From.Value())
+		assert.Equal(t, want[i].To.Value(), got[i].To.Value())
+	}
+
+	_, ok = newCell(t).Snapshot()
+	assert.False(t, ok, "an unconfirmed dialog is not saved")
+	s.State = Early
+	_, err = RestoreCell(&testCellConfig, s, nil)
+	assert.ErrorContains(t, err, "not a confirmed one")
+}
+
+func TestSeedImsDialog_Names(t *testing.T) {
+	assert.Equal(t, "CONFIRMED_NA", ConfirmedNA.String())
+	assert.Equal(t, "DELETED", Deleted.String())
+	assert.Equal(t, "TERMINATED_CONFIRMED", CbTerminatedConfirmed.String())
+	assert.NotEqual(t, CbSpiraled, CbTerminatedConfirmed, "own bit (DESIGN §8)")
+	assert.Equal(t, "expired", EndExpired.String())
+}

@@ -1,0 +1,173 @@
+package imsdialog
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/imsdlg/imsdlg/dlgout"
+	"github.com/imsdlg/imsdlg/tm"
+)
+
+// Header is one header line of a request or reply the cell asks for.
+type Header struct{ Name, Value string }
+
+// EventKind is what happened to a dialog.
+type EventKind uint8
+
+const (
+	// EvCreated: the dialog was admitted and its INVITE goes on.
+	EvCreated EventKind = iota + 1
+	// EvSpiral: the INVITE came back to us through an AS.
+	EvSpiral
+	// EvReply: a reply on Branch of the dialog's INVITE (Reply).
+	EvReply
+	// EvOutcome: how the INVITE transaction ended upstream (Outcome, Code).
+	EvOutcome
+	// EvInviteDone: the INVITE transaction finished; the legs that did not
+	// answer are pruned.
+	EvInviteDone
+	// EvRequest: a request within the dialog (Request).
+	EvRequest
+	// EvRequestReply: a reply to a request within the dialog (Method, Code).
+	EvRequestReply
+	// EvTimeout: the dialog's lifetime timer fired.
+	EvTimeout
+	// EvByeWaitOver: the wait for the replies to our BYEs ended.
+	EvByeWaitOver
+	// EvTerminate: dlg_terminate (Side, Code, Reason, Headers).
+	EvTerminate
+	// EvByeDone: a BYE we sent got its final reply (Side, Code; Code 0:
+	// none came).
+	EvByeDone
+	// EvSetTimeout: a new lifetime from now (Timeout).
+	EvSetTimeout
+)
+
+// Request is what the cell reads off a request within the dialog.
+type Request struct {
+	Method     string
+	CSeq       uint32
+	FromCaller bool
+	// FromTag and ToTag are the request's; the callee leg it concerns is the
+	// To tag of a request from the caller and the From tag of one from the
+	// callee.
+	FromTag, ToTag string
+}
+
+// Event is fed to Cell.Step: facts read off messages and timers, never the
+// messages themselves.
+type Event struct {
+	Kind EventKind
+	// EvReply: the branch of the INVITE and what its reply says.
+	Branch int
+	Reply  dlgout.Reply
+	// EvOutcome: how the INVITE ended (Code its final code).
+	Outcome tm.OutcomeKind
+	// EvOutcome, EvRequestReply, EvByeDone: a status code. EvTerminate: the
+	// final code for an early dialog (0: early_terminate_code).
+	Code int
+	// EvRequest.
+	Request Request
+	// EvRequestReply: the method the reply answers.
+	Method string
+	// EvTerminate, EvByeDone.
+	Side Side
+	// EvTerminate: text of the Reason header, and extra header lines for
+	// the BYEs or the final reply.
+	Reason  string
+	Headers []Header
+	// EvSetTimeout.
+	Timeout time.Duration
+}
+
+// ActionKind is what the manager must do.
+type ActionKind uint8
+
+const (
+	// ActFire: run the callbacks of Callback.
+	ActFire ActionKind = iota + 1
+	// ActStateChanged: From -> To (statistics, E_DLG_STATE_CHANGED).
+	ActStateChanged
+	// ActArmTimer: (re)arm Timer to fire After from now.
+	ActArmTimer
+	// ActStopTimer: stop Timer.
+	ActStopTimer
+	// ActSend: send the in-dialog request Send.
+	ActSend
+	// ActReplyUpstream: answer the INVITE with Code, Reason and Headers
+	// (t_reply), which CANCELs its pending branches with the same Reason.
+	ActReplyUpstream
+	// ActRelease: the dialog leaves its limits and profiles.
+	ActRelease
+	// ActPersist: what db_mode saves of the dialog changed (or it ended).
+	ActPersist
+	// ActDestroy: the dialog leaves the table.
+	ActDestroy
+	// ActLog: log Msg at Level, about the leg Leg when set, with Reason.
+	ActLog
+)
+
+// Timer names one of a dialog's timers.
+type Timer uint8
+
+const (
+	// TimerLifetime is default_timeout or the dialog's own timeout.
+	TimerLifetime Timer = iota + 1
+	// TimerByeWait bounds the wait for the replies to BYEs (bye_timeout).
+	TimerByeWait
+)
+
+// Action is one instruction for the manager, with the data it needs ready.
+type Action struct {
+	Kind     ActionKind
+	Callback Callback
+	From, To State
+	Timer    Timer
+	After    time.Duration
+	Send     *OutRequest
+	// ActReplyUpstream.
+	Code    int
+	Reason  string
+	Headers []Header
+	// ActLog.
+	Level slog.Level
+	Msg   string
+	Leg   string
+}
+
+// OutRequest is a request within the dialog the cell wants sent, complete:
+// the manager only turns it into a message (buildRequest).
+type OutRequest struct {
+	Method sip.RequestMethod
+	// Target is the Request-URI: the remote target of the side it goes to.
+	Target sip.Uri
+	// Route is the route set towards that side, nearest hop first.
+	Route []sip.Uri
+	// Dst is "udp:ip:port" when the route set is empty and that side is
+	// reached where its messages came from.
+	Dst     string
+	From    sip.FromHeader
+	To      sip.ToHeader
+	CallID  string
+	CSeq    uint32
+	Headers []Header
+	// Await: the cell waits for the final reply, as EvByeDone for Side.
+	Await bool
+	Side  Side
+}
+
+func fire(out []Action, c Callback) []Action {
+	return append(out, Action{Kind: ActFire, Callback: c})
+}
+
+func logAction(level slog.Level, msg, leg, reason string) Action {
+	return Action{Kind: ActLog, Level: level, Msg: msg, Leg: leg, Reason: reason}
+}
+
+// reasonHeader is the Reason header of everything the dialog module sends
+// (RFC 3326, TS 24.229 §5.4.5).
+func reasonHeader(cause int, text string) Header {
+	return Header{Name: "Reason", Value: tm.ReasonValue("SIP", cause, text)}
+}

@@ -1,0 +1,221 @@
+package imsdialog
+
+import (
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/imsdlg/imsdlg/tm"
+)
+
+// step runs one event through a dialog's cell and carries out its actions.
+func (m *Manager) step(d *Dialog, ev Event, p CallbackParams) {
+	m.stepIf(d, ev, p, nil)
+}
+
+// stepIf is step when ok, checked under the dialog's lock, says so; it
+// reports whether the event was applied.
+func (m *Manager) stepIf(d *Dialog, ev Event, p CallbackParams, ok func(*Cell) bool) bool {
+	d.mu.Lock()
+	if ok != nil && !ok(d.cell) {
+		d.mu.Unlock()
+		return false
+	}
+	acts := d.cell.Step(m.clock.Now(), ev)
+	m.timersLocked(d, acts)
+	d.mu.Unlock()
+	m.run(d, acts, p)
+	return true
+}
+
+// timersLocked arms and stops the dialog's timers, under its lock so that a
+// timer never outlives the decision that stopped it.
+func (m *Manager) timersLocked(d *Dialog, acts []Action) {
+	for _, a := range acts {
+		switch a.Kind {
+		case ActArmTimer:
+			ev := Event{Kind: EvTimeout}
+			t := &d.timer
+			if a.Timer == TimerByeWait {
+				ev, t = Event{Kind: EvByeWaitOver}, &d.byeTimer
+			}
+			if *t != nil {
+				(*t).Stop()
+			}
+			*t = m.clock.AfterFunc(a.After, func() { m.step(d, ev, CallbackParams{}) })
+		case ActStopTimer:
+			t := &d.timer
+			if a.Timer == TimerByeWait {
+				t = &d.byeTimer
+			}
+			if *t != nil {
+				(*t).Stop()
+				*t = nil
+			}
+		case ActDestroy:
+			for _, t := range []*tm.Timer{&d.timer, &d.byeTimer} {
+				if *t != nil {
+					(*t).Stop()
+					*t = nil
+				}
+			}
+		}
+	}
+}
+
+// run does the I/O and callbacks of a cell's actions, without the lock.
+func (m *Manager) run(d *Dialog, acts []Action, p CallbackParams) {
+	for _, a := range acts {
+		switch a.Kind {
+		case ActFire:
+			m.fire(d, a.Callback, p)
+		case ActStateChanged:
+			m.stats.transition(a.From, a.To, d.endReason())
+			m.log.Info("dialog state", "callid", d.CallID, "did", d.did, "from", a.From.String(), "to", a.To.String())
+			if m.onState != nil {
+				m.observeState(d, a.From, a.To)
+			}
+		case ActSend:
+			m.send(d, a.Send)
+		case ActReplyUpstream:
+			d.mu.Lock()
+			tx := d.inviteTx
+			d.mu.Unlock()
+			if tx == nil {
+				continue
+			}
+			hdrs := make([]sip.Header, 0, len(a.Headers))
+			for _, h := range a.Headers {
+				hdrs = append(hdrs, sip.NewHeader(h.Name, h.Value))
+			}
+			if err := tx.Reply(a.Code, a.Reason, hdrs...); err != nil {
+				m.log.Info("early termination: INVITE already answered", "callid", d.CallID, "did", d.did, "error", err)
+			}
+		case ActRelease:
+			if m.limiter != nil {
+				m.limiter.Release(d.did)
+			}
+		case ActPersist:
+			if m.persist != nil {
+				m.persist.Changed(d)
+			}
+		case ActDestroy:
+			m.remove(d)
+		case ActLog:
+			args := []any{"callid", d.CallID, "did", d.did}
+			if a.Leg != "" {
+				args = append(args, "to_tag", a.Leg)
+			}
+			if a.Reason != "" {
+				args = append(args, "why", a.Reason)
+			}
+			m.log.Log(m.ctx, a.Level, a.Msg, args...)
+		}
+	}
+}
+
+func (d *Dialog) endReason() EndReason {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cell.end
+}
+
+// send sends a request the cell built. A BYE it waits for reports back as
+// EvByeDone, whatever happens to it.
+func (m *Manager) send(d *Dialog, o *OutRequest) {
+	req := buildRequest(o)
+	if o.Method == sip.ACK {
+		if err := d.sender.ForwardStateless(req, o.Dst); err != nil {
+			m.log.Info("ACK not sent", "callid", d.CallID, "did", d.did, "error", err)
+		}
+		return
+	}
+	side := sideName(o.Side)
+	if !o.Await {
+		side = "leg " + tm.Tag(o.To.Params)
+	}
+	err := d.sender.Send(req, o.Dst, func(res *sip.Response, err error) {
+		switch {
+		case err != nil:
+			m.log.Info(string(o.Method)+" failed", "callid", d.CallID, "did", d.did, "side", side, "error", err)
+		default:
+			m.log.Info(string(o.Method)+" answered", "callid", d.CallID, "did", d.did, "side", side, "code", res.StatusCode)
+		}
+		if o.Await {
+			code := 0
+			if res != nil {
+				code = res.StatusCode
+			}
+			m.step(d, Event{Kind: EvByeDone, Side: o.Side, Code: code}, CallbackParams{})
+		}
+	})
+	if err != nil {
+		m.log.Info(string(o.Method)+" not sent", "callid", d.CallID, "did", d.did, "side", side, "error", err)
+		if o.Await {
+			m.step(d, Event{Kind: EvByeDone, Side: o.Side}, CallbackParams{})
+		}
+	}
+}
+
+// buildRequest turns a request the cell built into a message: the one
+// builder of every request the dialog module sends.
+func buildRequest(o *OutRequest) *sip.Request {
+	req := sip.NewRequest(o.Method, *o.Target.Clone())
+	for i := range o.Route {
+		req.AppendHeader(&sip.RouteHeader{Address: *o.Route[i].Clone()})
+	}
+	from := o.From
+	from.Address = *o.From.Address.Clone()
+	from.Params = o.From.Params.Clone()
+	to := o.To
+	to.Address = *o.To.Address.Clone()
+	to.Params = o.To.Params.Clone()
+	req.AppendHeader(&from)
+	req.AppendHeader(&to)
+	cid := sip.CallIDHeader(o.CallID)
+	req.AppendHeader(&cid)
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: o.CSeq, MethodName: o.Method})
+	mf := sip.MaxForwardsHeader(70)
+	req.AppendHeader(&mf)
+	for _, h := range o.Headers {
+		req.AppendHeader(sip.NewHeader(h.Name, h.Value))
+	}
+	req.SetBody(nil)
+	return req
+}
+
+// observeState runs the state observer; a panic in it costs the event,
+// not the call.
+func (m *Manager) observeState(d *Dialog, from, to State) {
+	defer func() {
+		if r := recover(); r != nil {
+			m.log.Error("panic in the dialog state observer", "callid", d.CallID, "panic", r)
+		}
+	}()
+	m.onState(d, from, to, m.clock.Now())
+}
+
+func (m *Manager) fire(d *Dialog, c Callback, p CallbackParams) {
+	for _, r := range *m.global.Load() {
+		if r.types&c != 0 {
+			m.call(r.f, d, c, p)
+		}
+	}
+	d.mu.Lock()
+	cbs := d.cbs
+	d.mu.Unlock()
+	for _, r := range cbs {
+		if r.types&c != 0 {
+			m.call(r.f, d, c, p)
+		}
+	}
+}
+
+// call runs one callback; a panicking callback is logged and skipped, as
+// timers run callbacks on goroutines of their own.
+func (m *Manager) call(f CallbackFunc, d *Dialog, c Callback, p CallbackParams) {
+	defer func() {
+		if r := recover(); r != nil {
+			m.log.Error("panic in a dialog callback", "callid", d.CallID, "type", c.String(), "panic", r)
+		}
+	}()
+	f(d, c, p)
+}

@@ -1,0 +1,315 @@
+package imsdialog
+
+import (
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/imsdlg/imsdlg/dlgout"
+	"github.com/imsdlg/imsdlg/spiral"
+	"github.com/imsdlg/imsdlg/tm"
+)
+
+// middleware is the dialog work around the routers after it.
+func (m *Manager) middleware(next tm.Router) tm.Router {
+	return tm.RouterFunc(func(r *tm.Request) tm.Decision {
+		if r.Method == sip.INVITE && r.Initial {
+			return m.routeInitial(next, r)
+		}
+		if !r.Initial {
+			if d, fromCaller := m.match(r); d != nil {
+				m.onRequestWithin(d, r, fromCaller)
+			}
+		}
+		return next.Route(r)
+	})
+}
+
+// IsKnown tells whether a request belongs to a dialog we hold
+// (is_known_dlg).
+func (m *Manager) IsKnown(r *tm.Request) bool {
+	if r.Initial {
+		return Current(r.Tx) != nil
+	}
+	d, _ := m.match(r)
+	return d != nil
+}
+
+// match finds the dialog of a request within a dialog (dlg_match_mode).
+func (m *Manager) match(r *tm.Request) (d *Dialog, fromCaller bool) {
+	callID := r.CallID().Value()
+	fromTag := tm.Tag(r.From().Params)
+	toTag := tm.Tag(r.To().Params)
+	if m.cfg.MatchMode != MatchDIDNone {
+		if v, ok := tm.Param(r.RouteParams, m.cfg.RRParam); ok {
+			if e, id, ok := parseDID(v); ok {
+				// The cookie names the dialog; the Call-ID guards against a
+				// forged or stale one.
+				if d := m.Lookup(e, id); d != nil && d.CallID == callID {
+					return d, fromTag == d.FromTag
+				}
+			}
+		}
+		if m.cfg.MatchMode == MatchDIDOnly {
+			return nil, false
+		}
+	}
+	for _, d := range m.byCallID(callID) {
+		if d.matchTags(fromTag, toTag) {
+			return d, true
+		}
+		if d.matchTags(toTag, fromTag) {
+			return d, false
+		}
+	}
+	return nil, false
+}
+
+func (m *Manager) onRequestWithin(d *Dialog, r *tm.Request, fromCaller bool) {
+	if r.Tx != nil {
+		r.Tx.SetValue(dialogKey{}, binding{d: d})
+	}
+	ev := Event{Kind: EvRequest, Request: Request{Method: string(r.Method), CSeq: r.CSeq().SeqNo, FromCaller: fromCaller,
+		FromTag: tm.Tag(r.From().Params), ToTag: tm.Tag(r.To().Params)}}
+	m.step(d, ev, CallbackParams{Request: r.Request, FromCaller: fromCaller})
+}
+
+func (m *Manager) routeInitial(next tm.Router, r *tm.Request) tm.Decision {
+	if m.cfg.DetectSpirals {
+		d, v := m.spiralOf(r)
+		if v == spiral.Retransmission {
+			// The INVITE that created a dialog, again, after its server
+			// transaction ended: it was handled; a second call would be a
+			// duplicate.
+			m.log.Info("late INVITE retransmission dropped", "callid", d.CallID, "did", d.did)
+			return tm.Decision{Kind: tm.Drop}
+		}
+		if d != nil {
+			dec := next.Route(r)
+			if dec.Kind == tm.Relay {
+				m.recordRoute(&dec, d)
+			}
+			m.stats.spiraled.Add(1)
+			m.log.Info("dialog spiraled", "callid", d.CallID, "did", d.did)
+			m.step(d, Event{Kind: EvSpiral}, CallbackParams{Request: r.Request, FromCaller: true})
+			return dec
+		}
+	}
+	dec := next.Route(r)
+	if dec.Kind != tm.Relay || r.Tx == nil {
+		return dec
+	}
+	if !m.cfg.Enable && r.Tx.Value(createKey{}) == nil {
+		return dec
+	}
+	d := m.newDialog(r)
+	r.Tx.SetValue(dialogKey{}, binding{d: d, initial: true})
+	m.recordRoute(&dec, d)
+	if m.limiter == nil || !m.limiter.HasLimits() {
+		d.mu.Lock()
+		acts := m.startLocked(d)
+		d.mu.Unlock()
+		m.run(d, acts, CallbackParams{Request: r.Request, FromCaller: true})
+		return dec
+	}
+	// The limit check may wait on Redis: not on tm's request path.
+	d.pending = dec
+	call := Call{DID: d.did, CallID: d.CallID, From: r.From().Address, To: r.To().Address, RURI: r.Recipient, Source: r.Source}
+	inv, tx := r.Request, r.Tx
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		m.admitted(d, tx, inv, m.limiter.Admit(m.ctx, call))
+	}()
+	return tm.Decision{Kind: tm.Defer}
+}
+
+func (m *Manager) recordRoute(dec *tm.Decision, d *Dialog) {
+	dec.RecordRoute = true
+	dec.RecordRouteParams = append(dec.RecordRouteParams, sip.HeaderKV{K: m.cfg.RRParam, V: d.did})
+}
+
+// admitted finishes the creation of a dialog whose limits were checked.
+// The INVITE's outcome cannot slip in between the check and the start: the
+// observer looks at admitted under the same lock.
+func (m *Manager) admitted(d *Dialog, tx *tm.Transaction, inv *sip.Request, rej *Rejection) {
+	d.mu.Lock()
+	dec, abandoned := d.pending, d.abandoned
+	d.pending = tm.Decision{}
+	var acts []Action
+	if rej == nil && !abandoned {
+		acts = m.startLocked(d)
+	}
+	d.mu.Unlock()
+	switch {
+	case rej != nil:
+		// Never a dialog: no state, callbacks or statistics.
+		hdrs := make([]sip.Header, 0, len(rej.Headers))
+		for _, h := range rej.Headers {
+			hdrs = append(hdrs, sip.NewHeader(h.Name, h.Value))
+		}
+		tx.Decide(tm.Reply(rej.Code, rej.Reason, hdrs...))
+	case abandoned:
+		// The caller cancelled while the limits were checked: give the
+		// count back, never keep it for a call that is gone.
+		m.limiter.Release(d.did)
+		tx.Decide(tm.Decision{Kind: tm.Drop})
+	default:
+		m.run(d, acts, CallbackParams{Request: inv, FromCaller: true})
+		tx.Decide(dec)
+	}
+}
+
+// newDialog builds the dialog an initial INVITE creates, not yet in the
+// table.
+func (m *Manager) newDialog(r *tm.Request) *Dialog {
+	req := r.Request
+	callID := req.CallID().Value()
+	e, id := m.allocate(callID)
+	did := makeDID(e, id)
+	inv := Invite{CallID: callID, FromTag: tm.Tag(req.From().Params), CSeq: req.CSeq().SeqNo,
+		From: *sip.HeaderClone(req.From()).(*sip.FromHeader), To: *sip.HeaderClone(req.To()).(*sip.ToHeader),
+		Source: r.Source, Transport: r.Transport}
+	if v := req.Via(); v != nil {
+		inv.ViaBranch, _ = tm.Param(v.Params, "branch")
+	}
+	if c := req.Contact(); c != nil {
+		inv.Contact = *c.Address.Clone()
+	}
+	for _, h := range req.GetHeaders("Record-Route") {
+		if h, ok := h.(*sip.RecordRouteHeader); ok {
+			inv.RecordRoute = append(inv.RecordRoute, h.Address)
+		}
+	}
+	d := &Dialog{m: m, HEntry: e, HID: id, did: did, CallID: callID, FromTag: inv.FromTag, upBranch: inv.ViaBranch,
+		sender: r.Sender, inviteTx: r.Tx}
+	d.cell = NewCell(&m.cell, m.clock.Now(), did, inv, r.Sender.IsOurURI)
+	return d
+}
+
+// startLocked puts an admitted dialog in the table and steps EvCreated,
+// under the dialog's lock; the caller runs the actions after it.
+func (m *Manager) startLocked(d *Dialog) []Action {
+	d.admitted = true
+	m.insert(d)
+	m.stats.created.Add(1)
+	m.log.Info("dialog created", "callid", d.CallID, "did", d.did)
+	acts := d.cell.Step(m.clock.Now(), Event{Kind: EvCreated})
+	m.timersLocked(d, acts)
+	return acts
+}
+
+// spiralOf returns the dialog an initial INVITE spirals into, if any: it
+// comes back with the did of a dialog of its Call-ID and From tag in the
+// Route of ours tm consumed, or with another marker of ours (spiral).
+func (m *Manager) spiralOf(r *tm.Request) (*Dialog, spiral.Verdict) {
+	cands := m.byCallID(r.CallID().Value())
+	if len(cands) == 0 {
+		return nil, spiral.New
+	}
+	fromTag := tm.Tag(r.From().Params)
+	var known []spiral.Known
+	var ds []*Dialog
+	routeDID, _ := tm.Param(r.RouteParams, m.cfg.RRParam)
+	for _, d := range cands {
+		if d.FromTag != fromTag {
+			continue
+		}
+		ended := d.State() >= Terminated
+		if routeDID != "" && routeDID == d.did {
+			if ended {
+				return nil, spiral.New
+			}
+			return d, spiral.Spiral
+		}
+		known = append(known, spiral.Known{DID: d.did, ViaBranch: d.upBranch, Terminated: ended})
+		ds = append(ds, d)
+	}
+	if len(known) == 0 {
+		return nil, spiral.New
+	}
+	mk := spiral.Marker{RRParam: m.cfg.RRParam, IsOurURI: r.Sender.IsOurURI, IsOurVia: r.Sender.IsOurVia}
+	v, i := spiral.Classify(r.Request, known, mk)
+	if (v == spiral.Spiral || v == spiral.Retransmission) && i >= 0 {
+		return ds[i], v
+	}
+	return nil, spiral.New
+}
+
+// observer follows the transactions of the dialogs: the replies and the
+// outcome of each dialog's INVITE, the replies within dialogs.
+type observer struct{ m *Manager }
+
+func (o observer) OnReply(t *tm.Transaction, branch int, res *sip.Response) {
+	b, ok := t.Value(dialogKey{}).(binding)
+	if !ok {
+		return
+	}
+	if b.initial {
+		o.m.step(b.d, Event{Kind: EvReply, Branch: branch, Reply: replyFacts(res)}, CallbackParams{Response: res})
+		return
+	}
+	method := ""
+	if cs := res.CSeq(); cs != nil {
+		method = string(cs.MethodName)
+	}
+	o.m.step(b.d, Event{Kind: EvRequestReply, Method: method, Code: res.StatusCode}, CallbackParams{Response: res})
+}
+
+func (o observer) OnOutcome(t *tm.Transaction, out tm.Outcome) {
+	b, ok := t.Value(dialogKey{}).(binding)
+	if !ok || !b.initial {
+		return
+	}
+	d := b.d
+	d.mu.Lock()
+	if !d.admitted {
+		// Ended before its limits were checked: admitted() cleans up.
+		d.abandoned = true
+		d.mu.Unlock()
+		return
+	}
+	d.mu.Unlock()
+	o.m.step(d, Event{Kind: EvOutcome, Outcome: out.Kind, Code: out.Code}, CallbackParams{Response: out.Response})
+}
+
+func (o observer) OnDone(t *tm.Transaction) {
+	b, ok := t.Value(dialogKey{}).(binding)
+	if !ok || !b.initial {
+		return
+	}
+	d := b.d
+	d.mu.Lock()
+	d.inviteTx = nil
+	started := d.admitted && !d.abandoned
+	d.mu.Unlock()
+	if started {
+		o.m.step(d, Event{Kind: EvInviteDone}, CallbackParams{})
+	}
+}
+
+// replyFacts reads what the dialog needs off a reply to its INVITE.
+func replyFacts(res *sip.Response) dlgout.Reply {
+	r := dlgout.Reply{Code: res.StatusCode, Transport: res.Transport(), Source: res.Source()}
+	gotTo := false
+	var rr [8]sip.Uri // a typical IMS path's Record-Route, without the heap
+	r.RecordRoute = rr[:0]
+	for _, h := range res.Headers() {
+		switch h := h.(type) {
+		case *sip.ToHeader:
+			if !gotTo {
+				gotTo = true
+				r.ToTag = tm.Tag(h.Params)
+			}
+		case *sip.CSeqHeader:
+			if r.Method == "" {
+				r.CSeq, r.Method = h.SeqNo, h.MethodName
+			}
+		case *sip.ContactHeader:
+			if !r.HasContact && !h.Address.Wildcard {
+				r.Contact, r.HasContact = h.Address, true
+			}
+		case *sip.RecordRouteHeader:
+			r.RecordRoute = append(r.RecordRoute, h.Address)
+		}
+	}
+	return r
+}

@@ -1,0 +1,94 @@
+package imsdialog
+
+// State is a dialog state, named as in the ims_dialog manual.
+type State uint8
+
+const (
+	Unconfirmed State = iota + 1 // initial INVITE seen, no tagged reply yet
+	Early                        // a 1xx with a To tag came back
+	ConfirmedNA                  // a 2xx came back, the caller's ACK not yet
+	Confirmed                    // the ACK of the 2xx passed
+	Terminated                   // ended (BYE, failure, cancel, expiry, command)
+	Deleted                      // gone from the table; only lingering references see it
+)
+
+var stateNames = [...]string{"", "UNCONFIRMED", "EARLY", "CONFIRMED_NA", "CONFIRMED", "TERMINATED", "DELETED"}
+
+func (s State) String() string {
+	if int(s) < len(stateNames) && s > 0 {
+		return stateNames[s]
+	}
+	return "UNKNOWN"
+}
+
+// EndReason says why a dialog ended.
+type EndReason uint8
+
+const (
+	NotEnded      EndReason = iota
+	EndFailed               // the INVITE got a non-2xx final reply
+	EndCancelled            // the caller cancelled the INVITE
+	EndByeCaller            // the caller sent BYE
+	EndByeCallee            // the callee sent BYE
+	EndExpired              // default_timeout / per-dialog timeout
+	EndTerminated           // dlg_terminate / management command
+)
+
+var endNames = [...]string{"", "failed", "cancelled", "bye_caller", "bye_callee", "expired", "terminated"}
+
+func (r EndReason) String() string {
+	if int(r) < len(endNames) {
+		return endNames[r]
+	}
+	return "unknown"
+}
+
+// Callback is a dialog callback type (a bit, so a registration can cover
+// several). TERMINATED_CONFIRMED has a bit of its own: in Kamailio it
+// shares one with SPIRALED (DESIGN §8).
+type Callback uint32
+
+const (
+	CbCreated Callback = 1 << iota
+	CbSpiraled
+	CbEarly
+	CbConfirmedNA
+	CbConfirmed
+	CbReqWithin
+	CbRplWithin
+	CbFailed
+	CbTerminated
+	CbTerminatedConfirmed
+	CbExpired
+	CbDestroy
+	CbMIContext
+	CbResponseFwded
+)
+
+var cbNames = []struct {
+	c    Callback
+	name string
+}{
+	{CbCreated, "CREATED"}, {CbSpiraled, "SPIRALED"}, {CbEarly, "EARLY"}, {CbConfirmedNA, "CONFIRMED_NA"},
+	{CbConfirmed, "CONFIRMED"}, {CbReqWithin, "REQ_WITHIN"}, {CbRplWithin, "RPL_WITHIN"}, {CbFailed, "FAILED"},
+	{CbTerminated, "TERMINATED"}, {CbTerminatedConfirmed, "TERMINATED_CONFIRMED"}, {CbExpired, "EXPIRED"},
+	{CbDestroy, "DESTROY"}, {CbMIContext, "MI_CONTEXT"}, {CbResponseFwded, "RESPONSE_FWDED"},
+}
+
+func (c Callback) String() string {
+	for _, n := range cbNames {
+		if n.c == c {
+			return n.name
+		}
+	}
+	return "MULTIPLE"
+}
+
+// Side selects the parties a termination reaches.
+type Side uint8
+
+const (
+	SideBoth Side = iota
+	SideCaller
+	SideCallee
+)

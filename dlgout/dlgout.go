@@ -49,8 +49,7 @@ var (
 	ErrNotAnswered = errors.New("dlgout: no 2xx seen on this leg")
 	// ErrUnknownLeg: no leg with that To-tag.
 	ErrUnknownLeg = errors.New("dlgout: unknown leg")
-	// ErrMalformed: nil response, status outside 100-699, no CSeq, or a 2xx
-	// without a To tag (RFC 3261 §8.2.6.2 makes the UAS add one).
+	// ErrMalformed: status outside 100-699, or no CSeq.
 	ErrMalformed = errors.New("dlgout: malformed response")
 	// ErrNotInvite: the response's CSeq method is not INVITE. Only responses
 	// to the dialog-creating INVITE create or update legs; a 200 to a PRACK
@@ -166,7 +165,10 @@ type Reply struct {
 //     returns nil, false, nil.
 //   - 2xx on a Terminated leg, or after Prune on a leg the Set no longer
 //     holds: the leg (from the Set, or built from the response and not
-//     stored), false, ErrLateAnswer.
+//     stored: Adopt stores it), false, ErrLateAnswer.
+//   - a 2xx without a To tag makes a leg whose tag is null (""): RFC 3261
+//     §8.2.6.2 makes the UAS add one, and §12.1.2 has the UAC treat a
+//     missing one as null; the caller's ACK and BYE then carry none.
 func (s *Set) OnReply(now time.Time, branch int, r Reply, ourRR func(sip.Uri) bool) (leg *Leg, created bool, err error) {
 	code := r.Code
 	switch {
@@ -186,10 +188,7 @@ func (s *Set) OnReply(now time.Time, branch int, r Reply, ourRR func(sip.Uri) bo
 	}
 	final := code >= 200
 	toTag := r.ToTag
-	if toTag == "" {
-		if final {
-			return nil, false, ErrMalformed
-		}
+	if toTag == "" && !final {
 		return nil, false, nil
 	}
 
@@ -325,17 +324,18 @@ func (s *Set) Answer(toTag string) (*Leg, error) {
 // Answered returns the leg that answered, nil before Answer succeeded.
 func (s *Set) Answered() *Leg { return s.answered }
 
-// Prune is called when the INVITE transaction ends: every leg but the
-// answered one becomes Terminated and leaves the Set; they are returned in
-// creation order. Those with a 2xx LastCode answered too and need ACK + BYE.
-// After Prune no leg is created, and a 2xx on any leg but the answered one
-// is ErrLateAnswer.
+// Prune is called when the INVITE transaction ends: every leg that did not
+// answer becomes Terminated and leaves the Set; they are returned in
+// creation order. The legs that answered (Confirmed) stay: the answered one
+// and any other whose 2xx went to the caller too (RFC 3261 §16.7 step 5),
+// until End. After Prune no leg is created, and a 2xx on a leg the Set does
+// not hold is ErrLateAnswer.
 func (s *Set) Prune() []Leg {
 	s.pruned = true
 	var removed []Leg
 	kept := s.legs[:0]
 	for _, l := range s.legs {
-		if l == s.answered {
+		if l == s.answered || l.State == Confirmed {
 			kept = append(kept, l)
 			continue
 		}
@@ -345,6 +345,59 @@ func (s *Set) Prune() []Leg {
 	clear(s.legs[len(kept):])
 	s.legs = kept
 	return removed
+}
+
+// Adopt stores a leg OnReply returned with ErrLateAnswer: a late 2xx the
+// caller was given, so the call may go on with it.
+func (s *Set) Adopt(l *Leg) {
+	if l == nil || s.Get(l.ToTag) != nil {
+		return
+	}
+	l.State = Confirmed
+	s.legs = append(s.legs, l)
+}
+
+// End removes a leg whose session is over (a BYE on it). When it was the
+// answered leg, the oldest other leg that answered becomes the answered one
+// and is returned; nil otherwise.
+func (s *Set) End(toTag string) (promoted *Leg) {
+	kept := s.legs[:0]
+	var ended *Leg
+	for _, l := range s.legs {
+		if l.ToTag == toTag && ended == nil {
+			ended = l
+			l.State = Terminated
+			continue
+		}
+		kept = append(kept, l)
+	}
+	clear(s.legs[len(kept):])
+	s.legs = kept
+	if ended == nil || ended != s.answered {
+		return nil
+	}
+	s.answered = nil
+	for _, l := range s.legs {
+		if l.State == Confirmed {
+			s.answered = l
+			return l
+		}
+	}
+	return nil
+}
+
+// Confirmed returns the legs that answered, the answered one first.
+func (s *Set) Confirmed() []*Leg {
+	var out []*Leg
+	if s.answered != nil {
+		out = append(out, s.answered)
+	}
+	for _, l := range s.legs {
+		if l.State == Confirmed && l != s.answered {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // ObserveRequest records a request seen on the leg, from the callee or

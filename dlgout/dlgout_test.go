@@ -60,7 +60,6 @@ func TestRFC3261_8_2_6_2_OnResponseRejectsMalformed(t *testing.T) {
 			res.RemoveHeader("CSeq")
 			return res
 		}, want: ErrMalformed},
-		{name: "2xx without To tag", res: func(t *testing.T) *sip.Response { return rsp(t, 200, "") }, want: ErrMalformed},
 		{name: "200 to a PRACK", res: func(t *testing.T) *sip.Response { return rsp(t, 200, "b1", "CSeq: 2 PRACK") }, want: ErrNotInvite},
 		{name: "183 to an UPDATE", res: func(t *testing.T) *sip.Response { return rsp(t, 183, "b1", "CSeq: 2 UPDATE") }, want: ErrNotInvite},
 	} {
@@ -272,8 +271,9 @@ func TestDesign4_PruneWithoutAnswerRemovesAll(t *testing.T) {
 	assert.Empty(t, s.Legs())
 }
 
-// DESIGN §4: a second 2xx from another branch is handled explicitly (ACK +
-// BYE that leg), not mixed up with the answered one.
+// RFC 3261 §16.7 step 5 and DESIGN §4: a second 2xx from another branch
+// makes a second confirmed leg, never mixed up with the answered one; it
+// stays after Prune until End (the caller's BYE on it).
 func TestDesign4_SecondAnswerFromAnotherLeg(t *testing.T) {
 	var s Set
 	mustResp(t, &s, 0, rsp(t, 180, "a"))
@@ -290,11 +290,42 @@ func TestDesign4_SecondAnswerFromAnotherLeg(t *testing.T) {
 	assert.Same(t, second, got, "the error names the leg to ACK and BYE")
 	assert.Same(t, first, s.Answered())
 
-	removed := s.Prune()
-	require.Len(t, removed, 1)
-	assert.Equal(t, "b", removed[0].ToTag)
-	assert.Equal(t, 200, removed[0].LastCode, "a removed leg with a 2xx needs ACK + BYE")
-	assert.Equal(t, "sip:bob@10.0.0.7", removed[0].RemoteTarget.String())
+	assert.Empty(t, s.Prune(), "both answered: nothing to prune")
+	assert.Equal(t, []*Leg{first, second}, s.Confirmed())
+	assert.Same(t, second, s.Get("b"), "the caller's ACK and BYE on it find it")
+
+	assert.Nil(t, s.End("b"), "ending the second leg promotes nobody")
+	assert.Equal(t, Terminated, second.State)
+	assert.Nil(t, s.Get("b"))
+	assert.Same(t, first, s.Answered())
+
+	// The caller keeps the second callee and hangs up the first.
+	third, _, err := s.OnResponse(t0, 2, rsp(t, 200, "c", "Contact: <sip:bob@10.0.0.8>"), ours)
+	require.ErrorIs(t, err, ErrLateAnswer)
+	s.Adopt(third)
+	assert.Same(t, third, s.Get("c"))
+	assert.Same(t, third, s.End("a"), "the other answered leg becomes the answered one")
+	assert.Same(t, third, s.Answered())
+	assert.Nil(t, s.End("c"))
+	assert.Nil(t, s.Answered())
+	assert.Empty(t, s.Legs())
+}
+
+// RFC 3261 §12.1.2: a 2xx without a To tag makes a leg with a null tag, so
+// the caller's ACK and BYE (To without tag) still find the dialog.
+func TestRFC3261_12_1_2_MissingToTagIsNull(t *testing.T) {
+	var s Set
+	leg, created, err := s.OnResponse(t0, 0, rsp(t, 180, ""), ours)
+	assert.NoError(t, err)
+	assert.Nil(t, leg, "an untagged 1xx makes no leg")
+	assert.False(t, created)
+	leg, created, err = s.OnResponse(t0, 0, rsp(t, 200, "", "Contact: <sip:bob@10.0.0.9>"), ours)
+	require.NoError(t, err)
+	assert.True(t, created)
+	assert.Equal(t, "", leg.ToTag)
+	_, err = s.Answer("")
+	require.NoError(t, err)
+	assert.Same(t, leg, s.Get(""))
 }
 
 func TestDesign4_AnswerErrors(t *testing.T) {

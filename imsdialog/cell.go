@@ -1,8 +1,6 @@
 package imsdialog
 
 import (
-	"errors"
-	"log/slog"
 	"strings"
 	"time"
 
@@ -25,6 +23,10 @@ type CellConfig struct {
 	EarlyTerminateCode int
 	// ExtraHeaders go into every BYE (dlg_extra_hdrs).
 	ExtraHeaders []Header
+	// AbsorbSecond2xx keeps a second answer (a 2xx from another callee once
+	// one answered) from the caller and ends it both ways, instead of
+	// relaying it for the caller to end (RFC 5407 §3.1.2, the default).
+	AbsorbSecond2xx bool
 }
 
 // Invite is what the cell reads off the INVITE that creates it.
@@ -71,7 +73,16 @@ type Cell struct {
 	timeout  time.Duration
 	deadline time.Time // of the lifetime timer; zero when none is armed
 
-	byeCaller, byeCallee bool // a BYE of ours to that side awaits its reply
+	// byeCaller, byeCallee count our BYEs to that side awaiting their reply
+	// (one per answered leg).
+	byeCaller, byeCallee int
+	// invitePending: the INVITE transaction still has branches.
+	invitePending bool
+	// failure is how the INVITE failed upstream, applied once its last
+	// branch is done unless a 2xx crosses first.
+	failure EndReason
+	// ownEnd: we ended the call before an answer (a command, a timeout).
+	ownEnd bool
 
 	from         sip.FromHeader
 	to           sip.ToHeader // without tag
@@ -131,6 +142,7 @@ func persistable(s State) bool { return s == ConfirmedNA || s == Confirmed }
 func (c *Cell) Step(now time.Time, ev Event) []Action {
 	switch ev.Kind {
 	case EvCreated:
+		c.invitePending = true
 		return c.arm(fire(nil, CbCreated), now, TimerLifetime, c.timeout)
 	case EvSpiral:
 		if c.Ended() {
@@ -142,15 +154,12 @@ func (c *Cell) Step(now time.Time, ev Event) []Action {
 	case EvOutcome:
 		return c.onOutcome(now, ev.Outcome, ev.Code)
 	case EvInviteDone:
-		if pruned := c.outs.Prune(); len(pruned) > 0 {
-			return []Action{logAction(slog.LevelDebug, "early legs pruned", "", "")}
-		}
-		return nil
+		return c.onInviteDone(now)
 	case EvRequest:
 		return c.onRequest(now, ev.Request)
 	case EvRequestReply:
 		out := fire(nil, CbRplWithin)
-		if ev.Method == "BYE" && ev.Code >= 200 && c.state == Terminated && !c.byeCaller && !c.byeCallee {
+		if ev.Method == "BYE" && ev.Code >= 200 && c.state == Terminated && c.byeCaller == 0 && c.byeCallee == 0 {
 			// The answer to the BYE that ended the dialog.
 			return c.deleted(out, now)
 		}
@@ -161,7 +170,7 @@ func (c *Cell) Step(now time.Time, ev Event) []Action {
 		}
 		return c.onTimeout(now)
 	case EvByeWaitOver:
-		c.byeCaller, c.byeCallee = false, false
+		c.byeCaller, c.byeCallee = 0, 0
 		if c.state != Terminated {
 			return nil
 		}
@@ -170,11 +179,11 @@ func (c *Cell) Step(now time.Time, ev Event) []Action {
 		return c.onTerminate(now, ev)
 	case EvByeDone:
 		if ev.Side == SideCaller {
-			c.byeCaller = false
+			c.byeCaller = max(c.byeCaller-1, 0)
 		} else {
-			c.byeCallee = false
+			c.byeCallee = max(c.byeCallee-1, 0)
 		}
-		if c.state != Terminated || c.byeCaller || c.byeCallee {
+		if c.state != Terminated || c.byeCaller > 0 || c.byeCallee > 0 {
 			return nil
 		}
 		return c.deleted(nil, now)
@@ -248,304 +257,6 @@ func (c *Cell) ourRR(u sip.Uri) bool {
 		return false
 	}
 	return c.ours == nil || c.ours(&u)
-}
-
-func (c *Cell) onReply(now time.Time, branch int, r *dlgout.Reply) []Action {
-	leg, created, err := c.outs.OnReply(now, branch, *r, c.ourRR)
-	var out []Action
-	switch code := r.Code; {
-	case code >= 300, leg == nil && code < 200:
-		// A failed branch (its early legs end) or an untagged 1xx.
-	case code < 200:
-		if c.state == Unconfirmed || c.state == Early {
-			out = c.move(out, now, Early)
-			if created {
-				out = fire(out, CbEarly)
-			}
-		}
-	case leg == nil:
-		out = append(out, logAction(slog.LevelWarn, "2xx without a To tag ignored by the dialog", "", ""))
-	case errors.Is(err, dlgout.ErrLateAnswer):
-		// The INVITE transaction is over: the call goes on with another
-		// leg, or has ended.
-		why := "call completed elsewhere"
-		if c.Ended() {
-			why = "call already ended"
-		}
-		out = c.endLeg(out, leg, why)
-	default:
-		switch a := c.outs.Answered(); {
-		case a == nil:
-			c.outs.Answer(leg.ToTag)
-			out = c.answered(out, now, leg)
-		case a.ToTag != leg.ToTag:
-			// Two forked callees answered: the call goes on with the
-			// first; the second gets ACK then BYE.
-			out = c.endLeg(out, leg, "call completed elsewhere")
-		}
-	}
-	return fire(out, CbResponseFwded)
-}
-
-// answered is the first 2xx of the dialog, on leg.
-func (c *Cell) answered(out []Action, now time.Time, leg *dlgout.Leg) []Action {
-	if c.Ended() {
-		// The callee answered as we ended the call: it has a session
-		// nobody will use (DESIGN §8: handled, not mixed up).
-		return c.endLeg(out, leg, "call already ended")
-	}
-	if c.state != Unconfirmed && c.state != Early {
-		return out
-	}
-	c.start = now
-	out = c.move(out, now, ConfirmedNA)
-	out = fire(out, CbConfirmedNA)
-	return c.arm(out, now, TimerLifetime, c.timeout)
-}
-
-func (c *Cell) onOutcome(now time.Time, kind tm.OutcomeKind, code int) []Action {
-	if kind == tm.Answered || code < 300 || (c.state != Unconfirmed && c.state != Early) {
-		// An answer did its work as a reply; a 2xx that won against a
-		// CANCEL keeps the dialog; an ended dialog is past this.
-		return nil
-	}
-	c.end = EndFailed
-	if kind == tm.Cancelled {
-		c.end = EndCancelled
-	}
-	out := c.move(nil, now, Terminated)
-	out = fire(out, CbFailed)
-	out = c.stop(out, TimerLifetime)
-	return destroy(out)
-}
-
-func (c *Cell) onRequest(now time.Time, r Request) []Action {
-	if c.Ended() {
-		return nil
-	}
-	var out []Action
-	if r.Method == "ACK" && r.CSeq == c.inviteCSeq && r.FromCaller {
-		switch c.state {
-		case ConfirmedNA:
-			out = c.move(out, now, Confirmed)
-			out = fire(out, CbConfirmed)
-		case Confirmed:
-			out = fire(out, CbReqWithin)
-		}
-		return out
-	}
-	if r.Method != "ACK" {
-		if r.FromCaller {
-			c.callerCSeq = max(c.callerCSeq, r.CSeq)
-			// The leg the request goes to is its To tag: a PRACK or
-			// UPDATE may reach an early leg before any answer.
-			c.outs.ObserveRequest(r.ToTag, false, r.CSeq, r.Method)
-		} else {
-			c.outs.ObserveRequest(r.FromTag, true, r.CSeq, r.Method)
-		}
-		if persistable(c.state) {
-			// The CSeqs moved: a restored dialog must not reuse them.
-			out = append(out, Action{Kind: ActPersist})
-		}
-	}
-	out = fire(out, CbReqWithin)
-	if r.Method != "BYE" {
-		return out
-	}
-	// A BYE ends the dialog at once, ACK seen or not (a BYE may overtake
-	// the ACK); its reply confirms the end, the wait bounds it.
-	c.end = EndByeCallee
-	if r.FromCaller {
-		c.end = EndByeCaller
-	}
-	out = c.move(out, now, Terminated)
-	out = fire(out, CbTerminated)
-	out = c.stop(out, TimerLifetime)
-	return c.arm(out, now, TimerByeWait, c.cfg.ByeWait)
-}
-
-func (c *Cell) onTimeout(now time.Time) []Action {
-	switch c.state {
-	case Unconfirmed, Early:
-		// An early dialog expires too: it is cancelled.
-		c.end = EndExpired
-		out := c.move(nil, now, Terminated)
-		out = fire(out, CbExpired)
-		c.deadline = time.Time{}
-		out = append(out, earlyReply(408, "dialog expired", nil))
-		return destroy(out)
-	case ConfirmedNA, Confirmed:
-		c.end = EndExpired
-		out := c.move(nil, now, Terminated)
-		out = fire(out, CbExpired)
-		return c.byes(out, now, SideBoth, "dialog expired", nil)
-	}
-	return nil
-}
-
-func (c *Cell) onTerminate(now time.Time, ev Event) []Action {
-	switch c.state {
-	case Unconfirmed, Early:
-		code := ev.Code
-		if code == 0 {
-			code = c.cfg.EarlyTerminateCode
-		}
-		c.end = EndTerminated
-		out := c.move(nil, now, Terminated)
-		out = fire(out, CbTerminated)
-		out = fire(out, CbFailed)
-		out = c.stop(out, TimerLifetime)
-		out = append(out, earlyReply(code, ev.Reason, ev.Headers))
-		return destroy(out)
-	case ConfirmedNA, Confirmed:
-		c.end = EndTerminated
-		out := c.move(nil, now, Terminated)
-		out = fire(out, CbTerminated)
-		return c.byes(out, now, ev.Side, ev.Reason, ev.Headers)
-	}
-	return nil
-}
-
-// earlyReply is the final reply upstream that ends an early dialog; tm
-// CANCELs every branch that rang with the same Reason.
-func earlyReply(code int, text string, hdrs []Header) Action {
-	if text == "" {
-		text = "Request Terminated"
-	}
-	all := make([]Header, 0, len(hdrs)+1)
-	all = append(all, reasonHeader(code, text))
-	all = append(all, hdrs...)
-	return Action{Kind: ActReplyUpstream, Code: code, Reason: reasonPhrase(code), Headers: all}
-}
-
-func reasonPhrase(code int) string {
-	switch code {
-	case 408:
-		return "Request Timeout"
-	case 480:
-		return "Temporarily Unavailable"
-	case 486:
-		return "Busy Here"
-	case 487:
-		return "Request Terminated"
-	case 603:
-		return "Decline"
-	}
-	return "Call Terminated"
-}
-
-// byes sends BYE to the chosen sides of a confirmed dialog and bounds the
-// wait for their replies.
-func (c *Cell) byes(out []Action, now time.Time, side Side, reason string, hdrs []Header) []Action {
-	out = c.stop(out, TimerLifetime)
-	for _, s := range [...]Side{SideCaller, SideCallee} {
-		if side != SideBoth && side != s {
-			continue
-		}
-		req, err := c.bye(s, reason, hdrs)
-		if err != nil {
-			// Nothing will answer it: do not wait for it.
-			out = append(out, logAction(slog.LevelWarn, "BYE not built", "", sideName(s)+": "+err.Error()))
-			continue
-		}
-		if s == SideCaller {
-			c.byeCaller = true
-		} else {
-			c.byeCallee = true
-		}
-		out = append(out, Action{Kind: ActSend, Send: req})
-	}
-	if !c.byeCaller && !c.byeCallee {
-		return c.deleted(out, now)
-	}
-	return c.arm(out, now, TimerByeWait, c.cfg.ByeWait)
-}
-
-// toWithTag is the dialog's To with the tag of a callee leg.
-func (c *Cell) toWithTag(tag string) sip.ToHeader {
-	to := c.to
-	to.Params = make(sip.HeaderParams, 0, len(c.to.Params)+1)
-	for _, kv := range c.to.Params {
-		if !strings.EqualFold(kv.K, "tag") {
-			to.Params = append(to.Params, kv)
-		}
-	}
-	to.Params = append(to.Params, sip.HeaderKV{K: "tag", V: tag})
-	return to
-}
-
-// legDst is the callee's hop when its leg has no route set.
-func legDst(l *dlgout.Leg) string {
-	if len(l.RouteSet) == 0 && l.Source != "" {
-		return strings.ToLower(l.Transport) + ":" + l.Source
-	}
-	return ""
-}
-
-// bye makes the BYE for one side of a confirmed dialog: that side's remote
-// target and route set, the next CSeq of the party it stands for,
-// dlg_extra_hdrs, the call's headers and the Reason (DESIGN §4).
-func (c *Cell) bye(side Side, reason string, hdrs []Header) (*OutRequest, error) {
-	leg := c.outs.Answered()
-	if leg == nil {
-		return nil, errors.New("no answered leg")
-	}
-	calleeTo := c.toWithTag(leg.ToTag)
-	req := &OutRequest{Method: sip.BYE, CallID: c.callID, Await: true, Side: side}
-	var err error
-	if side == SideCallee {
-		req.Target, req.Route, req.Dst = leg.RemoteTarget, leg.RouteSet, legDst(leg)
-		req.From, req.To = c.from, calleeTo
-		req.CSeq, err = leg.NextCSeq(true)
-		c.callerCSeq = max(c.callerCSeq, req.CSeq)
-	} else {
-		req.Target, req.Route = c.callerTarget, c.callerRoute
-		if len(req.Route) == 0 {
-			req.Dst = c.callerDst
-		}
-		req.From, req.To = calleeTo.AsFrom(), c.from.AsTo()
-		req.CSeq, err = leg.NextCSeq(false)
-	}
-	if err != nil {
-		return nil, err
-	}
-	if req.Target.Host == "" {
-		return nil, errors.New("no remote target")
-	}
-	req.Headers = make([]Header, 0, len(c.cfg.ExtraHeaders)+len(hdrs)+1)
-	req.Headers = append(req.Headers, c.cfg.ExtraHeaders...)
-	req.Headers = append(req.Headers, hdrs...)
-	if reason != "" {
-		req.Headers = append(req.Headers, reasonHeader(200, reason))
-	}
-	return req, nil
-}
-
-// endLeg ACKs and BYEs a callee leg whose 2xx came when the call was
-// already answered by another leg or over (DESIGN §4, §8).
-func (c *Cell) endLeg(out []Action, leg *dlgout.Leg, why string) []Action {
-	out = append(out, logAction(slog.LevelWarn, "ending a second answering leg", leg.ToTag, why))
-	if leg.RemoteTarget.Host == "" {
-		return append(out, logAction(slog.LevelWarn, "second answering leg has no Contact: not ended", leg.ToTag, why))
-	}
-	to := c.toWithTag(leg.ToTag)
-	dst := legDst(leg)
-	ack := &OutRequest{Method: sip.ACK, Target: leg.RemoteTarget, Route: leg.RouteSet, Dst: dst,
-		From: c.from, To: to, CallID: c.callID, CSeq: c.inviteCSeq}
-	bye := *ack
-	bye.Method, bye.CSeq = sip.BYE, c.inviteCSeq+1
-	bye.Headers = []Header{reasonHeader(200, why)}
-	return append(out, Action{Kind: ActSend, Send: ack}, Action{Kind: ActSend, Send: &bye})
-}
-
-func sideName(s Side) string {
-	switch s {
-	case SideCaller:
-		return "caller"
-	case SideCallee:
-		return "callee"
-	}
-	return "both"
 }
 
 // SetVar sets a dialog variable (set_dlg_var); an empty value removes it.

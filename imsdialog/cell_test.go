@@ -1,7 +1,6 @@
 package imsdialog
 
 import (
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -57,9 +56,15 @@ func reply(t testing.TB, branch, code int, tag string) Event {
 	return Event{Kind: EvReply, Branch: branch, Reply: r}
 }
 
+// ackOf is the caller's ACK of the 2xx of leg tag.
+func ackOf(tag string) Event {
+	return Event{Kind: EvRequest, Request: Request{Method: "ACK", CSeq: 1, FromCaller: true, FromTag: "ftag", ToTag: tag}}
+}
+
 var (
 	created  = Event{Kind: EvCreated}
-	ack      = Event{Kind: EvRequest, Request: Request{Method: "ACK", CSeq: 1, FromCaller: true, FromTag: "ftag", ToTag: "1"}}
+	done     = Event{Kind: EvInviteDone}
+	ack      = ackOf("1")
 	callerBy = Event{Kind: EvRequest, Request: Request{Method: "BYE", CSeq: 2, FromCaller: true, FromTag: "ftag", ToTag: "1"}}
 	calleeBy = Event{Kind: EvRequest, Request: Request{Method: "BYE", CSeq: 9, FromTag: "1", ToTag: "ftag"}}
 )
@@ -148,12 +153,17 @@ func TestSeedImsDialog_Transitions(t *testing.T) {
 			{Kind: EvRequestReply, Method: "BYE", Code: 100}}, Terminated, EndByeCaller, []Callback{CbRplWithin}},
 		{"reply to the BYE: TERMINATED_CONFIRMED, DELETED", []Event{created, reply(t, 0, 200, "1"), ack, callerBy,
 			{Kind: EvRequestReply, Method: "BYE", Code: 200}}, Deleted, EndByeCaller, []Callback{CbRplWithin, CbTerminatedConfirmed, CbDestroy}},
-		{"non-2xx final: FAILED", []Event{created, reply(t, 0, 180, "1"), reply(t, 0, 486, "1"), outcome(tm.Failed, 486)}, Terminated, EndFailed,
+		{"non-2xx final: FAILED once the INVITE is done", []Event{created, reply(t, 0, 180, "1"), reply(t, 0, 486, "1"), outcome(tm.Failed, 486), done},
+			Terminated, EndFailed, []Callback{CbFailed}},
+		{"a failure waits for the last branch", []Event{created, reply(t, 0, 180, "1"), outcome(tm.Cancelled, 487)}, Early, NotEnded, nil},
+		{"caller CANCEL: FAILED", []Event{created, reply(t, 0, 180, "1"), outcome(tm.Cancelled, 487), done}, Terminated, EndCancelled,
 			[]Callback{CbFailed}},
-		{"caller CANCEL: FAILED", []Event{created, reply(t, 0, 180, "1"), outcome(tm.Cancelled, 487)}, Terminated, EndCancelled, []Callback{CbFailed}},
-		{"t_reply by another module: FAILED", []Event{created, outcome(tm.Replied, 500)}, Terminated, EndFailed, []Callback{CbFailed}},
+		{"t_reply by another module: FAILED", []Event{created, outcome(tm.Replied, 500), done}, Terminated, EndFailed, []Callback{CbFailed}},
+		{"failed after the INVITE was done", []Event{created, done, outcome(tm.Failed, 408)}, Terminated, EndFailed, []Callback{CbFailed}},
 		{"answered outcome changes nothing", []Event{created, reply(t, 0, 200, "1"), outcome(tm.Answered, 200)}, ConfirmedNA, NotEnded, nil},
-		{"ACK after the end is ignored", []Event{created, outcome(tm.Failed, 486), ack}, Terminated, EndFailed, nil},
+		{"ACK after the end is ignored", []Event{created, outcome(tm.Failed, 486), done, ack}, Terminated, EndFailed, nil},
+		{"ACK of another leg's 2xx does not confirm", []Event{created, reply(t, 0, 200, "1"), reply(t, 1, 200, "2"), ackOf("2")}, ConfirmedNA,
+			NotEnded, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -195,6 +205,8 @@ func TestSeedImsDialog_TransitionActions(t *testing.T) {
 	assert.Equal(t, byeWait, acts[len(acts)-1].After)
 
 	_, acts = run(t, created, reply(t, 0, 180, "1"), outcome(tm.Failed, 486))
+	assert.Empty(t, kinds(acts), "the failure waits for the INVITE's last branch")
+	_, acts = run(t, created, reply(t, 0, 180, "1"), outcome(tm.Failed, 486), done)
 	assert.Equal(t, []ActionKind{ActStateChanged, ActStopTimer, ActRelease, ActDestroy}, kinds(acts))
 
 	_, acts = run(t, created, reply(t, 0, 200, "1"), ack, callerBy, Event{Kind: EvRequestReply, Method: "BYE", Code: 200})
@@ -205,18 +217,70 @@ func TestSeedImsDialog_TransitionActions(t *testing.T) {
 	assert.Empty(t, kinds(acts), "nothing to prune")
 }
 
-// RFC 3261 §16.7 step 5 and DESIGN §4: which leg the call goes on with
-// when 2xx come from several branches, late, or after the end.
-func TestDesign4_AnswerDecisions(t *testing.T) {
+// RFC 3261 §16.7 step 5, RFC 5407 §3.1.2 and DESIGN §4: which leg the
+// call goes on with when 2xx come from several branches, late, or across a
+// CANCEL; and never both relayed and ended by the proxy.
+func TestRFC5407_AnswerDecisions(t *testing.T) {
+	absorbing := testCellConfig
+	absorbing.AbsorbSecond2xx = true
 	t.Run("first 2xx answers; its leg is the dialog's To tag", func(t *testing.T) {
 		c, _ := run(t, created, reply(t, 0, 180, "1"), reply(t, 1, 180, "2"), reply(t, 1, 200, "2"))
 		assert.Equal(t, "2", c.ToTag())
 	})
-	t.Run("2xx from a second branch: ACK and BYE that leg, the call stays", func(t *testing.T) {
+	t.Run("second 2xx: relayed, the leg tracked for the caller to end", func(t *testing.T) {
 		c, acts := run(t, created, reply(t, 0, 180, "1"), reply(t, 1, 180, "2"), reply(t, 0, 200, "1"), reply(t, 1, 200, "2"))
 		assert.Equal(t, ConfirmedNA, c.State())
 		assert.Equal(t, "1", c.ToTag())
-		assert.Empty(t, callbacks(acts))
+		assert.Empty(t, sends(acts), "the proxy does not end what it relayed")
+		assert.Empty(t, has(acts, ActAbsorb))
+		c.Step(t0, done)
+		assert.Len(t, c.outs.Confirmed(), 2, "kept past the INVITE's end")
+		// The caller ACKs both, keeps the first and BYEs the second.
+		assert.Len(t, callbacks(c.Step(t0, ackOf("1"))), 1)
+		c.Step(t0, ackOf("2"))
+		acts = c.Step(t0, Event{Kind: EvRequest, Request: Request{Method: "BYE", CSeq: 2, FromCaller: true, FromTag: "ftag", ToTag: "2"}})
+		assert.Equal(t, Confirmed, c.State(), "the call goes on with the first leg")
+		assert.Empty(t, has(acts, ActStateChanged))
+		assert.Len(t, c.outs.Confirmed(), 1)
+		// A termination now reaches the first leg only.
+		assert.Len(t, sends(c.Step(t0, Event{Kind: EvTerminate})), 2)
+	})
+	t.Run("second 2xx kept: the caller hangs up the first leg", func(t *testing.T) {
+		c, _ := run(t, created, reply(t, 0, 200, "1"), reply(t, 1, 200, "2"), done, ackOf("1"))
+		acts := c.Step(t0, Event{Kind: EvRequest, Request: Request{Method: "BYE", CSeq: 2, FromCaller: true, FromTag: "ftag", ToTag: "1"}})
+		assert.Equal(t, Confirmed, c.State())
+		assert.Equal(t, "2", c.ToTag(), "the other answered leg carries the call")
+		assert.NotEmpty(t, has(acts, ActPersist), "the saved dialog follows the leg that carries the call")
+	})
+	t.Run("terminating a call with two answered legs BYEs both, both ways", func(t *testing.T) {
+		c, _ := run(t, created, reply(t, 0, 200, "1"), reply(t, 1, 200, "2"), done, ackOf("1"))
+		out := sends(c.Step(t0, Event{Kind: EvTerminate}))
+		require.Len(t, out, 4)
+		var tags []string
+		for _, r := range out {
+			tag := tm.Tag(r.To.Params)
+			if r.Side == SideCaller {
+				tag = tm.Tag(r.From.Params)
+			}
+			tags = append(tags, sideName(r.Side)+":"+tag)
+		}
+		assert.Equal(t, []string{"caller:1", "callee:1", "caller:2", "callee:2"}, tags)
+		for _, s := range []Side{SideCaller, SideCallee, SideCaller} {
+			c.Step(t0, Event{Kind: EvByeDone, Side: s})
+		}
+		assert.Equal(t, Terminated, c.State(), "one BYE still unanswered")
+		c.Step(t0, Event{Kind: EvByeDone, Side: SideCallee})
+		assert.Equal(t, Deleted, c.State())
+	})
+	t.Run("second 2xx with absorb: kept from the caller, ACK and BYE that leg", func(t *testing.T) {
+		c := newCell(t)
+		c.cfg = &absorbing
+		for _, ev := range []Event{created, reply(t, 0, 180, "1"), reply(t, 1, 180, "2"), reply(t, 0, 200, "1")} {
+			c.Step(t0, ev)
+		}
+		acts := c.Step(t0, reply(t, 1, 200, "2"))
+		assert.Len(t, has(acts, ActAbsorb), 1)
+		assert.Empty(t, callbacks(acts), "not forwarded")
 		out := sends(acts)
 		require.Len(t, out, 2)
 		ack, bye := out[0], out[1]
@@ -232,44 +296,42 @@ func TestDesign4_AnswerDecisions(t *testing.T) {
 			assert.False(t, r.Await, "the dialog does not wait for it")
 		}
 		assert.Equal(t, `SIP ;cause=200 ;text="call completed elsewhere"`, header(bye.Headers, "Reason"))
+		assert.Nil(t, c.outs.Get("2"))
 	})
 	t.Run("2xx after the INVITE transaction ended, on a pruned leg", func(t *testing.T) {
-		c, _ := run(t, created, reply(t, 0, 180, "1"), reply(t, 1, 180, "2"), reply(t, 0, 200, "1"), ack)
-		c.Step(t0, Event{Kind: EvInviteDone})
+		c, _ := run(t, created, reply(t, 0, 180, "1"), reply(t, 1, 180, "2"), reply(t, 0, 200, "1"), ack, done)
 		acts := c.Step(t0, reply(t, 1, 200, "2"))
-		out := sends(acts)
+		assert.Empty(t, sends(acts))
+		assert.NotNil(t, c.outs.Get("2"), "adopted: the caller's ACK and BYE find it")
+		c2, _ := run(t, created, reply(t, 0, 180, "1"), reply(t, 1, 180, "2"), reply(t, 0, 200, "1"), ack, done)
+		c2.cfg = &absorbing
+		out := sends(c2.Step(t0, reply(t, 1, 200, "2")))
 		require.Len(t, out, 2)
 		assert.Equal(t, "2", tm.Tag(out[1].To.Params))
-		assert.Equal(t, Confirmed, c.State())
 	})
 	t.Run("2xx crossing the caller's CANCEL wins: the dialog is confirmed", func(t *testing.T) {
-		c, acts := run(t, created, reply(t, 0, 180, "1"), reply(t, 0, 200, "1"), outcome(tm.Cancelled, 487))
+		c, acts := run(t, created, reply(t, 0, 180, "1"), outcome(tm.Cancelled, 487), reply(t, 0, 200, "1"))
+		assert.Equal(t, ConfirmedNA, c.State())
+		assert.Empty(t, sends(acts), "relayed; the caller ends it if it wants")
+		assert.Empty(t, has(acts, ActAbsorb))
+		assert.Empty(t, c.Step(t0, done), "no failure once answered")
+		assert.Equal(t, ConfirmedNA, c.State())
+		c, acts = run(t, created, reply(t, 0, 180, "1"), reply(t, 0, 200, "1"), outcome(tm.Cancelled, 487))
 		assert.Equal(t, ConfirmedNA, c.State())
 		assert.Empty(t, acts)
 	})
-	t.Run("2xx after the caller cancelled: ACK and BYE, no state change", func(t *testing.T) {
-		c, acts := run(t, created, reply(t, 0, 180, "1"), outcome(tm.Cancelled, 487), reply(t, 0, 200, "1"))
-		assert.Equal(t, Terminated, c.State())
-		assert.Empty(t, has(acts, ActStateChanged))
-		out := sends(acts)
-		require.Len(t, out, 2)
-		assert.Equal(t, `SIP ;cause=200 ;text="call already ended"`, header(out[1].Headers, "Reason"))
-	})
-	t.Run("200 crossing our early termination is too late to confirm", func(t *testing.T) {
+	t.Run("200 crossing our early termination: kept from the caller, ended", func(t *testing.T) {
 		c, acts := run(t, created, reply(t, 0, 180, "1"), Event{Kind: EvTerminate}, reply(t, 0, 200, "1"))
 		assert.Equal(t, Terminated, c.State())
-		assert.Len(t, sends(acts), 2, "ACK and BYE that leg")
+		assert.Len(t, has(acts, ActAbsorb), 1)
+		out := sends(acts)
+		require.Len(t, out, 2, "ACK and BYE that leg")
+		assert.Equal(t, `SIP ;cause=200 ;text="call already ended"`, header(out[1].Headers, "Reason"))
 	})
 	t.Run("the answering leg's 2xx again changes nothing", func(t *testing.T) {
 		_, acts := run(t, created, reply(t, 0, 200, "1"), reply(t, 0, 200, "1"))
 		assert.Empty(t, callbacks(acts))
 		assert.Empty(t, sends(acts))
-	})
-	t.Run("2xx without a To tag is logged, not kept", func(t *testing.T) {
-		c, acts := run(t, created, reply(t, 0, 200, ""))
-		assert.Equal(t, Unconfirmed, c.State())
-		require.Len(t, has(acts, ActLog), 1)
-		assert.Equal(t, slog.LevelWarn, has(acts, ActLog)[0].Level)
 	})
 	t.Run("a failed branch ends its early legs only", func(t *testing.T) {
 		c, _ := run(t, created, reply(t, 0, 180, "1"), reply(t, 1, 180, "2"), reply(t, 0, 486, "1"))
@@ -282,18 +344,47 @@ func TestDesign4_AnswerDecisions(t *testing.T) {
 	})
 	t.Run("the INVITE's end prunes the legs that did not answer", func(t *testing.T) {
 		c, _ := run(t, created, reply(t, 0, 180, "1"), reply(t, 1, 180, "2"), reply(t, 1, 200, "2"))
-		acts := c.Step(t0, Event{Kind: EvInviteDone})
+		acts := c.Step(t0, done)
 		require.Len(t, has(acts, ActLog), 1)
 		require.Len(t, c.outs.Legs(), 1)
 		assert.Equal(t, "2", c.outs.Legs()[0].ToTag)
 	})
 }
 
+// RFC 3261 §12.1.2: a 2xx without a To tag answers with a null tag; the
+// caller's ACK and BYE (To without tag) confirm and end the dialog, so it
+// never lingers UNCONFIRMED (issue 11 §3).
+func TestRFC3261_12_1_2_AnswerWithoutToTag(t *testing.T) {
+	c, _ := run(t, created, reply(t, 0, 200, ""), done, ackOf(""))
+	assert.Equal(t, Confirmed, c.State())
+	assert.Equal(t, "", c.ToTag())
+	c.Step(t0, Event{Kind: EvRequest, Request: Request{Method: "BYE", CSeq: 2, FromCaller: true, FromTag: "ftag"}})
+	assert.Equal(t, Terminated, c.State())
+	assert.Equal(t, EndByeCaller, c.end)
+}
+
+// Issue 11 §2: a request within the dialog goes to its leg's remote target
+// along that leg's route set, or to the caller's.
+func TestIssue11_TargetOfRequestsWithinTheDialog(t *testing.T) {
+	c, _ := run(t, created, reply(t, 0, 486, "1"), reply(t, 1, 200, "2"), done, ackOf("2"))
+	target, route, dst, ok := c.Target(true, "2")
+	require.True(t, ok)
+	assert.Equal(t, "sip:bob@10.0.1.2:5062", target.String())
+	assert.Equal(t, []string{"sip:as.ims.example.net;lr"}, uriStrings(route))
+	assert.Empty(t, dst)
+	_, _, _, ok = c.Target(true, "1")
+	assert.False(t, ok, "the leg that failed is gone")
+	target, route, _, ok = c.Target(false, "ftag")
+	require.True(t, ok)
+	assert.Equal(t, "sip:alice@10.0.0.1:5070", target.String())
+	assert.Equal(t, []string{"sip:pcscf.ims.example.net;lr"}, uriStrings(route))
+}
+
 // DESIGN §4 termination of a confirmed call: BYE to the caller and to the
 // callee leg that answered, each with its route set, remote target and a
 // CSeq above anything that direction used (RFC 3261 §12.2.1.1).
 func TestDesign4_ByeTargetRouteAndCSeq(t *testing.T) {
-	c, _ := run(t, created, reply(t, 0, 180, "1"), reply(t, 1, 200, "2"), ack,
+	c, _ := run(t, created, reply(t, 0, 180, "1"), reply(t, 1, 200, "2"), ackOf("2"),
 		// The caller's re-INVITE raises its CSeq to 5, the callee's UPDATE
 		// its own to 20.
 		Event{Kind: EvRequest, Request: Request{Method: "INVITE", CSeq: 5, FromCaller: true, FromTag: "ftag", ToTag: "2"}},
@@ -433,7 +524,7 @@ func TestSeedImsDialog_TerminateConfirmed(t *testing.T) {
 		assert.Len(t, has(acts, ActLog), 1)
 	})
 	t.Run("an ended dialog takes no command", func(t *testing.T) {
-		c, _ := run(t, created, outcome(tm.Failed, 486))
+		c, _ := run(t, created, outcome(tm.Failed, 486), done)
 		assert.True(t, c.Ended())
 		assert.Empty(t, c.Step(t0, Event{Kind: EvTerminate}))
 	})
@@ -458,7 +549,7 @@ func TestSeedImsDialog_DefaultTimeout(t *testing.T) {
 	assert.Len(t, has(acts, ActDestroy), 1)
 
 	// A late timer after the end does nothing.
-	c, _ = run(t, created, outcome(tm.Failed, 404))
+	c, _ = run(t, created, outcome(tm.Failed, 404), done)
 	assert.Empty(t, c.Step(t0.Add(lifetime), Event{Kind: EvTimeout}))
 }
 
@@ -498,7 +589,7 @@ func TestSeedDialog_VarsAndFlagsPersist(t *testing.T) {
 // Snapshot and RestoreCell give back a dialog that ends as the saved one
 // would: same BYE targets, route sets and CSeqs.
 func TestIssue6_SnapshotRestoreRoundTrip(t *testing.T) {
-	c, _ := run(t, created, reply(t, 0, 180, "1"), reply(t, 1, 200, "2"), ack,
+	c, _ := run(t, created, reply(t, 0, 180, "1"), reply(t, 1, 200, "2"), done, ackOf("2"),
 		Event{Kind: EvRequest, Request: Request{Method: "INVITE", CSeq: 5, FromCaller: true, FromTag: "ftag", ToTag: "2"}})
 	c.SetVar("charging", "on")
 	c.SetFlag(2, true)

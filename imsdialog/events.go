@@ -107,6 +107,9 @@ const (
 	ActDestroy
 	// ActLog: log Msg at Level, about the leg Leg when set, with Reason.
 	ActLog
+	// ActAbsorb: do not relay the 2xx this reply event is about (the cell
+	// ends that session itself).
+	ActAbsorb
 )
 
 // Timer names one of a dialog's timers.

@@ -189,9 +189,11 @@ func TestSeedImsDialog_DefaultTimeoutEndsCall(t *testing.T) {
 	assert.Contains(t, e.Callbacks(), "EXPIRED")
 }
 
-// Issue 4: a second 2xx from another branch is ACKed and BYEd by the
-// dialog module; the call goes on with the first.
-func TestSeedImsDialog_SecondAnswerIsEnded(t *testing.T) {
+// RFC 3261 §16.7 step 5 with RFC 5407 §3.1.2 (issue 11 §1): a second 2xx
+// from another branch is relayed to the caller and never also ended by the
+// proxy; the dialog keeps that leg until the caller's BYE on it, and the
+// call goes on with the first.
+func TestRFC5407_SecondAnswerIsRelayedNotEnded(t *testing.T) {
 	uac, a, b := siptest.NewUA(t), siptest.NewUA(t), siptest.NewUA(t)
 	e := newEnv(t, DefaultConfig(), func(r *tm.Request) tm.Decision {
 		return tm.RelayTo(target(a, "bob"), target(b, "bob"))
@@ -202,22 +204,85 @@ func TestSeedImsDialog_SecondAnswerIsEnded(t *testing.T) {
 	a.Reply(ia, 180, "legA")
 	b.Reply(ib, 180, "legB")
 	a.Reply(ia, 200, "legA")
-	uac.Response(200)
+	r200a := uac.Response(200)
 	d := e.Only(t)
 	e.WaitState(t, d, ConfirmedNA)
 	cb := b.Request(sip.CANCEL)
-	b.Reply(ib, 200, "legB") // crosses the CANCEL
+	b.Reply(ib, 200, "legB", "Contact: <sip:bob@"+b.HostPort()+">") // crosses the CANCEL
 	b.Reply(cb, 200, "")
-	ack := b.Next("ACK with two Vias or less", func(m sip.Message) bool {
-		r, ok := m.(*sip.Request)
-		return ok && r.Method == sip.ACK
-	}).(*sip.Request)
-	assert.Equal(t, "legB", tm.Tag(ack.To().Params))
-	bye := b.Request(sip.BYE)
-	assert.Equal(t, "legB", tm.Tag(bye.To().Params))
-	b.Reply(bye, 200, "")
+	r200b := uac.Next("the second 200", func(m sip.Message) bool {
+		r, ok := m.(*sip.Response)
+		return ok && r.StatusCode == 200 && tm.Tag(r.To().Params) == "legB"
+	}).(*sip.Response)
+	siptest.Eventually(t, func() bool { return len(d.Info(false).DlgOuts) == 2 }, "both answered legs in dlg.list")
+
+	// The caller ACKs both 200s and hangs up the one it does not keep.
+	uac.Send(e.Addr, uac.AckFor(inv, r200a))
+	a.Request(sip.ACK)
+	uac.Send(e.Addr, uac.AckFor(inv, r200b))
+	ackB := b.Request(sip.ACK)
+	assert.Equal(t, "legB", tm.Tag(ackB.To().Params))
+	e.WaitState(t, d, Confirmed)
+	byeB := uac.InDialog("BYE", inv, r200b, 2)
+	uac.Send(e.Addr, byeB)
+	gotBye := b.Request(sip.BYE)
+	assert.Len(t, gotBye.GetHeaders("Via"), 2, "the caller's BYE relayed, not one of the proxy's")
+	assert.Equal(t, uint32(2), gotBye.CSeq().SeqNo)
+	b.Reply(gotBye, 200, "legB")
+	uac.Response(200)
+	siptest.Eventually(t, func() bool { return len(d.Info(false).DlgOuts) == 1 }, "the ended leg leaves dlg.list")
 	in := d.Info(false)
-	assert.Equal(t, "legA", in.ToTag, "the call stays with the first answer")
+	assert.Equal(t, Confirmed, in.State, "the call goes on with the first answer")
+	assert.Equal(t, "legA", in.ToTag)
+	assert.Equal(t, int64(1), e.M.Stats().Snapshot()["active_dialogs"], "counted once")
+
+	uac.Send(e.Addr, uac.InDialog("BYE", inv, r200a, 3))
+	a.Reply(a.Request(sip.BYE), 200, "legA")
+	uac.Response(200)
+	e.WaitGone(t)
+}
+
+// Issue 11 §2: a UA that ignores Record-Route sends its ACK and BYE to the
+// AOR without Route: they go to the leg that answered, never forked again.
+func TestIssue11_InDialogRequestWithoutRouteGoesToItsLeg(t *testing.T) {
+	uac, a, b := siptest.NewUA(t), siptest.NewUA(t), siptest.NewUA(t)
+	e := newEnv(t, DefaultConfig(), func(r *tm.Request) tm.Decision {
+		return tm.RelayTo(target(a, "bob"), target(b, "bob"))
+	})
+	inv := uac.Invite("sip:bob@" + e.Addr)
+	uac.Send(e.Addr, inv)
+	ia, ib := a.Request(sip.INVITE), b.Request(sip.INVITE)
+	a.Reply(ia, 486, "legA")
+	b.Reply(ib, 200, "legB", "Contact: <sip:bob-b@"+b.HostPort()+">")
+	r200 := uac.Response(200)
+	d := e.Only(t)
+	e.WaitState(t, d, ConfirmedNA)
+	toAOR := func(method string, cseq int) *sip.Request {
+		req := uac.InDialog(method, inv, r200, cseq)
+		req.RemoveHeader("Route")
+		req.Recipient = *inv.Recipient.Clone()
+		return req
+	}
+	uac.Send(e.Addr, toAOR("ACK", 1))
+	ack := b.Request(sip.ACK)
+	assert.Equal(t, "bob-b", ack.Recipient.User, "the answering leg's Contact")
+	e.WaitState(t, d, Confirmed)
+	uac.Send(e.Addr, toAOR("BYE", 2))
+	bye := b.Request(sip.BYE)
+	assert.Equal(t, "bob-b", bye.Recipient.User)
+	inviteBranch, _ := ia.Via().Params.Get("branch")
+	a.Quiet(50*time.Millisecond, "the caller's requests at the leg that said 486", func(m sip.Message) bool {
+		// The proxy's ACK of the 486 is hop by hop: it has the INVITE's branch.
+		r, ok := m.(*sip.Request)
+		if !ok {
+			return false
+		}
+		branch, _ := r.Via().Params.Get("branch")
+		return !(r.Method == sip.ACK && branch == inviteBranch)
+	})
+	b.Reply(bye, 200, "legB")
+	uac.Response(200)
+	e.WaitGone(t)
 }
 
 // detect_spirals: the INVITE comes back from an AS with our route (and

@@ -16,7 +16,9 @@ func (m *Manager) middleware(next tm.Router) tm.Router {
 		}
 		if !r.Initial {
 			if d, fromCaller := m.match(r); d != nil {
-				m.onRequestWithin(d, r, fromCaller)
+				if dec, ok := m.onRequestWithin(d, r, fromCaller); ok {
+					return dec
+				}
 			}
 		}
 		return next.Route(r)
@@ -63,13 +65,39 @@ func (m *Manager) match(r *tm.Request) (d *Dialog, fromCaller bool) {
 	return nil, false
 }
 
-func (m *Manager) onRequestWithin(d *Dialog, r *tm.Request, fromCaller bool) {
+// onRequestWithin feeds a request within the dialog to its cell. A request
+// that does not follow the route set (no Route left after ours, and a
+// Request-URI that is not the remote target: a UA that ignores
+// Record-Route sends its ACK and BYE to the AOR) is sent to the leg of the
+// dialog here, ok true: never forked again through the location service.
+func (m *Manager) onRequestWithin(d *Dialog, r *tm.Request, fromCaller bool) (tm.Decision, bool) {
 	if r.Tx != nil {
 		r.Tx.SetValue(dialogKey{}, binding{d: d})
 	}
-	ev := Event{Kind: EvRequest, Request: Request{Method: string(r.Method), CSeq: r.CSeq().SeqNo, FromCaller: fromCaller,
-		FromTag: tm.Tag(r.From().Params), ToTag: tm.Tag(r.To().Params)}}
-	m.step(d, ev, CallbackParams{Request: r.Request, FromCaller: fromCaller})
+	req := Request{Method: string(r.Method), CSeq: r.CSeq().SeqNo, FromCaller: fromCaller,
+		FromTag: tm.Tag(r.From().Params), ToTag: tm.Tag(r.To().Params)}
+	var (
+		target sip.Uri
+		route  []sip.Uri
+		dst    string
+		ok     bool
+	)
+	if r.Route() == nil {
+		d.mu.Lock()
+		target, route, dst, ok = d.cell.Target(fromCaller, req.ToTag)
+		d.mu.Unlock()
+	}
+	m.step(d, Event{Kind: EvRequest, Request: req}, CallbackParams{Request: r.Request, FromCaller: fromCaller})
+	if !ok || sameTarget(&r.Recipient, &target) {
+		return tm.Decision{}, false
+	}
+	r.Recipient = *target.Clone()
+	for i := len(route) - 1; i >= 0; i-- {
+		r.PrependHeader(&sip.RouteHeader{Address: *route[i].Clone()})
+	}
+	m.log.Debug("request within the dialog sent to its leg", "callid", d.CallID, "did", d.did,
+		"method", req.Method, "target", r.Recipient.String())
+	return tm.RelayTo(tm.Target{Dst: dst}), true
 }
 
 func (m *Manager) routeInitial(next tm.Router, r *tm.Request) tm.Decision {
@@ -238,13 +266,11 @@ func (m *Manager) spiralOf(r *tm.Request) (*Dialog, spiral.Verdict) {
 // outcome of each dialog's INVITE, the replies within dialogs.
 type observer struct{ m *Manager }
 
+// OnReply takes the replies within a dialog; those of the dialog's INVITE
+// go through the reply hook, which may keep a 2xx from the caller.
 func (o observer) OnReply(t *tm.Transaction, branch int, res *sip.Response) {
 	b, ok := t.Value(dialogKey{}).(binding)
-	if !ok {
-		return
-	}
-	if b.initial {
-		o.m.step(b.d, Event{Kind: EvReply, Branch: branch, Reply: replyFacts(res)}, CallbackParams{Response: res})
+	if !ok || b.initial {
 		return
 	}
 	method := ""
@@ -284,6 +310,33 @@ func (o observer) OnDone(t *tm.Transaction) {
 	if started {
 		o.m.step(d, Event{Kind: EvInviteDone}, CallbackParams{})
 	}
+}
+
+// replyHook takes every reply of a dialog's INVITE: the cell decides, and
+// a 2xx it answers with ActAbsorb is not relayed (tm.ReplyHook).
+type replyHook struct{ m *Manager }
+
+func (h replyHook) OnReply(t *tm.Transaction, branch int, res *sip.Response) bool {
+	b, ok := t.Value(dialogKey{}).(binding)
+	if !ok || !b.initial {
+		return true
+	}
+	d := b.d
+	d.mu.Lock()
+	if !d.admitted || d.abandoned {
+		d.mu.Unlock()
+		return true
+	}
+	acts := d.cell.Step(h.m.clock.Now(), Event{Kind: EvReply, Branch: branch, Reply: replyFacts(res)})
+	h.m.timersLocked(d, acts)
+	d.mu.Unlock()
+	h.m.run(d, acts, CallbackParams{Response: res})
+	for _, a := range acts {
+		if a.Kind == ActAbsorb {
+			return false
+		}
+	}
+	return true
 }
 
 // replyFacts reads what the dialog needs off a reply to its INVITE.

@@ -142,9 +142,13 @@ type BranchHook interface {
 }
 
 // ReplyHook (t_on_reply) sees every reply received on a branch before it is
-// relayed. Returning false keeps a provisional reply from being relayed;
-// final replies cannot be dropped (the response context needs them), and a
-// 2xx is always relayed (RFC 3261 §16.7 step 5).
+// relayed. Returning false keeps a provisional reply from being relayed.
+// Final replies other than 2xx cannot be dropped (the response context
+// needs them). A 2xx is relayed (RFC 3261 §16.7 step 5) unless the
+// transaction already has its final reply upstream (a second 2xx, or one
+// crossing a t_reply): then false absorbs it, and its retransmissions, so
+// that the module that asked can end that session itself (ACK and BYE).
+// Never both: a 2xx the caller got is the caller's to end.
 type ReplyHook interface {
 	OnReply(t *Transaction, branch int, res *sip.Response) bool
 }

@@ -177,6 +177,7 @@ func TestIssue10_ObserverOutcomes(t *testing.T) {
 		ia := a.Request(sip.INVITE)
 		a.Reply(ia, 100, "")
 		a.Reply(ia, 183, "a")
+		uac.Response(183) // sipgo hands replies over concurrently: keep the final last
 		a.Reply(ia, 480, "a")
 		uac.Final()
 		rec.wait(t)

@@ -548,10 +548,13 @@ func (t *Transaction) runBranch(i int, tg Target) {
 	t.mu.Unlock()
 	if t.invite {
 		tx.OnRetransmission(func(res *sip.Response) {
-			// Each 2xx retransmission goes upstream too (§16.7 step 5).
+			// Each 2xx retransmission goes upstream too (§16.7 step 5),
+			// unless a hook absorbed that 2xx.
 			if res.StatusCode >= 200 && res.StatusCode < 300 {
 				t.mu.Lock()
-				t.relay(res)
+				if !t.rc.branches[i].absorbed {
+					t.relay(res)
+				}
 				t.mu.Unlock()
 			}
 		})
@@ -568,7 +571,7 @@ func (t *Transaction) runBranch(i int, tg Target) {
 				p.observe(h.module, t, func() { h.h.OnReply(t, i, res) })
 			}
 			for _, h := range p.reply {
-				if !p.replyHook(h, t, i, res) && res.StatusCode < 200 {
+				if !p.replyHook(h, t, i, res) && res.StatusCode < 300 {
 					ev.noRelay = true
 				}
 			}

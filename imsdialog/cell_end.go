@@ -193,4 +193,3 @@ func sideName(s Side) string {
 	}
 	return "both"
 }
-

@@ -3,6 +3,7 @@ package imsdialog
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -15,32 +16,51 @@ const (
 )
 
 // Config holds the dialog module parameters, named as in the seeds.
+//
+// The tags are for a daemon that reads these parameters from its own
+// configuration, so that a new parameter needs no code there: `config` is
+// the key (the seeds' name), and `unit` is what a plain integer counts for
+// a duration, as in the seeds: "s" or "ms". ",large" marks a duration whose
+// normal values run to thousands of seconds (default_timeout: 43200), which
+// a daemon must then not take for milliseconds written as seconds.
 type Config struct {
 	// Enable creates a dialog for every initial INVITE (dlg_flag set on
 	// all of them).
-	Enable bool
+	Enable bool `config:"enable"`
 	// HashSize (hash_size) is the number of entries of the dialog table;
 	// a power of two.
-	HashSize int
+	HashSize int `config:"hash_size"`
 	// RRParam (rr_param) names the Record-Route parameter carrying the
 	// dialog cookie.
-	RRParam string
+	RRParam string `config:"rr_param"`
 	// DefaultTimeout (default_timeout) is a dialog's lifetime.
-	DefaultTimeout time.Duration
+	DefaultTimeout time.Duration `config:"default_timeout" unit:"s,large"`
 	// DetectSpirals (detect_spirals) joins an INVITE that comes back to us
 	// through an AS to its dialog instead of creating a second one.
-	DetectSpirals bool
+	DetectSpirals bool `config:"detect_spirals"`
 	// MatchMode (dlg_match_mode): MatchDIDOnly, MatchDIDFallback, MatchDIDNone.
-	MatchMode int
+	MatchMode int `config:"dlg_match_mode"`
 	// ExtraHeaders (dlg_extra_hdrs) go into every BYE the module sends,
 	// as "Name: value".
-	ExtraHeaders []string
+	ExtraHeaders []string `config:"dlg_extra_hdrs"`
 	// EarlyTerminateCode is the final reply sent upstream when an early
 	// dialog is terminated.
-	EarlyTerminateCode int
+	EarlyTerminateCode int `config:"early_terminate_code"`
 	// ByeTimeout bounds the wait for the replies to the BYEs we send.
-	ByeTimeout time.Duration
+	ByeTimeout time.Duration `config:"bye_timeout" unit:"s"`
+	// Second2xx says what a second answer gets (a 2xx from another callee
+	// once one answered, RFC 3261 §16.7 step 5): Second2xxRelay relays it
+	// like every 2xx and tracks its leg until the caller's BYE (RFC 5407
+	// §3.1.2); Second2xxAbsorb keeps it from the caller and ends it both
+	// ways. Never both.
+	Second2xx string `config:"second_2xx"`
 }
+
+// Policies of Config.Second2xx.
+const (
+	Second2xxRelay  = "relay"
+	Second2xxAbsorb = "absorb"
+)
 
 // DefaultConfig returns the seeds' defaults.
 func DefaultConfig() Config {
@@ -53,35 +73,56 @@ func DefaultConfig() Config {
 		MatchMode:          MatchDIDFallback,
 		EarlyTerminateCode: 487,
 		ByeTimeout:         32 * time.Second,
+		Second2xx:          Second2xxRelay,
 	}
 }
 
-// Validate reports every unusable parameter, naming it.
+// Validate reports every unusable parameter, joined. Each message reads
+// "PARAM = VALUE: what would work", PARAM being the seeds' name, so a
+// caller can put its own key in front of it.
 func (c Config) Validate() error {
 	var errs []error
+	bad := func(name string, val any, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s = %s: %s", name, paramValue(val), fmt.Sprintf(format, args...)))
+	}
 	if c.HashSize < 1 || c.HashSize > 1<<20 || c.HashSize&(c.HashSize-1) != 0 {
-		errs = append(errs, fmt.Errorf("hash_size must be a power of two within 1..1048576, got %d", c.HashSize))
+		bad("hash_size", c.HashSize, "must be a power of two within 1..1048576")
 	}
 	if c.RRParam == "" || strings.ContainsAny(c.RRParam, ";=,<>\" \t") {
-		errs = append(errs, fmt.Errorf("rr_param %q is not a URI parameter name", c.RRParam))
+		bad("rr_param", c.RRParam, "must be a URI parameter name")
 	}
 	if c.DefaultTimeout <= 0 {
-		errs = append(errs, fmt.Errorf("default_timeout must be positive, got %v", c.DefaultTimeout))
+		bad("default_timeout", c.DefaultTimeout, "must be positive")
 	}
 	if c.MatchMode < MatchDIDOnly || c.MatchMode > MatchDIDNone {
-		errs = append(errs, fmt.Errorf("dlg_match_mode must be 0, 1 or 2, got %d", c.MatchMode))
+		bad("dlg_match_mode", c.MatchMode, "must be 0, 1 or 2")
 	}
 	if c.EarlyTerminateCode < 300 || c.EarlyTerminateCode > 699 {
-		errs = append(errs, fmt.Errorf("early_terminate_code must be a final error code 300..699, got %d", c.EarlyTerminateCode))
+		bad("early_terminate_code", c.EarlyTerminateCode, "must be a final error code 300..699")
+	}
+	if c.Second2xx != Second2xxRelay && c.Second2xx != Second2xxAbsorb {
+		bad("second_2xx", c.Second2xx, "must be %s or %s", Second2xxRelay, Second2xxAbsorb)
 	}
 	if c.ByeTimeout <= 0 {
-		errs = append(errs, fmt.Errorf("bye_timeout must be positive, got %v", c.ByeTimeout))
+		bad("bye_timeout", c.ByeTimeout, "must be positive")
 	}
 	for i, h := range c.ExtraHeaders {
 		name, _, ok := strings.Cut(h, ":")
 		if !ok || strings.TrimSpace(name) == "" || strings.ContainsAny(h, "\r\n") {
-			errs = append(errs, fmt.Errorf("dlg_extra_hdrs[%d] %q is not one \"Name: value\" line", i, h))
+			bad(fmt.Sprintf("dlg_extra_hdrs[%d]", i), h, "must be one \"Name: value\" line")
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// paramValue quotes strings and durations ("0s"), so that a duration cannot
+// be mistaken for an integer in the parameter's unit.
+func paramValue(v any) string {
+	switch x := v.(type) {
+	case string:
+		return strconv.Quote(x)
+	case time.Duration:
+		return strconv.Quote(x.String())
+	}
+	return fmt.Sprint(v)
 }

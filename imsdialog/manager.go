@@ -75,7 +75,8 @@ func New(o Options) (*Manager, error) {
 		m.clock = tm.SystemClock()
 	}
 	m.cell = CellConfig{RRParam: cfg.RRParam, Timeout: cfg.DefaultTimeout, ByeWait: cfg.ByeTimeout,
-		EarlyTerminateCode: cfg.EarlyTerminateCode, ExtraHeaders: headerLines(cfg.ExtraHeaders)}
+		EarlyTerminateCode: cfg.EarlyTerminateCode, ExtraHeaders: headerLines(cfg.ExtraHeaders),
+		AbsorbSecond2xx: cfg.Second2xx == Second2xxAbsorb}
 	empty := []callbackReg{}
 	m.global.Store(&empty)
 	m.ctx, m.cancel = context.WithCancel(context.Background())

@@ -242,6 +242,48 @@ func TestRFC5407_SecondAnswerIsRelayedNotEnded(t *testing.T) {
 	e.WaitGone(t)
 }
 
+// dialog.second_2xx absorb (issue 11 §1, the option): the second answer is
+// kept from the caller and ended by the proxy, ACK then BYE. Never both.
+func TestRFC5407_SecondAnswerAbsorbed(t *testing.T) {
+	uac, a, b := siptest.NewUA(t), siptest.NewUA(t), siptest.NewUA(t)
+	cfg := DefaultConfig()
+	cfg.Second2xx = Second2xxAbsorb
+	e := newEnv(t, cfg, func(r *tm.Request) tm.Decision {
+		return tm.RelayTo(target(a, "bob"), target(b, "bob"))
+	})
+	inv := uac.Invite("sip:bob@" + e.Addr)
+	uac.Send(e.Addr, inv)
+	ia, ib := a.Request(sip.INVITE), b.Request(sip.INVITE)
+	a.Reply(ia, 180, "legA")
+	b.Reply(ib, 180, "legB")
+	a.Reply(ia, 200, "legA")
+	r200 := uac.Response(200)
+	d := e.Only(t)
+	e.WaitState(t, d, ConfirmedNA)
+	cb := b.Request(sip.CANCEL)
+	b.Reply(ib, 200, "legB", "Contact: <sip:bob@"+b.HostPort()+">") // crosses the CANCEL
+	b.Reply(cb, 200, "")
+	ack := b.Next("the proxy's ACK of the absorbed 2xx", func(m sip.Message) bool {
+		r, ok := m.(*sip.Request)
+		return ok && r.Method == sip.ACK
+	}).(*sip.Request)
+	assert.Equal(t, "legB", tm.Tag(ack.To().Params))
+	bye := b.Request(sip.BYE)
+	assert.Equal(t, "legB", tm.Tag(bye.To().Params))
+	assert.Contains(t, bye.GetHeader("Reason").Value(), "call completed elsewhere")
+	b.Reply(bye, 200, "legB")
+	uac.Quiet(50*time.Millisecond, "the absorbed 200", func(m sip.Message) bool {
+		r, ok := m.(*sip.Response)
+		return ok && r.StatusCode == 200 && tm.Tag(r.To().Params) == "legB"
+	})
+	in := d.Info(false)
+	assert.Equal(t, "legA", in.ToTag)
+	assert.Len(t, in.DlgOuts, 1)
+	uac.Send(e.Addr, uac.AckFor(inv, r200))
+	a.Request(sip.ACK)
+	e.WaitState(t, d, Confirmed)
+}
+
 // Issue 11 §2: a UA that ignores Record-Route sends its ACK and BYE to the
 // AOR without Route: they go to the leg that answered, never forked again.
 func TestIssue11_InDialogRequestWithoutRouteGoesToItsLeg(t *testing.T) {
@@ -499,4 +541,56 @@ func TestDesign4_LateInviteRetransmissionIsDropped(t *testing.T) {
 	assert.Len(t, e.M.Dialogs(), 1)
 	uac.Send(e.Addr, uac.AckFor(inv, r200))
 	a.Request(sip.ACK)
+}
+
+// dlg_match_mode (ims_dialog §5.8): 0 matches requests within a dialog by
+// the did cookie of our Route only; 2 by Call-ID and tags only, and then
+// our Record-Route carries no cookie (issue 11 §11).
+func TestSeedImsDialog_DlgMatchMode(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		mode       int
+		didInRR    bool
+		withoutDID bool // a BYE whose Route lost the cookie still ends the dialog
+	}{
+		{"0: did only", MatchDIDOnly, true, false},
+		{"1: did, else Call-ID and tags", MatchDIDFallback, true, true},
+		{"2: Call-ID and tags only", MatchDIDNone, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			uac, a := siptest.NewUA(t), siptest.NewUA(t)
+			cfg := DefaultConfig()
+			cfg.MatchMode = tc.mode
+			e := newEnv(t, cfg, func(r *tm.Request) tm.Decision { return tm.RelayTo(target(a, "bob")) })
+			inv := uac.Invite("sip:bob@" + e.Addr)
+			uac.Send(e.Addr, inv)
+			ia := a.Request(sip.INVITE)
+			_, hasDID := ia.RecordRoute().Address.UriParams.Get("did")
+			assert.Equal(t, tc.didInRR, hasDID, "did in our Record-Route: %s", ia.RecordRoute().Value())
+			a.Reply(ia, 200, "legA")
+			r200 := uac.Response(200)
+			uac.Send(e.Addr, uac.AckFor(inv, r200))
+			a.Request(sip.ACK)
+			d := e.Only(t)
+			e.WaitState(t, d, Confirmed)
+
+			bye := uac.InDialog("BYE", inv, r200, 2)
+			if r := bye.Route(); r != nil {
+				r.Address.UriParams.Remove("did") // a Route that lost the cookie
+			}
+			uac.Send(e.Addr, bye)
+			a.Reply(a.Request(sip.BYE), 200, "legA")
+			uac.Response(200)
+			if tc.withoutDID {
+				e.WaitGone(t)
+				return
+			}
+			assert.Equal(t, Confirmed, d.State(), "without its cookie the BYE is not the dialog's")
+			// With the cookie it is.
+			uac.Send(e.Addr, uac.InDialog("BYE", inv, r200, 3))
+			a.Reply(a.Request(sip.BYE), 200, "legA")
+			uac.Response(200)
+			e.WaitGone(t)
+		})
+	}
 }

@@ -152,6 +152,10 @@ func (m *Manager) routeInitial(next tm.Router, r *tm.Request) tm.Decision {
 
 func (m *Manager) recordRoute(dec *tm.Decision, d *Dialog) {
 	dec.RecordRoute = true
+	if m.cfg.MatchMode == MatchDIDNone {
+		// Matched by Call-ID and tags only: the cookie would be unused.
+		return
+	}
 	dec.RecordRouteParams = append(dec.RecordRouteParams, sip.HeaderKV{K: m.cfg.RRParam, V: d.did})
 }
 

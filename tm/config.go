@@ -3,46 +3,53 @@ package tm
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 )
 
 // Config holds the parameters of the transaction layer. Field names follow
-// the OpenSIPS tm manual (fr_timeout, fr_inv_timeout, ...); the daemon maps
-// its `tm.` config keys onto them one to one.
+// the OpenSIPS tm manual (fr_timeout, fr_inv_timeout, ...).
+//
+// The tags are for a daemon that reads these parameters from its own
+// configuration, so that a new parameter needs no code there: `config` is
+// the key (the manual's name, which operators know), and `unit` is what a
+// plain integer counts for a duration, as in the manual: "s" or "ms".
 type Config struct {
 	// FrTimeout (fr_timeout) bounds the wait for the first reply of a branch.
-	FrTimeout time.Duration
+	FrTimeout time.Duration `config:"fr_timeout" unit:"s"`
 	// FrInvTimeout (fr_inv_timeout) bounds the wait for a final reply of an
 	// INVITE branch once it sent a provisional reply.
-	FrInvTimeout time.Duration
+	FrInvTimeout time.Duration `config:"fr_inv_timeout" unit:"s"`
 	// RestartFrOnEachReply (restart_fr_on_each_reply) re-arms fr_inv_timeout
 	// on every provisional reply of the branch.
-	RestartFrOnEachReply bool
+	RestartFrOnEachReply bool `config:"restart_fr_on_each_reply"`
 	// Disable6xxBlock (disable_6xx_block): when false a 6xx reply stops any
 	// further branch (RFC 3261 §16.7 step 5).
-	Disable6xxBlock bool
+	Disable6xxBlock bool `config:"disable_6xx_block"`
 	// Auto100Trying (auto_100trying) answers every proxied INVITE with 100
 	// Trying at once, so the upstream hop stops retransmitting.
-	Auto100Trying bool
-	// T1, T2 and T4 (T1_timer, T2_timer) are the RFC 3261 §17 base timers;
-	// every other RFC timer derives from them.
-	T1, T2, T4 time.Duration
+	Auto100Trying bool `config:"auto_100trying"`
+	// T1, T2 and T4 (T1_timer, T2_timer, T4_timer) are the RFC 3261 §17
+	// base timers; every other RFC timer derives from them.
+	T1 time.Duration `config:"T1_timer" unit:"ms"`
+	T2 time.Duration `config:"T2_timer" unit:"ms"`
+	T4 time.Duration `config:"T4_timer" unit:"ms"`
 	// WtTimer (wt_timer) is how long a completed transaction stays to absorb
 	// late messages (Timer D / J / K on unreliable transports).
-	WtTimer time.Duration
+	WtTimer time.Duration `config:"wt_timer" unit:"s"`
 	// MaxMessageSize is the largest request we accept; bigger ones get 513.
-	MaxMessageSize int
+	MaxMessageSize int `config:"max_message_size"`
 	// UDPMaxSize is the size above which a request that would go over UDP
 	// is sent over TCP instead (RFC 3261 §18.1.1: 200 bytes below the path
 	// MTU of 1500).
-	UDPMaxSize int
+	UDPMaxSize int `config:"udp_max_size"`
 	// CancelWait is how long a CANCEL that matches no INVITE is held in case
 	// its INVITE is still on its way (sipgo handles messages concurrently, so
 	// a CANCEL can overtake its INVITE); afterwards it is answered 481.
-	CancelWait time.Duration
+	CancelWait time.Duration `config:"cancel_wait" unit:"ms"`
 	// LocalTimeout bounds a locally originated request (t_uac_dlg) that gets
 	// no final reply.
-	LocalTimeout time.Duration
+	LocalTimeout time.Duration `config:"local_timeout" unit:"s"`
 }
 
 // DefaultConfig returns the defaults of the tm manual.
@@ -64,12 +71,17 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate names the first parameter whose value cannot work.
+// Validate reports every parameter whose value cannot work, joined. Each
+// message reads "PARAM = VALUE: what would work", PARAM being the manual's
+// name, so a caller can put its own key in front of it.
 func (c Config) Validate() error {
 	var errs []error
+	bad := func(name string, val any, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s = %s: %s", name, paramValue(val), fmt.Sprintf(format, args...)))
+	}
 	pos := func(name string, d time.Duration) {
 		if d <= 0 {
-			errs = append(errs, fmt.Errorf("%s must be positive, got %v", name, d))
+			bad(name, d, "must be positive")
 		}
 	}
 	pos("fr_timeout", c.FrTimeout)
@@ -81,13 +93,22 @@ func (c Config) Validate() error {
 	pos("cancel_wait", c.CancelWait)
 	pos("local_timeout", c.LocalTimeout)
 	if c.T1 > 0 && c.T2 > 0 && c.T2 < c.T1 {
-		errs = append(errs, fmt.Errorf("T2_timer (%v) must not be below T1_timer (%v)", c.T2, c.T1))
+		bad("T2_timer", c.T2, "must not be below T1_timer (%v)", c.T1)
 	}
 	if c.MaxMessageSize < 1024 || c.MaxMessageSize > 65535 {
-		errs = append(errs, fmt.Errorf("max_message_size must be within 1024..65535, got %d", c.MaxMessageSize))
+		bad("max_message_size", c.MaxMessageSize, "must be within 1024..65535")
 	}
 	if c.UDPMaxSize < 500 || c.UDPMaxSize > 65000 {
-		errs = append(errs, fmt.Errorf("udp_max_size must be within 500..65000, got %d", c.UDPMaxSize))
+		bad("udp_max_size", c.UDPMaxSize, "must be within 500..65000")
 	}
 	return errors.Join(errs...)
+}
+
+// paramValue quotes a duration as it would be written ("0s"), so that it
+// cannot be mistaken for an integer in the parameter's unit.
+func paramValue(v any) string {
+	if d, ok := v.(time.Duration); ok {
+		return strconv.Quote(d.String())
+	}
+	return fmt.Sprint(v)
 }

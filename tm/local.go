@@ -25,8 +25,7 @@ func (p *Proxy) SendRequest(ctx context.Context, req *sip.Request, dst string) (
 	if req.ContentLength() == nil {
 		req.SetBody(req.Body())
 	}
-	fixStrictRoute(req)
-	h, err := nextHop(req, dst)
+	h, err := routeOut(req, dst)
 	if err != nil {
 		return nil, err
 	}

@@ -562,8 +562,7 @@ func (p *Proxy) handleAck(req *sip.Request) {
 func (p *Proxy) forwardStateless(req *sip.Request, loopHash, dst string) error {
 	branch := StatelessBranch(req, loopHash)
 	SetMaxForwards(req, NextMaxForwards(req))
-	fixStrictRoute(req)
-	h, err := nextHop(req, dst)
+	h, err := routeOut(req, dst)
 	if err != nil {
 		return err
 	}

@@ -425,6 +425,11 @@ func DiagnoseParseFailure(data []byte, err error) (code int, reason string) {
 		return sip.StatusMessageTooLarge, "Message Too Large"
 	}
 	reason = ParseFailureReason(err)
+	if rawUnsupportedScheme(data) {
+		// RFC 3261 §8.2.2.1 / §16.3 step 2: a Request-URI we cannot
+		// handle is 416, not a malformed request.
+		return 416, "Unsupported URI Scheme"
+	}
 	if errors.Is(err, sip.ErrParseReadBodyIncomplete) {
 		return sip.StatusBadRequest, reason
 	}
@@ -436,6 +441,36 @@ func DiagnoseParseFailure(data []byte, err error) (code int, reason string) {
 	}
 	return sip.StatusBadRequest, reason
 }
+
+// rawUnsupportedScheme reports a request line whose Request-URI has a
+// well-formed scheme (RFC 3986 §3.1) other than sip, sips or tel.
+func rawUnsupportedScheme(data []byte) bool {
+	line, _ := rawNextLine(data)
+	method, rest, ok := bytes.Cut(line, []byte(" "))
+	if !ok || len(method) == 0 || bytes.HasPrefix(method, sipVersionPrefix) {
+		return false
+	}
+	uri, _, ok := bytes.Cut(bytes.TrimLeft(rest, " "), []byte(" "))
+	if !ok {
+		return false
+	}
+	scheme, _, ok := bytes.Cut(uri, []byte(":"))
+	if !ok || len(scheme) == 0 || !isAlpha(scheme[0]) {
+		return false
+	}
+	for _, c := range scheme {
+		if !isAlpha(c) && !(c >= '0' && c <= '9') && c != '+' && c != '-' && c != '.' {
+			return false
+		}
+	}
+	switch strings.ToLower(string(scheme)) {
+	case "sip", "sips", "tel":
+		return false
+	}
+	return true
+}
+
+func isAlpha(c byte) bool { return c|0x20 >= 'a' && c|0x20 <= 'z' }
 
 // rawFailingPart finds what sipgo's parser chokes on by feeding it the
 // start line alone and then each (unfolded) header line alone, splitting

@@ -91,18 +91,28 @@ func nextHop(req *sip.Request, dst string) (hop, error) {
 	return uriHop(&req.Recipient)
 }
 
-// fixStrictRoute applies §16.6 step 6: when the next hop is a strict router
-// (its Route URI has no lr), the Request-URI goes to the end of the route
-// set and the strict router's URI becomes the Request-URI.
-func fixStrictRoute(req *sip.Request) {
-	r := req.Route()
-	if r == nil || r.Address.UriParams.Has("lr") {
-		return
+// routeOut prepares a request for its next hop and returns that hop
+// (§16.6 steps 6 and 7). Headers escaped in the Request-URI
+// ("?Route=...") are dropped: they are for the UAC that builds a request
+// from the URI (§19.1.5), never part of a Request-URI on the wire. When the
+// next hop is a strict router (its Route URI has no lr), the Request-URI
+// goes to the end of the route set and the strict router's URI becomes the
+// Request-URI, and the request goes to that router.
+func routeOut(req *sip.Request, dst string) (hop, error) {
+	req.Recipient.Headers = nil
+	h, err := nextHop(req, dst)
+	if err != nil {
+		return hop{}, err
 	}
-	last := &sip.RouteHeader{Address: *req.Recipient.Clone()}
-	req.Recipient = *r.Address.Clone()
-	req.RemoveHeader("Route")
-	req.AppendHeader(last)
+	if r := req.Route(); r != nil {
+		if _, loose := Param(r.Address.UriParams, "lr"); !loose {
+			last := &sip.RouteHeader{Address: *req.Recipient.Clone()}
+			req.Recipient = *r.Address.Clone()
+			req.RemoveHeader("Route")
+			req.AppendHeader(last)
+		}
+	}
+	return h, nil
 }
 
 // preprocessRoute applies §16.4 to a request and reports whether it

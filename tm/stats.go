@@ -40,12 +40,15 @@ func class(code int) int {
 // Snapshot returns the counters under the names of the tm manual.
 func (s *Stats) Snapshot() map[string]uint64 {
 	m := map[string]uint64{
-		"received_replies":      s.receivedReplies.Load(),
-		"UAS_transactions":      s.uasTransactions.Load(),
-		"UAC_transactions":      s.uacTransactions.Load(),
-		"inuse_transactions":    uint64(max(s.inuse.Load(), 0)),
-		"branches":              s.branches.Load(),
-		"timeout_finalresponse": s.frTimeouts.Load() + s.frInvTimeouts.Load(),
+		"received_replies":   s.receivedReplies.Load(),
+		"UAS_transactions":   s.uasTransactions.Load(),
+		"UAC_transactions":   s.uacTransactions.Load(),
+		"inuse_transactions": uint64(max(s.inuse.Load(), 0)),
+		"branches":           s.branches.Load(),
+		// The tm manual's timeout_finalresponse: INVITE branches that got a
+		// provisional but no final reply in time (fr_inv_timeout); those
+		// that got no reply at all are fr_timeouts.
+		"timeout_finalresponse": s.frInvTimeouts.Load(),
 		"fr_timeouts":           s.frTimeouts.Load(),
 		"fr_inv_timeouts":       s.frInvTimeouts.Load(),
 		"cancels_sent":          s.cancelsSent.Load(),

@@ -607,8 +607,7 @@ func (t *Transaction) buildBranch(i int, tg Target) (*sip.Request, error) {
 			return nil, nil
 		}
 	}
-	fixStrictRoute(req)
-	h, err := nextHop(req, tg.Dst)
+	h, err := routeOut(req, tg.Dst)
 	if err != nil {
 		return nil, err
 	}

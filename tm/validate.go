@@ -207,11 +207,9 @@ func ValidateRequest(req *sip.Request, supported []string) *Rejection {
 	if from == nil {
 		return valMalformed(valFrom)
 	}
-	// §8.1.1.3: the From tag MUST be present; without it we cannot tell
-	// dialogs or forked branches apart.
-	if tag, _ := valParam(from.Params, "tag"); tag == "" {
-		return valBad("missing From tag")
-	}
+	// §8.1.1.3 makes the From tag mandatory, but RFC 2543 UAs send none and
+	// RFC 4475 §3.4.1 asks a proxy to accept them: a dialog of theirs is
+	// named by Call-ID and tags, the From tag then being empty.
 
 	if r := valPresence(&counts, valTo); r != nil {
 		return r

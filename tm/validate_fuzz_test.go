@@ -216,7 +216,7 @@ func FuzzRawReply(f *testing.F) {
 		ftCheckDestination(t, data, src)
 		_, err := sip.ParseMessage(data)
 		code2, reason2 := DiagnoseParseFailure(data, err)
-		if code2 != 400 && code2 != 513 || !ftPrintable(reason2) {
+		if code2 != 400 && code2 != 416 && code2 != 513 || !ftPrintable(reason2) {
 			t.Fatalf("DiagnoseParseFailure = %d %q", code2, reason2)
 		}
 		if string(data) != orig {

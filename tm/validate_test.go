@@ -114,10 +114,9 @@ func TestRFC3261_16_3_1_ReasonableSyntax(t *testing.T) {
 			wantCode: 400, wantReason: "Bad Request - missing From header"},
 		{name: "malformed From", edit: vtReplaceGeneric("From", "<sip:alice@atlanta.example.com"),
 			wantCode: 400, wantReason: "Bad Request - malformed From header"},
-		{name: "From without tag", text: vtEdit(t, ";tag=1928301774", ""),
-			wantCode: 400, wantReason: "Bad Request - missing From tag"},
-		{name: "From with empty tag", text: vtEdit(t, ";tag=1928301774", ";tag="),
-			wantCode: 400, wantReason: "Bad Request - missing From tag"},
+		// RFC 4475 §3.4.1: an RFC 2543 request (no From tag) is accepted.
+		{name: "From without tag", text: vtEdit(t, ";tag=1928301774", "")},
+		{name: "From with empty tag", text: vtEdit(t, ";tag=1928301774", ";tag=")},
 		{name: "From tag parameter name in upper case", text: vtEdit(t, ";tag=1928301774", ";TAG=1928301774")},
 		{name: "two From", text: vtEdit(t, "Call-ID:", "From: <sip:mallory@evil.example.com>;tag=2\r\nCall-ID:"),
 			wantCode: 400, wantReason: "Bad Request - multiple From headers"},

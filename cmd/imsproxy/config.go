@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
+	"maps"
 	"net"
 	"os"
 	"reflect"
@@ -29,37 +29,39 @@ import (
 // keys: IMSDLG_TM_FR_TIMEOUT sets tm.fr_timeout.
 const EnvPrefix = "IMSDLG"
 
-// Config is the daemon configuration. The mapstructure names are the config
-// keys operators write, so they are a contract: rename none of them.
+// Config is the daemon configuration. The `config` tags are the keys
+// operators write, so they are a contract: rename none of them. The tm and
+// dialog sections are the packages' own Configs, which carry their keys;
+// configsection.go says what the tags mean.
 //
-// The fields tagged `mapstructure:"-"` are not keys: LoadConfig derives them
+// The fields tagged `config:"-"` are not keys: LoadConfig derives them
 // from the keys once every value is valid, so the daemon never parses twice.
 type Config struct {
-	Listen      []string        `mapstructure:"listen"`
-	Advertise   string          `mapstructure:"advertise"`
-	Domains     []string        `mapstructure:"domains"`
-	NextHop     string          `mapstructure:"next_hop"`
-	RecordRoute bool            `mapstructure:"record_route"`
-	Location    LocationConfig  `mapstructure:"location"`
-	Mgmt        MgmtConfig      `mapstructure:"mgmt"`
-	Log         LogConfig       `mapstructure:"log"`
-	TM          TMSection       `mapstructure:"tm"`
-	Dialog      DialogSection   `mapstructure:"dialog"`
-	Profiles    ProfilesSection `mapstructure:"profiles"`
-	Limits      []LimitSection  `mapstructure:"limits"`
-	Events      EventsSection   `mapstructure:"events"`
-	Role        string          `mapstructure:"role"`
-	PCSCF       PCSCFSection    `mapstructure:"pcscf"`
-	SCSCF       SCSCFSection    `mapstructure:"scscf"`
+	Listen      []string        `config:"listen"`
+	Advertise   string          `config:"advertise"`
+	Domains     []string        `config:"domains"`
+	NextHop     string          `config:"next_hop"`
+	RecordRoute bool            `config:"record_route"`
+	Location    LocationConfig  `config:"location"`
+	Mgmt        MgmtConfig      `config:"mgmt"`
+	Log         LogConfig       `config:"log"`
+	TM          tm.Config       `config:"tm"`
+	Dialog      DialogSection   `config:"dialog"`
+	Profiles    ProfilesSection `config:"profiles"`
+	Limits      []LimitSection  `config:"limits"`
+	Events      EventsSection   `config:"events"`
+	Role        string          `config:"role"`
+	PCSCF       PCSCFSection    `config:"pcscf"`
+	SCSCF       SCSCFSection    `config:"scscf"`
 
 	// ListenAddrs is Listen parsed, in the same order.
-	ListenAddrs []ListenAddr `mapstructure:"-"`
+	ListenAddrs []ListenAddr `config:"-"`
 	// NextHopAddr is NextHop parsed; nil when NextHop is empty.
-	NextHopAddr *ListenAddr `mapstructure:"-"`
+	NextHopAddr *ListenAddr `config:"-"`
 	// AdvertiseHost and AdvertisePort are Advertise split; AdvertisePort is 0
 	// when Advertise names no port, and both are zero when it is empty.
-	AdvertiseHost string `mapstructure:"-"`
-	AdvertisePort int    `mapstructure:"-"`
+	AdvertiseHost string `config:"-"`
+	AdvertisePort int    `config:"-"`
 }
 
 // LocationConfig is the location section: registrar limits and static
@@ -69,120 +71,43 @@ type LocationConfig struct {
 	// straight from the YAML file (never from the environment or overrides)
 	// because viper lower-cases and dot-splits map keys, which would corrupt
 	// AORs such as "sip:Alice@example.com".
-	Static         map[string][]string `mapstructure:"-"`
-	MinExpires     Seconds             `mapstructure:"min_expires"`
-	MaxExpires     Seconds             `mapstructure:"max_expires"`
-	DefaultExpires Seconds             `mapstructure:"default_expires"`
-	MaxContacts    int                 `mapstructure:"max_contacts"`
+	Static map[string][]string `config:"-"`
+	// Registrations are routinely an hour or more, hence large.
+	MinExpires     time.Duration `config:"min_expires" unit:"s,large"`
+	MaxExpires     time.Duration `config:"max_expires" unit:"s,large"`
+	DefaultExpires time.Duration `config:"default_expires" unit:"s,large"`
+	MaxContacts    int           `config:"max_contacts"`
 
 	// Contacts is Static parsed: the same AOR keys, each contact with its
 	// q split off the URI.
-	Contacts map[string][]StaticContact `mapstructure:"-"`
+	Contacts map[string][]StaticContact `config:"-"`
 }
 
 // MgmtConfig is the mgmt section.
 type MgmtConfig struct {
 	// Listen is HOST:PORT of the management HTTP server; "" disables it.
-	Listen string `mapstructure:"listen"`
+	Listen string `config:"listen"`
 	// Pprof serves Go's runtime profiles under /debug/pprof/.
-	Pprof bool `mapstructure:"pprof"`
+	Pprof bool `config:"pprof"`
 }
 
 // LogConfig is the log section.
 type LogConfig struct {
-	Level    string `mapstructure:"level"`     // debug|info|warn|error
-	Format   string `mapstructure:"format"`    // text|json
-	SIPTrace bool   `mapstructure:"sip_trace"` // log every SIP message sent and received
+	Level    string `config:"level"`     // debug|info|warn|error
+	Format   string `config:"format"`    // text|json
+	SIPTrace bool   `config:"sip_trace"` // log every SIP message sent and received
 }
 
-// TMSection is the tm section; see tm.Config for what each timer does.
-// T1_timer is written so in the docs and accepted in any case, since viper
-// lower-cases every key.
-type TMSection struct {
-	FrTimeout            Seconds `mapstructure:"fr_timeout"`
-	FrInvTimeout         Seconds `mapstructure:"fr_inv_timeout"`
-	RestartFrOnEachReply bool    `mapstructure:"restart_fr_on_each_reply"`
-	Disable6xxBlock      bool    `mapstructure:"disable_6xx_block"`
-	Auto100Trying        bool    `mapstructure:"auto_100trying"`
-	T1                   Millis  `mapstructure:"t1_timer"`
-	T2                   Millis  `mapstructure:"t2_timer"`
-	T4                   Millis  `mapstructure:"t4_timer"`
-	WtTimer              Seconds `mapstructure:"wt_timer"`
-	MaxMessageSize       int     `mapstructure:"max_message_size"`
-	UDPMaxSize           int     `mapstructure:"udp_max_size"`
-	CancelWait           Millis  `mapstructure:"cancel_wait"`
-	LocalTimeout         Seconds `mapstructure:"local_timeout"`
-}
-
-// DialogSection is the dialog section; names follow the ims_dialog manual.
+// DialogSection is the dialog section: the dialog module's parameters and,
+// in the same section as the seeds have them, the persistence of dialogs,
+// which package dlgpersist does rather than the module.
 type DialogSection struct {
-	Enable             bool     `mapstructure:"enable"`
-	HashSize           int      `mapstructure:"hash_size"`
-	RRParam            string   `mapstructure:"rr_param"`
-	DefaultTimeout     Seconds  `mapstructure:"default_timeout"`
-	DetectSpirals      bool     `mapstructure:"detect_spirals"`
-	MatchMode          int      `mapstructure:"dlg_match_mode"`
-	ExtraHeaders       []string `mapstructure:"dlg_extra_hdrs"`
-	EarlyTerminateCode int      `mapstructure:"early_terminate_code"`
-	ByeTimeout         Seconds  `mapstructure:"bye_timeout"`
-	DBMode             int      `mapstructure:"db_mode"`
-	DBURL              string   `mapstructure:"db_url"`
-	DBUpdatePeriod     Seconds  `mapstructure:"db_update_period"`
-}
+	imsdialog.Config `config:",squash"`
 
-// DialogConfig converts the dialog section into the dialog module's config.
-func (c *Config) DialogConfig() imsdialog.Config {
-	d := c.Dialog
-	return imsdialog.Config{
-		Enable:             d.Enable,
-		HashSize:           d.HashSize,
-		RRParam:            d.RRParam,
-		DefaultTimeout:     d.DefaultTimeout.Duration(),
-		DetectSpirals:      d.DetectSpirals,
-		MatchMode:          d.MatchMode,
-		ExtraHeaders:       d.ExtraHeaders,
-		EarlyTerminateCode: d.EarlyTerminateCode,
-		ByeTimeout:         d.ByeTimeout.Duration(),
-	}
-}
-
-// Seconds is a duration key whose plain integers count seconds, as the
-// OpenSIPS/Kamailio manuals give fr_timeout and friends. Go duration
-// strings ("500ms") are accepted as well.
-type Seconds time.Duration
-
-// Duration returns s as a time.Duration.
-func (s Seconds) Duration() time.Duration { return time.Duration(s) }
-
-func (s Seconds) String() string { return time.Duration(s).String() }
-
-// Millis is a duration key whose plain integers count milliseconds, as the
-// manuals give T1_timer, T2_timer, T4_timer and cancel_wait.
-type Millis time.Duration
-
-// Duration returns m as a time.Duration.
-func (m Millis) Duration() time.Duration { return time.Duration(m) }
-
-func (m Millis) String() string { return time.Duration(m).String() }
-
-// TMConfig converts the tm section into the transaction layer's config.
-func (c *Config) TMConfig() tm.Config {
-	t := c.TM
-	return tm.Config{
-		FrTimeout:            t.FrTimeout.Duration(),
-		FrInvTimeout:         t.FrInvTimeout.Duration(),
-		RestartFrOnEachReply: t.RestartFrOnEachReply,
-		Disable6xxBlock:      t.Disable6xxBlock,
-		Auto100Trying:        t.Auto100Trying,
-		T1:                   t.T1.Duration(),
-		T2:                   t.T2.Duration(),
-		T4:                   t.T4.Duration(),
-		WtTimer:              t.WtTimer.Duration(),
-		MaxMessageSize:       t.MaxMessageSize,
-		UDPMaxSize:           t.UDPMaxSize,
-		CancelWait:           t.CancelWait.Duration(),
-		LocalTimeout:         t.LocalTimeout.Duration(),
-	}
+	DBMode int    `config:"db_mode"`
+	DBURL  string `config:"db_url"`
+	// Periods of minutes are normal here, hence large.
+	DBUpdatePeriod time.Duration `config:"db_update_period" unit:"s,large"`
 }
 
 // SlogLevel returns the level as a slog.Level; an invalid level (which
@@ -245,59 +170,36 @@ func (o *Overrides) Set(s string) error {
 	return nil
 }
 
-// defaults are the built-in values of every key. configs/standalone.yaml
-// states the same values (a test keeps them in step); they are also what
-// makes viper's AutomaticEnv see each key, since it only looks up the
-// environment for keys it already knows.
+// defaults are the built-in values of every key: the packages' own
+// DefaultConfig for their sections, and the daemon's for the rest.
+// configs/standalone.yaml states the same values (a test keeps them in
+// step); they are also what makes viper's AutomaticEnv see each key, since
+// it only looks up the environment for keys it already knows.
 func defaults() map[string]any {
-	t := tm.DefaultConfig()
-	dc := imsdialog.DefaultConfig()
 	d := map[string]any{
-		"listen":                      []string{"udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"},
-		"advertise":                   "",
-		"domains":                     []string{"localhost", "127.0.0.1"},
-		"next_hop":                    "",
-		"record_route":                true,
-		"location.min_expires":        "60s",
-		"location.max_expires":        "3600s",
-		"location.default_expires":    "3600s",
-		"location.max_contacts":       10,
-		"mgmt.listen":                 "127.0.0.1:8080",
-		"mgmt.pprof":                  false,
-		"log.level":                   "info",
-		"log.format":                  "text",
-		"log.sip_trace":               false,
-		"tm.fr_timeout":               t.FrTimeout.String(),
-		"tm.fr_inv_timeout":           t.FrInvTimeout.String(),
-		"tm.restart_fr_on_each_reply": t.RestartFrOnEachReply,
-		"tm.disable_6xx_block":        t.Disable6xxBlock,
-		"tm.auto_100trying":           t.Auto100Trying,
-		"tm.t1_timer":                 t.T1.String(),
-		"tm.t2_timer":                 t.T2.String(),
-		"tm.t4_timer":                 t.T4.String(),
-		"tm.wt_timer":                 t.WtTimer.String(),
-		"tm.max_message_size":         t.MaxMessageSize,
-		"tm.udp_max_size":             t.UDPMaxSize,
-		"tm.cancel_wait":              t.CancelWait.String(),
-		"tm.local_timeout":            t.LocalTimeout.String(),
-		"dialog.enable":               dc.Enable,
-		"dialog.hash_size":            dc.HashSize,
-		"dialog.rr_param":             dc.RRParam,
-		"dialog.default_timeout":      dc.DefaultTimeout.String(),
-		"dialog.detect_spirals":       dc.DetectSpirals,
-		"dialog.dlg_match_mode":       dc.MatchMode,
-		"dialog.dlg_extra_hdrs":       []string{},
-		"dialog.early_terminate_code": dc.EarlyTerminateCode,
-		"dialog.bye_timeout":          dc.ByeTimeout.String(),
+		"listen":                   []string{"udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"},
+		"advertise":                "",
+		"domains":                  []string{"localhost", "127.0.0.1"},
+		"next_hop":                 "",
+		"record_route":             true,
+		"location.min_expires":     "60s",
+		"location.max_expires":     "3600s",
+		"location.default_expires": "3600s",
+		"location.max_contacts":    10,
+		"mgmt.listen":              "127.0.0.1:8080",
+		"mgmt.pprof":               false,
+		"log.level":                "info",
+		"log.format":               "text",
+		"log.sip_trace":            false,
 	}
-	for k, v := range persistDefaults() {
-		d[k] = v
-	}
-	for k, v := range profileDefaults() {
-		d[k] = v
-	}
-	for k, v := range roleDefaults() {
-		d[k] = v
+	for _, m := range []map[string]any{
+		sectionDefaults("tm", tm.DefaultConfig()),
+		sectionDefaults("dialog", imsdialog.DefaultConfig()),
+		persistDefaults(),
+		profileDefaults(),
+		roleDefaults(),
+	} {
+		maps.Copy(d, m)
 	}
 	return d
 }
@@ -305,10 +207,6 @@ func defaults() map[string]any {
 // staticKey is the one key whose value is free-form (its map keys are AORs,
 // not config keys), so it bypasses viper; see LocationConfig.Static.
 const staticKey = "location.static"
-
-// sections are the keys that hold other keys.
-var sections = map[string]bool{"location": true, "mgmt": true, "log": true, "tm": true, "dialog": true, "profiles": true, "events": true, "events.redis_stream": true, "events.webhook": true,
-	"pcscf": true, "scscf": true}
 
 // LoadConfig loads the configuration from the YAML file at path, or from the
 // embedded configs/standalone.yaml when path is "". Keys the file leaves out
@@ -318,8 +216,9 @@ var sections = map[string]bool{"location": true, "mgmt": true, "log": true, "tm"
 // from overrides are strings: lists are comma separated, durations take an
 // integer in the key's unit or a Go duration string.
 //
-// An unknown key is an error naming it. Every value is validated and all
-// problems are reported at once, joined; each names its key and value.
+// An unknown key is an error naming it, and so is an IMSDLG_ variable that
+// names no key. Every value is validated and all problems are reported at
+// once, joined; each names its key and value.
 func LoadConfig(path string, overrides map[string]string) (*Config, error) {
 	data := configs.Standalone
 	if path != "" {
@@ -346,14 +245,21 @@ func LoadConfig(path string, overrides map[string]string) (*Config, error) {
 		return nil, fmt.Errorf("config: merge %s: %w", sourceName(path), err)
 	}
 	errs = append(errs, applyOverrides(v, overrides)...)
+	errs = append(errs, checkEnvironment(os.Environ())...)
 
 	// Unknown keys never reach viper, so the values can still be checked and
 	// every problem reported in one go.
+	all := v.AllSettings()
+	uerrs := applyUnits(all)
 	var c Config
-	if err := v.UnmarshalExact(&c, viper.DecodeHook(decodeHook())); err != nil {
+	if err := decodeSettings(all, &c); err != nil || len(uerrs) > 0 {
 		// A value that did not decode would show up again, misleadingly,
 		// as a zero value in validation: stop here.
-		return nil, errors.Join(append(errs, decodeProblems(err)...)...)
+		errs = append(errs, uerrs...)
+		if err != nil {
+			errs = append(errs, decodeProblems(err)...)
+		}
+		return nil, errors.Join(errs...)
 	}
 	if static == nil {
 		static = map[string][]string{}
@@ -366,16 +272,6 @@ func LoadConfig(path string, overrides map[string]string) (*Config, error) {
 	return &c, nil
 }
 
-// displayKey spells a key as the docs do; viper has lower-cased it.
-func displayKey(key string) string {
-	for _, t := range []string{"T1_timer", "T2_timer", "T4_timer"} {
-		if key == "tm."+strings.ToLower(t) {
-			return "tm." + t
-		}
-	}
-	return key
-}
-
 func sourceName(path string) string {
 	if path == "" {
 		return "embedded standalone.yaml"
@@ -384,7 +280,6 @@ func sourceName(path string) string {
 }
 
 func applyOverrides(v *viper.Viper, overrides map[string]string) []error {
-	known := defaults()
 	keys := make([]string, 0, len(overrides))
 	for k := range overrides {
 		keys = append(keys, k)
@@ -393,10 +288,10 @@ func applyOverrides(v *viper.Viper, overrides map[string]string) []error {
 	var errs []error
 	for _, k := range keys {
 		lk := strings.ToLower(strings.TrimSpace(k))
-		switch _, ok := known[lk]; {
+		switch {
 		case lk == staticKey:
 			errs = append(errs, fmt.Errorf("config: override %q: %s can only be set in the config file", k, staticKey))
-		case !ok:
+		case !isKey(lk):
 			errs = append(errs, fmt.Errorf("config: unknown key %q (override)", k))
 		default:
 			v.Set(lk, overrides[k])
@@ -414,7 +309,6 @@ func parseYAML(data []byte) (settings map[string]any, static map[string][]string
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, nil, nil, err
 	}
-	known := defaults()
 	settings = map[string]any{}
 	var walk func(prefix, shown string, m map[string]any, out map[string]any)
 	walk = func(prefix, shown string, m map[string]any, out map[string]any) {
@@ -428,12 +322,12 @@ func parseYAML(data []byte) (settings map[string]any, static map[string][]string
 				continue
 			}
 			seen[lk] = k
-			switch _, leaf := known[full]; {
+			switch {
 			case full == staticKey:
 				var serrs []error
 				static, serrs = parseStatic(name, val)
 				errs = append(errs, serrs...)
-			case sections[full]:
+			case isSection(full):
 				if val == nil {
 					continue
 				}
@@ -445,7 +339,7 @@ func parseYAML(data []byte) (settings map[string]any, static map[string][]string
 				subOut := map[string]any{}
 				walk(full, name, sub, subOut)
 				out[lk] = subOut
-			case leaf:
+			case isKey(full):
 				if val != nil {
 					out[lk] = val
 				}
@@ -521,77 +415,8 @@ func join(prefix, key string) string {
 	return prefix + "." + key
 }
 
-var (
-	secondsType = reflect.TypeFor[Seconds]()
-	millisType  = reflect.TypeFor[Millis]()
-)
-
-// decodeHook replaces viper's default hooks: durations in the key's integer
-// unit, and comma-separated strings (from the environment and overrides)
-// into lists.
-func decodeHook() mapstructure.DecodeHookFunc {
-	return mapstructure.ComposeDecodeHookFunc(durationHook, stringToListHook)
-}
-
-func durationHook(_ reflect.Type, to reflect.Type, data any) (any, error) {
-	switch to {
-	case secondsType:
-		d, err := parseDuration(data, time.Second, "seconds")
-		return Seconds(d), err
-	case millisType:
-		d, err := parseDuration(data, time.Millisecond, "milliseconds")
-		return Millis(d), err
-	}
-	return data, nil
-}
-
-// parseDuration reads a Go duration string, or a plain number (possibly
-// given as a string, as environment variables are) counted in unit.
-func parseDuration(data any, unit time.Duration, unitName string) (time.Duration, error) {
-	var n float64
-	switch x := data.(type) {
-	case time.Duration:
-		return x, nil
-	case string:
-		s := strings.TrimSpace(x)
-		if i, err := strconv.ParseInt(s, 10, 64); err == nil {
-			n = float64(i)
-			break
-		}
-		d, err := time.ParseDuration(s)
-		if err != nil {
-			return 0, &badValueError{x, "not a duration: want a Go duration such as \"30s\" or an integer number of " + unitName}
-		}
-		return d, nil
-	default:
-		rv := reflect.ValueOf(data)
-		switch {
-		case rv.CanInt():
-			n = float64(rv.Int())
-		case rv.CanUint():
-			n = float64(rv.Uint())
-		case rv.CanFloat():
-			n = rv.Float()
-		default:
-			return 0, &badValueError{data, "not a duration: want a Go duration such as \"30s\" or an integer number of " + unitName}
-		}
-	}
-	d := n * float64(unit)
-	if math.IsNaN(d) || math.Abs(d) >= math.MaxInt64 {
-		return 0, &badValueError{data, "out of range"}
-	}
-	return time.Duration(d), nil
-}
-
-// badValueError lets decodeProblems name the value next to the key, as the
-// validation errors do.
-type badValueError struct {
-	value   any
-	problem string
-}
-
-func (e *badValueError) Error() string { return fmt.Sprintf("%s: %s", showValue(e.value), e.problem) }
-
+// stringToListHook splits the comma-separated strings of the environment
+// and overrides into lists.
 func stringToListHook(from reflect.Type, to reflect.Type, data any) (any, error) {
 	if from.Kind() != reflect.String || to.Kind() != reflect.Slice {
 		return data, nil
@@ -618,13 +443,11 @@ func decodeProblems(err error) []error {
 				walk(inner)
 				return
 			}
-			key := displayKey(de.Name())
+			// Its name is the key as the tags spell it: "tm.T1_timer".
+			key := de.Name()
 			var pe *mapstructure.ParseError
 			var ue *mapstructure.UnconvertibleTypeError
-			var be *badValueError
 			switch {
-			case errors.As(inner, &be):
-				out = append(out, fmt.Errorf("config: %s = %s: %s", key, showValue(be.value), be.problem))
 			case errors.As(inner, &pe):
 				out = append(out, fmt.Errorf("config: %s = %s: not a valid %s", key, showValue(pe.Value), pe.Expected.Type()))
 			case errors.As(inner, &ue):
@@ -864,15 +687,15 @@ func (c *Config) validate() []error {
 		bad("log.format", c.Log.Format, "must be text or json")
 	}
 
-	positive := func(key string, d time.Duration, shown fmt.Stringer) {
-		if d <= 0 {
-			bad(key, shown, "must be positive")
+	l := &c.Location
+	for _, e := range []struct {
+		key string
+		d   time.Duration
+	}{{"location.min_expires", l.MinExpires}, {"location.max_expires", l.MaxExpires}, {"location.default_expires", l.DefaultExpires}} {
+		if e.d <= 0 {
+			bad(e.key, e.d, "must be positive")
 		}
 	}
-	l := &c.Location
-	positive("location.min_expires", l.MinExpires.Duration(), l.MinExpires)
-	positive("location.max_expires", l.MaxExpires.Duration(), l.MaxExpires)
-	positive("location.default_expires", l.DefaultExpires.Duration(), l.DefaultExpires)
 	if l.MinExpires > 0 && l.MaxExpires > 0 && l.MaxExpires < l.MinExpires {
 		bad("location.max_expires", l.MaxExpires, "must not be below location.min_expires (%s)", l.MinExpires)
 	}
@@ -884,35 +707,27 @@ func (c *Config) validate() []error {
 	}
 	errs = append(errs, c.validateStatic()...)
 
-	t := &c.TM
-	positive("tm.fr_timeout", t.FrTimeout.Duration(), t.FrTimeout)
-	positive("tm.fr_inv_timeout", t.FrInvTimeout.Duration(), t.FrInvTimeout)
-	positive("tm.T1_timer", t.T1.Duration(), t.T1)
-	positive("tm.T2_timer", t.T2.Duration(), t.T2)
-	positive("tm.T4_timer", t.T4.Duration(), t.T4)
-	positive("tm.wt_timer", t.WtTimer.Duration(), t.WtTimer)
-	positive("tm.cancel_wait", t.CancelWait.Duration(), t.CancelWait)
-	positive("tm.local_timeout", t.LocalTimeout.Duration(), t.LocalTimeout)
-	if t.T1 > 0 && t.T2 > 0 && t.T2 < t.T1 {
-		bad("tm.T2_timer", t.T2, "must not be below tm.T1_timer (%s)", t.T1)
-	}
-	if t.MaxMessageSize < 1024 || t.MaxMessageSize > 65535 {
-		bad("tm.max_message_size", t.MaxMessageSize, "must be within 1024..65535")
-	}
-	if t.UDPMaxSize < 500 || t.UDPMaxSize > 65000 {
-		bad("tm.udp_max_size", t.UDPMaxSize, "must be within 500..65000")
-	}
-	// The dialog module knows its own limits; its messages start with the
-	// parameter's name.
-	if err := c.DialogConfig().Validate(); err != nil {
-		for _, e := range unjoin(err) {
-			errs = append(errs, fmt.Errorf("config: dialog.%v", e))
-		}
-	}
+	// The packages know their own limits, and their messages start with the
+	// parameter's name: only the section is ours to add.
+	errs = append(errs, sectionProblems("tm", c.TM.Validate())...)
+	errs = append(errs, sectionProblems("dialog", c.Dialog.Config.Validate())...)
 	errs = append(errs, c.validateProfiles()...)
 	errs = append(errs, c.validatePersist()...)
 	errs = append(errs, c.validateRoles()...)
 	return errs
+}
+
+// sectionProblems turns the problems a package's Config.Validate names by
+// parameter into problems naming the key.
+func sectionProblems(section string, err error) []error {
+	if err == nil {
+		return nil
+	}
+	var out []error
+	for _, e := range unjoin(err) {
+		out = append(out, fmt.Errorf("config: %s.%w", section, e))
+	}
+	return out
 }
 
 func unjoin(err error) []error {

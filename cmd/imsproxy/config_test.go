@@ -58,13 +58,13 @@ func TestLoadConfigWithoutPathUsesEmbeddedStandaloneConfig(t *testing.T) {
 	assert.True(t, c.RecordRoute)
 	assert.Equal(t, "127.0.0.1:8080", c.Mgmt.Listen)
 	assert.Equal(t, LogConfig{Level: "info", Format: "text"}, c.Log)
-	assert.Equal(t, Seconds(60*time.Second), c.Location.MinExpires)
-	assert.Equal(t, Seconds(3600*time.Second), c.Location.MaxExpires)
-	assert.Equal(t, Seconds(3600*time.Second), c.Location.DefaultExpires)
+	assert.Equal(t, 60*time.Second, c.Location.MinExpires)
+	assert.Equal(t, 3600*time.Second, c.Location.MaxExpires)
+	assert.Equal(t, 3600*time.Second, c.Location.DefaultExpires)
 	assert.Equal(t, 10, c.Location.MaxContacts)
 	assert.Empty(t, c.Location.Static)
-	assert.Equal(t, tm.DefaultConfig(), c.TMConfig())
-	assert.NoError(t, c.TMConfig().Validate())
+	assert.Equal(t, tm.DefaultConfig(), c.TM)
+	assert.NoError(t, c.TM.Validate())
 }
 
 // The embedded file documents the defaults; an empty file gets the built-in
@@ -108,7 +108,7 @@ tm:
 	want.FrTimeout = 10 * time.Second
 	want.Auto100Trying = false
 	want.UDPMaxSize = 1400
-	assert.Equal(t, want, c.TMConfig(), "keys the file leaves out keep their defaults")
+	assert.Equal(t, want, c.TM, "keys the file leaves out keep their defaults")
 }
 
 func TestEnvironmentOverridesConfigFile(t *testing.T) {
@@ -128,8 +128,8 @@ mgmt: {listen: "127.0.0.1:8181"}
 `)
 	require.NoError(t, err)
 
-	assert.Equal(t, 10*time.Second, c.TM.FrTimeout.Duration())
-	assert.Equal(t, 250*time.Millisecond, c.TM.T1.Duration())
+	assert.Equal(t, 10*time.Second, c.TM.FrTimeout)
+	assert.Equal(t, 250*time.Millisecond, c.TM.T1)
 	assert.False(t, c.TM.Auto100Trying)
 	assert.Equal(t, "127.0.0.1:9999", c.Mgmt.Listen)
 	assert.Equal(t, []string{"udp:127.0.0.2:5060", "tcp:127.0.0.2:5061"}, c.Listen)
@@ -157,8 +157,8 @@ func TestOverridesWinOverEnvironmentAndFile(t *testing.T) {
 	})
 	require.NoError(t, err)
 
-	assert.Equal(t, 8*time.Second, c.TM.WtTimer.Duration())
-	assert.Equal(t, 6*time.Second, c.TM.T2.Duration())
+	assert.Equal(t, 8*time.Second, c.TM.WtTimer)
+	assert.Equal(t, 6*time.Second, c.TM.T2)
 	assert.Equal(t, []string{"a.example", "b.example"}, c.Domains)
 	assert.Equal(t, "warn", c.Log.Level)
 }
@@ -171,16 +171,16 @@ func TestDurationAcceptsIntegerInKeyUnitOrGoDurationString(t *testing.T) {
 		got  func(*Config) time.Duration
 		want time.Duration
 	}{
-		{"seconds key, YAML integer", "tm: {fr_timeout: 45}", nil, func(c *Config) time.Duration { return c.TM.FrTimeout.Duration() }, 45 * time.Second},
-		{"seconds key, quoted integer", `tm: {fr_timeout: "45"}`, nil, func(c *Config) time.Duration { return c.TM.FrTimeout.Duration() }, 45 * time.Second},
-		{"seconds key, Go duration", "tm: {fr_timeout: 1500ms}", nil, func(c *Config) time.Duration { return c.TM.FrTimeout.Duration() }, 1500 * time.Millisecond},
-		{"seconds key, env integer", "", map[string]string{"IMSDLG_TM_FR_INV_TIMEOUT": "90"}, func(c *Config) time.Duration { return c.TM.FrInvTimeout.Duration() }, 90 * time.Second},
-		{"seconds key, env Go duration", "", map[string]string{"IMSDLG_TM_LOCAL_TIMEOUT": "1m"}, func(c *Config) time.Duration { return c.TM.LocalTimeout.Duration() }, time.Minute},
-		{"expires in seconds", "location: {min_expires: 120}", nil, func(c *Config) time.Duration { return c.Location.MinExpires.Duration() }, 2 * time.Minute},
-		{"millis key, YAML integer", "tm: {T1_timer: 250}", nil, func(c *Config) time.Duration { return c.TM.T1.Duration() }, 250 * time.Millisecond},
-		{"millis key, quoted integer", `tm: {T4_timer: "2500"}`, nil, func(c *Config) time.Duration { return c.TM.T4.Duration() }, 2500 * time.Millisecond},
-		{"millis key, Go duration", "tm: {T2_timer: 8s}", nil, func(c *Config) time.Duration { return c.TM.T2.Duration() }, 8 * time.Second},
-		{"millis key, env integer", "", map[string]string{"IMSDLG_TM_CANCEL_WAIT": "750"}, func(c *Config) time.Duration { return c.TM.CancelWait.Duration() }, 750 * time.Millisecond},
+		{"seconds key, YAML integer", "tm: {fr_timeout: 45}", nil, func(c *Config) time.Duration { return c.TM.FrTimeout }, 45 * time.Second},
+		{"seconds key, quoted integer", `tm: {fr_timeout: "45"}`, nil, func(c *Config) time.Duration { return c.TM.FrTimeout }, 45 * time.Second},
+		{"seconds key, Go duration", "tm: {fr_timeout: 1500ms}", nil, func(c *Config) time.Duration { return c.TM.FrTimeout }, 1500 * time.Millisecond},
+		{"seconds key, env integer", "", map[string]string{"IMSDLG_TM_FR_INV_TIMEOUT": "90"}, func(c *Config) time.Duration { return c.TM.FrInvTimeout }, 90 * time.Second},
+		{"seconds key, env Go duration", "", map[string]string{"IMSDLG_TM_LOCAL_TIMEOUT": "1m"}, func(c *Config) time.Duration { return c.TM.LocalTimeout }, time.Minute},
+		{"expires in seconds", "location: {min_expires: 120}", nil, func(c *Config) time.Duration { return c.Location.MinExpires }, 2 * time.Minute},
+		{"millis key, YAML integer", "tm: {T1_timer: 250}", nil, func(c *Config) time.Duration { return c.TM.T1 }, 250 * time.Millisecond},
+		{"millis key, quoted integer", `tm: {T4_timer: "2500"}`, nil, func(c *Config) time.Duration { return c.TM.T4 }, 2500 * time.Millisecond},
+		{"millis key, Go duration", "tm: {T2_timer: 8s}", nil, func(c *Config) time.Duration { return c.TM.T2 }, 8 * time.Second},
+		{"millis key, env integer", "", map[string]string{"IMSDLG_TM_CANCEL_WAIT": "750"}, func(c *Config) time.Duration { return c.TM.CancelWait }, 750 * time.Millisecond},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -201,7 +201,7 @@ func TestT1TimerKeyIsAcceptedInAnyCase(t *testing.T) {
 			isolateEnv(t)
 			c, err := loadYAML(t, "tm:\n  "+key+": 300\n")
 			require.NoError(t, err)
-			assert.Equal(t, 300*time.Millisecond, c.TM.T1.Duration())
+			assert.Equal(t, 300*time.Millisecond, c.TM.T1)
 		})
 	}
 }
@@ -262,7 +262,7 @@ func TestBadValueIsRejectedNamingItsKeyAndValue(t *testing.T) {
 		{"negative duration", "tm: {cancel_wait: -5}", []string{`tm.cancel_wait = "-5ms": must be positive`}},
 		{"not a duration", "tm: {fr_inv_timeout: soon}", []string{`tm.fr_inv_timeout = "soon": not a duration`, "integer number of seconds"}},
 		{"not a millis duration", "tm: {T4_timer: later}", []string{`tm.T4_timer = "later": not a duration`, "integer number of milliseconds"}},
-		{"T2 below T1", "tm: {T1_timer: 2000, T2_timer: 1000}", []string{`tm.T2_timer = "1s": must not be below tm.T1_timer (2s)`}},
+		{"T2 below T1", "tm: {T1_timer: 2000, T2_timer: 1000}", []string{`tm.T2_timer = "1s": must not be below T1_timer (2s)`}},
 		{"max_message_size too small", "tm: {max_message_size: 100}", []string{"tm.max_message_size = 100", "1024..65535"}},
 		{"max_message_size too big", "tm: {max_message_size: 70000}", []string{"tm.max_message_size = 70000"}},
 		{"max_message_size not a number", "tm: {max_message_size: big}", []string{`tm.max_message_size = "big": not a valid int`}},
@@ -448,14 +448,14 @@ func TestLogConfigBuildsLoggerOfConfiguredFormatAndLevel(t *testing.T) {
 func TestDialogSection(t *testing.T) {
 	c, err := LoadConfig("", nil)
 	require.NoError(t, err)
-	dc := c.DialogConfig()
+	dc := c.Dialog.Config
 	assert.Empty(t, dc.ExtraHeaders)
 	dc.ExtraHeaders = nil
 	assert.Equal(t, imsdialog.DefaultConfig(), dc, "the embedded file carries the module defaults")
 
 	c, err = LoadConfig("", map[string]string{"dialog.default_timeout": "120", "dialog.rr_param": "dlg", "dialog.dlg_extra_hdrs": "X-A: 1,X-B: 2"})
 	require.NoError(t, err)
-	dc = c.DialogConfig()
+	dc = c.Dialog.Config
 	assert.Equal(t, 120*time.Second, dc.DefaultTimeout)
 	assert.Equal(t, "dlg", dc.RRParam)
 	assert.Equal(t, []string{"X-A: 1", "X-B: 2"}, dc.ExtraHeaders)

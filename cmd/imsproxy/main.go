@@ -109,16 +109,16 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		}()
 	}
 
-	tmc := cfg.TMConfig()
+	tmc := cfg.TM
 	tm.ApplyGlobalTimers(tmc)
 	if cfg.Log.SIPTrace {
 		enableSIPTrace(log)
 	}
 
 	loc := location.New(location.Options{
-		MinExpires:     cfg.Location.MinExpires.Duration(),
-		MaxExpires:     cfg.Location.MaxExpires.Duration(),
-		DefaultExpires: cfg.Location.DefaultExpires.Duration(),
+		MinExpires:     cfg.Location.MinExpires,
+		MaxExpires:     cfg.Location.MaxExpires,
+		DefaultExpires: cfg.Location.DefaultExpires,
 		MaxContacts:    cfg.Location.MaxContacts,
 	})
 	for aor, contacts := range cfg.Location.Static {
@@ -149,7 +149,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	opts := imsdialog.Options{Config: cfg.DialogConfig(), Logger: log, Limiter: limiter}
+	opts := imsdialog.Options{Config: cfg.Dialog.Config, Logger: log, Limiter: limiter}
 	if db.persister != nil {
 		opts.Persister = db.persister
 	}
@@ -178,8 +178,8 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	// Restore before the counts are reconciled (restored dialogs keep
 	// theirs) and before the listeners open.
 	restored := db.restore(ctx, dialogs, proxy, log)
-	prof.reconcile(ctx, 10*cfg.Profiles.CachedbTimeout.Duration(), restored, log)
-	goBG(func(ctx context.Context) { prof.set.Run(ctx, cfg.Profiles.RetryPeriod.Duration()) })
+	prof.reconcile(ctx, 10*cfg.Profiles.CachedbTimeout, restored, log)
+	goBG(func(ctx context.Context) { prof.set.Run(ctx, cfg.Profiles.RetryPeriod) })
 	goBG(limiter.Run)
 	if db.persister != nil {
 		goBG(db.persister.Run)

@@ -17,24 +17,24 @@ import (
 
 // EventsSection is the events section: where E_DLG_STATE_CHANGED goes.
 type EventsSection struct {
-	QueueSize   int                `mapstructure:"queue_size"`
-	BatchSize   int                `mapstructure:"batch_size"`
-	RedisStream RedisStreamSection `mapstructure:"redis_stream"`
-	Webhook     WebhookSection     `mapstructure:"webhook"`
+	QueueSize   int                `config:"queue_size"`
+	BatchSize   int                `config:"batch_size"`
+	RedisStream RedisStreamSection `config:"redis_stream"`
+	Webhook     WebhookSection     `config:"webhook"`
 }
 
 // RedisStreamSection is events.redis_stream; an empty url turns it off.
 type RedisStreamSection struct {
-	URL     string `mapstructure:"url"`
-	Stream  string `mapstructure:"stream"`
-	MaxLen  int64  `mapstructure:"maxlen"`
-	Timeout Millis `mapstructure:"timeout"`
+	URL     string        `config:"url"`
+	Stream  string        `config:"stream"`
+	MaxLen  int64         `config:"maxlen"`
+	Timeout time.Duration `config:"timeout" unit:"ms"`
 }
 
 // WebhookSection is events.webhook; an empty url turns it off.
 type WebhookSection struct {
-	URL     string `mapstructure:"url"`
-	Timeout Millis `mapstructure:"timeout"`
+	URL     string        `config:"url"`
+	Timeout time.Duration `config:"timeout" unit:"ms"`
 }
 
 func persistDefaults() map[string]any {
@@ -71,7 +71,7 @@ func (c *Config) validatePersist() []error {
 			bad("dialog.db_url", d.DBURL, "%v", err)
 		}
 	}
-	if d.DBUpdatePeriod.Duration() <= 0 {
+	if d.DBUpdatePeriod <= 0 {
 		bad("dialog.db_update_period", d.DBUpdatePeriod, "must be positive")
 	}
 	e := c.Events
@@ -85,7 +85,7 @@ func (c *Config) validatePersist() []error {
 		}
 	}
 	if e.Webhook.URL != "" {
-		if err := (events.WebhookOptions{URL: e.Webhook.URL, Timeout: e.Webhook.Timeout.Duration()}).Validate(); err != nil {
+		if err := (events.WebhookOptions{URL: e.Webhook.URL, Timeout: e.Webhook.Timeout}).Validate(); err != nil {
 			errs = append(errs, prefixed(err)...)
 		}
 	}
@@ -102,7 +102,7 @@ func prefixed(err error) []error {
 
 func (c *Config) streamOptions() events.RedisStreamOptions {
 	s := c.Events.RedisStream
-	return events.RedisStreamOptions{URL: s.URL, Stream: s.Stream, MaxLen: s.MaxLen, Timeout: s.Timeout.Duration()}
+	return events.RedisStreamOptions{URL: s.URL, Stream: s.Stream, MaxLen: s.MaxLen, Timeout: s.Timeout}
 }
 
 // dialogDB is the dialog store of a running daemon: empty with db_mode 0.
@@ -122,7 +122,7 @@ func openDialogDB(c *Config, prof *profileRuntime, log *slog.Logger) (*dialogDB,
 		return nil, fmt.Errorf("dialog.db_url: %w", err)
 	}
 	p, err := dlgpersist.New(dlgpersist.Options{Store: st, Node: prof.node, Mode: c.Dialog.DBMode,
-		Period: c.Dialog.DBUpdatePeriod.Duration(), Logger: log,
+		Period: c.Dialog.DBUpdatePeriod, Logger: log,
 		Memberships: prof.memberships, RestoreMemberships: prof.restoreMemberships})
 	if err != nil {
 		st.Close()
@@ -207,7 +207,7 @@ func startEvents(c *Config, node string, log *slog.Logger) (*publisher, error) {
 		sinks = append(sinks, s)
 	}
 	if c.Events.Webhook.URL != "" {
-		w, err := events.NewWebhook(events.WebhookOptions{URL: c.Events.Webhook.URL, Timeout: c.Events.Webhook.Timeout.Duration()})
+		w, err := events.NewWebhook(events.WebhookOptions{URL: c.Events.Webhook.URL, Timeout: c.Events.Webhook.Timeout})
 		if err != nil {
 			return nil, err
 		}

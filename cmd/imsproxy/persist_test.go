@@ -20,11 +20,11 @@ events:
 `)
 	require.NoError(t, err)
 	assert.Equal(t, 2, c.Dialog.DBMode)
-	assert.Equal(t, 10*time.Second, c.Dialog.DBUpdatePeriod.Duration())
+	assert.Equal(t, 10*time.Second, c.Dialog.DBUpdatePeriod)
 	assert.Equal(t, 500, c.Events.QueueSize)
 	assert.Equal(t, "ev", c.Events.RedisStream.Stream)
 	assert.Equal(t, int64(1000), c.Events.RedisStream.MaxLen)
-	assert.Equal(t, 1500*time.Millisecond, c.Events.Webhook.Timeout.Duration())
+	assert.Equal(t, 1500*time.Millisecond, c.Events.Webhook.Timeout)
 	assert.Equal(t, "redis_stream,webhook", c.sinkNames())
 
 	d, err := LoadConfig("", nil)

@@ -21,33 +21,35 @@ type ProfilesSection struct {
 	// CachedbURL holds the shared ("/s") profiles: redis://,
 	// redis-sentinel:// or redis-cluster://. Empty: no shared profile may
 	// be declared.
-	CachedbURL     string   `mapstructure:"cachedb_url"`
-	WithValue      []string `mapstructure:"with_value"`
-	NoValue        []string `mapstructure:"no_value"`
-	ProfileTimeout Seconds  `mapstructure:"profile_timeout"`
-	ValuePrefix    string   `mapstructure:"profile_value_prefix"`
-	NoValuePrefix  string   `mapstructure:"profile_no_value_prefix"`
-	SizePrefix     string   `mapstructure:"profile_size_prefix"`
+	CachedbURL string   `config:"cachedb_url"`
+	WithValue  []string `config:"with_value"`
+	NoValue    []string `config:"no_value"`
+	// A day is the default (counts of a vanished node must outlive any
+	// call), hence large.
+	ProfileTimeout time.Duration `config:"profile_timeout" unit:"s,large"`
+	ValuePrefix    string        `config:"profile_value_prefix"`
+	NoValuePrefix  string        `config:"profile_no_value_prefix"`
+	SizePrefix     string        `config:"profile_size_prefix"`
 	// OnCachedbError is fail_open or fail_closed: whether a call whose
 	// limit cannot be checked is accepted.
-	OnCachedbError string `mapstructure:"on_cachedb_error"`
+	OnCachedbError string `config:"on_cachedb_error"`
 	// CachedbTimeout bounds one round trip to the cache DB.
-	CachedbTimeout Millis `mapstructure:"cachedb_timeout"`
+	CachedbTimeout time.Duration `config:"cachedb_timeout" unit:"ms"`
 	// RetryPeriod is how often decrements that failed are tried again.
-	RetryPeriod Seconds `mapstructure:"retry_period"`
+	RetryPeriod time.Duration `config:"retry_period" unit:"s"`
 	// NodeID names this node in the cache DB's membership records; it must
 	// stay the same across restarts so a restarted node removes what it
 	// counted before. Default: hostname plus the first SIP listen port.
-	NodeID string `mapstructure:"node_id"`
+	NodeID string `config:"node_id"`
 }
 
 // LimitSection is one entry of limits.
 type LimitSection struct {
-	Profile string `mapstructure:"profile"`
-	Key     string `mapstructure:"key"`
-	Max     int64  `mapstructure:"max"`
-	Code    int    `mapstructure:"code"`
-	Reason  string `mapstructure:"reason"`
+	Profile string `config:"profile"`
+	Key     string `config:"key"`
+	Max     int64  `config:"max"`
+	Code    int    `config:"code"`
+	Reason  string `config:"reason"`
 }
 
 func profileDefaults() map[string]any {
@@ -81,13 +83,13 @@ func (c *Config) validateProfiles() []error {
 			bad("profiles.cachedb_url", p.CachedbURL, "%v", err)
 		}
 	}
-	if p.ProfileTimeout.Duration() < time.Second {
+	if p.ProfileTimeout < time.Second {
 		bad("profiles.profile_timeout", p.ProfileTimeout, "must be at least 1s (Redis expiries are whole seconds)")
 	}
-	if p.CachedbTimeout.Duration() <= 0 {
+	if p.CachedbTimeout <= 0 {
 		bad("profiles.cachedb_timeout", p.CachedbTimeout, "must be positive")
 	}
-	if p.RetryPeriod.Duration() <= 0 {
+	if p.RetryPeriod <= 0 {
 		bad("profiles.retry_period", p.RetryPeriod, "must be positive")
 	}
 	for key, v := range map[string]string{
@@ -189,13 +191,13 @@ func startProfiles(ctx context.Context, c *Config, log *slog.Logger) (*profileRu
 	var shared cachedb.Store
 	if p.CachedbURL != "" {
 		r, err := cachedb.NewRedis(cachedb.RedisOptions{URL: p.CachedbURL, Keys: keys,
-			TTL: p.ProfileTimeout.Duration(), Timeout: p.CachedbTimeout.Duration()})
+			TTL: p.ProfileTimeout, Timeout: p.CachedbTimeout})
 		if err != nil {
 			return nil, fmt.Errorf("profiles.cachedb_url: %w", err)
 		}
 		rt.shared, shared = r, r
 	}
-	local := cachedb.NewMemory(keys, p.ProfileTimeout.Duration(), nil)
+	local := cachedb.NewMemory(keys, p.ProfileTimeout, nil)
 	set, err := profiles.New(profiles.Config{WithValue: p.WithValue, NoValue: p.NoValue}, local, shared, rt.node)
 	if err != nil {
 		if rt.shared != nil {
@@ -215,7 +217,7 @@ func (rt *profileRuntime) limiter(c *Config, log *slog.Logger) (*calllimit.Limit
 	limits, _ := c.limitList() // validated by LoadConfig
 	return calllimit.New(calllimit.Options{Set: rt.set, Limits: limits, FailOpen: rt.failOpen,
 		// A call set-up waits at most for two round trips' worth.
-		Timeout: 2 * c.Profiles.CachedbTimeout.Duration(), Logger: log})
+		Timeout: 2 * c.Profiles.CachedbTimeout, Logger: log})
 }
 
 // memberships and restoreMemberships connect the dialog store to the

@@ -30,7 +30,7 @@ limits:
 	p := c.Profiles
 	assert.Equal(t, "redis://127.0.0.1:6379/0", p.CachedbURL)
 	assert.Equal(t, []string{"caller/s", "trunk"}, p.WithValue)
-	assert.Equal(t, time.Hour, p.ProfileTimeout.Duration())
+	assert.Equal(t, time.Hour, p.ProfileTimeout)
 	assert.Equal(t, "v_", p.ValuePrefix)
 	assert.Equal(t, "dlg_noval_", p.NoValuePrefix, "defaults stay")
 	assert.Equal(t, "fail_open", p.OnCachedbError)
@@ -49,7 +49,7 @@ func TestIssue5_ProfilesDefaultsNeedNoRedis(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, c.Profiles.CachedbURL)
 	assert.Equal(t, "fail_closed", c.Profiles.OnCachedbError)
-	assert.Equal(t, 24*time.Hour, c.Profiles.ProfileTimeout.Duration())
+	assert.Equal(t, 24*time.Hour, c.Profiles.ProfileTimeout)
 	assert.Empty(t, c.Limits)
 	assert.NotEmpty(t, c.nodeID())
 }

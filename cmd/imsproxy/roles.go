@@ -24,28 +24,28 @@ const (
 // PCSCFSection is the pcscf section, read when role is pcscf.
 type PCSCFSection struct {
 	// SCSCFURI is the S-CSCF originating requests and REGISTERs go to.
-	SCSCFURI string `mapstructure:"scscf_uri"`
+	SCSCFURI string `config:"scscf_uri"`
 	// Path adds our Path to REGISTERs (RFC 3327).
-	Path bool `mapstructure:"path"`
+	Path bool `config:"path"`
 
 	// SCSCF is SCSCFURI parsed.
-	SCSCF sip.Uri `mapstructure:"-"`
+	SCSCF sip.Uri `config:"-"`
 }
 
 // SCSCFSection is the scscf section, read when role is scscf.
 type SCSCFSection struct {
-	ASRules []ASRuleSection `mapstructure:"as_rules"`
+	ASRules []ASRuleSection `config:"as_rules"`
 
 	// Rules are ASRules parsed, in order.
-	Rules []routing.ASRule `mapstructure:"-"`
+	Rules []routing.ASRule `config:"-"`
 }
 
 // ASRuleSection is one entry of scscf.as_rules.
 type ASRuleSection struct {
-	Method string `mapstructure:"method"`
-	RURI   string `mapstructure:"ruri"`
-	From   string `mapstructure:"from"`
-	AS     string `mapstructure:"as"`
+	Method string `config:"method"`
+	RURI   string `config:"ruri"`
+	From   string `config:"from"`
+	AS     string `config:"as"`
 }
 
 func roleDefaults() map[string]any {

@@ -50,6 +50,11 @@ type Config struct {
 	// LocalTimeout bounds a locally originated request (t_uac_dlg) that gets
 	// no final reply.
 	LocalTimeout time.Duration `config:"local_timeout" unit:"s"`
+	// FollowRedirects (Kamailio uac_redirect, OpenSIPS's failure route):
+	// when the best reply of a step is a 3xx, its Contacts are tried as a
+	// new serial step, at most this many times per transaction; 0 relays
+	// the 3xx upstream (RFC 3261 §16.7 step 5 lets a proxy recurse).
+	FollowRedirects int `config:"follow_redirects"`
 }
 
 // DefaultConfig returns the defaults of the tm manual.
@@ -68,6 +73,7 @@ func DefaultConfig() Config {
 		UDPMaxSize:           1300,
 		CancelWait:           500 * time.Millisecond,
 		LocalTimeout:         32 * time.Second,
+		FollowRedirects:      0,
 	}
 }
 
@@ -100,6 +106,9 @@ func (c Config) Validate() error {
 	}
 	if c.UDPMaxSize < 500 || c.UDPMaxSize > 65000 {
 		bad("udp_max_size", c.UDPMaxSize, "must be within 500..65000")
+	}
+	if c.FollowRedirects < 0 || c.FollowRedirects > maxRedirects {
+		bad("follow_redirects", c.FollowRedirects, "must be within 0..%d (0: relay 3xx upstream)", maxRedirects)
 	}
 	return errors.Join(errs...)
 }

@@ -389,3 +389,52 @@ func TestTM_BranchTimesFollowEvents(t *testing.T) {
 	c.Step(t0.Add(3*time.Second), event{kind: evTimer, branch: 0, gen: c.branches[0].gen})
 	assert.Equal(t, t0.Add(3*time.Second), c.branches[0].ended)
 }
+
+func contact(uri string, q string) sip.Header {
+	c := &sip.ContactHeader{Params: sip.NewParams()}
+	if err := sip.ParseUri(uri, &c.Address); err != nil {
+		panic(err)
+	}
+	if q != "" {
+		c.Params.Add("q", q)
+	}
+	return c
+}
+
+// RFC 3261 §16.7 step 5 (issue 11 §12): with follow_redirects the proxy
+// recurses on a 3xx, trying its Contacts as a new serial step (higher q
+// first), at most follow_redirects times; a Contact already tried or not
+// sip: is skipped, and with nothing left the 3xx goes upstream.
+func TestRFC3261_16_7_FollowRedirects(t *testing.T) {
+	cfg := testCfg()
+	cfg.FollowRedirects = 2
+	c := newRespCtx(true, cfg, false)
+	c.Step(t0, event{kind: evStart, targets: targets(1)})
+	acts := c.Step(t0, event{kind: evReply, branch: 0, res: resp(302,
+		contact("sip:b@10.0.0.2", "0.5"), contact("sip:c@10.0.0.3", "0.9"), contact("tel:+15551234", ""))})
+	require.Len(t, find(acts, actSendBranch), 1, "the best Contact first, a serial step of its own")
+	assert.Equal(t, "sip:c@10.0.0.3", c.branches[1].target.URI.String())
+	assert.Zero(t, finalOf(acts), "the 302 is not relayed")
+
+	acts = c.Step(t0, event{kind: evReply, branch: 1, res: resp(486)})
+	require.Len(t, find(acts, actSendBranch), 1, "then the next q")
+	assert.Equal(t, "sip:b@10.0.0.2", c.branches[2].target.URI.String())
+
+	// A second redirect, pointing back at a tried target and a new one.
+	acts = c.Step(t0, event{kind: evReply, branch: 2, res: resp(301, contact("sip:c@10.0.0.3", ""), contact("sip:d@10.0.0.4", ""))})
+	require.Len(t, find(acts, actSendBranch), 1)
+	assert.Equal(t, "sip:d@10.0.0.4", c.branches[3].target.URI.String(), "c was tried already")
+
+	// The budget of 2 is spent: the 3xx not followed is relayed (the
+	// followed ones only when nothing else came back).
+	acts = c.Step(t0, event{kind: evReply, branch: 3, res: resp(302, contact("sip:e@10.0.0.5", ""))})
+	assert.Empty(t, find(acts, actSendBranch))
+	require.Len(t, find(acts, actReplyFinal), 1)
+	assert.Equal(t, 3, find(acts, actReplyFinal)[0].branch)
+
+	// Off by default: the 3xx goes upstream.
+	c = newRespCtx(true, testCfg(), false)
+	c.Step(t0, event{kind: evStart, targets: targets(1)})
+	acts = c.Step(t0, event{kind: evReply, branch: 0, res: resp(302, contact("sip:b@10.0.0.2", ""))})
+	assert.Equal(t, 302, finalOf(acts))
+}

@@ -81,3 +81,18 @@ func TestRFC3261_7_3_1_UpperCaseToTagIsInDialog(t *testing.T) {
 	uas.Reply(uas.Request("INFO"), 200, "")
 	uac.Final()
 }
+
+// tm.follow_redirects over sockets: the 302's Contact gets the INVITE, the
+// caller never sees the 302.
+func TestRFC3261_16_7_FollowRedirectsOverSockets(t *testing.T) {
+	uac, a, b := siptest.NewUA(t), siptest.NewUA(t), siptest.NewUA(t)
+	cfg := testCfg()
+	cfg.FollowRedirects = 1
+	p := startProxy(t, cfg, toUAs(a))
+	uac.Send(p.udp, uac.Invite("sip:bob@"+p.udp))
+	a.Reply(a.Request(sip.INVITE), 302, "a", fmt.Sprintf("Contact: <sip:bob-moved@127.0.0.1:%d>", b.Addr.Port))
+	ib := b.Request(sip.INVITE)
+	assert.Equal(t, "bob-moved", ib.Recipient.User)
+	b.Reply(ib, 486, "b")
+	assert.Equal(t, 486, uac.Final().StatusCode, "the best of the new step; the 302 stays here")
+}

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+
+	"github.com/imsdlg/imsdlg/internal/buildinfo"
 )
 
 const usageProfile = `Usage: dlgctl profile size NAME [VALUE]
@@ -113,22 +115,27 @@ func (a *app) version(args []string) error {
 	if _, err := a.parseCommand(newFlagSet("version"), args, usageVersion, nil, 0); err != nil {
 		return err
 	}
+	own := buildinfo.Get()
 	raw, err := a.client().call(a.ctx, "core.version", nil)
 	if err != nil {
+		// dlgctl's own version is worth printing even without a daemon.
+		fmt.Fprintf(a.stdout, "dlgctl %s\n", own)
 		return err
 	}
 	if a.jsonOutput() {
 		return printJSON(a.stdout, raw)
 	}
 	var v struct {
-		Name    string `json:"name"`
-		Version string `json:"version"`
-		Go      string `json:"go"`
+		Name     string `json:"name"`
+		Version  string `json:"version"`
+		Revision string `json:"revision"`
+		Go       string `json:"go"`
 	}
 	if err := json.Unmarshal(raw, &v); err != nil {
 		return fmt.Errorf("core.version: unexpected result: %v", err)
 	}
-	printKV(a.stdout, [][2]string{{"NAME", v.Name}, {"VERSION", v.Version}, {"GO", v.Go}})
+	printKV(a.stdout, [][2]string{{"NAME", v.Name}, {"VERSION", v.Version}, {"REVISION", v.Revision}, {"GO", v.Go},
+		{"DLGCTL", own.String()}})
 	return nil
 }
 

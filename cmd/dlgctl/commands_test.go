@@ -2,12 +2,14 @@ package main
 
 import (
 	"testing"
+
+	"github.com/imsdlg/imsdlg/internal/buildinfo"
 )
 
 const (
 	tmStatsResult  = `{"UAS_transactions":10,"inuse_transactions":1,"2xx_transactions":7,"relayed_replies":12}`
 	dlgStatsResult = `{"active_dialogs":2,"early_dialogs":1,"processed_dialogs":5,"expired_dialogs":0,"failed_dialogs":1,"created_dialogs":8}`
-	versionResult  = `{"name":"imsdlg","version":"v0.4.0","go":"go1.26.8"}`
+	versionResult  = `{"name":"imsdlg","version":"v0.4.0","revision":"0123456789abcdef","go":"go1.26.8"}`
 )
 
 func TestProfileSize(t *testing.T) {
@@ -144,9 +146,11 @@ func TestVersion(t *testing.T) {
 			replies:   v,
 			wantCalls: []gotCall{{method: "core.version"}},
 			wantStdout: lines(
-				"NAME     imsdlg",
-				"VERSION  v0.4.0",
-				"GO       go1.26.8",
+				"NAME      imsdlg",
+				"VERSION   v0.4.0",
+				"REVISION  0123456789abcdef",
+				"GO        go1.26.8",
+				"DLGCTL    "+buildinfo.Get().String(),
 			),
 		},
 		{

@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/imsdlg/imsdlg/internal/buildinfo"
 )
 
 // TestUsageErrors: a bad command line is refused before any request, exit 2,
@@ -213,7 +215,7 @@ func TestRun(t *testing.T) {
 	t.Setenv("DLGCTL_ADDR", f.addr())
 	var out, errOut bytes.Buffer
 	require.Equal(t, exitOK, run([]string{"version"}, &out, &errOut), errOut.String())
-	assert.Equal(t, "NAME     imsdlg\nVERSION  v0.4.0\nGO       go1.26.8\n", out.String())
+	assert.Equal(t, "NAME      imsdlg\nVERSION   v0.4.0\nREVISION  0123456789abcdef\nGO        go1.26.8\nDLGCTL    "+buildinfo.Get().String()+"\n", out.String())
 
 	// Unset: the default address, named in the message when nothing is
 	// there (a daemon on the host's 8080 would answer instead, so only

@@ -15,8 +15,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"runtime"
-	"runtime/debug"
 	"strconv"
 	"sync"
 	"syscall"
@@ -26,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/imsdlg/imsdlg/imsdialog"
+	"github.com/imsdlg/imsdlg/internal/buildinfo"
 	"github.com/imsdlg/imsdlg/internal/location"
 	"github.com/imsdlg/imsdlg/internal/mgmt"
 	"github.com/imsdlg/imsdlg/tm"
@@ -39,13 +38,9 @@ func main() {
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// version is the module version from the build info, "dev" in a checkout.
-func version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "dev"
-}
+// version is the build's version line: the release version, or the VCS
+// revision and time of a build from a git checkout (internal/buildinfo).
+func version() string { return buildinfo.Get().String() }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("imsproxy", flag.ContinueOnError)
@@ -58,12 +53,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "imsproxy: unexpected argument %q\n", fs.Arg(0))
+	if fs.NArg() == 1 && fs.Arg(0) == "version" {
+		*showVersion = true
+	} else if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "imsproxy: unexpected argument %q (the one command is \"version\")\n", fs.Arg(0))
 		return 2
 	}
 	if *showVersion {
-		fmt.Fprintf(stdout, "imsproxy %s %s\n", version(), runtime.Version())
+		fmt.Fprintf(stdout, "imsproxy %s\n", version())
 		return 0
 	}
 	cfg, err := LoadConfig(*configPath, overrides)
@@ -207,6 +204,11 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "imsdlg_location_aors", Help: "Addresses of record with at least one binding.",
 	}, func() float64 { return float64(loc.Len()) }))
+	bi := buildinfo.Get()
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "imsdlg_build_info", Help: "The running build: always 1, with its version, VCS revision and Go version as labels.",
+		ConstLabels: prometheus.Labels{"version": bi.Version, "revision": bi.Revision, "goversion": bi.Go},
+	}, func() float64 { return 1 }))
 
 	api := mgmt.New(log, reg)
 	api.SetReady(func(ctx context.Context) error {
@@ -283,7 +285,9 @@ func expireLoop(ctx context.Context, loc *location.Store) {
 
 func registerMethods(api *mgmt.Server, proxy *tm.Proxy, loc *location.Store) {
 	api.Register("core.version", func(context.Context, json.RawMessage) (any, error) {
-		return map[string]string{"name": "imsdlg", "version": version(), "go": runtime.Version()}, nil
+		bi := buildinfo.Get()
+		return map[string]any{"name": "imsdlg", "version": bi.Version, "revision": bi.Revision, "modified": bi.Modified,
+			"time": bi.Time, "go": bi.Go}, nil
 	})
 	api.Register("tm.stats", func(context.Context, json.RawMessage) (any, error) {
 		return proxy.Stats().Snapshot(), nil

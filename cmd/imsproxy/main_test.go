@@ -16,6 +16,8 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/imsdlg/imsdlg/internal/buildinfo"
 )
 
 func TestRun_CheckAndVersion(t *testing.T) {
@@ -23,9 +25,13 @@ func TestRun_CheckAndVersion(t *testing.T) {
 	assert.Equal(t, 0, run(context.Background(), []string{"--check"}, &out, &errb))
 	assert.Contains(t, out.String(), "valid")
 
-	out.Reset()
-	assert.Equal(t, 0, run(context.Background(), []string{"--version"}, &out, &errb))
-	assert.True(t, strings.HasPrefix(out.String(), "imsproxy "))
+	for _, args := range [][]string{{"--version"}, {"version"}} {
+		out.Reset()
+		assert.Equal(t, 0, run(context.Background(), args, &out, &errb))
+		assert.Equal(t, "imsproxy "+buildinfo.Get().String()+"\n", out.String())
+	}
+	assert.Equal(t, 2, run(context.Background(), []string{"serve"}, &out, &errb))
+	assert.Contains(t, errb.String(), `unexpected argument "serve"`)
 }
 
 func TestRun_BadConfigNamesTheKey(t *testing.T) {
@@ -98,6 +104,7 @@ func TestRun_ServesAndStops(t *testing.T) {
 	body.ReadFrom(res.Body)
 	res.Body.Close()
 	assert.Contains(t, body.String(), "imsdlg_tm_uas_transactions_total")
+	assert.Contains(t, body.String(), `imsdlg_build_info{goversion="`+buildinfo.Get().Go+`"`)
 
 	// tm.uac_dlg: the proxy originates an OPTIONS to a peer that answers.
 	peer, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})

@@ -153,7 +153,9 @@ func BuildProxy(t testing.TB) string {
 			return
 		}
 		bin := filepath.Join(build.dir, "imsproxy")
-		args := []string{"build", "-o", bin}
+		// -buildvcs=auto: stamp the commit (imsproxy version) even where
+		// GOFLAGS turns it off.
+		args := []string{"build", "-buildvcs=auto", "-o", bin}
 		if raceEnabled {
 			args = append(args, "-race")
 		}

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -266,5 +268,22 @@ func register(t *testing.T, proxy, user string, contacts []string) string {
 		if s := string(buf[:n]); !strings.HasPrefix(s, "SIP/2.0 100 ") {
 			return s
 		}
+	}
+}
+
+// Issue 12 §2: a binary built from a git checkout says which commit it is,
+// never just "dev".
+func TestIssue12_VersionNamesTheRevision(t *testing.T) {
+	out, err := exec.Command(BuildProxy(t), "version").CombinedOutput()
+	if err != nil {
+		t.Fatalf("imsproxy version: %v\n%s", err, out)
+	}
+	line := strings.TrimSpace(string(out))
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skipf("no git: the build has no VCS data (%s)", line)
+	}
+	if !regexp.MustCompile(`^imsproxy \S+ \([0-9a-f]{12}(\+dirty)? [0-9T:Z-]+\) go1\.`).MatchString(line) &&
+		!regexp.MustCompile(`^imsproxy v\d+\.\d+\.\d+`).MatchString(line) {
+		t.Errorf("imsproxy version = %q: want a version or a VCS revision", line)
 	}
 }

@@ -19,6 +19,7 @@ type client struct {
 	addr    string // HOST:PORT as the user gave it, for messages
 	url     string
 	timeout time.Duration
+	token   string // mgmt.token, sent as a bearer token when set
 	http    *http.Client
 }
 
@@ -112,6 +113,9 @@ func (c *client) call(ctx context.Context, method string, params any) (json.RawM
 	hreq.Header.Set("Content-Type", "application/json")
 	hreq.Header.Set("Accept", "application/json")
 	hreq.Header.Set("User-Agent", "dlgctl")
+	if c.token != "" {
+		hreq.Header.Set("Authorization", "Bearer "+c.token)
+	}
 
 	hresp, err := c.http.Do(hreq)
 	if err != nil {
@@ -127,6 +131,9 @@ func (c *client) call(ctx context.Context, method string, params any) (json.RawM
 	// non-200 status and a JSON-RPC error body, so the body is tried first.
 	var resp response
 	if err := json.Unmarshal(data, &resp); err != nil || resp.JSONRPC != "2.0" {
+		if hresp.StatusCode == http.StatusUnauthorized {
+			return nil, &badAnswerError{addr: c.addr, detail: "answered HTTP 401: give the token of mgmt.token with --token or $IMSDLG_MGMT_TOKEN"}
+		}
 		if hresp.StatusCode != http.StatusOK {
 			return nil, &badAnswerError{addr: c.addr, detail: "answered HTTP " + hresp.Status + ", not JSON-RPC"}
 		}

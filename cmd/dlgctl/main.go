@@ -21,7 +21,7 @@ const (
 
 const defaultAddr = "127.0.0.1:8080"
 
-const usageTop = `Usage: dlgctl [--addr HOST:PORT] [-o table|json] [--timeout 5s] COMMAND [ARGS]
+const usageTop = `Usage: dlgctl [--addr HOST:PORT] [--token TOKEN] [-o table|json] [--timeout 5s] COMMAND [ARGS]
 
 Client of imsproxy's JSON-RPC management API.
 
@@ -40,6 +40,7 @@ SELECTOR is --callid X --ftag Y [--ttag Z], or --id H_ENTRY:H_ID.
 
 Global flags (also accepted after the command):
   --addr HOST:PORT     management API (default $DLGCTL_ADDR, else 127.0.0.1:8080)
+  --token TOKEN        bearer token of the API, mgmt.token (default $IMSDLG_MGMT_TOKEN)
   -o table|json        table for people; json prints the result as the daemon returned it
   --timeout DURATION   how long to wait for an answer (default 5s)
 
@@ -72,6 +73,7 @@ func (h *helpRequest) Error() string { return "help requested" }
 // globals are the flags every command accepts.
 type globals struct {
 	addr    string
+	token   string
 	output  string
 	timeout time.Duration
 }
@@ -128,13 +130,14 @@ func (a *app) run(args []string) int {
 // default, so `dlgctl -o json dlg list` and `dlgctl dlg list -o json` agree.
 func (a *app) addGlobals(fs *flag.FlagSet) {
 	fs.StringVar(&a.g.addr, "addr", a.g.addr, "management API HOST:PORT")
+	fs.StringVar(&a.g.token, "token", a.g.token, "bearer token of the management API (mgmt.token)")
 	fs.StringVar(&a.g.output, "o", a.g.output, "output: table or json")
 	fs.DurationVar(&a.g.timeout, "timeout", a.g.timeout, "how long to wait for an answer")
 }
 
 // dispatch parses the global flags, finds the command and runs it.
 func (a *app) dispatch(args []string) error {
-	a.g = globals{addr: a.getenv("DLGCTL_ADDR"), output: "table", timeout: 5 * time.Second}
+	a.g = globals{addr: a.getenv("DLGCTL_ADDR"), token: a.getenv("IMSDLG_MGMT_TOKEN"), output: "table", timeout: 5 * time.Second}
 	if a.g.addr == "" {
 		a.g.addr = defaultAddr
 	}
@@ -184,6 +187,10 @@ func (a *app) checkGlobals(usage string) error {
 }
 
 // client returns a JSON-RPC client for the validated global flags.
-func (a *app) client() *client { return newClient(a.g.addr, a.g.timeout) }
+func (a *app) client() *client {
+	c := newClient(a.g.addr, a.g.timeout)
+	c.token = a.g.token
+	return c
+}
 
 func (a *app) jsonOutput() bool { return a.g.output == "json" }

@@ -83,14 +83,6 @@ type LocationConfig struct {
 	Contacts map[string][]StaticContact `config:"-"`
 }
 
-// MgmtConfig is the mgmt section.
-type MgmtConfig struct {
-	// Listen is HOST:PORT of the management HTTP server; "" disables it.
-	Listen string `config:"listen"`
-	// Pprof serves Go's runtime profiles under /debug/pprof/.
-	Pprof bool `config:"pprof"`
-}
-
 // LogConfig is the log section.
 type LogConfig struct {
 	Level    string `config:"level"`     // debug|info|warn|error
@@ -186,8 +178,6 @@ func defaults() map[string]any {
 		"location.max_expires":     "3600s",
 		"location.default_expires": "3600s",
 		"location.max_contacts":    10,
-		"mgmt.listen":              "127.0.0.1:8080",
-		"mgmt.pprof":               false,
 		"log.level":                "info",
 		"log.format":               "text",
 		"log.sip_trace":            false,
@@ -195,6 +185,7 @@ func defaults() map[string]any {
 	for _, m := range []map[string]any{
 		sectionDefaults("tm", tm.DefaultConfig()),
 		sectionDefaults("dialog", imsdialog.DefaultConfig()),
+		mgmtDefaults(),
 		persistDefaults(),
 		profileDefaults(),
 		roleDefaults(),
@@ -663,16 +654,7 @@ func (c *Config) validate() []error {
 		}
 	}
 
-	if c.Mgmt.Listen != "" {
-		// Unlike SIP sockets, an empty host (all interfaces) and port 0
-		// (any free port, for tests) make sense here.
-		_, port, err := net.SplitHostPort(c.Mgmt.Listen)
-		if err != nil {
-			bad("mgmt.listen", c.Mgmt.Listen, "want HOST:PORT: %v", err)
-		} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
-			bad("mgmt.listen", c.Mgmt.Listen, "port %q is not within 0..65535", port)
-		}
-	}
+	errs = append(errs, c.validateMgmt()...)
 
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":

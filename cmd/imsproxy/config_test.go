@@ -86,7 +86,7 @@ advertise: pcscf.example.net:5080
 domains: [ims.example.net]
 next_hop: tcp:10.0.0.2:5060
 record_route: false
-mgmt: {listen: ":0"}
+mgmt: {listen: ":0", token: s3cret}
 log: {level: DEBUG, format: json}
 tm:
   fr_timeout: 10s
@@ -464,4 +464,39 @@ func TestDialogSection(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "dialog.hash_size")
 	assert.Contains(t, err.Error(), "dialog.dlg_match_mode")
+}
+
+// Issue 12 §9: the management port: a token from the config or a file, and
+// no reachable listen address without one unless explicitly allowed.
+func TestConfig_MgmtToken(t *testing.T) {
+	isolateEnv(t)
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	require.NoError(t, os.WriteFile(tokenFile, []byte("s3cret\n"), 0o600))
+	for _, tc := range []struct {
+		name, yaml string
+		token      string
+		err        string
+	}{
+		{"loopback needs none", `mgmt: {listen: "127.0.0.1:0"}`, "", ""},
+		{"a remote address needs a token", `mgmt: {listen: "0.0.0.0:8080"}`, "", `config: mgmt.listen = "0.0.0.0:8080": is reachable from other hosts and mgmt.token is empty`},
+		{"an empty host is every interface", `mgmt: {listen: ":8080"}`, "", "mgmt.token is empty"},
+		{"or an explicit choice", `mgmt: {listen: "0.0.0.0:8080", allow_remote_without_token: true}`, "", ""},
+		{"a token", `mgmt: {listen: "0.0.0.0:8080", token: abc}`, "abc", ""},
+		{"a token file", `mgmt: {listen: "[::]:8080", token_file: "` + tokenFile + `"}`, "s3cret", ""},
+		{"not both", `mgmt: {token: abc, token_file: "` + tokenFile + `"}`, "", "give mgmt.token or mgmt.token_file, not both"},
+		{"a missing file", `mgmt: {token_file: /nonexistent/token}`, "", "config: mgmt.token_file = \"/nonexistent/token\": open /nonexistent/token"},
+		{"a bad origin", `mgmt: {allowed_origins: ["noc.example.net"]}`, "", "mgmt.allowed_origins[0]"},
+		{"a batch of 0", `mgmt: {max_batch: 0}`, "", "mgmt.max_batch = 0: must be at least 1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := loadYAML(t, tc.yaml)
+			if tc.err != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tc.err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.token, c.Mgmt.token)
+		})
+	}
 }

@@ -210,7 +210,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		ConstLabels: prometheus.Labels{"version": bi.Version, "revision": bi.Revision, "goversion": bi.Go},
 	}, func() float64 { return 1 }))
 
-	api := mgmt.New(log, reg)
+	api := mgmt.New(log, reg, cfg.Mgmt.options()...)
 	api.SetReady(func(ctx context.Context) error {
 		if err := proxy.Ready(); err != nil {
 			return err

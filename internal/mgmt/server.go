@@ -3,11 +3,13 @@ package mgmt
 import (
 	"bytes"
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -80,11 +82,69 @@ func NotFound(format string, args ...any) *Error {
 	return NewError(CodeNotFound, format, args...)
 }
 
+// Defaults of the limits New applies when no Option changes them.
+const (
+	DefaultMaxBatch         = 100
+	DefaultMaxResponseBytes = 16 << 20
+	DefaultWriteTimeout     = 30 * time.Second
+	DefaultIdleTimeout      = 2 * time.Minute
+)
+
+// Option changes a Server made by New.
+type Option func(*Server)
+
+// WithToken protects every path but /healthz and /readyz with a bearer
+// token (RFC 6750): a request without "Authorization: Bearer <token>" gets
+// 401. An empty token protects nothing.
+func WithToken(token string) Option { return func(s *Server) { s.token = token } }
+
+// WithLimits bounds a JSON-RPC batch (a larger one gets an error and runs
+// nothing) and the size of a response (a larger result is replaced by an
+// error asking for a narrower request); zero keeps the default.
+func WithLimits(maxBatch, maxResponseBytes int) Option {
+	return func(s *Server) {
+		if maxBatch > 0 {
+			s.maxBatch = maxBatch
+		}
+		if maxResponseBytes > 0 {
+			s.maxResponse = maxResponseBytes
+		}
+	}
+}
+
+// WithTimeouts sets the HTTP write and idle timeouts: a client that never
+// reads its answer cannot pin it in memory longer than write; zero keeps
+// the default.
+func WithTimeouts(write, idle time.Duration) Option {
+	return func(s *Server) {
+		if write > 0 {
+			s.writeTimeout = write
+		}
+		if idle > 0 {
+			s.idleTimeout = idle
+		}
+	}
+}
+
+// WithAllowedOrigins lets browsers from these origins ("https://noc.example.net")
+// call /rpc. Requests carrying any other Origin are refused with 403: a web
+// page the operator visits must not be able to end calls.
+func WithAllowedOrigins(origins ...string) Option {
+	return func(s *Server) { s.origins = append(s.origins, origins...) }
+}
+
 // Server is the management HTTP server. Its zero value is not usable; call
 // New. Methods may be registered at any time, also while serving.
 type Server struct {
 	logger *slog.Logger
 	mux    *http.ServeMux
+
+	token        string
+	maxBatch     int
+	maxResponse  int
+	writeTimeout time.Duration
+	idleTimeout  time.Duration
+	origins      []string
 
 	mu      sync.RWMutex
 	methods map[string]Handler
@@ -94,21 +154,26 @@ type Server struct {
 
 // New returns a server whose /metrics serves reg (prometheus.DefaultGatherer
 // when nil). A nil logger discards.
-func New(logger *slog.Logger, reg prometheus.Gatherer) *Server {
+func New(logger *slog.Logger, reg prometheus.Gatherer, opts ...Option) *Server {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	if reg == nil {
 		reg = prometheus.DefaultGatherer
 	}
-	s := &Server{logger: logger, methods: map[string]Handler{}, mux: http.NewServeMux()}
+	s := &Server{logger: logger, methods: map[string]Handler{}, mux: http.NewServeMux(),
+		maxBatch: DefaultMaxBatch, maxResponse: DefaultMaxResponseBytes,
+		writeTimeout: DefaultWriteTimeout, idleTimeout: DefaultIdleTimeout}
+	for _, o := range opts {
+		o(s)
+	}
 	// Method-qualified patterns make ServeMux answer other methods with 405
 	// and an Allow header.
-	s.mux.HandleFunc("POST /rpc", s.serveRPC)
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+	s.mux.HandleFunc("POST /rpc", s.protect(s.serveRPC))
+	s.mux.Handle("GET /metrics", s.protect(promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog:      slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		ErrorHandling: promhttp.ContinueOnError,
-	}))
+	}).ServeHTTP))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeText(w, http.StatusOK, "ok")
 	})
@@ -166,11 +231,32 @@ func (s *Server) Handler() http.Handler { return s.mux }
 // EnablePprof serves Go's runtime profiles under /debug/pprof/ (heap,
 // goroutine, CPU, ...). Off by default: they reveal internals and cost CPU.
 func (s *Server) EnablePprof() {
-	s.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	s.mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
-	s.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	s.mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-	s.mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	s.mux.HandleFunc("GET /debug/pprof/", s.protect(pprof.Index))
+	s.mux.HandleFunc("GET /debug/pprof/cmdline", s.protect(pprof.Cmdline))
+	s.mux.HandleFunc("GET /debug/pprof/profile", s.protect(pprof.Profile))
+	s.mux.HandleFunc("GET /debug/pprof/symbol", s.protect(pprof.Symbol))
+	s.mux.HandleFunc("GET /debug/pprof/trace", s.protect(pprof.Trace))
+}
+
+// protect refuses requests without the bearer token (when one is set) and
+// requests a browser sends on behalf of a page of another origin.
+func (s *Server) protect(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if o := r.Header.Get("Origin"); o != "" && !slices.Contains(s.origins, o) {
+			s.logger.Warn("mgmt: request from a browser origin refused", "origin", o, "path", r.URL.Path, "remote", r.RemoteAddr)
+			writeText(w, http.StatusForbidden, "origin "+o+" is not allowed (mgmt.allowed_origins)")
+			return
+		}
+		if s.token != "" {
+			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(s.token)) != 1 {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="imsdlg"`)
+				writeText(w, http.StatusUnauthorized, "missing or wrong bearer token (Authorization: Bearer <mgmt.token>)")
+				return
+			}
+		}
+		h(w, r)
+	}
 }
 
 // ListenAndServe serves on addr (HOST:PORT; port 0 picks one) until ctx is
@@ -187,7 +273,8 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string, ready chan<- n
 		Handler:           s.mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		WriteTimeout:      s.writeTimeout,
+		IdleTimeout:       s.idleTimeout,
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
 	}
 	served := make(chan error, 1)
@@ -256,9 +343,14 @@ func errorResponse(id json.RawMessage, e *Error) *response {
 	return &response{JSONRPC: "2.0", Error: e, ID: id}
 }
 
-// The request body is not required to be labelled application/json: curl -d
-// sends form-urlencoded, and refusing it would only annoy operators.
+// The request body must be labelled application/json: a browser sends
+// text/plain and form posts to any origin without asking first (no CORS
+// preflight), and those must never run a method.
 func (s *Server) serveRPC(w http.ResponseWriter, r *http.Request) {
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		writeText(w, http.StatusUnsupportedMediaType, "Content-Type must be application/json (curl: -H 'Content-Type: application/json')")
+		return
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxRequestBytes))
 	if err != nil {
 		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
@@ -327,11 +419,21 @@ func (s *Server) handleBody(ctx context.Context, body []byte) any {
 	if len(batch) == 0 {
 		return errorResponse(nil, NewError(CodeInvalidRequest, "empty batch"))
 	}
+	if len(batch) > s.maxBatch {
+		return errorResponse(nil, NewError(CodeInvalidRequest, "batch of %d requests exceeds mgmt.max_batch (%d)", len(batch), s.maxBatch))
+	}
 	var out []*response
+	size := 0
 	for _, raw := range batch {
-		if r := s.handleOne(ctx, raw); r != nil {
-			out = append(out, r)
+		r := s.handleOne(ctx, raw)
+		if r == nil {
+			continue
 		}
+		// The whole answer is bounded, not only each entry.
+		if size += len(r.Result); size > s.maxResponse {
+			r = errorResponse(r.ID, s.tooLarge(size))
+		}
+		out = append(out, r)
 	}
 	if len(out) == 0 {
 		return nil
@@ -380,6 +482,14 @@ func (s *Server) handleOne(ctx context.Context, raw json.RawMessage) *response {
 	return &response{JSONRPC: "2.0", Result: result, ID: id}
 }
 
+// CodeResponseTooLarge answers a call whose result exceeds
+// mgmt.max_response_size.
+const CodeResponseTooLarge = -32011
+
+func (s *Server) tooLarge(n int) *Error {
+	return NewError(CodeResponseTooLarge, "response of %d bytes exceeds mgmt.max_response_size (%d bytes): ask for less (dlg.list with a filter or a page)", n, s.maxResponse)
+}
+
 func isValidID(raw json.RawMessage) bool {
 	if len(raw) == 0 {
 		return false
@@ -412,6 +522,8 @@ func (s *Server) call(ctx context.Context, method string, params json.RawMessage
 		rpcErr = asRPCError(err)
 	} else if encoded, err = json.Marshal(result); err != nil {
 		rpcErr = NewError(CodeInternalError, "encode result: %v", err)
+	} else if len(encoded) > s.maxResponse {
+		rpcErr, encoded = s.tooLarge(len(encoded)), nil
 	}
 
 	attrs := []any{"method", method, "duration", time.Since(start)}

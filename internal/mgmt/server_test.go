@@ -496,3 +496,93 @@ func TestEnablePprof(t *testing.T) {
 		t.Fatalf("heap profile: %d", res.StatusCode)
 	}
 }
+
+// Issue 12 §9: with mgmt.token every path but /healthz and /readyz wants
+// "Authorization: Bearer <token>".
+func TestIssue12_BearerToken(t *testing.T) {
+	s := New(nil, prometheus.NewRegistry(), WithToken("s3cret"))
+	s.Register("core.ping", func(context.Context, json.RawMessage) (any, error) { return "pong", nil })
+	do := func(method, path, auth string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(method, path, strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"core.ping"}`))
+		req.Header.Set("Content-Type", "application/json")
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		rec := httptest.NewRecorder()
+		s.Handler().ServeHTTP(rec, req)
+		return rec
+	}
+	for _, auth := range []string{"", "Bearer wrong", "Basic czNjcmV0", "s3cret"} {
+		rec := do(http.MethodPost, "/rpc", auth)
+		assert.Equal(t, http.StatusUnauthorized, rec.Code, "auth %q", auth)
+		assert.Contains(t, rec.Header().Get("WWW-Authenticate"), "Bearer")
+		assert.Equal(t, http.StatusUnauthorized, do(http.MethodGet, "/metrics", auth).Code)
+	}
+	rec := do(http.MethodPost, "/rpc", "Bearer s3cret")
+	assert.Equal(t, http.StatusOK, rec.Code)
+	assert.Contains(t, rec.Body.String(), "pong")
+	assert.Equal(t, http.StatusOK, do(http.MethodGet, "/metrics", "Bearer s3cret").Code)
+	assert.Equal(t, http.StatusOK, do(http.MethodGet, "/healthz", "").Code, "probes stay open")
+	assert.Equal(t, http.StatusOK, do(http.MethodGet, "/readyz", "").Code)
+}
+
+// Issue 15 §9: a web page must not be able to run a method: only
+// application/json is accepted (browsers send text/plain and form posts
+// cross-origin without asking), and a request with a foreign Origin is
+// refused unless allowed.
+func TestIssue15_CrossOriginCallsRefused(t *testing.T) {
+	ran := 0
+	s := New(nil, prometheus.NewRegistry(), WithAllowedOrigins("https://noc.example.net"))
+	s.Register("dlg.end_dlg", func(context.Context, json.RawMessage) (any, error) { ran++; return "ended", nil })
+	do := func(ctype, origin string) int {
+		req := httptest.NewRequest(http.MethodPost, "/rpc", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"dlg.end_dlg"}`))
+		if ctype != "" {
+			req.Header.Set("Content-Type", ctype)
+		}
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		rec := httptest.NewRecorder()
+		s.Handler().ServeHTTP(rec, req)
+		return rec.Code
+	}
+	assert.Equal(t, http.StatusUnsupportedMediaType, do("text/plain", ""))
+	assert.Equal(t, http.StatusUnsupportedMediaType, do("application/x-www-form-urlencoded", ""))
+	assert.Equal(t, http.StatusUnsupportedMediaType, do("", ""))
+	assert.Equal(t, http.StatusForbidden, do("application/json", "https://evil.example.com"))
+	assert.Equal(t, 0, ran, "nothing ran")
+	assert.Equal(t, http.StatusOK, do("application/json; charset=utf-8", ""))
+	assert.Equal(t, http.StatusOK, do("application/json", "https://noc.example.net"))
+	assert.Equal(t, 2, ran)
+}
+
+// Issue 15 §8: a batch beyond mgmt.max_batch runs nothing; a response
+// beyond mgmt.max_response_size becomes an error asking for less.
+func TestIssue15_BatchAndResponseBounds(t *testing.T) {
+	ran := 0
+	s := New(nil, prometheus.NewRegistry(), WithLimits(3, 1000))
+	s.Register("small", func(context.Context, json.RawMessage) (any, error) { ran++; return "ok", nil })
+	s.Register("big", func(context.Context, json.RawMessage) (any, error) { ran++; return strings.Repeat("x", 2000), nil })
+	batch := func(n int, method string) string {
+		parts := make([]string, n)
+		for i := range parts {
+			parts[i] = fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":%q}`, i, method)
+		}
+		return "[" + strings.Join(parts, ",") + "]"
+	}
+	rec := post(t, s.Handler(), batch(4, "small"))
+	assert.Contains(t, rec.Body.String(), "exceeds mgmt.max_batch (3)")
+	assert.Equal(t, 0, ran)
+	rec = post(t, s.Handler(), batch(3, "small"))
+	assert.Equal(t, 3, strings.Count(rec.Body.String(), `"result":"ok"`))
+
+	rec = post(t, s.Handler(), `{"jsonrpc":"2.0","id":7,"method":"big"}`)
+	assert.Contains(t, rec.Body.String(), `"code":-32011`)
+	assert.Contains(t, rec.Body.String(), "mgmt.max_response_size")
+	assert.Less(t, rec.Body.Len(), 1000)
+	// In a batch, the entries that fit come back, the rest as errors.
+	two := batch(2, "small")
+	rec = post(t, s.Handler(), two[:len(two)-1]+`,{"jsonrpc":"2.0","id":9,"method":"big"}]`)
+	assert.Equal(t, 2, strings.Count(rec.Body.String(), `"result":"ok"`))
+	assert.Contains(t, rec.Body.String(), `"code":-32011`)
+}

@@ -161,9 +161,11 @@ func (c *Cell) bye(leg *dlgout.Leg, side Side, reason string, hdrs []Header) (*O
 	req.Headers = make([]Header, 0, len(c.cfg.ExtraHeaders)+len(hdrs)+1)
 	req.Headers = append(req.Headers, c.cfg.ExtraHeaders...)
 	req.Headers = append(req.Headers, hdrs...)
-	if reason != "" {
-		req.Headers = append(req.Headers, reasonHeader(200, reason))
+	if reason == "" {
+		// Every BYE says why, as TS 24.229 §5.4.5 asks of an S-CSCF.
+		reason = "terminated by the proxy"
 	}
+	req.Headers = append(req.Headers, reasonHeader(200, reason))
 	return req, nil
 }
 

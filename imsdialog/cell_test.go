@@ -428,7 +428,8 @@ func TestDesign4_ByeTargetRouteAndCSeq(t *testing.T) {
 	first := sends(c2.Step(t0, Event{Kind: EvTerminate, Side: SideCallee}))
 	require.Len(t, first, 1)
 	assert.Equal(t, uint32(2), first[0].CSeq)
-	assert.Empty(t, header(first[0].Headers, "Reason"), "no reason given, none sent")
+	assert.Equal(t, `SIP ;cause=200 ;text="terminated by the proxy"`, header(first[0].Headers, "Reason"),
+		"no reason given, a Reason all the same")
 }
 
 // Without a route set, a BYE goes where that side's messages came from.

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/imsdlg/imsdlg/tm"
 )
 
 // Match modes of dlg_match_mode (ims_dialog manual §5.8).
@@ -107,9 +109,8 @@ func (c Config) Validate() error {
 		bad("bye_timeout", c.ByeTimeout, "must be positive")
 	}
 	for i, h := range c.ExtraHeaders {
-		name, _, ok := strings.Cut(h, ":")
-		if !ok || strings.TrimSpace(name) == "" || strings.ContainsAny(h, "\r\n") {
-			bad(fmt.Sprintf("dlg_extra_hdrs[%d]", i), h, "must be one \"Name: value\" line")
+		if _, _, err := tm.CheckHeaderLine(h); err != nil {
+			bad(fmt.Sprintf("dlg_extra_hdrs[%d]", i), h, "must be one \"Name: value\" line: %v", err)
 		}
 	}
 	return errors.Join(errs...)

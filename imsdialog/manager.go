@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -110,8 +109,9 @@ func headerLines(lines []string) []Header {
 	}
 	out := make([]Header, 0, len(lines))
 	for _, l := range lines {
-		name, value, _ := strings.Cut(l, ":")
-		out = append(out, Header{Name: strings.TrimSpace(name), Value: strings.TrimSpace(value)})
+		if name, value, err := tm.CheckHeaderLine(l); err == nil {
+			out = append(out, Header{Name: name, Value: value})
+		}
 	}
 	return out
 }
@@ -235,8 +235,8 @@ func (m *Manager) Dialogs() []*Dialog {
 // ended dialog.
 func (m *Manager) Terminate(d *Dialog, side Side, code int, reason string, hdrs ...string) error {
 	for i, h := range hdrs {
-		if name, _, ok := strings.Cut(h, ":"); !ok || strings.TrimSpace(name) == "" || strings.ContainsAny(h, "\r\n") {
-			return fmt.Errorf("header %d %q is not one \"Name: value\" line", i, h)
+		if _, _, err := tm.CheckHeaderLine(h); err != nil {
+			return fmt.Errorf("header %d %q: %w", i, h, err)
 		}
 	}
 	ev := Event{Kind: EvTerminate, Side: side, Code: code, Reason: reason, Headers: headerLines(hdrs)}

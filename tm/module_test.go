@@ -300,3 +300,38 @@ func TestIssue10_IsOurURIAndVia(t *testing.T) {
 	assert.False(t, p.IsOurURI(nil))
 	assert.False(t, p.IsOurVia(nil))
 }
+
+// Issue 15 §9 and §14: operator-given header lines cannot smuggle anything
+// into a message: no control byte anywhere, a token for a name, and none
+// of the headers the proxy owns.
+func TestIssue15_CheckHeaderLine(t *testing.T) {
+	for _, tc := range []struct {
+		line, name, value, err string
+	}{
+		{line: "X-Charging: stop", name: "X-Charging", value: "stop"},
+		{line: "  Subject :  hello  ", name: "Subject", value: "hello"},
+		{line: "Reason: SIP ;cause=200", name: "Reason", value: "SIP ;cause=200"},
+		{line: "X-A: b\r\nVia: SIP/2.0/UDP evil", err: "control byte 0x0d"},
+		{line: "X-A: b\x00c", err: "control byte 0x00"},
+		{line: "X-A: b\nc", err: "control byte 0x0a"},
+		{line: "no colon", err: `want "Name: value"`},
+		{line: ": value", err: `want "Name: value"`},
+		{line: "X A: b", err: "is not a token"},
+		{line: "Via: SIP/2.0/UDP 10.0.0.1", err: "set by the proxy"},
+		{line: "call-id: x", err: "set by the proxy"},
+		{line: "i: x", err: "set by the proxy"},
+		{line: "CSeq: 9 BYE", err: "set by the proxy"},
+		{line: "To: <sip:x@y>;tag=1", err: "set by the proxy"},
+		{line: "f: <sip:x@y>;tag=1", err: "set by the proxy"},
+		{line: "Content-Length: 99", err: "set by the proxy"},
+	} {
+		name, value, err := CheckHeaderLine(tc.line)
+		if tc.err != "" {
+			assert.ErrorContains(t, err, tc.err, "%q", tc.line)
+			continue
+		}
+		require.NoError(t, err, "%q", tc.line)
+		assert.Equal(t, tc.name, name)
+		assert.Equal(t, tc.value, value)
+	}
+}

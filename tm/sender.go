@@ -1,6 +1,8 @@
 package tm
 
 import (
+	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -130,3 +132,47 @@ func ReasonHeader(protocol string, cause int, text string) sip.Header {
 
 // SystemClock is the wall clock, for code that takes a Clock.
 func SystemClock() Clock { return realClock{} }
+
+// coreHeaders are the headers a proxy or a UA stack owns: a caller-supplied
+// extra header line must not add or replace them (a second Via, Call-ID or
+// CSeq would change which transaction or dialog the request belongs to).
+var coreHeaders = []string{"via", "v", "call-id", "i", "cseq", "from", "f", "to", "t", "max-forwards",
+	"content-length", "l", "record-route"}
+
+// CheckHeaderLine reads one "Name: value" header line given by an operator
+// or a module (dlg_extra_hdrs, dlg.terminate_dlg headers, tm.uac_dlg
+// headers): the name must be a token and not a core header, and no control
+// byte (NUL, CR, LF, ...) may appear anywhere, so nothing can be smuggled
+// into the message.
+func CheckHeaderLine(line string) (name, value string, err error) {
+	for i := 0; i < len(line); i++ {
+		if c := line[i]; (c < 0x20 && c != '\t') || c == 0x7f {
+			return "", "", fmt.Errorf("control byte 0x%02x at offset %d", c, i)
+		}
+	}
+	name, value, ok := strings.Cut(line, ":")
+	name, value = strings.TrimSpace(name), strings.TrimSpace(value)
+	if !ok || name == "" {
+		return "", "", errors.New(`want "Name: value"`)
+	}
+	for i := 0; i < len(name); i++ {
+		if !tokenChar(name[i]) {
+			return "", "", fmt.Errorf("header name %q is not a token", name)
+		}
+	}
+	for _, h := range coreHeaders {
+		if strings.EqualFold(name, h) {
+			return "", "", fmt.Errorf("%s is set by the proxy, not by an extra header", name)
+		}
+	}
+	return name, value, nil
+}
+
+// tokenChar is RFC 3261 §25.1's token alphabet.
+func tokenChar(c byte) bool {
+	switch {
+	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		return true
+	}
+	return strings.IndexByte("-.!%*_+`'~", c) >= 0
+}

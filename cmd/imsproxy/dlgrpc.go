@@ -10,6 +10,7 @@ import (
 
 	"github.com/imsdlg/imsdlg/imsdialog"
 	"github.com/imsdlg/imsdlg/internal/mgmt"
+	"github.com/imsdlg/imsdlg/tm"
 )
 
 // dlgSelector names one dialog: by callid and tags, or by table position.
@@ -190,6 +191,11 @@ func registerDialogMethods(api *mgmt.Server, m *imsdialog.Manager, extra func() 
 		side, err := parseSide(tp.Side)
 		if err != nil {
 			return nil, err
+		}
+		for i, h := range tp.Headers {
+			if _, _, err := tm.CheckHeaderLine(h); err != nil {
+				return nil, mgmt.InvalidParams("argument \"headers[%d]\" %q: %v", i, h, err)
+			}
 		}
 		d, err := tp.find(m)
 		if err != nil {

@@ -47,6 +47,8 @@ func TestDialogRPC_Arguments(t *testing.T) {
 		{"bad side", `{"callid":"c","from_tag":"a","side":"up"}`, "dlg.terminate_dlg", []string{`-32602`, `side`}},
 		{"wrong type", `{"callid":7,"from_tag":"a"}`, "dlg.get", []string{`-32602`, `callid`}},
 		{"unknown dialog", `{"callid":"c","from_tag":"a"}`, "dlg.terminate_dlg", []string{`-32004`, `not found`}},
+		{"header smuggling a Via", `{"callid":"c","from_tag":"a","headers":["X-A: 1\r\nVia: SIP/2.0/UDP evil"]}`, "dlg.terminate_dlg",
+			[]string{`-32602`, `headers`, `control byte`}},
 		{"unknown position", `{"h_entry":3,"h_id":9}`, "dlg.get", []string{`-32004`, `h_entry=3 h_id=9`}},
 	}
 	for _, tc := range cases {

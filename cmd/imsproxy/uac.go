@@ -36,6 +36,15 @@ func uacDlg(ctx context.Context, proxy *tm.Proxy, raw json.RawMessage) (any, err
 	if err := mgmt.DecodeParams(raw, &p); err != nil {
 		return nil, err
 	}
+	for _, a := range []struct{ name, v string }{{"method", p.Method}, {"ruri", p.RURI}, {"next_hop", p.NextHop},
+		{"from", p.From}, {"to", p.To}} {
+		if i := strings.IndexFunc(a.v, func(r rune) bool { return r < 0x20 || r == 0x7f }); i >= 0 {
+			return nil, mgmt.InvalidParams("argument %q: control byte 0x%02x at offset %d", a.name, a.v[i], i)
+		}
+	}
+	if strings.IndexByte(p.Body, 0) >= 0 {
+		return nil, mgmt.InvalidParams("argument \"body\": contains a NUL byte")
+	}
 	method := sip.RequestMethod(strings.ToUpper(p.Method))
 	switch method {
 	case sip.ACK, sip.CANCEL, sip.INVITE:
@@ -70,12 +79,11 @@ func uacDlg(ctx context.Context, proxy *tm.Proxy, raw json.RawMessage) (any, err
 	req.AppendHeader(&cid)
 	req.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: method})
 	for i, h := range p.Headers {
-		name, value, ok := strings.Cut(h, ":")
-		name = strings.TrimSpace(name)
-		if !ok || name == "" || strings.ContainsAny(h, "\r\n") {
-			return nil, mgmt.InvalidParams("argument \"headers[%d]\": want \"Name: value\" on one line, got %q", i, h)
+		name, value, err := tm.CheckHeaderLine(h)
+		if err != nil {
+			return nil, mgmt.InvalidParams("argument \"headers[%d]\" %q: %v", i, h, err)
 		}
-		req.AppendHeader(sip.NewHeader(name, strings.TrimSpace(value)))
+		req.AppendHeader(sip.NewHeader(name, value))
 	}
 	if p.Body != "" {
 		req.SetBody([]byte(p.Body))

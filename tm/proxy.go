@@ -689,6 +689,10 @@ func (p *Proxy) readFilter(props sip.TransportReadProps, data []byte) ([]byte, e
 		// extra parse would buy nothing.
 		return data, nil
 	}
+	if reason := RawHeaderProblem(data); reason != "" {
+		p.rawAnswer(props, data, 400, reason)
+		return nil, nil
+	}
 	if _, err := p.parser.ParseSIP(data); err != nil {
 		code, reason := DiagnoseParseFailure(data, err)
 		p.rawAnswer(props, data, code, reason)

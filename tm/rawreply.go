@@ -520,3 +520,61 @@ func rawFailingPart(data []byte) string {
 	}
 	return ""
 }
+
+// RawHeaderProblem scans the header section of a message as received (up
+// to the empty line) for what a relayed header must never carry (issue 15
+// §10, header smuggling): a control byte other than HT, CR and LF; a line
+// ending in a bare LF or CR; a header name that is not a token. It returns
+// a reason phrase for the 400, "" when the section is clean. Folded lines
+// (starting with a space or tab, RFC 3261 §7.3.1) are allowed. It does not
+// allocate.
+func RawHeaderProblem(data []byte) string {
+	// The start line is checked by the parser; the headers start after it.
+	i := bytes.Index(data, []byte("\r\n"))
+	if i < 0 {
+		return ""
+	}
+	p := data[i+2:]
+	for len(p) > 0 {
+		if p[0] == '\r' && len(p) > 1 && p[1] == '\n' {
+			return "" // the empty line: the body is not ours to judge
+		}
+		end := bytes.IndexByte(p, '\n')
+		if end < 0 {
+			end = len(p)
+		}
+		line := p[:end]
+		if end == len(p) || end == 0 || line[end-1] != '\r' {
+			if end == len(p) {
+				return "" // truncated: the parser decides
+			}
+			return "Bad Request - line ends with a bare LF"
+		}
+		line = line[:end-1]
+		for _, c := range line {
+			if c == '\r' {
+				return "Bad Request - bare CR in a header"
+			}
+			if (c < 0x20 && c != '\t') || c == 0x7f {
+				return "Bad Request - control byte in a header"
+			}
+		}
+		if line[0] != ' ' && line[0] != '\t' {
+			colon := bytes.IndexByte(line, ':')
+			if colon < 0 {
+				return "Bad Request - header line without a colon"
+			}
+			name := bytes.TrimRight(line[:colon], " \t")
+			if len(name) == 0 {
+				return "Bad Request - empty header name"
+			}
+			for _, c := range name {
+				if !tokenChar(c) {
+					return "Bad Request - header name is not a token"
+				}
+			}
+		}
+		p = p[end+1:]
+	}
+	return ""
+}

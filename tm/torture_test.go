@@ -96,3 +96,36 @@ func TestRFC3261_16_7_FollowRedirectsOverSockets(t *testing.T) {
 	b.Reply(ib, 486, "b")
 	assert.Equal(t, 486, uac.Final().StatusCode, "the best of the new step; the 302 stays here")
 }
+
+// Issue 15 §10: a header value with a bare LF, a NUL or another control
+// byte, or a header name with a space, is answered 400 and never relayed
+// (header smuggling).
+func TestIssue15_HeaderSmugglingIs400(t *testing.T) {
+	uac, uas := siptest.NewUA(t), siptest.NewUA(t)
+	p := startProxy(t, testCfg(), toUAs(uas))
+	for _, tc := range []struct{ name, header, reason string }{
+		{"bare LF in a value", "X-A: one\nVia: SIP/2.0/UDP 10.6.6.6;branch=z9hG4bKevil", "bare LF"},
+		{"NUL in a value", "X-A: one\x00two", "control byte"},
+		{"escape in a value", "Subject: \x1b[31mred", "control byte"},
+		{"space in a name", "X Foo: bar", "not a token"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := strings.ReplaceAll(tc.name, " ", "-")
+			uac.SendRaw(p.udp, "INVITE sip:bob@"+p.udp+" SIP/2.0\r\n"+
+				"Via: SIP/2.0/UDP "+uac.HostPort()+";branch=z9hG4bK-smuggle-"+n+";rport\r\n"+
+				"From: <sip:alice@example.com>;tag=1\r\nTo: <sip:bob@example.com>\r\nCall-ID: smuggle-"+n+"@test\r\n"+
+				"CSeq: 1 INVITE\r\nMax-Forwards: 70\r\n"+tc.header+"\r\nContent-Length: 0\r\n\r\n")
+			res := uac.Final()
+			assert.Equal(t, 400, res.StatusCode)
+			assert.Contains(t, res.Reason, tc.reason)
+		})
+	}
+	uas.Quiet(30e6, "a smuggled request relayed", func(m sip.Message) bool { _, ok := m.(*sip.Request); return ok })
+	uac.SendRaw(p.udp, "OPTIONS sip:bob@"+p.udp+" SIP/2.0\r\n"+
+		"Via: SIP/2.0/UDP "+uac.HostPort()+";branch=z9hG4bK-folded;rport\r\n"+
+		"From: <sip:alice@example.com>;tag=1\r\nTo: <sip:bob@example.com>\r\nCall-ID: folded@test\r\n"+
+		"CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nSubject: a folded\r\n\tsubject\r\nContent-Length: 0\r\n\r\n")
+	got := uas.Request(sip.OPTIONS)
+	uas.Reply(got, 200, "b")
+	assert.Equal(t, 200, uac.Final().StatusCode, "a folded header is fine (RFC 3261 §7.3.1)")
+}

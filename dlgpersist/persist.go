@@ -79,6 +79,13 @@ func New(o Options) (*Persister, error) {
 // Stats returns the persistence counters.
 func (p *Persister) Stats() *Stats { return &p.stats }
 
+// Pending is the number of dialogs whose change is not written yet.
+func (p *Persister) Pending() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.dirty)
+}
+
 // Changed queues the dialog for writing (or, once it is no longer
 // confirmed, for deletion). Cheap: a map insert under a short lock.
 func (p *Persister) Changed(d *imsdialog.Dialog) {

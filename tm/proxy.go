@@ -743,8 +743,29 @@ func (p *Proxy) Ready() error {
 	return nil
 }
 
-// Shutdown stops taking new dialogs and requests outside dialogs (they get
-// 503, so the upstream fails over) and waits until no transaction is in
+// Drain stops taking new dialogs and requests outside dialogs: they get 503,
+// so the upstream fails over, and Ready says so. Requests within dialogs
+// are still relayed.
+func (p *Proxy) Drain() { p.draining.Store(true) }
+
+// InUse is the number of server transactions in progress.
+func (p *Proxy) InUse() int64 { return max(p.stats.inuse.Load(), 0) }
+
+// EndPending gives every INVITE still waiting for its final reply the reply
+// code/reason upstream and CANCELs its branches (t_reply), as a stopping
+// proxy must not leave a caller ringing into nothing. It returns how many
+// it ended.
+func (p *Proxy) EndPending(code int, reason string) int {
+	n := 0
+	for _, t := range p.invites.pending() {
+		if t.Reply(code, reason, ReasonHeader("SIP", code, reason)) == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// Shutdown drains (see Drain) and waits until no transaction is in
 // progress or ctx ends, so calls in setup get their final reply and
 // in-dialog requests keep flowing meanwhile.
 func (p *Proxy) Shutdown(ctx context.Context) error {

@@ -119,3 +119,19 @@ func (t *inviteTable) releaseCancel(key string, h *heldCancel) bool {
 	}
 	return false
 }
+
+// pending returns the INVITE transactions still in the table.
+func (t *inviteTable) pending() []*Transaction {
+	var out []*Transaction
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		for _, e := range s.m {
+			if e.tx != nil {
+				out = append(out, e.tx)
+			}
+		}
+		s.mu.Unlock()
+	}
+	return out
+}

@@ -50,6 +50,7 @@ type Config struct {
 	Profiles    ProfilesSection `config:"profiles"`
 	Limits      []LimitSection  `config:"limits"`
 	Events      EventsSection   `config:"events"`
+	Shutdown    ShutdownSection `config:"shutdown"`
 	Role        string          `config:"role"`
 	PCSCF       PCSCFSection    `config:"pcscf"`
 	SCSCF       SCSCFSection    `config:"scscf"`
@@ -186,6 +187,7 @@ func defaults() map[string]any {
 		sectionDefaults("tm", tm.DefaultConfig()),
 		sectionDefaults("dialog", imsdialog.DefaultConfig()),
 		mgmtDefaults(),
+		shutdownDefaults(),
 		persistDefaults(),
 		profileDefaults(),
 		roleDefaults(),
@@ -655,6 +657,7 @@ func (c *Config) validate() []error {
 	}
 
 	errs = append(errs, c.validateMgmt()...)
+	errs = append(errs, c.validateShutdown()...)
 
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":

@@ -30,10 +30,6 @@ import (
 	"github.com/imsdlg/imsdlg/tm"
 )
 
-// shutdownGrace bounds how long a stopping proxy waits for transactions
-// in progress to get their final reply.
-const shutdownGrace = 5 * time.Second
-
 func main() {
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -87,11 +83,31 @@ func displayPath(p string) string {
 	return p
 }
 
-// serve runs the proxy until ctx ends or SIGTERM/SIGINT arrives. Every
-// goroutine it starts is one of bg's, waited for before it returns.
+// serve runs the proxy until ctx ends or SIGTERM/SIGINT arrives, then
+// stops it (stopper: drain, grace, last write). Every goroutine it starts
+// is one of bg's, waited for before it returns. A second signal cuts the
+// drain and the grace short.
 func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	stopping, interrupt := make(chan struct{}), make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-sigs:
+		}
+		close(stopping)
+		select {
+		case <-sigs:
+			close(interrupt)
+		case <-ctx.Done():
+		}
+	}()
+	// The management server outlives the stop sequence: /readyz says 503
+	// all along, and an operator can watch the dialogs drain.
+	mctx, mstop := context.WithCancel(context.Background())
+	defer mstop()
 	bgctx, bgstop := context.WithCancel(context.Background())
 	var bg sync.WaitGroup
 	defer func() {
@@ -230,7 +246,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	errc := make(chan error, 1)
 	if cfg.Mgmt.Listen != "" {
 		ready := make(chan net.Addr, 1)
-		go func() { errc <- api.ListenAndServe(ctx, cfg.Mgmt.Listen, ready) }()
+		go func() { errc <- api.ListenAndServe(mctx, cfg.Mgmt.Listen, ready) }()
 		select {
 		case <-ready: // the server logs its address itself
 		case err := <-errc:
@@ -242,28 +258,25 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 
 	mgmtDone := cfg.Mgmt.Listen == ""
 	select {
-	case <-ctx.Done():
+	case <-stopping:
 	case err := <-errc:
 		if err != nil {
 			return fmt.Errorf("management API: %w", err)
 		}
 		mgmtDone = true
-		<-ctx.Done()
+		<-stopping
 	}
-	log.Info("imsproxy stopping: waiting for transactions in progress", "grace", shutdownGrace)
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-	defer cancel()
-	if err := proxy.Shutdown(sctx); err != nil {
-		log.Warn("stopping with transactions in progress", "error", err)
-	}
-	if err := db.flush(sctx, dialogs); err != nil {
-		log.Warn("dialogs not written to dialog.db_url at shutdown", "error", err)
-	}
+	st := &stopper{cfg: cfg, log: log, proxy: proxy, dialogs: dialogs, db: db, interrupt: interrupt}
+	stopErr := st.run()
 	if err := proxy.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 		log.Warn("closing listeners", "error", err)
 	}
+	mstop()
 	if !mgmtDone {
-		<-errc // the management server stops with ctx
+		<-errc
+	}
+	if stopErr != nil {
+		return stopErr
 	}
 	log.Info("imsproxy stopped")
 	return nil

@@ -160,6 +160,14 @@ func (db *dialogDB) flush(ctx context.Context, m *imsdialog.Manager) error {
 	return db.persister.Flush(ctx, m)
 }
 
+// pending is the number of dialogs a failed flush left unwritten.
+func (db *dialogDB) pending() int {
+	if db.persister == nil {
+		return 0
+	}
+	return db.persister.Pending()
+}
+
 // stats are the persistence counters dlg.stats shows.
 func (db *dialogDB) stats() map[string]int64 {
 	if db.persister == nil {

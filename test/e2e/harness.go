@@ -329,6 +329,13 @@ type proxyConfigKeys struct {
 	} `yaml:"mgmt"`
 }
 
+// StartProxyEnv is StartProxy with variables added to the daemon's
+// environment ("IMSDLG_SHUTDOWN_DRAIN_PERIOD=10s").
+func StartProxyEnv(t testing.TB, yamlConfig string, env ...string) *Proxy {
+	t.Helper()
+	return startProxy(t, BuildProxy(t), yamlConfig, env)
+}
+
 // StartProxy writes yamlConfig to a temporary file, starts the daemon built
 // by BuildProxy with --config FILE and waits until GET /healthz on the mgmt
 // address answers 200 (10 s deadline). The config must set mgmt.listen.
@@ -365,7 +372,9 @@ func startProxy(t testing.TB, bin, yamlConfig string, env []string) *Proxy {
 	}
 	p.cmd = exec.Command(bin, "--config", cfg)
 	p.cmd.Dir = dir
-	p.cmd.Env = append(os.Environ(), env...)
+	// A test that leaves calls up must not wait out a 30 s drain at its
+	// cleanup; the drain tests set their own period (the last value wins).
+	p.cmd.Env = append(append(os.Environ(), "IMSDLG_SHUTDOWN_DRAIN_PERIOD=1s"), env...)
 	p.cmd.Stdout = p.out
 	p.cmd.Stderr = p.out
 	if err := p.cmd.Start(); err != nil {
@@ -451,6 +460,42 @@ func (p *Proxy) Exited() bool {
 func (p *Proxy) Stop() error {
 	p.stopOnce.Do(func() { p.stopErr = p.stop() })
 	return p.stopErr
+}
+
+// Term sends SIGTERM and returns at once; WaitExit then waits for the
+// exit.
+func (p *Proxy) Term() {
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		p.t.Fatalf("SIGTERM: %v", err)
+	}
+}
+
+// WaitExit waits up to within for the daemon to exit after Term and
+// returns its exit error (nil for status 0); the cleanup then expects
+// nothing more of it.
+func (p *Proxy) WaitExit(within time.Duration) error {
+	var err error
+	p.stopOnce.Do(func() {
+		select {
+		case <-p.done:
+			err = p.werr
+		case <-time.After(within):
+			_ = p.cmd.Process.Kill()
+			<-p.done
+			err = fmt.Errorf("still running %v after SIGTERM: killed", within)
+		}
+	})
+	return err
+}
+
+// Ready reports /readyz's status code.
+func (p *Proxy) Ready() int {
+	res, err := (&http.Client{Timeout: time.Second}).Get("http://" + p.MgmtAddr + "/readyz")
+	if err != nil {
+		return 0
+	}
+	res.Body.Close()
+	return res.StatusCode
 }
 
 // Kill ends the daemon with SIGKILL, as a crash would, and waits for it;

@@ -4,20 +4,38 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/emiago/sipgo/sip"
 )
 
-// SendRequest sends a request originated by the proxy itself (t_uac_dlg):
-// a BYE or CANCEL ending a call, an OPTIONS ping. It gets its own client
-// transaction and our Via; it goes to dst when set ("udp:host:port"),
-// else by its Route set or Request-URI. Provisional replies are skipped;
-// the final reply is returned. Without a final reply within ctx or
-// LocalTimeout it returns an error wrapping context.DeadlineExceeded or
-// sip.ErrTransactionTimeout.
-func (p *Proxy) SendRequest(ctx context.Context, req *sip.Request, dst string) (*sip.Response, error) {
+// localOwner reports a local request's final reply to its callback.
+type localOwner struct {
+	onFinal func(*sip.Response, error)
+	desc    string
+}
+
+func (o localOwner) onResponse(c *cliTx, res *sip.Response, retrans bool) {
+	if res.StatusCode >= 200 && !retrans {
+		o.onFinal(res, nil)
+	}
+}
+
+func (o localOwner) onFailure(c *cliTx, code int, err error) {
+	o.onFinal(nil, fmt.Errorf("tm: %s: %w", o.desc, err))
+}
+
+// Send implements Sender: req goes out in a client transaction of its own
+// (t_uac_dlg) with our Via, to dst when set ("udp:host:port") or else by its
+// Route set or Request-URI. onFinal is called once with the final reply, or
+// with an error when none came (Timer F: 64*T1, or fr_timeout for an
+// INVITE) or the request could not be sent. No goroutine waits for it.
+func (p *Proxy) Send(req *sip.Request, dst string, onFinal func(*sip.Response, error)) error {
+	if onFinal == nil {
+		onFinal = func(*sip.Response, error) {}
+	}
 	if err := checkLocal(req); err != nil {
-		return nil, err
+		return err
 	}
 	if req.MaxForwards() == nil {
 		SetMaxForwards(req, 70)
@@ -27,43 +45,58 @@ func (p *Proxy) SendRequest(ctx context.Context, req *sip.Request, dst string) (
 	}
 	h, err := routeOut(req, dst)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	l := p.pickListener(h.transport, h.host)
 	if l == nil {
-		return nil, fmt.Errorf("tm: no %s listener to send from", h.transport)
+		return fmt.Errorf("tm: no %s listener to send from", h.transport)
 	}
 	req.PrependHeader(newVia(l, h.transport, NewBranch(LoopHash(req))))
-	route(req, h, l)
-
-	ctx, cancel := context.WithTimeout(ctx, p.cfg.LocalTimeout)
-	defer cancel()
-	dctx, dcancel := context.WithTimeout(ctx, dialTimeout)
-	tx, err := p.txl.Request(dctx, req)
-	dcancel()
+	d, err := p.destOf(h, l)
 	if err != nil {
+		return fmt.Errorf("tm: %s: %w", req.Method, err)
+	}
+	desc := fmt.Sprintf("%s to %s", req.Method, d.Addr)
+	var once onceFinal
+	if _, err := p.startCliTx(req, d, localOwner{onFinal: once.wrap(onFinal), desc: desc}); err != nil {
 		p.stats.sendFailures.Add(1)
-		return nil, fmt.Errorf("tm: %s to %s: %w", req.Method, h.addr(), err)
+		return fmt.Errorf("tm: %s: %w", desc, err)
 	}
 	p.stats.localRequests.Add(1)
-	p.stats.uacTransactions.Add(1)
-	defer tx.Terminate()
-	for {
-		select {
-		case res := <-tx.Responses():
-			p.stats.receivedReplies.Add(1)
-			if res.StatusCode >= 200 {
-				return res, nil
-			}
-		case <-tx.Done():
-			err := tx.Err()
-			if err == nil {
-				err = sip.ErrTransactionTerminated
-			}
-			return nil, fmt.Errorf("tm: %s to %s: %w", req.Method, h.addr(), err)
-		case <-ctx.Done():
-			return nil, fmt.Errorf("tm: %s to %s: no final reply: %w", req.Method, h.addr(), ctx.Err())
+	return nil
+}
+
+// onceFinal makes sure a callback runs once: a transport error after the
+// final reply must not call it again.
+type onceFinal struct{ done atomic.Bool }
+
+func (o *onceFinal) wrap(f func(*sip.Response, error)) func(*sip.Response, error) {
+	return func(res *sip.Response, err error) {
+		if o.done.Swap(true) {
+			return
 		}
+		f(res, err)
+	}
+}
+
+// SendRequest is Send waiting for the final reply, or for ctx or
+// LocalTimeout to end (an error wrapping context.DeadlineExceeded).
+func (p *Proxy) SendRequest(ctx context.Context, req *sip.Request, dst string) (*sip.Response, error) {
+	type result struct {
+		res *sip.Response
+		err error
+	}
+	ch := make(chan result, 1)
+	if err := p.Send(req, dst, func(res *sip.Response, err error) { ch <- result{res, err} }); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.LocalTimeout)
+	defer cancel()
+	select {
+	case r := <-ch:
+		return r.res, r.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("tm: %s: no final reply: %w", req.Method, ctx.Err())
 	}
 }
 

@@ -139,7 +139,8 @@ func TestIssue10_ObserverOutcomes(t *testing.T) {
 			b.Reply(b.Request(sip.CANCEL), 200, "")
 			a.Reply(ia, 487, "a")
 			b.Reply(ib, 487, "b")
-		}, Outcome{Kind: Cancelled, Code: 487, Branch: -1, Local: true}},
+			uac.Response(487)
+		}, Outcome{Kind: Cancelled, Code: 487, Branch: 0}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

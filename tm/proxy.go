@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -14,16 +15,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/imsdlg/imsdlg/tm/transport"
+	"github.com/imsdlg/imsdlg/tm/txn"
+	"github.com/imsdlg/imsdlg/tm/wheel"
 )
-
-// dialTimeout bounds connection set-up for one outgoing message, so a dead
-// TCP peer cannot hold a branch longer than a transaction would wait.
-const dialTimeout = 5 * time.Second
-
-// udpReadBuffer is the socket buffer asked for on UDP listeners.
-const udpReadBuffer = 4 << 20
 
 // Options configure a Proxy.
 type Options struct {
@@ -38,9 +35,14 @@ type Options struct {
 	// Supported lists the option tags accepted in Proxy-Require (§16.3 step 5).
 	Supported []string
 	Logger    *slog.Logger
-	Clock     Clock
-	// UserAgent names the proxy in the UAs sipgo builds (default "imsdlg").
-	UserAgent string
+	// Clock runs every timer of the proxy: the branches' fr_timeout and
+	// fr_inv_timeout and the RFC 3261 §17 timers of the transactions.
+	// Default: a timer wheel of 10 ms ticks driven by the proxy.
+	Clock Clock
+	// Transport tunes the UDP and TCP layer (sockets per address, TCP
+	// limits); its Handler, Parser, Logger and MaxMessageSize are the
+	// proxy's.
+	Transport transport.Options
 }
 
 // hook is one hook with the name of the module it came from, for the log
@@ -50,7 +52,9 @@ type hook[T any] struct {
 	h      T
 }
 
-// Proxy is a transaction-stateful forking SIP proxy on sipgo.
+// Proxy is a transaction-stateful forking SIP proxy. It owns its
+// transports (package transport) and its transactions (package txn); sipgo
+// is its message model and parser.
 type Proxy struct {
 	cfg       Config
 	router    Router // the whole chain: every module's middleware around Options.Router
@@ -61,21 +65,27 @@ type Proxy struct {
 	supported []string
 	log       *slog.Logger
 	clock     Clock
+	timers    txn.Timers
 
-	ua     *sipgo.UserAgent
-	tp     *sip.TransportLayer
-	txl    *sip.TransactionLayer
 	parser *sip.Parser
+	tp     *transport.Transport
+	srvTxs *txTable[*srvTx]
+	cliTxs *txTable[*cliTx]
 
 	listeners atomic.Pointer[[]*listener]
 	lmu       sync.Mutex // serialises Listen
 	invites   *inviteTable
+	dns       resolver
 	stats     Stats
-	nextID    atomic.Uint64
-	closed    atomic.Bool
-	draining  atomic.Bool
-	wg        sync.WaitGroup
-	// stop ends the local requests in flight when the proxy closes.
+	// parseFailures and rejects log what peers send wrong, summarised.
+	parseFailures logSummary
+	rejects       logSummary
+	nextID        atomic.Uint64
+	closed        atomic.Bool
+	draining      atomic.Bool
+	wg            sync.WaitGroup
+	// stop ends the wheel and the local requests in flight when the proxy
+	// closes.
 	stop    context.Context
 	stopped context.CancelFunc
 }
@@ -86,14 +96,7 @@ type listener struct {
 	host      string // advertised in Via and Record-Route
 	port      int
 	ip        net.IP
-	laddr     sip.Addr // UDP: makes sipgo send from this socket
-	pc        net.PacketConn
-	ln        net.Listener
-}
-
-// Listener describes one socket the proxy serves.
-type Listener struct {
-	Network, Addr, Advertise string
+	addr      netip.AddrPort // bound
 }
 
 // New builds a proxy. It does not listen yet: call Listen.
@@ -111,13 +114,14 @@ func New(o Options) (*Proxy, error) {
 		log:       o.Logger,
 		clock:     o.Clock,
 		invites:   newInviteTable(),
+		srvTxs:    newTxTable[*srvTx](),
+		cliTxs:    newTxTable[*cliTx](),
 	}
+	p.parseFailures.msg = "messages that do not parse (answered 400)"
+	p.rejects.msg = "requests refused by validation"
 	p.stop, p.stopped = context.WithCancel(context.Background())
 	if p.log == nil {
 		p.log = slog.Default()
-	}
-	if p.clock == nil {
-		p.clock = realClock{}
 	}
 	for i := len(o.Modules) - 1; i >= 0; i-- {
 		if mw := o.Modules[i].Middleware; mw != nil {
@@ -144,59 +148,59 @@ func New(o Options) (*Proxy, error) {
 			p.observers = append(p.observers, hook[Observer]{name, m.Observer})
 		}
 	}
-	name := o.UserAgent
-	if name == "" {
-		name = "imsdlg"
+	c := p.cfg
+	// fr_timeout, not Timer B/F, decides when a branch gives up: the
+	// transaction timers wait a little longer.
+	p.timers = txn.Timers{T1: c.T1, T2: c.T2, T4: c.T4, TimerB: c.FrTimeout + c.T1, TimerF: c.FrTimeout + c.T1,
+		TimerD: c.WtTimer}.WithDefaults()
+	if p.clock == nil {
+		w := wheel.New(10*time.Millisecond, 4096)
+		p.clock = w
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			_ = w.Run(p.stop)
+		}()
 	}
 	p.parser = sip.NewParser()
-	p.parser.MaxMessageLength = p.cfg.MaxMessageSize
-	sipLog := p.log.With("component", "sipgo")
-	ua, err := sipgo.NewUA(
-		sipgo.WithUserAgent(name),
-		sipgo.WithUserAgentParser(p.parser),
-		sipgo.WithUserAgentTransportLayerOptions(
-			sip.WithTransportLayerLogger(sipLog),
-			sip.WithTransportLayerReadFilter(p.readFilter),
-		),
-		sipgo.WithUserAgentTransactionLayerOptions(
-			sip.WithTransactionLayerLogger(sipLog),
-			sip.WithTransactionLayerUnhandledResponseHandler(p.onStrayResponse),
-		),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("tm: sipgo user agent: %w", err)
+	p.parser.MaxMessageLength = c.MaxMessageSize
+	to := o.Transport
+	to.Handler = p.onMessage
+	to.Parser = p.parser
+	to.Logger = p.log.With("component", "transport")
+	to.MaxMessageSize = c.MaxMessageSize
+	if to.UDPReadBuffer == 0 {
+		// One reader drains a socket; a burst must wait in the kernel
+		// rather than be dropped (the kernel caps this at rmem_max).
+		to.UDPReadBuffer, to.UDPWriteBuffer = udpReadBuffer, udpReadBuffer
 	}
-	p.ua = ua
-	p.tp = ua.TransportLayer()
-	p.txl = ua.TransactionLayer()
-	p.txl.OnRequest(p.onRequest)
+	userDown := to.OnListenerDown
+	to.OnListenerDown = func(tr string, addr netip.AddrPort, err error) {
+		p.log.Error("listener stopped", "transport", tr, "addr", addr.String(), "error", err)
+		if userDown != nil {
+			userDown(tr, addr, err)
+		}
+	}
+	tp, err := transport.New(to)
+	if err != nil {
+		p.stopped()
+		p.wg.Wait()
+		return nil, fmt.Errorf("tm: transport: %w", err)
+	}
+	p.tp = tp
 	empty := []*listener{}
 	p.listeners.Store(&empty)
 	return p, nil
 }
 
-// ApplyGlobalTimers sets sipgo's process-wide transaction timers from cfg.
-// sipgo keeps them in package variables, so only the daemon's main calls
-// this, once, before any proxy starts.
-func ApplyGlobalTimers(cfg Config) {
-	sip.SetTimers(cfg.T1, cfg.T2, cfg.T4)
-	// wt_timer stands for the wait states of completed transactions
-	// (Timer D for INVITE clients, Timer J for non-INVITE servers).
-	sip.Timer_D = cfg.WtTimer
-	sip.Timer_J = cfg.WtTimer
-	// fr_timeout, not Timer B/F, decides when a branch gives up; keep
-	// sipgo's own timers from firing first.
-	if b := cfg.FrTimeout + cfg.T1; b > sip.Timer_B {
-		sip.Timer_B = b
-		sip.Timer_F = b
-	}
-	// Requests above UDPMaxSize are moved to TCP by tm itself; responses
-	// must go back the way the request came, so sipgo must not refuse them.
-	sip.UDPMTUSize = cfg.MaxMessageSize + 200
-}
+// udpReadBuffer is the socket buffer asked for on UDP sockets.
+const udpReadBuffer = 4 << 20
 
 // Stats returns the live counters.
 func (p *Proxy) Stats() *Stats { return &p.stats }
+
+// TransportStats returns the counters of the transport layer.
+func (p *Proxy) TransportStats() *transport.Stats { return p.tp.Stats() }
 
 // Config returns the configuration the proxy runs with.
 func (p *Proxy) Config() Config { return p.cfg }
@@ -220,43 +224,28 @@ func (p *Proxy) Listen(network, addr, advertise string) (net.Addr, error) {
 	if ip.IsUnspecified() && advertise == "" {
 		return nil, fmt.Errorf("listen %s:%s: a wildcard address needs an advertised address (advertise)", network, addr)
 	}
-	fam := "4"
-	if ip.To4() == nil {
-		fam = "6"
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s:%s: %w", network, addr, err)
 	}
 	l := &listener{network: network, transport: strings.ToUpper(network), ip: ip}
 	switch network {
 	case "udp":
-		pc, err := net.ListenPacket("udp"+fam, addr)
-		if err != nil {
-			return nil, fmt.Errorf("listen udp:%s: %w", addr, err)
-		}
-		if uc, ok := pc.(*net.UDPConn); ok {
-			// One reader drains the socket; a burst must wait in the kernel
-			// rather than be dropped (the kernel caps this at rmem_max).
-			uc.SetReadBuffer(udpReadBuffer)
-			uc.SetWriteBuffer(udpReadBuffer)
-		}
-		l.pc = pc
-		ua := pc.LocalAddr().(*net.UDPAddr)
-		l.port = ua.Port
-		l.laddr = sip.Addr{IP: ua.IP, Port: ua.Port}
+		l.addr, err = p.tp.ListenUDP(ap)
 	case "tcp":
-		ln, err := net.Listen("tcp"+fam, addr)
-		if err != nil {
-			return nil, fmt.Errorf("listen tcp:%s: %w", addr, err)
-		}
-		l.ln = ln
-		l.port = ln.Addr().(*net.TCPAddr).Port
+		l.addr, err = p.tp.ListenTCP(ap)
 	default:
 		return nil, fmt.Errorf("listen %s:%s: transport %q is not supported (udp, tcp)", network, addr, network)
 	}
+	if err != nil {
+		return nil, fmt.Errorf("listen %s:%s: %w", network, addr, err)
+	}
+	l.port = int(l.addr.Port())
 	l.host = ip.String()
 	if advertise != "" {
 		if h, ps, err := net.SplitHostPort(advertise); err == nil {
 			n, perr := strconv.Atoi(ps)
 			if perr != nil || n <= 0 || n > 65535 {
-				l.close()
 				return nil, fmt.Errorf("listen %s:%s: bad advertised port in %q", network, addr, advertise)
 			}
 			l.host, l.port = strings.Trim(h, "[]"), n
@@ -269,44 +258,10 @@ func (p *Proxy) Listen(network, addr, advertise string) (net.Addr, error) {
 	next := append(append([]*listener{}, old...), l)
 	p.listeners.Store(&next)
 	p.lmu.Unlock()
-
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		var err error
-		if l.pc != nil {
-			err = p.tp.ServeUDP(l.pc)
-		} else {
-			err = p.tp.ServeTCP(l.ln)
-		}
-		if err != nil && !p.closed.Load() && !errors.Is(err, net.ErrClosed) {
-			p.log.Error("listener stopped", "network", network, "addr", addr, "error", err)
-		}
-	}()
-	if l.pc != nil {
-		// sipgo registers the socket for sending only once its read loop
-		// runs; wait for that so our first branch leaves from this socket.
-		key := l.pc.LocalAddr().String()
-		for i := 0; i < 1000; i++ {
-			if c, err := p.tp.GetConnection("udp", key); err == nil && c != nil {
-				break
-			}
-			time.Sleep(time.Millisecond)
-		}
+	if network == "udp" {
+		return net.UDPAddrFromAddrPort(l.addr), nil
 	}
-	if l.pc != nil {
-		return l.pc.LocalAddr(), nil
-	}
-	return l.ln.Addr(), nil
-}
-
-func (l *listener) close() {
-	if l.pc != nil {
-		l.pc.Close()
-	}
-	if l.ln != nil {
-		l.ln.Close()
-	}
+	return net.TCPAddrFromAddrPort(l.addr), nil
 }
 
 // Close stops the listeners and every transaction.
@@ -315,10 +270,7 @@ func (p *Proxy) Close() error {
 		return nil
 	}
 	p.stopped()
-	for _, l := range *p.listeners.Load() {
-		l.close()
-	}
-	err := p.ua.Close()
+	err := p.tp.Close()
 	p.wg.Wait()
 	return err
 }
@@ -397,44 +349,185 @@ func newVia(l *listener, transport, branch string) *sip.ViaHeader {
 	return v
 }
 
-// route addresses a request to hop h through listener l: transport,
-// destination and, for UDP, the socket sipgo must send from.
-func route(req *sip.Request, h hop, l *listener) {
-	req.SetTransport(h.transport)
-	req.SetDestination(h.addr())
-	if h.transport == "UDP" && l != nil && l.pc != nil {
-		req.Laddr = l.laddr
-	} else {
-		req.Laddr = sip.Addr{}
+// send hands a message's bytes to the transport; errors are counted.
+func (p *Proxy) send(data []byte, dst transport.Dest) error {
+	if err := p.tp.Send(data, dst); err != nil {
+		p.stats.sendFailures.Add(1)
+		return err
 	}
+	return nil
 }
 
-// upstreamAddr is where responses to a received request go (RFC 3261
-// §18.2.2 with RFC 3581): the source IP, and the source port when the
-// client asked for rport, else the Via port.
-func upstreamAddr(req *sip.Request) string {
-	src := req.Source()
+// destOf is where a request to hop h leaves through listener l: the hop's
+// address (resolved when it is a name), from l's socket.
+func (p *Proxy) destOf(h hop, l *listener) (transport.Dest, error) {
+	addr, err := p.dns.addr(p.stop, h.host, h.port)
+	if err != nil {
+		return transport.Dest{}, err
+	}
+	d := transport.Dest{Transport: h.transport, Addr: addr}
+	if l != nil {
+		d.Local = l.addr
+	}
+	return d, nil
+}
+
+// responseDest is where the responses to a request go (RFC 3261 §18.2.2
+// with RFC 3581): back on its connection, or to its source address, with
+// the source port when the client asked for rport (or over a connection),
+// else the Via's sent-by port. Never to a host read from the Via.
+func responseDest(req *sip.Request, m *transport.Message) transport.Dest {
+	d := transport.Dest{Transport: m.Transport, Addr: m.Remote, Conn: m.Conn, Local: m.Local}
+	if m.Transport == transport.UDP {
+		if via := req.Via(); via != nil {
+			if _, rport := Param(via.Params, "rport"); !rport {
+				port := via.Port
+				if port == 0 {
+					port = 5060
+				}
+				d.Addr = netip.AddrPortFrom(m.Remote.Addr(), uint16(port))
+			}
+		}
+	}
+	return d
+}
+
+// stampVia writes received and rport into the top Via of a request as
+// received (RFC 3261 §18.2.1, RFC 3581 §4), so that the responses that come
+// back through us go where the request came from without any name lookup.
+func stampVia(req *sip.Request, src netip.AddrPort) {
 	via := req.Via()
 	if via == nil {
-		return src
+		return
 	}
-	host, sport, err := net.SplitHostPort(src)
-	if err != nil {
-		return src
+	ip := src.Addr().String()
+	if !strings.EqualFold(trimBrackets(via.Host), ip) {
+		via.Params = setParam(via.Params, "received", ip)
 	}
-	if _, ok := via.Params.Get("rport"); ok || sip.IsReliable(req.Transport()) {
-		return net.JoinHostPort(host, sport)
+	if _, ok := Param(via.Params, "rport"); ok {
+		via.Params = setParam(via.Params, "rport", strconv.Itoa(int(src.Port())))
 	}
-	port := via.Port
-	if port == 0 {
-		port = 5060
-	}
-	return net.JoinHostPort(host, strconv.Itoa(port))
 }
 
-// onRequest is sipgo's entry for every request that opened a server
-// transaction (and for ACK/CANCEL that matched none).
-func (p *Proxy) onRequest(req *sip.Request, srv *sip.ServerTx) {
+func setParam(p sip.HeaderParams, k, v string) sip.HeaderParams {
+	for i := range p {
+		if strings.EqualFold(strings.TrimSpace(p[i].K), k) {
+			p[i].V = v
+			return p
+		}
+	}
+	return append(p, sip.HeaderKV{K: k, V: v})
+}
+
+var sipVersionPrefix = []byte("SIP/")
+
+// onMessage is the transport's handler: every message read, on the
+// goroutine that read it.
+func (p *Proxy) onMessage(m transport.Message) {
+	if m.Err != nil {
+		p.onBadMessage(&m)
+		return
+	}
+	switch msg := m.Msg.(type) {
+	case *sip.Request:
+		p.onRequest(msg, &m)
+	case *sip.Response:
+		p.onResponse(msg)
+	}
+}
+
+// onBadMessage answers a request whose bytes did not parse (§16.3 step 1,
+// §18.3): 400 with a reason naming what is wrong, 513 when too large, 416
+// for a Request-URI scheme we do not handle. Responses are dropped. The
+// answer goes where the bytes came from, on their connection.
+func (p *Proxy) onBadMessage(m *transport.Message) {
+	p.parseFailures.observe(p.log, m.Remote.String(), m.Err)
+	if bytes.HasPrefix(m.Raw, sipVersionPrefix) {
+		return
+	}
+	code, reason := DiagnoseParseFailure(m.Raw, m.Err)
+	p.rawAnswer(m, code, reason)
+}
+
+func (p *Proxy) rawAnswer(m *transport.Message, code int, reason string) {
+	p.stats.rejected.Add(1)
+	out := RawReply(m.Raw, code, reason)
+	if out == nil {
+		return
+	}
+	dst := transport.Dest{Transport: m.Transport, Addr: m.Remote, Conn: m.Conn, Local: m.Local}
+	if m.Transport == transport.UDP {
+		if a, err := netip.ParseAddrPort(RawReplyDestination(m.Raw, m.Remote.String())); err == nil {
+			dst.Addr = a
+		}
+	}
+	if p.send(out, dst) == nil {
+		p.stats.localReplies[class(code)].Add(1)
+	}
+}
+
+// onRequest is the entry of every request that parsed.
+func (p *Proxy) onRequest(req *sip.Request, m *transport.Message) {
+	// RFC 3261 §7.1: methods are case-sensitive; sipgo upper-cases the
+	// request line's, which would then differ from the CSeq's.
+	fixMethodCase(req, m.Raw)
+	f, ok := requestFields(req)
+	if !ok {
+		if !req.IsAck() {
+			p.reject(req, m, nil, &Rejection{Code: 400, Reason: "Bad Request - missing Via or CSeq header"})
+		}
+		return
+	}
+	keyBuf := txn.AppendServerKey(make([]byte, 0, 96), &f)
+	if s, ok := p.srvTxs.get(keyBuf); ok {
+		// A retransmission (or the ACK of a non-2xx final, or a CANCEL
+		// retransmitted) of a transaction we have.
+		if req.IsAck() {
+			if s.step(txn.Event{Kind: txn.EvRecvACK}).passACK {
+				// RFC 6026: the ACK of a 2xx an RFC 2543 UA sent with the
+				// INVITE's branch; it goes on like any ACK of a 2xx.
+				p.handleAck(req, m)
+			}
+			return
+		}
+		p.stats.retransAbsorbed.Add(1)
+		s.step(txn.Event{Kind: txn.EvRecvRequest})
+		return
+	}
+	stampVia(req, m.Remote)
+	switch req.Method {
+	case sip.ACK:
+		// An ACK that matches no transaction is the ACK of a 2xx: a
+		// transaction of its own, relayed statelessly (§16.11).
+		p.handleAck(req, m)
+		return
+	case sip.CANCEL:
+		p.handleCancel(req, m, &f, string(keyBuf))
+		return
+	}
+	s, added := p.newSrvTx(string(keyBuf), req, responseDest(req, m), m.Transport == transport.TCP)
+	if !added {
+		// A retransmission raced the first copy in.
+		s.step(txn.Event{Kind: txn.EvRecvRequest})
+		return
+	}
+	p.serveRequest(req, m, s)
+}
+
+// fixMethodCase restores the method of the request line as it was written
+// when the parser changed its case.
+func fixMethodCase(req *sip.Request, raw []byte) {
+	sp := bytes.IndexByte(raw, ' ')
+	if sp <= 0 || sp > 32 {
+		return
+	}
+	if tok := raw[:sp]; string(tok) != string(req.Method) && strings.EqualFold(string(tok), string(req.Method)) {
+		req.Method = sip.RequestMethod(tok)
+	}
+}
+
+// serveRequest runs a new request that opened server transaction s.
+func (p *Proxy) serveRequest(req *sip.Request, m *transport.Message, s *srvTx) {
 	var t *Transaction
 	defer func() {
 		// A bug in a router or hook must cost one request, not the
@@ -442,49 +535,40 @@ func (p *Proxy) onRequest(req *sip.Request, srv *sip.ServerTx) {
 		if r := recover(); r != nil {
 			p.log.Error("panic while handling a request", "callid", callID(req), "method", string(req.Method),
 				"panic", r, "stack", string(debug.Stack()))
-			switch {
-			case t != nil:
+			if t != nil {
 				t.Reply(500, "Server Internal Error")
-			case !req.IsAck() && srv.Err() == nil:
-				p.replyOn(srv, req, 500, "Server Internal Error")
+			} else {
+				p.replyLocal(s, req, 500, "Server Internal Error")
 			}
 		}
 	}()
-	switch req.Method {
-	case sip.ACK:
-		// An ACK for a 2xx is its own transaction in sipgo; it needs no
-		// state here: forward it and forget (§16.11).
-		srv.Terminate()
-		p.handleAck(req)
-		return
-	case sip.CANCEL:
-		p.handleCancel(req, srv)
+	if reason := RawHeaderProblem(m.Raw); reason != "" {
+		p.reject(req, m, s, &Rejection{Code: 400, Reason: reason})
 		return
 	}
-	p.stats.uasTransactions.Add(1)
 	if rej := ValidateRequest(req, p.supported); rej != nil {
-		p.reject(req, srv, rej)
+		p.reject(req, m, s, rej)
 		return
 	}
 	if p.draining.Load() && !hasToTag(req) {
 		// Stopping: calls in progress go on, new ones go elsewhere.
-		p.reject(req, srv, &Rejection{Code: 503, Reason: "Service Unavailable - shutting down"})
+		p.reject(req, m, s, &Rejection{Code: 503, Reason: "Service Unavailable - shutting down"})
 		return
 	}
 	lh := LoopHash(req)
 	if IsLoop(req, lh, p.IsOurVia) {
-		p.reject(req, srv, &Rejection{Code: 482, Reason: "Loop Detected"})
+		p.reject(req, m, s, &Rejection{Code: 482, Reason: "Loop Detected"})
 		return
 	}
-	t = p.newTransaction(req, srv, lh)
+	t = p.newTransaction(req, m, s, lh)
 	if t == nil {
 		return
 	}
 	consumed, params := p.preprocessRoute(t.req)
 	r := &Request{
 		Request:       t.req,
-		Source:        req.Source(),
-		Transport:     req.Transport(),
+		Source:        m.Remote.String(),
+		Transport:     m.Transport,
 		Initial:       !hasToTag(req),
 		RouteConsumed: consumed,
 		RouteParams:   params,
@@ -502,17 +586,32 @@ func hasToTag(req *sip.Request) bool {
 	return to != nil && Tag(to.Params) != ""
 }
 
-// reject answers a request that failed validation.
-func (p *Proxy) reject(req *sip.Request, srv *sip.ServerTx, rej *Rejection) {
+// reply answers a request locally on its server transaction.
+func (p *Proxy) replyLocal(s *srvTx, req *sip.Request, code int, reason string, hdrs ...sip.Header) {
+	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	for _, h := range hdrs {
+		res.AppendHeader(h)
+	}
+	if s.respond(res) {
+		p.stats.localReplies[class(code)].Add(1)
+	}
+}
+
+// reject answers a request that failed validation. Without a transaction
+// (s nil: an unusable Via or CSeq) the answer is stateless.
+func (p *Proxy) reject(req *sip.Request, m *transport.Message, s *srvTx, rej *Rejection) {
 	p.stats.rejected.Add(1)
 	res := sip.NewResponseFromRequest(req, rej.Code, rej.Reason, nil)
 	if len(rej.Unsupported) > 0 {
 		res.AppendHeader(sip.NewHeader("Unsupported", strings.Join(rej.Unsupported, ", ")))
 	}
-	p.log.Info("request rejected", "callid", callID(req), "method", string(req.Method),
-		"code", rej.Code, "reason", rej.Reason, "source", req.Source())
-	if err := srv.Respond(res); err != nil {
-		p.log.Warn("sending rejection failed", "callid", callID(req), "error", err)
+	p.rejects.observe(p.log, m.Remote.String(), errors.New(rej.Reason))
+	p.log.Debug("request rejected", "callid", callID(req), "method", string(req.Method),
+		"code", rej.Code, "reason", rej.Reason, "source", m.Remote.String())
+	if s != nil {
+		s.respond(res)
+	} else {
+		p.send([]byte(res.String()), responseDest(req, m))
 	}
 	p.stats.localReplies[class(rej.Code)].Add(1)
 	p.stats.finalClass[class(rej.Code)].Add(1)
@@ -525,9 +624,9 @@ func callID(m sip.Message) string {
 	return ""
 }
 
-// handleAck relays an ACK for a 2xx (or any ACK that matched no server
-// transaction) statelessly along its route set.
-func (p *Proxy) handleAck(req *sip.Request) {
+// handleAck relays an ACK for a 2xx statelessly along its route set
+// (§16.11).
+func (p *Proxy) handleAck(req *sip.Request, m *transport.Message) {
 	if rej := ValidateRequest(req, p.supported); rej != nil {
 		p.log.Debug("ACK dropped", "callid", callID(req), "reason", rej.Reason)
 		return
@@ -538,7 +637,7 @@ func (p *Proxy) handleAck(req *sip.Request) {
 		return
 	}
 	consumed, params := p.preprocessRoute(req)
-	r := &Request{Request: req, Source: req.Source(), Transport: req.Transport(),
+	r := &Request{Request: req, Source: m.Remote.String(), Transport: m.Transport,
 		Initial: !hasToTag(req), RouteConsumed: consumed, RouteParams: params, Sender: p}
 	d := p.router.Route(r)
 	if d.Kind != Relay {
@@ -571,55 +670,71 @@ func (p *Proxy) forwardStateless(req *sip.Request, loopHash, dst string) error {
 		return fmt.Errorf("no %s listener to send from", h.transport)
 	}
 	req.PrependHeader(newVia(l, h.transport, branch))
-	route(req, h, l)
-	if err := p.tp.WriteMsg(req); err != nil {
-		p.stats.sendFailures.Add(1)
+	d, err := p.destOf(h, l)
+	if err != nil {
+		return err
+	}
+	if err := p.send([]byte(req.String()), d); err != nil {
 		return err
 	}
 	p.stats.statelessFwd.Add(1)
 	return nil
 }
 
-// handleCancel deals with a CANCEL sipgo could not match to an INVITE
-// server transaction: either the INVITE is already answered, or the CANCEL
-// overtook it and is held for CancelWait, or it matches nothing (481).
-func (p *Proxy) handleCancel(req *sip.Request, srv *sip.ServerTx) {
+// handleCancel answers a CANCEL (§9.2, §16.10): 200 on a transaction of
+// its own, and the INVITE it names cancels its branches; the INVITE's final
+// reply then comes from them. A CANCEL that finds no INVITE is held for
+// CancelWait (it may have overtaken it), then answered 481.
+func (p *Proxy) handleCancel(req *sip.Request, m *transport.Message, f *txn.RequestFields, key string) {
 	p.stats.cancelsReceived.Add(1)
-	key := inviteKey(req)
-	if key == "" {
-		p.reject(req, srv, &Rejection{Code: 400, Reason: "Bad Request - CANCEL without Via branch"})
+	if f.Branch == "" {
+		p.reject(req, m, nil, &Rejection{Code: 400, Reason: "Bad Request - CANCEL without Via branch"})
 		return
 	}
-	h := &heldCancel{req: req, srv: srv}
-	t := p.invites.holdCancel(key, h, func() {
+	s, added := p.newSrvTx(key, req, responseDest(req, m), m.Transport == transport.TCP)
+	if !added {
+		s.step(txn.Event{Kind: txn.EvRecvRequest})
+		return
+	}
+	target := string(txn.AppendCancelTargetKey(nil, f))
+	reason := ""
+	if h := req.GetHeader("Reason"); h != nil {
+		reason = h.Value()
+	}
+	h := &heldCancel{req: req, srv: s, reason: reason}
+	t := p.invites.holdCancel(target, h, func() {
 		h.timer = p.clock.AfterFunc(p.cfg.CancelWait, func() {
-			if p.invites.releaseCancel(key, h) {
-				p.replyOn(srv, req, 481, "Call/Transaction Does Not Exist")
+			if p.invites.releaseCancel(target, h) {
+				p.replyLocal(s, req, 481, "Call/Transaction Does Not Exist")
 			}
 		})
 	})
-	if t != nil {
-		// sipgo found no server transaction although the INVITE is ours:
-		// it already has its final reply; the CANCEL has no effect (§9.2).
-		p.replyOn(srv, req, 200, "OK")
+	if t == nil {
+		return // held
 	}
+	p.replyLocal(s, req, 200, "OK")
+	t.upstreamCancel(reason)
 }
 
-func (p *Proxy) replyOn(srv *sip.ServerTx, req *sip.Request, code int, reason string) {
-	res := sip.NewResponseFromRequest(req, code, reason, nil)
-	if err := srv.Respond(res); err != nil {
-		p.log.Info("reply failed", "callid", callID(req), "code", code, "error", err)
+// onResponse matches a response to its client transaction (§17.1.3); one
+// that matches none is relayed statelessly when it carries our Via (§16.7
+// step 3 with §16.11): typically a 2xx retransmission after its
+// transaction ended.
+func (p *Proxy) onResponse(res *sip.Response) {
+	via := res.Via()
+	cseq := res.CSeq()
+	if via == nil || cseq == nil {
 		return
 	}
-	p.stats.localReplies[class(code)].Add(1)
-}
-
-// onStrayResponse forwards a response that matches no client transaction
-// (§16.7 step 3 with §16.11): typically a 2xx retransmission after the
-// client transaction ended. Responses not carrying our Via are dropped.
-func (p *Proxy) onStrayResponse(res *sip.Response) {
-	top := res.Via()
-	if top == nil || !p.IsOurVia(top) {
+	branch, _ := Param(via.Params, "branch")
+	var buf [96]byte
+	key := txn.AppendClientKey(buf[:0], branch, string(cseq.MethodName))
+	if c, ok := p.cliTxs.get(key); ok {
+		p.stats.receivedReplies.Add(1)
+		c.step(txn.Event{Kind: txn.EvRecvResponse, Code: res.StatusCode}, res)
+		return
+	}
+	if !p.IsOurVia(via) {
 		return
 	}
 	up := forwardCopy(res)
@@ -627,12 +742,14 @@ func (p *Proxy) onStrayResponse(res *sip.Response) {
 	if next == nil {
 		return
 	}
-	up.SetDestination(viaDestination(next))
-	if err := p.tp.WriteMsg(up); err != nil {
+	dst, err := viaDest(next)
+	if err != nil {
 		p.log.Debug("stray response not forwarded", "callid", callID(res), "error", err)
 		return
 	}
-	p.stats.statelessFwd.Add(1)
+	if p.send([]byte(up.String()), dst) == nil {
+		p.stats.statelessFwd.Add(1)
+	}
 }
 
 // viaDestination is where a response goes by its top Via (RFC 3261
@@ -672,61 +789,19 @@ func forwardCopy(res *sip.Response) *sip.Response {
 	return up
 }
 
-var sipVersionPrefix = []byte("SIP/")
-
-// readFilter sees every UDP datagram before sipgo parses it, to answer the
-// ones sipgo would silently drop: too large (513) or unparsable (400).
-func (p *Proxy) readFilter(props sip.TransportReadProps, data []byte) ([]byte, error) {
-	if props.Transport != "UDP" {
-		return data, nil
-	}
-	if len(data) > p.cfg.MaxMessageSize {
-		p.rawAnswer(props, data, 513, "Message Too Large")
-		return nil, nil
-	}
-	if bytes.HasPrefix(data, sipVersionPrefix) {
-		// A response is never answered: whatever sipgo makes of it, the
-		// extra parse would buy nothing.
-		return data, nil
-	}
-	if reason := RawHeaderProblem(data); reason != "" {
-		p.rawAnswer(props, data, 400, reason)
-		return nil, nil
-	}
-	if _, err := p.parser.ParseSIP(data); err != nil {
-		code, reason := DiagnoseParseFailure(data, err)
-		p.rawAnswer(props, data, code, reason)
-		return nil, nil
-	}
-	return data, nil
-}
-
-func (p *Proxy) rawAnswer(props sip.TransportReadProps, data []byte, code int, reason string) {
-	p.stats.rejected.Add(1)
-	src := props.RemoteAddr.String()
-	out := RawReply(data, code, reason)
-	p.log.Info("message refused before parsing", "source", src, "code", code, "reason", reason)
-	if out == nil {
-		return
-	}
-	var pc net.PacketConn
-	local := props.LocalAddr.String()
-	for _, l := range *p.listeners.Load() {
-		if l.pc != nil && l.pc.LocalAddr().String() == local {
-			pc = l.pc
-			break
-		}
-	}
-	if pc == nil {
-		return
-	}
-	dst, err := net.ResolveUDPAddr("udp", RawReplyDestination(data, src))
+// viaDest is the transport destination of viaDestination. It only takes
+// an IP address: the received parameter we stamped on the request stands
+// for a sent-by host name.
+func viaDest(v *sip.ViaHeader) (transport.Dest, error) {
+	a, err := netip.ParseAddrPort(viaDestination(v))
 	if err != nil {
-		return
+		return transport.Dest{}, fmt.Errorf("via %s: no received address to answer to", v.Value())
 	}
-	if _, err := pc.WriteTo(out, dst); err == nil {
-		p.stats.localReplies[class(code)].Add(1)
+	tp := strings.ToUpper(v.Transport)
+	if tp != transport.TCP {
+		tp = transport.UDP
 	}
+	return transport.Dest{Transport: tp, Addr: a}, nil
 }
 
 // Ready tells whether the proxy takes new requests: it listens and is not

@@ -217,6 +217,9 @@ func TestRFC3261_16_7_AllBranchesFailBestResponse(t *testing.T) {
 	}
 }
 
+// RFC 3261 §16.10 (issue 11 §1): the CANCEL gets 200 at once, the
+// branches are cancelled, and the final reply to the INVITE comes from
+// them (the branches' 487), not from an immediate local 487.
 func TestRFC3261_16_10_CallerCancelDuringRinging(t *testing.T) {
 	uac, a, b := siptest.NewUA(t), siptest.NewUA(t), siptest.NewUA(t)
 	p := startProxy(t, testCfg(), toUAs(a, b))
@@ -226,7 +229,12 @@ func TestRFC3261_16_10_CallerCancelDuringRinging(t *testing.T) {
 	a.Reply(ia, 180, "a")
 	uac.Response(180)
 	uac.Send(p.udp, uac.CancelFor(inv, `Reason: SIP ;cause=600 ;text="Busy Everywhere"`))
-	uac.Response(487)
+	okCancel := uac.Response(200)
+	assert.Equal(t, sip.CANCEL, okCancel.CSeq().MethodName)
+	uac.Quiet(50*time.Millisecond, "a 487 before the branches answered", func(m sip.Message) bool {
+		r, ok := m.(*sip.Response)
+		return ok && r.StatusCode == 487
+	})
 
 	ca := a.Request(sip.CANCEL)
 	assert.Equal(t, `SIP ;cause=600 ;text="Busy Everywhere"`, ca.GetHeader("Reason").Value(),
@@ -240,6 +248,8 @@ func TestRFC3261_16_10_CallerCancelDuringRinging(t *testing.T) {
 	cb := b.Request(sip.CANCEL)
 	b.Reply(cb, 200, "")
 	b.Reply(ib, 487, "b")
+	final := uac.Response(487)
+	assert.Contains(t, final.To().Value(), "tag=", "the 487 of a branch, relayed")
 	uac.Quiet(50*time.Millisecond, "180 after CANCEL", func(m sip.Message) bool {
 		r, ok := m.(*sip.Response)
 		return ok && r.StatusCode == 180 && strings.Contains(r.To().Value(), "tag=b")
@@ -512,11 +522,13 @@ func TestRFC3261_9_1_CancelledBranchWithoutFinalIsReleased(t *testing.T) {
 	uas.Reply(got, 180, "x")
 	uac.Response(180)
 	uac.Send(p.udp, uac.CancelFor(inv))
-	uac.Response(487)
+	uac.Response(200)
 	c := uas.Request(sip.CANCEL)
 	uas.Reply(c, 200, "") // but no 487 for the INVITE, ever
 	assert.Equal(t, int64(1), p.Stats().inuse.Load())
 	p.clock.Advance(64 * p.cfg.T1)
+	// §16.10: no branch answered in time: the 487 is ours.
+	assert.Equal(t, 487, uac.Response(487).StatusCode)
 	waitInuse(t, p, 0)
 }
 
@@ -681,24 +693,22 @@ func TestTM_InjectBranchesOverSockets(t *testing.T) {
 	assert.ErrorIs(t, tx.InjectBranches(Target{}), ErrFinalSent)
 }
 
-func TestTM_ApplyGlobalTimers(t *testing.T) {
-	saved := []time.Duration{sip.T1, sip.T2, sip.T4, sip.Timer_B, sip.Timer_D, sip.Timer_F, sip.Timer_J}
-	savedMTU := sip.UDPMTUSize
-	defer func() {
-		sip.SetTimers(saved[0], saved[1], saved[2])
-		sip.Timer_B, sip.Timer_D, sip.Timer_F, sip.Timer_J = saved[3], saved[4], saved[5], saved[6]
-		sip.UDPMTUSize = savedMTU
-	}()
+// The RFC 3261 §17 timers come from the config, not from constants:
+// T1/T2/T4 and wt_timer, with Timer B/F above fr_timeout so that
+// fr_timeout decides when a branch gives up.
+func TestTM_TransactionTimersFromConfig(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.T1, cfg.T2, cfg.T4 = 250*time.Millisecond, 2*time.Second, 3*time.Second
 	cfg.WtTimer = 7 * time.Second
 	cfg.FrTimeout = 60 * time.Second
-	ApplyGlobalTimers(cfg)
-	assert.Equal(t, 250*time.Millisecond, sip.T1)
-	assert.Equal(t, 2*time.Second, sip.T2)
-	assert.Equal(t, 7*time.Second, sip.Timer_D, "wt_timer")
-	assert.Equal(t, 60*time.Second+250*time.Millisecond, sip.Timer_B, "fr_timeout decides, not Timer B")
-	assert.Equal(t, cfg.MaxMessageSize+200, sip.UDPMTUSize)
+	p, err := New(Options{Config: cfg, Router: toUAs(), Clock: siptest.NewClock()})
+	require.NoError(t, err)
+	defer p.Close()
+	assert.Equal(t, 250*time.Millisecond, p.timers.T1)
+	assert.Equal(t, 2*time.Second, p.timers.T2)
+	assert.Equal(t, 3*time.Second, p.timers.T4)
+	assert.Equal(t, 7*time.Second, p.timers.TimerD, "wt_timer")
+	assert.Equal(t, 60*time.Second+250*time.Millisecond, p.timers.TimerB, "fr_timeout decides, not Timer B")
 }
 
 // A stopping proxy refuses new calls with 503 (so the caller fails over)

@@ -421,17 +421,24 @@ func (c *respCtx) onBranchFailed(out []action, i int, code int) []action {
 	return c.checkCompletion(out)
 }
 
+// onUpstreamCancel: the caller cancelled (§16.10). The CANCEL itself is
+// answered by the driver; here every pending branch is cancelled, and the
+// final reply to the INVITE comes from response processing: the branches'
+// 487s or a 2xx that crossed the CANCEL (RFC 5407 §3.1.2), or, when no
+// branch can answer any more, a local 487.
 func (c *respCtx) onUpstreamCancel(out []action, reason string) []action {
 	if c.finalSent || c.cancelled {
 		return out
 	}
 	c.cancelled = true
-	c.finalSent = true // sipgo answered the INVITE with 487 itself
 	c.groups = nil
-	c.inFailure = false
-	out = append(out, action{kind: actFinal, outcome: Cancelled, code: 487, reason: "Request Terminated", local: true})
+	c.waitBranches = false
+	if c.inFailure {
+		// The failure hook's answer will not be used.
+		c.inFailure = false
+	}
 	out = c.cancelPending(out, reason)
-	return c.checkDone(out)
+	return c.checkCompletion(out)
 }
 
 // cancelPending cancels every branch still waiting for its final reply;
@@ -462,7 +469,7 @@ func (c *respCtx) cancelPending(out []action, reason string) []action {
 // checkCompletion decides what happens once the branches we wait for are
 // all final: the next serial step, the failure hook, or the best reply.
 func (c *respCtx) checkCompletion(out []action) []action {
-	if c.finalSent || c.cancelled {
+	if c.finalSent {
 		return c.checkDone(out)
 	}
 	if c.inFailure {
@@ -493,6 +500,9 @@ func (c *respCtx) checkCompletion(out []action) []action {
 	}
 	// Minor branches are not waited for (minor_branch_flag).
 	out = c.cancelPending(out, "")
+	if c.cancelled {
+		return c.replyBest(out)
+	}
 	if len(c.groups) > 0 && !c.blocked {
 		return c.startNextGroup(out)
 	}
@@ -562,13 +572,21 @@ func (c *respCtx) replyBest(out []action) []action {
 	c.finalSent = true
 	c.groups = nil
 	res, idx := c.best()
-	if idx < 0 {
+	outcome := Failed
+	if c.cancelled {
+		outcome = Cancelled
+	}
+	if idx < 0 || (c.cancelled && res == nil) {
 		code, reason := 480, "Temporarily Unavailable"
-		if c.anyTimedOut() {
+		switch {
+		case c.cancelled:
+			// No branch answered the CANCEL in time: the 487 is ours.
+			code, reason = 487, "Request Terminated"
+		case c.anyTimedOut():
 			code, reason = 408, "Request Timeout"
 		}
 		out = append(out, action{kind: actReplyFinal, code: code, reason: reason, local: true})
-		out = append(out, action{kind: actFinal, outcome: Failed, code: code, reason: reason, local: true})
+		out = append(out, action{kind: actFinal, outcome: outcome, code: code, reason: reason, local: true})
 		return c.checkDone(out)
 	}
 	b := &c.branches[idx]
@@ -581,7 +599,7 @@ func (c *respCtx) replyBest(out []action) []action {
 			code, reason = 500, "Server Internal Error"
 		}
 		out = append(out, action{kind: actReplyFinal, code: code, reason: reason, local: true})
-		out = append(out, action{kind: actFinal, outcome: Failed, code: code, reason: reason, local: true})
+		out = append(out, action{kind: actFinal, outcome: outcome, code: code, reason: reason, local: true})
 		return c.checkDone(out)
 	}
 	var auth []sip.Header
@@ -589,7 +607,7 @@ func (c *respCtx) replyBest(out []action) []action {
 		auth = c.challenges(idx)
 	}
 	out = append(out, action{kind: actReplyFinal, branch: idx, res: res, auth: auth})
-	out = append(out, action{kind: actFinal, outcome: Failed, branch: idx, res: res})
+	out = append(out, action{kind: actFinal, outcome: outcome, branch: idx, res: res})
 	return c.checkDone(out)
 }
 

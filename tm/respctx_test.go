@@ -230,19 +230,52 @@ func TestRFC3261_16_10_UpstreamCancel(t *testing.T) {
 	require.Len(t, cancels, 1)
 	assert.Equal(t, 0, cancels[0].branch)
 	assert.Equal(t, "SIP;cause=487", cancels[0].reason, "the caller's Reason is passed on")
-	assert.Equal(t, 0, finalOf(acts), "sipgo already answered 487")
-	require.Len(t, find(acts, actFinal), 1)
-	assert.Equal(t, 487, find(acts, actFinal)[0].code)
+	assert.Equal(t, 0, finalOf(acts), "§16.10: the final reply comes from the branches")
+	assert.Empty(t, find(acts, actFinal))
 
 	acts = c.Step(t0, event{kind: evReply, branch: 1, res: resp(183)})
 	assert.Len(t, find(acts, actCancelBranch), 1, "cancelled once its 1xx came")
 	assert.Empty(t, find(acts, actRelay), "nothing but 2xx goes up after the CANCEL")
 
-	// A 2xx crossing the CANCEL still goes up.
+	// A 2xx crossing the CANCEL still goes up, and answers the INVITE
+	// (RFC 5407 §3.1.2).
 	acts = c.Step(t0, event{kind: evReply, branch: 0, res: resp(200)})
 	assert.Len(t, find(acts, actRelay), 1)
+	require.Len(t, find(acts, actFinal), 1)
+	assert.Equal(t, Answered, find(acts, actFinal)[0].outcome)
 	acts = c.Step(t0, event{kind: evReply, branch: 1, res: resp(487)})
 	assert.Equal(t, []actionKind{actStopTimer, actDone}, kinds(acts))
+}
+
+// §16.10: without a crossing 2xx the best of the branches' replies (their
+// 487s) goes up as the final reply, with the outcome Cancelled; when no
+// branch answers the CANCEL in time (their transactions time out) the 487
+// is ours.
+func TestRFC3261_16_10_CancelledFinalFromTheBranches(t *testing.T) {
+	c, _ := startCtx(t, true, 2)
+	c.Step(t0, event{kind: evReply, branch: 0, res: resp(180)})
+	c.Step(t0, event{kind: evReply, branch: 1, res: resp(180)})
+	c.Step(t0, event{kind: evUpstreamCancel})
+	c.Step(t0, event{kind: evReply, branch: 0, res: resp(487)})
+	acts := c.Step(t0, event{kind: evReply, branch: 1, res: resp(487)})
+	assert.Equal(t, 487, finalOf(acts))
+	require.Len(t, find(acts, actFinal), 1)
+	f := find(acts, actFinal)[0]
+	assert.Equal(t, Cancelled, f.outcome)
+	assert.NotNil(t, f.res, "relayed, not made")
+
+	c, _ = startCtx(t, true, 1)
+	c.Step(t0, event{kind: evReply, branch: 0, res: resp(180)})
+	c.Step(t0, event{kind: evUpstreamCancel})
+	acts = c.Step(t0, event{kind: evBranchFailed, branch: 0, code: 408})
+	assert.Equal(t, 487, finalOf(acts), "no branch answered the CANCEL")
+	assert.True(t, find(acts, actFinal)[0].local)
+
+	// A CANCEL before any branch started (the router deferred): 487 at once.
+	c = newRespCtx(true, testCfg(), false)
+	acts = c.Step(t0, event{kind: evUpstreamCancel})
+	assert.Equal(t, 487, finalOf(acts))
+	assert.Empty(t, c.Step(t0, event{kind: evStart, targets: targets(1)})[0:0])
 }
 
 func TestRFC3261_16_6_SerialForkingByQ(t *testing.T) {

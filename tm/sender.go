@@ -39,23 +39,6 @@ var _ Sender = (*Proxy)(nil)
 // transaction.
 func (t *Transaction) Sender() Sender { return t.p }
 
-// Send implements Sender.
-func (p *Proxy) Send(req *sip.Request, dst string, onFinal func(*sip.Response, error)) error {
-	if onFinal == nil {
-		onFinal = func(*sip.Response, error) {}
-	}
-	if err := checkLocal(req); err != nil {
-		return err
-	}
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		res, err := p.SendRequest(p.stop, req, dst)
-		onFinal(res, err)
-	}()
-	return nil
-}
-
 // Param returns a header parameter by name, ignoring the case of the name
 // (RFC 3261 §7.3.1) and the spaces a sender may put around it (RFC 4475
 // §3.1.1.1): the one parameter reader of the project.

@@ -27,6 +27,8 @@ type Stats struct {
 	rejected        atomic.Uint64 // requests refused by validation (400, 420, 482, 483, 513)
 	statelessFwd    atomic.Uint64
 	sendFailures    atomic.Uint64
+	retransSent     atomic.Uint64 // requests and responses we retransmitted (timers A, E, G)
+	retransAbsorbed atomic.Uint64 // retransmissions received and answered from the transaction
 }
 
 func class(code int) int {
@@ -48,17 +50,19 @@ func (s *Stats) Snapshot() map[string]uint64 {
 		// The tm manual's timeout_finalresponse: INVITE branches that got a
 		// provisional but no final reply in time (fr_inv_timeout); those
 		// that got no reply at all are fr_timeouts.
-		"timeout_finalresponse": s.frInvTimeouts.Load(),
-		"fr_timeouts":           s.frTimeouts.Load(),
-		"fr_inv_timeouts":       s.frInvTimeouts.Load(),
-		"cancels_sent":          s.cancelsSent.Load(),
-		"cancels_received":      s.cancelsReceived.Load(),
-		"local_requests":        s.localRequests.Load(),
-		"rejected_requests":     s.rejected.Load(),
-		"stateless_forwarded":   s.statelessFwd.Load(),
-		"send_failures":         s.sendFailures.Load(),
-		"relayed_replies":       0,
-		"local_replies":         0,
+		"timeout_finalresponse":    s.frInvTimeouts.Load(),
+		"fr_timeouts":              s.frTimeouts.Load(),
+		"fr_inv_timeouts":          s.frInvTimeouts.Load(),
+		"cancels_sent":             s.cancelsSent.Load(),
+		"cancels_received":         s.cancelsReceived.Load(),
+		"local_requests":           s.localRequests.Load(),
+		"rejected_requests":        s.rejected.Load(),
+		"stateless_forwarded":      s.statelessFwd.Load(),
+		"send_failures":            s.sendFailures.Load(),
+		"retransmissions_sent":     s.retransSent.Load(),
+		"retransmissions_absorbed": s.retransAbsorbed.Load(),
+		"relayed_replies":          0,
+		"local_replies":            0,
 	}
 	for c := 1; c <= 6; c++ {
 		r, l := s.relayedReplies[c].Load(), s.localReplies[c].Load()
@@ -84,12 +88,13 @@ var (
 	descRejected  = prometheus.NewDesc("imsdlg_tm_rejected_requests_total", "Requests refused by validation (400, 416, 420, 482, 483, 513).", nil, nil)
 	descStateless = prometheus.NewDesc("imsdlg_tm_stateless_forwarded_total", "Messages forwarded statelessly (ACK for 2xx, stray responses, 2xx after the server transaction ended).", nil, nil)
 	descSendFail  = prometheus.NewDesc("imsdlg_tm_send_failures_total", "Branches or messages that could not be sent.", nil, nil)
+	descRetrans   = prometheus.NewDesc("imsdlg_tm_retransmissions_total", "Retransmissions, sent by our timers or received and absorbed by a transaction.", []string{"direction"}, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (s *Stats) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descReceived, descRelayed, descLocal, descUAS, descUAC, descFinal,
-		descInuse, descBranches, descTimeouts, descCancels, descLocalReq, descRejected, descStateless, descSendFail} {
+		descInuse, descBranches, descTimeouts, descCancels, descLocalReq, descRejected, descStateless, descSendFail, descRetrans} {
 		ch <- d
 	}
 }
@@ -118,4 +123,6 @@ func (s *Stats) Collect(ch chan<- prometheus.Metric) {
 	counter(descRejected, s.rejected.Load())
 	counter(descStateless, s.statelessFwd.Load())
 	counter(descSendFail, s.sendFailures.Load())
+	counter(descRetrans, s.retransSent.Load(), "sent")
+	counter(descRetrans, s.retransAbsorbed.Load(), "absorbed")
 }

@@ -28,9 +28,10 @@ type inviteEntry struct {
 }
 
 type heldCancel struct {
-	req   *sip.Request
-	srv   *sip.ServerTx
-	timer Timer
+	req    *sip.Request
+	srv    *srvTx
+	reason string
+	timer  Timer
 }
 
 func newInviteTable() *inviteTable {
@@ -43,27 +44,6 @@ func newInviteTable() *inviteTable {
 
 func (t *inviteTable) shard(key string) *inviteShard {
 	return &t.shards[maphash.String(t.seed, key)%tableShards]
-}
-
-// inviteKey identifies the INVITE a CANCEL refers to; "" when the request
-// has no usable top Via.
-func inviteKey(req *sip.Request) string {
-	via := req.Via()
-	if via == nil {
-		return ""
-	}
-	branch, _ := via.Params.Get("branch")
-	if branch == "" {
-		return ""
-	}
-	host := via.Host
-	buf := make([]byte, 0, len(branch)+len(host)+8)
-	buf = append(buf, branch...)
-	buf = append(buf, '|')
-	buf = append(buf, host...)
-	buf = append(buf, '|')
-	buf = append(buf, itoa(via.Port)...)
-	return string(buf)
 }
 
 // addInvite registers an INVITE transaction. It returns the CANCEL that was

@@ -1,7 +1,6 @@
 package tm
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"runtime/debug"
@@ -10,6 +9,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/imsdlg/imsdlg/tm/transport"
 )
 
 // ErrFinalSent is returned by operations that need a transaction still
@@ -21,14 +22,13 @@ var ErrFinalSent = errors.New("tm: transaction already has its final reply")
 type Transaction struct {
 	p        *Proxy
 	id       uint64
-	orig     *sip.Request // as received; shared with sipgo's server transaction, read-only
+	orig     *sip.Request // as received, read-only
 	req      *sip.Request // pre-processed copy: the template of every branch
-	srv      *sip.ServerTx
+	srv      *srvTx
 	invite   bool
 	key      string
 	loopHash string
-	upstream string // where 2xx go when the server transaction cannot carry them
-	upTP     string
+	upstream transport.Dest // where replies go (the server transaction's)
 	created  time.Time
 	done     chan struct{}
 
@@ -69,15 +69,15 @@ func (t *Transaction) Value(key any) any {
 type branchIO struct {
 	target Target
 	req    *sip.Request // as sent; nil until sent
-	tx     *sip.ClientTx
+	tx     *cliTx
 	timer  Timer
 	code   int // last reply code seen
 }
 
-// newTransaction creates the response context of a validated request. It
-// returns nil when the request is already dealt with (a CANCEL overtook the
-// INVITE).
-func (p *Proxy) newTransaction(req *sip.Request, srv *sip.ServerTx, loopHash string) *Transaction {
+// newTransaction creates the response context of a validated request on
+// its server transaction. It returns nil when the request is already dealt
+// with (a CANCEL overtook the INVITE).
+func (p *Proxy) newTransaction(req *sip.Request, m *transport.Message, srv *srvTx, loopHash string) *Transaction {
 	now := p.clock.Now()
 	t := &Transaction{
 		p:        p,
@@ -87,39 +87,31 @@ func (p *Proxy) newTransaction(req *sip.Request, srv *sip.ServerTx, loopHash str
 		srv:      srv,
 		invite:   req.IsInvite(),
 		loopHash: loopHash,
-		upstream: upstreamAddr(req),
-		upTP:     req.Transport(),
+		upstream: srv.dest,
 		created:  now,
 		done:     make(chan struct{}),
 	}
-	// Clone copies the destination computed for the received request;
-	// every branch computes its own.
-	t.req.SetDestination("")
+	srv.mu.Lock()
+	srv.t = t
+	srv.mu.Unlock()
 	t.rc = newRespCtx(t.invite, p.cfg, len(p.failure) > 0)
 	p.stats.inuse.Add(1)
 	if !t.invite {
 		return t
 	}
-	t.key = inviteKey(req)
+	t.key = srv.key
 	if held := p.invites.addInvite(t.key, t); held != nil {
 		// The CANCEL came first: answer both and forward nothing.
 		if held.timer != nil {
 			held.timer.Stop()
 		}
-		p.replyOn(held.srv, held.req, 200, "OK")
+		p.replyLocal(held.srv, held.req, 200, "OK")
 		p.log.Info("INVITE cancelled before it arrived", "callid", callID(req))
 		t.Reply(487, "Request Terminated")
 		return nil
 	}
-	if p.cfg.Auto100Trying && !t.srvCancelled() {
-		if err := srv.Respond(sip.NewResponseFromRequest(req, 100, "Trying", nil)); err == nil {
-			p.stats.localReplies[1].Add(1)
-		}
-	}
-	if !srv.OnCancel(t.onUpstreamCancel) {
-		// Cancelled between sipgo creating the transaction and now.
-		t.step(event{kind: evUpstreamCancel})
-		return nil
+	if p.cfg.Auto100Trying {
+		p.replyLocal(srv, req, 100, "Trying")
 	}
 	return t
 }
@@ -263,7 +255,9 @@ func (t *Transaction) Decide(d Decision) {
 		t.mu.Unlock()
 		runAll(post)
 	case Drop, Defer:
-		t.srv.Terminate()
+		// Nothing is answered; the transaction stays a while to absorb
+		// the retransmissions silently.
+		t.srv.dropAfter(64 * t.p.cfg.T1)
 		t.finish()
 	default:
 		t.mu.Lock()
@@ -300,7 +294,8 @@ func (t *Transaction) exec(acts []action) []func() {
 			tg := t.rc.branches[a.branch].target
 			t.br[a.branch].target = tg
 			p.stats.branches.Add(1)
-			go t.runBranch(a.branch, tg)
+			i := a.branch
+			post = append(post, func() { t.startBranch(i, tg) })
 		case actArmTimer:
 			b := &t.br[a.branch]
 			if b.timer != nil {
@@ -326,14 +321,9 @@ func (t *Transaction) exec(acts []action) []func() {
 			p.log.Info("branch timed out", "callid", callID(t.orig), "branch", a.branch, "timer", timer)
 		case actCancelBranch:
 			b := &t.br[a.branch]
-			if tx := b.tx; tx != nil {
-				// A callee that never answers its INVITE after our CANCEL
-				// must not keep the transaction for ever (RFC 3261 §9.1:
-				// 64*T1 after the CANCEL).
-				p.clock.AfterFunc(64*p.cfg.T1, tx.Terminate)
-			}
-			if b.req != nil {
-				go p.sendCancel(b.req, a.reason)
+			if b.req != nil && b.tx != nil {
+				req, tx, reason := b.req, b.tx, a.reason
+				post = append(post, func() { p.sendCancel(req, tx, reason) })
 			}
 		case actRelay:
 			t.relay(a.res)
@@ -401,41 +391,15 @@ func (t *Transaction) finish() {
 	}
 }
 
-// srvCancelled reports whether sipgo already answered the INVITE with 487
-// after a CANCEL; its server transaction must then carry nothing else,
-// because sipgo would replace the 487 it retransmits with our reply.
-func (t *Transaction) srvCancelled() bool {
-	return errors.Is(t.srv.Err(), sip.ErrTransactionCanceled)
-}
-
-func (t *Transaction) srvGone() bool {
-	select {
-	case <-t.srv.Done():
-		return true
-	default:
-		return t.srvCancelled()
-	}
-}
-
-// relay sends a branch's provisional or 2xx reply upstream.
+// relay sends a branch's provisional or 2xx reply upstream. A 2xx the
+// server transaction no longer takes (it sent a non-2xx final: t_reply, a
+// local 487) goes statelessly (§16.7 step 5, RFC 6026 §8.5).
 func (t *Transaction) relay(res *sip.Response) {
 	p := t.p
 	up := forwardCopy(res)
-	// sipgo would derive the address from the Via, without brackets for
-	// IPv6 and blind to NAT; the request's source is the right one.
-	up.SetDestination(t.upstream)
 	code := res.StatusCode
 	if code >= 200 && code < 300 && t.invite {
-		if t.upFinal >= 300 || t.srvGone() {
-			t.sendStateless(up)
-			return
-		}
-		if err := t.srv.Respond(up); err != nil {
-			p.log.Info("relaying 2xx failed", "callid", callID(res), "error", err)
-			return
-		}
-		if t.srvCancelled() {
-			// The CANCEL won the race inside sipgo: our 2xx was swallowed.
+		if !t.srv.respond(up) {
 			t.sendStateless(up)
 			return
 		}
@@ -445,11 +409,10 @@ func (t *Transaction) relay(res *sip.Response) {
 		p.stats.relayedReplies[2].Add(1)
 		return
 	}
-	if t.upFinal != 0 || t.srvGone() {
+	if t.upFinal != 0 {
 		return
 	}
-	if err := t.srv.Respond(up); err != nil {
-		p.log.Info("relaying reply failed", "callid", callID(res), "code", code, "error", err)
+	if !t.srv.respond(up) {
 		return
 	}
 	if code >= 200 {
@@ -460,10 +423,7 @@ func (t *Transaction) relay(res *sip.Response) {
 
 // sendStateless sends a 2xx upstream without the server transaction.
 func (t *Transaction) sendStateless(up *sip.Response) {
-	up.SetDestination(t.upstream)
-	up.SetTransport(t.upTP)
-	if err := t.p.tp.WriteMsg(up); err != nil {
-		t.p.stats.sendFailures.Add(1)
+	if err := t.p.send([]byte(up.String()), t.upstream); err != nil {
 		t.p.log.Info("stateless 2xx not sent", "callid", callID(up), "error", err)
 		return
 	}
@@ -479,7 +439,6 @@ func (t *Transaction) replyFinal(a action) {
 	switch {
 	case a.res != nil:
 		res = forwardCopy(a.res)
-		res.SetDestination(t.upstream)
 		for _, h := range a.auth {
 			res.AppendHeader(h)
 		}
@@ -491,11 +450,11 @@ func (t *Transaction) replyFinal(a action) {
 			res.AppendHeader(h)
 		}
 	}
-	if t.upFinal != 0 || t.srvGone() {
+	if t.upFinal != 0 {
 		return
 	}
-	if err := t.srv.Respond(res); err != nil {
-		p.log.Info("final reply failed", "callid", callID(t.orig), "code", res.StatusCode, "error", err)
+	if !t.srv.respond(res) {
+		p.log.Info("final reply not taken by the server transaction", "callid", callID(t.orig), "code", res.StatusCode)
 		return
 	}
 	t.upFinal = res.StatusCode
@@ -506,21 +465,57 @@ func (t *Transaction) replyFinal(a action) {
 	}
 }
 
-func (t *Transaction) onUpstreamCancel(r *sip.Request) {
-	t.p.stats.cancelsReceived.Add(1)
-	reason := ""
-	if h := r.GetHeader("Reason"); h != nil {
-		reason = h.Value()
-	}
-	// sipgo calls this holding its transaction lock; stepping here could
-	// deadlock against a relay waiting for that lock.
-	go t.step(event{kind: evUpstreamCancel, reason: reason})
+// upstreamCancel: the caller cancelled the request (§16.10). Its CANCEL
+// was answered 200; the branches are cancelled, and the final reply to the
+// INVITE comes from them (their 487s, or a 2xx crossing the CANCEL).
+func (t *Transaction) upstreamCancel(reason string) {
+	t.step(event{kind: evUpstreamCancel, reason: reason})
 }
 
-// runBranch builds, sends and follows one branch until its final reply.
-func (t *Transaction) runBranch(i int, tg Target) {
+// branchOwner is a branch as the client transaction it rides on sees it.
+type branchOwner struct {
+	t *Transaction
+	i int
+}
+
+func (b branchOwner) onResponse(c *cliTx, res *sip.Response, retrans bool) {
+	t, p, i := b.t, b.t.p, b.i
+	if retrans {
+		// Each further 2xx goes upstream too (§16.7 step 5): a
+		// retransmission, or another UAS behind a forking proxy; unless a
+		// hook absorbed that branch's 2xx.
+		t.mu.Lock()
+		if !t.rc.branches[i].absorbed {
+			t.relay(res)
+		}
+		t.mu.Unlock()
+		return
+	}
+	t.mu.Lock()
+	t.br[i].code = res.StatusCode
+	t.mu.Unlock()
+	ev := event{kind: evReply, branch: i, res: res}
+	for _, h := range p.observers {
+		p.observe(h.module, t, func() { h.h.OnReply(t, i, res) })
+	}
+	for _, h := range p.reply {
+		if !p.replyHook(h, t, i, res) && res.StatusCode < 300 {
+			ev.noRelay = true
+		}
+	}
+	t.step(ev)
+}
+
+func (b branchOwner) onFailure(c *cliTx, code int, err error) {
+	b.t.p.log.Info("branch failed", "callid", callID(b.t.orig), "branch", b.i, "code", code, "error", err)
+	b.t.step(event{kind: evBranchFailed, branch: b.i, code: code})
+}
+
+// startBranch builds and sends branch i. It runs without t.mu: the branch
+// hooks may look at the transaction.
+func (t *Transaction) startBranch(i int, tg Target) {
 	p := t.p
-	req, err := t.buildBranch(i, tg)
+	req, d, err := t.buildBranch(i, tg)
 	if err != nil {
 		p.log.Info("branch not sent", "callid", callID(t.orig), "branch", i, "error", err)
 		p.stats.sendFailures.Add(1)
@@ -531,89 +526,42 @@ func (t *Transaction) runBranch(i int, tg Target) {
 		t.step(event{kind: evBranchFailed, branch: i, code: 0})
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
-	tx, err := p.txl.Request(ctx, req)
-	cancel()
+	t.mu.Lock()
+	t.br[i].req = req
+	t.mu.Unlock()
+	c, err := p.startCliTx(req, d, branchOwner{t, i})
 	if err != nil {
-		p.log.Info("branch send failed", "callid", callID(t.orig), "branch", i,
-			"dst", req.Destination(), "error", err)
+		p.log.Info("branch send failed", "callid", callID(t.orig), "branch", i, "error", err)
 		p.stats.sendFailures.Add(1)
 		t.step(event{kind: evBranchFailed, branch: i, code: 503})
 		return
 	}
-	p.stats.uacTransactions.Add(1)
 	t.mu.Lock()
-	t.br[i].req = req
-	t.br[i].tx = tx
+	t.br[i].tx = c
 	t.mu.Unlock()
-	if t.invite {
-		tx.OnRetransmission(func(res *sip.Response) {
-			// Each 2xx retransmission goes upstream too (§16.7 step 5),
-			// unless a hook absorbed that 2xx.
-			if res.StatusCode >= 200 && res.StatusCode < 300 {
-				t.mu.Lock()
-				if !t.rc.branches[i].absorbed {
-					t.relay(res)
-				}
-				t.mu.Unlock()
-			}
-		})
-	}
-	for {
-		select {
-		case res := <-tx.Responses():
-			p.stats.receivedReplies.Add(1)
-			t.mu.Lock()
-			t.br[i].code = res.StatusCode
-			t.mu.Unlock()
-			ev := event{kind: evReply, branch: i, res: res}
-			for _, h := range p.observers {
-				p.observe(h.module, t, func() { h.h.OnReply(t, i, res) })
-			}
-			for _, h := range p.reply {
-				if !p.replyHook(h, t, i, res) && res.StatusCode < 300 {
-					ev.noRelay = true
-				}
-			}
-			t.step(ev)
-			if res.StatusCode >= 200 {
-				// Retransmissions are sipgo's (ACK for non-2xx) or come
-				// through OnRetransmission (2xx): nothing more to read.
-				return
-			}
-		case <-tx.Done():
-			code := 503
-			if errors.Is(tx.Err(), sip.ErrTransactionTimeout) {
-				code = 408
-			}
-			t.step(event{kind: evBranchFailed, branch: i, code: code})
-			return
-		}
-	}
 }
 
 // buildBranch makes the request of branch i (§16.6 steps 1–8). It returns
 // nil, nil when the branch hook dropped the branch.
-func (t *Transaction) buildBranch(i int, tg Target) (*sip.Request, error) {
+func (t *Transaction) buildBranch(i int, tg Target) (*sip.Request, transport.Dest, error) {
 	p := t.p
 	req := t.req.Clone()
-	req.SetDestination("")
 	if tg.URI.Host != "" {
 		req.Recipient = *tg.URI.Clone()
 	}
 	SetMaxForwards(req, NextMaxForwards(t.orig))
 	for _, h := range p.branch {
 		if !p.branchHook(h, t, &Branch{Index: i, Target: tg, Request: req}) {
-			return nil, nil
+			return nil, transport.Dest{}, nil
 		}
 	}
 	h, err := routeOut(req, tg.Dst)
 	if err != nil {
-		return nil, err
+		return nil, transport.Dest{}, err
 	}
 	out := p.pickListener(h.transport, h.host)
 	if out == nil {
-		return nil, fmt.Errorf("no %s listener to send from", h.transport)
+		return nil, transport.Dest{}, fmt.Errorf("no %s listener to send from", h.transport)
 	}
 	t.addRecordRoute(req, out)
 	req.PrependHeader(newVia(out, h.transport, NewBranch(t.loopHash)))
@@ -632,15 +580,18 @@ func (t *Transaction) buildBranch(i int, tg Target) (*sip.Request, error) {
 		out = tcp
 		req.PrependHeader(newVia(out, "TCP", NewBranch(t.loopHash)))
 	}
-	route(req, h, out)
-	return req, nil
+	d, err := p.destOf(h, out)
+	if err != nil {
+		return nil, transport.Dest{}, err
+	}
+	return req, d, nil
 }
 
 // doubleRR reports whether a branch through out needs two Record-Routes:
 // the two sides of the proxy differ in transport or address family (RFC
 // 5658), so each side must see the address that faces it.
 func (t *Transaction) doubleRR(out *listener) bool {
-	in := t.p.pickListener(strings.ToUpper(t.upTP), hostOf(t.orig.Source()))
+	in := t.p.pickListener(t.upstream.Transport, t.upstream.Addr.Addr().String())
 	return in != nil && in != out
 }
 
@@ -649,22 +600,17 @@ func (t *Transaction) addRecordRoute(req *sip.Request, out *listener) {
 		return
 	}
 	if t.doubleRR(out) {
-		in := t.p.pickListener(strings.ToUpper(t.upTP), hostOf(t.orig.Source()))
+		in := t.p.pickListener(t.upstream.Transport, t.upstream.Addr.Addr().String())
 		req.PrependHeader(recordRoute(in, t.rrParams))
 	}
 	req.PrependHeader(recordRoute(out, t.rrParams))
 }
 
-func hostOf(addr string) string {
-	if i := strings.LastIndexByte(addr, ':'); i > 0 {
-		return trimBrackets(addr[:i])
-	}
-	return addr
-}
-
-// sendCancel sends a CANCEL for a branch (§9.1): same Request-URI, Call-ID,
-// From, To, CSeq number, Route set and top Via as the branch's INVITE.
-func (p *Proxy) sendCancel(inv *sip.Request, reason string) {
+// sendCancel sends a CANCEL for a branch (§9.1): same Request-URI,
+// Call-ID, From, To, CSeq number, Route set and top Via as the branch's
+// INVITE, in a client transaction of its own; the INVITE's transaction is
+// told, so it waits 64*T1 for the final reply.
+func (p *Proxy) sendCancel(inv *sip.Request, invTx *cliTx, reason string) {
 	c := sip.NewRequest(sip.CANCEL, *inv.Recipient.Clone())
 	c.SipVersion = inv.SipVersion
 	c.AppendHeader(inv.Via().Clone())
@@ -685,35 +631,13 @@ func (p *Proxy) sendCancel(inv *sip.Request, reason string) {
 		c.AppendHeader(sip.NewHeader("Reason", reason))
 	}
 	c.SetBody(nil)
-	c.SetTransport(inv.Transport())
-	c.SetDestination(inv.Destination())
-	c.Laddr = inv.Laddr
-	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
-	tx, err := p.txl.Request(ctx, c)
-	cancel()
-	if err != nil {
+	if _, err := p.startCliTx(c, invTx.dest, nil); err != nil {
 		p.stats.sendFailures.Add(1)
 		p.log.Info("CANCEL not sent", "callid", callID(inv), "error", err)
 		return
 	}
 	p.stats.cancelsSent.Add(1)
-	p.stats.uacTransactions.Add(1)
-	drain(tx)
-}
-
-// drain reads a client transaction's replies until its final one, so
-// sipgo's state machine never blocks handing them over.
-func drain(tx *sip.ClientTx) {
-	for {
-		select {
-		case res := <-tx.Responses():
-			if res.StatusCode >= 200 {
-				return
-			}
-		case <-tx.Done():
-			return
-		}
-	}
+	invTx.cancelSent()
 }
 
 type countWriter int

@@ -123,7 +123,6 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	}
 
 	tmc := cfg.TM
-	tm.ApplyGlobalTimers(tmc)
 	if cfg.Log.SIPTrace {
 		enableSIPTrace(log)
 	}

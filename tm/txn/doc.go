@@ -35,7 +35,10 @@
 // owner can keep two wheel entries per transaction. Each arm carries a
 // generation; the owner hands it back in EvTimer and a firing of an older
 // arming is ignored, so a Stop that loses its race with the wheel is
-// harmless. Waits that are zero (Timers D, I, J and K on reliable
+// harmless. The generation must travel with the arming (a closure, or the
+// arg of wheel.ScheduleArg), not be read from the owner's record when the
+// timer fires: by then a lost Stop may have been followed by a new arming.
+// Waits that are zero (Timers D, I, J and K on reliable
 // transports) are not armed: the transaction terminates in the same Step.
 //
 // Things the state machines deliberately leave to the TU:
@@ -54,9 +57,13 @@
 //     and the proxy forwards the response statelessly (§16.7 step 9).
 //
 // Transport errors follow §17.1.4 on the client side (inform the TU,
-// terminate) and RFC 6026 §8.8 on the server side (inform the TU, stay in
-// the current state, so that retransmitted requests are still absorbed
-// rather than taken for new ones and forwarded again).
+// terminate; ignored in the states where the transaction sends nothing:
+// client INVITE Accepted, client non-INVITE Completed) and RFC 6026 §8.8 on
+// the server side (inform the TU, stay in the current state, so that
+// retransmitted requests are still absorbed rather than taken for new ones
+// and forwarded again). A client transaction may thus report a transport
+// error after its final response went up (the ACK of a non-2xx could not
+// be sent): the TU ignores failures of branches it has already completed.
 //
 // # Keys
 //

@@ -125,12 +125,13 @@ func appendField(dst []byte, s string) []byte {
 // appendFolded is appendField with ASCII letters lowered.
 func appendFolded(dst []byte, s string) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(s)))
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
+	n := len(dst)
+	dst = append(dst, s...)
+	b := dst[n:]
+	for i := range b {
+		if c := b[i]; 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
 		}
-		dst = append(dst, c)
 	}
 	return dst
 }

@@ -231,3 +231,34 @@ func TestMagicCookie(t *testing.T) {
 		}
 	}
 }
+
+// An RFC 2543 UA acknowledges a 2xx reusing the INVITE's Via (and branch
+// without cookie): the ACK finds the INVITE transaction, which passes it up
+// from Accepted instead of taking it for the ACK of a non-2xx.
+func TestRFC3261_17_2_3_RFC2543ACKOf2xxIsPassedUp(t *testing.T) {
+	inv := invite()
+	inv.Branch = "1a2b3c"
+	table := map[string]*Tx{}
+	tx := New(ServerInvite, false, Timers{})
+	table[skey(inv)] = &tx
+	tx.Step(respond(200), nil)
+
+	ack := inv
+	ack.Method, ack.ToTag = "ACK", "314159" // the To tag of the 2xx
+	found := table[skey(ack)]
+	if found == nil {
+		t.Fatal("the ACK does not find the INVITE transaction")
+	}
+	acts := found.Step(recvACK, nil)
+	if sig(acts) != "pass-ack" || found.State() != Accepted {
+		t.Fatalf("ACK of the 2xx: %s in %v", sig(acts), found.State())
+	}
+
+	// The same ACK after a non-2xx final confirms instead.
+	tx2 := New(ServerInvite, false, Timers{})
+	tx2.Step(respond(486), nil)
+	tx2.Step(recvACK, nil)
+	if tx2.State() != Confirmed {
+		t.Fatalf("ACK of the 486 left %v", tx2.State())
+	}
+}

@@ -1,0 +1,197 @@
+package tm
+
+import (
+	"errors"
+	"sync"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/imsdlg/imsdlg/tm/transport"
+	"github.com/imsdlg/imsdlg/tm/txn"
+)
+
+// cliOwner is who a client transaction reports to: a branch of a proxied
+// request, a local request (Sender.Send), or nobody (a CANCEL we send).
+// It is called outside the transaction's lock.
+type cliOwner interface {
+	// onResponse is told of every response the FSM passes up: a 1xx, the
+	// final, and in Accepted every further 2xx (retrans true).
+	onResponse(c *cliTx, res *sip.Response, retrans bool)
+	// onFailure is told once when no final response will come: 408 for a
+	// timeout (Timer B/F), 503 for a transport error.
+	onFailure(c *cliTx, code int, err error)
+}
+
+// errTimeout and errTransport say why a client transaction failed.
+var (
+	errTimeout   = errors.New("tm: no final response (transaction timeout)")
+	errTransport = errors.New("tm: the request could not be sent")
+)
+
+// cliTx is a client transaction (RFC 3261 §17.1).
+type cliTx struct {
+	p     *Proxy
+	key   string
+	dest  transport.Dest
+	owner cliOwner
+
+	mu     sync.Mutex
+	fsm    txn.Tx
+	req    *sip.Request // as sent; the CANCEL and the ACK of a non-2xx are built from it
+	raw    []byte       // its bytes, for retransmissions
+	ack    []byte       // the ACK of a non-2xx final
+	timers [2]Timer
+	buf    [txn.MaxActions]txn.Action
+}
+
+// cliPost is what a step leaves for the owner, after the lock.
+type cliPost struct {
+	pass    bool
+	retrans bool
+	fail    int
+	err     error
+	done    bool
+	sendErr bool // the request could not be sent: the FSM must hear of it
+}
+
+func (p cliPost) run(c *cliTx, res *sip.Response) {
+	if p.done {
+		c.p.cliTxs.remove(c.key, func(v *cliTx) bool { return v == c })
+	}
+	if c.owner == nil {
+		return
+	}
+	if p.pass && res != nil {
+		c.owner.onResponse(c, res, p.retrans)
+	}
+	if p.fail != 0 {
+		c.owner.onFailure(c, p.fail, p.err)
+	}
+}
+
+// step feeds the FSM one event; res is the response of an EvRecvResponse.
+func (c *cliTx) step(ev txn.Event, res *sip.Response) {
+	c.mu.Lock()
+	acts := c.fsm.Step(ev, c.buf[:0])
+	post := c.exec(acts, res)
+	c.mu.Unlock()
+	post.run(c, res)
+	if post.sendErr {
+		c.step(txn.Event{Kind: txn.EvTransportError}, nil)
+	}
+}
+
+func (c *cliTx) exec(acts []txn.Action, res *sip.Response) cliPost {
+	var post cliPost
+	p := c.p
+	for _, a := range acts {
+		switch a.Kind {
+		case txn.ActSendRequest:
+			if err := p.send(c.raw, c.dest); err != nil {
+				p.log.Info("request not sent", "dst", c.dest.Addr.String(), "transport", c.dest.Transport, "error", err)
+				post.sendErr = true
+			}
+		case txn.ActResendRequest:
+			p.stats.retransSent.Add(1)
+			p.send(c.raw, c.dest)
+		case txn.ActSendACK:
+			if c.ack == nil && res != nil {
+				c.ack = []byte(hopACK(c.req, res).String())
+			}
+			p.send(c.ack, c.dest)
+		case txn.ActResendACK:
+			p.stats.retransAbsorbed.Add(1)
+			if c.ack != nil {
+				p.send(c.ack, c.dest)
+			}
+		case txn.ActPassProvisional, txn.ActPassFinal:
+			post.pass = true
+		case txn.ActPass2xxRetransmission:
+			post.pass, post.retrans = true, true
+		case txn.ActArmTimer:
+			slot := timerSlot(a.Timer)
+			if c.timers[slot] != nil {
+				c.timers[slot].Stop()
+			}
+			ev := txn.Event{Kind: txn.EvTimer, Timer: a.Timer, Gen: a.Gen}
+			c.timers[slot] = p.clock.AfterFunc(a.After, func() { c.step(ev, nil) })
+		case txn.ActStopTimer:
+			if t := c.timers[timerSlot(a.Timer)]; t != nil {
+				t.Stop()
+			}
+		case txn.ActTimeout:
+			post.fail, post.err = 408, errTimeout
+		case txn.ActTransportError:
+			if post.fail == 0 {
+				post.fail, post.err = 503, errTransport
+			}
+		case txn.ActTerminated:
+			post.done = true
+			c.raw, c.ack = nil, nil
+			for _, t := range c.timers {
+				if t != nil {
+					t.Stop()
+				}
+			}
+		}
+	}
+	return post
+}
+
+// hopACK is the ACK of a non-2xx final (§17.1.1.3): the request's
+// Request-URI, its top Via only, its Route set, From, Call-ID, CSeq number,
+// and the response's To (with the tag).
+func hopACK(req *sip.Request, res *sip.Response) *sip.Request {
+	ack := sip.NewRequest(sip.ACK, *req.Recipient.Clone())
+	ack.SipVersion = req.SipVersion
+	if v := req.Via(); v != nil {
+		ack.AppendHeader(v.Clone())
+	}
+	for _, h := range req.GetHeaders("Route") {
+		ack.AppendHeader(sip.HeaderClone(h))
+	}
+	if f := req.From(); f != nil {
+		ack.AppendHeader(sip.HeaderClone(f))
+	}
+	if to := res.To(); to != nil {
+		ack.AppendHeader(sip.HeaderClone(to))
+	}
+	if cid := req.CallID(); cid != nil {
+		ack.AppendHeader(sip.HeaderClone(cid))
+	}
+	if cs := req.CSeq(); cs != nil {
+		ack.AppendHeader(&sip.CSeqHeader{SeqNo: cs.SeqNo, MethodName: sip.ACK})
+	}
+	mf := sip.MaxForwardsHeader(70)
+	ack.AppendHeader(&mf)
+	ack.SetBody(nil)
+	return ack
+}
+
+// startCliTx registers a client transaction for req (its top Via is ours)
+// and sends it. The owner hears of every response and of a failure.
+func (p *Proxy) startCliTx(req *sip.Request, dest transport.Dest, owner cliOwner) (*cliTx, error) {
+	via := req.Via()
+	cseq := req.CSeq()
+	if via == nil || cseq == nil {
+		return nil, errors.New("tm: request without Via or CSeq")
+	}
+	branch, _ := Param(via.Params, "branch")
+	kind := txn.ClientNonInvite
+	if req.IsInvite() {
+		kind = txn.ClientInvite
+	}
+	c := &cliTx{p: p, dest: dest, owner: owner, req: req, raw: []byte(req.String()),
+		fsm: txn.New(kind, dest.Transport == transport.TCP, p.timers)}
+	c.key = string(txn.AppendClientKey(nil, branch, string(cseq.MethodName)))
+	if _, added := p.cliTxs.add(c.key, c); !added {
+		return nil, errors.New("tm: a client transaction with this branch exists")
+	}
+	p.stats.uacTransactions.Add(1)
+	c.step(txn.Event{Kind: txn.EvSendRequest}, nil)
+	return c, nil
+}
+
+// cancelSent tells an INVITE client transaction that its CANCEL went out
+// (§9.1: a final response is still awaited 64*T1).
+func (c *cliTx) cancelSent() { c.step(txn.Event{Kind: txn.EvCancelSent}, nil) }

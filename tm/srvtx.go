@@ -1,0 +1,148 @@
+package tm
+
+import (
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/imsdlg/imsdlg/tm/transport"
+	"github.com/imsdlg/imsdlg/tm/txn"
+)
+
+// srvTx is a server transaction (RFC 3261 §17.2): the pure txn.Tx with what
+// its actions need around it. A completed one keeps its key, its
+// destination and the last response's bytes, which is all that absorbing
+// retransmissions needs.
+type srvTx struct {
+	p    *Proxy
+	key  string
+	dest transport.Dest // where its responses go (§18.2.2)
+
+	mu     sync.Mutex
+	fsm    txn.Tx
+	req    *sip.Request // as received; dropped once a final response is sent
+	last   []byte       // the last response sent
+	code   int          // its status code
+	timers [2]Timer     // [0] retransmission (G), [1] lifetime (H, I, J, L)
+	buf    [txn.MaxActions]txn.Action
+	// t is the response context of the request, nil for a request answered
+	// at once (a rejection, a CANCEL).
+	t *Transaction
+}
+
+func timerSlot(id txn.TimerID) int {
+	if id.Retransmission() {
+		return 0
+	}
+	return 1
+}
+
+// respond sends a response on the transaction. It returns false when the
+// transaction no longer takes one (a 2xx after a non-2xx final, RFC 6026
+// §8.5: the caller forwards it statelessly).
+func (s *srvTx) respond(res *sip.Response) bool {
+	data := []byte(res.String())
+	s.mu.Lock()
+	acts := s.fsm.Step(txn.Event{Kind: txn.EvSendResponse, Code: res.StatusCode}, s.buf[:0])
+	sent := false
+	for _, a := range acts {
+		if a.Kind == txn.ActSendResponse {
+			s.last, s.code, sent = data, a.Code, true
+			if a.Code >= 200 {
+				s.req = nil
+			}
+		}
+	}
+	post := s.exec(acts)
+	s.mu.Unlock()
+	post.run(s)
+	return sent
+}
+
+// step feeds an event (a retransmitted request, an ACK, a timer) to the
+// FSM; the caller reads passACK off the result.
+func (s *srvTx) step(ev txn.Event) srvPost {
+	s.mu.Lock()
+	acts := s.fsm.Step(ev, s.buf[:0])
+	post := s.exec(acts)
+	s.mu.Unlock()
+	post.run(s)
+	return post
+}
+
+// srvPost is what a step leaves for after the lock.
+type srvPost struct {
+	passACK    bool
+	terminated bool
+	ackTimeout bool
+}
+
+func (p srvPost) run(s *srvTx) {
+	if p.terminated {
+		s.p.srvTxs.remove(s.key, func(v *srvTx) bool { return v == s })
+	}
+}
+
+// exec carries out the FSM's actions under s.mu: sends and timers.
+func (s *srvTx) exec(acts []txn.Action) srvPost {
+	var post srvPost
+	p := s.p
+	for _, a := range acts {
+		switch a.Kind {
+		case txn.ActSendResponse:
+			p.send(s.last, s.dest)
+		case txn.ActResendResponse:
+			p.stats.retransSent.Add(1)
+			p.send(s.last, s.dest)
+		case txn.ActArmTimer:
+			slot := timerSlot(a.Timer)
+			if s.timers[slot] != nil {
+				s.timers[slot].Stop()
+			}
+			ev := txn.Event{Kind: txn.EvTimer, Timer: a.Timer, Gen: a.Gen}
+			s.timers[slot] = p.clock.AfterFunc(a.After, func() { s.step(ev) })
+		case txn.ActStopTimer:
+			if t := s.timers[timerSlot(a.Timer)]; t != nil {
+				t.Stop()
+			}
+		case txn.ActPassACK:
+			post.passACK = true
+		case txn.ActTimeout:
+			post.ackTimeout = true
+		case txn.ActTerminated:
+			post.terminated = true
+			s.last = nil
+			for _, t := range s.timers {
+				if t != nil {
+					t.Stop()
+				}
+			}
+		}
+	}
+	return post
+}
+
+// newSrvTx creates and registers the server transaction of a new request;
+// it returns the one already there when a retransmission raced it in.
+func (p *Proxy) newSrvTx(key string, req *sip.Request, dest transport.Dest, reliable bool) (*srvTx, bool) {
+	kind := txn.ServerNonInvite
+	if req.IsInvite() {
+		kind = txn.ServerInvite
+	}
+	s := &srvTx{p: p, key: key, dest: dest, req: req, fsm: txn.New(kind, reliable, p.timers)}
+	got, added := p.srvTxs.add(key, s)
+	if added {
+		p.stats.uasTransactions.Add(1)
+	}
+	return got, added
+}
+
+// dropAfter removes a transaction that will never answer (a dropped
+// request) once its retransmissions have stopped.
+func (s *srvTx) dropAfter(d time.Duration) {
+	s.mu.Lock()
+	s.req = nil
+	s.mu.Unlock()
+	s.p.clock.AfterFunc(d, func() { s.p.srvTxs.remove(s.key, func(v *srvTx) bool { return v == s }) })
+}

@@ -1,0 +1,19 @@
+//go:build !linux
+
+package transport
+
+import (
+	"errors"
+	"syscall"
+)
+
+// reusePortSupported is false: elsewhere SO_REUSEPORT either does not
+// exist or does not spread datagrams over the sockets (BSDs give them all to
+// the last one bound), so one socket serves an address.
+const reusePortSupported = false
+
+var reusePortControl func(network, address string, c syscall.RawConn) error
+
+func socketBuffers(syscall.RawConn) (rcv, snd int, err error) {
+	return 0, 0, errors.ErrUnsupported
+}

@@ -1,0 +1,473 @@
+package transport
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+)
+
+// Largest UDP payloads: 65535 less the IP header (IPv4 only) and the UDP
+// header.
+const (
+	maxDatagram4 = 65535 - 20 - 8
+	maxDatagram6 = 65535 - 8
+)
+
+// batchConn is what x/net's ipv4 and ipv6 PacketConn have in common:
+// recvmmsg and sendmmsg on Linux, one message per call elsewhere.
+type batchConn interface {
+	ReadBatch(ms []ipv4.Message, flags int) (int, error)
+	WriteBatch(ms []ipv4.Message, flags int) (int, error)
+}
+
+// udpGroup is one UDP address served by one socket, or several bound with
+// SO_REUSEPORT.
+type udpGroup struct {
+	addr     netip.AddrPort
+	v6       bool
+	wildcard bool
+	socks    []*udpSock
+	// oobLen, when the sockets are bound to a wildcard address, is the size
+	// of the control message giving a datagram's destination address
+	// (IP_PKTINFO / IPV6_RECVPKTINFO); 0 when not asked for or not
+	// supported.
+	oobLen int
+	// srcOOB caches, by local address, the control message that makes a
+	// datagram leave a wildcard socket from that address.
+	srcOOB sync.Map
+}
+
+type udpSock struct {
+	t    *Transport
+	g    *udpGroup
+	uc   *net.UDPConn
+	bc   batchConn
+	q    chan udpOut
+	quit chan struct{}
+	// received counts the datagrams this socket read (SO_REUSEPORT spread).
+	received atomic.Uint64
+}
+
+// udpOut is a datagram waiting for its socket's writer.
+type udpOut struct {
+	b   *[]byte // a pooled copy of the message
+	dst netip.AddrPort
+	oob []byte // chooses the source address on a wildcard socket; shared, read only
+}
+
+// ListenUDP serves UDP on addr (an IPv4 or IPv6 address, possibly the
+// wildcard; port 0 picks one) with Options.UDPSockets sockets, and returns
+// the address bound.
+func (t *Transport) ListenUDP(addr netip.AddrPort) (netip.AddrPort, error) {
+	addr = unmap(addr)
+	if !addr.IsValid() {
+		return netip.AddrPort{}, fmt.Errorf("transport: listen udp: invalid address %v", addr)
+	}
+	if t.closed.Load() {
+		return netip.AddrPort{}, ErrClosed
+	}
+	g := &udpGroup{v6: addr.Addr().Is6(), wildcard: addr.Addr().IsUnspecified()}
+	network := "udp4"
+	if g.v6 {
+		network = "udp6"
+	}
+	n := t.o.UDPSockets
+	var lc net.ListenConfig
+	if n > 1 {
+		if reusePortSupported {
+			lc.Control = reusePortControl
+		} else {
+			t.log.Warn("SO_REUSEPORT is not supported here: one socket serves the address", "addr", addr, "udp_sockets", n)
+			n = 1
+		}
+	}
+	bind := addr
+	for i := 0; i < n; i++ {
+		pc, err := lc.ListenPacket(t.ctx, network, bind.String())
+		if err != nil {
+			for _, s := range g.socks {
+				s.uc.Close()
+			}
+			return netip.AddrPort{}, fmt.Errorf("transport: listen udp %s: %w", bind, err)
+		}
+		uc := pc.(*net.UDPConn)
+		if i == 0 {
+			// Port 0: the others bind where the first one landed.
+			bind = unmap(uc.LocalAddr().(*net.UDPAddr).AddrPort())
+			g.addr = bind
+		}
+		g.socks = append(g.socks, t.newUDPSock(g, uc, i == 0))
+	}
+
+	t.mu.Lock()
+	if t.closed.Load() {
+		t.mu.Unlock()
+		for _, s := range g.socks {
+			s.uc.Close()
+		}
+		return netip.AddrPort{}, ErrClosed
+	}
+	old := *t.udp.Load()
+	next := append(append(make([]*udpGroup, 0, len(old)+1), old...), g)
+	t.udp.Store(&next)
+	for _, s := range g.socks {
+		t.udpRead.Add(1)
+		t.udpWrite.Add(1)
+		go s.readLoop()
+		go s.writeLoop()
+	}
+	t.mu.Unlock()
+	t.log.Debug("listening", "transport", UDP, "addr", g.addr, "sockets", len(g.socks))
+	return g.addr, nil
+}
+
+func (t *Transport) newUDPSock(g *udpGroup, uc *net.UDPConn, first bool) *udpSock {
+	s := &udpSock{t: t, g: g, uc: uc, q: make(chan udpOut, t.o.UDPWriteQueue), quit: make(chan struct{})}
+	// One reader drains the socket; a burst must wait in the kernel
+	// rather than be dropped.
+	uc.SetReadBuffer(t.o.UDPReadBuffer)
+	uc.SetWriteBuffer(t.o.UDPWriteBuffer)
+	if rc, err := uc.SyscallConn(); err == nil && first {
+		if rcv, snd, err := socketBuffers(rc); err == nil && (rcv/2 < t.o.UDPReadBuffer || snd/2 < t.o.UDPWriteBuffer) {
+			t.log.Warn("the kernel granted smaller UDP socket buffers than asked for (raise net.core.rmem_max / wmem_max)",
+				"addr", g.addr, "rcvbuf", rcv/2, "sndbuf", snd/2, "asked_rcvbuf", t.o.UDPReadBuffer, "asked_sndbuf", t.o.UDPWriteBuffer)
+		}
+	}
+	if g.v6 {
+		p := ipv6.NewPacketConn(uc)
+		if g.wildcard && p.SetControlMessage(ipv6.FlagDst, true) == nil {
+			g.oobLen = len(ipv6.NewControlMessage(ipv6.FlagDst))
+		}
+		s.bc = p
+	} else {
+		p := ipv4.NewPacketConn(uc)
+		if g.wildcard && p.SetControlMessage(ipv4.FlagDst, true) == nil {
+			g.oobLen = len(ipv4.NewControlMessage(ipv4.FlagDst))
+		}
+		s.bc = p
+	}
+	return s
+}
+
+// readLoop reads batches of datagrams into buffers of its own, reused for
+// every batch, and hands each one up before the next batch is read.
+func (s *udpSock) readLoop() {
+	t := s.t
+	defer t.udpRead.Done()
+	batch, size, oobLen := t.o.UDPBatch, t.udpBufSize, s.g.oobLen
+	backing := make([]byte, batch*size)
+	oob := make([]byte, batch*oobLen)
+	ms := make([]ipv4.Message, batch)
+	bufs := make([][1][]byte, batch)
+	for i := range ms {
+		bufs[i][0] = backing[i*size : (i+1)*size : (i+1)*size]
+		ms[i].Buffers = bufs[i][:]
+		if oobLen > 0 {
+			ms[i].OOB = oob[i*oobLen : (i+1)*oobLen : (i+1)*oobLen]
+		}
+	}
+	var (
+		backoff time.Duration
+		cm4     ipv4.ControlMessage
+		cm6     ipv6.ControlMessage
+	)
+	for {
+		n, err := s.bc.ReadBatch(ms, 0)
+		if err != nil {
+			if t.closed.Load() {
+				return
+			}
+			if errors.Is(err, net.ErrClosed) {
+				t.listenerDown(UDP, s.g.addr, err)
+				return
+			}
+			// Not expected on an unconnected socket; never give up on it.
+			t.stats.readErrors.Add(1)
+			if sup, ok := t.logRead.allow(); ok {
+				t.log.Warn("UDP read error, retrying", "addr", s.g.addr, "error", err, "suppressed", sup)
+			}
+			backoff = nextBackoff(backoff)
+			if !t.sleep(backoff) {
+				return
+			}
+			continue
+		}
+		backoff = 0
+		t.stats.readBatch.observe(n)
+		s.received.Add(uint64(n))
+		for i := 0; i < n; i++ {
+			m := &ms[i]
+			ua, _ := m.Addr.(*net.UDPAddr)
+			if ua == nil {
+				continue
+			}
+			local := s.g.addr
+			if oobLen > 0 && m.NN > 0 {
+				local = s.g.dstOf(m.OOB[:m.NN], &cm4, &cm6)
+			}
+			t.datagram(bufs[i][0][:m.N], local, unmap(ua.AddrPort()))
+		}
+	}
+}
+
+// dstOf reads the destination address of a datagram from its control
+// message.
+func (g *udpGroup) dstOf(oob []byte, cm4 *ipv4.ControlMessage, cm6 *ipv6.ControlMessage) netip.AddrPort {
+	var ip net.IP
+	if g.v6 {
+		if cm6.Parse(oob) == nil {
+			ip = cm6.Dst
+		}
+	} else if cm4.Parse(oob) == nil {
+		ip = cm4.Dst
+	}
+	if a, ok := netip.AddrFromSlice(ip); ok && !a.IsUnspecified() {
+		return netip.AddrPortFrom(a.Unmap(), g.addr.Port())
+	}
+	return g.addr
+}
+
+// srcOOBFor returns the control message that makes a datagram leave a
+// wildcard socket from src.
+func (g *udpGroup) srcOOBFor(src netip.Addr) []byte {
+	if g.oobLen == 0 {
+		return nil
+	}
+	if b, ok := g.srcOOB.Load(src); ok {
+		return b.([]byte)
+	}
+	var b []byte
+	if g.v6 {
+		b = (&ipv6.ControlMessage{Src: src.AsSlice()}).Marshal()
+	} else {
+		b = (&ipv4.ControlMessage{Src: src.AsSlice()}).Marshal()
+	}
+	g.srcOOB.Store(src, b)
+	return b
+}
+
+// datagram hands one datagram up.
+func (t *Transport) datagram(data []byte, local, remote netip.AddrPort) {
+	t.stats.udp.bytesIn.Add(uint64(len(data)))
+	if isKeepalive(data) {
+		t.stats.udp.keepalives.Add(1)
+		return
+	}
+	if len(data) > t.o.MaxMessageSize {
+		t.stats.udp.msgsIn.Add(1)
+		t.stats.udp.parseFailures.Add(1)
+		err := fmt.Errorf("%w: datagram longer than %d bytes", sip.ErrMessageTooLarge, t.o.MaxMessageSize)
+		if n, ok := t.logParse.allow(); ok {
+			t.log.Info("datagram too large handed up", "remote", remote, "error", err, "suppressed", n)
+		}
+		t.deliver(Message{Raw: data, Err: err, Transport: UDP, Local: local, Remote: remote})
+		return
+	}
+	t.handle(data, UDP, local, remote, nil)
+}
+
+// isKeepalive: a datagram of nothing but CR, LF, NUL and blanks is a NAT
+// keep-alive (RFC 5626 §3.5.1's CRLFCRLF, or a bare NUL packet). It is not
+// answered: over UDP RFC 5626 keeps alive with STUN.
+func isKeepalive(data []byte) bool {
+	for _, c := range data {
+		switch c {
+		case '\r', '\n', 0, ' ', '\t':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func (t *Transport) sendUDP(data []byte, dst Dest) error {
+	raddr := unmap(dst.Addr)
+	if !raddr.IsValid() || raddr.Port() == 0 {
+		t.stats.udp.writeErrors.Add(1)
+		return fmt.Errorf("%w: UDP to %v", ErrBadDest, dst.Addr)
+	}
+	v6 := raddr.Addr().Is6()
+	limit := maxDatagram4
+	if v6 {
+		limit = maxDatagram6
+	}
+	if len(data) > limit {
+		t.stats.udp.writeErrors.Add(1)
+		return ErrTooLarge
+	}
+	g, oob, err := t.udpFrom(dst.Local, v6)
+	if err != nil {
+		t.stats.udp.writeErrors.Add(1)
+		return err
+	}
+	s := g.socks[0]
+	if len(g.socks) > 1 {
+		s = g.socks[spread(raddr, len(g.socks))]
+	}
+	b := getSendBuf(data)
+	select {
+	case s.q <- udpOut{b: b, dst: raddr, oob: oob}:
+		return nil
+	default:
+		putSendBuf(b)
+		t.stats.udpQueueDrops.Add(1)
+		t.stats.udp.writeErrors.Add(1)
+		return ErrQueueFull
+	}
+}
+
+// udpFrom picks the socket group sending from local (zero: the first of the
+// family) and, for a wildcard group, the control message choosing the
+// source address.
+func (t *Transport) udpFrom(local netip.AddrPort, v6 bool) (*udpGroup, []byte, error) {
+	groups := *t.udp.Load()
+	if !local.IsValid() {
+		for _, g := range groups {
+			if g.v6 == v6 {
+				return g, nil, nil
+			}
+		}
+		fam := "IPv4"
+		if v6 {
+			fam = "IPv6"
+		}
+		return nil, nil, fmt.Errorf("%w: no UDP socket for %s", ErrNoSocket, fam)
+	}
+	local = unmap(local)
+	if local.Addr().Is6() == v6 {
+		for _, g := range groups {
+			if g.addr == local {
+				return g, nil, nil
+			}
+		}
+		for _, g := range groups {
+			if g.wildcard && g.v6 == v6 && g.addr.Port() == local.Port() {
+				return g, g.srcOOBFor(local.Addr()), nil
+			}
+		}
+	}
+	return nil, nil, fmt.Errorf("%w: UDP from %v", ErrNoSocket, local)
+}
+
+// spread picks one of n sockets by destination, so that the datagrams to
+// one peer keep their order.
+func spread(a netip.AddrPort, n int) int {
+	b := a.Addr().As16()
+	h := uint32(a.Port()) ^ binary.BigEndian.Uint32(b[12:]) ^ binary.BigEndian.Uint32(b[8:12])
+	h *= 0x9e3779b1
+	return int(h>>16) % n
+}
+
+// udpWriter is the state of a socket's writer: the batch being written,
+// with addresses and iovecs that are reused, so a write allocates nothing.
+type udpWriter struct {
+	items []udpOut
+	ms    []ipv4.Message
+	addrs []net.UDPAddr
+	ips   [][16]byte
+	bufs  [][1][]byte
+}
+
+// writeLoop takes what is queued, up to a batch, and writes it with one
+// sendmmsg. It blocks only while the queue is empty, so a datagram queued
+// to an idle writer leaves at once, and under load the batches fill by
+// themselves.
+func (s *udpSock) writeLoop() {
+	defer s.t.udpWrite.Done()
+	n := s.t.o.UDPBatch
+	w := &udpWriter{
+		items: make([]udpOut, 0, n),
+		ms:    make([]ipv4.Message, n),
+		addrs: make([]net.UDPAddr, n),
+		ips:   make([][16]byte, n),
+		bufs:  make([][1][]byte, n),
+	}
+	for {
+		select {
+		case o := <-s.q:
+			w.items = append(w.items[:0], o)
+			s.fill(w)
+			s.write(w)
+		case <-s.quit:
+			// Closing: flush what the handlers queued.
+			for {
+				w.items = w.items[:0]
+				s.fill(w)
+				if len(w.items) == 0 {
+					return
+				}
+				s.write(w)
+			}
+		}
+	}
+}
+
+func (s *udpSock) fill(w *udpWriter) {
+	for len(w.items) < cap(w.items) {
+		select {
+		case o := <-s.q:
+			w.items = append(w.items, o)
+		default:
+			return
+		}
+	}
+}
+
+func (s *udpSock) write(w *udpWriter) {
+	t := s.t
+	for i, it := range w.items {
+		a := it.dst.Addr()
+		if a.Is4() {
+			ip := a.As4()
+			copy(w.ips[i][:], ip[:])
+			w.addrs[i] = net.UDPAddr{IP: w.ips[i][:4], Port: int(it.dst.Port())}
+		} else {
+			w.ips[i] = a.As16()
+			w.addrs[i] = net.UDPAddr{IP: w.ips[i][:16], Port: int(it.dst.Port()), Zone: a.Zone()}
+		}
+		w.bufs[i][0] = *it.b
+		w.ms[i] = ipv4.Message{Buffers: w.bufs[i][:], OOB: it.oob, Addr: &w.addrs[i]}
+	}
+	items := w.items
+	for off := 0; off < len(items); {
+		n, err := s.bc.WriteBatch(w.ms[off:len(items)], 0)
+		n = max(n, 0)
+		if n > 0 {
+			t.stats.writeBatch.observe(n)
+			t.stats.udp.msgsOut.Add(uint64(n))
+			var bytes uint64
+			for _, it := range items[off : off+n] {
+				bytes += uint64(len(*it.b))
+			}
+			t.stats.udp.bytesOut.Add(bytes)
+			off += n
+			continue
+		}
+		if err != nil && errors.Is(err, net.ErrClosed) {
+			t.stats.udp.writeErrors.Add(uint64(len(items) - off))
+			break
+		}
+		// The datagram at off was refused (sendmmsg reports the error of
+		// the first message it could not send): drop it, go on.
+		t.stats.udp.writeErrors.Add(1)
+		if sup, ok := t.logWrite.allow(); ok {
+			t.log.Warn("UDP send failed", "local", s.g.addr, "remote", items[off].dst, "error", err, "suppressed", sup)
+		}
+		off++
+	}
+	for i, it := range items {
+		putSendBuf(it.b)
+		w.items[i] = udpOut{}
+		w.bufs[i][0] = nil
+		w.ms[i] = ipv4.Message{}
+	}
+}

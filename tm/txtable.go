@@ -1,0 +1,108 @@
+package tm
+
+import (
+	"hash/maphash"
+	"strings"
+	"sync"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/imsdlg/imsdlg/tm/txn"
+)
+
+// txShards splits the transaction tables so that no global lock sits on
+// the per-message path.
+const txShards = 64
+
+// txTable maps transaction keys (txn.AppendServerKey / AppendClientKey) to
+// transactions.
+type txTable[T any] struct {
+	seed   maphash.Seed
+	shards [txShards]struct {
+		mu sync.Mutex
+		m  map[string]T
+	}
+}
+
+func newTxTable[T any]() *txTable[T] {
+	t := &txTable[T]{seed: maphash.MakeSeed()}
+	for i := range t.shards {
+		t.shards[i].m = make(map[string]T)
+	}
+	return t
+}
+
+func (t *txTable[T]) shard(key []byte) int { return int(maphash.Bytes(t.seed, key) % txShards) }
+
+// get looks a key up without allocating.
+func (t *txTable[T]) get(key []byte) (T, bool) {
+	s := &t.shards[t.shard(key)]
+	s.mu.Lock()
+	v, ok := s.m[string(key)]
+	s.mu.Unlock()
+	return v, ok
+}
+
+// add stores v under key unless the key is taken; it returns what is
+// stored and whether v was.
+func (t *txTable[T]) add(key string, v T) (T, bool) {
+	s := &t.shards[t.shard([]byte(key))]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old, ok := s.m[key]; ok {
+		return old, false
+	}
+	s.m[key] = v
+	return v, true
+}
+
+// remove deletes key when it still maps to a value same says is v.
+func (t *txTable[T]) remove(key string, same func(T) bool) {
+	s := &t.shards[t.shard([]byte(key))]
+	s.mu.Lock()
+	if v, ok := s.m[key]; ok && same(v) {
+		delete(s.m, key)
+	}
+	s.mu.Unlock()
+}
+
+func (t *txTable[T]) len() int {
+	n := 0
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		n += len(s.m)
+		s.mu.Unlock()
+	}
+	return n
+}
+
+// requestFields reads what transaction matching needs off a request.
+func requestFields(req *sip.Request) (txn.RequestFields, bool) {
+	via := req.Via()
+	cseq := req.CSeq()
+	if via == nil || cseq == nil {
+		return txn.RequestFields{}, false
+	}
+	f := txn.RequestFields{Method: string(req.Method), SentByHost: trimBrackets(via.Host), SentByPort: via.Port,
+		CSeq: cseq.SeqNo}
+	f.Branch, _ = Param(via.Params, "branch")
+	if f.SentByPort == 0 {
+		f.SentByPort = defaultPort(strings.EqualFold(via.Transport, "TLS"))
+	}
+	if !txn.HasMagicCookie(f.Branch) {
+		// RFC 2543 matching (§17.2.3) needs the rest of the request.
+		f.RequestURI = req.Recipient.String()
+		if to := req.To(); to != nil {
+			f.ToTag = Tag(to.Params)
+		}
+		if from := req.From(); from != nil {
+			f.FromTag = Tag(from.Params)
+		}
+		if cid := req.CallID(); cid != nil {
+			f.CallID = cid.Value()
+		}
+		f.TopVia = via.Value()
+	}
+	return f, true
+}

@@ -93,6 +93,9 @@ type Limiter struct {
 	opts    Options
 	log     *slog.Logger
 	release chan string
+	// shared: some limit counts in Redis. Only then does a call need a
+	// deadline; a node-local count never waits.
+	shared bool
 }
 
 var _ imsdialog.Limiter = (*Limiter)(nil)
@@ -118,7 +121,22 @@ func New(opts Options) (*Limiter, error) {
 	if l.log == nil {
 		l.log = slog.Default()
 	}
+	shared := map[string]bool{}
+	for _, in := range opts.Set.Declared() {
+		shared[in.Name] = in.Shared
+	}
+	for _, lim := range limits {
+		l.shared = l.shared || shared[strings.TrimSuffix(lim.Profile, profiles.SharedSuffix)]
+	}
 	return l, nil
+}
+
+// deadline bounds ctx by the store timeout when a store may wait.
+func (l *Limiter) deadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	if !l.shared {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, l.opts.Timeout)
 }
 
 // Set returns the profile set the limits count in.
@@ -211,7 +229,7 @@ func aor(u sip.Uri) string {
 // rejection to answer with; on rejection the memberships already taken are
 // given back.
 func (l *Limiter) Admit(ctx context.Context, c imsdialog.Call) *imsdialog.Rejection {
-	ctx, cancel := context.WithTimeout(ctx, l.opts.Timeout)
+	ctx, cancel := l.deadline(ctx)
 	defer cancel()
 	set := l.opts.Set
 	for _, lim := range l.opts.Limits {
@@ -253,7 +271,7 @@ func rejection(code int, reason, text string) *imsdialog.Rejection {
 // own goroutine (it is off tm's path already). A store failure leaves the
 // decrement pending in the set, which retries it.
 func (l *Limiter) releaseNow(did string) {
-	ctx, cancel := context.WithTimeout(context.Background(), l.opts.Timeout)
+	ctx, cancel := l.deadline(context.Background())
 	defer cancel()
 	if err := l.opts.Set.Release(ctx, did); err != nil {
 		l.log.Debug("profile decrement pending", "did", did, "error", err)

@@ -1,6 +1,9 @@
 package imsdialog
 
 import (
+	"context"
+	"log/slog"
+
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/imsdlg/imsdlg/tm"
@@ -69,7 +72,11 @@ func (m *Manager) run(d *Dialog, acts []Action, p CallbackParams) {
 			m.fire(d, a.Callback, p)
 		case ActStateChanged:
 			m.stats.transition(a.From, a.To, d.endReason())
-			m.log.Info("dialog state", "callid", d.CallID, "did", d.did, "from", a.From.String(), "to", a.To.String())
+			// Debug, and checked first: at 2000 calls/s the boxed
+			// arguments alone were 20 allocations per call.
+			if m.log.Enabled(context.Background(), slog.LevelDebug) {
+				m.log.Debug("dialog state", "callid", d.CallID, "did", d.did, "from", a.From.String(), "to", a.To.String())
+			}
 			if m.onState != nil {
 				m.observeState(d, a.From, a.To)
 			}

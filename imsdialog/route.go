@@ -82,7 +82,7 @@ func (m *Manager) onRequestWithin(d *Dialog, r *tm.Request, fromCaller bool) (tm
 		dst    string
 		ok     bool
 	)
-	if r.Route() == nil {
+	if tm.TopRoute(r.Request) == nil {
 		d.mu.Lock()
 		target, route, dst, ok = d.cell.Target(fromCaller, req.ToTag)
 		d.mu.Unlock()

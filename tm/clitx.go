@@ -96,7 +96,7 @@ func (c *cliTx) exec(acts []txn.Action, res *sip.Response) cliPost {
 			p.send(c.raw, c.dest)
 		case txn.ActSendACK:
 			if c.ack == nil && res != nil {
-				c.ack = []byte(hopACK(c.req, res).String())
+				c.ack = marshal(hopACK(c.req, res))
 			}
 			p.send(c.ack, c.dest)
 		case txn.ActResendACK:
@@ -181,7 +181,7 @@ func (p *Proxy) startCliTx(req *sip.Request, dest transport.Dest, owner cliOwner
 	if req.IsInvite() {
 		kind = txn.ClientInvite
 	}
-	c := &cliTx{p: p, dest: dest, owner: owner, req: req, raw: []byte(req.String()),
+	c := &cliTx{p: p, dest: dest, owner: owner, req: req, raw: marshal(req),
 		fsm: txn.New(kind, dest.Transport == transport.TCP, p.timers)}
 	c.key = string(txn.AppendClientKey(nil, branch, string(cseq.MethodName)))
 	if _, added := p.cliTxs.add(c.key, c); !added {

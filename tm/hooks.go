@@ -135,8 +135,12 @@ type Branch struct {
 	Request *sip.Request
 }
 
-// BranchHook (t_on_branch) may change a branch's request in place or drop
-// the branch by returning false.
+// BranchHook (t_on_branch) may change a branch's request or drop the
+// branch by returning false. The request's header values are shared with
+// the transaction's request and its other branches (issue 14: a branch
+// costs no copy of the headers it does not change): add, remove or
+// replace headers and set the Request-URI, but never edit a header value
+// in place (clone it, change the clone, ReplaceHeader).
 type BranchHook interface {
 	OnBranch(t *Transaction, b *Branch) bool
 }

@@ -611,7 +611,7 @@ func (p *Proxy) reject(req *sip.Request, m *transport.Message, s *srvTx, rej *Re
 	if s != nil {
 		s.respond(res)
 	} else {
-		p.send([]byte(res.String()), responseDest(req, m))
+		p.send(marshal(res), responseDest(req, m))
 	}
 	p.stats.localReplies[class(rej.Code)].Add(1)
 	p.stats.finalClass[class(rej.Code)].Add(1)
@@ -674,7 +674,7 @@ func (p *Proxy) forwardStateless(req *sip.Request, loopHash, dst string) error {
 	if err != nil {
 		return err
 	}
-	if err := p.send([]byte(req.String()), d); err != nil {
+	if err := p.send(marshal(req), d); err != nil {
 		return err
 	}
 	p.stats.statelessFwd.Add(1)
@@ -737,8 +737,7 @@ func (p *Proxy) onResponse(res *sip.Response) {
 	if !p.IsOurVia(via) {
 		return
 	}
-	up := forwardCopy(res)
-	next := up.Via()
+	next := nextVia(res)
 	if next == nil {
 		return
 	}
@@ -747,7 +746,7 @@ func (p *Proxy) onResponse(res *sip.Response) {
 		p.log.Debug("stray response not forwarded", "callid", callID(res), "error", err)
 		return
 	}
-	if p.send([]byte(up.String()), dst) == nil {
+	if p.send(marshalUp(res, nil), dst) == nil {
 		p.stats.statelessFwd.Add(1)
 	}
 }
@@ -768,25 +767,6 @@ func viaDestination(v *sip.ViaHeader) string {
 		port = 5060
 	}
 	return net.JoinHostPort(trimBrackets(host), strconv.Itoa(port))
-}
-
-// forwardCopy is the response to send upstream: every header but our top
-// Via. Header values are shared with res: neither copy is modified after.
-func forwardCopy(res *sip.Response) *sip.Response {
-	up := sip.NewResponse(res.StatusCode, res.Reason)
-	up.SipVersion = res.SipVersion
-	skipped := false
-	for _, h := range res.Headers() {
-		if !skipped && h.Name() == "Via" {
-			skipped = true
-			continue
-		}
-		up.AppendHeader(h)
-	}
-	if body := res.Body(); body != nil {
-		up.SetBody(body)
-	}
-	return up
 }
 
 // viaDest is the transport destination of viaDestination. It only takes

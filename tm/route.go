@@ -85,7 +85,7 @@ func nextHop(req *sip.Request, dst string) (hop, error) {
 		}
 		return hop{transport: tp, host: host, port: port}, nil
 	}
-	if r := req.Route(); r != nil {
+	if r := TopRoute(req); r != nil {
 		return uriHop(&r.Address)
 	}
 	return uriHop(&req.Recipient)
@@ -104,7 +104,7 @@ func routeOut(req *sip.Request, dst string) (hop, error) {
 	if err != nil {
 		return hop{}, err
 	}
-	if r := req.Route(); r != nil {
+	if r := TopRoute(req); r != nil {
 		if _, loose := Param(r.Address.UriParams, "lr"); !loose {
 			last := &sip.RouteHeader{Address: *req.Recipient.Clone()}
 			req.Recipient = *r.Address.Clone()
@@ -134,7 +134,7 @@ func (p *Proxy) preprocessRoute(req *sip.Request) (consumed bool, params sip.Hea
 	// Pop every leading Route of ours: two when we double record-routed
 	// (different transports or address families on the two sides).
 	for {
-		r := req.Route()
+		r := TopRoute(req)
 		if r == nil || !p.IsOurURI(&r.Address) {
 			break
 		}
@@ -168,4 +168,19 @@ func recordRoute(l *listener, params []sip.HeaderKV) *sip.RecordRouteHeader {
 		u.UriParams.Add(kv.K, kv.V)
 	}
 	return &sip.RecordRouteHeader{Address: u}
+}
+
+// TopRoute returns the first Route header of req, or nil. Unlike sipgo's
+// req.Route(), it allocates nothing when there is none: the proxy asks on
+// every request, and most have no Route.
+func TopRoute(req *sip.Request) *sip.RouteHeader {
+	for _, h := range req.Headers() {
+		if r, ok := h.(*sip.RouteHeader); ok {
+			return r
+		}
+		if strings.EqualFold(h.Name(), "Route") {
+			return req.Route() // added as a generic header: sipgo parses it
+		}
+	}
+	return nil
 }

@@ -42,9 +42,13 @@ func timerSlot(id txn.TimerID) int {
 // transaction no longer takes one (a 2xx after a non-2xx final, RFC 6026
 // §8.5: the caller forwards it statelessly).
 func (s *srvTx) respond(res *sip.Response) bool {
-	data := []byte(res.String())
+	return s.respondBytes(marshal(res), res.StatusCode)
+}
+
+// respondBytes is respond with the response already on the wire form.
+func (s *srvTx) respondBytes(data []byte, code int) bool {
 	s.mu.Lock()
-	acts := s.fsm.Step(txn.Event{Kind: txn.EvSendResponse, Code: res.StatusCode}, s.buf[:0])
+	acts := s.fsm.Step(txn.Event{Kind: txn.EvSendResponse, Code: code}, s.buf[:0])
 	sent := false
 	for _, a := range acts {
 		if a.Kind == txn.ActSendResponse {

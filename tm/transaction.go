@@ -83,7 +83,7 @@ func (p *Proxy) newTransaction(req *sip.Request, m *transport.Message, srv *srvT
 		p:        p,
 		id:       p.nextID.Add(1),
 		orig:     req,
-		req:      req.Clone(),
+		req:      shallowClone(req),
 		srv:      srv,
 		invite:   req.IsInvite(),
 		loopHash: loopHash,
@@ -396,10 +396,10 @@ func (t *Transaction) finish() {
 // local 487) goes statelessly (§16.7 step 5, RFC 6026 §8.5).
 func (t *Transaction) relay(res *sip.Response) {
 	p := t.p
-	up := forwardCopy(res)
+	up := marshalUp(res, nil)
 	code := res.StatusCode
 	if code >= 200 && code < 300 && t.invite {
-		if !t.srv.respond(up) {
+		if !t.srv.respondBytes(up, code) {
 			t.sendStateless(up)
 			return
 		}
@@ -412,7 +412,7 @@ func (t *Transaction) relay(res *sip.Response) {
 	if t.upFinal != 0 {
 		return
 	}
-	if !t.srv.respond(up) {
+	if !t.srv.respondBytes(up, code) {
 		return
 	}
 	if code >= 200 {
@@ -422,9 +422,9 @@ func (t *Transaction) relay(res *sip.Response) {
 }
 
 // sendStateless sends a 2xx upstream without the server transaction.
-func (t *Transaction) sendStateless(up *sip.Response) {
-	if err := t.p.send([]byte(up.String()), t.upstream); err != nil {
-		t.p.log.Info("stateless 2xx not sent", "callid", callID(up), "error", err)
+func (t *Transaction) sendStateless(up []byte) {
+	if err := t.p.send(up, t.upstream); err != nil {
+		t.p.log.Info("stateless 2xx not sent", "callid", callID(t.orig), "error", err)
 		return
 	}
 	t.p.stats.statelessFwd.Add(1)
@@ -438,10 +438,17 @@ func (t *Transaction) replyFinal(a action) {
 	local := a.res == nil
 	switch {
 	case a.res != nil:
-		res = forwardCopy(a.res)
-		for _, h := range a.auth {
-			res.AppendHeader(h)
+		if t.upFinal != 0 {
+			return
 		}
+		code := a.res.StatusCode
+		if !t.srv.respondBytes(marshalUp(a.res, a.auth), code) {
+			p.log.Info("final reply not taken by the server transaction", "callid", callID(t.orig), "code", code)
+			return
+		}
+		t.upFinal = code
+		p.stats.relayedReplies[class(code)].Add(1)
+		return
 	case t.localRes != nil:
 		res = t.localRes
 	default:
@@ -545,7 +552,7 @@ func (t *Transaction) startBranch(i int, tg Target) {
 // nil, nil when the branch hook dropped the branch.
 func (t *Transaction) buildBranch(i int, tg Target) (*sip.Request, transport.Dest, error) {
 	p := t.p
-	req := t.req.Clone()
+	req := shallowClone(t.req)
 	if tg.URI.Host != "" {
 		req.Recipient = *tg.URI.Clone()
 	}
@@ -640,18 +647,35 @@ func (p *Proxy) sendCancel(inv *sip.Request, invTx *cliTx, reason string) {
 	invTx.cancelSent()
 }
 
-type countWriter int
-
-func (c *countWriter) WriteString(s string) (int, error) {
-	*c += countWriter(len(s))
-	return len(s), nil
+// shallowClone copies req for changes that add, remove or replace headers
+// and set the Request-URI: the header values themselves are shared (the
+// Request-URI's parameter lists are copied by sip.NewRequest). Routers,
+// middleware and branch hooks follow that rule (BranchHook); a deep clone
+// per transaction and per branch was a tenth of the allocations per call.
+func shallowClone(req *sip.Request) *sip.Request {
+	c := sip.NewRequest(req.Method, req.Recipient)
+	c.SipVersion = req.SipVersion
+	for _, h := range req.Headers() {
+		c.AppendHeader(h)
+	}
+	if b := req.Body(); b != nil {
+		c.SetBody(b)
+	}
+	c.SetTransport(req.Transport())
+	c.SetSource(req.Source())
+	return c
 }
 
-// msgSize is the size of req on the wire, computed without building it.
+// msgSize is the size of req on the wire.
 func msgSize(req *sip.Request) int {
-	var n countWriter
-	req.StringWrite(&n)
-	return int(n)
+	bp := marshalPool.Get().(*[]byte)
+	b := appendMessage((*bp)[:0], req)
+	n := len(b)
+	if cap(b) <= maxPooledMarshal {
+		*bp = b
+		marshalPool.Put(bp)
+	}
+	return n
 }
 
 // guard keeps a panicking hook from taking the process down: the hook's

@@ -77,7 +77,7 @@ func (r *PCSCF) Route(req *tm.Request) tm.Decision {
 	if req.Method == sip.REGISTER {
 		return r.register(req)
 	}
-	if req.Method == sip.OPTIONS && req.Recipient.User == "" && req.Route() == nil && r.base.IsOurDomain(req.Recipient.Host) {
+	if req.Method == sip.OPTIONS && req.Recipient.User == "" && tm.TopRoute(req.Request) == nil && r.base.IsOurDomain(req.Recipient.Host) {
 		return tm.Reply(200, "OK")
 	}
 	d := tm.RelayTo()
@@ -87,7 +87,7 @@ func (r *PCSCF) Route(req *tm.Request) tm.Decision {
 		// of the route set (normally nothing) still comes first.
 		return d
 	}
-	if req.Route() == nil {
+	if tm.TopRoute(req.Request) == nil {
 		// A route the UE pre-loaded beyond us (e.g. its Service-Route) is
 		// followed; otherwise the S-CSCF is the next hop.
 		req.PrependHeader(&sip.RouteHeader{Address: *r.scscf.Clone()})
@@ -106,7 +106,7 @@ func (r *PCSCF) Terminating(req *tm.Request) bool {
 
 // register sends a UE's REGISTER to the S-CSCF with our Path.
 func (r *PCSCF) register(req *tm.Request) tm.Decision {
-	if req.Route() == nil {
+	if tm.TopRoute(req.Request) == nil {
 		req.PrependHeader(&sip.RouteHeader{Address: *r.scscf.Clone()})
 	}
 	if r.path != "" {

@@ -91,14 +91,14 @@ func (r *Router) Route(req *tm.Request) tm.Decision {
 		// the remote target in the Request-URI decides (§16.12). A dialog
 		// we did not record-route may still name one of our users: find
 		// the user's contact as for a new request.
-		if !req.RouteConsumed && req.Route() == nil && req.Recipient.User != "" && r.IsOurDomain(req.Recipient.Host) {
+		if !req.RouteConsumed && tm.TopRoute(req.Request) == nil && req.Recipient.User != "" && r.IsOurDomain(req.Recipient.Host) {
 			if d, ok := r.lookup(req); ok {
 				return d
 			}
 		}
 		return tm.RelayTo()
 	}
-	if req.Route() != nil {
+	if tm.TopRoute(req.Request) != nil {
 		// A pre-loaded route (an AS or an outbound proxy): follow it.
 		return r.relay(req)
 	}
@@ -144,7 +144,7 @@ func (r *Router) lookup(req *tm.Request) (tm.Decision, bool) {
 // one is configured.
 func (r *Router) relay(req *tm.Request) tm.Decision {
 	d := tm.RelayTo()
-	if r.cfg.NextHop != "" && req.Route() == nil {
+	if r.cfg.NextHop != "" && tm.TopRoute(req.Request) == nil {
 		d = tm.RelayTo(tm.Target{Dst: r.cfg.NextHop})
 	}
 	d.RecordRoute = r.cfg.RecordRoute && dialogForming(req.Method)

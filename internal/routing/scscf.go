@@ -101,7 +101,7 @@ type pathKey struct{}
 
 // Route implements tm.Router.
 func (r *SCSCF) Route(req *tm.Request) tm.Decision {
-	if !req.Initial || req.Method == sip.REGISTER || req.Route() != nil {
+	if !req.Initial || req.Method == sip.REGISTER || tm.TopRoute(req.Request) != nil {
 		// Within a dialog, a REGISTER (registrar), or a route set beyond
 		// us: as any proxy.
 		return r.base.Route(req)

@@ -48,6 +48,22 @@ func (c *counter) handle(m Message) {
 	}
 }
 
+// cpuMeter reports the process's CPU time per operation (sender and
+// receiver together: the same sender in every benchmark), a steadier
+// measure of the cost per message than wall time on a shared machine.
+type cpuMeter struct{ start time.Duration }
+
+func startCPU(b *testing.B) *cpuMeter {
+	b.ResetTimer()
+	return &cpuMeter{start: processCPU()}
+}
+
+func (m *cpuMeter) report(b *testing.B) {
+	if used := processCPU() - m.start; used > 0 {
+		b.ReportMetric(float64(used.Nanoseconds())/float64(b.N), "cpu-ns/op")
+	}
+}
+
 func (c *counter) wait(b *testing.B) {
 	select {
 	case <-c.done:
@@ -78,7 +94,7 @@ func BenchmarkUDPReceiveParse(b *testing.B) {
 	data := []byte(benchInvite)
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
-	b.ResetTimer()
+	cpu := startCPU(b)
 	for i := 0; i < b.N; i++ {
 		cnt.window <- struct{}{}
 		if _, err := c.Write(data); err != nil {
@@ -87,6 +103,7 @@ func BenchmarkUDPReceiveParse(b *testing.B) {
 	}
 	cnt.wait(b)
 	b.StopTimer()
+	cpu.report(b)
 	s := tr.Stats()
 	if n := s.readBatch.batches.Load(); n > 0 {
 		b.ReportMetric(float64(s.readBatch.items.Load())/float64(n), "datagrams/recvmmsg")
@@ -203,7 +220,7 @@ func BenchmarkTCPReceiveParse(b *testing.B) {
 	}
 	b.SetBytes(int64(len(benchInvite)))
 	b.ReportAllocs()
-	b.ResetTimer()
+	cpu := startCPU(b)
 	for i := 0; i < b.N; i += perWrite {
 		w := chunk
 		if left := b.N - i; left < perWrite {
@@ -214,6 +231,8 @@ func BenchmarkTCPReceiveParse(b *testing.B) {
 		}
 	}
 	cnt.wait(b)
+	b.StopTimer()
+	cpu.report(b)
 }
 
 // BenchmarkSipgoUDPReceiveParse is the baseline: sipgo's transport layer
@@ -254,7 +273,7 @@ func BenchmarkSipgoUDPReceiveParse(b *testing.B) {
 	data := []byte(benchInvite)
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
-	b.ResetTimer()
+	cpu := startCPU(b)
 	for i := 0; i < b.N; i++ {
 		cnt.window <- struct{}{}
 		if _, err := c.Write(data); err != nil {
@@ -262,6 +281,8 @@ func BenchmarkSipgoUDPReceiveParse(b *testing.B) {
 		}
 	}
 	cnt.wait(b)
+	b.StopTimer()
+	cpu.report(b)
 }
 
 // BenchmarkSipgoParse is the parse alone, for scale.

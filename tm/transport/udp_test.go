@@ -198,18 +198,29 @@ func TestUDPWildcardLocalAddress(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("IP_PKTINFO test on Linux")
 	}
-	h := newHarness(t, Options{})
-	w, err := h.ListenUDP(any0(netip.IPv4Unspecified()))
-	require.NoError(t, err)
-	c := udpClient(t, lo4)
-	to := netip.AddrPortFrom(lo4, w.Port())
-	_, err = c.WriteToUDPAddrPort(request("OPTIONS", "wild", "", ""), to)
-	require.NoError(t, err)
-	m := h.next(t)
-	require.Equal(t, to, m.Local)
-	require.NoError(t, h.Send(response(200, "wild"), Dest{Transport: UDP, Addr: m.Remote, Local: m.Local}))
-	_, src := readUDP(t, c)
-	require.Equal(t, to, src)
+	for _, tc := range []struct{ wild, lo netip.Addr }{
+		{netip.IPv4Unspecified(), lo4},
+		{netip.IPv6Unspecified(), lo6},
+	} {
+		t.Run(tc.lo.String(), func(t *testing.T) {
+			if tc.lo.Is6() {
+				have6(t)
+			}
+			h := newHarness(t, Options{})
+			w, err := h.ListenUDP(any0(tc.wild))
+			require.NoError(t, err)
+			require.Equal(t, tc.wild, w.Addr())
+			c := udpClient(t, tc.lo)
+			to := netip.AddrPortFrom(tc.lo, w.Port())
+			_, err = c.WriteToUDPAddrPort(request("OPTIONS", "wild", "", ""), to)
+			require.NoError(t, err)
+			m := h.next(t)
+			require.Equal(t, to, m.Local)
+			require.NoError(t, h.Send(response(200, "wild"), Dest{Transport: UDP, Addr: m.Remote, Local: m.Local}))
+			_, src := readUDP(t, c)
+			require.Equal(t, to, src)
+		})
+	}
 }
 
 // With SO_REUSEPORT, several sockets serve one address and the kernel

@@ -1,0 +1,275 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// BenchmarkRecordRoutedCall runs whole calls through the daemon as it
+// runs in production (config, tm, transport, dialog module, a per-caller
+// profile) over loopback UDP: INVITE, 100, 180, 200, ACK, BYE, 200, with
+// the caller and the callee built from byte templates so that they
+// allocate nothing themselves. The allocations reported are therefore the
+// proxy's per call (issue 14: at most 100 objects and 8 KB). Run it with
+//
+//	go test ./cmd/imsproxy -run '^$' -bench RecordRoutedCall -benchtime 5000x
+func BenchmarkRecordRoutedCall(b *testing.B) {
+	sipPort, mgmtPort := freePortB(b), freePortB(b)
+	uac, uas := listenUDPB(b), listenUDPB(b)
+	proxy := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(sipPort))
+	uasAddr := uas.LocalAddr().(*net.UDPAddr).AddrPort()
+	cfg := "listen: [\"udp:127.0.0.1:" + strconv.Itoa(sipPort) + "\"]\n" +
+		"domains: [localhost, 127.0.0.1]\nrecord_route: true\n" +
+		"location:\n  static:\n    \"sip:bob@127.0.0.1\": [\"sip:bob@" + uasAddr.String() + "\"]\n" +
+		"mgmt: {listen: \"127.0.0.1:" + strconv.Itoa(mgmtPort) + "\"}\n" +
+		"log: {level: error}\n" +
+		"profiles: {with_value: [caller]}\n" +
+		"limits: [{profile: caller, key: from_uri, max: 1000000}]\n"
+	path := filepath.Join(b.TempDir(), "bench.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var out, errb syncBuffer
+	go func() { done <- run(ctx, []string{"--config", path}, &out, &errb) }()
+	defer func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			b.Error("daemon did not stop")
+		}
+	}()
+	waitHealthy(b, "http://127.0.0.1:"+strconv.Itoa(mgmtPort)+"/healthz", &errb)
+
+	c := &benchCall{uac: uac, uas: uas, proxy: proxy, uasAddr: uasAddr,
+		uacAddr: uac.LocalAddr().(*net.UDPAddr).AddrPort()}
+	c.run(b, -1) // warm up: the first call pays for lazily built state
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		c.run(b, i)
+	}
+	b.StopTimer()
+}
+
+// benchCall is a caller and a callee that speak just enough SIP for one
+// record-routed call, with fixed buffers.
+type benchCall struct {
+	uac, uas         *net.UDPConn
+	proxy            netip.AddrPort
+	uacAddr, uasAddr netip.AddrPort
+	out, in, in2     [4096]byte
+	route            [512]byte
+	toTag            [512]byte
+	routeN, toN      int
+}
+
+func (c *benchCall) run(b *testing.B, i int) {
+	// INVITE, caller to proxy.
+	m := c.request(c.out[:0], "INVITE", "sip:bob@127.0.0.1", i, 1, nil, nil)
+	c.send(b, c.uac, c.proxy, m)
+	inv := c.recv(b, c.uas, c.in[:])
+	c.send(b, c.uas, c.proxy, c.response(c.out[:0], "180 Ringing", inv, true))
+	c.send(b, c.uas, c.proxy, c.response(c.out[:0], "200 OK", inv, true))
+	// The caller waits for the 200 (after the 100 and the 180) and learns
+	// the route set and the callee's tag from it.
+	for {
+		r := c.recv(b, c.uac, c.in2[:])
+		if bytes.HasPrefix(r, []byte("SIP/2.0 200")) {
+			c.learn(r)
+			break
+		}
+	}
+	ack := c.request(c.out[:0], "ACK", "sip:bob@127.0.0.1", i, 1, c.route[:c.routeN], c.toTag[:c.toN])
+	c.send(b, c.uac, c.proxy, ack)
+	if got := c.recv(b, c.uas, c.in[:]); !bytes.HasPrefix(got, []byte("ACK ")) {
+		b.Fatalf("callee got %q, want the ACK", firstLine(got))
+	}
+	bye := c.request(c.out[:0], "BYE", "sip:bob@127.0.0.1", i, 2, c.route[:c.routeN], c.toTag[:c.toN])
+	c.send(b, c.uac, c.proxy, bye)
+	bin := c.recv(b, c.uas, c.in[:])
+	if !bytes.HasPrefix(bin, []byte("BYE ")) {
+		b.Fatalf("callee got %q, want the BYE", firstLine(bin))
+	}
+	c.send(b, c.uas, c.proxy, c.response(c.out[:0], "200 OK", bin, false))
+	if got := c.recv(b, c.uac, c.in2[:]); !bytes.HasPrefix(got, []byte("SIP/2.0 200")) {
+		b.Fatalf("caller got %q, want the 200 for the BYE", firstLine(got))
+	}
+}
+
+// request builds a request from the caller. The Request-URI of an
+// in-dialog request would be the callee's Contact; the proxy routes it by
+// its Route header (its own Record-Route), so any URI of ours does.
+func (c *benchCall) request(m []byte, method, ruri string, i, cseq int, route, toTag []byte) []byte {
+	m = append(m, method...)
+	m = append(m, ' ')
+	m = append(m, ruri...)
+	m = append(m, " SIP/2.0\r\nVia: SIP/2.0/UDP "...)
+	m = c.uacAddr.AppendTo(m)
+	m = append(m, ";rport;branch=z9hG4bK-b-"...)
+	m = strconv.AppendInt(m, int64(i), 10)
+	m = append(m, '-')
+	m = append(m, method...)
+	m = append(m, "\r\nMax-Forwards: 70\r\n"...)
+	m = append(m, route...)
+	m = append(m, "From: <sip:alice@127.0.0.1>;tag=a"...)
+	m = strconv.AppendInt(m, int64(i), 10)
+	m = append(m, "\r\nTo: <sip:bob@127.0.0.1>"...)
+	m = append(m, toTag...)
+	m = append(m, "\r\nCall-ID: bench-"...)
+	m = strconv.AppendInt(m, int64(i), 10)
+	m = append(m, "@127.0.0.1\r\nCSeq: "...)
+	m = strconv.AppendInt(m, int64(cseq), 10)
+	m = append(m, ' ')
+	m = append(m, method...)
+	m = append(m, "\r\nContact: <sip:alice@"...)
+	m = c.uacAddr.AppendTo(m)
+	m = append(m, ">\r\nContent-Length: 0\r\n\r\n"...)
+	return m
+}
+
+// response answers req from the callee: its Vias, Record-Routes, From,
+// Call-ID and CSeq copied, a To tag added (tagged: the callee's own).
+func (c *benchCall) response(m []byte, status string, req []byte, tagged bool) []byte {
+	m = append(m, "SIP/2.0 "...)
+	m = append(m, status...)
+	m = append(m, "\r\n"...)
+	for line := range headerLines(req) {
+		switch {
+		case hasName(line, "Via"), hasName(line, "v"), hasName(line, "Record-Route"),
+			hasName(line, "From"), hasName(line, "f"), hasName(line, "Call-ID"), hasName(line, "i"),
+			hasName(line, "CSeq"):
+			m = append(m, line...)
+			m = append(m, "\r\n"...)
+		case hasName(line, "To"), hasName(line, "t"):
+			m = append(m, line...)
+			if tagged && !bytes.Contains(line, []byte(";tag=")) {
+				m = append(m, ";tag=b"...)
+			}
+			m = append(m, "\r\n"...)
+		}
+	}
+	m = append(m, "Contact: <sip:bob@"...)
+	m = c.uasAddr.AppendTo(m)
+	m = append(m, ">\r\nContent-Length: 0\r\n\r\n"...)
+	return m
+}
+
+// learn keeps the route set (the Record-Routes, one Route line each; the
+// proxy adds one or two of its own, in order, so reversing is moot for a
+// single proxy but done anyway) and the To tag of a 200.
+func (c *benchCall) learn(r []byte) {
+	var rr [4][]byte
+	n := 0
+	c.toN = 0
+	for line := range headerLines(r) {
+		switch {
+		case hasName(line, "Record-Route") && n < len(rr):
+			rr[n] = line[len("Record-Route:"):]
+			n++
+		case hasName(line, "To") || hasName(line, "t"):
+			if j := bytes.Index(line, []byte(";tag=")); j >= 0 {
+				c.toN = copy(c.toTag[:], line[j:])
+			}
+		}
+	}
+	c.routeN = 0
+	for k := n - 1; k >= 0; k-- {
+		c.routeN += copy(c.route[c.routeN:], "Route:")
+		c.routeN += copy(c.route[c.routeN:], rr[k])
+		c.routeN += copy(c.route[c.routeN:], "\r\n")
+	}
+}
+
+func (c *benchCall) send(b *testing.B, conn *net.UDPConn, to netip.AddrPort, m []byte) {
+	if _, err := conn.WriteToUDPAddrPort(m, to); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func (c *benchCall) recv(b *testing.B, conn *net.UDPConn, buf []byte) []byte {
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, _, err := conn.ReadFromUDPAddrPort(buf)
+	if err != nil {
+		b.Fatalf("no message within 5s: %v", err)
+	}
+	return buf[:n]
+}
+
+// headerLines yields the header lines of a message (unfolded messages
+// only: the proxy never folds).
+func headerLines(m []byte) func(func([]byte) bool) {
+	return func(yield func([]byte) bool) {
+		i := bytes.Index(m, []byte("\r\n"))
+		for i >= 0 {
+			m = m[i+2:]
+			i = bytes.Index(m, []byte("\r\n"))
+			if i <= 0 {
+				return
+			}
+			if !yield(m[:i]) {
+				return
+			}
+		}
+	}
+}
+
+func hasName(line []byte, name string) bool {
+	if len(line) <= len(name) || !bytes.EqualFold(line[:len(name)], []byte(name)) {
+		return false
+	}
+	rest := bytes.TrimLeft(line[len(name):], " \t")
+	return len(rest) > 0 && rest[0] == ':'
+}
+
+func firstLine(m []byte) []byte {
+	if i := bytes.Index(m, []byte("\r\n")); i >= 0 {
+		return m[:i]
+	}
+	return m
+}
+
+func freePortB(b *testing.B) int {
+	l, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	return l.LocalAddr().(*net.UDPAddr).Port
+}
+
+func listenUDPB(b *testing.B) *net.UDPConn {
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { c.Close() })
+	return c
+}
+
+func waitHealthy(b *testing.B, url string, errb *syncBuffer) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		res, err := http.Get(url)
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("daemon not healthy: %v\n%s", err, errb.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

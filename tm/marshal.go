@@ -1,0 +1,257 @@
+package tm
+
+import (
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// marshal returns the wire form of m in one allocation of exactly its
+// size. sipgo's String builds every message through a growing
+// strings.Builder and a string per URI, port and parameter list (a third
+// of the proxy's allocations per call, issue 14); this writes the headers
+// the proxy sends on every message straight into a pooled buffer, and asks
+// sipgo only for the rare ones.
+//
+// It differs from sipgo in one way on purpose: a parameter value that is
+// already quoted is written as it is, never quoted again.
+func marshal(m sip.Message) []byte {
+	bp := marshalPool.Get().(*[]byte)
+	b := appendMessage((*bp)[:0], m)
+	out := make([]byte, len(b))
+	copy(out, b)
+	if cap(b) <= maxPooledMarshal {
+		*bp = b
+		marshalPool.Put(bp)
+	}
+	return out
+}
+
+// maxPooledMarshal keeps a rare huge message (a big SDP or MESSAGE body)
+// from pinning its buffer in the pool.
+const maxPooledMarshal = 16 << 10
+
+var marshalPool = sync.Pool{New: func() any {
+	b := make([]byte, 0, 2048)
+	return &b
+}}
+
+// marshalUp is the wire form of a response relayed upstream (§16.7 step
+// 3): every header but the top Via (ours), then extra (the aggregated
+// authentication challenges of §16.7 step 7). It builds no new message.
+func marshalUp(res *sip.Response, extra []sip.Header) []byte {
+	bp := marshalPool.Get().(*[]byte)
+	b := (*bp)[:0]
+	b = append(b, res.SipVersion...)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, int64(res.StatusCode), 10)
+	b = append(b, ' ')
+	b = append(b, res.Reason...)
+	b = append(b, "\r\n"...)
+	skipped := false
+	for _, h := range res.Headers() {
+		if _, ok := h.(*sip.ViaHeader); ok && !skipped {
+			skipped = true
+			continue
+		}
+		b = appendHeader(b, h)
+		b = append(b, "\r\n"...)
+	}
+	for _, h := range extra {
+		b = appendHeader(b, h)
+		b = append(b, "\r\n"...)
+	}
+	b = append(b, "\r\n"...)
+	b = append(b, res.Body()...)
+	out := make([]byte, len(b))
+	copy(out, b)
+	if cap(b) <= maxPooledMarshal {
+		*bp = b
+		marshalPool.Put(bp)
+	}
+	return out
+}
+
+// nextVia is the Via a relayed response goes to: the one below ours.
+func nextVia(res *sip.Response) *sip.ViaHeader {
+	seen := false
+	for _, h := range res.Headers() {
+		if v, ok := h.(*sip.ViaHeader); ok {
+			if seen {
+				return v
+			}
+			seen = true
+		}
+	}
+	return nil
+}
+
+func appendMessage(b []byte, m sip.Message) []byte {
+	switch m := m.(type) {
+	case *sip.Request:
+		b = append(b, m.Method...)
+		b = append(b, ' ')
+		b = appendURI(b, &m.Recipient)
+		b = append(b, ' ')
+		b = append(b, m.SipVersion...)
+	case *sip.Response:
+		b = append(b, m.SipVersion...)
+		b = append(b, ' ')
+		b = strconv.AppendInt(b, int64(m.StatusCode), 10)
+		b = append(b, ' ')
+		b = append(b, m.Reason...)
+	}
+	b = append(b, "\r\n"...)
+	var hs []sip.Header
+	switch m := m.(type) {
+	case *sip.Request:
+		hs = m.Headers()
+	case *sip.Response:
+		hs = m.Headers()
+	}
+	for _, h := range hs {
+		b = appendHeader(b, h)
+		b = append(b, "\r\n"...)
+	}
+	b = append(b, "\r\n"...)
+	return append(b, m.Body()...)
+}
+
+func appendHeader(b []byte, h sip.Header) []byte {
+	switch h := h.(type) {
+	case *sip.ViaHeader:
+		b = append(b, "Via: "...)
+		b = append(b, h.ProtocolName...)
+		b = append(b, '/')
+		b = append(b, h.ProtocolVersion...)
+		b = append(b, '/')
+		b = append(b, h.Transport...)
+		b = append(b, ' ')
+		b = appendHost(b, h.Host)
+		if h.Port > 0 {
+			b = append(b, ':')
+			b = strconv.AppendInt(b, int64(h.Port), 10)
+		}
+		return appendParams(b, ';', ';', h.Params)
+	case *sip.FromHeader:
+		b = append(b, "From: "...)
+		return appendNameAddr(b, h.DisplayName, &h.Address, h.Params)
+	case *sip.ToHeader:
+		b = append(b, "To: "...)
+		return appendNameAddr(b, h.DisplayName, &h.Address, h.Params)
+	case *sip.ContactHeader:
+		b = append(b, "Contact: "...)
+		if h.Address.Wildcard {
+			return append(b, '*')
+		}
+		return appendNameAddr(b, h.DisplayName, &h.Address, h.Params)
+	case *sip.CallIDHeader:
+		b = append(b, "Call-ID: "...)
+		return append(b, *h...)
+	case *sip.CSeqHeader:
+		b = append(b, "CSeq: "...)
+		b = strconv.AppendUint(b, uint64(h.SeqNo), 10)
+		b = append(b, ' ')
+		return append(b, h.MethodName...)
+	case *sip.MaxForwardsHeader:
+		b = append(b, "Max-Forwards: "...)
+		return strconv.AppendUint(b, uint64(*h), 10)
+	case *sip.ContentLengthHeader:
+		b = append(b, "Content-Length: "...)
+		return strconv.AppendUint(b, uint64(*h), 10)
+	case *sip.ContentTypeHeader:
+		b = append(b, "Content-Type: "...)
+		return append(b, *h...)
+	case *sip.RouteHeader:
+		b = append(b, "Route: <"...)
+		b = appendURI(b, &h.Address)
+		return append(b, '>')
+	case *sip.RecordRouteHeader:
+		b = append(b, "Record-Route: <"...)
+		b = appendURI(b, &h.Address)
+		return append(b, '>')
+	}
+	b = append(b, h.Name()...)
+	b = append(b, ": "...)
+	return append(b, h.Value()...)
+}
+
+func appendNameAddr(b []byte, display string, u *sip.Uri, params sip.HeaderParams) []byte {
+	if display != "" {
+		b = append(b, '"')
+		b = append(b, display...)
+		b = append(b, "\" "...)
+	}
+	b = append(b, '<')
+	b = appendURI(b, u)
+	b = append(b, '>')
+	return appendParams(b, ';', ';', params)
+}
+
+func appendURI(b []byte, u *sip.Uri) []byte {
+	if u.Scheme == "" {
+		b = append(b, "sip"...)
+	} else {
+		b = append(b, u.Scheme...)
+	}
+	b = append(b, ':')
+	if raw := u.Raw(); raw != "" {
+		return append(b, raw...)
+	}
+	if u.HierarhicalSlashes {
+		b = append(b, "//"...)
+	}
+	if u.User != "" {
+		b = append(b, u.User...)
+		if u.Password != "" {
+			b = append(b, ':')
+			b = append(b, u.Password...)
+		}
+		b = append(b, '@')
+	}
+	b = appendHost(b, u.Host)
+	if u.Port > 0 {
+		b = append(b, ':')
+		b = strconv.AppendInt(b, int64(u.Port), 10)
+	}
+	b = appendParams(b, ';', ';', u.UriParams)
+	return appendParams(b, '?', '&', u.Headers)
+}
+
+// appendHost brackets an IPv6 address, as sipgo keeps it bare.
+func appendHost(b []byte, host string) []byte {
+	if strings.IndexByte(host, ':') >= 0 && (len(host) == 0 || host[0] != '[') {
+		b = append(b, '[')
+		b = append(b, host...)
+		return append(b, ']')
+	}
+	return append(b, host...)
+}
+
+// appendParams writes lead then the parameters separated by sep. A value
+// with a space or a tab that is not quoted yet is quoted (what sipgo does);
+// one that is quoted already stays as it is.
+func appendParams(b []byte, lead, sep byte, params sip.HeaderParams) []byte {
+	for i, kv := range params {
+		if i == 0 {
+			b = append(b, lead)
+		} else {
+			b = append(b, sep)
+		}
+		b = append(b, kv.K...)
+		if kv.V == "" {
+			continue
+		}
+		b = append(b, '=')
+		if kv.V[0] != '"' && strings.ContainsAny(kv.V, " \t") {
+			b = append(b, '"')
+			b = append(b, kv.V...)
+			b = append(b, '"')
+			continue
+		}
+		b = append(b, kv.V...)
+	}
+	return b
+}

@@ -194,7 +194,7 @@ func (c *Cell) Step(now time.Time, ev Event) []Action {
 		c.timeout = ev.Timeout
 		out := c.arm(nil, now, TimerLifetime, ev.Timeout)
 		if persistable(c.state) {
-			out = append(out, Action{Kind: ActPersist})
+			out = add(out, Action{Kind: ActPersist})
 		}
 		return out
 	}
@@ -210,9 +210,9 @@ func (c *Cell) move(out []Action, now time.Time, to State) []Action {
 	if to == Terminated {
 		c.ended = now
 	}
-	out = append(out, Action{Kind: ActStateChanged, From: from, To: to})
+	out = add(out, Action{Kind: ActStateChanged, From: from, To: to})
 	if persistable(from) || persistable(to) {
-		out = append(out, Action{Kind: ActPersist})
+		out = add(out, Action{Kind: ActPersist})
 	}
 	return out
 }
@@ -221,19 +221,19 @@ func (c *Cell) arm(out []Action, now time.Time, t Timer, after time.Duration) []
 	if t == TimerLifetime {
 		c.deadline = now.Add(after)
 	}
-	return append(out, Action{Kind: ActArmTimer, Timer: t, After: after})
+	return add(out, Action{Kind: ActArmTimer, Timer: t, After: after})
 }
 
 func (c *Cell) stop(out []Action, t Timer) []Action {
 	if t == TimerLifetime {
 		c.deadline = time.Time{}
 	}
-	return append(out, Action{Kind: ActStopTimer, Timer: t})
+	return add(out, Action{Kind: ActStopTimer, Timer: t})
 }
 
 // destroy ends the dialog's existence: its counts go, it leaves the table.
 func destroy(out []Action) []Action {
-	return append(out, Action{Kind: ActRelease}, Action{Kind: ActDestroy})
+	return add(out, Action{Kind: ActRelease}, Action{Kind: ActDestroy})
 }
 
 // deleted is the end of a dialog terminated by BYE, once the BYEs are

@@ -26,13 +26,13 @@ func (c *Cell) onReply(now time.Time, branch int, r *dlgout.Reply) []Action {
 			}
 		}
 	case leg == nil:
-		out = append(out, logAction(slog.LevelWarn, "2xx ignored by the dialog", "", err.Error()))
+		out = add(out, logAction(slog.LevelWarn, "2xx ignored by the dialog", "", err.Error()))
 	default:
 		var absorb bool
 		out, absorb = c.on2xx(out, now, leg, errors.Is(err, dlgout.ErrLateAnswer))
 		if absorb {
 			// Kept from the caller: no RESPONSE_FWDED.
-			return append(out, Action{Kind: ActAbsorb})
+			return add(out, Action{Kind: ActAbsorb})
 		}
 	}
 	return fire(out, CbResponseFwded)
@@ -68,7 +68,7 @@ func (c *Cell) on2xx(out []Action, now time.Time, leg *dlgout.Leg, late bool) ([
 	if late {
 		c.outs.Adopt(leg)
 	}
-	return append(out, logAction(slog.LevelInfo, "another callee answered: relayed, the caller ends the session it does not keep", leg.ToTag, "")), false
+	return add(out, logAction(slog.LevelInfo, "another callee answered: relayed, the caller ends the session it does not keep", leg.ToTag, "")), false
 }
 
 // answered is the first 2xx of the dialog.
@@ -105,7 +105,7 @@ func (c *Cell) onInviteDone(now time.Time) []Action {
 	c.invitePending = false
 	var out []Action
 	if pruned := c.outs.Prune(); len(pruned) > 0 {
-		out = append(out, logAction(slog.LevelDebug, "early legs pruned", "", ""))
+		out = add(out, logAction(slog.LevelDebug, "early legs pruned", "", ""))
 	}
 	if c.failure != NotEnded && (c.state == Unconfirmed || c.state == Early) {
 		out = append(out, c.fail(now)...)
@@ -155,7 +155,7 @@ func (c *Cell) onRequest(now time.Time, r Request) []Action {
 		}
 		if persistable(c.state) {
 			// The CSeqs moved: a restored dialog must not reuse them.
-			out = append(out, Action{Kind: ActPersist})
+			out = add(out, Action{Kind: ActPersist})
 		}
 	}
 	out = fire(out, CbReqWithin)
@@ -166,9 +166,9 @@ func (c *Cell) onRequest(now time.Time, r Request) []Action {
 		// One of several answering callees is hung up: the call goes on
 		// with the others.
 		if promoted := c.outs.End(legTag); promoted != nil && persistable(c.state) {
-			out = append(out, Action{Kind: ActPersist})
+			out = add(out, Action{Kind: ActPersist})
 		}
-		return append(out, logAction(slog.LevelInfo, "an answering leg ended by BYE; the call goes on", legTag, ""))
+		return add(out, logAction(slog.LevelInfo, "an answering leg ended by BYE; the call goes on", legTag, ""))
 	}
 	// A BYE ends the dialog at once, ACK seen or not (a BYE may overtake
 	// the ACK); its reply confirms the end, the wait bounds it.

@@ -94,7 +94,7 @@ func (c *Cell) byes(out []Action, now time.Time, side Side, reason string, hdrs 
 			req, err := c.bye(leg, s, reason, hdrs)
 			if err != nil {
 				// Nothing will answer it: do not wait for it.
-				out = append(out, logAction(slog.LevelWarn, "BYE not built", leg.ToTag, sideName(s)+": "+err.Error()))
+				out = add(out, logAction(slog.LevelWarn, "BYE not built", leg.ToTag, sideName(s)+": "+err.Error()))
 				continue
 			}
 			if s == SideCaller {
@@ -102,7 +102,7 @@ func (c *Cell) byes(out []Action, now time.Time, side Side, reason string, hdrs 
 			} else {
 				c.byeCallee++
 			}
-			out = append(out, Action{Kind: ActSend, Send: req})
+			out = add(out, Action{Kind: ActSend, Send: req})
 		}
 	}
 	if c.byeCaller == 0 && c.byeCallee == 0 {
@@ -172,9 +172,9 @@ func (c *Cell) bye(leg *dlgout.Leg, side Side, reason string, hdrs []Header) (*O
 // endLeg ACKs and BYEs a callee leg whose 2xx came when the call was
 // already answered by another leg or over (DESIGN §4, §8).
 func (c *Cell) endLeg(out []Action, leg *dlgout.Leg, why string) []Action {
-	out = append(out, logAction(slog.LevelWarn, "ending a second answering leg", leg.ToTag, why))
+	out = add(out, logAction(slog.LevelWarn, "ending a second answering leg", leg.ToTag, why))
 	if leg.RemoteTarget.Host == "" {
-		return append(out, logAction(slog.LevelWarn, "second answering leg has no Contact: not ended", leg.ToTag, why))
+		return add(out, logAction(slog.LevelWarn, "second answering leg has no Contact: not ended", leg.ToTag, why))
 	}
 	to := c.toWithTag(leg.ToTag)
 	dst := legDst(leg)
@@ -183,7 +183,7 @@ func (c *Cell) endLeg(out []Action, leg *dlgout.Leg, why string) []Action {
 	bye := *ack
 	bye.Method, bye.CSeq = sip.BYE, c.inviteCSeq+1
 	bye.Headers = []Header{reasonHeader(200, why)}
-	return append(out, Action{Kind: ActSend, Send: ack}, Action{Kind: ActSend, Send: &bye})
+	return add(out, Action{Kind: ActSend, Send: ack}, Action{Kind: ActSend, Send: &bye})
 }
 
 func sideName(s Side) string {

@@ -162,7 +162,17 @@ type OutRequest struct {
 }
 
 func fire(out []Action, c Callback) []Action {
-	return append(out, Action{Kind: ActFire, Callback: c})
+	return add(out, Action{Kind: ActFire, Callback: c})
+}
+
+// add appends to a step's actions, starting a list with room for the
+// usual few: an Action is 160 bytes, and growing from one by doubling was
+// three allocations per step.
+func add(out []Action, a ...Action) []Action {
+	if out == nil {
+		out = make([]Action, 0, 4)
+	}
+	return append(out, a...)
 }
 
 func logAction(level slog.Level, msg, leg, reason string) Action {

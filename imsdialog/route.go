@@ -347,8 +347,15 @@ func (h replyHook) OnReply(t *tm.Transaction, branch int, res *sip.Response) boo
 func replyFacts(res *sip.Response) dlgout.Reply {
 	r := dlgout.Reply{Code: res.StatusCode, Transport: res.Transport(), Source: res.Source()}
 	gotTo := false
-	var rr [8]sip.Uri // a typical IMS path's Record-Route, without the heap
-	r.RecordRoute = rr[:0]
+	n := 0
+	for _, h := range res.Headers() {
+		if _, ok := h.(*sip.RecordRouteHeader); ok {
+			n++
+		}
+	}
+	if n > 0 {
+		r.RecordRoute = make([]sip.Uri, 0, n) // a Uri is 150 bytes: no spare room
+	}
 	for _, h := range res.Headers() {
 		switch h := h.(type) {
 		case *sip.ToHeader:

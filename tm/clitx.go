@@ -8,6 +8,7 @@ import (
 
 	"github.com/imsdlg/imsdlg/tm/transport"
 	"github.com/imsdlg/imsdlg/tm/txn"
+	"github.com/imsdlg/imsdlg/tm/wheel"
 )
 
 // cliOwner is who a client transaction reports to: a branch of a proxied
@@ -42,6 +43,9 @@ type cliTx struct {
 	ack    []byte       // the ACK of a non-2xx final
 	timers [2]Timer
 	buf    [txn.MaxActions]txn.Action
+	// entries back timers on tm's wheel; onTimer is bound once.
+	entries [2]wheel.Entry
+	onTimer func(uint64)
 }
 
 // cliPost is what a step leaves for the owner, after the lock.
@@ -113,8 +117,10 @@ func (c *cliTx) exec(acts []txn.Action, res *sip.Response) cliPost {
 			if c.timers[slot] != nil {
 				c.timers[slot].Stop()
 			}
-			ev := txn.Event{Kind: txn.EvTimer, Timer: a.Timer, Gen: a.Gen}
-			c.timers[slot] = p.clock.AfterFunc(a.After, func() { c.step(ev, nil) })
+			if c.onTimer == nil {
+				c.onTimer = func(arg uint64) { c.step(txArg(arg), nil) }
+			}
+			c.timers[slot] = p.armTx(&c.entries[slot], c.onTimer, a.After, a.Timer, a.Gen)
 		case txn.ActStopTimer:
 			if t := c.timers[timerSlot(a.Timer)]; t != nil {
 				t.Stop()

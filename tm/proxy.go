@@ -65,6 +65,7 @@ type Proxy struct {
 	supported []string
 	log       *slog.Logger
 	clock     Clock
+	wheel     *wheel.Wheel // the clock when it is tm's wheel (armTx)
 	timers    txn.Timers
 
 	parser *sip.Parser
@@ -153,16 +154,20 @@ func New(o Options) (*Proxy, error) {
 	// transaction timers wait a little longer.
 	p.timers = txn.Timers{T1: c.T1, T2: c.T2, T4: c.T4, TimerB: c.FrTimeout + c.T1, TimerF: c.FrTimeout + c.T1,
 		TimerD: c.WtTimer}.WithDefaults()
+	if w, ok := p.clock.(*wheel.Wheel); ok {
+		p.wheel = w
+	}
 	if p.clock == nil {
 		w := wheel.New(10*time.Millisecond, 4096)
 		p.clock = w
+		p.wheel = w
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
 			_ = w.Run(p.stop)
 		}()
 	}
-	p.parser = sip.NewParser()
+	p.parser = NewParser()
 	p.parser.MaxMessageLength = c.MaxMessageSize
 	to := o.Transport
 	to.Handler = p.onMessage
@@ -567,7 +572,7 @@ func (p *Proxy) serveRequest(req *sip.Request, m *transport.Message, s *srvTx) {
 	consumed, params := p.preprocessRoute(t.req)
 	r := &Request{
 		Request:       t.req,
-		Source:        m.Remote.String(),
+		Source:        req.Source(),
 		Transport:     m.Transport,
 		Initial:       !hasToTag(req),
 		RouteConsumed: consumed,
@@ -637,7 +642,7 @@ func (p *Proxy) handleAck(req *sip.Request, m *transport.Message) {
 		return
 	}
 	consumed, params := p.preprocessRoute(req)
-	r := &Request{Request: req, Source: m.Remote.String(), Transport: m.Transport,
+	r := &Request{Request: req, Source: req.Source(), Transport: m.Transport,
 		Initial: !hasToTag(req), RouteConsumed: consumed, RouteParams: params, Sender: p}
 	d := p.router.Route(r)
 	if d.Kind != Relay {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/imsdlg/imsdlg/tm/transport"
 	"github.com/imsdlg/imsdlg/tm/txn"
+	"github.com/imsdlg/imsdlg/tm/wheel"
 )
 
 // srvTx is a server transaction (RFC 3261 §17.2): the pure txn.Tx with what
@@ -26,6 +27,9 @@ type srvTx struct {
 	code   int          // its status code
 	timers [2]Timer     // [0] retransmission (G), [1] lifetime (H, I, J, L)
 	buf    [txn.MaxActions]txn.Action
+	// entries back timers on tm's wheel; onTimer is bound once.
+	entries [2]wheel.Entry
+	onTimer func(uint64)
 	// t is the response context of the request, nil for a request answered
 	// at once (a rejection, a CANCEL).
 	t *Transaction
@@ -104,8 +108,10 @@ func (s *srvTx) exec(acts []txn.Action) srvPost {
 			if s.timers[slot] != nil {
 				s.timers[slot].Stop()
 			}
-			ev := txn.Event{Kind: txn.EvTimer, Timer: a.Timer, Gen: a.Gen}
-			s.timers[slot] = p.clock.AfterFunc(a.After, func() { s.step(ev) })
+			if s.onTimer == nil {
+				s.onTimer = func(arg uint64) { s.step(txArg(arg)) }
+			}
+			s.timers[slot] = p.armTx(&s.entries[slot], s.onTimer, a.After, a.Timer, a.Gen)
 		case txn.ActStopTimer:
 			if t := s.timers[timerSlot(a.Timer)]; t != nil {
 				t.Stop()

@@ -22,6 +22,7 @@ type Conn struct {
 	t             *Transport
 	nc            net.Conn
 	local, remote netip.AddrPort
+	remoteText    string // remote as text, once per connection
 	outbound      bool
 	closed        atomic.Bool
 	// Unix nanoseconds of the last read and write: together they say
@@ -75,7 +76,7 @@ func (c *Conn) String() string {
 }
 
 func (t *Transport) newConn(nc net.Conn, local, remote netip.AddrPort, outbound bool) *Conn {
-	c := &Conn{t: t, nc: nc, local: local, remote: remote, outbound: outbound}
+	c := &Conn{t: t, nc: nc, local: local, remote: remote, remoteText: remote.String(), outbound: outbound}
 	c.initWriter()
 	now := time.Now().UnixNano()
 	c.lastRead.Store(now)
@@ -324,7 +325,7 @@ func (c *Conn) frames(st *stream) error {
 				c.write(crlf, false)
 			}
 		case frameMessage:
-			t.handle(frame, TCP, c.local, c.remote, c)
+			t.handle(frame, TCP, c.local, c.remote, c.remoteText, c)
 		case frameBroken:
 			t.stats.framingFailures.Add(1)
 			if sup, ok := t.logFraming.allow(); ok {

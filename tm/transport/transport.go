@@ -210,7 +210,7 @@ func nextBackoff(d time.Duration) time.Duration {
 }
 
 // handle parses one framed message and hands it up.
-func (t *Transport) handle(data []byte, transport string, local, remote netip.AddrPort, c *Conn) {
+func (t *Transport) handle(data []byte, transport string, local, remote netip.AddrPort, src string, c *Conn) {
 	ps := t.stats.proto(transport)
 	ps.msgsIn.Add(1)
 	m := Message{Raw: data, Transport: transport, Local: local, Remote: remote, Conn: c}
@@ -224,7 +224,7 @@ func (t *Transport) handle(data []byte, transport string, local, remote netip.Ad
 		}
 	} else {
 		msg.SetTransport(transport)
-		msg.SetSource(remote.String())
+		msg.SetSource(src)
 		m.Msg = msg
 	}
 	t.deliver(m)

@@ -55,6 +55,26 @@ type udpSock struct {
 	quit chan struct{}
 	// received counts the datagrams this socket read (SO_REUSEPORT spread).
 	received atomic.Uint64
+	// srcs caches the text of recent source addresses, read and written by
+	// the socket's reader only: a peer sends many messages per call, and
+	// each message needs its source as a string (sip.Message.Source).
+	srcs srcCache
+}
+
+// srcCache maps an address to its text, direct-mapped.
+type srcCache [64]struct {
+	ap netip.AddrPort
+	s  string
+}
+
+func (c *srcCache) get(ap netip.AddrPort) string {
+	a16 := ap.Addr().As16()
+	h := uint(ap.Port()) ^ uint(a16[15]) ^ uint(a16[14])<<3
+	e := &c[h%uint(len(c))]
+	if e.ap != ap || e.s == "" {
+		e.ap, e.s = ap, ap.String()
+	}
+	return e.s
 }
 
 // udpOut is a datagram waiting for its socket's writer.
@@ -214,7 +234,8 @@ func (s *udpSock) readLoop() {
 			if oobLen > 0 && m.NN > 0 {
 				local = s.g.dstOf(m.OOB[:m.NN], &cm4, &cm6)
 			}
-			t.datagram(bufs[i][0][:m.N], local, unmap(ua.AddrPort()))
+			remote := unmap(ua.AddrPort())
+			t.datagram(bufs[i][0][:m.N], local, remote, s.srcs.get(remote))
 		}
 	}
 }
@@ -256,7 +277,7 @@ func (g *udpGroup) srcOOBFor(src netip.Addr) []byte {
 }
 
 // datagram hands one datagram up.
-func (t *Transport) datagram(data []byte, local, remote netip.AddrPort) {
+func (t *Transport) datagram(data []byte, local, remote netip.AddrPort, src string) {
 	t.stats.udp.bytesIn.Add(uint64(len(data)))
 	if isKeepalive(data) {
 		t.stats.udp.keepalives.Add(1)
@@ -272,7 +293,7 @@ func (t *Transport) datagram(data []byte, local, remote netip.AddrPort) {
 		t.deliver(Message{Raw: data, Err: err, Transport: UDP, Local: local, Remote: remote})
 		return
 	}
-	t.handle(data, UDP, local, remote, nil)
+	t.handle(data, UDP, local, remote, src, nil)
 }
 
 // isKeepalive: a datagram of nothing but CR, LF, NUL and blanks is a NAT

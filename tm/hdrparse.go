@@ -62,7 +62,7 @@ func fastVia(v string) sip.Header {
 	}
 	transport := rest[:sp]
 	rest = rest[sp+1:]
-	if strings.ContainsAny(rest, " \t,\"") {
+	if !plain(transport) || !plain(rest) || strings.ContainsAny(rest, ",\"") {
 		return nil
 	}
 	b := &viaBlock{}
@@ -189,7 +189,7 @@ func fastRecordRoute(v string) sip.Header {
 // params nil the header parameters are dropped (Route, Record-Route: what
 // sipgo does).
 func fastNameAddr(v string, u *sip.Uri, ukv []sip.HeaderKV, params *sip.HeaderParams, kv []sip.HeaderKV) (display string, ok bool) {
-	if v == "" || strings.ContainsAny(v, ",\\\t") {
+	if v == "" || strings.ContainsAny(v, ",\\") {
 		return "", false
 	}
 	var uri, after string
@@ -200,6 +200,11 @@ func fastNameAddr(v string, u *sip.Uri, ukv []sip.HeaderKV, params *sip.HeaderPa
 			return "", false
 		}
 		display = v[1 : 1+q]
+		for i := 0; i < len(display); i++ {
+			if display[i] < 0x20 || display[i] == 0x7f {
+				return "", false
+			}
+		}
 		rest := strings.TrimLeft(v[2+q:], " ")
 		if rest == "" || rest[0] != '<' {
 			return "", false
@@ -208,7 +213,7 @@ func fastNameAddr(v string, u *sip.Uri, ukv []sip.HeaderKV, params *sip.HeaderPa
 			return "", false
 		}
 	case lt >= 0:
-		if strings.ContainsAny(v[:lt], ";\"") {
+		if strings.ContainsAny(v[:lt], ";\"") || !plainSpaced(v[:lt]) {
 			return "", false
 		}
 		display = strings.TrimSpace(v[:lt])
@@ -216,7 +221,7 @@ func fastNameAddr(v string, u *sip.Uri, ukv []sip.HeaderKV, params *sip.HeaderPa
 			return "", false
 		}
 	default:
-		if strings.ContainsAny(v, " \">") {
+		if !plain(v) || strings.ContainsAny(v, "\">") {
 			return "", false
 		}
 		uri, after = v, ""
@@ -230,7 +235,7 @@ func fastNameAddr(v string, u *sip.Uri, ukv []sip.HeaderKV, params *sip.HeaderPa
 	if after == "" {
 		return display, true
 	}
-	if after[0] != ';' || strings.ContainsAny(after, " <>\"") {
+	if after[0] != ';' || !plain(after) || strings.ContainsAny(after, "<>\"") {
 		return "", false
 	}
 	if params == nil {
@@ -249,7 +254,7 @@ func bracketed(s string) (uri, after string, ok bool) {
 		return "", "", false
 	}
 	uri, after = s[1:gt], s[gt+1:]
-	if strings.ContainsAny(uri, " <\"") {
+	if !plain(uri) || strings.ContainsAny(uri, "<\"") {
 		return "", "", false
 	}
 	return uri, after, true
@@ -358,6 +363,28 @@ func fastParams(s string, sep byte, dst sip.HeaderParams) (sip.HeaderParams, boo
 		dst = append(dst, sip.HeaderKV{K: k, V: v})
 	}
 	return dst, true
+}
+
+// plain: printable ASCII without spaces. sipgo trims Unicode white space
+// (form feed, NEL, no-break space) where this code would not: such values
+// take sipgo's path.
+func plain(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// plainSpaced is plain with spaces allowed.
+func plainSpaced(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if (s[i] < ' ' || s[i] >= 0x7f) && s[i] != ' ' {
+			return false
+		}
+	}
+	return true
 }
 
 // digits parses a port: 1 to 5 decimal digits.

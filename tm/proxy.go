@@ -378,22 +378,28 @@ func (p *Proxy) destOf(h hop, l *listener) (transport.Dest, error) {
 }
 
 // responseDest is where the responses to a request go (RFC 3261 §18.2.2
-// with RFC 3581): back on its connection, or to its source address, with
-// the source port when the client asked for rport (or over a connection),
+// with RFC 3581): back on its connection while it is open, else to its
+// source address, with the source port when the client asked for rport,
 // else the Via's sent-by port. Never to a host read from the Via.
 func responseDest(req *sip.Request, m *transport.Message) transport.Dest {
 	d := transport.Dest{Transport: m.Transport, Addr: m.Remote, Conn: m.Conn, Local: m.Local}
-	if m.Transport == transport.UDP {
-		if via := req.Via(); via != nil {
-			if _, rport := Param(via.Params, "rport"); !rport {
-				port := via.Port
-				if port == 0 {
-					port = 5060
-				}
-				d.Addr = netip.AddrPortFrom(m.Remote.Addr(), uint16(port))
-			}
-		}
+	via := req.Via()
+	if via == nil {
+		return d
 	}
+	if _, rport := Param(via.Params, "rport"); rport {
+		return d
+	}
+	// Without rport: over UDP the sent-by port (§18.2.2); over TCP the
+	// connection the request came on, and when that has closed a new one
+	// to the source address (the received parameter) and the sent-by
+	// port. Never the sent-by host: the proxy does not resolve or dial a
+	// name it read from an unsolicited message.
+	port := via.Port
+	if port == 0 {
+		port = 5060
+	}
+	d.Addr = netip.AddrPortFrom(m.Remote.Addr(), uint16(port))
 	return d
 }
 

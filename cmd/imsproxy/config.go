@@ -51,6 +51,7 @@ type Config struct {
 	Limits      []LimitSection  `config:"limits"`
 	Events      EventsSection   `config:"events"`
 	Shutdown    ShutdownSection `config:"shutdown"`
+	Runtime     RuntimeSection  `config:"runtime"`
 	Role        string          `config:"role"`
 	PCSCF       PCSCFSection    `config:"pcscf"`
 	SCSCF       SCSCFSection    `config:"scscf"`
@@ -188,6 +189,7 @@ func defaults() map[string]any {
 		sectionDefaults("dialog", imsdialog.DefaultConfig()),
 		mgmtDefaults(),
 		shutdownDefaults(),
+		runtimeDefaults(),
 		persistDefaults(),
 		profileDefaults(),
 		roleDefaults(),
@@ -658,6 +660,7 @@ func (c *Config) validate() []error {
 
 	errs = append(errs, c.validateMgmt()...)
 	errs = append(errs, c.validateShutdown()...)
+	errs = append(errs, c.validateRuntime()...)
 
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":

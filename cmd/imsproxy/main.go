@@ -69,6 +69,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	log := cfg.Log.NewLogger(stderr)
+	cfg.Runtime.apply(log)
 	if err := serve(ctx, cfg, log); err != nil {
 		log.Error("imsproxy stopped", "error", err)
 		return 1

@@ -452,7 +452,7 @@ func (p *Proxy) onMessage(m transport.Message) {
 // for a Request-URI scheme we do not handle. Responses are dropped. The
 // answer goes where the bytes came from, on their connection.
 func (p *Proxy) onBadMessage(m *transport.Message) {
-	p.parseFailures.observe(p.log, m.Remote.String(), m.Err)
+	p.parseFailures.observe(p.log, p.clock.Now(), m.Remote, m.Err)
 	if bytes.HasPrefix(m.Raw, sipVersionPrefix) {
 		return
 	}
@@ -616,7 +616,7 @@ func (p *Proxy) reject(req *sip.Request, m *transport.Message, s *srvTx, rej *Re
 	if len(rej.Unsupported) > 0 {
 		res.AppendHeader(sip.NewHeader("Unsupported", strings.Join(rej.Unsupported, ", ")))
 	}
-	p.rejects.observe(p.log, m.Remote.String(), errors.New(rej.Reason))
+	p.rejects.observe(p.log, p.clock.Now(), m.Remote, errors.New(rej.Reason))
 	p.log.Debug("request rejected", "callid", callID(req), "method", string(req.Method),
 		"code", rej.Code, "reason", rej.Reason, "source", m.Remote.String())
 	if s != nil {

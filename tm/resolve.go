@@ -91,10 +91,9 @@ type logSummary struct {
 	skip uint64
 }
 
-func (l *logSummary) observe(log *slog.Logger, src string, err error) {
+func (l *logSummary) observe(log *slog.Logger, now time.Time, src netip.AddrPort, err error) {
 	l.mu.Lock()
-	now := time.Now()
-	if now.Sub(l.last) < time.Second {
+	if !l.last.IsZero() && now.Sub(l.last) < time.Second {
 		l.skip++
 		l.mu.Unlock()
 		return
@@ -109,5 +108,5 @@ func (l *logSummary) observe(log *slog.Logger, src string, err error) {
 			reason = reason[:200] // a parse error may quote the message
 		}
 	}
-	log.Warn(l.msg, "source", src, "reason", reason, "not_logged_since_last", skipped)
+	log.Warn(l.msg, "source", src.String(), "reason", reason, "not_logged_since_last", skipped)
 }

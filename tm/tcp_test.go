@@ -145,6 +145,9 @@ func TestRFC3261_18_2_2_ClosedConnectionAnsweredAtSentBy(t *testing.T) {
 		"Content-Length: 0\r\n\r\n")
 	inv := uas.Request(sip.INVITE)
 	c.conn.Close()
+	// Until the proxy has read the close, a write still "succeeds" into the
+	// dead connection, as it would for any TCP stack.
+	siptest.Eventually(t, func() bool { return p.tp.Stats().Snapshot()["tcp_connections_open"] == 0 }, "the proxy saw the close")
 	uas.Reply(inv, 486, "b")
 
 	ln.(*net.TCPListener).SetDeadline(time.Now().Add(siptest.WaitFor))

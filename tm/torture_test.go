@@ -2,8 +2,12 @@ package tm
 
 import (
 	"fmt"
+	"log/slog"
+	"net"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/stretchr/testify/assert"
@@ -128,4 +132,158 @@ func TestIssue15_HeaderSmugglingIs400(t *testing.T) {
 	got := uas.Request(sip.OPTIONS)
 	uas.Reply(got, 200, "b")
 	assert.Equal(t, 200, uac.Final().StatusCode, "a folded header is fine (RFC 3261 §7.3.1)")
+}
+
+// RFC 3261 §7.1, RFC 4475 §3.1.1.x (issue 11 item 4): methods are
+// case-sensitive. An unknown method in mixed case keeps its case on the
+// request line, so it still matches its CSeq, and is relayed as it came.
+func TestRFC3261_7_1_MixedCaseMethodIsRelayed(t *testing.T) {
+	uac := siptest.NewUA(t)
+	// The callee reads bytes: a sipgo parser would upper-case the method.
+	callee, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	defer callee.Close()
+	port := callee.LocalAddr().(*net.UDPAddr).Port
+	p := startProxy(t, testCfg(), RouterFunc(func(r *Request) Decision {
+		return RelayTo(Target{URI: sip.Uri{Scheme: "sip", User: "bob", Host: "127.0.0.1", Port: port}})
+	}))
+	uac.SendRaw(p.udp, "NewMethod sip:bob@"+p.udp+" SIP/2.0\r\n"+
+		"Via: SIP/2.0/UDP "+uac.HostPort()+";branch=z9hG4bK-mixed;rport\r\n"+
+		"Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=1\r\nTo: <sip:bob@example.com>\r\n"+
+		"Call-ID: mixed-case@test\r\nCSeq: 8 NewMethod\r\nContent-Length: 0\r\n\r\n")
+	callee.SetReadDeadline(time.Now().Add(siptest.WaitFor))
+	buf := make([]byte, 4096)
+	n, from, err := callee.ReadFromUDP(buf)
+	require.NoError(t, err, "the request is relayed, not refused")
+	got := string(buf[:n])
+	assert.True(t, strings.HasPrefix(got, "NewMethod sip:bob@"), "request line keeps the case: %q", got)
+	assert.Contains(t, got, "CSeq: 8 NewMethod\r\n")
+	// Answer 200 with the request's own header lines.
+	var res strings.Builder
+	res.WriteString("SIP/2.0 200 OK\r\n")
+	for _, line := range strings.Split(got, "\r\n") {
+		name, _, _ := strings.Cut(line, ":")
+		switch name {
+		case "Via", "From", "Call-ID", "CSeq":
+			res.WriteString(line + "\r\n")
+		case "To":
+			res.WriteString(line + ";tag=b\r\n")
+		}
+	}
+	res.WriteString("Content-Length: 0\r\n\r\n")
+	_, err = callee.WriteToUDP([]byte(res.String()), from)
+	require.NoError(t, err)
+	assert.Equal(t, 200, uac.Final().StatusCode)
+}
+
+// RFC 4475 §3.4.1 (issue 11 item 4): an RFC 2543 request (no branch, no
+// From tag, no Content-Length over UDP) is accepted and relayed; its
+// responses go to the sent-by of its Via, and the ACK of the non-2xx
+// final matches the transaction the RFC 2543 way (§17.2.3) and is
+// absorbed.
+func TestRFC4475_3_4_1_RFC2543RequestIsRelayed(t *testing.T) {
+	uac, uas := siptest.NewUA(t), siptest.NewUA(t)
+	p := startProxy(t, testCfg(), toUAs(uas))
+	head := " sip:bob@" + p.udp + " SIP/2.0\r\n" +
+		"Via: SIP/2.0/UDP " + uac.HostPort() + "\r\n" +
+		"From: <sip:alice@example.com>\r\nTo: <sip:bob@example.com>\r\n" +
+		"Call-ID: rfc2543@test\r\n"
+	uac.SendRaw(p.udp, "INVITE"+head+"CSeq: 1 INVITE\r\nContent-Type: application/sdp\r\n\r\n"+
+		"v=0\r\no=alice 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio 49170 RTP/AVP 0\r\n")
+	inv := uas.Request(sip.INVITE)
+	assert.Contains(t, string(inv.Body()), "m=audio 49170", "the body without Content-Length is the rest of the datagram")
+	uas.Reply(inv, 486, "b")
+	res := uac.Final()
+	require.Equal(t, 486, res.StatusCode)
+	// Before the ACK, Timer G retransmits the 486 (§17.2.1).
+	p.clock.Advance(p.cfg.T1)
+	assert.Equal(t, 486, uac.Final().StatusCode, "retransmitted until the ACK")
+	hop := uas.Request(sip.ACK) // the proxy's own ACK of the 486 (§17.1.1.3)
+	require.Len(t, hop.GetHeaders("Via"), 1)
+	uac.SendRaw(p.udp, "ACK"+head+"CSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n")
+	uas.Quiet(50*time.Millisecond, "the ACK of the 486 relayed", isReq(sip.ACK))
+	// The ACK matched the transaction: no more retransmissions.
+	siptest.Eventually(t, func() bool { return p.Stats().Snapshot()["retransmissions_sent"] >= 1 }, "one retransmission counted")
+	p.clock.Advance(4 * p.cfg.T1)
+	uac.Quiet(50*time.Millisecond, "the 486 retransmitted after its ACK", func(m sip.Message) bool {
+		r, ok := m.(*sip.Response)
+		return ok && r.StatusCode == 486
+	})
+}
+
+// RFC 3261 §17.2.3 (issue 11 item 7): an ACK for a 2xx whose branch lacks
+// the magic cookie (RFC 2543: the same Via as its INVITE) matches the
+// INVITE's server transaction the old way, but an ACK of a 2xx is its own
+// end-to-end request: it is relayed, never absorbed.
+func TestRFC3261_17_2_3_RFC2543AckOf2xxIsRelayed(t *testing.T) {
+	uac, uas := siptest.NewUA(t), siptest.NewUA(t)
+	p := startProxy(t, testCfg(), toUAs(uas))
+	head := " SIP/2.0\r\nVia: SIP/2.0/UDP " + uac.HostPort() + "\r\n" +
+		"Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=a\r\n"
+	uac.SendRaw(p.udp, "INVITE sip:bob@"+p.udp+head+"To: <sip:bob@example.com>\r\n"+
+		"Call-ID: rfc2543-ack@test\r\nCSeq: 1 INVITE\r\nContact: <sip:alice@"+uac.HostPort()+">\r\nContent-Length: 0\r\n\r\n")
+	inv := uas.Request(sip.INVITE)
+	uas.Reply(inv, 200, "b", "Contact: <sip:bob@"+uas.HostPort()+">")
+	require.Equal(t, 200, uac.Final().StatusCode)
+	uac.SendRaw(p.udp, "ACK sip:bob@"+uas.HostPort()+head+"To: <sip:bob@example.com>;tag=b\r\n"+
+		"Call-ID: rfc2543-ack@test\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n")
+	ack := uas.Request(sip.ACK)
+	assert.Len(t, ack.GetHeaders("Via"), 2, "relayed: the caller's Via under ours")
+}
+
+// Issue 11 item 9: a peer that sends garbage gets each message answered,
+// but the log says so at warn at most once a second, with the count of the
+// ones not logged, and never with the message's text.
+func TestIssue11_ParseFailuresLoggedRateLimited(t *testing.T) {
+	var buf syncLog
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	uac := siptest.NewUA(t)
+	p := startProxy(t, testCfg(), toUAs(), func(o *Options) { o.Logger = log })
+	bad := func(i int) string {
+		return fmt.Sprintf("OPTIONS sip:bob@%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-g%d;rport\r\n"+
+			"From: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>\r\nCall-ID: garbage-%d@test\r\n"+
+			"CSeq: notanumber OPTIONS\r\nContent-Length: 0\r\n\r\n", p.udp, uac.HostPort(), i, i)
+	}
+	for i := range 20 {
+		uac.SendRaw(p.udp, bad(i))
+		<-uac.Raw // each one answered (a 400 echoing the bad CSeq)
+	}
+	p.clock.Advance(time.Second)
+	uac.SendRaw(p.udp, bad(20))
+	<-uac.Raw
+	lines := buf.lines("messages that do not parse")
+	require.Len(t, lines, 2, "%s", buf.String())
+	for _, l := range lines {
+		assert.Contains(t, l, "level=WARN")
+		assert.NotContains(t, l, "garbage-", "the message's other headers are not logged")
+		assert.Less(t, len(l), 500)
+	}
+	assert.Contains(t, lines[1], "not_logged_since_last=19")
+}
+
+type syncLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncLog) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncLog) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func (s *syncLog) lines(substr string) []string {
+	var out []string
+	for _, l := range strings.Split(s.String(), "\n") {
+		if strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	return out
 }

@@ -32,6 +32,7 @@ var sippPairs = []sippPair{
 	{name: "basic", uas: SippArgs{Scenario: "uas.xml"}, uac: SippArgs{Scenario: "uac.xml"}},
 	{name: "basic_5_calls", calls: 5, uas: SippArgs{Scenario: "uas.xml"}, uac: SippArgs{Scenario: "uac.xml", Rate: 50}},
 	{name: "answer_late", uas: SippArgs{Scenario: "uas_answer_late.xml", Pause: 300 * time.Millisecond}, uac: SippArgs{Scenario: "uac.xml"}},
+	{name: "answer_silent", uas: SippArgs{Scenario: "uas_answer_silent.xml", Pause: 100 * time.Millisecond}, uac: SippArgs{Scenario: "uac.xml"}},
 	{name: "cancel", uas: SippArgs{Scenario: "uas_ring.xml"}, uac: SippArgs{Scenario: "uac_cancel.xml"}},
 	{name: "cancel_reason",
 		uas: SippArgs{Scenario: "uas_ring.xml", Vars: map[string]string{"require_reason": "1"}},

@@ -230,9 +230,12 @@ func appendHost(b []byte, host string) []byte {
 	return append(b, host...)
 }
 
-// appendParams writes lead then the parameters separated by sep. A value
-// with a space or a tab that is not quoted yet is quoted (what sipgo does);
-// one that is quoted already stays as it is.
+// appendParams writes lead then the parameters separated by sep. White
+// space around a name or a value (RFC 3261 §25.1: SWS around "=" and ";")
+// is dropped: sipgo keeps it, and quoting " 98asjd8" as sipgo does would
+// change a tag (RFC 4475 §3.1.1.1). A value with white space inside that
+// is not quoted yet is quoted (what sipgo does); one quoted already stays
+// as it is.
 func appendParams(b []byte, lead, sep byte, params sip.HeaderParams) []byte {
 	for i, kv := range params {
 		if i == 0 {
@@ -240,18 +243,28 @@ func appendParams(b []byte, lead, sep byte, params sip.HeaderParams) []byte {
 		} else {
 			b = append(b, sep)
 		}
-		b = append(b, kv.K...)
-		if kv.V == "" {
+		b = append(b, trimSWS(kv.K)...)
+		v := trimSWS(kv.V)
+		if v == "" {
 			continue
 		}
 		b = append(b, '=')
-		if kv.V[0] != '"' && strings.ContainsAny(kv.V, " \t") {
+		if v[0] != '"' && strings.ContainsAny(v, " \t") {
 			b = append(b, '"')
-			b = append(b, kv.V...)
+			b = append(b, v...)
 			b = append(b, '"')
 			continue
 		}
-		b = append(b, kv.V...)
+		b = append(b, v...)
 	}
 	return b
+}
+
+// trimSWS drops spaces and tabs at both ends, without a call when there
+// are none (the usual case).
+func trimSWS(s string) string {
+	if s == "" || (s[0] != ' ' && s[0] != '\t' && s[len(s)-1] != ' ' && s[len(s)-1] != '\t') {
+		return s
+	}
+	return strings.Trim(s, " \t")
 }

@@ -46,6 +46,9 @@ func TestMarshal_QuotedParamsStayAsTheyAre(t *testing.T) {
 		Params: sip.HeaderParams{{K: "tag", V: "1"}, {K: "x", V: "\"a b\""}, {K: "y", V: "c d"}}}
 	got := string(appendHeader(nil, to))
 	assert.Equal(t, `To: <sip:bob@example.com>;tag=1;x="a b";y="c d"`, got)
+	// RFC 4475 §3.1.1.1: "; tag = 98asjd8" is tag 98asjd8, not " 98asjd8".
+	to.Params = sip.HeaderParams{{K: " tag ", V: " 98asjd8"}}
+	assert.Equal(t, `To: <sip:bob@example.com>;tag=98asjd8`, string(appendHeader(nil, to)))
 }
 
 func BenchmarkMarshal(b *testing.B) {

@@ -287,3 +287,19 @@ func (s *syncLog) lines(substr string) []string {
 	}
 	return out
 }
+
+// RFC 4475 §3.1.1.1 (issue 11 item 4): white space around a tag
+// parameter's "=" is valid; the request is relayed, and its tags are read
+// as tags (an in-dialog request is routed as one).
+func TestRFC4475_3_1_1_1_SpacesAroundTagEquals(t *testing.T) {
+	uac, uas := siptest.NewUA(t), siptest.NewUA(t)
+	p := startProxy(t, testCfg(), toUAs(uas))
+	uac.SendRaw(p.udp, "OPTIONS sip:bob@"+p.udp+" SIP/2.0\r\n"+
+		"Via: SIP/2.0/UDP "+uac.HostPort()+";branch=z9hG4bK-ws;rport\r\n"+
+		"Max-Forwards: 70\r\nFrom: \"J Rosenberg \\\\\\\"\" <sip:jdrosen@example.com> ; tag = 98asjd8\r\n"+
+		"To: <sip:bob@example.com>\r\nCall-ID: ws-tag@test\r\nCSeq: 8 OPTIONS\r\nContent-Length: 0\r\n\r\n")
+	got := uas.Request(sip.OPTIONS)
+	assert.Equal(t, "98asjd8", Tag(got.From().Params))
+	uas.Reply(got, 200, "b")
+	assert.Equal(t, 200, uac.Final().StatusCode)
+}

@@ -250,7 +250,7 @@ func (m *Manager) Terminate(d *Dialog, side Side, code int, reason string, hdrs 
 func (m *Manager) TerminateDlg(callID, fromTag, toTag string, side Side, reason string, hdrs ...string) error {
 	d := m.Get(callID, fromTag, toTag)
 	if d == nil {
-		return ErrNotFound
+		return fmt.Errorf("call-id %q from-tag %q to-tag %q: %w", callID, fromTag, toTag, ErrNotFound)
 	}
 	return m.Terminate(d, side, 0, reason, hdrs...)
 }
@@ -259,7 +259,7 @@ func (m *Manager) TerminateDlg(callID, fromTag, toTag string, side Side, reason 
 func (m *Manager) LookupTerminateDlg(hEntry, hID uint32, side Side, reason string, hdrs ...string) error {
 	d := m.Lookup(hEntry, hID)
 	if d == nil {
-		return ErrNotFound
+		return fmt.Errorf("dialog %d:%d: %w", hEntry, hID, ErrNotFound)
 	}
 	return m.Terminate(d, side, 0, reason, hdrs...)
 }

@@ -112,6 +112,23 @@ func (l *Leg) NextCSeq(towardsCallee bool) (uint32, error) {
 	return *p, nil
 }
 
+// PingCSeq is the CSeq of a keepalive OPTIONS we send on the leg: one
+// above what that direction has seen, and not remembered. A party's own
+// next request then carries the same number, which is not lower than what
+// the other side saw, so it is accepted (RFC 3261 §12.2.2); remembering it
+// (NextCSeq) would make the party's requests after a second ping "out of
+// order" (500) at the other side.
+func (l *Leg) PingCSeq(towardsCallee bool) (uint32, error) {
+	n := l.RemoteCSeq
+	if towardsCallee {
+		n = l.LocalCSeq
+	}
+	if n >= MaxCSeq {
+		return 0, ErrCSeqExhausted
+	}
+	return n + 1, nil
+}
+
 func (l *Leg) observe(fromCallee bool, cseq uint32) {
 	if fromCallee {
 		l.RemoteCSeq = max(l.RemoteCSeq, cseq)

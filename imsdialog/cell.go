@@ -23,6 +23,10 @@ type CellConfig struct {
 	EarlyTerminateCode int
 	// ExtraHeaders go into every BYE (dlg_extra_hdrs).
 	ExtraHeaders []Header
+	// Ping is who every confirmed dialog pings (dialog.ping) every
+	// PingInterval (options_ping_interval).
+	Ping         Ping
+	PingInterval time.Duration
 	// AbsorbSecond2xx keeps a second answer (a 2xx from another callee once
 	// one answered) from the caller and ends it both ways, instead of
 	// relaying it for the caller to end (RFC 5407 §3.1.2, the default).
@@ -95,6 +99,9 @@ type Cell struct {
 
 	vars  map[string]string
 	flags uint32
+
+	// ping is who this dialog pings; pingOut who has a ping unanswered.
+	ping, pingOut Ping
 }
 
 // NewCell returns the cell of a dialog that an INVITE creates, in state
@@ -104,7 +111,7 @@ func NewCell(cfg *CellConfig, now time.Time, did string, inv Invite, ours func(*
 	c := &Cell{cfg: cfg, ours: ours, did: did, callID: inv.CallID, fromTag: inv.FromTag, upBranch: inv.ViaBranch,
 		state: Unconfirmed, created: now, timeout: cfg.Timeout,
 		from: inv.From, to: inv.To, callerTarget: inv.Contact,
-		inviteCSeq: inv.CSeq, callerCSeq: inv.CSeq}
+		inviteCSeq: inv.CSeq, callerCSeq: inv.CSeq, ping: cfg.Ping}
 	// Our entry is not in the request yet: every entry is the caller's side.
 	c.callerRoute = dlgout.CallerRouteSet(inv.RecordRoute, func(sip.Uri) bool { return false })
 	if len(c.callerRoute) == 0 && inv.Source != "" {
@@ -187,6 +194,23 @@ func (c *Cell) Step(now time.Time, ev Event) []Action {
 			return nil
 		}
 		return c.deleted(nil, now)
+	case EvPingTimer:
+		return c.onPingTimer(now)
+	case EvPingDone:
+		return c.onPingDone(now, ev.Side, ev.Code)
+	case EvSetPing:
+		if c.Ended() || ev.Ping == c.ping {
+			return nil
+		}
+		was := c.ping
+		c.ping, c.pingOut = ev.Ping, c.pingOut&ev.Ping
+		switch {
+		case c.ping == PingNone:
+			return c.stop(nil, TimerPing)
+		case was == PingNone && persistable(c.state):
+			return c.arm(nil, now, TimerPing, c.cfg.PingInterval)
+		}
+		return nil
 	case EvSetTimeout:
 		if c.Ended() || ev.Timeout <= 0 {
 			return nil
@@ -213,6 +237,12 @@ func (c *Cell) move(out []Action, now time.Time, to State) []Action {
 	out = add(out, Action{Kind: ActStateChanged, From: from, To: to})
 	if persistable(from) || persistable(to) {
 		out = add(out, Action{Kind: ActPersist})
+	}
+	switch {
+	case !persistable(from) && persistable(to) && c.ping != PingNone:
+		out = c.arm(out, now, TimerPing, c.cfg.PingInterval)
+	case persistable(from) && !persistable(to) && c.ping != PingNone:
+		out = c.stop(out, TimerPing)
 	}
 	return out
 }

@@ -3,6 +3,7 @@ package imsdialog
 import (
 	"errors"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -136,27 +137,9 @@ func legDst(l *dlgout.Leg) string {
 // remote target and route set, the next CSeq of the party it stands for,
 // dlg_extra_hdrs, the call's headers and the Reason (DESIGN §4).
 func (c *Cell) bye(leg *dlgout.Leg, side Side, reason string, hdrs []Header) (*OutRequest, error) {
-	calleeTo := c.toWithTag(leg.ToTag)
-	req := &OutRequest{Method: sip.BYE, CallID: c.callID, Await: true, Side: side}
-	var err error
-	if side == SideCallee {
-		req.Target, req.Route, req.Dst = leg.RemoteTarget, leg.RouteSet, legDst(leg)
-		req.From, req.To = c.from, calleeTo
-		req.CSeq, err = leg.NextCSeq(true)
-		c.callerCSeq = max(c.callerCSeq, req.CSeq)
-	} else {
-		req.Target, req.Route = c.callerTarget, c.callerRoute
-		if len(req.Route) == 0 {
-			req.Dst = c.callerDst
-		}
-		req.From, req.To = calleeTo.AsFrom(), c.from.AsTo()
-		req.CSeq, err = leg.NextCSeq(false)
-	}
+	req, err := c.inDialog(sip.BYE, leg, side)
 	if err != nil {
 		return nil, err
-	}
-	if req.Target.Host == "" {
-		return nil, errors.New("no remote target")
 	}
 	req.Headers = make([]Header, 0, len(c.cfg.ExtraHeaders)+len(hdrs)+1)
 	req.Headers = append(req.Headers, c.cfg.ExtraHeaders...)
@@ -167,6 +150,116 @@ func (c *Cell) bye(leg *dlgout.Leg, side Side, reason string, hdrs []Header) (*O
 	}
 	req.Headers = append(req.Headers, reasonHeader(200, reason))
 	return req, nil
+}
+
+// inDialog addresses a request we send to one side of a leg (BYE, OPTIONS
+// ping): that side's remote target and route set, tags the right way
+// round, and the next CSeq of the party we stand for (a ping's is not
+// remembered: dlgout.Leg.PingCSeq).
+func (c *Cell) inDialog(method sip.RequestMethod, leg *dlgout.Leg, side Side) (*OutRequest, error) {
+	calleeTo := c.toWithTag(leg.ToTag)
+	req := &OutRequest{Method: method, CallID: c.callID, Await: true, Side: side}
+	ping := method == sip.OPTIONS
+	var err error
+	if side == SideCallee {
+		req.Target, req.Route, req.Dst = leg.RemoteTarget, leg.RouteSet, legDst(leg)
+		req.From, req.To = c.from, calleeTo
+		if ping {
+			req.CSeq, err = leg.PingCSeq(true)
+		} else {
+			req.CSeq, err = leg.NextCSeq(true)
+			c.callerCSeq = max(c.callerCSeq, req.CSeq)
+		}
+	} else {
+		req.Target, req.Route = c.callerTarget, c.callerRoute
+		if len(req.Route) == 0 {
+			req.Dst = c.callerDst
+		}
+		req.From, req.To = calleeTo.AsFrom(), c.from.AsTo()
+		if ping {
+			req.CSeq, err = leg.PingCSeq(false)
+		} else {
+			req.CSeq, err = leg.NextCSeq(false)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if req.Target.Host == "" {
+		return nil, errors.New("no remote target")
+	}
+	return req, nil
+}
+
+// onPingTimer pings the chosen parties of a confirmed dialog, or ends the
+// dialog when a party left the last ping unanswered (OpenSIPS checks at
+// each tick too: a ping that is still out a whole interval later failed).
+func (c *Cell) onPingTimer(now time.Time) []Action {
+	if !persistable(c.state) || c.ping == PingNone {
+		return nil
+	}
+	if c.pingOut&c.ping != 0 {
+		return c.pingFailed(now, "no answer to an OPTIONS ping")
+	}
+	leg := c.outs.Answered()
+	if leg == nil {
+		return nil
+	}
+	var out []Action
+	for _, s := range [...]Side{SideCaller, SideCallee} {
+		if c.ping&pingOf(s) == 0 {
+			continue
+		}
+		req, err := c.inDialog(sip.OPTIONS, leg, s)
+		if err != nil {
+			out = add(out, logAction(slog.LevelWarn, "OPTIONS ping not built", leg.ToTag, sideName(s)+": "+err.Error()))
+			continue
+		}
+		c.pingOut |= pingOf(s)
+		out = add(out, Action{Kind: ActSend, Send: req})
+	}
+	return c.arm(out, now, TimerPing, c.cfg.PingInterval)
+}
+
+// onPingDone reads a ping's reply: 408 (tm's timeout included), 481 (the
+// party forgot the dialog) or none at all end the dialog; any other reply
+// (200, 405, 501...) shows the party is there.
+func (c *Cell) onPingDone(now time.Time, side Side, code int) []Action {
+	c.pingOut &^= pingOf(side)
+	if !persistable(c.state) {
+		return nil
+	}
+	switch code {
+	case 0, 408, 481:
+		why := "OPTIONS ping answered " + strconv.Itoa(code)
+		if code == 0 {
+			why = "OPTIONS ping not answered"
+		}
+		return c.pingFailed(now, why+" by the "+sideName(side))
+	}
+	return nil
+}
+
+// pingFailed ends a confirmed dialog whose party is gone: BYE both ways
+// (the gone party's may fail; the other one's ends its session), end reason
+// ping_timeout.
+func (c *Cell) pingFailed(now time.Time, why string) []Action {
+	c.end = EndPingTimeout
+	c.pingOut = 0
+	out := add(nil, logAction(slog.LevelInfo, "dialog ended by its keepalive", "", why))
+	out = c.move(out, now, Terminated)
+	out = fire(out, CbTerminated)
+	return c.byes(out, now, SideBoth, "keepalive failed", nil)
+}
+
+func pingOf(s Side) Ping {
+	switch s {
+	case SideCaller:
+		return PingCaller
+	case SideCallee:
+		return PingCallee
+	}
+	return PingBoth
 }
 
 // endLeg ACKs and BYEs a callee leg whose 2xx came when the call was

@@ -629,3 +629,107 @@ func TestSeedImsDialog_Names(t *testing.T) {
 	assert.NotEqual(t, CbSpiraled, CbTerminatedConfirmed, "own bit (DESIGN §8)")
 	assert.Equal(t, "expired", EndExpired.String())
 }
+
+// OpenSIPS dialog manual, create_dialog flags P/p and
+// options_ping_interval (issue 12 §5): a confirmed dialog pings its
+// parties with in-dialog OPTIONS; a 408 or 481, or a ping still unanswered
+// at the next interval, ends it with BYE both ways (end reason
+// ping_timeout); any other reply keeps it. A ping's CSeq is one above the
+// party's and not remembered, so the party's own next request is not "out
+// of order" at the other side however many pings went before it.
+func TestSeedDialog_OptionsPing(t *testing.T) {
+	pinging := testCellConfig
+	pinging.Ping, pinging.PingInterval = PingCallee, 20*time.Second
+	start := func(t *testing.T, cfg *CellConfig) (*Cell, []Action) {
+		c := newCell(t)
+		c.cfg, c.ping = cfg, cfg.Ping
+		var acts []Action
+		for _, ev := range []Event{created, reply(t, 0, 200, "1")} {
+			acts = c.Step(t0, ev)
+		}
+		return c, acts
+	}
+	pingTimer := func(acts []Action) []Action {
+		var out []Action
+		for _, a := range has(acts, ActArmTimer) {
+			if a.Timer == TimerPing {
+				out = append(out, a)
+			}
+		}
+		return out
+	}
+	t.Run("the answer arms the ping timer; a ping goes to the callee only", func(t *testing.T) {
+		c, acts := start(t, &pinging)
+		require.Len(t, pingTimer(acts), 1)
+		assert.Equal(t, 20*time.Second, pingTimer(acts)[0].After)
+		acts = c.Step(t0.Add(20*time.Second), Event{Kind: EvPingTimer})
+		ss := sends(acts)
+		require.Len(t, ss, 1)
+		assert.Equal(t, sip.OPTIONS, ss[0].Method)
+		assert.True(t, ss[0].Await)
+		assert.Equal(t, SideCallee, ss[0].Side)
+		assert.Equal(t, "10.0.1.1", ss[0].Target.Host[:8], "the callee's Contact")
+		assert.Equal(t, uint32(2), ss[0].CSeq, "one above the INVITE's")
+		assert.Len(t, pingTimer(acts), 1, "re-armed")
+		// Answered 200: alive; the next ping has the same CSeq.
+		assert.Empty(t, c.Step(t0.Add(21*time.Second), Event{Kind: EvPingDone, Side: SideCallee, Code: 200}))
+		ss = sends(c.Step(t0.Add(40*time.Second), Event{Kind: EvPingTimer}))
+		require.Len(t, ss, 1)
+		assert.Equal(t, uint32(2), ss[0].CSeq, "pings do not use up the caller's CSeq space")
+		// The caller's own BYE with CSeq 2 goes on; the proxy's BYE later
+		// is above it.
+		c.Step(t0.Add(41*time.Second), Event{Kind: EvPingDone, Side: SideCallee, Code: 405})
+		assert.Equal(t, ConfirmedNA, c.State(), "a 405 is an answer")
+	})
+	for _, tc := range []struct {
+		name string
+		ev   Event
+	}{
+		{"481: the callee forgot the dialog", Event{Kind: EvPingDone, Side: SideCallee, Code: 481}},
+		{"408: tm's timeout", Event{Kind: EvPingDone, Side: SideCallee, Code: 408}},
+		{"not sent at all", Event{Kind: EvPingDone, Side: SideCallee, Code: 0}},
+		{"still out at the next interval", Event{Kind: EvPingTimer}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _ := start(t, &pinging)
+			c.Step(t0.Add(20*time.Second), Event{Kind: EvPingTimer})
+			acts := c.Step(t0.Add(40*time.Second), tc.ev)
+			assert.Equal(t, Terminated, c.State())
+			assert.Equal(t, EndPingTimeout, c.end)
+			ss := sends(acts)
+			require.Len(t, ss, 2, "BYE both ways")
+			for _, s := range ss {
+				assert.Equal(t, sip.BYE, s.Method)
+			}
+			assert.Contains(t, header(ss[0].Headers, "Reason"), "keepalive failed")
+		})
+	}
+	t.Run("none: no timer, no ping", func(t *testing.T) {
+		c, acts := start(t, &testCellConfig)
+		assert.Empty(t, pingTimer(acts))
+		assert.Empty(t, c.Step(t0.Add(time.Minute), Event{Kind: EvPingTimer}))
+	})
+	t.Run("per call: switched on and off", func(t *testing.T) {
+		cfg := testCellConfig
+		cfg.PingInterval = 10 * time.Second
+		c, _ := start(t, &cfg)
+		assert.Len(t, pingTimer(c.Step(t0, Event{Kind: EvSetPing, Ping: PingBoth})), 1)
+		ss := sends(c.Step(t0.Add(10*time.Second), Event{Kind: EvPingTimer}))
+		require.Len(t, ss, 2, "both sides")
+		assert.Equal(t, SideCaller, ss[0].Side)
+		assert.Equal(t, "alice", ss[0].Target.User, "the caller's Contact")
+		acts := c.Step(t0.Add(11*time.Second), Event{Kind: EvSetPing, Ping: PingNone})
+		assert.Len(t, has(acts, ActStopTimer), 1)
+		assert.Empty(t, c.Step(t0.Add(20*time.Second), Event{Kind: EvPingTimer}), "off: a late tick does nothing")
+		assert.Equal(t, ConfirmedNA, c.State())
+	})
+	t.Run("an ended dialog stops its ping timer", func(t *testing.T) {
+		c, _ := start(t, &pinging)
+		acts := c.Step(t0.Add(5*time.Second), callerBy)
+		var stopped bool
+		for _, a := range has(acts, ActStopTimer) {
+			stopped = stopped || a.Timer == TimerPing
+		}
+		assert.True(t, stopped)
+	})
+}

@@ -56,6 +56,17 @@ type Config struct {
 	// §3.1.2); Second2xxAbsorb keeps it from the caller and ends it both
 	// ways. Never both.
 	Second2xx string `config:"second_2xx"`
+	// Ping (the create_dialog flags P and p of OpenSIPS) says which parties
+	// of every confirmed dialog get an in-dialog OPTIONS each
+	// OptionsPingInterval: none, caller, callee or both. A ping answered
+	// 408 or 481, or not answered by the next one, ends the dialog with BYE
+	// both ways (end reason ping_timeout), which gives back its profile
+	// counts: a call whose phone died does not hold its limit until
+	// default_timeout. Manager.SetPing changes it per call.
+	Ping string `config:"ping"`
+	// OptionsPingInterval (options_ping_interval) is the time between two
+	// pings of a party.
+	OptionsPingInterval time.Duration `config:"options_ping_interval" unit:"s"`
 }
 
 // Policies of Config.Second2xx.
@@ -67,15 +78,17 @@ const (
 // DefaultConfig returns the seeds' defaults.
 func DefaultConfig() Config {
 	return Config{
-		Enable:             true,
-		HashSize:           4096,
-		RRParam:            "did",
-		DefaultTimeout:     43200 * time.Second,
-		DetectSpirals:      true,
-		MatchMode:          MatchDIDFallback,
-		EarlyTerminateCode: 487,
-		ByeTimeout:         32 * time.Second,
-		Second2xx:          Second2xxRelay,
+		Enable:              true,
+		HashSize:            4096,
+		RRParam:             "did",
+		DefaultTimeout:      43200 * time.Second,
+		DetectSpirals:       true,
+		MatchMode:           MatchDIDFallback,
+		EarlyTerminateCode:  487,
+		ByeTimeout:          32 * time.Second,
+		Second2xx:           Second2xxRelay,
+		Ping:                "none",
+		OptionsPingInterval: 30 * time.Second,
 	}
 }
 
@@ -107,6 +120,12 @@ func (c Config) Validate() error {
 	}
 	if c.ByeTimeout <= 0 {
 		bad("bye_timeout", c.ByeTimeout, "must be positive")
+	}
+	if _, err := ParsePing(c.Ping); err != nil {
+		bad("ping", c.Ping, "must be none, caller, callee or both")
+	}
+	if c.OptionsPingInterval < time.Second {
+		bad("options_ping_interval", c.OptionsPingInterval, "must be at least 1s")
 	}
 	for i, h := range c.ExtraHeaders {
 		if _, _, err := tm.CheckHeaderLine(h); err != nil {

@@ -43,6 +43,14 @@ const (
 	EvByeDone
 	// EvSetTimeout: a new lifetime from now (Timeout).
 	EvSetTimeout
+	// EvPingTimer: options_ping_interval went by: ping again, or end the
+	// dialog when the last ping of a side is still unanswered.
+	EvPingTimer
+	// EvPingDone: an OPTIONS ping got its final reply (Side, Code; Code 0:
+	// none came, or it could not be sent).
+	EvPingDone
+	// EvSetPing: the parties to ping from now on (Ping).
+	EvSetPing
 )
 
 // Request is what the cell reads off a request within the dialog.
@@ -80,6 +88,8 @@ type Event struct {
 	Headers []Header
 	// EvSetTimeout.
 	Timeout time.Duration
+	// EvSetPing.
+	Ping Ping
 }
 
 // ActionKind is what the manager must do.
@@ -120,6 +130,8 @@ const (
 	TimerLifetime Timer = iota + 1
 	// TimerByeWait bounds the wait for the replies to BYEs (bye_timeout).
 	TimerByeWait
+	// TimerPing is the OPTIONS keepalive's (options_ping_interval).
+	TimerPing
 )
 
 // Action is one instruction for the manager, with the data it needs ready.
@@ -156,7 +168,8 @@ type OutRequest struct {
 	CallID  string
 	CSeq    uint32
 	Headers []Header
-	// Await: the cell waits for the final reply, as EvByeDone for Side.
+	// Await: the cell waits for the final reply, as EvByeDone for Side (as
+	// EvPingDone for an OPTIONS).
 	Await bool
 	Side  Side
 }

@@ -37,8 +37,11 @@ func (m *Manager) timersLocked(d *Dialog, acts []Action) {
 		case ActArmTimer:
 			ev := Event{Kind: EvTimeout}
 			t := &d.timer
-			if a.Timer == TimerByeWait {
+			switch a.Timer {
+			case TimerByeWait:
 				ev, t = Event{Kind: EvByeWaitOver}, &d.byeTimer
+			case TimerPing:
+				ev, t = Event{Kind: EvPingTimer}, &d.pingTimer
 			}
 			if *t != nil {
 				(*t).Stop()
@@ -46,15 +49,18 @@ func (m *Manager) timersLocked(d *Dialog, acts []Action) {
 			*t = m.clock.AfterFunc(a.After, func() { m.step(d, ev, CallbackParams{}) })
 		case ActStopTimer:
 			t := &d.timer
-			if a.Timer == TimerByeWait {
+			switch a.Timer {
+			case TimerByeWait:
 				t = &d.byeTimer
+			case TimerPing:
+				t = &d.pingTimer
 			}
 			if *t != nil {
 				(*t).Stop()
 				*t = nil
 			}
 		case ActDestroy:
-			for _, t := range []*tm.Timer{&d.timer, &d.byeTimer} {
+			for _, t := range []*tm.Timer{&d.timer, &d.byeTimer, &d.pingTimer} {
 				if *t != nil {
 					(*t).Stop()
 					*t = nil
@@ -151,15 +157,24 @@ func (m *Manager) send(d *Dialog, o *OutRequest) {
 			if res != nil {
 				code = res.StatusCode
 			}
-			m.step(d, Event{Kind: EvByeDone, Side: o.Side, Code: code}, CallbackParams{})
+			m.step(d, Event{Kind: awaited(o), Side: o.Side, Code: code}, CallbackParams{})
 		}
 	})
 	if err != nil {
 		m.log.Info(string(o.Method)+" not sent", "callid", d.CallID, "did", d.did, "side", side, "error", err)
 		if o.Await {
-			m.step(d, Event{Kind: EvByeDone, Side: o.Side}, CallbackParams{})
+			m.step(d, Event{Kind: awaited(o), Side: o.Side}, CallbackParams{})
 		}
 	}
+}
+
+// awaited is the event that reports the final reply of a request the cell
+// waits for.
+func awaited(o *OutRequest) EventKind {
+	if o.Method == sip.OPTIONS {
+		return EvPingDone
+	}
+	return EvByeDone
 }
 
 // buildRequest turns a request the cell built into a message: the one

@@ -75,7 +75,8 @@ func New(o Options) (*Manager, error) {
 	}
 	m.cell = CellConfig{RRParam: cfg.RRParam, Timeout: cfg.DefaultTimeout, ByeWait: cfg.ByeTimeout,
 		EarlyTerminateCode: cfg.EarlyTerminateCode, ExtraHeaders: headerLines(cfg.ExtraHeaders),
-		AbsorbSecond2xx: cfg.Second2xx == Second2xxAbsorb}
+		AbsorbSecond2xx: cfg.Second2xx == Second2xxAbsorb, PingInterval: cfg.OptionsPingInterval}
+	m.cell.Ping, _ = ParsePing(cfg.Ping) // Validate refused a bad one
 	empty := []callbackReg{}
 	m.global.Store(&empty)
 	m.ctx, m.cancel = context.WithCancel(context.Background())
@@ -272,6 +273,19 @@ func (m *Manager) SetTimeout(d *Dialog, timeout time.Duration) error {
 	}
 	if !m.stepIf(d, Event{Kind: EvSetTimeout, Timeout: timeout}, CallbackParams{}, func(c *Cell) bool { return !c.Ended() }) {
 		return ErrNotFound
+	}
+	return nil
+}
+
+// SetPing changes who one dialog pings with in-dialog OPTIONS (the
+// create_dialog flags P and p, per call): from the next
+// options_ping_interval on, or at once off with PingNone.
+func (m *Manager) SetPing(d *Dialog, p Ping) error {
+	if p&^PingBoth != 0 {
+		return fmt.Errorf("imsdialog: ping sides %d: want PingNone, PingCaller, PingCallee or PingBoth", p)
+	}
+	if !m.stepIf(d, Event{Kind: EvSetPing, Ping: p}, CallbackParams{}, func(c *Cell) bool { return !c.Ended() }) {
+		return fmt.Errorf("dialog %s: %w", d.did, ErrNotFound)
 	}
 	return nil
 }

@@ -88,7 +88,7 @@ func RestoreCell(cfg *CellConfig, s Snapshot, ours func(*sip.Uri) bool) (*Cell, 
 	}
 	c := &Cell{cfg: cfg, ours: ours, did: s.DID(), callID: s.CallID, fromTag: s.FromTag, upBranch: s.UpBranch,
 		state: s.State, created: s.Created, start: s.Start, timeout: s.Timeout, deadline: s.Deadline,
-		callerDst: s.CallerDst, callerCSeq: s.CallerCSeq, inviteCSeq: s.InviteCSeq, flags: s.Flags}
+		callerDst: s.CallerDst, callerCSeq: s.CallerCSeq, inviteCSeq: s.InviteCSeq, flags: s.Flags, ping: cfg.Ping}
 	if c.timeout <= 0 {
 		c.timeout = cfg.Timeout
 	}

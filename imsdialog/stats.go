@@ -17,6 +17,8 @@ type Stats struct {
 	created   atomic.Uint64
 	spiraled  atomic.Uint64 // initial INVITEs that joined their dialog as a spiral
 	restored  atomic.Uint64 // dialogs loaded from the dialog store at start
+	// ended counts the dialogs that ended, by EndReason.
+	ended [len(endNames)]atomic.Uint64
 }
 
 func (s *Stats) transition(from, to State, end EndReason) {
@@ -35,6 +37,9 @@ func (s *Stats) transition(from, to State, end EndReason) {
 		s.early.Add(1)
 	}
 	if to == Terminated {
+		if int(end) < len(s.ended) {
+			s.ended[end].Add(1)
+		}
 		s.processed.Add(1)
 		if end == EndExpired {
 			s.expired.Add(1)
@@ -56,6 +61,8 @@ func (s *Stats) Snapshot() map[string]int64 {
 		"created_dialogs":   int64(s.created.Load()),
 		"spiraled_requests": int64(s.spiraled.Load()),
 		"restored_dialogs":  int64(s.restored.Load()),
+		// Not in the manual: dialogs ended by their keepalive (dialog.ping).
+		"ping_timeout_dialogs": int64(s.ended[EndPingTimeout].Load()),
 	}
 }
 
@@ -68,11 +75,12 @@ var (
 	descCreated   = prometheus.NewDesc("imsdlg_dialog_created_dialogs_total", "Dialogs created since start.", nil, nil)
 	descSpiraled  = prometheus.NewDesc("imsdlg_dialog_spiraled_requests_total", "Initial INVITEs that came back to us and joined their dialog (detect_spirals).", nil, nil)
 	descRestored  = prometheus.NewDesc("imsdlg_dialog_restored_dialogs_total", "Dialogs loaded from the dialog store (db_mode) at start.", nil, nil)
+	descEnded     = prometheus.NewDesc("imsdlg_dialog_ended_dialogs_total", "Dialogs ended, by why: failed, cancelled, bye_caller, bye_callee, expired, terminated, ping_timeout.", []string{"reason"}, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (s *Stats) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descActive, descEarly, descProcessed, descExpired, descFailed, descCreated, descSpiraled, descRestored} {
+	for _, d := range []*prometheus.Desc{descActive, descEarly, descProcessed, descExpired, descFailed, descCreated, descSpiraled, descRestored, descEnded} {
 		ch <- d
 	}
 }
@@ -87,4 +95,7 @@ func (s *Stats) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descCreated, prometheus.CounterValue, float64(s.created.Load()))
 	ch <- prometheus.MustNewConstMetric(descSpiraled, prometheus.CounterValue, float64(s.spiraled.Load()))
 	ch <- prometheus.MustNewConstMetric(descRestored, prometheus.CounterValue, float64(s.restored.Load()))
+	for r := EndFailed; int(r) < len(s.ended); r++ {
+		ch <- prometheus.MustNewConstMetric(descEnded, prometheus.CounterValue, float64(s.ended[r].Load()), r.String())
+	}
 }

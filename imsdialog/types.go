@@ -1,5 +1,10 @@
 package imsdialog
 
+import (
+	"fmt"
+	"strings"
+)
+
 // State is a dialog state, named as in the ims_dialog manual.
 type State uint8
 
@@ -32,9 +37,10 @@ const (
 	EndByeCallee            // the callee sent BYE
 	EndExpired              // default_timeout / per-dialog timeout
 	EndTerminated           // dlg_terminate / management command
+	EndPingTimeout          // an in-dialog OPTIONS ping got 408, 481 or no answer
 )
 
-var endNames = [...]string{"", "failed", "cancelled", "bye_caller", "bye_callee", "expired", "terminated"}
+var endNames = [...]string{"", "failed", "cancelled", "bye_caller", "bye_callee", "expired", "terminated", "ping_timeout"}
 
 func (r EndReason) String() string {
 	if int(r) < len(endNames) {
@@ -82,6 +88,37 @@ func (c Callback) String() string {
 		}
 	}
 	return "MULTIPLE"
+}
+
+// Ping selects the parties of a confirmed dialog the module sends
+// in-dialog OPTIONS to, every options_ping_interval (OpenSIPS dialog's
+// create_dialog flags P and p).
+type Ping uint8
+
+const (
+	PingNone   Ping = 0
+	PingCaller Ping = 1 << 0
+	PingCallee Ping = 1 << 1
+	PingBoth        = PingCaller | PingCallee
+)
+
+var pingNames = map[string]Ping{"none": PingNone, "caller": PingCaller, "callee": PingCallee, "both": PingBoth}
+
+// ParsePing reads the dialog.ping setting: none, caller, callee or both.
+func ParsePing(s string) (Ping, error) {
+	if p, ok := pingNames[strings.ToLower(s)]; ok {
+		return p, nil
+	}
+	return 0, fmt.Errorf("unknown ping side %q (want none, caller, callee or both)", s)
+}
+
+func (p Ping) String() string {
+	for n, v := range pingNames {
+		if v == p {
+			return n
+		}
+	}
+	return "unknown"
 }
 
 // Side selects the parties a termination reaches.

@@ -228,3 +228,40 @@ func actAsAS(as *siptest.UA, proxy string) (err error) {
 	_, err = as.ProxyOnce(back, proxy)
 	return err
 }
+
+// Issue 12 §5 (OpenSIPS dialog options_ping_interval, flag p): the callee
+// of a confirmed call vanishes (its sipp is killed). The proxy's OPTIONS
+// ping goes unanswered, the dialog ends with BYE both ways (the caller's
+// gets 200), end reason ping_timeout, and the call's place in its
+// per-caller limit is given back at once rather than after default_timeout.
+func TestE2E_DialogPingEndsTheCallOfAVanishedCallee(t *testing.T) {
+	RequireTools(t)
+	t.Parallel()
+	p, uac, uas := oneCallee(t, SippArgs{Scenario: "uas.xml"},
+		SippArgs{Scenario: "uac_recv_bye.xml", Vars: map[string]string{"require_reason": "1"}},
+		"dialog: {ping: callee, options_ping_interval: 2s}\n"+
+			"profiles: {with_value: [caller]}\n"+
+			"limits: [{profile: caller, key: from_uri, max: 1}]\n"+
+			"tm: {fr_timeout: 1s}")
+	waitDialogs(t, p, "a confirmed dialog", func(ds []dlgInfo) bool { return len(ds) == 1 && ds[0].State == "CONFIRMED" })
+	uas.Kill()
+	if err := uac.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	waitDialogs(t, p, "no dialog", func(ds []dlgInfo) bool { return len(ds) == 0 })
+	st := dlgStats(t, p)
+	if st["ping_timeout_dialogs"] != 1 || st["active_dialogs"] != 0 {
+		t.Errorf("dlg.stats: %v", st)
+	}
+	if v, ok := MetricValue(p.Metrics(), `imsdlg_dialog_ended_dialogs_total{reason="ping_timeout"}`); !ok || v != 1 {
+		t.Errorf("ended_dialogs_total{ping_timeout} = %v (found %v)", v, ok)
+	}
+	raw, err := p.RPC("dlg.profile_get_size", map[string]any{"profile": "caller"})
+	if err != nil {
+		t.Fatalf("dlg.profile_get_size: %v", err)
+	}
+	var size struct{ Size int64 }
+	if err := json.Unmarshal(raw, &size); err != nil || size.Size != 0 {
+		t.Errorf("profile caller holds %s after the call ended (%v)", raw, err)
+	}
+}

@@ -30,14 +30,14 @@ func (s State) String() string {
 type EndReason uint8
 
 const (
-	NotEnded      EndReason = iota
-	EndFailed               // the INVITE got a non-2xx final reply
-	EndCancelled            // the caller cancelled the INVITE
-	EndByeCaller            // the caller sent BYE
-	EndByeCallee            // the callee sent BYE
-	EndExpired              // default_timeout / per-dialog timeout
-	EndTerminated           // dlg_terminate / management command
-	EndPingTimeout          // an in-dialog OPTIONS ping got 408, 481 or no answer
+	NotEnded       EndReason = iota
+	EndFailed                // the INVITE got a non-2xx final reply
+	EndCancelled             // the caller cancelled the INVITE
+	EndByeCaller             // the caller sent BYE
+	EndByeCallee             // the callee sent BYE
+	EndExpired               // default_timeout / per-dialog timeout
+	EndTerminated            // dlg_terminate / management command
+	EndPingTimeout           // an in-dialog OPTIONS ping got 408, 481 or no answer
 )
 
 var endNames = [...]string{"", "failed", "cancelled", "bye_caller", "bye_callee", "expired", "terminated", "ping_timeout"}

@@ -96,6 +96,9 @@ type Limiter struct {
 	// shared: some limit counts in Redis. Only then does a call need a
 	// deadline; a node-local count never waits.
 	shared bool
+	// local: the set declares no shared profile at all, so no count of a
+	// dialog is ever in Redis: admissions and releases run inline.
+	local bool
 }
 
 var _ imsdialog.Limiter = (*Limiter)(nil)
@@ -122,8 +125,10 @@ func New(opts Options) (*Limiter, error) {
 		l.log = slog.Default()
 	}
 	shared := map[string]bool{}
+	l.local = true
 	for _, in := range opts.Set.Declared() {
 		shared[in.Name] = in.Shared
+		l.local = l.local && !in.Shared
 	}
 	for _, lim := range limits {
 		l.shared = l.shared || shared[strings.TrimSuffix(lim.Profile, profiles.SharedSuffix)]
@@ -285,12 +290,24 @@ func (l *Limiter) Release(did string) {
 	if !l.opts.Set.Counts(did) {
 		return
 	}
+	if l.local {
+		// Node-local counts: a map update, no network. Handing it to Run
+		// cost two context switches per call (issue 14).
+		l.releaseNow(did)
+		return
+	}
 	select {
 	case l.release <- did:
 	default:
 		l.opts.Set.MarkPending(did)
 	}
 }
+
+// AdmitsInline tells the dialog module that Admit never waits on the
+// network (imsdialog.InlineLimiter): with no shared profile declared every
+// count is node-local, so the INVITE is admitted on tm's request path
+// rather than deferred to a goroutine.
+func (l *Limiter) AdmitsInline() bool { return l.local }
 
 // Run carries out the queued releases until ctx ends; the ones still
 // queued then are left pending in the set (a restarted node reconciles

@@ -312,3 +312,27 @@ func TestIssue10_AdmissionCancelledWhileCounting(t *testing.T) {
 	assert.Empty(t, e.M.Dialogs())
 	assert.Zero(t, e.M.Stats().Snapshot()["created_dialogs"], "never a dialog")
 }
+
+// Issue 14: with node-local profiles only, admissions and releases never
+// wait on the network: the dialog module admits inline (no goroutine, no
+// tm.Defer) and Release gives the count back at once. One shared profile
+// declared anywhere sends both back to their goroutines.
+func TestIssue14_LocalLimitsAdmitInline(t *testing.T) {
+	local, err := profiles.New(profiles.Config{WithValue: []string{"caller"}}, nil, nil, "n1")
+	require.NoError(t, err)
+	l, err := New(Options{Set: local, Limits: []Limit{{Profile: "caller", Key: KeyFromURI, Max: 1}}})
+	require.NoError(t, err)
+	assert.True(t, l.AdmitsInline())
+	from := sip.Uri{Scheme: "sip", User: "alice", Host: "example.com"}
+	require.Nil(t, l.Admit(context.Background(), imsdialog.Call{DID: "1.1", From: from}))
+	assert.NotNil(t, l.Admit(context.Background(), imsdialog.Call{DID: "1.2", From: from}), "over the limit")
+	l.Release("1.1") // no Run goroutine: given back at once
+	waitSize(t, local, "caller", "alice@example.com", 0)
+
+	mixed, err := profiles.New(profiles.Config{WithValue: []string{"caller"}, NoValue: []string{"all/s"}},
+		nil, cachedb.NewMemory(cachedb.DefaultKeys(), 0, nil), "n1")
+	require.NoError(t, err)
+	l, err = New(Options{Set: mixed, Limits: []Limit{{Profile: "caller", Key: KeyFromURI, Max: 1}}})
+	require.NoError(t, err)
+	assert.False(t, l.AdmitsInline(), "a shared profile may hold the dialog's counts")
+}

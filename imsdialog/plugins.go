@@ -43,6 +43,14 @@ type Limiter interface {
 	Release(did string)
 }
 
+// InlineLimiter is a Limiter that can say its Admit never waits (its
+// counts are all node-local): the manager then admits on tm's request
+// path, without a goroutine and a deferred decision.
+type InlineLimiter interface {
+	Limiter
+	AdmitsInline() bool
+}
+
 // Persister is the db_mode plug-in: a write-behind of confirmed dialogs.
 type Persister interface {
 	// Changed says that what Dialog.Snapshot returns may have changed, or

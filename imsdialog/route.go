@@ -138,9 +138,20 @@ func (m *Manager) routeInitial(next tm.Router, r *tm.Request) tm.Decision {
 		m.run(d, acts, CallbackParams{Request: r.Request, FromCaller: true})
 		return dec
 	}
+	call := Call{DID: d.did, CallID: d.CallID, From: r.From().Address, To: r.To().Address, RURI: r.Recipient, Source: r.Source}
+	if il, ok := m.limiter.(InlineLimiter); ok && il.AdmitsInline() {
+		if rej := m.limiter.Admit(m.ctx, call); rej != nil {
+			r.Tx.SetValue(dialogKey{}, nil) // never a dialog
+			return rejectDecision(rej)
+		}
+		d.mu.Lock()
+		acts := m.startLocked(d)
+		d.mu.Unlock()
+		m.run(d, acts, CallbackParams{Request: r.Request, FromCaller: true})
+		return dec
+	}
 	// The limit check may wait on Redis: not on tm's request path.
 	d.pending = dec
-	call := Call{DID: d.did, CallID: d.CallID, From: r.From().Address, To: r.To().Address, RURI: r.Recipient, Source: r.Source}
 	inv, tx := r.Request, r.Tx
 	m.wg.Add(1)
 	go func() {
@@ -174,11 +185,7 @@ func (m *Manager) admitted(d *Dialog, tx *tm.Transaction, inv *sip.Request, rej 
 	switch {
 	case rej != nil:
 		// Never a dialog: no state, callbacks or statistics.
-		hdrs := make([]sip.Header, 0, len(rej.Headers))
-		for _, h := range rej.Headers {
-			hdrs = append(hdrs, sip.NewHeader(h.Name, h.Value))
-		}
-		tx.Decide(tm.Reply(rej.Code, rej.Reason, hdrs...))
+		tx.Decide(rejectDecision(rej))
 	case abandoned:
 		// The caller cancelled while the limits were checked: give the
 		// count back, never keep it for a call that is gone.
@@ -188,6 +195,15 @@ func (m *Manager) admitted(d *Dialog, tx *tm.Transaction, inv *sip.Request, rej 
 		m.run(d, acts, CallbackParams{Request: inv, FromCaller: true})
 		tx.Decide(dec)
 	}
+}
+
+// rejectDecision answers an INVITE its limits refused.
+func rejectDecision(rej *Rejection) tm.Decision {
+	hdrs := make([]sip.Header, 0, len(rej.Headers))
+	for _, h := range rej.Headers {
+		hdrs = append(hdrs, sip.NewHeader(h.Name, h.Value))
+	}
+	return tm.Reply(rej.Code, rej.Reason, hdrs...)
 }
 
 // newDialog builds the dialog an initial INVITE creates, not yet in the

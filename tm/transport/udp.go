@@ -55,6 +55,13 @@ type udpSock struct {
 	quit chan struct{}
 	// received counts the datagrams this socket read (SO_REUSEPORT spread).
 	received atomic.Uint64
+	// wmu is held while datagrams are written (a batch of the writer, or one
+	// written at once by a sender); queued counts those handed to the
+	// writer and not written yet. A sender writes at once, without waking
+	// the writer, only when it holds wmu and nothing is queued: then no
+	// datagram it sent before can still be waiting, and order holds.
+	wmu    sync.Mutex
+	queued atomic.Int64
 	// srcs caches the text of recent source addresses, read and written by
 	// the socket's reader only: a peer sends many messages per call, and
 	// each message needs its source as a string (sip.Message.Source).
@@ -334,16 +341,49 @@ func (t *Transport) sendUDP(data []byte, dst Dest) error {
 	if len(g.socks) > 1 {
 		s = g.socks[spread(raddr, len(g.socks))]
 	}
+	// An idle socket: write now, on the caller's goroutine. Waking the
+	// writer for every datagram cost a context switch per message at
+	// ordinary rates (issue 14); the queue and sendmmsg take over when
+	// datagrams pile up.
+	if s.queued.Load() == 0 && s.wmu.TryLock() {
+		if s.queued.Load() == 0 {
+			err := s.writeOne(data, raddr, oob)
+			s.wmu.Unlock()
+			return err
+		}
+		s.wmu.Unlock()
+	}
 	b := getSendBuf(data)
+	s.queued.Add(1)
 	select {
 	case s.q <- udpOut{b: b, dst: raddr, oob: oob}:
 		return nil
 	default:
+		s.queued.Add(-1)
 		putSendBuf(b)
 		t.stats.udpQueueDrops.Add(1)
 		t.stats.udp.writeErrors.Add(1)
 		return ErrQueueFull
 	}
+}
+
+// writeOne writes one datagram with s.wmu held (a full socket buffer makes
+// it wait for room, as the writer's sendmmsg would; other senders queue
+// meanwhile). A refused datagram is counted and logged like the writer's.
+func (s *udpSock) writeOne(data []byte, dst netip.AddrPort, oob []byte) error {
+	t := s.t
+	_, _, err := s.uc.WriteMsgUDPAddrPort(data, oob, dst)
+	if err != nil {
+		t.stats.udp.writeErrors.Add(1)
+		if sup, ok := t.logWrite.allow(); ok {
+			t.log.Warn("UDP send failed", "local", s.g.addr, "remote", dst, "error", err, "suppressed", sup)
+		}
+		return err
+	}
+	t.stats.writeBatch.observe(1)
+	t.stats.udp.msgsOut.Add(1)
+	t.stats.udp.bytesOut.Add(uint64(len(data)))
+	return nil
 }
 
 // udpFrom picks the socket group sending from local (zero: the first of the
@@ -417,7 +457,10 @@ func (s *udpSock) writeLoop() {
 		case o := <-s.q:
 			w.items = append(w.items[:0], o)
 			s.fill(w)
+			s.wmu.Lock()
 			s.write(w)
+			s.queued.Add(-int64(len(w.items)))
+			s.wmu.Unlock()
 		case <-s.quit:
 			// Closing: flush what the handlers queued.
 			for {
@@ -426,7 +469,10 @@ func (s *udpSock) writeLoop() {
 				if len(w.items) == 0 {
 					return
 				}
+				s.wmu.Lock()
 				s.write(w)
+				s.queued.Add(-int64(len(w.items)))
+				s.wmu.Unlock()
 			}
 		}
 	}

@@ -174,8 +174,12 @@ func (m *Manager) recordRoute(dec *tm.Decision, d *Dialog) {
 // The INVITE's outcome cannot slip in between the check and the start: the
 // observer looks at admitted under the same lock.
 func (m *Manager) admitted(d *Dialog, tx *tm.Transaction, inv *sip.Request, rej *Rejection) {
+	// A final reply already went upstream (the caller's CANCEL got its 487
+	// while the count was taken): tm runs the outcome observer after the
+	// reply leaves, so abandoned may not be set yet.
+	final := tx.FinalCode() != 0
 	d.mu.Lock()
-	dec, abandoned := d.pending, d.abandoned
+	dec, abandoned := d.pending, d.abandoned || final
 	d.pending = tm.Decision{}
 	var acts []Action
 	if rej == nil && !abandoned {

@@ -88,6 +88,11 @@ func (c *cliTx) step(ev txn.Event, res *sip.Response) {
 func (c *cliTx) exec(acts []txn.Action, res *sip.Response) cliPost {
 	var post cliPost
 	p := c.p
+	// Timers first: once a message is out, its retransmission timer is
+	// armed (whoever sees the message may act on it at once).
+	for _, a := range acts {
+		c.timer(a)
+	}
 	for _, a := range acts {
 		switch a.Kind {
 		case txn.ActSendRequest:
@@ -112,19 +117,8 @@ func (c *cliTx) exec(acts []txn.Action, res *sip.Response) cliPost {
 			post.pass = true
 		case txn.ActPass2xxRetransmission:
 			post.pass, post.retrans = true, true
-		case txn.ActArmTimer:
-			slot := timerSlot(a.Timer)
-			if c.timers[slot] != nil {
-				c.timers[slot].Stop()
-			}
-			if c.onTimer == nil {
-				c.onTimer = func(arg uint64) { c.step(txArg(arg), nil) }
-			}
-			c.timers[slot] = p.armTx(&c.entries[slot], c.onTimer, a.After, a.Timer, a.Gen)
-		case txn.ActStopTimer:
-			if t := c.timers[timerSlot(a.Timer)]; t != nil {
-				t.Stop()
-			}
+		case txn.ActArmTimer, txn.ActStopTimer:
+			// Done first, below.
 		case txn.ActTimeout:
 			post.fail, post.err = 408, errTimeout
 		case txn.ActTransportError:
@@ -201,3 +195,22 @@ func (p *Proxy) startCliTx(req *sip.Request, dest transport.Dest, owner cliOwner
 // cancelSent tells an INVITE client transaction that its CANCEL went out
 // (§9.1: a final response is still awaited 64*T1).
 func (c *cliTx) cancelSent() { c.step(txn.Event{Kind: txn.EvCancelSent}, nil) }
+
+// timer carries out a timer action of the FSM (others are ignored).
+func (c *cliTx) timer(a txn.Action) {
+	switch a.Kind {
+	case txn.ActArmTimer:
+		slot := timerSlot(a.Timer)
+		if c.timers[slot] != nil {
+			c.timers[slot].Stop()
+		}
+		if c.onTimer == nil {
+			c.onTimer = func(arg uint64) { c.step(txArg(arg), nil) }
+		}
+		c.timers[slot] = c.p.armTx(&c.entries[slot], c.onTimer, a.After, a.Timer, a.Gen)
+	case txn.ActStopTimer:
+		if t := c.timers[timerSlot(a.Timer)]; t != nil {
+			t.Stop()
+		}
+	}
+}

@@ -96,6 +96,11 @@ func (p srvPost) run(s *srvTx) {
 func (s *srvTx) exec(acts []txn.Action) srvPost {
 	var post srvPost
 	p := s.p
+	// Timers first: once a message is out, its retransmission timer is
+	// armed (whoever sees the message may act on it at once).
+	for _, a := range acts {
+		s.timer(a)
+	}
 	for _, a := range acts {
 		switch a.Kind {
 		case txn.ActSendResponse:
@@ -103,19 +108,8 @@ func (s *srvTx) exec(acts []txn.Action) srvPost {
 		case txn.ActResendResponse:
 			p.stats.retransSent.Add(1)
 			p.send(s.last, s.dest)
-		case txn.ActArmTimer:
-			slot := timerSlot(a.Timer)
-			if s.timers[slot] != nil {
-				s.timers[slot].Stop()
-			}
-			if s.onTimer == nil {
-				s.onTimer = func(arg uint64) { s.step(txArg(arg)) }
-			}
-			s.timers[slot] = p.armTx(&s.entries[slot], s.onTimer, a.After, a.Timer, a.Gen)
-		case txn.ActStopTimer:
-			if t := s.timers[timerSlot(a.Timer)]; t != nil {
-				t.Stop()
-			}
+		case txn.ActArmTimer, txn.ActStopTimer:
+			// Done first, below.
 		case txn.ActPassACK:
 			post.passACK = true
 		case txn.ActTimeout:
@@ -155,4 +149,23 @@ func (s *srvTx) dropAfter(d time.Duration) {
 	s.req = nil
 	s.mu.Unlock()
 	s.p.clock.AfterFunc(d, func() { s.p.srvTxs.remove(s.key, func(v *srvTx) bool { return v == s }) })
+}
+
+// timer carries out a timer action of the FSM (others are ignored).
+func (s *srvTx) timer(a txn.Action) {
+	switch a.Kind {
+	case txn.ActArmTimer:
+		slot := timerSlot(a.Timer)
+		if s.timers[slot] != nil {
+			s.timers[slot].Stop()
+		}
+		if s.onTimer == nil {
+			s.onTimer = func(arg uint64) { s.step(txArg(arg)) }
+		}
+		s.timers[slot] = s.p.armTx(&s.entries[slot], s.onTimer, a.After, a.Timer, a.Gen)
+	case txn.ActStopTimer:
+		if t := s.timers[timerSlot(a.Timer)]; t != nil {
+			t.Stop()
+		}
+	}
 }

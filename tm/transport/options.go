@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"runtime"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -98,6 +99,13 @@ type Options struct {
 	// elsewhere one socket is used and a warning logged). Default 1, no
 	// SO_REUSEPORT.
 	UDPSockets int
+	// UDPReaders is how many goroutines read each UDP socket, each taking
+	// its own batches and running the Handler on them: a socket served by
+	// one reader uses one CPU however many the machine has (Kamailio's
+	// children). Messages of one peer may then be handled out of order
+	// (a 180 after its 200), which SIP over UDP allows anyway. Default:
+	// GOMAXPROCS, at most 8.
+	UDPReaders int
 	// UDPReadBuffer and UDPWriteBuffer are the socket buffers asked for.
 	UDPReadBuffer  int
 	UDPWriteBuffer int
@@ -156,6 +164,7 @@ func (o Options) withDefaults() (Options, error) {
 	def(&o.MaxMessageSize, DefaultMaxMessageSize)
 	def(&o.UDPBatch, DefaultUDPBatch)
 	def(&o.UDPSockets, 1)
+	def(&o.UDPReaders, min(runtime.GOMAXPROCS(0), 8))
 	def(&o.UDPReadBuffer, DefaultSocketBuffer)
 	def(&o.UDPWriteBuffer, DefaultSocketBuffer)
 	def(&o.UDPWriteQueue, DefaultUDPWriteQueue)
@@ -177,6 +186,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.UDPBatch < 1 || o.UDPBatch > 1024 {
 		bad("UDPBatch", o.UDPBatch, "must be within 1..1024")
+	}
+	if o.UDPReaders < 1 || o.UDPReaders > 64 {
+		bad("UDPReaders", o.UDPReaders, "must be within 1..64")
 	}
 	if o.UDPSockets < 1 || o.UDPSockets > 256 {
 		bad("UDPSockets", o.UDPSockets, "must be within 1..256")

@@ -62,13 +62,11 @@ type udpSock struct {
 	// datagram it sent before can still be waiting, and order holds.
 	wmu    sync.Mutex
 	queued atomic.Int64
-	// srcs caches the text of recent source addresses, read and written by
-	// the socket's reader only: a peer sends many messages per call, and
-	// each message needs its source as a string (sip.Message.Source).
-	srcs srcCache
 }
 
-// srcCache maps an address to its text, direct-mapped.
+// srcCache maps an address to its text, direct-mapped; one per reader,
+// so no lock: a peer sends many messages per call, and each message needs
+// its source as a string (sip.Message.Source).
 type srcCache [64]struct {
 	ap netip.AddrPort
 	s  string
@@ -147,9 +145,11 @@ func (t *Transport) ListenUDP(addr netip.AddrPort) (netip.AddrPort, error) {
 	next := append(append(make([]*udpGroup, 0, len(old)+1), old...), g)
 	t.udp.Store(&next)
 	for _, s := range g.socks {
-		t.udpRead.Add(1)
+		t.udpRead.Add(t.o.UDPReaders)
 		t.udpWrite.Add(1)
-		go s.readLoop()
+		for range t.o.UDPReaders {
+			go s.readLoop()
+		}
 		go s.writeLoop()
 	}
 	t.mu.Unlock()
@@ -159,7 +159,7 @@ func (t *Transport) ListenUDP(addr netip.AddrPort) (netip.AddrPort, error) {
 
 func (t *Transport) newUDPSock(g *udpGroup, uc *net.UDPConn, first bool) *udpSock {
 	s := &udpSock{t: t, g: g, uc: uc, q: make(chan udpOut, t.o.UDPWriteQueue), quit: make(chan struct{})}
-	// One reader drains the socket; a burst must wait in the kernel
+	// The readers drain the socket; a burst must wait in the kernel
 	// rather than be dropped.
 	uc.SetReadBuffer(t.o.UDPReadBuffer)
 	uc.SetWriteBuffer(t.o.UDPWriteBuffer)
@@ -206,6 +206,7 @@ func (s *udpSock) readLoop() {
 		backoff time.Duration
 		cm4     ipv4.ControlMessage
 		cm6     ipv6.ControlMessage
+		srcs    srcCache
 	)
 	for {
 		n, err := s.bc.ReadBatch(ms, 0)
@@ -242,7 +243,7 @@ func (s *udpSock) readLoop() {
 				local = s.g.dstOf(m.OOB[:m.NN], &cm4, &cm6)
 			}
 			remote := unmap(ua.AddrPort())
-			t.datagram(bufs[i][0][:m.N], local, remote, s.srcs.get(remote))
+			t.datagram(bufs[i][0][:m.N], local, remote, srcs.get(remote))
 		}
 	}
 }

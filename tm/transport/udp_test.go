@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/emiago/sipgo/sip"
@@ -127,10 +128,11 @@ func TestUDPUnparsableHandedUpAndLogRateLimited(t *testing.T) {
 func TestUDPBatchAllDelivered(t *testing.T) {
 	release := make(chan struct{})
 	var h *harness
-	first := true
+	var started atomic.Bool
+	// Every reader waits for the release: the datagrams pile up in the
+	// kernel meanwhile.
 	h = newHarness(t, Options{Handler: func(m Message) {
-		if first {
-			first = false
+		if !started.Load() {
 			<-release
 		}
 		h.in <- got{m}
@@ -144,6 +146,7 @@ func TestUDPBatchAllDelivered(t *testing.T) {
 		_, err := c.WriteToUDPAddrPort(request("OPTIONS", "batch-"+strconv.Itoa(i), "", ""), addr)
 		require.NoError(t, err)
 	}
+	started.Store(true)
 	close(release)
 	seen := make(map[string]bool, n)
 	for i := 0; i < n; i++ {

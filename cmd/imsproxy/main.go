@@ -28,6 +28,7 @@ import (
 	"github.com/imsdlg/imsdlg/internal/location"
 	"github.com/imsdlg/imsdlg/internal/mgmt"
 	"github.com/imsdlg/imsdlg/tm"
+	"github.com/imsdlg/imsdlg/tm/transport"
 )
 
 func main() {
@@ -124,8 +125,9 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	}
 
 	tmc := cfg.TM
+	var tpo transport.Options
 	if cfg.Log.SIPTrace {
-		enableSIPTrace(log)
+		tpo.Trace = sipTrace(log)
 	}
 
 	loc := location.New(location.Options{
@@ -182,7 +184,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		return err
 	}
 	defer dialogs.Close()
-	proxy, err := tm.New(tm.Options{Config: tmc, Router: router, Logger: log,
+	proxy, err := tm.New(tm.Options{Config: tmc, Router: router, Logger: log, Transport: tpo,
 		Modules: []tm.Module{dialogs.Module(), router.Module()}})
 	if err != nil {
 		return err

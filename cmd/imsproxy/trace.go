@@ -3,25 +3,16 @@ package main
 import (
 	"bytes"
 	"log/slog"
-
-	"github.com/emiago/sipgo/sip"
+	"net/netip"
 )
 
-// sipTracer writes every SIP message sipgo sends or receives to the log
-// (log.sip_trace), one record per message with its Call-ID, so a trace can
-// be filtered per call like the rest of the logs.
+// sipTracer writes every SIP message tm's transport reads or sends to the
+// log (log.sip_trace), one record per message with its Call-ID, so a trace
+// can be filtered per call like the rest of the logs.
 type sipTracer struct{ log *slog.Logger }
 
-func (t sipTracer) SIPTraceRead(transport, laddr, raddr string, msg []byte) {
-	t.trace("recv", transport, laddr, raddr, msg)
-}
-
-func (t sipTracer) SIPTraceWrite(transport, laddr, raddr string, msg []byte) {
-	t.trace("send", transport, laddr, raddr, msg)
-}
-
-func (t sipTracer) trace(dir, transport, laddr, raddr string, msg []byte) {
-	t.log.Info("sip message", "dir", dir, "transport", transport, "local", laddr, "remote", raddr,
+func (t sipTracer) trace(dir, transport string, local, remote netip.AddrPort, msg []byte) {
+	t.log.Info("sip message", "dir", dir, "transport", transport, "local", local.String(), "remote", remote.String(),
 		"callid", traceCallID(msg), "message", string(msg))
 }
 
@@ -50,9 +41,7 @@ func traceCallID(msg []byte) string {
 	return ""
 }
 
-// enableSIPTrace turns sipgo's process-wide message trace on; only main
-// calls it, once.
-func enableSIPTrace(log *slog.Logger) {
-	sip.SIPDebugTracer(sipTracer{log: log.With("component", "trace")})
-	sip.SIPDebug = true
+// sipTrace is the transport's trace hook of log.sip_trace.
+func sipTrace(log *slog.Logger) func(dir, transport string, local, remote netip.AddrPort, data []byte) {
+	return sipTracer{log: log.With("component", "trace")}.trace
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -13,8 +14,9 @@ func TestSIPTraceLogsMessageWithCallID(t *testing.T) {
 	var buf bytes.Buffer
 	tr := sipTracer{log: slog.New(slog.NewJSONHandler(&buf, nil))}
 	msg := "BYE sip:bob@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1\r\ni: abc@host\r\nCSeq: 2 BYE\r\n\r\n"
-	tr.SIPTraceRead("UDP", "127.0.0.1:5060", "127.0.0.1:5070", []byte(msg))
-	tr.SIPTraceWrite("TCP", "127.0.0.1:5060", "127.0.0.1:5080", []byte("SIP/2.0 200 OK\r\nCall-ID: x1\r\n\r\n"))
+	a, b, c := netip.MustParseAddrPort("127.0.0.1:5060"), netip.MustParseAddrPort("127.0.0.1:5070"), netip.MustParseAddrPort("127.0.0.1:5080")
+	tr.trace("recv", "UDP", a, b, []byte(msg))
+	tr.trace("send", "TCP", a, c, []byte("SIP/2.0 200 OK\r\nCall-ID: x1\r\n\r\n"))
 	out := buf.String()
 	assert.Equal(t, 2, strings.Count(out, "\n"))
 	assert.Contains(t, out, `"dir":"recv"`)

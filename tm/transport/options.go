@@ -142,6 +142,11 @@ type Options struct {
 	// readiness check. It runs on the listener's goroutine. Err reports the
 	// same.
 	OnListenerDown func(transport string, addr netip.AddrPort, err error)
+	// Trace, when set, sees every message read ("recv", before it is
+	// parsed) and every message handed to Send ("send"), as bytes, on the
+	// goroutine that reads or sends it (log.sip_trace). data must not be
+	// kept.
+	Trace func(dir, transport string, local, remote netip.AddrPort, data []byte)
 }
 
 func (o Options) withDefaults() (Options, error) {

@@ -102,6 +102,9 @@ func (t *Transport) Send(data []byte, dst Dest) error {
 	if t.closed.Load() {
 		return ErrClosed
 	}
+	if t.o.Trace != nil {
+		t.o.Trace("send", transportOf(dst.Transport), dst.Local, dst.Addr, data)
+	}
 	switch transportOf(dst.Transport) {
 	case UDP:
 		return t.sendUDP(data, dst)
@@ -213,6 +216,9 @@ func nextBackoff(d time.Duration) time.Duration {
 func (t *Transport) handle(data []byte, transport string, local, remote netip.AddrPort, src string, c *Conn) {
 	ps := t.stats.proto(transport)
 	ps.msgsIn.Add(1)
+	if t.o.Trace != nil {
+		t.o.Trace("recv", transport, local, remote, data)
+	}
 	m := Message{Raw: data, Transport: transport, Local: local, Remote: remote, Conn: c}
 	msg, err := t.parser.ParseSIP(data)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -269,4 +270,33 @@ func TestUDPListenErrors(t *testing.T) {
 	_, err = h.ListenUDP(any0(lo4))
 	require.True(t, errors.Is(err, ErrClosed))
 	require.ErrorIs(t, h.Send([]byte("x"), Dest{Transport: UDP, Addr: addr}), ErrClosed)
+}
+
+// log.sip_trace: Options.Trace sees each message read, before parsing,
+// and each message sent, with both addresses.
+func TestTraceSeesRecvAndSend(t *testing.T) {
+	type rec struct {
+		dir, tp       string
+		local, remote netip.AddrPort
+		data          string
+	}
+	recs := make(chan rec, 4)
+	h := newHarness(t, Options{Trace: func(dir, tp string, local, remote netip.AddrPort, data []byte) {
+		recs <- rec{dir, tp, local, remote, string(data)}
+	}})
+	addr, err := h.ListenUDP(any0(lo4))
+	require.NoError(t, err)
+	c := udpClient(t, lo4)
+	from := unmap(c.LocalAddr().(*net.UDPAddr).AddrPort())
+	msg := request("OPTIONS", "traced", "", "")
+	_, err = c.WriteToUDPAddrPort(msg, addr)
+	require.NoError(t, err)
+	r := <-recs
+	assert.Equal(t, rec{"recv", UDP, addr, from, string(msg)}, r)
+	h.next(t)
+	require.NoError(t, h.Send([]byte("SIP/2.0 200 OK\r\n\r\n"), Dest{Transport: UDP, Addr: from}))
+	r = <-recs
+	assert.Equal(t, "send", r.dir)
+	assert.Equal(t, from, r.remote)
+	assert.Equal(t, "SIP/2.0 200 OK\r\n\r\n", r.data)
 }

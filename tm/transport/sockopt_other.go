@@ -17,3 +17,11 @@ var reusePortControl func(network, address string, c syscall.RawConn) error
 func socketBuffers(syscall.RawConn) (rcv, snd int, err error) {
 	return 0, 0, errors.ErrUnsupported
 }
+
+// blockingReads is false: readers wait in Go's netpoller, and Close wakes
+// them with a read deadline.
+func blockingReads(syscall.RawConn) bool { return false }
+
+const readFlags = 0
+
+func wakeReaders(syscall.RawConn) {}

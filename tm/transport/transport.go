@@ -168,6 +168,11 @@ func (t *Transport) Close() error {
 	for _, g := range groups {
 		for _, s := range g.socks {
 			s.uc.SetReadDeadline(past)
+			if s.blocking {
+				if rc, err := s.uc.SyscallConn(); err == nil {
+					wakeReaders(rc)
+				}
+			}
 		}
 	}
 	t.udpRead.Wait()

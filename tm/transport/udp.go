@@ -62,6 +62,8 @@ type udpSock struct {
 	// datagram it sent before can still be waiting, and order holds.
 	wmu    sync.Mutex
 	queued atomic.Int64
+	// blocking: the readers wait inside recvmmsg (blockingReads).
+	blocking bool
 }
 
 // srcCache maps an address to its text, direct-mapped; one per reader,
@@ -163,6 +165,9 @@ func (t *Transport) newUDPSock(g *udpGroup, uc *net.UDPConn, first bool) *udpSoc
 	// rather than be dropped.
 	uc.SetReadBuffer(t.o.UDPReadBuffer)
 	uc.SetWriteBuffer(t.o.UDPWriteBuffer)
+	if rc, err := uc.SyscallConn(); err == nil {
+		s.blocking = blockingReads(rc)
+	}
 	if rc, err := uc.SyscallConn(); err == nil && first {
 		if rcv, snd, err := socketBuffers(rc); err == nil && (rcv/2 < t.o.UDPReadBuffer || snd/2 < t.o.UDPWriteBuffer) {
 			t.log.Warn("the kernel granted smaller UDP socket buffers than asked for (raise net.core.rmem_max / wmem_max)",
@@ -208,8 +213,15 @@ func (s *udpSock) readLoop() {
 		cm6     ipv6.ControlMessage
 		srcs    srcCache
 	)
+	flags := 0
+	if s.blocking {
+		flags = readFlags
+	}
 	for {
-		n, err := s.bc.ReadBatch(ms, 0)
+		n, err := s.bc.ReadBatch(ms, flags)
+		if t.closed.Load() {
+			return // what was read as Close began is dropped, as a datagram may be
+		}
 		if err != nil {
 			if t.closed.Load() {
 				return

@@ -92,7 +92,9 @@ trap 'exit 130' INT TERM
 port_in_use() {
 	local hex
 	hex=$(printf ':%04X ' "$1")
-	cat /proc/net/udp /proc/net/udp6 /proc/net/tcp /proc/net/tcp6 2>/dev/null | grep -q "$hex"
+	# Files, not a pipe: under pipefail, grep -q's early exit would make
+	# the writer's SIGPIPE the status.
+	grep -qs "$hex" /proc/net/udp /proc/net/udp6 /proc/net/tcp /proc/net/tcp6
 }
 # free_port: a port of 20000-59999 with nothing bound, not handed out before.
 taken=" "

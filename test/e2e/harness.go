@@ -258,6 +258,7 @@ type ProxyConfig struct {
 	NoRecordRoute bool                // record_route: false
 	Static        map[string][]string // location.static: AOR -> contacts
 	LogLevel      string              // log.level, "info" when empty
+	SIPTrace      bool                // log.sip_trace: every message in the output
 	Extra         string              // raw YAML appended (e.g. "tm: {fr_timeout: 2s}")
 }
 
@@ -296,7 +297,7 @@ func (c *ProxyConfig) YAML() string {
 	if level == "" {
 		level = "info"
 	}
-	fmt.Fprintf(&b, "log: {level: %s, format: text}\n", level)
+	fmt.Fprintf(&b, "log: {level: %s, format: text, sip_trace: %t}\n", level, c.SIPTrace)
 	if c.Extra != "" {
 		b.WriteString(strings.TrimRight(c.Extra, "\n") + "\n")
 	}

@@ -1,6 +1,7 @@
 package imsdialog
 
 import (
+	"log/slog"
 	"strings"
 	"time"
 
@@ -27,6 +28,8 @@ type CellConfig struct {
 	// PingInterval (options_ping_interval).
 	Ping         Ping
 	PingInterval time.Duration
+	// AckWait is ack_timeout: an answer not ACKed by then ends the dialog.
+	AckWait time.Duration
 	// AbsorbSecond2xx keeps a second answer (a 2xx from another callee once
 	// one answered) from the caller and ends it both ways, instead of
 	// relaying it for the caller to end (RFC 5407 §3.1.2, the default).
@@ -194,6 +197,15 @@ func (c *Cell) Step(now time.Time, ev Event) []Action {
 			return nil
 		}
 		return c.deleted(nil, now)
+	case EvAckTimeout:
+		if c.state != ConfirmedNA {
+			return nil // ACKed meanwhile (a timer stopped too late), or over
+		}
+		c.end = EndNoACK
+		out := add(nil, logAction(slog.LevelInfo, "answered but never ACKed: ended both ways", "", ""))
+		out = c.move(out, now, Terminated)
+		out = fire(out, CbTerminated)
+		return c.byes(out, now, SideBoth, "no ACK for the answer", nil)
 	case EvPingTimer:
 		return c.onPingTimer(now)
 	case EvPingDone:
@@ -243,6 +255,12 @@ func (c *Cell) move(out []Action, now time.Time, to State) []Action {
 		out = c.arm(out, now, TimerPing, c.cfg.PingInterval)
 	case persistable(from) && !persistable(to) && c.ping != PingNone:
 		out = c.stop(out, TimerPing)
+	}
+	switch {
+	case to == ConfirmedNA && c.cfg.AckWait > 0:
+		out = c.arm(out, now, TimerAck, c.cfg.AckWait)
+	case from == ConfirmedNA:
+		out = c.stop(out, TimerAck)
 	}
 	return out
 }

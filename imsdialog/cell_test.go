@@ -733,3 +733,41 @@ func TestSeedDialog_OptionsPing(t *testing.T) {
 		assert.True(t, stopped)
 	})
 }
+
+// RFC 3261 §13.3.1.4 (issue 15 §0): an answer the caller never ACKs (its
+// 2xx all lost, or the caller gone) leaves a session nobody holds; after
+// ack_timeout the dialog ends with BYE both ways (end reason no_ack). An
+// ACK in time stops the wait.
+func TestRFC3261_13_3_1_4_AnswerNeverACKed(t *testing.T) {
+	cfg := testCellConfig
+	cfg.AckWait = 32 * time.Second
+	answered := func(t *testing.T) (*Cell, []Action) {
+		c := newCell(t)
+		c.cfg = &cfg
+		c.Step(t0, created)
+		return c, c.Step(t0, reply(t, 0, 200, "1"))
+	}
+	c, acts := answered(t)
+	var armed bool
+	for _, a := range has(acts, ActArmTimer) {
+		armed = armed || (a.Timer == TimerAck && a.After == 32*time.Second)
+	}
+	require.True(t, armed, "the answer arms the ACK wait")
+	acts = c.Step(t0.Add(32*time.Second), Event{Kind: EvAckTimeout})
+	assert.Equal(t, Terminated, c.State())
+	assert.Equal(t, EndNoACK, c.end)
+	ss := sends(acts)
+	require.Len(t, ss, 2)
+	assert.Equal(t, sip.BYE, ss[0].Method)
+	assert.Equal(t, sip.BYE, ss[1].Method)
+
+	c, _ = answered(t)
+	acts = c.Step(t0.Add(time.Second), ack)
+	var stopped bool
+	for _, a := range has(acts, ActStopTimer) {
+		stopped = stopped || a.Timer == TimerAck
+	}
+	assert.True(t, stopped, "the ACK stops the wait")
+	assert.Empty(t, c.Step(t0.Add(32*time.Second), Event{Kind: EvAckTimeout}), "a timer stopped too late does nothing")
+	assert.Equal(t, Confirmed, c.State())
+}

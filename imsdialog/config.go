@@ -67,6 +67,12 @@ type Config struct {
 	// OptionsPingInterval (options_ping_interval) is the time between two
 	// pings of a party.
 	OptionsPingInterval time.Duration `config:"options_ping_interval" unit:"s"`
+	// AckTimeout bounds how long an answered dialog waits for the caller's
+	// ACK (CONFIRMED_NA). A caller that never ACKs (its 2xx all lost, or it
+	// crashed) leaves a session nobody holds: at the end of the wait the
+	// dialog ends with BYE both ways (end reason no_ack), as RFC 3261
+	// §13.3.1.4 asks of the callee, which may not do it. 64*T1 by default.
+	AckTimeout time.Duration `config:"ack_timeout" unit:"s"`
 }
 
 // Policies of Config.Second2xx.
@@ -89,6 +95,7 @@ func DefaultConfig() Config {
 		Second2xx:           Second2xxRelay,
 		Ping:                "none",
 		OptionsPingInterval: 30 * time.Second,
+		AckTimeout:          32 * time.Second,
 	}
 }
 
@@ -123,6 +130,9 @@ func (c Config) Validate() error {
 	}
 	if _, err := ParsePing(c.Ping); err != nil {
 		bad("ping", c.Ping, "must be none, caller, callee or both")
+	}
+	if c.AckTimeout <= 0 {
+		bad("ack_timeout", c.AckTimeout, "must be positive")
 	}
 	if c.OptionsPingInterval < time.Second {
 		bad("options_ping_interval", c.OptionsPingInterval, "must be at least 1s")

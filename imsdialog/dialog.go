@@ -28,9 +28,10 @@ type Dialog struct {
 	inviteTx *tm.Transaction // while the INVITE transaction runs
 	timer    tm.Timer
 	byeTimer tm.Timer
-	// pingTimer is the keepalive's (dialog.ping).
-	pingTimer tm.Timer
-	cbs       []callbackReg
+	// pingTimer is the keepalive's (dialog.ping); ackTimer bounds the wait
+	// for the ACK of the answer (ack_timeout).
+	pingTimer, ackTimer tm.Timer
+	cbs                 []callbackReg
 	// Admission (Limiter): the INVITE's decision waits in pending until
 	// admitted; abandoned is set when the INVITE ended meanwhile.
 	admitted  bool

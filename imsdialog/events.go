@@ -51,6 +51,8 @@ const (
 	EvPingDone
 	// EvSetPing: the parties to ping from now on (Ping).
 	EvSetPing
+	// EvAckTimeout: ack_timeout went by since the answer.
+	EvAckTimeout
 )
 
 // Request is what the cell reads off a request within the dialog.
@@ -132,6 +134,9 @@ const (
 	TimerByeWait
 	// TimerPing is the OPTIONS keepalive's (options_ping_interval).
 	TimerPing
+	// TimerAck bounds the wait for the caller's ACK of the answer
+	// (ack_timeout).
+	TimerAck
 )
 
 // Action is one instruction for the manager, with the data it needs ready.

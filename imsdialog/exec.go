@@ -42,6 +42,8 @@ func (m *Manager) timersLocked(d *Dialog, acts []Action) {
 				ev, t = Event{Kind: EvByeWaitOver}, &d.byeTimer
 			case TimerPing:
 				ev, t = Event{Kind: EvPingTimer}, &d.pingTimer
+			case TimerAck:
+				ev, t = Event{Kind: EvAckTimeout}, &d.ackTimer
 			}
 			if *t != nil {
 				(*t).Stop()
@@ -54,13 +56,15 @@ func (m *Manager) timersLocked(d *Dialog, acts []Action) {
 				t = &d.byeTimer
 			case TimerPing:
 				t = &d.pingTimer
+			case TimerAck:
+				t = &d.ackTimer
 			}
 			if *t != nil {
 				(*t).Stop()
 				*t = nil
 			}
 		case ActDestroy:
-			for _, t := range []*tm.Timer{&d.timer, &d.byeTimer, &d.pingTimer} {
+			for _, t := range []*tm.Timer{&d.timer, &d.byeTimer, &d.pingTimer, &d.ackTimer} {
 				if *t != nil {
 					(*t).Stop()
 					*t = nil

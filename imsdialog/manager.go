@@ -75,7 +75,8 @@ func New(o Options) (*Manager, error) {
 	}
 	m.cell = CellConfig{RRParam: cfg.RRParam, Timeout: cfg.DefaultTimeout, ByeWait: cfg.ByeTimeout,
 		EarlyTerminateCode: cfg.EarlyTerminateCode, ExtraHeaders: headerLines(cfg.ExtraHeaders),
-		AbsorbSecond2xx: cfg.Second2xx == Second2xxAbsorb, PingInterval: cfg.OptionsPingInterval}
+		AbsorbSecond2xx: cfg.Second2xx == Second2xxAbsorb, PingInterval: cfg.OptionsPingInterval,
+		AckWait: cfg.AckTimeout}
 	m.cell.Ping, _ = ParsePing(cfg.Ping) // Validate refused a bad one
 	empty := []callbackReg{}
 	m.global.Store(&empty)

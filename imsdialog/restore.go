@@ -58,6 +58,11 @@ func (m *Manager) restoreOne(snap *Snapshot, s tm.Sender) (*Dialog, error) {
 		m.timersLocked(d, acts)
 		d.mu.Unlock()
 	}
+	if c.state == ConfirmedNA && m.cell.AckWait > 0 {
+		d.mu.Lock()
+		m.timersLocked(d, c.arm(nil, m.clock.Now(), TimerAck, m.cell.AckWait))
+		d.mu.Unlock()
+	}
 	if c.ping != PingNone {
 		d.mu.Lock()
 		m.timersLocked(d, c.arm(nil, m.clock.Now(), TimerPing, m.cell.PingInterval))

@@ -38,9 +38,10 @@ const (
 	EndExpired               // default_timeout / per-dialog timeout
 	EndTerminated            // dlg_terminate / management command
 	EndPingTimeout           // an in-dialog OPTIONS ping got 408, 481 or no answer
+	EndNoACK                 // answered, but the caller's ACK never came (ack_timeout)
 )
 
-var endNames = [...]string{"", "failed", "cancelled", "bye_caller", "bye_callee", "expired", "terminated", "ping_timeout"}
+var endNames = [...]string{"", "failed", "cancelled", "bye_caller", "bye_callee", "expired", "terminated", "ping_timeout", "no_ack"}
 
 func (r EndReason) String() string {
 	if int(r) < len(endNames) {

@@ -13,10 +13,10 @@ import (
 // (sipp -lost: INVITEs, 200s, ACKs, BYEs and their replies dropped and
 // retransmitted). Every retransmission path must end each dialog exactly
 // once: when both sipps are done, no dialog, transaction or profile count
-// is left behind. (A 2xx whose ACKs were all lost ends its dialog after
-// 64*T1, so this takes half a minute. T1 must be the UAs' own: a proxy
-// that forgets an INVITE earlier than its caller stops retransmitting it
-// takes a late retransmission for a new call.)
+// is left behind. An answer whose ACKs were all lost (the caller's sipp
+// gave up on it) is ended by dialog.ack_timeout. (T1 stays the UAs' own:
+// a proxy that forgets an INVITE earlier than its caller stops
+// retransmitting it takes a late retransmission for a new call.)
 func TestIssue15_LossLeavesNoDialogBehind(t *testing.T) {
 	RequireTools(t)
 	t.Parallel()
@@ -27,7 +27,7 @@ func TestIssue15_LossLeavesNoDialogBehind(t *testing.T) {
 	cfg.Static["sip:bob@127.0.0.1"] = []string{uas.Contact("bob")}
 	cfg.Extra = "profiles: {with_value: [caller]}\n" +
 		"limits: [{profile: caller, key: from_uri, max: 0}]\n" +
-		"dialog: {bye_timeout: 5s}"
+		"dialog: {bye_timeout: 5s, ack_timeout: 8s}"
 	cfg.SIPTrace = true
 	p := StartProxy(t, cfg.YAML())
 	uac := StartSipp(t, SippArgs{Scenario: "uac.xml", Remote: p.Addr("udp"), Service: "bob", Calls: calls, Rate: 100,

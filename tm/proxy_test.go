@@ -318,6 +318,9 @@ func TestTM_FrInvTimeoutCancelsBranchAnd408(t *testing.T) {
 	uas.Reply(got, 487, "x")
 	waitInuse(t, p, 0)
 	assert.Equal(t, uint64(1), p.Stats().Snapshot()["fr_inv_timeouts"])
+	// Issue 11 §11: timeout_finalresponse counts what its name says.
+	assert.Equal(t, uint64(1), p.Stats().Snapshot()["timeout_finalresponse"])
+	assert.Zero(t, p.Stats().Snapshot()["fr_timeouts"])
 }
 
 func TestTM_FrTimeoutWithoutProvisional(t *testing.T) {
@@ -333,6 +336,7 @@ func TestTM_FrTimeoutWithoutProvisional(t *testing.T) {
 	c := uas.Request(sip.CANCEL)
 	assert.Equal(t, reasonRequestTimeout, c.GetHeader("Reason").Value())
 	assert.Equal(t, uint64(1), p.Stats().Snapshot()["fr_timeouts"])
+	assert.Zero(t, p.Stats().Snapshot()["timeout_finalresponse"], "no final response was awaited yet: no provisional came")
 }
 
 func TestRFC3261_18_1_1_LargeRequestSwitchesToTCP(t *testing.T) {

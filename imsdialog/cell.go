@@ -105,6 +105,10 @@ type Cell struct {
 
 	// ping is who this dialog pings; pingOut who has a ping unanswered.
 	ping, pingOut Ping
+	// ackWanted: the callee repeated its answer after the caller's ACK
+	// (the ACK got lost on the way to it): an ACK must follow, or the
+	// session is dead at the callee.
+	ackWanted bool
 }
 
 // NewCell returns the cell of a dialog that an INVITE creates, in state
@@ -197,8 +201,15 @@ func (c *Cell) Step(now time.Time, ev Event) []Action {
 			return nil
 		}
 		return c.deleted(nil, now)
+	case EvAnswerRepeated:
+		a := c.outs.Answered()
+		if c.state != Confirmed || c.ackWanted || a == nil || a.ToTag != ev.Reply.ToTag || c.cfg.AckWait <= 0 {
+			return nil
+		}
+		c.ackWanted = true
+		return c.arm(nil, now, TimerAck, c.cfg.AckWait)
 	case EvAckTimeout:
-		if c.state != ConfirmedNA {
+		if c.state != ConfirmedNA && !(c.state == Confirmed && c.ackWanted) {
 			return nil // ACKed meanwhile (a timer stopped too late), or over
 		}
 		c.end = EndNoACK

@@ -140,6 +140,10 @@ func (c *Cell) onRequest(now time.Time, r Request) []Action {
 			out = c.move(out, now, Confirmed)
 			out = fire(out, CbConfirmed)
 		case Confirmed:
+			if c.ackWanted {
+				c.ackWanted = false
+				out = c.stop(out, TimerAck)
+			}
 			out = fire(out, CbReqWithin)
 		}
 		return out

@@ -51,8 +51,12 @@ const (
 	EvPingDone
 	// EvSetPing: the parties to ping from now on (Ping).
 	EvSetPing
-	// EvAckTimeout: ack_timeout went by since the answer.
+	// EvAckTimeout: ack_timeout went by since the answer, or since the
+	// callee last repeated it unACKed.
 	EvAckTimeout
+	// EvAnswerRepeated: the answering callee retransmitted its 2xx (Reply
+	// facts): it has no ACK.
+	EvAnswerRepeated
 )
 
 // Request is what the cell reads off a request within the dialog.

@@ -594,3 +594,47 @@ func TestSeedImsDialog_DlgMatchMode(t *testing.T) {
 		})
 	}
 }
+
+// RFC 3261 §13.3.1.4 (issue 15 §0): the caller's ACK passed the proxy but
+// never reached the callee, which repeats its 2xx; the caller is gone and
+// never ACKs again. The repeated 2xx arms ack_timeout, at whose end the
+// dialog ends with BYE both ways (end reason no_ack). A caller that does
+// ACK the repeat keeps its call.
+func TestRFC3261_13_3_1_4_CalleeRepeatsItsAnswer(t *testing.T) {
+	for _, reACK := range []bool{false, true} {
+		uac, a := siptest.NewUA(t), siptest.NewUA(t)
+		e := newEnv(t, DefaultConfig(), func(r *tm.Request) tm.Decision { return tm.RelayTo(target(a, "bob")) })
+		inv := uac.Invite("sip:bob@" + e.Addr)
+		uac.Send(e.Addr, inv)
+		ia := a.Request(sip.INVITE)
+		ok := a.Reply(ia, 200, "b", "Contact: <sip:bob@"+a.HostPort()+">")
+		r200 := uac.Response(200)
+		uac.Send(e.Addr, uac.AckFor(inv, r200))
+		a.Request(sip.ACK)
+		d := e.Only(t)
+		e.WaitState(t, d, Confirmed)
+		before := e.Clock.Pending()
+		a.SendRaw(e.Addr, ok.String()) // the ACK got lost on the way to the callee
+		uac.Response(200)
+		siptest.Eventually(t, func() bool { return e.Clock.Pending() == before+1 }, "the repeat arms ack_timeout")
+		if reACK {
+			uac.Send(e.Addr, uac.AckFor(inv, r200))
+			a.Request(sip.ACK)
+			siptest.Eventually(t, func() bool { return e.Clock.Pending() == before }, "the ACK stops it")
+		}
+		e.Clock.Advance(DefaultConfig().AckTimeout)
+		if reACK {
+			a.Quiet(50*time.Millisecond, "a BYE for a call that was ACKed", isBye)
+			assert.Equal(t, Confirmed, d.State())
+			continue
+		}
+		assert.NotNil(t, a.Request(sip.BYE))
+		assert.NotNil(t, uac.Request(sip.BYE))
+		assert.Equal(t, EndNoACK, d.Info(false).EndReason)
+	}
+}
+
+func isBye(m sip.Message) bool {
+	r, ok := m.(*sip.Request)
+	return ok && r.Method == sip.BYE
+}

@@ -304,6 +304,21 @@ func (o observer) OnReply(t *tm.Transaction, branch int, res *sip.Response) {
 	o.m.step(b.d, Event{Kind: EvRequestReply, Method: method, Code: res.StatusCode}, CallbackParams{Response: res})
 }
 
+// On2xxRetransmission implements tm.RetransmissionObserver: the answering
+// callee repeats its 2xx, so it has no ACK (EvAnswerRepeated).
+func (o observer) On2xxRetransmission(t *tm.Transaction, branch int, res *sip.Response) {
+	b, ok := t.Value(dialogKey{}).(binding)
+	if !ok || !b.initial {
+		return
+	}
+	b.d.mu.Lock()
+	started := b.d.admitted && !b.d.abandoned
+	b.d.mu.Unlock()
+	if started {
+		o.m.step(b.d, Event{Kind: EvAnswerRepeated, Reply: dlgout.Reply{ToTag: tm.Tag(res.To().Params), Code: res.StatusCode}}, CallbackParams{})
+	}
+}
+
 func (o observer) OnOutcome(t *tm.Transaction, out tm.Outcome) {
 	b, ok := t.Value(dialogKey{}).(binding)
 	if !ok || !b.initial {

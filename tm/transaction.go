@@ -527,10 +527,18 @@ func (b branchOwner) onResponse(c *cliTx, res *sip.Response, retrans bool) {
 		// retransmission, or another UAS behind a forking proxy; unless a
 		// hook absorbed that branch's 2xx.
 		t.mu.Lock()
-		if !t.rc.branches[i].absorbed {
+		absorbed := t.rc.branches[i].absorbed
+		if !absorbed {
 			t.relay(res)
 		}
 		t.mu.Unlock()
+		if !absorbed {
+			for _, h := range p.observers {
+				if ro, ok := h.h.(RetransmissionObserver); ok {
+					p.observe(h.module, t, func() { ro.On2xxRetransmission(t, i, res) })
+				}
+			}
+		}
 		return
 	}
 	t.mu.Lock()

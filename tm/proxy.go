@@ -175,17 +175,11 @@ func New(o Options) (*Proxy, error) {
 	to.Logger = p.log.With("component", "transport")
 	to.MaxMessageSize = c.MaxMessageSize
 	if to.UDPReadBuffer == 0 {
-		// One reader drains a socket; a burst must wait in the kernel
+		// The readers drain a socket; a burst must wait in the kernel
 		// rather than be dropped (the kernel caps this at rmem_max).
 		to.UDPReadBuffer, to.UDPWriteBuffer = udpReadBuffer, udpReadBuffer
 	}
-	userDown := to.OnListenerDown
-	to.OnListenerDown = func(tr string, addr netip.AddrPort, err error) {
-		p.log.Error("listener stopped", "transport", tr, "addr", addr.String(), "error", err)
-		if userDown != nil {
-			userDown(tr, addr, err)
-		}
-	}
+	// A listener that stops is logged by the transport and fails Ready.
 	tp, err := transport.New(to)
 	if err != nil {
 		p.stopped()
@@ -805,6 +799,11 @@ func (p *Proxy) Ready() error {
 		return errors.New("tm: shutting down")
 	case len(*p.listeners.Load()) == 0:
 		return errors.New("tm: no listener")
+	}
+	if err := p.tp.Err(); err != nil {
+		// A SIP listener that stopped (not a temporary accept error, which
+		// backs off and retries): this node no longer serves that address.
+		return fmt.Errorf("tm: %w", err)
 	}
 	return nil
 }

@@ -165,3 +165,22 @@ func TestRFC3261_18_2_2_ClosedConnectionAnsweredAtSentBy(t *testing.T) {
 		}
 	}
 }
+
+// brokenListener fails every Accept with an error that is not temporary.
+type brokenListener struct{ net.Listener }
+
+func (brokenListener) Accept() (net.Conn, error) { return nil, errors.New("accept: listener broken") }
+
+// Issue 15 §5: a SIP listener that stops for good fails readiness (a
+// temporary accept error backs off and retries instead: tm/transport).
+func TestIssue15_StoppedListenerFailsReady(t *testing.T) {
+	p := startProxy(t, testCfg(), toUAs())
+	require.NoError(t, p.Ready())
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	_, err = p.tp.AddTCPListener(brokenListener{ln})
+	require.NoError(t, err)
+	siptest.Eventually(t, func() bool { return p.Ready() != nil }, "Ready still nil")
+	assert.Contains(t, p.Ready().Error(), "listener broken")
+}

@@ -52,6 +52,7 @@ type Config struct {
 	Events      EventsSection   `config:"events"`
 	Shutdown    ShutdownSection `config:"shutdown"`
 	Runtime     RuntimeSection  `config:"runtime"`
+	TCP         TCPSection      `config:"tcp"`
 	Role        string          `config:"role"`
 	PCSCF       PCSCFSection    `config:"pcscf"`
 	SCSCF       SCSCFSection    `config:"scscf"`
@@ -190,6 +191,7 @@ func defaults() map[string]any {
 		mgmtDefaults(),
 		shutdownDefaults(),
 		runtimeDefaults(),
+		tcpDefaults(),
 		persistDefaults(),
 		profileDefaults(),
 		roleDefaults(),
@@ -661,6 +663,7 @@ func (c *Config) validate() []error {
 	errs = append(errs, c.validateMgmt()...)
 	errs = append(errs, c.validateShutdown()...)
 	errs = append(errs, c.validateRuntime()...)
+	errs = append(errs, c.validateTCP()...)
 
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":

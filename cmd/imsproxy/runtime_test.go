@@ -3,6 +3,7 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -54,4 +55,21 @@ func loadForTest(t *testing.T, set ...string) (*Config, error) {
 		o[k] = v
 	}
 	return LoadConfig("", o)
+}
+
+// Issue 15 §6: the tcp keys are checked and named.
+func TestTCP_ConfigKeys(t *testing.T) {
+	for _, tc := range []struct{ set, want string }{
+		{"tcp.connection_lifetime=0s", "tcp.connection_lifetime"},
+		{"tcp.max_connections=0", "tcp.max_connections"},
+		{"tcp.max_connections_per_ip=5000", "tcp.max_connections_per_ip"},
+	} {
+		_, err := loadForTest(t, tc.set)
+		require.Error(t, err, tc.set)
+		assert.Contains(t, err.Error(), tc.want)
+	}
+	cfg, err := loadForTest(t, "tcp.max_connections_per_ip=10", "tcp.read_timeout=3s")
+	require.NoError(t, err)
+	assert.Equal(t, 10, cfg.TCP.MaxConnectionsPerIP)
+	assert.Equal(t, 3*time.Second, cfg.TCP.ReadTimeout)
 }

@@ -44,8 +44,9 @@ type Config struct {
 	// MTU of 1500).
 	UDPMaxSize int `config:"udp_max_size"`
 	// CancelWait is how long a CANCEL that matches no INVITE is held in case
-	// its INVITE is still on its way (sipgo handles messages concurrently, so
-	// a CANCEL can overtake its INVITE); afterwards it is answered 481.
+	// its INVITE is still on its way (several readers handle a socket's
+	// messages at once, so a CANCEL can overtake its INVITE); afterwards it
+	// is answered 481.
 	CancelWait time.Duration `config:"cancel_wait" unit:"ms"`
 	// LocalTimeout bounds a locally originated request (t_uac_dlg) that gets
 	// no final reply.
@@ -55,6 +56,17 @@ type Config struct {
 	// new serial step, at most this many times per transaction; 0 relays
 	// the 3xx upstream (RFC 3261 §16.7 step 5 lets a proxy recurse).
 	FollowRedirects int `config:"follow_redirects"`
+	// MaxViaHeaders and MaxHeaders bound what one request may hold until
+	// its transaction ends (Timer H keeps an INVITE 32 s): a 63 KB INVITE
+	// of 1151 Vias cost a megabyte. Beyond them: 400. Max-Forwards 70 and a
+	// Via per hop make 70 Vias the most a real request carries.
+	MaxViaHeaders int `config:"max_via_headers"`
+	MaxHeaders    int `config:"max_headers"`
+	// MaxTransactions caps the transactions in progress: an overloaded
+	// proxy answers new requests outside dialogs 503 with Retry-After
+	// (RFC 3261 §21.5.4) rather than run out of memory; requests within
+	// dialogs (a BYE frees what a call holds) still go on. 0: no cap.
+	MaxTransactions int `config:"max_transactions"`
 }
 
 // DefaultConfig returns the defaults of the tm manual.
@@ -74,6 +86,9 @@ func DefaultConfig() Config {
 		CancelWait:           500 * time.Millisecond,
 		LocalTimeout:         32 * time.Second,
 		FollowRedirects:      0,
+		MaxViaHeaders:        70,
+		MaxHeaders:           256,
+		MaxTransactions:      100000,
 	}
 }
 
@@ -106,6 +121,15 @@ func (c Config) Validate() error {
 	}
 	if c.UDPMaxSize < 500 || c.UDPMaxSize > 65000 {
 		bad("udp_max_size", c.UDPMaxSize, "must be within 500..65000")
+	}
+	if c.MaxViaHeaders < 2 {
+		bad("max_via_headers", c.MaxViaHeaders, "must be at least 2 (the caller's Via and one proxy's)")
+	}
+	if c.MaxHeaders < 16 {
+		bad("max_headers", c.MaxHeaders, "must be at least 16")
+	}
+	if c.MaxTransactions < 0 {
+		bad("max_transactions", c.MaxTransactions, "must not be negative (0: no cap)")
 	}
 	if c.FollowRedirects < 0 || c.FollowRedirects > maxRedirects {
 		bad("follow_redirects", c.FollowRedirects, "must be within 0..%d (0: relay 3xx upstream)", maxRedirects)

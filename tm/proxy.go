@@ -551,8 +551,18 @@ func (p *Proxy) serveRequest(req *sip.Request, m *transport.Message, s *srvTx) {
 		p.reject(req, m, s, &Rejection{Code: 400, Reason: reason})
 		return
 	}
+	if rej := p.sizeLimits(req); rej != nil {
+		p.reject(req, m, s, rej)
+		return
+	}
 	if rej := ValidateRequest(req, p.supported); rej != nil {
 		p.reject(req, m, s, rej)
+		return
+	}
+	if max := p.cfg.MaxTransactions; max > 0 && p.stats.inuse.Load() >= int64(max) && !hasToTag(req) {
+		p.stats.overloaded.Add(1)
+		p.reject(req, m, s, &Rejection{Code: 503, Reason: "Service Unavailable - overloaded",
+			Headers: []sip.Header{sip.NewHeader("Retry-After", "5")}})
 		return
 	}
 	if p.draining.Load() && !hasToTag(req) {
@@ -586,6 +596,25 @@ func (p *Proxy) serveRequest(req *sip.Request, m *transport.Message, s *srvTx) {
 	}
 }
 
+// sizeLimits refuses a request with more Via headers or headers than the
+// proxy keeps for a transaction's life (max_via_headers, max_headers).
+func (p *Proxy) sizeLimits(req *sip.Request) *Rejection {
+	hs := req.Headers()
+	if len(hs) > p.cfg.MaxHeaders {
+		return &Rejection{Code: 400, Reason: fmt.Sprintf("Bad Request - more than %d headers", p.cfg.MaxHeaders)}
+	}
+	vias := 0
+	for _, h := range hs {
+		if _, ok := h.(*sip.ViaHeader); ok {
+			vias++
+		}
+	}
+	if vias > p.cfg.MaxViaHeaders {
+		return &Rejection{Code: 400, Reason: fmt.Sprintf("Bad Request - more than %d Via headers", p.cfg.MaxViaHeaders)}
+	}
+	return nil
+}
+
 func hasToTag(req *sip.Request) bool {
 	to := req.To()
 	return to != nil && Tag(to.Params) != ""
@@ -609,6 +638,9 @@ func (p *Proxy) reject(req *sip.Request, m *transport.Message, s *srvTx, rej *Re
 	res := sip.NewResponseFromRequest(req, rej.Code, rej.Reason, nil)
 	if len(rej.Unsupported) > 0 {
 		res.AppendHeader(sip.NewHeader("Unsupported", strings.Join(rej.Unsupported, ", ")))
+	}
+	for _, h := range rej.Headers {
+		res.AppendHeader(h)
 	}
 	p.rejects.observe(p.log, p.clock.Now(), m.Remote, errors.New(rej.Reason))
 	p.log.Debug("request rejected", "callid", callID(req), "method", string(req.Method),

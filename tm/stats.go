@@ -18,6 +18,7 @@ type Stats struct {
 	uacTransactions atomic.Uint64 // branches and local requests
 	finalClass      [7]atomic.Uint64
 	inuse           atomic.Int64
+	overloaded      atomic.Uint64 // answered 503 at max_transactions
 	branches        atomic.Uint64
 	frTimeouts      atomic.Uint64
 	frInvTimeouts   atomic.Uint64
@@ -57,6 +58,7 @@ func (s *Stats) Snapshot() map[string]uint64 {
 		"cancels_received":         s.cancelsReceived.Load(),
 		"local_requests":           s.localRequests.Load(),
 		"rejected_requests":        s.rejected.Load(),
+		"overloaded_requests":      s.overloaded.Load(),
 		"stateless_forwarded":      s.statelessFwd.Load(),
 		"send_failures":            s.sendFailures.Load(),
 		"retransmissions_sent":     s.retransSent.Load(),
@@ -86,6 +88,7 @@ var (
 	descCancels   = prometheus.NewDesc("imsdlg_tm_cancels_total", "CANCEL requests, by direction.", []string{"direction"}, nil)
 	descLocalReq  = prometheus.NewDesc("imsdlg_tm_local_requests_total", "Requests originated by the proxy (t_uac_dlg).", nil, nil)
 	descRejected  = prometheus.NewDesc("imsdlg_tm_rejected_requests_total", "Requests refused by validation (400, 416, 420, 482, 483, 513).", nil, nil)
+	descOverload  = prometheus.NewDesc("imsdlg_tm_overloaded_requests_total", "New requests answered 503 because tm.max_transactions were in progress.", nil, nil)
 	descStateless = prometheus.NewDesc("imsdlg_tm_stateless_forwarded_total", "Messages forwarded statelessly (ACK for 2xx, stray responses, 2xx after the server transaction ended).", nil, nil)
 	descSendFail  = prometheus.NewDesc("imsdlg_tm_send_failures_total", "Branches or messages that could not be sent.", nil, nil)
 	descRetrans   = prometheus.NewDesc("imsdlg_tm_retransmissions_total", "Retransmissions, sent by our timers or received and absorbed by a transaction.", []string{"direction"}, nil)
@@ -94,7 +97,7 @@ var (
 // Describe implements prometheus.Collector.
 func (s *Stats) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descReceived, descRelayed, descLocal, descUAS, descUAC, descFinal,
-		descInuse, descBranches, descTimeouts, descCancels, descLocalReq, descRejected, descStateless, descSendFail, descRetrans} {
+		descInuse, descBranches, descTimeouts, descCancels, descLocalReq, descRejected, descOverload, descStateless, descSendFail, descRetrans} {
 		ch <- d
 	}
 }
@@ -121,6 +124,7 @@ func (s *Stats) Collect(ch chan<- prometheus.Metric) {
 	counter(descCancels, s.cancelsReceived.Load(), "received")
 	counter(descLocalReq, s.localRequests.Load())
 	counter(descRejected, s.rejected.Load())
+	counter(descOverload, s.overloaded.Load())
 	counter(descStateless, s.statelessFwd.Load())
 	counter(descSendFail, s.sendFailures.Load())
 	counter(descRetrans, s.retransSent.Load(), "sent")

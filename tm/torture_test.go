@@ -303,3 +303,45 @@ func TestRFC4475_3_1_1_1_SpacesAroundTagEquals(t *testing.T) {
 	uas.Reply(got, 200, "b")
 	assert.Equal(t, 200, uac.Final().StatusCode)
 }
+
+// Issue 15 §7: what one request may hold for its transaction's life is
+// bounded (max_via_headers, max_headers: 400), and an overloaded proxy
+// (max_transactions in progress) answers new requests 503 with
+// Retry-After while requests within dialogs go on.
+func TestIssue15_RequestSizeAndOverloadLimits(t *testing.T) {
+	uac, uas := siptest.NewUA(t), siptest.NewUA(t)
+	cfg := testCfg()
+	cfg.MaxViaHeaders, cfg.MaxHeaders, cfg.MaxTransactions = 5, 30, 1
+	p := startProxy(t, cfg, toUAs(uas))
+	send := func(callID string, vias, extra int) {
+		var b strings.Builder
+		fmt.Fprintf(&b, "OPTIONS sip:bob@%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-%s;rport\r\n", p.udp, uac.HostPort(), callID)
+		for i := 1; i < vias; i++ {
+			fmt.Fprintf(&b, "Via: SIP/2.0/UDP 192.0.2.%d;branch=z9hG4bK-x%d\r\n", i, i)
+		}
+		for i := 0; i < extra; i++ {
+			fmt.Fprintf(&b, "X-Filler-%d: x\r\n", i)
+		}
+		fmt.Fprintf(&b, "Max-Forwards: 70\r\nFrom: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>\r\nCall-ID: %s\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n", callID)
+		uac.SendRaw(p.udp, b.String())
+	}
+	send("vias@test", 6, 0)
+	res := uac.Final()
+	assert.Equal(t, 400, res.StatusCode)
+	assert.Contains(t, res.Reason, "more than 5 Via")
+	send("headers@test", 1, 40)
+	res = uac.Final()
+	assert.Equal(t, 400, res.StatusCode)
+	assert.Contains(t, res.Reason, "more than 30 headers")
+
+	// One transaction in progress (the callee does not answer yet).
+	send("first@test", 5, 0)
+	held := uas.Request(sip.OPTIONS)
+	send("second@test", 1, 0)
+	res = uac.Final()
+	assert.Equal(t, 503, res.StatusCode)
+	require.NotNil(t, res.GetHeader("Retry-After"))
+	assert.Equal(t, uint64(1), p.Stats().Snapshot()["overloaded_requests"])
+	uas.Reply(held, 200, "b")
+	assert.Equal(t, 200, uac.Final().StatusCode)
+}

@@ -17,6 +17,8 @@ type Rejection struct {
 	// Unsupported lists, for 420, the option tags for the Unsupported
 	// header (RFC 3261 §16.3 step 5).
 	Unsupported []string
+	// Headers go into the answer as they are (a 503's Retry-After).
+	Headers []sip.Header
 }
 
 func (r *Rejection) Error() string {

@@ -109,6 +109,9 @@ type Cell struct {
 	// (the ACK got lost on the way to it): an ACK must follow, or the
 	// session is dead at the callee.
 	ackWanted bool
+	// lastAnswer is when the answering callee last sent its 2xx (first or
+	// repeated): a callee without an ACK repeats it until 64*T1.
+	lastAnswer time.Time
 }
 
 // NewCell returns the cell of a dialog that an INVITE creates, in state
@@ -203,7 +206,11 @@ func (c *Cell) Step(now time.Time, ev Event) []Action {
 		return c.deleted(nil, now)
 	case EvAnswerRepeated:
 		a := c.outs.Answered()
-		if c.state != Confirmed || c.ackWanted || a == nil || a.ToTag != ev.Reply.ToTag || c.cfg.AckWait <= 0 {
+		if a == nil || a.ToTag != ev.Reply.ToTag {
+			return nil
+		}
+		c.lastAnswer = now
+		if c.state != Confirmed || c.ackWanted || c.cfg.AckWait <= 0 {
 			return nil
 		}
 		c.ackWanted = true
@@ -211,6 +218,14 @@ func (c *Cell) Step(now time.Time, ev Event) []Action {
 	case EvAckTimeout:
 		if c.state != ConfirmedNA && !(c.state == Confirmed && c.ackWanted) {
 			return nil // ACKed meanwhile (a timer stopped too late), or over
+		}
+		if now.Sub(c.lastAnswer) >= c.cfg.AckWait/2 {
+			// The callee stopped repeating its 2xx long ago: it got an
+			// ACK, one that did not pass us (a caller that ignores
+			// Record-Route sends it straight to the callee). The call is
+			// up; only a callee that repeats to the end has none.
+			c.ackWanted = false
+			return add(nil, logAction(slog.LevelDebug, "no ACK seen, but the callee stopped repeating its answer: the call is up", "", ""))
 		}
 		c.end = EndNoACK
 		out := add(nil, logAction(slog.LevelInfo, "answered but never ACKed: ended both ways", "", ""))

@@ -76,7 +76,7 @@ func (c *Cell) answered(out []Action, now time.Time) []Action {
 	if c.state != Unconfirmed && c.state != Early {
 		return out
 	}
-	c.start = now
+	c.start, c.lastAnswer = now, now
 	out = c.move(out, now, ConfirmedNA)
 	out = fire(out, CbConfirmedNA)
 	return c.arm(out, now, TimerLifetime, c.timeout)

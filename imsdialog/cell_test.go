@@ -735,9 +735,11 @@ func TestSeedDialog_OptionsPing(t *testing.T) {
 }
 
 // RFC 3261 §13.3.1.4 (issue 15 §0): an answer the caller never ACKs (its
-// 2xx all lost, or the caller gone) leaves a session nobody holds; after
-// ack_timeout the dialog ends with BYE both ways (end reason no_ack). An
-// ACK in time stops the wait.
+// 2xx all lost, or the caller gone) leaves a session nobody holds: the
+// callee repeats its 2xx to the end (64*T1), and after ack_timeout the
+// dialog ends with BYE both ways (end reason no_ack). An ACK in time stops
+// the wait; a callee that stopped repeating early got an ACK that did not
+// pass the proxy (a caller ignoring Record-Route), and its call stays.
 func TestRFC3261_13_3_1_4_AnswerNeverACKed(t *testing.T) {
 	cfg := testCellConfig
 	cfg.AckWait = 32 * time.Second
@@ -747,12 +749,16 @@ func TestRFC3261_13_3_1_4_AnswerNeverACKed(t *testing.T) {
 		c.Step(t0, created)
 		return c, c.Step(t0, reply(t, 0, 200, "1"))
 	}
+	repeat := Event{Kind: EvAnswerRepeated, Reply: dlgout.Reply{ToTag: "1", Code: 200}}
 	c, acts := answered(t)
 	var armed bool
 	for _, a := range has(acts, ActArmTimer) {
 		armed = armed || (a.Timer == TimerAck && a.After == 32*time.Second)
 	}
 	require.True(t, armed, "the answer arms the ACK wait")
+	for _, at := range []time.Duration{4, 8, 12, 16, 20, 24, 28} {
+		c.Step(t0.Add(at*time.Second), repeat) // the callee repeats: no ACK reached it
+	}
 	acts = c.Step(t0.Add(32*time.Second), Event{Kind: EvAckTimeout})
 	assert.Equal(t, Terminated, c.State())
 	assert.Equal(t, EndNoACK, c.end)
@@ -770,4 +776,9 @@ func TestRFC3261_13_3_1_4_AnswerNeverACKed(t *testing.T) {
 	assert.True(t, stopped, "the ACK stops the wait")
 	assert.Empty(t, c.Step(t0.Add(32*time.Second), Event{Kind: EvAckTimeout}), "a timer stopped too late does nothing")
 	assert.Equal(t, Confirmed, c.State())
+
+	c, _ = answered(t)
+	c.Step(t0.Add(time.Second), repeat) // then the callee stopped: it got an ACK we did not see
+	c.Step(t0.Add(32*time.Second), Event{Kind: EvAckTimeout})
+	assert.Equal(t, ConfirmedNA, c.State(), "the call stays")
 }

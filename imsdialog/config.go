@@ -68,10 +68,14 @@ type Config struct {
 	// pings of a party.
 	OptionsPingInterval time.Duration `config:"options_ping_interval" unit:"s"`
 	// AckTimeout bounds how long an answered dialog waits for the caller's
-	// ACK (CONFIRMED_NA). A caller that never ACKs (its 2xx all lost, or it
-	// crashed) leaves a session nobody holds: at the end of the wait the
-	// dialog ends with BYE both ways (end reason no_ack), as RFC 3261
-	// §13.3.1.4 asks of the callee, which may not do it. 64*T1 by default.
+	// ACK (CONFIRMED_NA), and for a new one when the callee repeats its 2xx
+	// after an ACK. A caller that never ACKs (its 2xx all lost, or it
+	// crashed) leaves a session nobody holds: if the callee was still
+	// repeating its 2xx in the second half of the wait, the dialog ends with
+	// BYE both ways (end reason no_ack), as RFC 3261 §13.3.1.4 asks of the
+	// callee, which may not do it. A callee that stopped repeating early got
+	// an ACK we did not see (a caller ignoring Record-Route): the call
+	// stays. 64*T1 by default.
 	AckTimeout time.Duration `config:"ack_timeout" unit:"s"`
 }
 

@@ -622,7 +622,11 @@ func TestRFC3261_13_3_1_4_CalleeRepeatsItsAnswer(t *testing.T) {
 			a.Request(sip.ACK)
 			siptest.Eventually(t, func() bool { return e.Clock.Pending() == before }, "the ACK stops it")
 		}
-		e.Clock.Advance(DefaultConfig().AckTimeout)
+		// The callee goes on repeating (no ACK reaches it).
+		e.Clock.Advance(DefaultConfig().AckTimeout - 4*time.Second)
+		a.SendRaw(e.Addr, ok.String())
+		uac.Response(200)
+		e.Clock.Advance(4 * time.Second)
 		if reACK {
 			a.Quiet(50*time.Millisecond, "a BYE for a call that was ACKed", isBye)
 			assert.Equal(t, Confirmed, d.State())

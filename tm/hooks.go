@@ -221,7 +221,7 @@ type Observer interface {
 // RetransmissionObserver is an Observer that also hears of each further
 // 2xx a branch relays after its first (OnReply saw that one): a
 // retransmission means the callee has no ACK yet (RFC 3261 §13.3.1.4).
-// The 2xx has been relayed already; the observer must not block.
+// It is told before the 2xx is relayed; it must not block.
 type RetransmissionObserver interface {
 	On2xxRetransmission(t *Transaction, branch int, res *sip.Response)
 }

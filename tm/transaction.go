@@ -528,17 +528,20 @@ func (b branchOwner) onResponse(c *cliTx, res *sip.Response, retrans bool) {
 		// hook absorbed that branch's 2xx.
 		t.mu.Lock()
 		absorbed := t.rc.branches[i].absorbed
-		if !absorbed {
-			t.relay(res)
-		}
 		t.mu.Unlock()
-		if !absorbed {
-			for _, h := range p.observers {
-				if ro, ok := h.h.(RetransmissionObserver); ok {
-					p.observe(h.module, t, func() { ro.On2xxRetransmission(t, i, res) })
-				}
+		if absorbed {
+			return
+		}
+		// Observers first, as with OnReply: whoever sees the relayed 2xx
+		// finds the dialog already told.
+		for _, h := range p.observers {
+			if ro, ok := h.h.(RetransmissionObserver); ok {
+				p.observe(h.module, t, func() { ro.On2xxRetransmission(t, i, res) })
 			}
 		}
+		t.mu.Lock()
+		t.relay(res)
+		t.mu.Unlock()
 		return
 	}
 	t.mu.Lock()

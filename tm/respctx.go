@@ -624,6 +624,8 @@ func localReason(code int) string {
 	switch code {
 	case 408:
 		return "Request Timeout"
+	case 416:
+		return "Unsupported URI Scheme"
 	case 480:
 		return "Temporarily Unavailable"
 	case 500:

@@ -1,6 +1,7 @@
 package tm
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -50,6 +51,11 @@ func ParseDst(s string) (transport, host string, port int, err error) {
 // uriHop is the next hop a URI designates (RFC 3263 without NAPTR/SRV: the
 // transport parameter, else UDP; the port, else the scheme's default).
 func uriHop(u *sip.Uri) (hop, error) {
+	if u.Scheme != "" && !strings.EqualFold(u.Scheme, "sip") && !strings.EqualFold(u.Scheme, "sips") {
+		// tel:, urn: ... name no host: only a route (a gateway, ENUM) can
+		// take them further.
+		return hop{}, fmt.Errorf("uri %s: %w", u.String(), errSchemeNotRoutable)
+	}
 	h := hop{transport: "UDP", host: trimBrackets(u.Host), port: u.Port}
 	if u.UriParams != nil {
 		if tp, ok := u.UriParams.Get("transport"); ok && tp != "" {
@@ -64,7 +70,7 @@ func uriHop(u *sip.Uri) (hop, error) {
 		}
 	}
 	if u.IsEncrypted() {
-		return hop{}, fmt.Errorf("uri %s: sips/TLS is not supported", u.String())
+		return hop{}, fmt.Errorf("uri %s: sips/TLS is not supported: %w", u.String(), errSchemeNotRoutable)
 	}
 	if h.host == "" {
 		return hop{}, fmt.Errorf("uri %s has no host", u.String())
@@ -74,6 +80,10 @@ func uriHop(u *sip.Uri) (hop, error) {
 	}
 	return h, nil
 }
+
+// errSchemeNotRoutable: the proxy has no way to the URI's scheme; the
+// branch fails with 416 (RFC 3261 §16.3 step 2), not a 5xx.
+var errSchemeNotRoutable = errors.New("the proxy cannot route this URI scheme")
 
 // nextHop decides where a request goes: an explicit destination, else the
 // top Route, else the Request-URI (RFC 3261 §16.6 step 7, §8.1.2).

@@ -345,3 +345,17 @@ func TestIssue15_RequestSizeAndOverloadLimits(t *testing.T) {
 	uas.Reply(held, 200, "b")
 	assert.Equal(t, 200, uac.Final().StatusCode)
 }
+
+// Issue 15 §14, RFC 3261 §16.3 step 2: a tel: Request-URI (or any scheme
+// without a host) that the router leaves to the Request-URI cannot be
+// routed: 416, never a 5xx.
+func TestIssue15_TelURIWithoutRouteIs416(t *testing.T) {
+	uac := siptest.NewUA(t)
+	p := startProxy(t, testCfg(), RouterFunc(func(r *Request) Decision { return RelayTo() }))
+	uac.SendRaw(p.udp, "INVITE tel:+15551234567 SIP/2.0\r\nVia: SIP/2.0/UDP "+uac.HostPort()+";branch=z9hG4bK-tel;rport\r\n"+
+		"Max-Forwards: 70\r\nFrom: <sip:a@example.com>;tag=1\r\nTo: <tel:+15551234567>\r\nCall-ID: tel@test\r\n"+
+		"CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n")
+	res := uac.Final()
+	assert.Equal(t, 416, res.StatusCode)
+	assert.Equal(t, "Unsupported URI Scheme", res.Reason)
+}

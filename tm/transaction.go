@@ -572,7 +572,11 @@ func (t *Transaction) startBranch(i int, tg Target) {
 	if err != nil {
 		p.log.Info("branch not sent", "callid", callID(t.orig), "branch", i, "error", err)
 		p.stats.sendFailures.Add(1)
-		t.step(event{kind: evBranchFailed, branch: i, code: 503})
+		code := 503
+		if errors.Is(err, errSchemeNotRoutable) {
+			code = 416
+		}
+		t.step(event{kind: evBranchFailed, branch: i, code: code})
 		return
 	}
 	if req == nil { // dropped by the branch hook

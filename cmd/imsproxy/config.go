@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"net"
+	"net/netip"
 	"os"
 	"reflect"
 	"slices"
@@ -626,12 +627,24 @@ func (c *Config) validate() []error {
 		errs = append(errs, errors.New("config: listen: needs at least one entry"))
 	}
 	c.ListenAddrs = nil
+	seen := map[ListenAddr]int{}
 	for i, s := range c.Listen {
 		a, err := ParseListen(s)
 		if err != nil {
 			bad(fmt.Sprintf("listen[%d]", i), s, "%v", err)
 			continue
 		}
+		// The proxy binds IP addresses: a name would fail at start, after
+		// --check said the config was fine.
+		if _, err := netip.ParseAddr(a.Host); err != nil {
+			bad(fmt.Sprintf("listen[%d]", i), s, "the host must be an IP address (0.0.0.0 or [::] for all), not a name; put the name in advertise")
+			continue
+		}
+		if j, dup := seen[a]; dup {
+			bad(fmt.Sprintf("listen[%d]", i), s, "the same as listen[%d]", j)
+			continue
+		}
+		seen[a] = i
 		c.ListenAddrs = append(c.ListenAddrs, a)
 	}
 

@@ -73,3 +73,17 @@ func TestTCP_ConfigKeys(t *testing.T) {
 	assert.Equal(t, 10, cfg.TCP.MaxConnectionsPerIP)
 	assert.Equal(t, 3*time.Second, cfg.TCP.ReadTimeout)
 }
+
+// Issue 15 §14: --check catches what would fail at start, every problem
+// at once: a host name in listen (the proxy binds addresses), a duplicate
+// entry.
+func TestConfig_ListenNamesAndDuplicatesFailTheCheck(t *testing.T) {
+	_, err := loadForTest(t, "listen=udp:sip.example.com:5060,udp:127.0.0.1:5060,udp:127.0.0.1:5060")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "listen[0]")
+	assert.Contains(t, err.Error(), "must be an IP address")
+	assert.Contains(t, err.Error(), "listen[2]")
+	assert.Contains(t, err.Error(), "the same as listen[1]")
+	_, err = loadForTest(t, "listen=udp:127.0.0.1:5060,tcp:127.0.0.1:5060,udp:[::1]:5060")
+	assert.NoError(t, err, "one port on UDP and TCP, and IPv6, are fine")
+}

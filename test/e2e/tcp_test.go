@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -38,8 +39,15 @@ func TestIssue15_TCPConnectionLimits(t *testing.T) {
 		return err == io.EOF || err != nil, time.Since(start)
 	}
 	idle, slow := dial(), dial()
-	if closed, _ := closedWithin(dial(), 2*time.Second); !closed {
-		t.Error("a third connection from one address stayed open")
+	// The proxy may refuse the third before connect returns: on a busy
+	// machine its RST reaches the dialer first, which is the same verdict.
+	if third, err := net.Dial("tcp4", addr); err == nil {
+		t.Cleanup(func() { third.Close() })
+		if closed, _ := closedWithin(third, 2*time.Second); !closed {
+			t.Error("a third connection from one address stayed open")
+		}
+	} else if !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("third connection: %v, want it accepted and closed or reset", err)
 	}
 	if _, err := slow.Write([]byte("OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1")); err != nil {
 		t.Fatal(err)

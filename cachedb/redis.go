@@ -5,7 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -36,6 +41,9 @@ type Redis struct {
 	// split makes each step its own single-key script, because a Cluster
 	// rejects a script whose keys hash to different slots.
 	split bool
+	// skewMS is the server's clock minus ours, in ms, once skewKnown.
+	skewMS    atomic.Int64
+	skewKnown atomic.Bool
 }
 
 var _ Store = (*Redis)(nil)
@@ -97,25 +105,33 @@ end
 `
 
 // addScript: KEYS membership, primary counter[, size counter];
-// ARGV member, limit, ttl. Returns {status, count}: 1 added, 0 already a
-// member, -1 limit reached (nothing changed).
+// ARGV member, limit, deadline, ttl. Returns {status, count, server ms}: 1
+// added, 0 already a member, -1 limit reached, -2 too late (nothing
+// changed). deadline (server ms, 0 none) is when the caller stops waiting:
+// a stalled Redis serves the commands it buffered once it runs again, and
+// an Add whose caller gave up (and rejected the call, or counted it as
+// uncertain) must not count a call the node no longer admits.
 var addScript = redis.NewScript(luaPrelude + `
-local ttl = tonumber(ARGV[3])
+local t = redis.call('TIME')
+local nowms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local deadline = tonumber(ARGV[3])
+if deadline > 0 and nowms > deadline then return {-2, cur(KEYS[2]), nowms} end
+local ttl = tonumber(ARGV[4])
 local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if score and tonumber(score) > now then
   redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
   touch(1)
-  return {0, cur(KEYS[2])}
+  return {0, cur(KEYS[2]), nowms}
 end
 local c = cur(KEYS[2])
 local limit = tonumber(ARGV[2])
-if limit > 0 and c + 1 > limit then return {-1, c} end
+if limit > 0 and c + 1 > limit then return {-1, c, nowms} end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
 local n = incr(KEYS[2])
 if #KEYS >= 3 then incr(KEYS[3]) end
 touch(1)
-return {1, n}
+return {1, n, nowms}
 `)
 
 // removeScript: KEYS membership, primary[, size]; ARGV member, ttl.
@@ -133,16 +149,21 @@ return {1, n}
 
 // Single-key scripts for Cluster mode (see split).
 
-// claimScript: KEYS membership; ARGV member, ttl. 1 newly claimed, 0 was live.
+// claimScript: KEYS membership; ARGV member, deadline, ttl. {1, server
+// ms} newly claimed, {0, ms} was live, {-2, ms} too late (see addScript).
 var claimScript = redis.NewScript(luaPrelude + `
-local ttl = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local nowms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local deadline = tonumber(ARGV[2])
+if deadline > 0 and nowms > deadline then return {-2, nowms} end
+local ttl = tonumber(ARGV[3])
 local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
 local was = score and tonumber(score) > now
 if not was then redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now) end
 redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
 touch(1)
-if was then return 0 end
-return 1
+if was then return {0, nowms} end
+return {1, nowms}
 `)
 
 // releaseScript: KEYS membership; ARGV member, ttl. 1 if a live member was
@@ -184,19 +205,58 @@ func (r *Redis) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
 
 // pair decodes a {status, count} script reply.
 func pair(v any, err error) (int64, int64, error) {
+	var out [2]int64
+	err = ints(v, err, out[:])
+	return out[0], out[1], err
+}
+
+// ints decodes a script reply of len(out) integers.
+func ints(v any, err error, out []int64) error {
 	if err != nil {
-		return 0, 0, err
+		return err
 	}
 	a, ok := v.([]any)
-	if !ok || len(a) != 2 {
-		return 0, 0, fmt.Errorf("unexpected script reply %v", v)
+	if !ok || len(a) != len(out) {
+		return fmt.Errorf("unexpected script reply %v", v)
 	}
-	s, ok1 := a[0].(int64)
-	n, ok2 := a[1].(int64)
-	if !ok1 || !ok2 {
-		return 0, 0, fmt.Errorf("unexpected script reply %v", v)
+	for i := range out {
+		if out[i], ok = a[i].(int64); !ok {
+			return fmt.Errorf("unexpected script reply %v", v)
+		}
 	}
-	return s, n, nil
+	return nil
+}
+
+// errTooLate: Redis served an Add after its caller had stopped waiting,
+// and refused it.
+var errTooLate = errors.New("reached Redis after its deadline (Redis stalled?): not counted")
+
+// deadline is the server time (ms) at which a call started now, bounded by
+// ctx and the store's timeout, stops waiting; 0 while the server's clock
+// is not known yet.
+func (r *Redis) deadline(ctx context.Context, start time.Time) int64 {
+	if !r.skewKnown.Load() {
+		return 0
+	}
+	end := start.Add(r.timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(end) {
+		end = d
+	}
+	return end.UnixMilli() + r.skewMS.Load()
+}
+
+// learnClock notes the server's clock from a reply to a call made between
+// start and end: its offset from ours is what deadline adds. A slow round
+// trip says little about when the server read its clock, so only quick
+// ones teach it.
+func (r *Redis) learnClock(start, end time.Time, serverMS int64) {
+	rtt := end.Sub(start)
+	if rtt > 50*time.Millisecond {
+		return
+	}
+	mid := start.Add(rtt / 2).UnixMilli()
+	r.skewMS.Store(serverMS - mid)
+	r.skewKnown.Store(true)
 }
 
 func keyList(keys ...string) []string {
@@ -228,9 +288,19 @@ func (r *Redis) Add(ctx context.Context, p Profile, value string, m Member, limi
 	if r.split {
 		status, n, err = r.addSplit(ctx, mkey, id, primary, size, limit)
 	} else {
+		start := time.Now()
 		ctx, cancel := r.ctx(ctx)
 		defer cancel()
-		status, n, err = pair(addScript.Run(ctx, r.c, keyList(mkey, primary, size), id, limit, r.ttl).Result())
+		var out [3]int64
+		v, rerr := addScript.Run(ctx, r.c, keyList(mkey, primary, size), id, limit, r.deadline(ctx, start), r.ttl).Result()
+		err = ints(v, rerr, out[:])
+		status, n = out[0], out[1]
+		if err == nil {
+			r.learnClock(start, time.Now(), out[2])
+		}
+	}
+	if err == nil && status == -2 {
+		err = errTooLate
 	}
 	if err != nil {
 		return 0, fmt.Errorf("cachedb: %s (key %s): %w", what(), primary, err)
@@ -244,9 +314,16 @@ func (r *Redis) Add(ctx context.Context, p Profile, value string, m Member, limi
 // addSplit is Add in Cluster mode: claim the membership, then the limited
 // counter, then the size counter, each atomic on its own key.
 func (r *Redis) addSplit(ctx context.Context, mkey, id, primary, size string, limit int64) (int64, int64, error) {
+	start := time.Now()
 	c, cancel := r.ctx(ctx)
-	claimed, err := claimScript.Run(c, r.c, []string{mkey}, id, r.ttl).Int64()
+	claimed, serverMS, err := pair(claimScript.Run(c, r.c, []string{mkey}, id, r.deadline(c, start), r.ttl).Result())
 	cancel()
+	if err == nil {
+		r.learnClock(start, time.Now(), serverMS)
+		if claimed == -2 {
+			err = errTooLate
+		}
+	}
 	if err != nil {
 		return 0, 0, fmt.Errorf("membership %s: %w", mkey, err)
 	}
@@ -486,4 +563,61 @@ func (r *Redis) liveMembers(ctx context.Context, mkey string) ([]string, int64, 
 	now := t.Unix()
 	ids, err := r.c.ZRangeByScore(c, mkey, &redis.ZRangeBy{Min: fmt.Sprintf("(%d", now), Max: "+inf"}).Result()
 	return ids, now, err
+}
+
+// EpochKey holds a random value written by the first node that finds it
+// missing: it goes with a flush or a restart without persistence.
+const EpochKey = "imsdlg_epoch"
+
+// epochScript: KEYS epoch; ARGV a fresh value. Returns the epoch, creating
+// it when missing.
+var epochScript = redis.NewScript(`
+local e = redis.call('GET', KEYS[1])
+if e then return e end
+redis.call('SET', KEYS[1], ARGV[1])
+return ARGV[1]
+`)
+
+var _ Generationer = (*Redis)(nil)
+
+// Generation implements Generationer: the epoch key, and the run id of the
+// server (of every master in a Cluster), which changes with a restart and
+// with a failover to a replica, whose data may have lagged.
+func (r *Redis) Generation(ctx context.Context) (string, error) {
+	c, cancel := r.ctx(ctx)
+	defer cancel()
+	fresh := strconv.FormatUint(rand.Uint64(), 36)
+	epoch, err := epochScript.Run(c, r.c, []string{EpochKey}, fresh).Text()
+	if err != nil {
+		return "", fmt.Errorf("cachedb: generation (key %s): %w", EpochKey, err)
+	}
+	var ids []string
+	runID := func(ctx context.Context, c redis.UniversalClient) error {
+		info, err := c.Info(ctx, "server").Result()
+		if err != nil {
+			return err
+		}
+		for line := range strings.Lines(info) {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "run_id:"); ok {
+				ids = append(ids, v)
+				return nil
+			}
+		}
+		return errors.New("INFO server has no run_id")
+	}
+	if cc, ok := r.c.(*redis.ClusterClient); ok {
+		var mu sync.Mutex
+		err = cc.ForEachMaster(c, func(ctx context.Context, m *redis.Client) error {
+			mu.Lock()
+			defer mu.Unlock()
+			return runID(ctx, m)
+		})
+		slices.Sort(ids)
+	} else {
+		err = runID(c, r.c)
+	}
+	if err != nil {
+		return "", fmt.Errorf("cachedb: generation (run id): %w", err)
+	}
+	return epoch + "/" + strings.Join(ids, ","), nil
 }

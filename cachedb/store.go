@@ -127,3 +127,14 @@ func describe(p Profile, value string) string {
 	}
 	return "profile " + p.Name
 }
+
+// Generationer is a Store whose data can be lost behind its clients' backs:
+// a Redis restarted without persistence, flushed, or replaced by a replica
+// that lagged. Generation names the data set the store holds now; a change
+// between two calls means changes made before may be gone, and a node
+// re-publishes its live memberships (see profiles.Set.CheckGeneration). A
+// change may also be a false alarm (a restart that kept its data): the
+// re-publishing is idempotent, so that costs only round trips.
+type Generationer interface {
+	Generation(ctx context.Context) (string, error)
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,6 +68,13 @@ func New(o Options) (*Manager, error) {
 	}
 	m := &Manager{cfg: cfg, clock: o.Clock, log: o.Logger, limiter: o.Limiter, persist: o.Persister,
 		onState: o.OnStateChange, table: make([]entry, cfg.HashSize)}
+	// Each run starts its ids at a random point of each entry, so that
+	// dialogs this run creates before it could read the saved ones of the
+	// last run (a dialog store down at start) do not take their ids and
+	// overwrite their records.
+	for i := range m.table {
+		m.table[i].nextID = rand.Uint32()
+	}
 	if m.log == nil {
 		m.log = slog.Default()
 	}
@@ -139,6 +147,9 @@ func (m *Manager) allocate(callID string) (uint32, uint32) {
 	en := &m.table[e]
 	en.mu.Lock()
 	en.nextID++
+	if en.nextID == 0 { // wrapped: 0 reads as "no id" in too many tools
+		en.nextID++
+	}
 	id := en.nextID
 	en.mu.Unlock()
 	return e, id

@@ -233,3 +233,21 @@ func (s *Server) Log() string {
 	defer logMu.Unlock()
 	return log.String()
 }
+
+// Pause stops the server's process (SIGSTOP) without closing its sockets:
+// clients connect and send, and nothing answers, as with a stalled Redis.
+// Resume lets it run again; Kill works on a paused server.
+func (s *Server) Pause() { s.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused server (SIGCONT): it then serves what was
+// sent to it while it was paused.
+func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
+
+func (s *Server) signal(sig syscall.Signal) {
+	s.mu.Lock()
+	cmd := s.cmd
+	s.mu.Unlock()
+	if cmd != nil {
+		_ = cmd.Process.Signal(sig)
+	}
+}

@@ -83,8 +83,20 @@ type Set struct {
 	// pending are the dialogs whose release failed; see Release. pmu
 	// guards only this map so that the hot path does not wait on the
 	// record lock to update it.
-	pmu     sync.Mutex
-	pending map[string]struct{}
+	pmu      sync.Mutex
+	pending  map[string]struct{}
+	npending atomic.Int64 // len(pending), read without pmu on the call path
+
+	// settling is the pass over pending releases that admissions wait for
+	// (see settle); smu guards it.
+	smu      sync.Mutex
+	settling *settleCall
+
+	shared cachedb.Store // the store of the "/s" profiles; nil without one
+	// generation is the shared store's data set last seen; gmu serializes
+	// CheckGeneration.
+	gmu        sync.Mutex
+	generation string
 
 	probe  *profile // the shared profile Ping reads; nil without one
 	health [numKinds]health
@@ -142,6 +154,7 @@ func New(cfg Config, local, shared cachedb.Store, node string) (*Set, error) {
 				return
 			}
 			st, kind = shared, kindShared
+			s.shared = shared
 		}
 		s.profiles[name] = &profile{
 			info:  Info{Name: name, WithValue: withValue, Shared: shared0},
@@ -349,6 +362,11 @@ func (s *Set) SetProfile(ctx context.Context, dialogID, profile, value string, l
 	// recorded as uncertain, to be retried for ever).
 	if strings.ContainsRune(dialogID, 0) {
 		return 0, fmt.Errorf("profiles: set profile %s: dialog id %q contains NUL", p.info.Name, dialogID)
+	}
+	if limit > 0 && p.kind == kindShared {
+		if err := s.settle(ctx); err != nil {
+			return 0, fmt.Errorf("profiles: set dialog %s in %s: %w", dialogID, describe(p, value), err)
+		}
 	}
 	m := Membership{Profile: p.info.Name, Value: value}
 	d := s.acquire(dialogID, true)

@@ -159,9 +159,7 @@ func (s *Set) Ping(ctx context.Context) error {
 func (s *Set) Release(ctx context.Context, dialogID string) error {
 	_, err := s.endDialog(ctx, dialogID)
 	if err != nil {
-		s.pmu.Lock()
-		s.pending[dialogID] = struct{}{}
-		s.pmu.Unlock()
+		s.addPending(dialogID)
 		return fmt.Errorf("profiles: release dialog %s (pending, will retry): %w", dialogID, err)
 	}
 	return nil
@@ -183,14 +181,23 @@ func (s *Set) MarkPending(dialogID string) {
 	if !s.Counts(dialogID) {
 		return
 	}
+	s.addPending(dialogID)
+}
+
+func (s *Set) addPending(dialogID string) {
 	s.pmu.Lock()
 	s.pending[dialogID] = struct{}{}
+	s.npending.Store(int64(len(s.pending)))
 	s.pmu.Unlock()
 }
 
 func (s *Set) dropPending(dialogID string) {
+	if s.npending.Load() == 0 {
+		return
+	}
 	s.pmu.Lock()
 	delete(s.pending, dialogID)
+	s.npending.Store(int64(len(s.pending)))
 	s.pmu.Unlock()
 }
 
@@ -209,27 +216,37 @@ func (s *Set) Pending() int {
 // attempt per pass is enough to find out whether the store is back. The
 // pass goes in map order, so no dialog is always the one tried first.
 func (s *Set) RetryPending(ctx context.Context) (left int) {
+	s.retryPass(ctx, false)
+	return s.Pending()
+}
+
+// retryPass is one pass of RetryPending; it reports which stores failed
+// and the first error. With sharedOnly it ends only the dialogs that have
+// something left in the shared store (an admission waits for no other).
+func (s *Set) retryPass(ctx context.Context, sharedOnly bool) (down [numKinds]bool, first error) {
 	s.pmu.Lock()
 	ids := make([]string, 0, len(s.pending))
 	for id := range s.pending {
 		ids = append(ids, id)
 	}
 	s.pmu.Unlock()
-	var down [numKinds]bool
 	for _, id := range ids {
 		if ctx.Err() != nil {
 			break
 		}
-		if s.needs(id, down) {
+		if s.needs(id, down) || (sharedOnly && !s.needs(id, [numKinds]bool{kindShared: true})) {
 			continue
 		}
-		r, _ := s.endDialog(ctx, id)
+		r, err := s.endDialog(ctx, id)
 		s.stats.retriedOK.Add(uint64(r.removed))
 		for k, failed := range r.failed {
 			down[k] = down[k] || failed
 		}
+		if first == nil {
+			first = err
+		}
 	}
-	return s.Pending()
+	return down, first
 }
 
 // needs reports whether what is left of the dialog's record uses a store
@@ -264,10 +281,23 @@ func (s *Set) Run(ctx context.Context, period time.Duration) {
 	}
 	t := time.NewTicker(period)
 	defer t.Stop()
+	var gen <-chan time.Time
+	if _, ok := s.shared.(cachedb.Generationer); ok {
+		g := time.NewTicker(GenerationCheckPeriod)
+		defer g.Stop()
+		gen = g.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-gen:
+			// A failure is the store's health (logged once per outage);
+			// the next tick tries again.
+			if _, err := s.CheckGeneration(ctx); err != nil && s.Healthy() {
+				s.log().Warn("profiles: shared store generation not checked", "error", err)
+			}
+			continue
 		case <-t.C:
 		}
 		if s.RetryPending(ctx) == 0 && !s.Healthy() {

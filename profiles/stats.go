@@ -17,6 +17,7 @@ type Stats struct {
 	limitRejected map[string]*atomic.Uint64 // by bare profile name; fixed by New, so read without a lock
 	uncertainAdds atomic.Uint64
 	retriedOK     atomic.Uint64
+	republished   atomic.Uint64
 	failOpen      atomic.Uint64
 	failClosed    atomic.Uint64
 }
@@ -52,6 +53,7 @@ func (st *Stats) Snapshot() map[string]int64 {
 		"uncertain_adds":        int64(st.uncertainAdds.Load()),
 		"pending_decrements":    int64(st.set.Pending()),
 		"decrements_retried_ok": int64(st.retriedOK.Load()),
+		"store_republished":     int64(st.republished.Load()),
 		"fail_open":             int64(st.failOpen.Load()),
 		"fail_closed":           int64(st.failClosed.Load()),
 	}
@@ -79,6 +81,7 @@ var (
 	descUncertain     = prometheus.NewDesc("imsdlg_profile_uncertain_adds_total", "Profile increments whose outcome is unknown (store error); removed when the dialog ends.", nil, nil)
 	descPending       = prometheus.NewDesc("imsdlg_profile_pending_decrements", "Ended dialogs whose profile decrements failed and are being retried.", nil, nil)
 	descRetriedOK     = prometheus.NewDesc("imsdlg_profile_decrements_retried_ok_total", "Profile decrements that succeeded on a retry.", nil, nil)
+	descRepublished   = prometheus.NewDesc("imsdlg_profile_store_republished_total", "Times this node re-published its live memberships because the shared store may have lost its data (restarted without persistence, flushed, failed over).", nil, nil)
 	descFailOpen      = prometheus.NewDesc("imsdlg_profile_fail_open_total", "Calls admitted without their profile check because the store failed (fail_open).", nil, nil)
 	descFailClosed    = prometheus.NewDesc("imsdlg_profile_fail_closed_total", "Calls refused because the profile store failed (fail_closed).", nil, nil)
 	descSize          = prometheus.NewDesc("imsdlg_profile_size", "Dialogs in a node-local profile (shared profiles are not read at scrape time: that would cost a Redis round trip per scrape).", []string{"profile"}, nil)
@@ -91,7 +94,7 @@ const scrapeTimeout = time.Second
 // Describe implements prometheus.Collector.
 func (st *Stats) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descStoreErrors, descStoreHealthy, descLimitRejected, descUncertain,
-		descPending, descRetriedOK, descFailOpen, descFailClosed, descSize} {
+		descPending, descRetriedOK, descRepublished, descFailOpen, descFailClosed, descSize} {
 		ch <- d
 	}
 }
@@ -139,6 +142,9 @@ func (st *Stats) Collect(ch chan<- prometheus.Metric) {
 	counter(descUncertain, st.uncertainAdds.Load())
 	gauge(descPending, int64(s.Pending()))
 	counter(descRetriedOK, st.retriedOK.Load())
+	if s.probe != nil {
+		counter(descRepublished, st.republished.Load())
+	}
 	counter(descFailOpen, st.failOpen.Load())
 	counter(descFailClosed, st.failClosed.Load())
 

@@ -85,6 +85,10 @@ type Change struct {
 	Rec *Record
 }
 
+// ErrUnavailable wraps a Load that read nothing because the store did not
+// answer: unlike records it could not decode, trying again may succeed.
+var ErrUnavailable = errors.New("dialog store unavailable")
+
 // Store keeps one node's records.
 type Store interface {
 	// Apply writes the changes in one round trip where the store can.
@@ -246,7 +250,7 @@ func (r *Redis) Load(ctx context.Context, node string) ([]Record, error) {
 	defer cancel()
 	raw, err := r.c.HGetAll(ctx, Key(node)).Result()
 	if err != nil {
-		return nil, fmt.Errorf("dlgdb: read dialogs of node %s (key %s): %w", node, Key(node), err)
+		return nil, fmt.Errorf("dlgdb: read dialogs of node %s (key %s): %w: %w", node, Key(node), ErrUnavailable, err)
 	}
 	return decodeAll(node, raw)
 }

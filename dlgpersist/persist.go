@@ -228,20 +228,46 @@ func snapshot(r *dlgdb.Record) imsdialog.Snapshot {
 	}
 }
 
-// Restore loads this node's saved dialogs into m, with their timers (a
-// dialog whose deadline passed while the proxy was down ends at once, with
-// BYE both ways through s) and their profile memberships. Call it before
-// traffic flows, and before the profiles' reconcile (which keeps the
-// restored dialogs' counts). It returns the dids restored; records it
-// cannot use are reported in the error and skipped.
+// ErrUnavailable wraps a Restore that read nothing because the dialog
+// store did not answer; calling Restore again may succeed.
+var ErrUnavailable = dlgdb.ErrUnavailable
+
+// Restore loads this node's saved dialogs into m, with their timers and
+// their profile memberships. A saved dialog whose deadline passed while the
+// proxy was down is not restored: the proxy would have ended it then, the
+// call cannot be assumed to exist, and its record is deleted (its profile
+// counts go with the reconcile that follows, which does not keep it). Call
+// it before the profiles' reconcile (which keeps the restored dialogs'
+// counts); it may run while traffic flows (a store that was down at
+// start). It returns the dids restored; records it cannot use are reported
+// in the error and skipped. An error wrapping ErrUnavailable means nothing
+// was read: try again later.
 func (p *Persister) Restore(ctx context.Context, m *imsdialog.Manager, s tm.Sender) ([]string, error) {
 	recs, err := p.opts.Store.Load(ctx, p.opts.Node)
+	if err != nil && len(recs) == 0 && errors.Is(err, dlgdb.ErrUnavailable) {
+		return nil, err
+	}
 	errs := []error{err}
 	byDID := make(map[string]*dlgdb.Record, len(recs))
 	snaps := make([]imsdialog.Snapshot, 0, len(recs))
+	var outlived []dlgdb.Change
 	for i := range recs {
+		snap := snapshot(&recs[i])
+		if m.Outlived(&snap) {
+			outlived = append(outlived, dlgdb.Change{DID: recs[i].DID()})
+			p.log.Info("saved dialog dropped, not restored: its deadline passed while the proxy was down",
+				"callid", snap.CallID, "did", snap.DID(), "deadline", snap.Deadline)
+			continue
+		}
 		byDID[recs[i].DID()] = &recs[i]
-		snaps = append(snaps, snapshot(&recs[i]))
+		snaps = append(snaps, snap)
+	}
+	if len(outlived) > 0 {
+		p.stats.dropped.Add(uint64(len(outlived)))
+		if err := p.opts.Store.Apply(ctx, p.opts.Node, outlived); err != nil {
+			// Dropped again at the next restore.
+			errs = append(errs, fmt.Errorf("delete %d outlived dialogs: %w", len(outlived), err))
+		}
 	}
 	ds, err := m.Restore(snaps, s)
 	errs = append(errs, err)

@@ -3,6 +3,7 @@ package dlgpersist
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -160,9 +161,12 @@ func TestIssue6_DBModeRestoreConfirmedCall(t *testing.T) {
 	}
 }
 
-// A restored dialog whose deadline passed while the proxy was down ends
-// with BYE both ways once the timer fires.
-func TestIssue6_RestoredDialogPastItsDeadlineEnds(t *testing.T) {
+// Issue 15 §2: a saved dialog whose deadline passed while the proxy was
+// down is a call that can no longer exist (the proxy would have ended it
+// then): it is dropped, not restored, its record deleted, and the
+// reconcile that follows takes its profile count away. No BYE is sent for
+// it.
+func TestIssue15_2_RestoredRecordPastItsDeadlineIsDropped(t *testing.T) {
 	store := dlgdb.NewMemory()
 	shared := cachedb.NewMemory(cachedb.DefaultKeys(), 0, nil)
 	uac, a := siptest.NewUA(t), siptest.NewUA(t)
@@ -174,15 +178,42 @@ func TestIssue6_RestoredDialogPastItsDeadlineEnds(t *testing.T) {
 	require.Len(t, recs, 1)
 	assert.True(t, e1.Clock.Now().Add(imsdialog.DefaultConfig().DefaultTimeout).Equal(recs[0].Deadline), "deadline %v", recs[0].Deadline)
 
-	e2, _, p2 := persistEnv(t, a, store, shared, DBModeRealtime)
+	e2, set2, p2 := persistEnv(t, a, store, shared, DBModeRealtime)
 	e2.Clock.Advance(imsdialog.DefaultConfig().DefaultTimeout + time.Hour) // the proxy was down past the deadline
-	_, err = p2.Restore(context.Background(), e2.M, e2.P)
+	dids, err := p2.Restore(context.Background(), e2.M, e2.P)
 	require.NoError(t, err)
-	e2.Clock.Advance(time.Second)
-	a.Reply(a.Request(sip.BYE), 200, "")
-	uac.Reply(uac.Request(sip.BYE), 200, "")
-	e2.WaitGone(t)
-	assert.Equal(t, int64(1), e2.M.Stats().Snapshot()["expired_dialogs"])
+	assert.Empty(t, dids)
+	assert.Empty(t, e2.M.Dialogs())
+	assert.Equal(t, int64(1), p2.Stats().Snapshot()["db_outlived_dropped"])
+	recs, err = store.Load(context.Background(), "node1")
+	require.NoError(t, err)
+	assert.Empty(t, recs, "the outlived record deleted")
+	_, err = set2.Reconcile(context.Background(), profiles.KeepRestored(dids))
+	require.NoError(t, err)
+	n, err := set2.Size(context.Background(), "calls/s", "")
+	require.NoError(t, err)
+	assert.Zero(t, n, "the outlived call's count reconciled away")
+	e2.Clock.Advance(time.Minute)
+	isBye := func(m sip.Message) bool { r, ok := m.(*sip.Request); return ok && r.Method == sip.BYE }
+	a.Quiet(100*time.Millisecond, "BYE for a dropped dialog", isBye)
+	uac.Quiet(100*time.Millisecond, "BYE for a dropped dialog", isBye)
+}
+
+// unavailableStore is a dialog store that does not answer.
+type unavailableStore struct{ dlgdb.Store }
+
+func (unavailableStore) Load(context.Context, string) ([]dlgdb.Record, error) {
+	return nil, fmt.Errorf("dlgdb: read dialogs: %w: dial tcp 127.0.0.1:6379: connect: connection refused", dlgdb.ErrUnavailable)
+}
+
+// A store that does not answer restores nothing and says that trying
+// again may succeed.
+func TestIssue15_2_RestoreFromAnUnavailableStoreCanBeRetried(t *testing.T) {
+	a := siptest.NewUA(t)
+	e, _, p := persistEnv(t, a, unavailableStore{dlgdb.NewMemory()}, cachedb.NewMemory(cachedb.DefaultKeys(), 0, nil), DBModeRealtime)
+	dids, err := p.Restore(context.Background(), e.M, e.P)
+	assert.Empty(t, dids)
+	assert.ErrorIs(t, err, ErrUnavailable)
 }
 
 func TestIssue6_NewNamesTheParameter(t *testing.T) {

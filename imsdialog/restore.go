@@ -71,3 +71,10 @@ func (m *Manager) restoreOne(snap *Snapshot, s tm.Sender) (*Dialog, error) {
 	m.log.Info("dialog restored", "callid", d.CallID, "did", d.did, "state", snap.State.String())
 	return d, nil
 }
+
+// Outlived reports whether a saved dialog's deadline passed, by the
+// manager's clock: the proxy would have ended it then, with BYE both ways,
+// so the call cannot be assumed to exist any more and is not restored.
+func (m *Manager) Outlived(s *Snapshot) bool {
+	return !s.Deadline.IsZero() && !m.clock.Now().Before(s.Deadline)
+}

@@ -192,9 +192,12 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	}
 	defer proxy.Close()
 	// Restore before the counts are reconciled (restored dialogs keep
-	// theirs) and before the listeners open.
-	restored := db.restore(ctx, dialogs, proxy, log)
-	prof.reconcile(ctx, 10*cfg.Profiles.CachedbTimeout, restored, log)
+	// theirs) and, when Redis answers, before the listeners open.
+	rec := newRecovery(db, prof, dialogs, proxy, 10*cfg.Profiles.CachedbTimeout, log)
+	if !rec.step(ctx) {
+		log.Warn("starting without what the last run left in Redis; retrying in the background", "error", rec.ready())
+		goBG(rec.run)
+	}
 	goBG(func(ctx context.Context) { prof.set.Run(ctx, cfg.Profiles.RetryPeriod) })
 	goBG(limiter.Run)
 	if db.persister != nil {
@@ -232,6 +235,9 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	api := mgmt.New(log, reg, cfg.Mgmt.options()...)
 	api.SetReady(func(ctx context.Context) error {
 		if err := proxy.Ready(); err != nil {
+			return err
+		}
+		if err := rec.ready(); err != nil {
 			return err
 		}
 		if err := prof.ready(ctx); err != nil {

@@ -12,7 +12,6 @@ import (
 	"github.com/imsdlg/imsdlg/dlgpersist"
 	"github.com/imsdlg/imsdlg/events"
 	"github.com/imsdlg/imsdlg/imsdialog"
-	"github.com/imsdlg/imsdlg/tm"
 )
 
 // EventsSection is the events section: where E_DLG_STATE_CHANGED goes.
@@ -129,26 +128,6 @@ func openDialogDB(c *Config, prof *profileRuntime, log *slog.Logger) (*dialogDB,
 		return nil, fmt.Errorf("dialog.%w", err)
 	}
 	return &dialogDB{store: st, persister: p, node: prof.node}, nil
-}
-
-// restore loads the saved dialogs and returns their dids, so the
-// profiles' reconcile keeps their counts.
-func (db *dialogDB) restore(ctx context.Context, m *imsdialog.Manager, s tm.Sender, log *slog.Logger) []string {
-	if db.persister == nil {
-		return nil
-	}
-	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	dids, err := db.persister.Restore(rctx, m, s)
-	cancel()
-	if err != nil {
-		// Dialogs that could not be read are lost to this run, not the
-		// whole proxy: start, and say which.
-		log.Warn("dialogs not all restored from dialog.db_url", "restored", len(dids), "error", err)
-	}
-	if len(dids) > 0 {
-		log.Info("dialogs restored", "node", db.node, "dialogs", len(dids))
-	}
-	return dids
 }
 
 // flush writes what is pending at a stop (every confirmed dialog in

@@ -243,25 +243,6 @@ func (rt *profileRuntime) restoreMemberships(ctx context.Context, did string, ms
 	return rt.set.Restore(ctx, did, pm)
 }
 
-// reconcile removes from the cache DB what this node counted before a crash
-// or restart, except for the dialogs it restored (keep).
-func (rt *profileRuntime) reconcile(ctx context.Context, timeout time.Duration, restored []string, log *slog.Logger) {
-	if rt.shared == nil {
-		return
-	}
-	rctx, cancel := context.WithTimeout(ctx, timeout)
-	n, err := rt.shared.Reconcile(rctx, rt.node, profiles.KeepRestored(restored))
-	cancel()
-	switch {
-	case err != nil:
-		// Not fatal: the stale counts expire with profile_timeout, and
-		// the next start tries again.
-		log.Warn("profiles: stale counts of this node not reconciled", "node", rt.node, "error", err)
-	case n > 0:
-		log.Info("profiles: removed counts this node left before it stopped", "node", rt.node, "memberships", n, "kept_for_restored_dialogs", len(restored))
-	}
-}
-
 // Close releases the cache DB connection.
 func (rt *profileRuntime) Close() error {
 	if rt.shared != nil {

@@ -3,11 +3,13 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/imsdlg/imsdlg/cachedb"
 	"github.com/imsdlg/imsdlg/internal/redistest"
 )
 
@@ -137,4 +139,66 @@ func TestE2E_InDialogRequestAfterSIGKILL(t *testing.T) {
 	}
 	waitHash(t, rc, "imsdlg_dlg_node-q", 0)
 	waitCounter(t, rc, "dlg_noval_calls", 0)
+}
+
+// Issue 15 §2: a proxy restarted while Redis is down starts (a Redis
+// outage must not become a SIP outage), says not ready, and once Redis
+// answers it restores its saved call and reconciles its counts: the call
+// is listed and counted once (a count its last run left for a call that
+// no longer exists is removed), and it ends with BYE both ways.
+func TestIssue15_2_RestartWhileRedisIsDown(t *testing.T) {
+	RequireTools(t)
+	t.Parallel()
+	srv := redistest.Start(t, redistest.Options{Persistent: true})
+	rc := srv.Client(t)
+	uas, yaml := persistedNode(t, srv, "node-r", "")
+	p := StartProxy(t, yaml)
+	uac := StartSipp(t, SippArgs{Scenario: "uac_recv_bye.xml", Remote: p.Addr("udp"), Service: "bob", Timeout: 90 * time.Second})
+	before := waitDialogs(t, p, "a confirmed dialog", func(ds []dlgInfo) bool { return len(ds) == 1 && ds[0].State == "CONFIRMED" })
+	waitHash(t, rc, "imsdlg_dlg_node-r", 1)
+	// A count the node left for a call that has ended since.
+	st, err := cachedb.NewRedis(cachedb.RedisOptions{URL: srv.URL(), Keys: cachedb.DefaultKeys()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.Add(context.Background(), cachedb.Profile{Name: "calls"}, "", cachedb.Member{Node: "node-r", Dialog: "ff.1"}, 0); err != nil {
+		t.Fatal(err)
+	}
+	waitCounter(t, rc, "dlg_noval_calls", 2)
+
+	p.Kill()
+	srv.Stop()
+	p2 := StartProxy(t, yaml)
+	if code := p2.Ready(); code != 503 {
+		t.Errorf("/readyz = %d with Redis down and nothing restored, want 503", code)
+	}
+	if ds := dlgList(t, p2); len(ds) != 0 {
+		t.Fatalf("dlg.list with Redis down = %+v, want nothing yet", ds)
+	}
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for p2.Ready() != 200 {
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz not 200 within 30 s of Redis coming back")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	after := dlgList(t, p2)
+	if len(after) != 1 || after[0].CallID != before[0].CallID || after[0].State != "CONFIRMED" {
+		t.Fatalf("dlg.list once Redis is back = %+v, want the call", after)
+	}
+	waitCounter(t, rc, "dlg_noval_calls", 1)
+	if _, err := p2.RPC("dlg.terminate_dlg", map[string]any{"callid": after[0].CallID, "from_tag": after[0].FromTag,
+		"to_tag": after[0].ToTag}); err != nil {
+		t.Fatalf("dlg.terminate_dlg: %v", err)
+	}
+	waitAll(t, uac, uas)
+	waitHash(t, rc, "imsdlg_dlg_node-r", 0)
+	waitCounter(t, rc, "dlg_noval_calls", 0)
+	if !strings.Contains(p2.Output(), "retrying in the background") {
+		t.Errorf("the proxy did not say it started without what Redis holds")
+	}
 }

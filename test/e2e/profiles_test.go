@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -307,4 +308,83 @@ func waitMetric(t *testing.T, p *Proxy, series string, ok func(float64) bool) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// Issue 15 §3: Redis restarts without its data while two calls are up on
+// a node with a limit of 2: the node notices (the data set's generation
+// changed), counts its live calls again, and the third call still gets
+// 486; when the calls end every count is 0.
+func TestIssue15_3_RedisLosesItsDataDuringCalls(t *testing.T) {
+	RequireTools(t)
+	t.Parallel()
+	srv := redistest.Start(t, redistest.Options{})
+	rc := srv.Client(t)
+	uas := StartSipp(t, SippArgs{Scenario: "uas.xml", Calls: 2, Timeout: 60 * time.Second})
+	p := limitedNode(t, srv.URL(), "node-l", 2, "fail_closed", uas)
+	uac := StartSipp(t, SippArgs{Scenario: "uac.xml", Remote: p.Addr("udp"), Service: "bob", Calls: 2, Rate: 50,
+		Pause: 12 * time.Second, Timeout: 60 * time.Second})
+	waitCounter(t, rc, callerValKey, 2)
+	srv.Kill()
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	waitCounter(t, rc, callerValKey, 2)
+	if n := counter(t, rc, callerSizeKey); n != 2 {
+		t.Errorf("%s = %d after the node re-published, want 2", callerSizeKey, n)
+	}
+	rej := StartSipp(t, SippArgs{Scenario: "uac_expect.xml", Remote: p.Addr("udp"), Service: "bob",
+		Keys: map[string]string{"code": "486"}})
+	if err := rej.Wait(); err != nil {
+		t.Errorf("third call after Redis lost its data: %v", err)
+	}
+	waitMetric(t, p, "imsdlg_profile_store_republished_total", func(v float64) bool { return v >= 1 })
+	waitAll(t, uac, uas)
+	waitCounter(t, rc, callerValKey, 0)
+	waitCounter(t, rc, callerSizeKey, 0)
+}
+
+// Issue 15 §4: Redis stalls (SIGSTOP) with a limit of 2 and two calls up;
+// one call ends and a new one is refused (fail_closed, 503) during the
+// stall. When Redis runs again, the next call counts against the one call
+// that exists: the ended call's release is applied before it, and the
+// refused call's increment, which Redis had buffered, is not applied.
+func TestIssue15_4_CountsRightAfterARedisStall(t *testing.T) {
+	RequireTools(t)
+	t.Parallel()
+	srv := redistest.Start(t, redistest.Options{})
+	rc := srv.Client(t)
+	uas := StartSipp(t, SippArgs{Scenario: "uas.xml", Calls: 3, Timeout: 60 * time.Second})
+	// The background retry must not do the admission's work before it.
+	p := StartProxy(t, strings.Replace(limitedNodeYAML(t, srv.URL(), "node-s", 2, "fail_closed", uas),
+		"retry_period: 1s", "retry_period: 10m", 1))
+	held := StartSipp(t, SippArgs{Scenario: "uac.xml", Remote: p.Addr("udp"), Service: "bob", Pause: 20 * time.Second, Timeout: 60 * time.Second})
+	waitCounter(t, rc, callerValKey, 1)
+	ending := StartSipp(t, SippArgs{Scenario: "uac.xml", Remote: p.Addr("udp"), Service: "bob", Pause: 2 * time.Second})
+	waitCounter(t, rc, callerValKey, 2)
+	srv.Pause()
+	resumed := false
+	defer func() {
+		if !resumed {
+			srv.Resume()
+		}
+	}()
+	if err := ending.Wait(); err != nil {
+		t.Fatalf("the call that ends during the stall: %v", err)
+	}
+	waitMetric(t, p, "imsdlg_profile_pending_decrements", func(v float64) bool { return v == 1 })
+	refused := StartSipp(t, SippArgs{Scenario: "uac_expect.xml", Remote: p.Addr("udp"), Service: "bob",
+		Keys: map[string]string{"code": "503"}})
+	if err := refused.Wait(); err != nil {
+		t.Fatalf("a call during the stall (fail_closed): %v", err)
+	}
+	srv.Resume()
+	resumed = true
+	next := StartSipp(t, SippArgs{Scenario: "uac.xml", Remote: p.Addr("udp"), Service: "bob"})
+	if err := next.Wait(); err != nil {
+		t.Errorf("the first call after the stall, with one call up and a limit of 2: %v", err)
+	}
+	waitAll(t, held, uas)
+	waitCounter(t, rc, callerValKey, 0)
+	waitCounter(t, rc, callerSizeKey, 0)
+	checkKeysSettled(t, rc)
 }

@@ -150,7 +150,7 @@ func (db *dialogDB) pending() int {
 // stats are the persistence counters dlg.stats shows.
 func (db *dialogDB) stats() map[string]int64 {
 	if db.persister == nil {
-		return map[string]int64{"db_writes": 0, "db_errors": 0}
+		return map[string]int64{"db_writes": 0, "db_errors": 0, "db_outlived_dropped": 0}
 	}
 	return db.persister.Stats().Snapshot()
 }

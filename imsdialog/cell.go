@@ -112,6 +112,9 @@ type Cell struct {
 	// lastAnswer is when the answering callee last sent its 2xx (first or
 	// repeated): a callee without an ACK repeats it until 64*T1.
 	lastAnswer time.Time
+	// probing: the ACK wait ended with the callee silent, and OPTIONS went
+	// to both parties to learn whether the call is still up (see probe).
+	probing bool
 }
 
 // NewCell returns the cell of a dialog that an INVITE creates, in state
@@ -220,12 +223,15 @@ func (c *Cell) Step(now time.Time, ev Event) []Action {
 			return nil // ACKed meanwhile (a timer stopped too late), or over
 		}
 		if now.Sub(c.lastAnswer) >= c.cfg.AckWait/2 {
-			// The callee stopped repeating its 2xx long ago: it got an
-			// ACK, one that did not pass us (a caller that ignores
-			// Record-Route sends it straight to the callee). The call is
-			// up; only a callee that repeats to the end has none.
+			// The callee stopped repeating its 2xx long ago: either it
+			// got an ACK that did not pass us (a caller that ignores
+			// Record-Route sends it straight to the callee), and the
+			// call is up, or it is gone (it died after answering, and the
+			// caller may never have had the 2xx). Only the parties can
+			// tell: ask both with an OPTIONS; no answer, 408 or 481 from
+			// either ends the call (onPingDone), any other keeps it.
 			c.ackWanted = false
-			return add(nil, logAction(slog.LevelDebug, "no ACK seen, but the callee stopped repeating its answer: the call is up", "", ""))
+			return c.probe(now)
 		}
 		c.end = EndNoACK
 		out := add(nil, logAction(slog.LevelInfo, "answered but never ACKed: ended both ways", "", ""))

@@ -240,13 +240,45 @@ func (c *Cell) onPingDone(now time.Time, side Side, code int) []Action {
 	return nil
 }
 
+// probe asks both parties of an answered call whose ACK we never saw
+// whether they still hold it: an in-dialog OPTIONS each, read by
+// onPingDone like a keepalive's.
+func (c *Cell) probe(now time.Time) []Action {
+	leg := c.outs.Answered()
+	if leg == nil {
+		return nil
+	}
+	var out []Action
+	for _, s := range [...]Side{SideCaller, SideCallee} {
+		req, err := c.inDialog(sip.OPTIONS, leg, s)
+		if err != nil {
+			out = add(out, logAction(slog.LevelWarn, "OPTIONS probe not built", leg.ToTag, sideName(s)+": "+err.Error()))
+			continue
+		}
+		c.pingOut |= pingOf(s)
+		out = add(out, Action{Kind: ActSend, Send: req})
+	}
+	if len(out) > 0 {
+		c.probing = true
+		out = add(out, logAction(slog.LevelInfo, "no ACK seen and the callee stopped repeating its answer: asking both parties", leg.ToTag, ""))
+	}
+	return out
+}
+
 // pingFailed ends a confirmed dialog whose party is gone: BYE both ways
 // (the gone party's may fail; the other one's ends its session), end reason
-// ping_timeout.
+// ping_timeout, or no_ack for the probe of an answer never ACKed.
 func (c *Cell) pingFailed(now time.Time, why string) []Action {
 	c.end = EndPingTimeout
+	if c.probing {
+		c.end = EndNoACK
+	}
 	c.pingOut = 0
-	out := add(nil, logAction(slog.LevelInfo, "dialog ended by its keepalive", "", why))
+	msg := "dialog ended by its keepalive"
+	if c.probing {
+		msg = "answered call never ACKed ended: a party does not hold it"
+	}
+	out := add(nil, logAction(slog.LevelInfo, msg, "", why))
 	out = c.move(out, now, Terminated)
 	out = fire(out, CbTerminated)
 	return c.byes(out, now, SideBoth, "keepalive failed", nil)

@@ -738,8 +738,10 @@ func TestSeedDialog_OptionsPing(t *testing.T) {
 // 2xx all lost, or the caller gone) leaves a session nobody holds: the
 // callee repeats its 2xx to the end (64*T1), and after ack_timeout the
 // dialog ends with BYE both ways (end reason no_ack). An ACK in time stops
-// the wait; a callee that stopped repeating early got an ACK that did not
-// pass the proxy (a caller ignoring Record-Route), and its call stays.
+// the wait. A callee that stopped repeating early got an ACK that did not
+// pass the proxy (a caller ignoring Record-Route), or died after answering
+// (seen in the soak, issue 15 §15): both parties are asked with an OPTIONS,
+// and the call ends only if one of them does not hold it.
 func TestRFC3261_13_3_1_4_AnswerNeverACKed(t *testing.T) {
 	cfg := testCellConfig
 	cfg.AckWait = 32 * time.Second
@@ -777,8 +779,43 @@ func TestRFC3261_13_3_1_4_AnswerNeverACKed(t *testing.T) {
 	assert.Empty(t, c.Step(t0.Add(32*time.Second), Event{Kind: EvAckTimeout}), "a timer stopped too late does nothing")
 	assert.Equal(t, Confirmed, c.State())
 
-	c, _ = answered(t)
-	c.Step(t0.Add(time.Second), repeat) // then the callee stopped: it got an ACK we did not see
-	c.Step(t0.Add(32*time.Second), Event{Kind: EvAckTimeout})
-	assert.Equal(t, ConfirmedNA, c.State(), "the call stays")
+	// The callee stopped repeating early: it got an ACK we did not see,
+	// or it died. Both parties are asked with an OPTIONS.
+	for _, tc := range []struct {
+		name           string
+		caller, callee int // their replies to the probe; 0: none
+		ends           bool
+	}{
+		{"both answer: the call is up", 200, 200, false},
+		{"a 405 is an answer too", 405, 200, false},
+		{"the callee died after answering", 200, 0, true},
+		{"the callee forgot the call", 200, 481, true},
+		{"the caller never had the answer", 481, 200, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _ := answered(t)
+			c.Step(t0.Add(time.Second), repeat)
+			acts := c.Step(t0.Add(32*time.Second), Event{Kind: EvAckTimeout})
+			ss := sends(acts)
+			require.Len(t, ss, 2)
+			for _, r := range ss {
+				assert.Equal(t, sip.OPTIONS, r.Method)
+			}
+			assert.ElementsMatch(t, []Side{SideCaller, SideCallee}, []Side{ss[0].Side, ss[1].Side})
+			assert.Equal(t, ConfirmedNA, c.State(), "nothing ends before the answers")
+			at := t0.Add(40 * time.Second)
+			acts = c.Step(at, Event{Kind: EvPingDone, Side: SideCaller, Code: tc.caller})
+			acts = append(acts, c.Step(at, Event{Kind: EvPingDone, Side: SideCallee, Code: tc.callee})...)
+			if !tc.ends {
+				assert.Equal(t, ConfirmedNA, c.State(), "the call stays")
+				assert.Empty(t, sends(acts))
+				return
+			}
+			assert.Equal(t, Terminated, c.State())
+			assert.Equal(t, EndNoACK, c.end)
+			byes := sends(acts)
+			require.Len(t, byes, 2)
+			assert.Equal(t, sip.BYE, byes[0].Method)
+		})
+	}
 }

@@ -73,9 +73,11 @@ type Config struct {
 	// crashed) leaves a session nobody holds: if the callee was still
 	// repeating its 2xx in the second half of the wait, the dialog ends with
 	// BYE both ways (end reason no_ack), as RFC 3261 §13.3.1.4 asks of the
-	// callee, which may not do it. A callee that stopped repeating early got
-	// an ACK we did not see (a caller ignoring Record-Route): the call
-	// stays. 64*T1 by default.
+	// callee, which may not do it. A callee that stopped repeating early
+	// got an ACK we did not see (a caller ignoring Record-Route) or died
+	// after answering: both parties then get an in-dialog OPTIONS, and the
+	// call ends (no_ack) only if one of them does not answer or answers 408
+	// or 481. 64*T1 by default.
 	AckTimeout time.Duration `config:"ack_timeout" unit:"s"`
 }
 

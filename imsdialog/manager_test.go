@@ -642,3 +642,30 @@ func isBye(m sip.Message) bool {
 	r, ok := m.(*sip.Request)
 	return ok && r.Method == sip.BYE
 }
+
+// Issue 15 §15 (found by the soak): the callee dies right after its 2xx,
+// and the 2xx never reaches the caller, so no ACK comes and nobody repeats
+// the answer. At the end of ack_timeout both parties get an OPTIONS; the
+// dead callee does not answer, and the call ends with BYE both ways (end
+// reason no_ack) instead of holding its counts for default_timeout.
+func TestIssue15_AnsweredThenTheCalleeDied(t *testing.T) {
+	uac, a := siptest.NewUA(t), siptest.NewUA(t)
+	e := newEnv(t, DefaultConfig(), func(r *tm.Request) tm.Decision { return tm.RelayTo(target(a, "bob")) })
+	inv := uac.Invite("sip:bob@" + e.Addr)
+	uac.Send(e.Addr, inv)
+	a.Reply(a.Request(sip.INVITE), 200, "b", "Contact: <sip:bob@"+a.HostPort()+">")
+	uac.Response(200) // lost, as far as the caller knows: it never ACKs
+	d := e.Only(t)
+	e.WaitState(t, d, ConfirmedNA)
+	e.Clock.Advance(DefaultConfig().AckTimeout)
+	optCallee := a.Request(sip.OPTIONS) // the callee is dead: no answer
+	optCaller := uac.Request(sip.OPTIONS)
+	assert.Equal(t, "b", tm.Tag(optCallee.To().Params))
+	assert.Equal(t, "b", tm.Tag(optCaller.From().Params))
+	uac.Reply(optCaller, 200, "") // the caller is there, the callee is not
+	a.Quiet(50*time.Millisecond, "a BYE before the callee's OPTIONS timed out", isBye)
+	e.Clock.Advance(time.Minute) // the OPTIONS transaction times out
+	a.Request(sip.BYE)
+	uac.Reply(uac.Request(sip.BYE), 200, "")
+	assert.Equal(t, EndNoACK, d.Info(false).EndReason)
+}

@@ -278,7 +278,11 @@ func (c *Cell) move(out []Action, now time.Time, to State) []Action {
 	if to == Terminated {
 		c.ended = now
 	}
-	out = add(out, Action{Kind: ActStateChanged, From: from, To: to})
+	changed := Action{Kind: ActStateChanged, From: from, To: to}
+	if to == Terminated && persistable(from) && !c.start.IsZero() {
+		changed.After = now.Sub(c.start) // the call's duration
+	}
+	out = add(out, changed)
 	if persistable(from) || persistable(to) {
 		out = add(out, Action{Kind: ActPersist})
 	}

@@ -104,7 +104,8 @@ type ActionKind uint8
 const (
 	// ActFire: run the callbacks of Callback.
 	ActFire ActionKind = iota + 1
-	// ActStateChanged: From -> To (statistics, E_DLG_STATE_CHANGED).
+	// ActStateChanged: From -> To (statistics, E_DLG_STATE_CHANGED); After
+	// is the call's duration since its answer when an answered call ends.
 	ActStateChanged
 	// ActArmTimer: (re)arm Timer to fire After from now.
 	ActArmTimer

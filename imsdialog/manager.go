@@ -68,6 +68,7 @@ func New(o Options) (*Manager, error) {
 	}
 	m := &Manager{cfg: cfg, clock: o.Clock, log: o.Logger, limiter: o.Limiter, persist: o.Persister,
 		onState: o.OnStateChange, table: make([]entry, cfg.HashSize)}
+	m.stats.init()
 	// Each run starts its ids at a random point of each entry, so that
 	// dialogs this run creates before it could read the saved ones of the
 	// last run (a dialog store down at start) do not take their ids and

@@ -19,6 +19,20 @@ type Stats struct {
 	restored  atomic.Uint64 // dialogs loaded from the dialog store at start
 	// ended counts the dialogs that ended, by EndReason.
 	ended [len(endNames)]atomic.Uint64
+	// duration is how long answered calls lasted, answer to end.
+	duration prometheus.Histogram
+}
+
+// DurationBuckets are the bounds (seconds) of imsdlg_dialog_call_duration_seconds:
+// from a hang-up at once to a call held past a working day.
+var DurationBuckets = []float64{1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 43200, 86400}
+
+func (s *Stats) init() {
+	s.duration = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "imsdlg_dialog_call_duration_seconds",
+		Help:    "How long answered calls lasted, from the answer to the end, however they ended.",
+		Buckets: DurationBuckets,
+	})
 }
 
 func (s *Stats) transition(from, to State, end EndReason) {
@@ -83,6 +97,7 @@ func (s *Stats) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descActive, descEarly, descProcessed, descExpired, descFailed, descCreated, descSpiraled, descRestored, descEnded} {
 		ch <- d
 	}
+	s.duration.Describe(ch)
 }
 
 // Collect implements prometheus.Collector.
@@ -98,4 +113,5 @@ func (s *Stats) Collect(ch chan<- prometheus.Metric) {
 	for r := EndFailed; int(r) < len(s.ended); r++ {
 		ch <- prometheus.MustNewConstMetric(descEnded, prometheus.CounterValue, float64(s.ended[r].Load()), r.String())
 	}
+	s.duration.Collect(ch)
 }

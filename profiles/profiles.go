@@ -371,7 +371,14 @@ func (s *Set) SetProfile(ctx context.Context, dialogID, profile, value string, l
 	m := Membership{Profile: p.info.Name, Value: value}
 	d := s.acquire(dialogID, true)
 	defer s.release(dialogID, d)
+	var start time.Time
+	if limit > 0 {
+		start = s.now()
+	}
 	n, err := p.store.Add(ctx, p.cp, value, cachedb.Member{Node: s.node, Dialog: dialogID}, limit)
+	if limit > 0 {
+		s.stats.limitCheck[p.kind].Observe(s.now().Sub(start).Seconds())
+	}
 	s.observe(ctx, p.kind, err)
 	if err != nil {
 		if errors.Is(err, cachedb.ErrLimit) {

@@ -20,10 +20,25 @@ type Stats struct {
 	republished   atomic.Uint64
 	failOpen      atomic.Uint64
 	failClosed    atomic.Uint64
+	// limitCheck is the round trip of a limited admission's count, by
+	// store: what a limit adds to a call's set-up.
+	limitCheck [numKinds]prometheus.Histogram
 }
+
+// LimitCheckBuckets are the bounds (seconds) of
+// imsdlg_profile_limit_check_seconds: from a loopback Redis to a timeout.
+var LimitCheckBuckets = prometheus.ExponentialBuckets(0.0001, 2, 14) // 100µs .. 0.8s
 
 func (st *Stats) init(s *Set) {
 	st.set = s
+	for k := range st.limitCheck {
+		st.limitCheck[k] = prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:        "imsdlg_profile_limit_check_seconds",
+			Help:        "Round trip of the atomic check-and-count of a limited profile (set_dlg_profile with a limit), by store.",
+			Buckets:     LimitCheckBuckets,
+			ConstLabels: prometheus.Labels{"store": storeKind(k).String()},
+		})
+	}
 	st.limitRejected = make(map[string]*atomic.Uint64, len(s.profiles))
 	for name := range s.profiles {
 		st.limitRejected[name] = new(atomic.Uint64)
@@ -97,6 +112,9 @@ func (st *Stats) Describe(ch chan<- *prometheus.Desc) {
 		descPending, descRetriedOK, descRepublished, descFailOpen, descFailClosed, descSize} {
 		ch <- d
 	}
+	for _, h := range st.limitCheck {
+		h.Describe(ch)
+	}
 }
 
 // Collect implements prometheus.Collector. The shared store's series are
@@ -147,5 +165,9 @@ func (st *Stats) Collect(ch chan<- prometheus.Metric) {
 	}
 	counter(descFailOpen, st.failOpen.Load())
 	counter(descFailClosed, st.failClosed.Load())
+	st.limitCheck[kindLocal].Collect(ch)
+	if s.probe != nil {
+		st.limitCheck[kindShared].Collect(ch)
+	}
 
 }

@@ -3,9 +3,11 @@ package profiles
 import (
 	"errors"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
@@ -175,5 +177,40 @@ func TestStatsSizeLeftOutWhenTheLocalStoreFails(t *testing.T) {
 	}
 	if n := got["imsdlg_profile_store_errors_total{store=local}"]; n != 2 {
 		t.Errorf("local store errors = %v, want 2 (one per local profile)", n)
+	}
+}
+
+// Issue 12 §7: the round trip of each limited admission's count is a
+// histogram by store; a count without a limit is not a limit check.
+func TestIssue12_7_LimitCheckHistogram(t *testing.T) {
+	s, _, _ := testSet(t)
+	step := time.Unix(1000, 0)
+	s.now = func() time.Time { step = step.Add(2 * time.Millisecond); return step }
+	mustSet(t, s, "1.1", "trunk", "", 5, 1)   // shared, limited
+	mustSet(t, s, "1.2", "trunk", "", 0, 2)   // shared, not limited
+	mustSet(t, s, "1.1", "inbound", "", 5, 1) // local, limited
+	reg := prometheus.NewPedanticRegistry()
+	if err := reg.Register(s.Stats()); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][2]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "imsdlg_profile_limit_check_seconds" {
+			continue
+		}
+		for _, m := range mf.Metric {
+			h := m.GetHistogram()
+			got[m.Label[0].GetValue()] = [2]float64{float64(h.GetSampleCount()), h.GetSampleSum()}
+		}
+	}
+	want := map[string][2]float64{"local": {1, 0.002}, "shared": {1, 0.002}}
+	for k, w := range want {
+		if g := got[k]; g[0] != w[0] || math.Abs(g[1]-w[1]) > 1e-9 {
+			t.Errorf("limit checks of the %s store: count %v sum %v, want %v %v", k, g[0], g[1], w[0], w[1])
+		}
 	}
 }

@@ -118,6 +118,7 @@ func New(o Options) (*Proxy, error) {
 		srvTxs:    newTxTable[*srvTx](),
 		cliTxs:    newTxTable[*cliTx](),
 	}
+	p.stats.init()
 	p.parseFailures.msg = "messages that do not parse (answered 400)"
 	p.rejects.msg = "requests refused by validation"
 	p.stop, p.stopped = context.WithCancel(context.Background())
@@ -467,7 +468,7 @@ func (p *Proxy) rawAnswer(m *transport.Message, code int, reason string) {
 		}
 	}
 	if p.send(out, dst) == nil {
-		p.stats.localReplies[class(code)].Add(1)
+		p.stats.local(code)
 	}
 }
 
@@ -476,6 +477,7 @@ func (p *Proxy) onRequest(req *sip.Request, m *transport.Message) {
 	// RFC 3261 §7.1: methods are case-sensitive; sipgo upper-cases the
 	// request line's, which would then differ from the CSeq's.
 	fixMethodCase(req, m.Raw)
+	p.stats.requests[methodIndex(string(req.Method))].Add(1)
 	f, ok := requestFields(req)
 	if !ok {
 		if !req.IsAck() {
@@ -627,7 +629,7 @@ func (p *Proxy) replyLocal(s *srvTx, req *sip.Request, code int, reason string, 
 		res.AppendHeader(h)
 	}
 	if s.respond(res) {
-		p.stats.localReplies[class(code)].Add(1)
+		p.stats.local(code)
 	}
 }
 
@@ -650,7 +652,7 @@ func (p *Proxy) reject(req *sip.Request, m *transport.Message, s *srvTx, rej *Re
 	} else {
 		p.send(marshal(res), responseDest(req, m))
 	}
-	p.stats.localReplies[class(rej.Code)].Add(1)
+	p.stats.local(rej.Code)
 	p.stats.finalClass[class(rej.Code)].Add(1)
 }
 

@@ -30,6 +30,71 @@ type Stats struct {
 	sendFailures    atomic.Uint64
 	retransSent     atomic.Uint64 // requests and responses we retransmitted (timers A, E, G)
 	retransAbsorbed atomic.Uint64 // retransmissions received and answered from the transaction
+
+	requests [len(methodNames)]atomic.Uint64 // received, by method (retransmissions included)
+	replies  [700]atomic.Uint64              // sent upstream, relayed or local, by code
+
+	// Histograms, on tm's clock: what the proxy adds to a request, and the
+	// call set-up a caller experiences through it.
+	relayLatency prometheus.Histogram
+	setupRinging prometheus.Histogram
+	setupAnswer  prometheus.Histogram
+}
+
+// methodNames are the methods counted by name; any other is "other".
+var methodNames = [...]string{"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK", "UPDATE",
+	"INFO", "MESSAGE", "SUBSCRIBE", "NOTIFY", "REFER", "PUBLISH", "other"}
+
+func methodIndex(m string) int {
+	for i, n := range methodNames[:len(methodNames)-1] {
+		if n == m {
+			return i
+		}
+	}
+	return len(methodNames) - 1
+}
+
+// LatencyBuckets are the bounds (seconds) of imsdlg_tm_relay_latency_seconds:
+// from a few microseconds of parsing to a limit check waiting on a slow
+// Redis.
+var LatencyBuckets = prometheus.ExponentialBuckets(0.00002, 2, 16) // 20µs .. 0.66s
+
+// SetupBuckets are the bounds (seconds) of imsdlg_tm_invite_setup_seconds:
+// post-dial delay and answer times, from an automaton to a person.
+var SetupBuckets = []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 180}
+
+func (s *Stats) init() {
+	s.relayLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "imsdlg_tm_relay_latency_seconds",
+		Help:    "Time from a request's arrival to its first branch leaving the proxy (routing, dialog and limit checks included).",
+		Buckets: LatencyBuckets,
+	})
+	setup := func(stage string) prometheus.Histogram {
+		return prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "imsdlg_tm_invite_setup_seconds", Help: "Call set-up as the caller sees it through the proxy: from the INVITE's arrival to the first provisional other than 100 (stage ringing) or to the answer (stage answer) relayed upstream.",
+			Buckets: SetupBuckets, ConstLabels: prometheus.Labels{"stage": stage},
+		})
+	}
+	s.setupRinging = setup("ringing")
+	s.setupAnswer = setup("answer")
+}
+
+// relayed counts a reply relayed upstream.
+func (s *Stats) relayed(code int) {
+	s.relayedReplies[class(code)].Add(1)
+	s.replied(code)
+}
+
+// local counts a reply the proxy generated.
+func (s *Stats) local(code int) {
+	s.localReplies[class(code)].Add(1)
+	s.replied(code)
+}
+
+func (s *Stats) replied(code int) {
+	if code >= 100 && code < len(s.replies) {
+		s.replies[code].Add(1)
+	}
 }
 
 func class(code int) int {
@@ -92,14 +157,20 @@ var (
 	descStateless = prometheus.NewDesc("imsdlg_tm_stateless_forwarded_total", "Messages forwarded statelessly (ACK for 2xx, stray responses, 2xx after the server transaction ended).", nil, nil)
 	descSendFail  = prometheus.NewDesc("imsdlg_tm_send_failures_total", "Branches or messages that could not be sent.", nil, nil)
 	descRetrans   = prometheus.NewDesc("imsdlg_tm_retransmissions_total", "Retransmissions, sent by our timers or received and absorbed by a transaction.", []string{"direction"}, nil)
+	descRequests  = prometheus.NewDesc("imsdlg_tm_received_requests_total", "Requests received, by method (retransmissions included; methods without a name of their own are \"other\").", []string{"method"}, nil)
+	descReplies   = prometheus.NewDesc("imsdlg_tm_sent_replies_total", "Replies sent upstream, relayed or generated, by status code (codes never sent are left out).", []string{"code"}, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (s *Stats) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descReceived, descRelayed, descLocal, descUAS, descUAC, descFinal,
-		descInuse, descBranches, descTimeouts, descCancels, descLocalReq, descRejected, descOverload, descStateless, descSendFail, descRetrans} {
+		descInuse, descBranches, descTimeouts, descCancels, descLocalReq, descRejected, descOverload, descStateless, descSendFail, descRetrans,
+		descRequests, descReplies} {
 		ch <- d
 	}
+	s.relayLatency.Describe(ch)
+	s.setupRinging.Describe(ch)
+	s.setupAnswer.Describe(ch)
 }
 
 // Collect implements prometheus.Collector.
@@ -129,4 +200,15 @@ func (s *Stats) Collect(ch chan<- prometheus.Metric) {
 	counter(descSendFail, s.sendFailures.Load())
 	counter(descRetrans, s.retransSent.Load(), "sent")
 	counter(descRetrans, s.retransAbsorbed.Load(), "absorbed")
+	for i, n := range methodNames {
+		counter(descRequests, s.requests[i].Load(), n)
+	}
+	for code := range s.replies {
+		if v := s.replies[code].Load(); v > 0 {
+			counter(descReplies, v, itoa(code))
+		}
+	}
+	s.relayLatency.Collect(ch)
+	s.setupRinging.Collect(ch)
+	s.setupAnswer.Collect(ch)
 }

@@ -40,6 +40,7 @@ type Transaction struct {
 	localRes  *sip.Response // a ready response for evLocalReply (router's Respond)
 	localHdrs []sip.Header  // headers for a locally built final reply
 	upFinal   int           // final code sent on srv; 0 while none
+	ringing   bool          // a provisional other than 100 went upstream
 	finalCode int
 	decided   bool // Decide ran
 
@@ -435,13 +436,14 @@ func (t *Transaction) relay(res *sip.Response) {
 	code := res.StatusCode
 	if code >= 200 && code < 300 && t.invite {
 		if !t.srv.respondBytes(up, code) {
-			t.sendStateless(up)
+			t.sendStateless(up, code)
 			return
 		}
 		if t.upFinal == 0 {
 			t.upFinal = code
+			p.stats.setupAnswer.Observe(p.clock.Now().Sub(t.created).Seconds())
 		}
-		p.stats.relayedReplies[2].Add(1)
+		p.stats.relayed(code)
 		return
 	}
 	if t.upFinal != 0 {
@@ -452,18 +454,21 @@ func (t *Transaction) relay(res *sip.Response) {
 	}
 	if code >= 200 {
 		t.upFinal = code
+	} else if code > 100 && t.invite && !t.ringing {
+		t.ringing = true
+		p.stats.setupRinging.Observe(p.clock.Now().Sub(t.created).Seconds())
 	}
-	p.stats.relayedReplies[class(code)].Add(1)
+	p.stats.relayed(code)
 }
 
 // sendStateless sends a 2xx upstream without the server transaction.
-func (t *Transaction) sendStateless(up []byte) {
+func (t *Transaction) sendStateless(up []byte, code int) {
 	if err := t.p.send(up, t.upstream); err != nil {
 		t.p.log.Info("stateless 2xx not sent", "callid", callID(t.orig), "error", err)
 		return
 	}
 	t.p.stats.statelessFwd.Add(1)
-	t.p.stats.relayedReplies[2].Add(1)
+	t.p.stats.relayed(code)
 }
 
 // replyFinal sends the selected or locally built final reply.
@@ -482,7 +487,7 @@ func (t *Transaction) replyFinal(a action) {
 			return
 		}
 		t.upFinal = code
-		p.stats.relayedReplies[class(code)].Add(1)
+		p.stats.relayed(code)
 		return
 	case t.localRes != nil:
 		res = t.localRes
@@ -501,9 +506,9 @@ func (t *Transaction) replyFinal(a action) {
 	}
 	t.upFinal = res.StatusCode
 	if local {
-		p.stats.localReplies[class(res.StatusCode)].Add(1)
+		p.stats.local(res.StatusCode)
 	} else {
-		p.stats.relayedReplies[class(res.StatusCode)].Add(1)
+		p.stats.relayed(res.StatusCode)
 	}
 }
 
@@ -596,6 +601,9 @@ func (t *Transaction) startBranch(i int, tg Target) {
 	t.mu.Lock()
 	t.br[i].tx = c
 	t.mu.Unlock()
+	if i == 0 {
+		p.stats.relayLatency.Observe(p.clock.Now().Sub(t.created).Seconds())
+	}
 }
 
 // buildBranch makes the request of branch i (§16.6 steps 1–8). It returns

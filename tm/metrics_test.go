@@ -1,0 +1,88 @@
+package tm
+
+import (
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/imsdlg/imsdlg/internal/siptest"
+)
+
+// gather returns the metric families of s by name.
+func gather(t *testing.T, s *Stats) map[string]*dto.MetricFamily {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	require.NoError(t, reg.Register(s))
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	out := map[string]*dto.MetricFamily{}
+	for _, mf := range mfs {
+		out[mf.GetName()] = mf
+	}
+	return out
+}
+
+func byLabel(mf *dto.MetricFamily) map[string]*dto.Metric {
+	out := map[string]*dto.Metric{}
+	for _, m := range mf.GetMetric() {
+		out[m.Label[0].GetValue()] = m
+	}
+	return out
+}
+
+// Issue 12 §7: the counters and histograms a NOC graphs: requests by
+// method, replies by code, what the proxy adds to a request, and the call
+// set-up through it (INVITE to ringing, INVITE to answer), on tm's clock.
+func TestIssue12_7_RequestsRepliesAndSetupTimes(t *testing.T) {
+	uac, a := siptest.NewUA(t), siptest.NewUA(t)
+	p := startProxy(t, testCfg(), toUAs(a))
+	inv := uac.Invite("sip:bob@" + p.udp)
+	uac.Send(p.udp, inv)
+	ia := a.Request(sip.INVITE)
+	p.clock.Advance(2 * time.Second)
+	a.Reply(ia, 180, "a")
+	uac.Response(180)
+	p.clock.Advance(3 * time.Second)
+	a.Reply(ia, 200, "a")
+	uac.Response(200)
+	uac.Send(p.udp, uac.NewRequest("OPTIONS", "sip:bob@"+p.udp, 1))
+	a.Reply(a.Request(sip.OPTIONS), 404, "")
+	uac.Final()
+
+	mfs := gather(t, p.Stats())
+	req := byLabel(mfs["imsdlg_tm_received_requests_total"])
+	assert.Equal(t, 1.0, req["INVITE"].GetCounter().GetValue())
+	assert.Equal(t, 1.0, req["OPTIONS"].GetCounter().GetValue())
+	assert.Equal(t, 0.0, req["BYE"].GetCounter().GetValue())
+	rep := byLabel(mfs["imsdlg_tm_sent_replies_total"])
+	for code, n := range map[string]float64{"100": 1, "180": 1, "200": 1, "404": 1} {
+		if assert.Contains(t, rep, code) {
+			assert.Equal(t, n, rep[code].GetCounter().GetValue(), "replies %s", code)
+		}
+	}
+	assert.NotContains(t, rep, "486", "codes never sent are left out")
+
+	setup := byLabel(mfs["imsdlg_tm_invite_setup_seconds"])
+	assert.Equal(t, uint64(1), setup["ringing"].GetHistogram().GetSampleCount())
+	assert.InDelta(t, 2, setup["ringing"].GetHistogram().GetSampleSum(), 0.01)
+	assert.InDelta(t, 5, setup["answer"].GetHistogram().GetSampleSum(), 0.01)
+	lat := mfs["imsdlg_tm_relay_latency_seconds"].Metric[0].GetHistogram()
+	assert.Equal(t, uint64(2), lat.GetSampleCount(), "the INVITE and the OPTIONS were relayed")
+	assert.Less(t, lat.GetSampleSum(), 1.0, "no fake-clock time passed before they were relayed")
+
+	problems, err := promlint.NewWithMetricFamilies(func() []*dto.MetricFamily {
+		var out []*dto.MetricFamily
+		for _, mf := range mfs {
+			out = append(out, mf)
+		}
+		return out
+	}()).Lint()
+	require.NoError(t, err)
+	assert.Empty(t, problems, "Prometheus naming")
+}

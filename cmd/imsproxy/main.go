@@ -216,7 +216,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reg.MustRegister(proxy.Stats(), dialogs.Stats(), prof.set.Stats())
+	reg.MustRegister(proxy.Stats(), proxy.TransportStats(), dialogs.Stats(), prof.set.Stats())
 	if db.persister != nil {
 		reg.MustRegister(db.persister.Stats())
 	}

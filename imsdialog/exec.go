@@ -3,6 +3,7 @@ package imsdialog
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 
@@ -81,9 +82,14 @@ func (m *Manager) run(d *Dialog, acts []Action, p CallbackParams) {
 		case ActFire:
 			m.fire(d, a.Callback, p)
 		case ActStateChanged:
-			m.stats.transition(a.From, a.To, d.endReason())
+			end := d.endReason()
+			m.stats.transition(a.From, a.To, end)
 			if a.After > 0 {
 				m.stats.duration.Observe(a.After.Seconds())
+			}
+			if a.To == Terminated {
+				m.log.Info("call ended", "callid", d.CallID, "did", d.did, "reason", end.String(),
+					"answered", a.From == Confirmed || a.From == ConfirmedNA, "duration", a.After.Round(time.Millisecond))
 			}
 			// Debug, and checked first: at 2000 calls/s the boxed
 			// arguments alone were 20 allocations per call.

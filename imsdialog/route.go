@@ -1,7 +1,9 @@
 package imsdialog
 
 import (
+	"context"
 	"github.com/emiago/sipgo/sip"
+	"log/slog"
 
 	"github.com/imsdlg/imsdlg/dlgout"
 	"github.com/imsdlg/imsdlg/spiral"
@@ -243,7 +245,11 @@ func (m *Manager) startLocked(d *Dialog) []Action {
 	d.admitted = true
 	m.insert(d)
 	m.stats.created.Add(1)
-	m.log.Info("dialog created", "callid", d.CallID, "did", d.did)
+	// Debug: a call's one Info line is at its end ("call ended"), with
+	// what an operator asks about a call.
+	if m.log.Enabled(context.Background(), slog.LevelDebug) {
+		m.log.Debug("dialog created", "callid", d.CallID, "did", d.did)
+	}
 	acts := d.cell.Step(m.clock.Now(), Event{Kind: EvCreated})
 	m.timersLocked(d, acts)
 	return acts

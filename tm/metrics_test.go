@@ -1,6 +1,9 @@
 package tm
 
 import (
+	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -85,4 +88,47 @@ func TestIssue12_7_RequestsRepliesAndSetupTimes(t *testing.T) {
 	}()).Lint()
 	require.NoError(t, err)
 	assert.Empty(t, problems, "Prometheus naming")
+}
+
+// Issue 12 §8: no log line carries a key twice (the transport's lines had
+// component=transport twice: a JSON consumer keeps one or refuses both).
+func TestIssue12_8_NoDuplicateKeysInLogLines(t *testing.T) {
+	var buf lockedLog
+	p := startProxy(t, testCfg(), toUAs(), func(o *Options) { o.Logger = slog.New(slog.NewTextHandler(&buf, nil)) })
+	ua := siptest.NewUA(t)
+	for range 3 { // parse failures are logged by the transport, rate-limited
+		ua.SendRaw(p.udp, "garbage that is not SIP\r\n\r\n")
+	}
+	require.Eventually(t, func() bool { return strings.Contains(buf.String(), "component=transport") }, 5*time.Second, 10*time.Millisecond,
+		"the transport logged nothing: %s", buf.String())
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		seen := map[string]bool{}
+		for _, f := range strings.Fields(line) {
+			k, _, ok := strings.Cut(f, "=")
+			if !ok || strings.ContainsAny(k, `"`) {
+				continue
+			}
+			if seen[k] {
+				t.Errorf("key %s twice in %q", k, line)
+			}
+			seen[k] = true
+		}
+	}
+}
+
+type lockedLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -173,7 +173,7 @@ func New(o Options) (*Proxy, error) {
 	to := o.Transport
 	to.Handler = p.onMessage
 	to.Parser = p.parser
-	to.Logger = p.log.With("component", "transport")
+	to.Logger = p.log // the transport adds its component
 	to.MaxMessageSize = c.MaxMessageSize
 	if to.UDPReadBuffer == 0 {
 		// The readers drain a socket; a burst must wait in the kernel

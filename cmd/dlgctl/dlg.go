@@ -38,7 +38,7 @@ Flags:
   --callid X         Call-ID of the dialog
   --ftag Y           From tag (the caller's tag)
   --ttag Z           To tag, to pick the dialog of one answered leg
-  --id E:I           the dialog's h_entry:h_id, as shown by 'dlg list'
+  --id E:I           the dialog's h_entry:h_id, as shown by 'dlg list', or its did (hex e.i, as in the logs)
 ` + globalsHint
 
 const usageDlgTerminate = `Usage: dlgctl dlg terminate --callid X --ftag Y [--ttag Z] [OPTIONS]
@@ -51,7 +51,7 @@ Flags:
   --callid X         Call-ID of the dialog
   --ftag Y           From tag (the caller's tag)
   --ttag Z           To tag, to pick the dialog of one answered leg
-  --id E:I           the dialog's h_entry:h_id, as shown by 'dlg list'
+  --id E:I           the dialog's h_entry:h_id, as shown by 'dlg list', or its did (hex e.i, as in the logs)
   --side SIDE        caller, callee or both (the daemon's default: both)
   --reason TEXT      text of the Reason header sent with the requests
   --header "N: v"    extra header for the requests; repeat for more
@@ -64,7 +64,7 @@ Ends a call through dlg.end_dlg (Kamailio's name, usually given the dialog's
 h_entry:h_id); the same effect and options as 'dlg terminate'.
 
 Flags:
-  --id E:I           the dialog's h_entry:h_id, as shown by 'dlg list'
+  --id E:I           the dialog's h_entry:h_id, as shown by 'dlg list', or its did (hex e.i, as in the logs)
   --callid X         Call-ID of the dialog
   --ftag Y           From tag (the caller's tag)
   --ttag Z           To tag
@@ -140,15 +140,23 @@ func (s selector) params(usage string) (dlgParams, error) {
 }
 
 // parseID reads "H_ENTRY:H_ID", both unsigned 32-bit numbers as dlg.list
-// shows them.
+// shows them, or the did "e.i" (both in hex) as the logs, the events and
+// the dialog store spell it.
 func parseID(id string) (hEntry, hID uint32, err error) {
-	es, is, ok := strings.Cut(id, ":")
-	if !ok {
-		return 0, 0, fmt.Errorf("want H_ENTRY:H_ID, e.g. 3:1207")
+	base, sep := 10, ":"
+	if !strings.Contains(id, ":") && strings.Contains(id, ".") {
+		base, sep = 16, "."
 	}
-	e, err1 := strconv.ParseUint(es, 10, 32)
-	i, err2 := strconv.ParseUint(is, 10, 32)
+	es, is, ok := strings.Cut(id, sep)
+	if !ok {
+		return 0, 0, fmt.Errorf("want H_ENTRY:H_ID (e.g. 3:1207) or the did of the logs (e.g. 3.4b7)")
+	}
+	e, err1 := strconv.ParseUint(es, base, 32)
+	i, err2 := strconv.ParseUint(is, base, 32)
 	if err1 != nil || err2 != nil {
+		if base == 16 {
+			return 0, 0, fmt.Errorf("want a did, two hex numbers, e.g. 3.4b7")
+		}
 		return 0, 0, fmt.Errorf("want H_ENTRY:H_ID, two unsigned numbers, e.g. 3:1207")
 	}
 	return uint32(e), uint32(i), nil

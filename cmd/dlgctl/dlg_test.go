@@ -168,6 +168,20 @@ func TestDlgGet(t *testing.T) {
 			wantStdout: indented(t, dlgGetResult),
 		},
 		{
+			name:       "by the did of the logs (hex)",
+			args:       []string{"dlg", "get", "--id", "c.1", "-o", "json"},
+			replies:    get,
+			wantCalls:  []gotCall{{"dlg.get", `{"h_entry":12,"h_id":1}`}},
+			wantStdout: indented(t, dlgGetResult),
+		},
+		{
+			name:       "by a did as large as it gets",
+			args:       []string{"dlg", "get", "--id", "ffffffff.FFFFFFFF", "-o", "json"},
+			replies:    get,
+			wantCalls:  []gotCall{{"dlg.get", `{"h_entry":4294967295,"h_id":4294967295}`}},
+			wantStdout: indented(t, dlgGetResult),
+		},
+		{
 			name:       "by id 0:0: zero is sent, not dropped",
 			args:       []string{"dlg", "get", "--id", "0:0", "-o", "json"},
 			replies:    get,

@@ -70,6 +70,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	log := cfg.Log.NewLogger(stderr)
+	bridgeLogs(log)
 	cfg.Runtime.apply(log)
 	if err := serve(ctx, cfg, log); err != nil {
 		log.Error("imsproxy stopped", "error", err)
@@ -251,6 +252,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	registerMethods(api, proxy, loc)
 	registerDialogMethods(api, dialogs, db.stats)
 	registerProfileMethods(api, dialogs, prof.set)
+	api.Audit("dlg.terminate_dlg", "dlg.end_dlg", "dlg.profile_end_dlgs", "tm.uac_dlg")
 
 	errc := make(chan error, 1)
 	if cfg.Mgmt.Listen != "" {

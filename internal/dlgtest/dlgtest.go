@@ -5,6 +5,7 @@
 package dlgtest
 
 import (
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -25,6 +26,8 @@ type Options struct {
 	OnStateChange imsdialog.StateFunc
 	// Modules come after the dialog module in the chain.
 	Modules []tm.Module
+	// Logger of the dialog module and tm; nil: slog.Default().
+	Logger *slog.Logger
 }
 
 // Env is a proxy with the dialog module on loopback.
@@ -65,11 +68,11 @@ func New(t testing.TB, o Options, inner tm.Router) *Env {
 	if o.Config != nil {
 		cfg = *o.Config
 	}
-	m, err := imsdialog.New(imsdialog.Options{Config: cfg, Clock: e.Clock, Limiter: o.Limiter,
+	m, err := imsdialog.New(imsdialog.Options{Config: cfg, Clock: e.Clock, Limiter: o.Limiter, Logger: o.Logger,
 		Persister: o.Persister, OnStateChange: o.OnStateChange})
 	require.NoError(t, err)
 	mods := append([]tm.Module{m.Module()}, o.Modules...)
-	p, err := tm.New(tm.Options{Config: tm.DefaultConfig(), Router: inner, Modules: mods, Clock: e.Clock})
+	p, err := tm.New(tm.Options{Config: tm.DefaultConfig(), Router: inner, Modules: mods, Clock: e.Clock, Logger: o.Logger})
 	require.NoError(t, err)
 	a, err := p.Listen("udp", "127.0.0.1:0", "")
 	require.NoError(t, err)

@@ -148,6 +148,7 @@ type Server struct {
 
 	mu      sync.RWMutex
 	methods map[string]Handler
+	audited map[string]bool // methods that change state: logged at Info
 
 	ready atomic.Pointer[func(context.Context) error]
 }
@@ -200,6 +201,27 @@ func (s *Server) Register(method string, h Handler) {
 	}
 	s.methods[method] = h
 }
+
+// Audit marks methods that change the proxy's state (end calls, send
+// requests): each call of one leaves an Info line with the method, its
+// params, the client's address and the outcome, so that an operator can
+// tell who ended a call. Read-only methods stay at Debug.
+func (s *Server) Audit(methods ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.audited == nil {
+		s.audited = map[string]bool{}
+	}
+	for _, m := range methods {
+		s.audited[m] = true
+	}
+}
+
+// auditParamsMax bounds the params an audit line quotes.
+const auditParamsMax = 512
+
+// remoteKey carries the client's address to call, for the audit line.
+type remoteKey struct{}
 
 // Methods returns the registered method names, sorted.
 func (s *Server) Methods() []string {
@@ -362,7 +384,7 @@ func (s *Server) serveRPC(w http.ResponseWriter, r *http.Request) {
 		s.writeResponse(w, http.StatusBadRequest, errorResponse(nil, NewError(CodeParseError, "read request body: %v", err)))
 		return
 	}
-	reply := s.handleBody(r.Context(), body)
+	reply := s.handleBody(context.WithValue(r.Context(), remoteKey{}, r.RemoteAddr), body)
 	if reply == nil {
 		w.WriteHeader(http.StatusNoContent) // only notifications: nothing to answer
 		return
@@ -508,6 +530,7 @@ func isNull(raw json.RawMessage) bool {
 func (s *Server) call(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, *Error) {
 	s.mu.RLock()
 	h, ok := s.methods[method]
+	audited := s.audited[method]
 	s.mu.RUnlock()
 	if !ok {
 		s.logger.Debug("mgmt: unknown RPC method", "method", method)
@@ -527,6 +550,18 @@ func (s *Server) call(ctx context.Context, method string, params json.RawMessage
 	}
 
 	attrs := []any{"method", method, "duration", time.Since(start)}
+	if audited {
+		remote, _ := ctx.Value(remoteKey{}).(string)
+		p := string(params)
+		if len(p) > auditParamsMax {
+			p = p[:auditParamsMax] + "..."
+		}
+		a := append(attrs, "remote", remote, "params", p, "ok", rpcErr == nil)
+		if rpcErr != nil {
+			a = append(a, "code", rpcErr.Code, "err", rpcErr.Message)
+		}
+		s.logger.Info("mgmt: audit", a...)
+	}
 	switch {
 	case rpcErr == nil:
 		s.logger.Debug("mgmt: RPC call", attrs...)

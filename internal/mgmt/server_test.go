@@ -586,3 +586,38 @@ func TestIssue15_BatchAndResponseBounds(t *testing.T) {
 	assert.Equal(t, 2, strings.Count(rec.Body.String(), `"result":"ok"`))
 	assert.Contains(t, rec.Body.String(), `"code":-32011`)
 }
+
+// Issue 12 §8: a call of a method that changes state leaves an Info line
+// with the method, its params, the client and the outcome; read-only
+// methods leave none at Info.
+func TestIssue12_8_StateChangingCallsAreAudited(t *testing.T) {
+	var logs bytes.Buffer
+	s := New(slog.New(slog.NewJSONHandler(&logs, nil)), prometheus.NewRegistry())
+	s.Register("test.end", func(context.Context, json.RawMessage) (any, error) { return "ended", nil })
+	s.Register("test.endfail", func(context.Context, json.RawMessage) (any, error) {
+		return nil, NotFound("dialog %q not found", "x")
+	})
+	s.Register("test.read", func(context.Context, json.RawMessage) (any, error) { return 1, nil })
+	s.Audit("test.end", "test.endfail")
+	for _, body := range []string{
+		`{"jsonrpc":"2.0","method":"test.end","params":{"callid":"a84b"},"id":1}`,
+		`{"jsonrpc":"2.0","method":"test.endfail","params":{"callid":"zz"},"id":2}`,
+		`{"jsonrpc":"2.0","method":"test.read","id":3}`,
+	} {
+		post(t, s.Handler(), body)
+	}
+	var lines []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var m map[string]any
+		require.NoError(t, json.Unmarshal([]byte(l), &m), l)
+		lines = append(lines, m)
+	}
+	require.Len(t, lines, 2, "one audit line per state-changing call: %s", logs.String())
+	assert.Equal(t, "mgmt: audit", lines[0]["msg"])
+	assert.Equal(t, "test.end", lines[0]["method"])
+	assert.Equal(t, `{"callid":"a84b"}`, lines[0]["params"])
+	assert.Equal(t, true, lines[0]["ok"])
+	assert.Equal(t, "192.0.2.1:1234", lines[0]["remote"], "httptest's client address")
+	assert.Equal(t, false, lines[1]["ok"])
+	assert.Contains(t, lines[1]["err"], "not found")
+}

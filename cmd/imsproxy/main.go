@@ -241,6 +241,9 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		if err := rec.ready(); err != nil {
 			return err
 		}
+		if !cfg.Mgmt.ReadyRequiresRedis {
+			return nil
+		}
 		if err := prof.ready(ctx); err != nil {
 			return err
 		}

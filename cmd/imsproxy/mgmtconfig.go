@@ -36,6 +36,12 @@ type MgmtConfig struct {
 	// keep-alive connection.
 	WriteTimeout time.Duration `config:"write_timeout" unit:"s"`
 	IdleTimeout  time.Duration `config:"idle_timeout" unit:"s"`
+	// ReadyRequiresRedis makes /readyz fail while a Redis the node uses
+	// (profiles.cachedb_url with fail_closed, dialog.db_url) does not
+	// answer. Off by default: Redis is shared, so its outage would make
+	// every node unready at once, and a load balancer would cut the
+	// in-dialog requests (BYEs) those nodes still relay.
+	ReadyRequiresRedis bool `config:"ready_requires_redis"`
 
 	// token is Token, or TokenFile's content.
 	token string `config:"-"`
@@ -53,6 +59,7 @@ func mgmtDefaults() map[string]any {
 		"mgmt.max_response_size":          mgmt.DefaultMaxResponseBytes,
 		"mgmt.write_timeout":              mgmt.DefaultWriteTimeout.String(),
 		"mgmt.idle_timeout":               mgmt.DefaultIdleTimeout.String(),
+		"mgmt.ready_requires_redis":       false,
 	}
 }
 

@@ -188,15 +188,20 @@ func TestE2E_SharedLimitAcrossTwoNodes(t *testing.T) {
 func TestE2E_SharedProfileRedisDown(t *testing.T) {
 	RequireTools(t)
 	for _, tc := range []struct {
-		mode      string
-		scenario  string
-		keys      map[string]string
-		wantReady int
+		name, mode string
+		scenario   string
+		keys       map[string]string
+		readyRedis bool // mgmt.ready_requires_redis
+		wantReady  int
 	}{
-		{"fail_closed", "uac_expect.xml", map[string]string{"code": "503"}, http.StatusServiceUnavailable},
-		{"fail_open", "uac.xml", nil, http.StatusOK},
+		// Issue 12 §11: Redis is shared, so by default its outage does not
+		// make every node unready at once: they still relay in-dialog
+		// requests. ready_requires_redis restores the strict check.
+		{"fail_closed", "fail_closed", "uac_expect.xml", map[string]string{"code": "503"}, false, http.StatusOK},
+		{"fail_closed_ready_requires_redis", "fail_closed", "uac_expect.xml", map[string]string{"code": "503"}, true, http.StatusServiceUnavailable},
+		{"fail_open", "fail_open", "uac.xml", nil, false, http.StatusOK},
 	} {
-		t.Run(tc.mode, func(t *testing.T) {
+		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			srv := redistest.Start(t, redistest.Options{Persistent: true})
 			rc := srv.Client(t)
@@ -205,7 +210,8 @@ func TestE2E_SharedProfileRedisDown(t *testing.T) {
 				calls = 2
 			}
 			uas := StartSipp(t, SippArgs{Scenario: "uas.xml", Calls: calls})
-			p := limitedNode(t, srv.URL(), "node-"+tc.mode, 5, tc.mode, uas)
+			p := StartProxyEnv(t, limitedNodeYAML(t, srv.URL(), "node-"+tc.name, 5, tc.mode, uas),
+				fmt.Sprintf("IMSDLG_MGMT_READY_REQUIRES_REDIS=%t", tc.readyRedis))
 
 			uac1 := StartSipp(t, SippArgs{Scenario: "uac.xml", Remote: p.Addr("udp"), Service: "bob", Pause: 4 * time.Second})
 			waitCounter(t, rc, callerValKey, 1)

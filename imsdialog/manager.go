@@ -203,6 +203,10 @@ func (m *Manager) ByDID(did string) *Dialog {
 	return m.Lookup(e, id)
 }
 
+// ByCallID returns the dialogs of a Call-ID (a forked call, or a call and
+// its spiral, may have several), for a lookup by Call-ID alone.
+func (m *Manager) ByCallID(callID string) []*Dialog { return m.byCallID(callID) }
+
 // byCallID returns the dialogs of a Call-ID (they share a table entry).
 func (m *Manager) byCallID(callID string) []*Dialog {
 	en := &m.table[m.entryOf(callID)]

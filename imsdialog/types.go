@@ -19,6 +19,16 @@ const (
 
 var stateNames = [...]string{"", "UNCONFIRMED", "EARLY", "CONFIRMED_NA", "CONFIRMED", "TERMINATED", "DELETED"}
 
+// ParseState reads a state name (any case), as String writes it.
+func ParseState(name string) (State, bool) {
+	for i, n := range stateNames {
+		if i > 0 && strings.EqualFold(n, name) {
+			return State(i), true
+		}
+	}
+	return 0, false
+}
+
 func (s State) String() string {
 	if int(s) < len(stateNames) && s > 0 {
 		return stateNames[s]

@@ -16,7 +16,8 @@ Commands:
   terminate SELECTOR [OPTIONS]       end a call (dlg.terminate_dlg)
   end --id H_ENTRY:H_ID [OPTIONS]    end a call (dlg.end_dlg)
 
-SELECTOR is --callid X --ftag Y [--ttag Z], or --id H_ENTRY:H_ID.
+SELECTOR is --callid X [--ftag Y [--ttag Z]] (the Call-ID alone when it has one
+dialog), or --id H_ENTRY:H_ID (or the did of the logs, hex E.I).
 Run 'dlgctl dlg COMMAND -h' for a command's flags; 'dlgctl -h' for the global flags.
 `
 
@@ -133,9 +134,11 @@ func (s selector) params(usage string) (dlgParams, error) {
 	switch {
 	case s.callid == "":
 		return dlgParams{}, usagef(usage, "missing --callid (or --id H_ENTRY:H_ID)")
-	case s.ftag == "":
-		return dlgParams{}, usagef(usage, "missing --ftag (the From tag of dialog %q)", s.callid)
+	case s.ftag == "" && s.ttag != "":
+		return dlgParams{}, usagef(usage, "--ttag needs --ftag (the From tag of dialog %q)", s.callid)
 	}
+	// --callid alone names the dialog when its Call-ID has only one; the
+	// daemon says so otherwise.
 	return dlgParams{CallID: s.callid, FromTag: s.ftag, ToTag: s.ttag}, nil
 }
 

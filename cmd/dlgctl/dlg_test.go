@@ -168,6 +168,13 @@ func TestDlgGet(t *testing.T) {
 			wantStdout: indented(t, dlgGetResult),
 		},
 		{
+			name:       "by the Call-ID alone",
+			args:       []string{"dlg", "get", "--callid", "77@host", "-o", "json"},
+			replies:    get,
+			wantCalls:  []gotCall{{"dlg.get", `{"callid":"77@host"}`}},
+			wantStdout: indented(t, dlgGetResult),
+		},
+		{
 			name:       "by the did of the logs (hex)",
 			args:       []string{"dlg", "get", "--id", "c.1", "-o", "json"},
 			replies:    get,

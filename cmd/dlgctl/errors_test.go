@@ -31,7 +31,7 @@ func TestUsageErrors(t *testing.T) {
 		{"unknown dlg command", []string{"dlg", "kill"}, `dlgctl: unknown dlg command "kill"`, "Usage: dlgctl dlg COMMAND"},
 		{"get: no selector", []string{"dlg", "get"}, "dlgctl: missing --callid (or --id H_ENTRY:H_ID)", "Usage: dlgctl dlg get"},
 		{"get: --ttag alone", []string{"dlg", "get", "--ttag", "t"}, "dlgctl: missing --callid (or --id H_ENTRY:H_ID)", "Usage: dlgctl dlg get"},
-		{"get: no --ftag", []string{"dlg", "get", "--callid", "c"}, `dlgctl: missing --ftag (the From tag of dialog "c")`, "Usage: dlgctl dlg get"},
+		{"get: --ttag without --ftag", []string{"dlg", "get", "--callid", "c", "--ttag", "t"}, `dlgctl: --ttag needs --ftag (the From tag of dialog "c")`, "Usage: dlgctl dlg get"},
 		{"terminate: no --callid", []string{"dlg", "terminate", "--ftag", "f"}, "dlgctl: missing --callid (or --id H_ENTRY:H_ID)", "Usage: dlgctl dlg terminate"},
 		{"terminate: --id and --callid", []string{"dlg", "terminate", "--id", "1:2", "--callid", "c", "--ftag", "f"},
 			"dlgctl: --id and --callid/--ftag/--ttag are exclusive: name the dialog one way", "Usage: dlgctl dlg terminate"},

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/imsdlg/imsdlg/dlgdb"
 	"github.com/imsdlg/imsdlg/imsdialog"
 	"github.com/imsdlg/imsdlg/internal/mgmt"
 	"github.com/imsdlg/imsdlg/tm"
@@ -35,7 +36,16 @@ func (s dlgSelector) find(m *imsdialog.Manager) (*imsdialog.Dialog, error) {
 	case s.CallID == "":
 		return nil, mgmt.InvalidParams("missing argument \"callid\" (or \"h_entry\" and \"h_id\")")
 	case s.FromTag == "":
-		return nil, mgmt.InvalidParams("missing argument \"from_tag\"")
+		// A Call-ID alone names its dialog when it has only one, as
+		// Kamailio operators are used to.
+		switch ds := m.ByCallID(s.CallID); len(ds) {
+		case 0:
+			return nil, mgmt.NotFound("dialog callid=%q not found", s.CallID)
+		case 1:
+			return ds[0], nil
+		default:
+			return nil, mgmt.InvalidParams("%d dialogs have callid %q: add \"from_tag\" (and \"to_tag\") or give \"h_entry\" and \"h_id\"", len(ds), s.CallID)
+		}
 	}
 	if d := m.Get(s.CallID, s.FromTag, s.ToTag); d != nil {
 		return d, nil
@@ -100,6 +110,43 @@ type dialogJSON struct {
 	DlgOuts     []legJSON         `json:"dlg_outs"`
 	Vars        map[string]string `json:"vars,omitempty"`
 	Flags       uint32            `json:"flags,omitempty"`
+	// Profiles are the dialog's profile memberships (dlg.get only).
+	Profiles []membershipJSON `json:"profiles,omitempty"`
+}
+
+type membershipJSON struct {
+	Profile string `json:"profile"`
+	Value   string `json:"value,omitempty"`
+}
+
+// listFilter is what dlg.list and dlg.list_ctx accept: filters (all must
+// match) and a page of the list in (h_entry, h_id) order.
+type listFilter struct {
+	State   string `json:"state"`
+	CallID  string `json:"callid"`
+	FromURI string `json:"from_uri"` // substring
+	ToURI   string `json:"to_uri"`   // substring
+	Offset  int    `json:"offset"`
+	Limit   int    `json:"limit"` // 0: all
+}
+
+func (f *listFilter) check() error {
+	if f.Offset < 0 || f.Limit < 0 {
+		return mgmt.InvalidParams("arguments \"offset\" and \"limit\" must not be negative")
+	}
+	if f.State != "" {
+		if _, ok := imsdialog.ParseState(f.State); !ok {
+			return mgmt.InvalidParams("argument \"state\" %q is not a dialog state (UNCONFIRMED, EARLY, CONFIRMED_NA, CONFIRMED, TERMINATED)", f.State)
+		}
+	}
+	return nil
+}
+
+func (f *listFilter) match(d *dialogJSON) bool {
+	return (f.State == "" || strings.EqualFold(d.State, f.State)) &&
+		(f.CallID == "" || d.CallID == f.CallID) &&
+		(f.FromURI == "" || strings.Contains(d.FromURI, f.FromURI)) &&
+		(f.ToURI == "" || strings.Contains(d.ToURI, f.ToURI))
 }
 
 func unix(t time.Time) int64 {
@@ -134,14 +181,23 @@ func dialogView(in imsdialog.Info) dialogJSON {
 }
 
 // listDialogs returns the dialogs sorted by table position.
-func listDialogs(m *imsdialog.Manager, ctx bool) []dialogJSON {
-	ds := m.Dialogs()
+func listDialogs(m *imsdialog.Manager, ctx bool, f listFilter) []dialogJSON {
+	var ds []*imsdialog.Dialog
+	if f.CallID != "" {
+		ds = m.ByCallID(f.CallID)
+	} else {
+		ds = m.Dialogs()
+	}
 	out := make([]dialogJSON, 0, len(ds))
 	for _, d := range ds {
+		var v dialogJSON
 		if ctx {
-			out = append(out, dialogView(m.InfoCtx(d)))
+			v = dialogView(m.InfoCtx(d))
 		} else {
-			out = append(out, dialogView(d.Info(false)))
+			v = dialogView(d.Info(false))
+		}
+		if f.match(&v) {
+			out = append(out, v)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -150,26 +206,32 @@ func listDialogs(m *imsdialog.Manager, ctx bool) []dialogJSON {
 		}
 		return out[i].HID < out[j].HID
 	})
+	out = out[min(f.Offset, len(out)):]
+	if f.Limit > 0 && len(out) > f.Limit {
+		out = out[:f.Limit]
+	}
 	return out
 }
 
 // registerDialogMethods adds the dlg.* management calls (ims_dialog RPC
 // commands); their JSON shapes are a contract for operators' scripts.
 // extra adds counters of the dialog module's plug-ins to dlg.stats.
-func registerDialogMethods(api *mgmt.Server, m *imsdialog.Manager, extra func() map[string]int64) {
-	api.Register("dlg.list", func(_ context.Context, p json.RawMessage) (any, error) {
-		if err := mgmt.DecodeParams(p, &struct{}{}); err != nil {
-			return nil, err
+func registerDialogMethods(api *mgmt.Server, m *imsdialog.Manager, extra func() map[string]int64, members func(did string) []dlgdb.Membership) {
+	list := func(ctx bool) mgmt.Handler {
+		return func(_ context.Context, p json.RawMessage) (any, error) {
+			var f listFilter
+			if err := mgmt.DecodeParams(p, &f); err != nil {
+				return nil, err
+			}
+			if err := f.check(); err != nil {
+				return nil, err
+			}
+			return listDialogs(m, ctx, f), nil
 		}
-		return listDialogs(m, false), nil
-	})
-	api.Register("dlg.list_ctx", func(_ context.Context, p json.RawMessage) (any, error) {
-		if err := mgmt.DecodeParams(p, &struct{}{}); err != nil {
-			return nil, err
-		}
-		return listDialogs(m, true), nil
-	})
-	api.Register("dlg.get", func(_ context.Context, p json.RawMessage) (any, error) {
+	}
+	api.Register("dlg.list", list(false))
+	api.Register("dlg.list_ctx", list(true))
+	api.Register("dlg.get", mgmt.Positional(func(_ context.Context, p json.RawMessage) (any, error) {
 		var s dlgSelector
 		if err := mgmt.DecodeParams(p, &s); err != nil {
 			return nil, err
@@ -178,8 +240,14 @@ func registerDialogMethods(api *mgmt.Server, m *imsdialog.Manager, extra func() 
 		if err != nil {
 			return nil, err
 		}
-		return dialogView(d.Info(true)), nil
-	})
+		v := dialogView(d.Info(true))
+		if members != nil {
+			for _, ms := range members(d.DID()) {
+				v.Profiles = append(v.Profiles, membershipJSON{Profile: ms.Profile, Value: ms.Value})
+			}
+		}
+		return v, nil
+	}, "callid", "from_tag", "to_tag"))
 	terminate := func(p json.RawMessage, defaultSide string) (any, error) {
 		var tp terminateParams
 		if err := mgmt.DecodeParams(p, &tp); err != nil {
@@ -211,12 +279,15 @@ func registerDialogMethods(api *mgmt.Server, m *imsdialog.Manager, extra func() 
 		return map[string]any{"h_entry": before.HEntry, "h_id": before.HID, "callid": before.CallID,
 			"state": before.State.String(), "terminated": true}, nil
 	}
-	api.Register("dlg.terminate_dlg", func(_ context.Context, p json.RawMessage) (any, error) {
+	// Positional arguments as the seeds' commands take them: ims_dialog's
+	// dlg_terminate_dlg callid ftag ttag, Kamailio's dlg.end_dlg h_entry
+	// h_id.
+	api.Register("dlg.terminate_dlg", mgmt.Positional(func(_ context.Context, p json.RawMessage) (any, error) {
 		return terminate(p, "both")
-	})
-	api.Register("dlg.end_dlg", func(_ context.Context, p json.RawMessage) (any, error) {
+	}, "callid", "from_tag", "to_tag"))
+	api.Register("dlg.end_dlg", mgmt.Positional(func(_ context.Context, p json.RawMessage) (any, error) {
 		return terminate(p, "both")
-	})
+	}, "h_entry", "h_id"))
 	api.Register("dlg.stats", func(context.Context, json.RawMessage) (any, error) {
 		out := m.Stats().Snapshot()
 		if extra != nil {

@@ -21,7 +21,7 @@ func TestDialogRPC_Arguments(t *testing.T) {
 	m, err := imsdialog.New(imsdialog.Options{Config: imsdialog.DefaultConfig()})
 	require.NoError(t, err)
 	api := mgmt.New(nil, prometheus.NewRegistry())
-	registerDialogMethods(api, m, (&dialogDB{}).stats)
+	registerDialogMethods(api, m, (&dialogDB{}).stats, nil)
 	srv := httptest.NewServer(api.Handler())
 	defer srv.Close()
 	call := func(body string) string {
@@ -38,10 +38,17 @@ func TestDialogRPC_Arguments(t *testing.T) {
 	}{
 		{"list is an empty array", `{}`, "dlg.list", []string{`"result":[]`}},
 		{"list_ctx is an empty array", `{}`, "dlg.list_ctx", []string{`"result":[]`}},
-		{"list takes no arguments", `{"callid":"c"}`, "dlg.list", []string{`-32602`, `callid`}},
+		{"list refuses what it does not filter on", `{"force":true}`, "dlg.list", []string{`-32602`, `force`}},
+		{"list filters by a state it knows", `{"state":"ringing"}`, "dlg.list", []string{`-32602`, `state`, `ringing`}},
+		{"list pages from a non-negative offset", `{"offset":-1}`, "dlg.list", []string{`-32602`, `offset`}},
+		{"system.listMethods", `[]`, "system.listMethods", []string{`"dlg.terminate_dlg"`, `"system.listMethods"`}},
+		{"positional terminate (callid ftag ttag)", `["c","a","b"]`, "dlg.terminate_dlg", []string{`-32004`, `callid=\"c\" from_tag=\"a\" to_tag=\"b\"`}},
+		{"positional end_dlg (h_entry h_id)", `[3,9]`, "dlg.end_dlg", []string{`-32004`, `h_entry=3 h_id=9`}},
+		{"too many positional arguments", `["c","a","b","d"]`, "dlg.terminate_dlg", []string{`-32602`, `at most 3 positional arguments (callid, from_tag, to_tag)`}},
+		{"positional where a method takes none", `["x"]`, "dlg.list", []string{`-32602`, `positional`}},
 		{"stats", `{}`, "dlg.stats", []string{`"active_dialogs":0`, `"failed_dialogs":0`, `"db_writes":0`}},
 		{"missing callid", `{"from_tag":"a"}`, "dlg.get", []string{`-32602`, `callid`}},
-		{"missing from_tag", `{"callid":"c"}`, "dlg.terminate_dlg", []string{`-32602`, `from_tag`}},
+		{"callid alone, no such dialog", `{"callid":"c"}`, "dlg.terminate_dlg", []string{`-32004`, `callid=\"c\" not found`}},
 		{"h_entry without h_id", `{"h_entry":1}`, "dlg.end_dlg", []string{`-32602`, `h_id`}},
 		{"unknown argument", `{"callid":"c","from_tag":"a","force":true}`, "dlg.terminate_dlg", []string{`-32602`, `force`}},
 		{"bad side", `{"callid":"c","from_tag":"a","side":"up"}`, "dlg.terminate_dlg", []string{`-32602`, `side`}},

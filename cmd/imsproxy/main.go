@@ -253,7 +253,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		api.EnablePprof()
 	}
 	registerMethods(api, proxy, loc)
-	registerDialogMethods(api, dialogs, db.stats)
+	registerDialogMethods(api, dialogs, db.stats, prof.memberships)
 	registerProfileMethods(api, dialogs, prof.set)
 	api.Audit("dlg.terminate_dlg", "dlg.end_dlg", "dlg.profile_end_dlgs", "tm.uac_dlg")
 

@@ -57,7 +57,7 @@ func registerProfileMethods(api *mgmt.Server, m *imsdialog.Manager, set *profile
 		}
 		return pp, nil
 	}
-	api.Register("dlg.profile_get_size", func(ctx context.Context, p json.RawMessage) (any, error) {
+	api.Register("dlg.profile_get_size", mgmt.Positional(func(ctx context.Context, p json.RawMessage) (any, error) {
 		pp, err := decode(p)
 		if err != nil {
 			return nil, err
@@ -67,8 +67,8 @@ func registerProfileMethods(api *mgmt.Server, m *imsdialog.Manager, set *profile
 			return nil, profileError(err)
 		}
 		return map[string]any{"profile": pp.Profile, "value": pp.Value, "size": n}, nil
-	})
-	api.Register("dlg.profile_get_values", func(ctx context.Context, p json.RawMessage) (any, error) {
+	}, "profile", "value"))
+	api.Register("dlg.profile_get_values", mgmt.Positional(func(ctx context.Context, p json.RawMessage) (any, error) {
 		var pp struct {
 			Profile string `json:"profile" mgmt:"required"`
 		}
@@ -85,8 +85,8 @@ func registerProfileMethods(api *mgmt.Server, m *imsdialog.Manager, set *profile
 		}
 		sort.Slice(out, func(i, j int) bool { return out[i].Value < out[j].Value })
 		return map[string]any{"profile": pp.Profile, "values": out}, nil
-	})
-	api.Register("dlg.profile_list_dlgs", func(_ context.Context, p json.RawMessage) (any, error) {
+	}, "profile"))
+	api.Register("dlg.profile_list_dlgs", mgmt.Positional(func(_ context.Context, p json.RawMessage) (any, error) {
 		pp, err := decode(p)
 		if err != nil {
 			return nil, err
@@ -99,8 +99,8 @@ func registerProfileMethods(api *mgmt.Server, m *imsdialog.Manager, set *profile
 			}
 		}
 		return map[string]any{"profile": pp.Profile, "value": pp.Value, "dialogs": out}, nil
-	})
-	api.Register("dlg.profile_end_dlgs", func(_ context.Context, p json.RawMessage) (any, error) {
+	}, "profile", "value"))
+	api.Register("dlg.profile_end_dlgs", mgmt.Positional(func(_ context.Context, p json.RawMessage) (any, error) {
 		pp, err := decode(p)
 		if err != nil {
 			return nil, err
@@ -123,7 +123,7 @@ func registerProfileMethods(api *mgmt.Server, m *imsdialog.Manager, set *profile
 			return nil, mgmt.NewError(mgmt.CodeInternalError, "ended %d dialogs; %v", ended, errors.Join(errs...))
 		}
 		return map[string]any{"profile": pp.Profile, "value": pp.Value, "ended": ended}, nil
-	})
+	}, "profile", "value"))
 	api.Register("dlg.list_all_profiles", func(_ context.Context, p json.RawMessage) (any, error) {
 		if err := mgmt.DecodeParams(p, &struct{}{}); err != nil {
 			return nil, err

@@ -59,6 +59,7 @@ func TestIssue5_ProfileRPC(t *testing.T) {
 
 	api := mgmt.New(nil, prometheus.NewRegistry())
 	registerProfileMethods(api, m, set)
+	registerDialogMethods(api, m, nil, prof.memberships)
 	srv := httptest.NewServer(api.Handler())
 	defer srv.Close()
 	call := func(method, params string) string {
@@ -81,6 +82,15 @@ func TestIssue5_ProfileRPC(t *testing.T) {
 		{"undeclared profile", "dlg.profile_get_size", `{"profile":"nope"}`, []string{`-32004`, `nope\" is not declared`}},
 		{"missing profile", "dlg.profile_list_dlgs", `{}`, []string{`-32602`, `profile`}},
 		{"value on a profile without value", "dlg.profile_end_dlgs", `{"profile":"calls","value":"x","force":1}`, []string{`-32602`, `force`}},
+		// Issue 12 §10: Kamailio habits.
+		{"positional size (profile value)", "dlg.profile_get_size", `["caller","bob"]`, []string{`"size":1`, `"value":"bob"`}},
+		{"positional values (profile)", "dlg.profile_get_values", `["caller"]`, []string{`"value":"alice"`}},
+		{"dlg.get by Call-ID alone shows the memberships", "dlg.get", `{"callid":"call-alice"}`,
+			[]string{`"callid":"call-alice"`, `"profiles":[{"profile":"caller","value":"alice"},{"profile":"calls"}]`}},
+		{"positional dlg.get (callid ftag)", "dlg.get", `["call-bob","fbob"]`, []string{`"callid":"call-bob"`}},
+		{"dlg.list filtered by the caller", "dlg.list", `{"from_uri":"bob@"}`, []string{`"callid":"call-bob"`}},
+		{"dlg.list filtered by state", "dlg.list", `{"state":"early"}`, []string{`"result":[]`}},
+		{"dlg.list paged", "dlg.list", `{"offset":1,"limit":1}`, []string{`"result":[{"h_entry"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := call(tc.method, tc.params)
@@ -91,6 +101,12 @@ func TestIssue5_ProfileRPC(t *testing.T) {
 	}
 	out := call("dlg.profile_list_dlgs", `{"profile":"caller","value":"bob"}`)
 	assert.NotContains(t, out, "call-alice", "only bob's dialog")
+	assert.NotContains(t, call("dlg.list", `{"from_uri":"bob@"}`), "call-alice", "the filter leaves alice out")
+	all, page := call("dlg.list", `{}`), call("dlg.list", `{"offset":1,"limit":1}`)
+	assert.Equal(t, 2, strings.Count(all, `"h_entry"`))
+	assert.Equal(t, 1, strings.Count(page, `"h_entry"`))
+	second := all[strings.LastIndex(all, `"callid"`):]
+	assert.Contains(t, page, second[:strings.Index(second, ",")], "the page is the second dialog of the whole list")
 
 	out = call("dlg.profile_end_dlgs", `{"profile":"caller","value":"alice"}`)
 	assert.Contains(t, out, `"ended":1`)
@@ -108,3 +124,36 @@ func (nopSender) Send(*sip.Request, string, func(*sip.Response, error)) error {
 func (nopSender) ForwardStateless(*sip.Request, string) error { return errors.New("not sent") }
 func (nopSender) IsOurURI(*sip.Uri) bool                      { return false }
 func (nopSender) IsOurVia(*sip.ViaHeader) bool                { return false }
+
+// Issue 12 §10: a Call-ID alone names a dialog only when it has one; with
+// two (a forked or spiralled call) the error says how to choose.
+func TestIssue12_10_CallIDAloneMustBeUnique(t *testing.T) {
+	m, err := imsdialog.New(imsdialog.Options{Config: imsdialog.DefaultConfig()})
+	require.NoError(t, err)
+	store := dlgdb.NewMemory()
+	var changes []dlgdb.Change
+	for i, tag := range []string{"f1", "f2"} {
+		r := &dlgdb.Record{Version: dlgdb.CurrentVersion, HEntry: imsdialog.HashEntry("shared", imsdialog.DefaultConfig().HashSize),
+			HID: uint32(i + 1), CallID: "shared", FromTag: tag, From: "<sip:a@example.com>;tag=" + tag, To: "<sip:b@example.com>",
+			CallerTarget: "sip:a@127.0.0.1:5070", Callee: dlgdb.Leg{ToTag: "t" + tag, RemoteTarget: "sip:b@127.0.0.1:5080"},
+			State: int(imsdialog.Confirmed), Start: time.Now(), Deadline: time.Now().Add(time.Hour)}
+		changes = append(changes, dlgdb.Change{DID: r.DID(), Rec: r})
+	}
+	require.NoError(t, store.Apply(context.Background(), "n", changes))
+	p, err := dlgpersist.New(dlgpersist.Options{Store: store, Node: "n", Mode: dlgpersist.DBModeShutdown})
+	require.NoError(t, err)
+	_, err = p.Restore(context.Background(), m, nopSender{})
+	require.NoError(t, err)
+	api := mgmt.New(nil, prometheus.NewRegistry())
+	registerDialogMethods(api, m, nil, nil)
+	srv := httptest.NewServer(api.Handler())
+	defer srv.Close()
+	res, err := http.Post(srv.URL+"/rpc", "application/json",
+		strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"dlg.terminate_dlg","params":{"callid":"shared"}}`))
+	require.NoError(t, err)
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	assert.Contains(t, string(b), `-32602`)
+	assert.Contains(t, string(b), `2 dialogs have callid \"shared\": add \"from_tag\"`)
+	assert.Len(t, m.Dialogs(), 2, "neither was ended")
+}

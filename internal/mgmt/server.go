@@ -179,6 +179,8 @@ func New(logger *slog.Logger, reg prometheus.Gatherer, opts ...Option) *Server {
 		writeText(w, http.StatusOK, "ok")
 	})
 	s.mux.HandleFunc("GET /readyz", s.serveReady)
+	// Kamailio's introspection, which kamcmd users reach for first.
+	s.Register("system.listMethods", func(context.Context, json.RawMessage) (any, error) { return s.Methods(), nil })
 	return s
 }
 
@@ -601,6 +603,35 @@ func asRPCError(err error) *Error {
 	return NewError(CodeInternalError, "%s", err.Error())
 }
 
+// Positional lets h take positional parameters too, as kamcmd and the
+// MI FIFO pass them: an array is turned into an object with names, in
+// order, before h sees it (["abc", "f1"] with names callid, from_tag is
+// {"callid": "abc", "from_tag": "f1"}). Named parameters pass unchanged.
+func Positional(h Handler, names ...string) Handler {
+	return func(ctx context.Context, params json.RawMessage) (any, error) {
+		p := bytes.TrimSpace(params)
+		if len(p) == 0 || p[0] != '[' {
+			return h(ctx, params)
+		}
+		var args []json.RawMessage
+		if err := json.Unmarshal(p, &args); err != nil {
+			return nil, InvalidParams("params: %v", err)
+		}
+		if len(args) > len(names) {
+			return nil, InvalidParams("at most %d positional arguments (%s), got %d", len(names), strings.Join(names, ", "), len(args))
+		}
+		obj := make(map[string]json.RawMessage, len(args))
+		for i, a := range args {
+			obj[names[i]] = a
+		}
+		named, err := json.Marshal(obj)
+		if err != nil {
+			return nil, InvalidParams("params: %v", err)
+		}
+		return h(ctx, named)
+	}
+}
+
 // DecodeParams decodes a method's named arguments into v, a pointer. It is
 // strict, so a misspelt argument is refused rather than silently ignored:
 //
@@ -609,7 +640,7 @@ func asRPCError(err error) *Error {
 //     as encoding/json would allow);
 //   - a field tagged `mgmt:"required"` that is absent is an InvalidParams
 //     error naming it;
-//   - positional parameters (an array) are refused;
+//   - positional parameters (an array) are refused (see Positional);
 //   - absent or null params are fine when v has no required field.
 func DecodeParams(params json.RawMessage, v any) error {
 	params = bytes.TrimSpace(params)
@@ -622,7 +653,7 @@ func DecodeParams(params json.RawMessage, v any) error {
 	}
 	switch params[0] {
 	case '[':
-		return InvalidParams("positional parameters are not supported: pass an object of named arguments")
+		return InvalidParams("positional parameters are not supported by this method: pass an object of named arguments")
 	case '{':
 	default:
 		return InvalidParams("params must be an object of named arguments")

@@ -40,7 +40,7 @@ func BenchmarkValidateAndLoopHash(b *testing.B) {
 		if rej := ValidateRequest(req, nil); rej != nil {
 			b.Fatal(rej)
 		}
-		_ = LoopHash(req)
+		_ = computeLoopHash(req)
 	}
 }
 

@@ -38,7 +38,7 @@ func (p *Proxy) Send(req *sip.Request, dst string, onFinal func(*sip.Response, e
 		return err
 	}
 	if req.MaxForwards() == nil {
-		SetMaxForwards(req, 70)
+		setMaxForwards(req, 70)
 	}
 	if req.ContentLength() == nil {
 		req.SetBody(req.Body())
@@ -51,7 +51,7 @@ func (p *Proxy) Send(req *sip.Request, dst string, onFinal func(*sip.Response, e
 	if l == nil {
 		return fmt.Errorf("tm: no %s listener to send from", h.transport)
 	}
-	req.PrependHeader(newVia(l, h.transport, NewBranch(LoopHash(req))))
+	req.PrependHeader(newVia(l, h.transport, newBranch(computeLoopHash(req))))
 	d, err := p.destOf(h, l)
 	if err != nil {
 		return fmt.Errorf("tm: %s: %w", req.Method, err)
@@ -115,5 +115,5 @@ func checkLocal(req *sip.Request) error {
 // the request, a decremented Max-Forwards, and goes to dst or along its
 // Route set / Request-URI.
 func (p *Proxy) ForwardStateless(req *sip.Request, dst string) error {
-	return p.forwardStateless(req, LoopHash(req), dst)
+	return p.forwardStateless(req, computeLoopHash(req), dst)
 }

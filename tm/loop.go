@@ -88,7 +88,7 @@ func loopAppendHex(dst []byte, v uint64) []byte {
 // Route, Proxy-Require and Proxy-Authorization value.
 //
 // It must see the request as received, before §16.4 strips our Route entry
-// or rewrites the Request-URI: IsLoop runs in §16.3 step 4, before §16.4, on
+// or rewrites the Request-URI: isLoop runs in §16.3 step 4, before §16.4, on
 // the received request, and a hash taken after pre-processing would never
 // equal the one taken before it.
 //
@@ -159,18 +159,18 @@ func loopHashOf(req *sip.Request) uint64 {
 	return uint64(h.num(uint64(route)).num(uint64(proxyRequire)).num(uint64(proxyAuth)))
 }
 
-// LoopHash returns 16 lowercase hex characters identifying req for loop
+// computeLoopHash returns 16 lowercase hex characters identifying req for loop
 // detection (RFC 3261 §16.3 step 4, §16.6 step 8); loopHashOf says what it
 // covers. Compute it once, on the request as received, and pass it to
-// IsLoop, NewBranch and StatelessBranch.
-func LoopHash(req *sip.Request) string {
+// isLoop, newBranch and statelessBranch.
+func computeLoopHash(req *sip.Request) string {
 	var buf [loopHashLen]byte
-	return string(AppendLoopHash(buf[:0], req))
+	return string(appendLoopHash(buf[:0], req))
 }
 
-// AppendLoopHash appends LoopHash(req) to dst without allocating when dst
+// appendLoopHash appends computeLoopHash(req) to dst without allocating when dst
 // has room.
-func AppendLoopHash(dst []byte, req *sip.Request) []byte {
+func appendLoopHash(dst []byte, req *sip.Request) []byte {
 	return loopAppendHex(dst, loopHashOf(req))
 }
 
@@ -190,9 +190,9 @@ func loopUniqueChar(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '.'
 }
 
-// BranchLoopHash extracts the loop hash from one of our branches, or returns
+// branchLoopHash extracts the loop hash from one of our branches, or returns
 // "" when branch is not in our format.
-func BranchLoopHash(branch string) string {
+func branchLoopHash(branch string) string {
 	const hashEnd = len(loopBranchPrefix) + loopHashLen
 	if len(branch) < hashEnd+2 || branch[:len(loopBranchPrefix)] != loopBranchPrefix || branch[hashEnd] != '-' {
 		return ""
@@ -218,7 +218,7 @@ var loopBranchSeq atomic.Uint64
 
 // loopAppendBranchStart appends the magic cookie and the loop hash part. A
 // loopHash not in our format (empty, or anything that could break the Via
-// header) is left out, which BranchLoopHash then reports as "".
+// header) is left out, which branchLoopHash then reports as "".
 func loopAppendBranchStart(dst []byte, loopHash string) []byte {
 	dst = append(dst, loopBranchPrefix...)
 	if loopValidHash(loopHash) {
@@ -228,10 +228,10 @@ func loopAppendBranchStart(dst []byte, loopHash string) []byte {
 	return dst
 }
 
-// NewBranch returns the branch for one client transaction forwarding a
-// request with the given LoopHash: magic cookie, loop hash and a unique part
+// newBranch returns the branch for one client transaction forwarding a
+// request with the given computeLoopHash: magic cookie, loop hash and a unique part
 // made of a per-process counter and 64 random bits.
-func NewBranch(loopHash string) string {
+func newBranch(loopHash string) string {
 	var random [8]byte
 	// crypto/rand.Read never fails since Go 1.24; it aborts the process
 	// instead.
@@ -252,7 +252,7 @@ func NewBranch(loopHash string) string {
 	return string(b)
 }
 
-// StatelessBranch returns the branch for a request forwarded without a
+// statelessBranch returns the branch for a request forwarded without a
 // client transaction (ACK for 2xx, §16.11): a retransmission must get the
 // same branch, so it is a hash of what stays the same across
 // retransmissions: the top Via as received (sent-by, transport, branch; not
@@ -260,7 +260,7 @@ func NewBranch(loopHash string) string {
 // covers the tags, Call-ID, CSeq number and Request-URI §16.11 lists for
 // requests whose branch lacks the magic cookie. Call it before our own Via is
 // added.
-func StatelessBranch(req *sip.Request, loopHash string) string {
+func statelessBranch(req *sip.Request, loopHash string) string {
 	h := loopFNV(loopFNVOffset).str("stateless")
 	if top := req.Via(); top != nil {
 		branch, _ := top.Params.Get("branch")
@@ -275,13 +275,13 @@ func StatelessBranch(req *sip.Request, loopHash string) string {
 	return string(b)
 }
 
-// IsLoop reports whether req, as received, has been through us before with
+// isLoop reports whether req, as received, has been through us before with
 // nothing that affects its processing changed (§16.3 step 4): one of its
 // Vias was put there by us (isOurs decides from sent-by, transport and the
-// like) and carries loopHash, the LoopHash of req computed now. A Via of ours
+// like) and carries loopHash, the computeLoopHash of req computed now. A Via of ours
 // with another hash is a spiral, which proceeds. Only Vias sipgo parsed are
 // looked at.
-func IsLoop(req *sip.Request, loopHash string, isOurs func(v *sip.ViaHeader) bool) bool {
+func isLoop(req *sip.Request, loopHash string, isOurs func(v *sip.ViaHeader) bool) bool {
 	if isOurs == nil || !loopValidHash(loopHash) {
 		return false
 	}
@@ -292,7 +292,7 @@ func IsLoop(req *sip.Request, loopHash string, isOurs func(v *sip.ViaHeader) boo
 		}
 		branch, _ := via.Params.Get("branch")
 		// The string compare is cheaper than most isOurs implementations.
-		if BranchLoopHash(branch) == loopHash && isOurs(via) {
+		if branchLoopHash(branch) == loopHash && isOurs(via) {
 			return true
 		}
 	}

@@ -37,7 +37,7 @@ func ltForward(received *sip.Request, loopHash string, route ...string) *sip.Req
 		}
 		out.AppendHeader(h)
 	}
-	out.PrependHeader(ltVia(ltOurHost, NewBranch(loopHash)))
+	out.PrependHeader(ltVia(ltOurHost, newBranch(loopHash)))
 	return out
 }
 
@@ -125,8 +125,8 @@ func TestRFC3261_16_3_4_LoopDetection(t *testing.T) {
 			trip: func(t *testing.T, r *sip.Request, h string) *sip.Request {
 				back := ltNextHop(ltForward(r, h), "as.example.org")
 				back.Recipient.User = "carol"
-				h2 := LoopHash(back)
-				require.False(t, IsLoop(back, h2, ltIsOurs), "first return is a spiral")
+				h2 := computeLoopHash(back)
+				require.False(t, isLoop(back, h2, ltIsOurs), "first return is a spiral")
 				return ltNextHop(ltForward(back, h2), "as.example.org")
 			},
 			wantLoop: true,
@@ -135,7 +135,7 @@ func TestRFC3261_16_3_4_LoopDetection(t *testing.T) {
 			name: "Via of another proxy with our branch format: not ours",
 			trip: func(t *testing.T, r *sip.Request, h string) *sip.Request {
 				back := r.Clone()
-				back.PrependHeader(ltVia("other.example.org", NewBranch(h)))
+				back.PrependHeader(ltVia("other.example.org", newBranch(h)))
 				return back
 			},
 		},
@@ -174,27 +174,27 @@ func TestRFC3261_16_3_4_LoopDetection(t *testing.T) {
 				text = vtInvite
 			}
 			received := vtParse(t, text)
-			hash := LoopHash(received)
-			require.False(t, IsLoop(received, hash, ltIsOurs), "fresh request")
+			hash := computeLoopHash(received)
+			require.False(t, isLoop(received, hash, ltIsOurs), "fresh request")
 			back := ltReparse(t, tc.trip(t, received, hash))
-			assert.Equal(t, tc.wantLoop, IsLoop(back, LoopHash(back), ltIsOurs))
+			assert.Equal(t, tc.wantLoop, isLoop(back, computeLoopHash(back), ltIsOurs))
 		})
 	}
 }
 
 func TestRFC3261_16_3_4_IsLoopGuards(t *testing.T) {
 	req := vtParse(t, vtInvite)
-	h := LoopHash(req)
+	h := computeLoopHash(req)
 	back := ltForward(req, h)
-	require.True(t, IsLoop(back, h, ltIsOurs))
-	assert.False(t, IsLoop(back, h, nil), "nil isOurs")
-	assert.False(t, IsLoop(back, "", ltIsOurs), "empty hash")
-	assert.False(t, IsLoop(back, strings.ToUpper(h), ltIsOurs), "hash in upper case is not ours")
-	assert.Zero(t, testing.AllocsPerRun(100, func() { IsLoop(back, h, ltIsOurs) }))
+	require.True(t, isLoop(back, h, ltIsOurs))
+	assert.False(t, isLoop(back, h, nil), "nil isOurs")
+	assert.False(t, isLoop(back, "", ltIsOurs), "empty hash")
+	assert.False(t, isLoop(back, strings.ToUpper(h), ltIsOurs), "hash in upper case is not ours")
+	assert.Zero(t, testing.AllocsPerRun(100, func() { isLoop(back, h, ltIsOurs) }))
 }
 
 func TestRFC3261_16_6_8_LoopHashCoverage(t *testing.T) {
-	base := LoopHash(vtParse(t, vtInvite))
+	base := computeLoopHash(vtParse(t, vtInvite))
 	require.Len(t, base, 16)
 	require.Regexp(t, `^[0-9a-f]{16}$`, base)
 	// FNV-1a 64 over a fixed layout: the value must not change between
@@ -242,21 +242,21 @@ func TestRFC3261_16_6_8_LoopHashCoverage(t *testing.T) {
 				tc.edit(req)
 			}
 			if tc.changes {
-				assert.NotEqual(t, base, LoopHash(req))
+				assert.NotEqual(t, base, computeLoopHash(req))
 			} else {
-				assert.Equal(t, base, LoopHash(req))
+				assert.Equal(t, base, computeLoopHash(req))
 			}
 		})
 	}
 
 	t.Run("Route order matters, interleaving with other headers does not", func(t *testing.T) {
-		ab := LoopHash(vtParse(t, withRoute("<sip:a.example.net;lr>, <sip:b.example.net;lr>")))
-		ba := LoopHash(vtParse(t, withRoute("<sip:b.example.net;lr>, <sip:a.example.net;lr>")))
+		ab := computeLoopHash(vtParse(t, withRoute("<sip:a.example.net;lr>, <sip:b.example.net;lr>")))
+		ba := computeLoopHash(vtParse(t, withRoute("<sip:b.example.net;lr>, <sip:a.example.net;lr>")))
 		assert.NotEqual(t, ab, ba)
-		split := LoopHash(vtParse(t, vtEdit(t,
+		split := computeLoopHash(vtParse(t, vtEdit(t,
 			"Via:", "Route: <sip:a.example.net;lr>\r\nProxy-Require: x\r\nVia:",
 			"Contact:", "Route: <sip:b.example.net;lr>\r\nContact:")))
-		together := LoopHash(vtParse(t, vtEdit(t,
+		together := computeLoopHash(vtParse(t, vtEdit(t,
 			"Contact:", "Proxy-Require: x\r\nRoute: <sip:a.example.net;lr>\r\nRoute: <sip:b.example.net;lr>\r\nContact:")))
 		assert.Equal(t, together, split)
 	})
@@ -266,9 +266,9 @@ func TestRFC3261_16_6_8_AppendLoopHash(t *testing.T) {
 	req := vtParse(t, vtInvite)
 	buf := make([]byte, 0, 64)
 	buf = append(buf, "x="...)
-	got := AppendLoopHash(buf, req)
-	assert.Equal(t, "x="+LoopHash(req), string(got))
-	assert.Zero(t, testing.AllocsPerRun(100, func() { AppendLoopHash(buf[:0], req) }))
+	got := appendLoopHash(buf, req)
+	assert.Equal(t, "x="+computeLoopHash(req), string(got))
+	assert.Zero(t, testing.AllocsPerRun(100, func() { appendLoopHash(buf[:0], req) }))
 }
 
 func TestRFC3261_16_6_8_BranchLoopHash(t *testing.T) {
@@ -292,21 +292,21 @@ func TestRFC3261_16_6_8_BranchLoopHash(t *testing.T) {
 		{"", ""},
 	} {
 		t.Run(tc.branch, func(t *testing.T) {
-			assert.Equal(t, tc.want, BranchLoopHash(tc.branch))
+			assert.Equal(t, tc.want, branchLoopHash(tc.branch))
 		})
 	}
 }
 
 func TestRFC3261_16_6_8_NewBranch(t *testing.T) {
-	h := LoopHash(vtParse(t, vtInvite))
-	b := NewBranch(h)
+	h := computeLoopHash(vtParse(t, vtInvite))
+	b := newBranch(h)
 	assert.Regexp(t, `^z9hG4bK-[0-9a-f]{16}-[0-9a-f]+\.[0-9a-f]{16}$`, b)
-	assert.Equal(t, h, BranchLoopHash(b))
+	assert.Equal(t, h, branchLoopHash(b))
 
 	const n = 100000
 	seen := make(map[string]struct{}, n)
 	for i := 0; i < n; i++ {
-		b := NewBranch(h)
+		b := newBranch(h)
 		_, dup := seen[b]
 		require.False(t, dup, "duplicate branch %s after %d", b, i)
 		seen[b] = struct{}{}
@@ -323,7 +323,7 @@ func TestRFC3261_16_6_8_NewBranch(t *testing.T) {
 				defer wg.Done()
 				local := make([]string, 0, each)
 				for i := 0; i < each; i++ {
-					local = append(local, NewBranch(h))
+					local = append(local, newBranch(h))
 				}
 				mu.Lock()
 				defer mu.Unlock()
@@ -343,20 +343,20 @@ func TestRFC3261_16_6_8_NewBranch(t *testing.T) {
 			require.NoError(t, err)
 			return n
 		}
-		a, b := counter(NewBranch(h)), counter(NewBranch(h))
+		a, b := counter(newBranch(h)), counter(newBranch(h))
 		assert.Greater(t, b, a)
 	})
 
 	t.Run("random part differs, not only the counter", func(t *testing.T) {
-		a, b := NewBranch(h), NewBranch(h)
+		a, b := newBranch(h), newBranch(h)
 		assert.NotEqual(t, a[strings.LastIndexByte(a, '.'):], b[strings.LastIndexByte(b, '.'):])
 	})
 
 	for _, bad := range []string{"", "xyz", "0123456789ABCDEF", "0123456789abcdef0", "0123456789abcde\n", "0123456789abc;x="} {
 		t.Run("invalid loop hash "+bad, func(t *testing.T) {
-			b := NewBranch(bad)
+			b := newBranch(bad)
 			assert.Regexp(t, `^z9hG4bK-[0-9a-f]+\.[0-9a-f]{16}$`, b, "hash left out")
-			assert.Equal(t, "", BranchLoopHash(b))
+			assert.Equal(t, "", branchLoopHash(b))
 		})
 	}
 }
@@ -365,19 +365,19 @@ func TestRFC3261_16_11_StatelessBranch(t *testing.T) {
 	ack := vtEdit(t, "INVITE sip:", "ACK sip:", "314159 INVITE", "314159 ACK",
 		"To: Bob <sip:bob@biloxi.example.com>", "To: Bob <sip:bob@biloxi.example.com>;tag=a6c85cf")
 	req := vtParse(t, ack)
-	h := LoopHash(req)
-	b := StatelessBranch(req, h)
+	h := computeLoopHash(req)
+	b := statelessBranch(req, h)
 	assert.Regexp(t, `^z9hG4bK-[0-9a-f]{16}-[0-9a-f]{16}$`, b)
-	assert.Equal(t, h, BranchLoopHash(b), "stateless branches take part in loop detection")
+	assert.Equal(t, h, branchLoopHash(b), "stateless branches take part in loop detection")
 
 	retrans := vtParse(t, ack)
-	assert.Equal(t, b, StatelessBranch(retrans, LoopHash(retrans)), "retransmission")
-	assert.Equal(t, b, StatelessBranch(req, h), "same call twice")
+	assert.Equal(t, b, statelessBranch(retrans, computeLoopHash(retrans)), "retransmission")
+	assert.Equal(t, b, statelessBranch(req, h), "same call twice")
 
 	rportAdded := vtParse(t, ack)
 	rportAdded.Via().Params.Add("received", "192.0.2.1")
 	rportAdded.Via().Params.Add("rport", "5062")
-	assert.Equal(t, b, StatelessBranch(rportAdded, LoopHash(rportAdded)), "received/rport do not count")
+	assert.Equal(t, b, statelessBranch(rportAdded, computeLoopHash(rportAdded)), "received/rport do not count")
 
 	for _, tc := range []struct{ name, from, to string }{
 		{"top Via branch", "z9hG4bK776asdhds", "z9hG4bK776asdhdt"},
@@ -387,22 +387,22 @@ func TestRFC3261_16_11_StatelessBranch(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			other := vtParse(t, strings.Replace(ack, tc.from, tc.to, 1))
-			assert.NotEqual(t, b, StatelessBranch(other, LoopHash(other)))
+			assert.NotEqual(t, b, statelessBranch(other, computeLoopHash(other)))
 		})
 	}
 
 	t.Run("RFC 2543 request without branch", func(t *testing.T) {
 		old := strings.Replace(ack, ";branch=z9hG4bK776asdhds", "", 1)
 		r1, r2 := vtParse(t, old), vtParse(t, old)
-		assert.Equal(t, StatelessBranch(r1, LoopHash(r1)), StatelessBranch(r2, LoopHash(r2)))
+		assert.Equal(t, statelessBranch(r1, computeLoopHash(r1)), statelessBranch(r2, computeLoopHash(r2)))
 		other := vtParse(t, strings.Replace(old, "314159 ACK", "314160 ACK", 1))
-		assert.NotEqual(t, StatelessBranch(r1, LoopHash(r1)), StatelessBranch(other, LoopHash(other)))
+		assert.NotEqual(t, statelessBranch(r1, computeLoopHash(r1)), statelessBranch(other, computeLoopHash(other)))
 	})
 
 	t.Run("invalid loop hash is left out", func(t *testing.T) {
-		b := StatelessBranch(req, "bad\r\n")
+		b := statelessBranch(req, "bad\r\n")
 		assert.Regexp(t, `^z9hG4bK-[0-9a-f]{16}$`, b)
-		assert.Equal(t, "", BranchLoopHash(b))
+		assert.Equal(t, "", branchLoopHash(b))
 	})
 }
 
@@ -411,14 +411,14 @@ func BenchmarkLoopHash(b *testing.B) {
 	buf := make([]byte, 0, 16)
 	b.ReportAllocs()
 	for b.Loop() {
-		buf = AppendLoopHash(buf[:0], req)
+		buf = appendLoopHash(buf[:0], req)
 	}
 }
 
 func BenchmarkNewBranch(b *testing.B) {
-	h := LoopHash(vtParse(b, vtInvite))
+	h := computeLoopHash(vtParse(b, vtInvite))
 	b.ReportAllocs()
 	for b.Loop() {
-		NewBranch(h)
+		newBranch(h)
 	}
 }

@@ -250,7 +250,7 @@ func TestRFC3326_ReasonValue(t *testing.T) {
 	} {
 		assert.Equal(t, tc.want, ReasonValue("SIP", tc.cause, tc.text), fmt.Sprintf("%d %q", tc.cause, tc.text))
 	}
-	h := ReasonHeader("Q.850", 16, "Normal")
+	h := reasonHeader("Q.850", 16, "Normal")
 	assert.Equal(t, "Reason", h.Name())
 	assert.Equal(t, `Q.850 ;cause=16 ;text="Normal"`, h.Value())
 }

@@ -463,7 +463,7 @@ func (p *Proxy) rawAnswer(m *transport.Message, code int, reason string) {
 	}
 	dst := transport.Dest{Transport: m.Transport, Addr: m.Remote, Conn: m.Conn, Local: m.Local}
 	if m.Transport == transport.UDP {
-		if a, err := netip.ParseAddrPort(RawReplyDestination(m.Raw, m.Remote.String())); err == nil {
+		if a, err := netip.ParseAddrPort(rawReplyDestination(m.Raw, m.Remote.String())); err == nil {
 			dst.Addr = a
 		}
 	}
@@ -549,7 +549,7 @@ func (p *Proxy) serveRequest(req *sip.Request, m *transport.Message, s *srvTx) {
 			}
 		}
 	}()
-	if reason := RawHeaderProblem(m.Raw); reason != "" {
+	if reason := rawHeaderProblem(m.Raw); reason != "" {
 		p.reject(req, m, s, &Rejection{Code: 400, Reason: reason})
 		return
 	}
@@ -572,8 +572,8 @@ func (p *Proxy) serveRequest(req *sip.Request, m *transport.Message, s *srvTx) {
 		p.reject(req, m, s, &Rejection{Code: 503, Reason: "Service Unavailable - shutting down"})
 		return
 	}
-	lh := LoopHash(req)
-	if IsLoop(req, lh, p.IsOurVia) {
+	lh := computeLoopHash(req)
+	if isLoop(req, lh, p.IsOurVia) {
 		p.reject(req, m, s, &Rejection{Code: 482, Reason: "Loop Detected"})
 		return
 	}
@@ -670,8 +670,8 @@ func (p *Proxy) handleAck(req *sip.Request, m *transport.Message) {
 		p.log.Debug("ACK dropped", "callid", callID(req), "reason", rej.Reason)
 		return
 	}
-	lh := LoopHash(req)
-	if IsLoop(req, lh, p.IsOurVia) {
+	lh := computeLoopHash(req)
+	if isLoop(req, lh, p.IsOurVia) {
 		p.log.Debug("ACK dropped: loop", "callid", callID(req))
 		return
 	}
@@ -698,8 +698,8 @@ func (p *Proxy) handleAck(req *sip.Request, m *transport.Message) {
 // forwardStateless sends a request on without a transaction (§16.11): the
 // branch is derived from the request so a retransmission gets the same one.
 func (p *Proxy) forwardStateless(req *sip.Request, loopHash, dst string) error {
-	branch := StatelessBranch(req, loopHash)
-	SetMaxForwards(req, NextMaxForwards(req))
+	branch := statelessBranch(req, loopHash)
+	setMaxForwards(req, nextMaxForwards(req))
 	h, err := routeOut(req, dst)
 	if err != nil {
 		return err
@@ -857,7 +857,7 @@ func (p *Proxy) InUse() int64 { return max(p.stats.inuse.Load(), 0) }
 func (p *Proxy) EndPending(code int, reason string) int {
 	n := 0
 	for _, t := range p.invites.pending() {
-		if t.Reply(code, reason, ReasonHeader("SIP", code, reason)) == nil {
+		if t.Reply(code, reason, reasonHeader("SIP", code, reason)) == nil {
 			n++
 		}
 	}

@@ -101,7 +101,7 @@ func TestRFC3261_16_3_Validation(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			inv := uac.Invite("sip:bob@"+p.udp, tc.extra...)
 			if tc.mf != "" {
-				SetMaxForwards(inv, 0)
+				setMaxForwards(inv, 0)
 			}
 			uac.Send(p.udp, inv)
 			res := uac.Final()
@@ -154,7 +154,7 @@ func TestRFC3261_16_6_ParallelForkOwnMaxForwards(t *testing.T) {
 	ba, _ := ia.Via().Params.Get("branch")
 	bb, _ := ib.Via().Params.Get("branch")
 	assert.NotEqual(t, ba, bb, "one client transaction per branch")
-	assert.Equal(t, BranchLoopHash(ba), BranchLoopHash(bb))
+	assert.Equal(t, branchLoopHash(ba), branchLoopHash(bb))
 
 	// Both ring with their own tag: the caller sees both early dialogs.
 	a.Reply(ia, 180, "tagA")

@@ -344,7 +344,7 @@ func rawParseVia(value []byte) (hop rawViaHop, ok bool) {
 	return hop, true
 }
 
-// RawReplyDestination returns where the answer to the raw request in data,
+// rawReplyDestination returns where the answer to the raw request in data,
 // received from src (host:port), goes (RFC 3261 §18.2.2, RFC 3581).
 //
 // Over UDP it is src when the top Via has rport or names a host other than
@@ -354,7 +354,7 @@ func rawParseVia(value []byte) (hop rawViaHop, ok bool) {
 // transports, and whenever the Via cannot be read, it is src: answering
 // where the bytes came from is always safe, which matters as these bytes are
 // unvalidated. maddr is ignored for the same reason.
-func RawReplyDestination(data []byte, src string) string {
+func rawReplyDestination(data []byte, src string) string {
 	hs, _, ok := rawScan(data)
 	if !ok || len(hs.vias) == 0 {
 		return src
@@ -379,11 +379,11 @@ func RawReplyDestination(data []byte, src string) string {
 	return net.JoinHostPort(srcHost, strconv.Itoa(port))
 }
 
-// ParseFailureReason turns an error of sip.ParseMessage into a reason phrase
+// parseFailureReason turns an error of sip.ParseMessage into a reason phrase
 // for the answer, e.g. "Bad Request - malformed Via header": printable ASCII,
 // no CR or LF, at most 100 bytes. DiagnoseParseFailure is more precise when
 // the raw bytes are at hand.
-func ParseFailureReason(err error) string {
+func parseFailureReason(err error) string {
 	var numErr *strconv.NumError
 	switch {
 	case err == nil:
@@ -424,7 +424,7 @@ func DiagnoseParseFailure(data []byte, err error) (code int, reason string) {
 	if errors.Is(err, sip.ErrMessageTooLarge) {
 		return sip.StatusMessageTooLarge, "Message Too Large"
 	}
-	reason = ParseFailureReason(err)
+	reason = parseFailureReason(err)
 	if rawUnsupportedScheme(data) {
 		// RFC 3261 §8.2.2.1 / §16.3 step 2: a Request-URI we cannot
 		// handle is 416, not a malformed request.
@@ -521,14 +521,14 @@ func rawFailingPart(data []byte) string {
 	return ""
 }
 
-// RawHeaderProblem scans the header section of a message as received (up
+// rawHeaderProblem scans the header section of a message as received (up
 // to the empty line) for what a relayed header must never carry (issue 15
 // §10, header smuggling): a control byte other than HT, CR and LF; a line
 // ending in a bare LF or CR; a header name that is not a token. It returns
 // a reason phrase for the 400, "" when the section is clean. Folded lines
 // (starting with a space or tab, RFC 3261 §7.3.1) are allowed. It does not
 // allocate.
-func RawHeaderProblem(data []byte) string {
+func rawHeaderProblem(data []byte) string {
 	// The start line is checked by the parser; the headers start after it.
 	i := bytes.Index(data, []byte("\r\n"))
 	if i < 0 {

@@ -132,7 +132,7 @@ func TestRFC3261_8_2_RawReplyIsParseable(t *testing.T) {
 	data := vtEdit(t, "Max-Forwards: 70", "Max-Forwards: -1", "Via:", "v :")
 	_, err := sip.ParseMessage([]byte(data))
 	require.Error(t, err)
-	out := RawReply([]byte(data), 400, ParseFailureReason(err))
+	out := RawReply([]byte(data), 400, parseFailureReason(err))
 	require.NotNil(t, out)
 	msg, err := sip.ParseMessage(out)
 	require.NoError(t, err, "%s", out)
@@ -188,7 +188,7 @@ func TestRFC3261_18_2_2_RawReplyDestination(t *testing.T) {
 		{name: "src without port", data: withVia("Via: SIP/2.0/UDP 192.0.2.10:5070"), src: "192.0.2.10", want: "192.0.2.10"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			assert.Equal(t, tc.want, RawReplyDestination([]byte(tc.data), tc.src))
+			assert.Equal(t, tc.want, rawReplyDestination([]byte(tc.data), tc.src))
 		})
 	}
 }
@@ -220,7 +220,7 @@ func TestRFC3261_16_3_1_ParseFailureReason(t *testing.T) {
 			name = tc.err.Error()
 		}
 		t.Run(name, func(t *testing.T) {
-			assert.Equal(t, tc.want, ParseFailureReason(tc.err))
+			assert.Equal(t, tc.want, parseFailureReason(tc.err))
 		})
 	}
 }
@@ -276,7 +276,7 @@ func TestRFC3261_16_3_1_DiagnoseParseFailure(t *testing.T) {
 		require.Error(t, err)
 		DiagnoseParseFailure(data, err)
 		RawReply(data, 400, "x")
-		RawReplyDestination(data, "192.0.2.1:5060")
+		rawReplyDestination(data, "192.0.2.1:5060")
 		assert.Equal(t, before, string(data))
 	})
 }

@@ -108,8 +108,8 @@ func ReasonValue(protocol string, cause int, text string) string {
 	return b.String()
 }
 
-// ReasonHeader is a Reason header made by ReasonValue.
-func ReasonHeader(protocol string, cause int, text string) sip.Header {
+// reasonHeader is a Reason header made by ReasonValue.
+func reasonHeader(protocol string, cause int, text string) sip.Header {
 	return sip.NewHeader("Reason", ReasonValue(protocol, cause, text))
 }
 

@@ -614,7 +614,7 @@ func (t *Transaction) buildBranch(i int, tg Target) (*sip.Request, transport.Des
 	if tg.URI.Host != "" {
 		req.Recipient = *tg.URI.Clone()
 	}
-	SetMaxForwards(req, NextMaxForwards(t.orig))
+	setMaxForwards(req, nextMaxForwards(t.orig))
 	for _, h := range p.branch {
 		if !p.branchHook(h, t, &Branch{Index: i, Target: tg, Request: req}) {
 			return nil, transport.Dest{}, nil
@@ -629,7 +629,7 @@ func (t *Transaction) buildBranch(i int, tg Target) (*sip.Request, transport.Des
 		return nil, transport.Dest{}, fmt.Errorf("no %s listener to send from", h.transport)
 	}
 	t.addRecordRoute(req, out)
-	req.PrependHeader(newVia(out, h.transport, NewBranch(t.loopHash)))
+	req.PrependHeader(newVia(out, h.transport, newBranch(t.loopHash)))
 	if h.transport == "UDP" && p.hasTransport("TCP") && msgSize(req) > p.cfg.UDPMaxSize {
 		// RFC 3261 §18.1.1: too big for UDP without fragmentation.
 		h.transport = "TCP"
@@ -643,7 +643,7 @@ func (t *Transaction) buildBranch(i int, tg Target) (*sip.Request, transport.Des
 			t.addRecordRoute(req, tcp)
 		}
 		out = tcp
-		req.PrependHeader(newVia(out, "TCP", NewBranch(t.loopHash)))
+		req.PrependHeader(newVia(out, "TCP", newBranch(t.loopHash)))
 	}
 	d, err := p.destOf(h, out)
 	if err != nil {

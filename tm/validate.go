@@ -164,7 +164,7 @@ func valParam(params sip.HeaderParams, name string) (string, bool) {
 }
 
 // ValidateRequest checks a parsed request the proxy is about to handle
-// (RFC 3261 §16.3 steps 1, 2, 3 and 5; loop detection, step 4, is IsLoop).
+// (RFC 3261 §16.3 steps 1, 2, 3 and 5; loop detection, step 4, is isLoop).
 // supported is the set of option tags we support for Proxy-Require. It
 // returns nil when the request may be proxied.
 //
@@ -340,11 +340,11 @@ func valContainsFold(list []string, s string) bool {
 	return false
 }
 
-// NextMaxForwards returns the Max-Forwards value for forwarded copies of req:
+// nextMaxForwards returns the Max-Forwards value for forwarded copies of req:
 // the received value minus one, or 70 when the request had none (§16.6 step
 // 3). It never wraps below zero; callers only forward requests that passed
 // ValidateRequest, so the received value is at least 1.
-func NextMaxForwards(req *sip.Request) uint32 {
+func nextMaxForwards(req *sip.Request) uint32 {
 	for _, h := range req.Headers() {
 		var v uint32
 		switch mf := h.(type) {
@@ -369,11 +369,11 @@ func NextMaxForwards(req *sip.Request) uint32 {
 	return defaultMaxForwards
 }
 
-// SetMaxForwards gives req a Max-Forwards header of its own holding v.
+// setMaxForwards gives req a Max-Forwards header of its own holding v.
 // sipgo's Request.Clone shares the *MaxForwardsHeader between clones (its
 // headerClone returns the receiver) and MaxForwardsHeader.Dec wraps 0 to
 // 2^32-1, so every forked branch needs a new header object; never use Dec.
-func SetMaxForwards(req *sip.Request, v uint32) {
+func setMaxForwards(req *sip.Request, v uint32) {
 	h := sip.MaxForwardsHeader(v)
 	for _, x := range req.Headers() {
 		if x.Name() == "Max-Forwards" {

@@ -93,7 +93,7 @@ func ftHeaderSectionCleanLines(data []byte) bool {
 }
 
 func ftCheckDestination(t *testing.T, data []byte, src string) {
-	dest := RawReplyDestination(data, src)
+	dest := rawReplyDestination(data, src)
 	if dest == src {
 		return
 	}
@@ -117,8 +117,8 @@ func FuzzValidateRequest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		msg, err := sip.ParseMessage(data)
 		if err != nil {
-			if r := ParseFailureReason(err); !ftPrintable(r) {
-				t.Fatalf("ParseFailureReason(%v) = %q", err, r)
+			if r := parseFailureReason(err); !ftPrintable(r) {
+				t.Fatalf("parseFailureReason(%v) = %q", err, r)
 			}
 			code, reason := DiagnoseParseFailure(data, err)
 			if code != 400 && code != 513 || !ftPrintable(reason) {
@@ -151,35 +151,35 @@ func FuzzValidateRequest(f *testing.F) {
 			}
 		}
 
-		h := LoopHash(req)
-		if !loopValidHash(h) || LoopHash(req) != h || string(AppendLoopHash(nil, req)) != h {
+		h := computeLoopHash(req)
+		if !loopValidHash(h) || computeLoopHash(req) != h || string(appendLoopHash(nil, req)) != h {
 			t.Fatalf("loop hash %q unstable or malformed", h)
 		}
-		if BranchLoopHash(NewBranch(h)) != h {
-			t.Fatalf("NewBranch lost the loop hash")
+		if branchLoopHash(newBranch(h)) != h {
+			t.Fatalf("newBranch lost the loop hash")
 		}
-		sb := StatelessBranch(req, h)
-		if BranchLoopHash(sb) != h || StatelessBranch(req, h) != sb {
-			t.Fatalf("StatelessBranch %q", sb)
+		sb := statelessBranch(req, h)
+		if branchLoopHash(sb) != h || statelessBranch(req, h) != sb {
+			t.Fatalf("statelessBranch %q", sb)
 		}
-		IsLoop(req, h, func(*sip.ViaHeader) bool { return true })
+		isLoop(req, h, func(*sip.ViaHeader) bool { return true })
 
 		if rej != nil {
 			return
 		}
 		// What the proxy does next with a valid request must work too.
-		want := NextMaxForwards(req)
+		want := nextMaxForwards(req)
 		if mf := req.MaxForwards(); mf != nil && (*mf == 0 || want != uint32(*mf)-1) {
-			t.Fatalf("NextMaxForwards %d from %d", want, *mf)
+			t.Fatalf("nextMaxForwards %d from %d", want, *mf)
 		}
 		before := req.String()
 		clone := req.Clone()
-		SetMaxForwards(clone, want)
+		setMaxForwards(clone, want)
 		if got := clone.MaxForwards(); got == nil || uint32(*got) != want {
-			t.Fatalf("SetMaxForwards did not stick")
+			t.Fatalf("setMaxForwards did not stick")
 		}
 		if req.String() != before {
-			t.Fatalf("SetMaxForwards on a clone changed the original")
+			t.Fatalf("setMaxForwards on a clone changed the original")
 		}
 		// A request sipgo accepts must be answerable from its raw bytes,
 		// where both read lines alike.

@@ -334,21 +334,21 @@ func TestRFC3261_16_6_3_NextMaxForwards(t *testing.T) {
 			if tc.edit != nil {
 				tc.edit(req)
 			}
-			assert.Equal(t, tc.want, NextMaxForwards(req))
+			assert.Equal(t, tc.want, nextMaxForwards(req))
 		})
 	}
 	req := vtParse(t, vtInvite)
-	assert.Zero(t, testing.AllocsPerRun(100, func() { NextMaxForwards(req) }))
+	assert.Zero(t, testing.AllocsPerRun(100, func() { nextMaxForwards(req) }))
 }
 
 func TestRFC3261_16_6_3_SetMaxForwardsOnClones(t *testing.T) {
 	req := vtParse(t, vtInvite)
 	a, b := req.Clone(), req.Clone()
-	// The hazard SetMaxForwards exists for: sipgo clones share the header.
-	require.Same(t, a.MaxForwards(), b.MaxForwards(), "sipgo no longer shares Max-Forwards between clones; SetMaxForwards may be simplified")
+	// The hazard setMaxForwards exists for: sipgo clones share the header.
+	require.Same(t, a.MaxForwards(), b.MaxForwards(), "sipgo no longer shares Max-Forwards between clones; setMaxForwards may be simplified")
 
-	SetMaxForwards(a, NextMaxForwards(req))
-	SetMaxForwards(b, 5)
+	setMaxForwards(a, nextMaxForwards(req))
+	setMaxForwards(b, 5)
 	assert.Equal(t, uint32(69), a.MaxForwards().Val())
 	assert.Equal(t, uint32(5), b.MaxForwards().Val())
 	assert.Equal(t, uint32(70), req.MaxForwards().Val(), "received request untouched")
@@ -360,19 +360,19 @@ func TestRFC3261_16_6_3_SetMaxForwardsOnClones(t *testing.T) {
 	// Clones of a clone that got its own header again share it: the rule
 	// is per forwarded copy, not per generation.
 	c := a.Clone()
-	SetMaxForwards(c, 1)
+	setMaxForwards(c, 1)
 	assert.Equal(t, uint32(69), a.MaxForwards().Val())
 
 	t.Run("absent header is added", func(t *testing.T) {
 		r := vtParse(t, vtEdit(t, "Max-Forwards: 70\r\n", ""))
-		SetMaxForwards(r, NextMaxForwards(r))
+		setMaxForwards(r, nextMaxForwards(r))
 		assert.Equal(t, uint32(70), r.MaxForwards().Val())
 		assert.Equal(t, 1, strings.Count(r.String(), "Max-Forwards: 70\r\n"))
 	})
 	t.Run("generic header of another spelling is replaced", func(t *testing.T) {
 		r := vtParse(t, vtEdit(t, "Max-Forwards: 70\r\n", ""))
 		r.AppendHeader(sip.NewHeader("max-forwards", "9"))
-		SetMaxForwards(r, 8)
+		setMaxForwards(r, 8)
 		assert.Equal(t, uint32(8), r.MaxForwards().Val())
 		assert.Equal(t, 1, strings.Count(strings.ToLower(r.String()), "max-forwards"))
 	})

@@ -28,14 +28,15 @@ var (
 	// 80 % of the highest rate that passed in the latest side-by-side run
 	// (record-routed calls, README "Latest side-by-side run": 1500 cps).
 	// Lower it on a smaller machine: the soak is about state, not speed.
-	rate   = flag.Float64("soak.rate", 1200, "calls per second")
-	hold   = flag.Duration("soak.hold", 4*time.Second, "how long each call stays up")
-	lost   = flag.Int("soak.lost", 1, "percent of messages each sipp drops (sipp -lost)")
-	junk   = flag.Int("soak.junk", 200, "malformed UDP datagrams per second beside the load")
-	idle   = flag.Int("soak.idle", 100, "idle TCP connections held open (renewed every minute)")
-	drain  = flag.Duration("soak.drain", 3*time.Minute, "how long the proxy may take to be clean after the last call")
-	faults = flag.String("soak.faults", "", "comma-separated names of the faults to inject (redis-keep, callee-5s, redis-lose, redis-stall, callee-10s); empty: all")
-	outDir = flag.String("soak.out", "", "directory for the heap profile taken at the highest RSS (default: a temporary one)")
+	rate      = flag.Float64("soak.rate", 1200, "calls per second")
+	hold      = flag.Duration("soak.hold", 4*time.Second, "how long each call stays up")
+	lost      = flag.Int("soak.lost", 1, "percent of messages each sipp drops (sipp -lost)")
+	junk      = flag.Int("soak.junk", 200, "malformed UDP datagrams per second beside the load")
+	idle      = flag.Int("soak.idle", 100, "idle TCP connections held open (renewed every minute)")
+	drain     = flag.Duration("soak.drain", 3*time.Minute, "how long the proxy may take to be clean after the last call")
+	faults    = flag.String("soak.faults", "", "comma-separated names of the faults to inject (redis-keep, callee-5s, redis-lose, redis-stall, callee-10s); empty: all")
+	outDir    = flag.String("soak.out", "", "directory for the heap profiles (default: a temporary one)")
+	profileAt = flag.Duration("soak.profile_at", 0, "also take a heap profile this long after the start (heap-at.pprof)")
 )
 
 func TestMain(m *testing.M) {
@@ -270,12 +271,15 @@ mgmt: {listen: "127.0.0.1:%d", pprof: true}
 	wg.Go(func() {
 		tick := time.NewTicker(10 * time.Second)
 		defer tick.Stop()
-		profiled := false
+		profiled, profiledAt := false, false
 		for i := 0; ; i++ {
 			select {
 			case <-ctx.Done():
 				return
 			case <-tick.C:
+			}
+			if *profileAt > 0 && !profiledAt && time.Since(s.start) >= *profileAt {
+				profiledAt = saveHeap(s.proxy, filepath.Join(dir, "heap-at.pprof")) == nil
 			}
 			m := s.proxy.Metrics()
 			rss, _ := e2e.MetricValue(m, "process_resident_memory_bytes")

@@ -669,3 +669,37 @@ func TestIssue15_AnsweredThenTheCalleeDied(t *testing.T) {
 	uac.Reply(uac.Request(sip.BYE), 200, "")
 	assert.Equal(t, EndNoACK, d.Info(false).EndReason)
 }
+
+// Found by the e2e suite under load: the caller's CANCEL is answered (and
+// its INVITE gets 487) while the route of the INVITE still runs; the
+// route then decides to relay. No dialog may be left behind for a call
+// that ended before it started.
+func TestRFC3261_9_2_CancelWhileTheRouteRuns(t *testing.T) {
+	uac, a := siptest.NewUA(t), siptest.NewUA(t)
+	routing, release := make(chan struct{}), make(chan struct{})
+	e := newEnv(t, DefaultConfig(), func(r *tm.Request) tm.Decision {
+		close(routing)
+		<-release
+		return tm.RelayTo(target(a, "bob"))
+	})
+	inv := uac.Invite("sip:bob@" + e.Addr)
+	uac.Send(e.Addr, inv)
+	<-routing
+	uac.Send(e.Addr, uac.CancelFor(inv))
+	for _, code := range []int{200, 487} { // the CANCEL's 200, the INVITE's 487
+		res := uac.Next(fmt.Sprintf("the %d", code), func(m sip.Message) bool {
+			r, ok := m.(*sip.Response)
+			return ok && r.StatusCode == code
+		})
+		require.NotNil(t, res)
+	}
+	close(release)
+	a.Quiet(100*time.Millisecond, "an INVITE the caller cancelled", func(m sip.Message) bool {
+		r, ok := m.(*sip.Request)
+		return ok && r.Method == sip.INVITE
+	})
+	siptest.Eventually(t, func() bool { return len(e.M.Dialogs()) == 0 }, "no dialog left: %v", e.M.Dialogs())
+	st := e.M.Stats().Snapshot()
+	assert.Equal(t, int64(0), st["active_dialogs"]+st["early_dialogs"])
+	assert.Equal(t, st["created_dialogs"], st["processed_dialogs"], "every dialog created also ended")
+}

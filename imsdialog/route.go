@@ -134,11 +134,7 @@ func (m *Manager) routeInitial(next tm.Router, r *tm.Request) tm.Decision {
 	r.Tx.SetValue(dialogKey{}, binding{d: d, initial: true})
 	m.recordRoute(&dec, d)
 	if m.limiter == nil || !m.limiter.HasLimits() {
-		d.mu.Lock()
-		acts := m.startLocked(d)
-		d.mu.Unlock()
-		m.run(d, acts, CallbackParams{Request: r.Request, FromCaller: true})
-		return dec
+		return m.startNow(d, r, dec, false)
 	}
 	call := Call{DID: d.did, CallID: d.CallID, From: r.From().Address, To: r.To().Address, RURI: r.Recipient, Source: r.Source}
 	if il, ok := m.limiter.(InlineLimiter); ok && il.AdmitsInline() {
@@ -146,11 +142,7 @@ func (m *Manager) routeInitial(next tm.Router, r *tm.Request) tm.Decision {
 			r.Tx.SetValue(dialogKey{}, nil) // never a dialog
 			return rejectDecision(rej)
 		}
-		d.mu.Lock()
-		acts := m.startLocked(d)
-		d.mu.Unlock()
-		m.run(d, acts, CallbackParams{Request: r.Request, FromCaller: true})
-		return dec
+		return m.startNow(d, r, dec, true)
 	}
 	// The limit check may wait on Redis: not on tm's request path.
 	d.pending = dec
@@ -161,6 +153,29 @@ func (m *Manager) routeInitial(next tm.Router, r *tm.Request) tm.Decision {
 		m.admitted(d, tx, inv, m.limiter.Admit(m.ctx, call))
 	}()
 	return tm.Decision{Kind: tm.Defer}
+}
+
+// startNow starts a dialog on tm's request path, unless its INVITE ended
+// meanwhile: the caller's CANCEL, handled on another reader, may get its
+// 487 while the route runs, and its outcome then either came before the
+// dialog was bound to the transaction (FinalCode says so) or found it not
+// started (abandoned). Either way there is no call: no dialog, and a count
+// taken for it (counted) is given back.
+func (m *Manager) startNow(d *Dialog, r *tm.Request, dec tm.Decision, counted bool) tm.Decision {
+	final := r.Tx.FinalCode() != 0
+	d.mu.Lock()
+	if final || d.abandoned {
+		d.mu.Unlock()
+		r.Tx.SetValue(dialogKey{}, nil)
+		if counted {
+			m.limiter.Release(d.did)
+		}
+		return tm.Decision{Kind: tm.Drop}
+	}
+	acts := m.startLocked(d)
+	d.mu.Unlock()
+	m.run(d, acts, CallbackParams{Request: r.Request, FromCaller: true})
+	return dec
 }
 
 func (m *Manager) recordRoute(dec *tm.Decision, d *Dialog) {

@@ -289,7 +289,7 @@ func TestMethodsListsRegisteredNamesSorted(t *testing.T) {
 	ok := func(context.Context, json.RawMessage) (any, error) { return nil, nil }
 	s.Register("dlg.list", ok)
 	s.Register("core.version", ok)
-	assert.Equal(t, []string{"core.version", "dlg.list"}, s.Methods())
+	assert.Equal(t, []string{"core.version", "dlg.list", "system.listMethods"}, s.Methods(), "system.listMethods is built in")
 }
 
 func TestMetricsServesRegisteredCounter(t *testing.T) {

@@ -78,6 +78,13 @@ func (c *cliTx) step(ev txn.Event, res *sip.Response) {
 	c.mu.Lock()
 	acts := c.fsm.Step(ev, c.buf[:0])
 	post := c.exec(acts, res)
+	if st := c.fsm.State(); st >= txn.Completed && c.raw != nil {
+		// A final response went by: the request is never sent again (an
+		// ACK of a non-2xx is built by now), yet the transaction stays to
+		// absorb retransmissions (Timer K, M: up to 64*T1). Holding the
+		// request that long cost as much memory as the calls in progress.
+		c.raw, c.req = nil, nil
+	}
 	c.mu.Unlock()
 	post.run(c, res)
 	if post.sendErr {

@@ -30,9 +30,6 @@ type srvTx struct {
 	// entries back timers on tm's wheel; onTimer is bound once.
 	entries [2]wheel.Entry
 	onTimer func(uint64)
-	// t is the response context of the request, nil for a request answered
-	// at once (a rejection, a CANCEL).
-	t *Transaction
 }
 
 func timerSlot(id txn.TimerID) int {

@@ -93,7 +93,6 @@ func (p *Proxy) newTransaction(req *sip.Request, m *transport.Message, srv *srvT
 		done:     make(chan struct{}),
 	}
 	srv.mu.Lock()
-	srv.t = t
 	srv.mu.Unlock()
 	t.rc = newRespCtx(t.invite, p.cfg, len(p.failure) > 0)
 	p.stats.inuse.Add(1)
@@ -418,6 +417,13 @@ func (t *Transaction) finish() {
 	default:
 	}
 	close(t.done)
+	// What only starting branches or replying locally needs goes now: the
+	// transaction may stay reachable for 64*T1 (its branches absorb
+	// retransmitted 2xx, RFC 6026). The branches' requests stay: a late
+	// provisional is still owed a CANCEL.
+	t.mu.Lock()
+	t.req, t.localRes, t.localHdrs = nil, nil, nil
+	t.mu.Unlock()
 	if t.key != "" {
 		t.p.invites.removeInvite(t.key, t)
 	}

@@ -288,6 +288,7 @@ func registerDialogMethods(api *mgmt.Server, m *imsdialog.Manager, extra func() 
 	api.Register("dlg.end_dlg", mgmt.Positional(func(_ context.Context, p json.RawMessage) (any, error) {
 		return terminate(p, "both")
 	}, "h_entry", "h_id"))
+	registerDialogControl(api, m)
 	api.Register("dlg.stats", func(context.Context, json.RawMessage) (any, error) {
 		out := m.Stats().Snapshot()
 		if extra != nil {
@@ -298,3 +299,101 @@ func registerDialogMethods(api *mgmt.Server, m *imsdialog.Manager, extra func() 
 		return out, nil
 	})
 }
+
+// registerDialogControl adds the methods that change a dialog from
+// outside (issue 13 §2, §4): its timeout (dlg_set_timeout), its variables
+// ($dlg_val, dlg_set_var) and its flags (dlg_setflag), by the selectors of
+// dlg.terminate_dlg.
+func registerDialogControl(api *mgmt.Server, m *imsdialog.Manager) {
+	type timeoutParams struct {
+		dlgSelector
+		Timeout *int64 `json:"timeout" mgmt:"required"` // seconds from now
+	}
+	api.Register("dlg.set_timeout", func(_ context.Context, p json.RawMessage) (any, error) {
+		var tp timeoutParams
+		if err := mgmt.DecodeParams(p, &tp); err != nil {
+			return nil, err
+		}
+		if *tp.Timeout <= 0 || *tp.Timeout > int64(maxTimeout/time.Second) {
+			return nil, mgmt.InvalidParams("argument \"timeout\" must be 1..%d seconds, got %d", int64(maxTimeout/time.Second), *tp.Timeout)
+		}
+		d, err := tp.find(m)
+		if err != nil {
+			return nil, err
+		}
+		if err := m.SetTimeout(d, time.Duration(*tp.Timeout)*time.Second); err != nil {
+			return nil, mgmt.NotFound("dialog %s has already ended", d.DID())
+		}
+		return map[string]any{"h_entry": d.HEntry, "h_id": d.HID, "callid": d.CallID, "timeout": *tp.Timeout}, nil
+	})
+	type varParams struct {
+		dlgSelector
+		Name  string  `json:"name" mgmt:"required"`
+		Value *string `json:"value"`
+	}
+	api.Register("dlg.set_var", func(_ context.Context, p json.RawMessage) (any, error) {
+		var vp varParams
+		if err := mgmt.DecodeParams(p, &vp); err != nil {
+			return nil, err
+		}
+		if vp.Name == "" {
+			return nil, mgmt.InvalidParams("argument \"name\" must not be empty")
+		}
+		d, err := vp.find(m)
+		if err != nil {
+			return nil, err
+		}
+		val := ""
+		if vp.Value != nil {
+			val = *vp.Value // "" or null removes it, as set_dlg_var does
+		}
+		d.SetVar(vp.Name, val)
+		return map[string]any{"h_entry": d.HEntry, "h_id": d.HID, "name": vp.Name, "value": val}, nil
+	})
+	type getVarParams struct {
+		dlgSelector
+		Name string `json:"name" mgmt:"required"`
+	}
+	api.Register("dlg.get_var", func(_ context.Context, p json.RawMessage) (any, error) {
+		var vp getVarParams
+		if err := mgmt.DecodeParams(p, &vp); err != nil {
+			return nil, err
+		}
+		d, err := vp.find(m)
+		if err != nil {
+			return nil, err
+		}
+		v, ok := d.Var(vp.Name)
+		return map[string]any{"h_entry": d.HEntry, "h_id": d.HID, "name": vp.Name, "value": v, "set": ok}, nil
+	})
+	type flagParams struct {
+		dlgSelector
+		Flag *uint `json:"flag" mgmt:"required"`
+	}
+	flag := func(set bool) mgmt.Handler {
+		return func(_ context.Context, p json.RawMessage) (any, error) {
+			var fp flagParams
+			if err := mgmt.DecodeParams(p, &fp); err != nil {
+				return nil, err
+			}
+			if *fp.Flag > 31 {
+				return nil, mgmt.InvalidParams("argument \"flag\" must be 0..31, got %d", *fp.Flag)
+			}
+			d, err := fp.find(m)
+			if err != nil {
+				return nil, err
+			}
+			if set {
+				d.SetFlag(*fp.Flag)
+			} else {
+				d.ResetFlag(*fp.Flag)
+			}
+			return map[string]any{"h_entry": d.HEntry, "h_id": d.HID, "flag": *fp.Flag, "set": d.IsFlagSet(*fp.Flag)}, nil
+		}
+	}
+	api.Register("dlg.set_flag", flag(true))
+	api.Register("dlg.reset_flag", flag(false))
+}
+
+// maxTimeout bounds dlg.set_timeout: a year is beyond any call.
+const maxTimeout = 365 * 24 * time.Hour

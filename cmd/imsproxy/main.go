@@ -255,7 +255,8 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	registerMethods(api, proxy, loc)
 	registerDialogMethods(api, dialogs, db.stats, prof.memberships)
 	registerProfileMethods(api, dialogs, prof.set)
-	api.Audit("dlg.terminate_dlg", "dlg.end_dlg", "dlg.profile_end_dlgs", "tm.uac_dlg")
+	api.Audit("dlg.terminate_dlg", "dlg.end_dlg", "dlg.profile_end_dlgs", "tm.uac_dlg",
+		"dlg.set_timeout", "dlg.set_var", "dlg.set_flag", "dlg.reset_flag")
 
 	errc := make(chan error, 1)
 	if cfg.Mgmt.Listen != "" {

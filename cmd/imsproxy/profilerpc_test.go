@@ -157,3 +157,67 @@ func TestIssue12_10_CallIDAloneMustBeUnique(t *testing.T) {
 	assert.Contains(t, string(b), `2 dialogs have callid \"shared\": add \"from_tag\"`)
 	assert.Len(t, m.Dialogs(), 2, "neither was ended")
 }
+
+// Issue 13 §2, §4: a dialog's timeout, variables and flags changed from
+// the management API, seen in dlg.get (and so saved with the dialog).
+func TestIssue13_DialogControlRPC(t *testing.T) {
+	m, err := imsdialog.New(imsdialog.Options{Config: imsdialog.DefaultConfig()})
+	require.NoError(t, err)
+	store := dlgdb.NewMemory()
+	r := &dlgdb.Record{Version: dlgdb.CurrentVersion, HEntry: imsdialog.HashEntry("c1", imsdialog.DefaultConfig().HashSize),
+		HID: 1, CallID: "c1", FromTag: "f", From: "<sip:a@example.com>;tag=f", To: "<sip:b@example.com>",
+		CallerTarget: "sip:a@127.0.0.1:5070", Callee: dlgdb.Leg{ToTag: "t", RemoteTarget: "sip:b@127.0.0.1:5080"},
+		State: int(imsdialog.Confirmed), Start: time.Now(), Timeout: time.Hour.Milliseconds(), Deadline: time.Now().Add(time.Hour)}
+	require.NoError(t, store.Apply(context.Background(), "n", []dlgdb.Change{{DID: r.DID(), Rec: r}}))
+	p, err := dlgpersist.New(dlgpersist.Options{Store: store, Node: "n", Mode: dlgpersist.DBModeShutdown})
+	require.NoError(t, err)
+	_, err = p.Restore(context.Background(), m, nopSender{})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		for _, d := range m.Dialogs() {
+			_ = m.Terminate(d, imsdialog.SideBoth, 0, "")
+		}
+	})
+	api := mgmt.New(nil, prometheus.NewRegistry())
+	registerDialogMethods(api, m, nil, nil)
+	srv := httptest.NewServer(api.Handler())
+	defer srv.Close()
+	call := func(method, params string) string {
+		res, err := http.Post(srv.URL+"/rpc", "application/json",
+			strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"`+method+`","params":`+params+`}`))
+		require.NoError(t, err)
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return string(b)
+	}
+	for _, tc := range []struct {
+		name, method, params string
+		want                 []string
+	}{
+		{"set a variable", "dlg.set_var", `{"callid":"c1","name":"charging","value":"on"}`, []string{`"value":"on"`}},
+		{"read it", "dlg.get_var", `{"callid":"c1","name":"charging"}`, []string{`"value":"on"`, `"set":true`}},
+		{"dlg.get shows it", "dlg.get", `{"callid":"c1"}`, []string{`"vars":{"charging":"on"}`}},
+		{"null removes it", "dlg.set_var", `{"callid":"c1","name":"charging","value":null}`, []string{`"value":""`}},
+		{"gone", "dlg.get_var", `{"callid":"c1","name":"charging"}`, []string{`"set":false`}},
+		{"a variable needs a name", "dlg.set_var", `{"callid":"c1","value":"x"}`, []string{`-32602`, `name`}},
+		{"set flag 3", "dlg.set_flag", `{"callid":"c1","flag":3}`, []string{`"set":true`}},
+		{"dlg.get shows the flags", "dlg.get", `{"callid":"c1"}`, []string{`"flags":8`}},
+		{"reset it", "dlg.reset_flag", `{"callid":"c1","flag":3}`, []string{`"set":false`}},
+		{"flags are 0..31", "dlg.set_flag", `{"callid":"c1","flag":32}`, []string{`-32602`, `0..31`}},
+		{"a timeout", "dlg.set_timeout", `{"callid":"c1","timeout":90}`, []string{`"timeout":90`}},
+		{"a timeout must be positive", "dlg.set_timeout", `{"callid":"c1","timeout":0}`, []string{`-32602`, `timeout`}},
+		{"a timeout is required", "dlg.set_timeout", `{"callid":"c1"}`, []string{`-32602`, `timeout`}},
+		{"an unknown dialog", "dlg.set_timeout", `{"callid":"nope","timeout":5}`, []string{`-32004`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := call(tc.method, tc.params)
+			for _, w := range tc.want {
+				assert.Contains(t, out, w)
+			}
+		})
+	}
+	d := m.Get("c1", "f", "t")
+	require.NotNil(t, d)
+	left := time.Until(d.Info(false).Deadline)
+	assert.InDelta(t, 90, left.Seconds(), 5, "the new deadline is 90 s from the call")
+}

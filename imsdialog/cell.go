@@ -30,6 +30,9 @@ type CellConfig struct {
 	PingInterval time.Duration
 	// AckWait is ack_timeout: an answer not ACKed by then ends the dialog.
 	AckWait time.Duration
+	// TimeoutRefresh: a re-INVITE or UPDATE re-arms the lifetime
+	// (timeout_refresh).
+	TimeoutRefresh bool
 	// AbsorbSecond2xx keeps a second answer (a 2xx from another callee once
 	// one answered) from the caller and ends it both ways, instead of
 	// relaying it for the caller to end (RFC 5407 §3.1.2, the default).

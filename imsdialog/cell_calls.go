@@ -163,6 +163,9 @@ func (c *Cell) onRequest(now time.Time, r Request) []Action {
 		}
 	}
 	out = fire(out, CbReqWithin)
+	if c.cfg.TimeoutRefresh && c.state == Confirmed && (r.Method == "INVITE" || r.Method == "UPDATE") && c.timeout > 0 {
+		out = c.arm(out, now, TimerLifetime, c.timeout) // persisted with the CSeq above
+	}
 	if r.Method != "BYE" {
 		return out
 	}

@@ -819,3 +819,54 @@ func TestRFC3261_13_3_1_4_AnswerNeverACKed(t *testing.T) {
 		})
 	}
 }
+
+// Issue 13 §2 (Kamailio's timeout_noreset, inverted): with
+// timeout_refresh a re-INVITE or UPDATE from either side starts the
+// timeout again; other requests, or the option off, leave it.
+func TestSeedDialog_TimeoutRefresh(t *testing.T) {
+	reinvite := func(method string, fromCaller bool) Event {
+		r := Request{Method: method, CSeq: 3, FromCaller: fromCaller, FromTag: "ftag", ToTag: "1"}
+		if !fromCaller {
+			r.FromTag, r.ToTag, r.CSeq = "1", "ftag", 10
+		}
+		return Event{Kind: EvRequest, Request: r}
+	}
+	for _, tc := range []struct {
+		name    string
+		refresh bool
+		ev      Event
+		rearmed bool
+	}{
+		{"re-INVITE from the caller", true, reinvite("INVITE", true), true},
+		{"UPDATE from the callee", true, reinvite("UPDATE", false), true},
+		{"INFO refreshes nothing", true, reinvite("INFO", true), false},
+		{"off: a re-INVITE leaves the deadline", false, reinvite("INVITE", true), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testCellConfig
+			cfg.TimeoutRefresh = tc.refresh
+			c := newCell(t)
+			c.cfg = &cfg
+			c.Step(t0, created)
+			c.Step(t0, reply(t, 0, 200, "1"))
+			c.Step(t0, ack)
+			before := c.Deadline()
+			at := t0.Add(time.Hour)
+			acts := c.Step(at, tc.ev)
+			var armed []Action
+			for _, a := range has(acts, ActArmTimer) {
+				if a.Timer == TimerLifetime {
+					armed = append(armed, a)
+				}
+			}
+			if !tc.rearmed {
+				assert.Empty(t, armed)
+				assert.Equal(t, before, c.Deadline())
+				return
+			}
+			require.Len(t, armed, 1)
+			assert.Equal(t, lifetime, armed[0].After)
+			assert.Equal(t, at.Add(lifetime), c.Deadline())
+		})
+	}
+}

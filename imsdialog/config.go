@@ -79,6 +79,11 @@ type Config struct {
 	// call ends (no_ack) only if one of them does not answer or answers 408
 	// or 481. 64*T1 by default.
 	AckTimeout time.Duration `config:"ack_timeout" unit:"s"`
+	// TimeoutRefresh: a re-INVITE or UPDATE within a confirmed dialog, from
+	// either side, starts its timeout again (Kamailio's timeout_noreset
+	// set to 0): a call that renegotiates is alive. Off by default, as in
+	// the first round: the timeout then bounds the call from its answer.
+	TimeoutRefresh bool `config:"timeout_refresh"`
 }
 
 // Policies of Config.Second2xx.

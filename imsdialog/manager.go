@@ -82,7 +82,7 @@ func New(o Options) (*Manager, error) {
 	if m.clock == nil {
 		m.clock = tm.SystemClock()
 	}
-	m.cell = CellConfig{RRParam: cfg.RRParam, Timeout: cfg.DefaultTimeout, ByeWait: cfg.ByeTimeout,
+	m.cell = CellConfig{RRParam: cfg.RRParam, Timeout: cfg.DefaultTimeout, ByeWait: cfg.ByeTimeout, TimeoutRefresh: cfg.TimeoutRefresh,
 		EarlyTerminateCode: cfg.EarlyTerminateCode, ExtraHeaders: headerLines(cfg.ExtraHeaders),
 		AbsorbSecond2xx: cfg.Second2xx == Second2xxAbsorb, PingInterval: cfg.OptionsPingInterval,
 		AckWait: cfg.AckTimeout}

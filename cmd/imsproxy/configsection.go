@@ -46,6 +46,8 @@ type keyInfo struct {
 	section bool          // holds keys rather than a value
 	unit    time.Duration // what a plain integer counts; 0: not a duration
 	large   bool          // see unitTag
+	// entries are the duration fields of a list's entries (limits[].timeout).
+	entries []keyInfo
 }
 
 // keyTable holds every key of Config, in the order the structs declare them.
@@ -134,14 +136,12 @@ func walkKeys(t reflect.Type, v reflect.Value, prefix, shown string, visit func(
 			continue
 		case f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct:
 			// List entries (limits, scscf.as_rules) are decoded by their
-			// tags too, but applyUnits only sees keys, not entries.
-			var inEntries []error
-			inEntries = append(inEntries, walkKeys(f.Type.Elem(), reflect.Value{}, "", "", func(e keyInfo, _ reflect.Value) {
+			// tags too; applyUnits converts their durations entry by entry.
+			problems = append(problems, walkKeys(f.Type.Elem(), reflect.Value{}, "", "", func(e keyInfo, _ reflect.Value) {
 				if e.unit != 0 {
-					inEntries = append(inEntries, fmt.Errorf("%s: entries of a list cannot hold a duration (%s)", where, e.key))
+					k.entries = append(k.entries, e)
 				}
 			})...)
-			problems = append(problems, inEntries...)
 		}
 		visit(k, fv)
 	}
@@ -201,7 +201,7 @@ func sectionDefaults(section string, cfg any) map[string]any {
 func applyUnits(settings map[string]any) []error {
 	var errs []error
 	for _, k := range configKeys().list {
-		if k.unit == 0 {
+		if k.unit == 0 && len(k.entries) == 0 {
 			continue
 		}
 		m, last := settings, k.key
@@ -217,6 +217,10 @@ func applyUnits(settings map[string]any) []error {
 		if !ok {
 			continue
 		}
+		if len(k.entries) > 0 {
+			errs = append(errs, applyEntryUnits(k, val)...)
+			continue
+		}
 		d, err := durationOf(k, val)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("config: %s = %s: %w", k.shown, showValue(val), err))
@@ -224,6 +228,38 @@ func applyUnits(settings map[string]any) []error {
 			continue
 		}
 		m[last] = d
+	}
+	return errs
+}
+
+// applyEntryUnits converts the duration fields of each entry of a list
+// key, naming the entry in errors ("limits[2].timeout").
+func applyEntryUnits(k keyInfo, val any) []error {
+	list, ok := val.([]any)
+	if !ok {
+		return nil // not a list: the decode names the key
+	}
+	var errs []error
+	for i, item := range list {
+		entry, ok := item.(map[string]any)
+		if !ok {
+			continue
+		}
+		for _, e := range k.entries {
+			// Entry keys arrive in the case the file used.
+			for name, v := range entry {
+				if !strings.EqualFold(name, e.key) {
+					continue
+				}
+				d, err := durationOf(e, v)
+				if err != nil {
+					errs = append(errs, fmt.Errorf("config: %s[%d].%s = %s: %w", k.shown, i, e.shown, showValue(v), err))
+					delete(entry, name)
+					continue
+				}
+				entry[name] = d
+			}
+		}
 	}
 	return errs
 }

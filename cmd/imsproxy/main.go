@@ -186,6 +186,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		return err
 	}
 	defer dialogs.Close()
+	prof.limitTimeouts(cfg, dialogs, log)
 	proxy, err := tm.New(tm.Options{Config: tmc, Router: router, Logger: log, Transport: tpo,
 		Modules: []tm.Module{dialogs.Module(), router.Module()}})
 	if err != nil {

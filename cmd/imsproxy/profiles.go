@@ -12,6 +12,7 @@ import (
 	"github.com/imsdlg/imsdlg/cachedb"
 	"github.com/imsdlg/imsdlg/calllimit"
 	"github.com/imsdlg/imsdlg/dlgdb"
+	"github.com/imsdlg/imsdlg/imsdialog"
 	"github.com/imsdlg/imsdlg/profiles"
 )
 
@@ -50,6 +51,10 @@ type LimitSection struct {
 	Max     int64  `config:"max"`
 	Code    int    `config:"code"`
 	Reason  string `config:"reason"`
+	// Timeout, when set, is the lifetime of the calls this limit counts,
+	// instead of dialog.default_timeout (timeout_avp by profile); the
+	// shortest wins when several apply.
+	Timeout time.Duration `config:"timeout" unit:"s,large"`
 }
 
 func profileDefaults() map[string]any {
@@ -147,6 +152,9 @@ func (c *Config) limitList() ([]calllimit.Limit, []error) {
 		key := l.Key
 		if key == "" {
 			key = "none"
+		}
+		if l.Timeout < 0 {
+			errs = append(errs, fmt.Errorf("config: limits[%d].timeout = %s: must not be negative (0: dialog.default_timeout)", i, showValue(l.Timeout)))
 		}
 		k, err := calllimit.ParseLimitKey(key)
 		if err != nil {
@@ -249,4 +257,37 @@ func (rt *profileRuntime) Close() error {
 		return rt.shared.Close()
 	}
 	return nil
+}
+
+// limitTimeouts gives the calls a limit counts that limit's timeout (the
+// shortest of those that apply), when the dialog is created: the profiles
+// know its memberships by then, since the limits are checked first.
+func (rt *profileRuntime) limitTimeouts(c *Config, m *imsdialog.Manager, log *slog.Logger) {
+	type rule struct {
+		profile string
+		timeout time.Duration
+	}
+	var rules []rule
+	for _, l := range c.Limits {
+		if l.Timeout > 0 {
+			rules = append(rules, rule{l.Profile, l.Timeout})
+		}
+	}
+	if len(rules) == 0 {
+		return
+	}
+	m.RegisterCallback(imsdialog.CbCreated, func(d *imsdialog.Dialog, _ imsdialog.Callback, _ imsdialog.CallbackParams) {
+		var best time.Duration
+		for _, r := range rules {
+			if rt.set.IsInProfile(d.DID(), r.profile, "") && (best == 0 || r.timeout < best) {
+				best = r.timeout
+			}
+		}
+		if best == 0 {
+			return
+		}
+		if err := m.SetTimeout(d, best); err != nil {
+			log.Debug("limit timeout not set: the dialog ended", "callid", d.CallID, "did", d.DID())
+		}
+	})
 }

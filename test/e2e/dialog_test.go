@@ -265,3 +265,23 @@ func TestE2E_DialogPingEndsTheCallOfAVanishedCallee(t *testing.T) {
 		t.Errorf("profile caller holds %s after the call ended (%v)", raw, err)
 	}
 }
+
+// Issue 13 §2: a limit's timeout is the lifetime of the calls it counts:
+// the proxy ends the call with BYE both ways once it runs out, long before
+// dialog.default_timeout.
+func TestIssue13_2_LimitTimeoutEndsTheCall(t *testing.T) {
+	RequireTools(t)
+	t.Parallel()
+	uas := StartSipp(t, SippArgs{Scenario: "uas.xml", Timeout: 30 * time.Second})
+	cfg := NewProxyConfig(t)
+	cfg.Static["sip:bob@127.0.0.1"] = []string{uas.Contact("bob")}
+	cfg.Extra = "profiles: {no_value: [calls]}\nlimits: [{profile: calls, max: 0, timeout: 2}]"
+	p := StartProxy(t, cfg.YAML())
+	// The caller waits for the proxy's BYE: without the limit's timeout
+	// (default_timeout is 12 h) its 30 s run out first and it fails.
+	uac := StartSipp(t, SippArgs{Scenario: "uac_recv_bye.xml", Remote: p.Addr("udp"), Service: "bob", Timeout: 30 * time.Second})
+	waitAll(t, uac, uas)
+	if st := dlgStats(t, p); st["expired_dialogs"] != 1 {
+		t.Errorf("dlg.stats = %v, want the call expired", st)
+	}
+}

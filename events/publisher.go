@@ -37,6 +37,9 @@ type Options struct {
 	// Node is set on events that carry none, so consumers of a stream
 	// shared by several proxies can tell them apart.
 	Node string
+	// IDs is event_id_format: which ids an event carries (all by
+	// default).
+	IDs IDFormat
 }
 
 // Validate reports every unusable value, naming it as the daemon's
@@ -48,6 +51,9 @@ func (o Options) Validate() error {
 	}
 	if o.BatchSize < 0 {
 		errs = append(errs, fmt.Errorf("events.batch_size = %d: must be positive (0 means %d)", o.BatchSize, DefaultBatchSize))
+	}
+	if o.IDs < IDsAll || o.IDs > IDsID {
+		errs = append(errs, fmt.Errorf("events: unknown IDFormat %d", o.IDs))
 	}
 	if o.RetryBackoff < 0 {
 		errs = append(errs, fmt.Errorf("events.retry_backoff = %s: must not be negative (0 means %s)", o.RetryBackoff, DefaultRetryBackoff))
@@ -68,6 +74,7 @@ type Publisher struct {
 	batchSize int
 	backoff   time.Duration
 	node      string
+	idFormat  IDFormat
 	log       *slog.Logger
 	sinks     []*sinkState
 	stats     *Stats
@@ -132,6 +139,7 @@ func New(opts Options) (*Publisher, error) {
 		batchSize: opts.BatchSize,
 		backoff:   opts.RetryBackoff,
 		node:      opts.Node,
+		idFormat:  opts.IDs,
 		log:       opts.Logger,
 		sinks:     sinks,
 		stats:     stats,
@@ -160,6 +168,7 @@ func (p *Publisher) Publish(ev Event) bool {
 	if ev.Node == "" {
 		ev.Node = p.node
 	}
+	ev.applyIDFormat(p.idFormat)
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if p.closed {

@@ -3,7 +3,9 @@ package events
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -237,4 +239,38 @@ func TestOptionsValidate(t *testing.T) {
 	} {
 		assert.ErrorContains(t, tc.opts.Validate(), tc.key)
 	}
+}
+
+// Issue 13 §5 (OpenSIPS event_id_format): the ids an event carries, as
+// OpenSIPS consumers parse them; db_id is h_entry<<32 | h_id.
+func TestSeedDialog_EventIDFormat(t *testing.T) {
+	for _, tc := range []struct {
+		n            int
+		id, hash, db bool
+	}{
+		{0, false, true, false},
+		{1, true, false, true},
+		{2, true, true, true},
+	} {
+		t.Run(fmt.Sprint("event_id_format ", tc.n), func(t *testing.T) {
+			f, err := ParseIDFormat(tc.n)
+			require.NoError(t, err)
+			sink := &fakeSink{name: "fake"}
+			p := newPublisher(t, Options{Sinks: []Sink{sink}, IDs: f})
+			ev := Event{ID: "3.7", EndReason: "bye_caller"}
+			ev.WithIDs(3, 7)
+			require.True(t, p.Publish(ev))
+			require.NoError(t, p.Close(context.Background()))
+			got := sink.events()[0]
+			assert.Equal(t, tc.id, got.ID == "3.7")
+			assert.Equal(t, tc.hash, got.HashEntry != nil && *got.HashEntry == 3 && got.HashID != nil && *got.HashID == 7)
+			assert.Equal(t, tc.db, got.DBID != nil && *got.DBID == 3<<32|7)
+			assert.Equal(t, "bye_caller", got.EndReason)
+			fields := fmt.Sprint(streamFields(&got))
+			assert.Equal(t, tc.hash, strings.Contains(fields, "hash_entry 3 hash_id 7"), fields)
+			assert.Equal(t, tc.db, strings.Contains(fields, fmt.Sprint("db_id ", uint64(3<<32|7))), fields)
+		})
+	}
+	_, err := ParseIDFormat(3)
+	assert.ErrorContains(t, err, "events.event_id_format = 3")
 }

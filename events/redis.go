@@ -154,9 +154,17 @@ func (r *RedisStream) Close() error {
 // streamFields are the entry's fields in a fixed order, named as the JSON
 // of the webhook, so both sinks carry the same event the same way.
 func streamFields(ev *Event) []any {
-	f := []any{
-		"event", ev.Name,
-		"id", ev.ID,
+	f := []any{"event", ev.Name}
+	if ev.ID != "" {
+		f = append(f, "id", ev.ID)
+	}
+	if ev.HashEntry != nil && ev.HashID != nil {
+		f = append(f, "hash_entry", strconv.FormatUint(uint64(*ev.HashEntry), 10), "hash_id", strconv.FormatUint(uint64(*ev.HashID), 10))
+	}
+	if ev.DBID != nil {
+		f = append(f, "db_id", strconv.FormatUint(*ev.DBID, 10))
+	}
+	f = append(f,
 		"callid", ev.CallID,
 		"from_tag", ev.FromTag,
 		"to_tag", ev.ToTag,
@@ -165,9 +173,12 @@ func streamFields(ev *Event) []any {
 		"old_state_name", ev.OldStateName,
 		"new_state_name", ev.NewStateName,
 		"time", ev.Time.Format(time.RFC3339Nano),
-	}
+	)
 	if ev.Node != "" {
 		f = append(f, "node", ev.Node)
+	}
+	if ev.EndReason != "" {
+		f = append(f, "end_reason", ev.EndReason)
 	}
 	return f
 }

@@ -174,6 +174,9 @@ func (d *Dialog) Info(withCtx bool) Info {
 	return in
 }
 
+// EndReason says why the dialog ended (NotEnded while it goes on).
+func (d *Dialog) EndReason() EndReason { return d.endReason() }
+
 // SetVar sets a dialog variable (set_dlg_var); an empty value removes it.
 func (d *Dialog) SetVar(key, val string) {
 	d.mu.Lock()

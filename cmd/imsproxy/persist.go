@@ -16,10 +16,14 @@ import (
 
 // EventsSection is the events section: where E_DLG_STATE_CHANGED goes.
 type EventsSection struct {
-	QueueSize   int                `config:"queue_size"`
-	BatchSize   int                `config:"batch_size"`
-	RedisStream RedisStreamSection `config:"redis_stream"`
-	Webhook     WebhookSection     `config:"webhook"`
+	// EventIDFormat is OpenSIPS's event_id_format: 0 hash_entry and
+	// hash_id, 1 id and db_id, 2 all (the default: the first round's id
+	// and OpenSIPS's fields).
+	EventIDFormat int                `config:"event_id_format"`
+	QueueSize     int                `config:"queue_size"`
+	BatchSize     int                `config:"batch_size"`
+	RedisStream   RedisStreamSection `config:"redis_stream"`
+	Webhook       WebhookSection     `config:"webhook"`
 }
 
 // RedisStreamSection is events.redis_stream; an empty url turns it off.
@@ -41,6 +45,7 @@ func persistDefaults() map[string]any {
 		"dialog.db_mode":              0,
 		"dialog.db_url":               "",
 		"dialog.db_update_period":     "60s",
+		"events.event_id_format":      2,
 		"events.queue_size":           events.DefaultQueueSize,
 		"events.batch_size":           events.DefaultBatchSize,
 		"events.redis_stream.url":     "",
@@ -76,6 +81,9 @@ func (c *Config) validatePersist() []error {
 	e := c.Events
 	opts := events.Options{QueueSize: e.QueueSize, BatchSize: e.BatchSize}
 	if err := opts.Validate(); err != nil {
+		errs = append(errs, prefixed(err)...)
+	}
+	if _, err := events.ParseIDFormat(e.EventIDFormat); err != nil {
 		errs = append(errs, prefixed(err)...)
 	}
 	if e.RedisStream.URL != "" {
@@ -178,9 +186,14 @@ type publisher struct {
 }
 
 func (p publisher) onStateChange(d *imsdialog.Dialog, from, to imsdialog.State, at time.Time) {
-	p.Publish(events.Event{Name: events.StateChanged, ID: d.DID(), CallID: d.CallID, FromTag: d.FromTag,
+	ev := events.Event{Name: events.StateChanged, ID: d.DID(), CallID: d.CallID, FromTag: d.FromTag,
 		ToTag: d.ToTag(), OldState: int(from), NewState: int(to),
-		OldStateName: from.String(), NewStateName: to.String(), Time: at})
+		OldStateName: from.String(), NewStateName: to.String(), Time: at}
+	ev.WithIDs(d.HEntry, d.HID)
+	if to == imsdialog.Terminated || to == imsdialog.Deleted {
+		ev.EndReason = d.EndReason().String()
+	}
+	p.Publish(ev)
 }
 
 // startEvents builds the event publisher; nil when no sink is configured.
@@ -203,8 +216,9 @@ func startEvents(c *Config, node string, log *slog.Logger) (*publisher, error) {
 	if len(sinks) == 0 {
 		return nil, nil
 	}
+	ids, _ := events.ParseIDFormat(c.Events.EventIDFormat) // checked by LoadConfig
 	pub, err := events.New(events.Options{QueueSize: c.Events.QueueSize, BatchSize: c.Events.BatchSize,
-		Sinks: sinks, Logger: log, Node: node})
+		Sinks: sinks, Logger: log, Node: node, IDs: ids})
 	if err != nil {
 		return nil, err
 	}

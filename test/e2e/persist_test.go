@@ -66,6 +66,13 @@ func TestE2E_DialogSurvivesSIGKILL(t *testing.T) {
 				t.Fatalf("stream entry %v", m.Values)
 			}
 			states = append(states, fmt.Sprint(m.Values["old_state_name"], ">", m.Values["new_state_name"]))
+			// Issue 13 §5: OpenSIPS's ids and the end reason.
+			if m.Values["hash_entry"] != fmt.Sprint(before[0].HEntry) || m.Values["hash_id"] != fmt.Sprint(before[0].HID) {
+				t.Errorf("stream entry ids %v, want hash_entry %d hash_id %d", m.Values, before[0].HEntry, before[0].HID)
+			}
+			if m.Values["new_state_name"] == "TERMINATED" && m.Values["end_reason"] != "terminated" {
+				t.Errorf("TERMINATED entry %v, want end_reason terminated (dlg.terminate_dlg)", m.Values)
+			}
 		}
 		if len(states) >= 5 || time.Now().After(deadline) {
 			break

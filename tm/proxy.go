@@ -199,6 +199,31 @@ const udpReadBuffer = 4 << 20
 // Stats returns the live counters.
 func (p *Proxy) Stats() *Stats { return &p.stats }
 
+// PendingInvites returns the INVITE transactions waiting for their final
+// reply (t_reply and t_cancel by id in the management API), in no order.
+// It walks the whole table: for operators, not for the request path.
+func (p *Proxy) PendingInvites() []*Transaction {
+	all := p.invites.pending()
+	out := all[:0]
+	for _, t := range all {
+		if t.FinalCode() == 0 {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// PendingInvite finds a pending INVITE transaction by its ID; nil when
+// none (never was, or got its final reply).
+func (p *Proxy) PendingInvite(id uint64) *Transaction {
+	for _, t := range p.PendingInvites() {
+		if t.ID() == id {
+			return t
+		}
+	}
+	return nil
+}
+
 // TransportStats returns the counters of the transport layer.
 func (p *Proxy) TransportStats() *transport.Stats { return p.tp.Stats() }
 

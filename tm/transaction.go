@@ -39,6 +39,7 @@ type Transaction struct {
 	rrParams  []sip.HeaderKV
 	localRes  *sip.Response // a ready response for evLocalReply (router's Respond)
 	localHdrs []sip.Header  // headers for a locally built final reply
+	localTag  string        // To tag of a locally built final reply ("": sipgo's)
 	upFinal   int           // final code sent on srv; 0 while none
 	ringing   bool          // a provisional other than 100 went upstream
 	finalCode int
@@ -125,6 +126,17 @@ func (t *Transaction) Request() *sip.Request { return t.req }
 
 // Original is the request as received.
 func (t *Transaction) Original() *sip.Request { return t.orig }
+
+// Created is when the request arrived (tm's clock).
+func (t *Transaction) Created() time.Time { return t.created }
+
+// SetLocalToTag sets the To tag of a final reply the proxy builds itself
+// (t_reply's to_tag), instead of a generated one.
+func (t *Transaction) SetLocalToTag(tag string) {
+	t.mu.Lock()
+	t.localTag = tag
+	t.mu.Unlock()
+}
 
 // Done is closed once the outcome is known and every branch finished.
 func (t *Transaction) Done() <-chan struct{} { return t.done }
@@ -502,6 +514,12 @@ func (t *Transaction) replyFinal(a action) {
 		for _, h := range t.localHdrs {
 			res.AppendHeader(h)
 		}
+		if t.localTag != "" {
+			if to := res.To(); to != nil {
+				to.Params.Remove("tag")
+				to.Params.Add("tag", t.localTag)
+			}
+		}
 	}
 	if t.upFinal != 0 {
 		return
@@ -516,6 +534,19 @@ func (t *Transaction) replyFinal(a action) {
 	} else {
 		p.stats.relayed(res.StatusCode)
 	}
+}
+
+// Cancel cancels every pending branch of an INVITE still waiting for its
+// final reply, as the caller's CANCEL would (the management API's
+// t_cancel): the final reply then comes from the branches (their 487s, or
+// a 2xx crossing the CANCEL). reason goes into the CANCELs' Reason header
+// ("" for none of ours).
+func (t *Transaction) Cancel(reason string) error {
+	if t.FinalCode() != 0 {
+		return ErrFinalSent
+	}
+	t.upstreamCancel(reason)
+	return nil
 }
 
 // upstreamCancel: the caller cancelled the request (§16.10). Its CANCEL

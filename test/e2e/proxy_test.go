@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -285,5 +287,65 @@ func TestIssue12_VersionNamesTheRevision(t *testing.T) {
 	if !regexp.MustCompile(`^imsproxy \S+ \([0-9a-f]{12}(\+dirty)? [0-9T:Z-]+\) go1\.`).MatchString(line) &&
 		!regexp.MustCompile(`^imsproxy v\d+\.\d+\.\d+`).MatchString(line) {
 		t.Errorf("imsproxy version = %q: want a version or a VCS revision", line)
+	}
+}
+
+// Issue 13 §7 (the tm manual's t_reply; t_cancel): a ringing call is
+// listed by tm.list; tm.t_reply answers it (486 with the To tag given,
+// positional as opensips-cli sends it) and cancels the callee;
+// tm.t_cancel cancels the callee of another, whose 487 reaches the caller.
+func TestIssue13_7_ReplyAndCancelAPendingTransaction(t *testing.T) {
+	RequireTools(t)
+	t.Parallel()
+	for _, tc := range []struct {
+		name, method, code string
+		params             func(id string) any
+	}{
+		{"t_reply", "tm.t_reply", "486", func(id string) any { return []any{486, "Busy by operator", id, "op-tag"} }},
+		{"t_cancel", "tm.t_cancel", "487", func(id string) any { return map[string]any{"trans_id": id, "reason": "operator"} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			uas := StartSipp(t, SippArgs{Scenario: "uas_ring.xml"})
+			cfg := NewProxyConfig(t)
+			cfg.Static["sip:bob@127.0.0.1"] = []string{uas.Contact("bob")}
+			p := StartProxy(t, cfg.YAML())
+			uac := StartSipp(t, SippArgs{Scenario: "uac_expect.xml", Remote: p.Addr("udp"), Service: "bob",
+				Keys: map[string]string{"code": tc.code}})
+			var id string
+			deadline := time.Now().Add(10 * time.Second)
+			for id == "" {
+				raw, err := p.RPC("tm.list", nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var list []struct {
+					TransID string `json:"trans_id"`
+					CallID  string `json:"callid"`
+				}
+				if err := json.Unmarshal(raw, &list); err != nil {
+					t.Fatal(err)
+				}
+				if len(list) == 1 && list[0].CallID != "" {
+					id = list[0].TransID
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("tm.list = %s, want the ringing INVITE", raw)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			if _, err := p.RPC(tc.method, tc.params(id)); err != nil {
+				t.Fatalf("%s: %v", tc.method, err)
+			}
+			waitAll(t, uac, uas)
+			if _, err := p.RPC(tc.method, tc.params(id)); err == nil || !strings.Contains(err.Error(), "-32004") {
+				t.Errorf("%s on an answered transaction: %v, want not found", tc.method, err)
+			}
+			if tc.name == "t_reply" {
+				if msgs, _ := os.ReadFile(filepath.Join(uac.Dir, "messages.log")); !strings.Contains(string(msgs), "tag=op-tag") {
+					t.Errorf("the caller's 486 does not carry the To tag given to t_reply")
+				}
+			}
+		})
 	}
 }

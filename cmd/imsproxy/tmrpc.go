@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/imsdlg/imsdlg/internal/mgmt"
+	"github.com/imsdlg/imsdlg/tm"
+)
+
+// registerTransactionMethods adds the tm calls on pending INVITE
+// transactions (issue 13 §7; the tm manual's t_reply, and t_cancel):
+// tm.list shows them with the trans_id the others take.
+func registerTransactionMethods(api *mgmt.Server, p *tm.Proxy) {
+	type txJSON struct {
+		TransID  string `json:"trans_id"`
+		CallID   string `json:"callid"`
+		CSeq     string `json:"cseq"`
+		From     string `json:"from"`
+		To       string `json:"to"`
+		RURI     string `json:"ruri"`
+		Branches int    `json:"branches"`
+		AgeMS    int64  `json:"age_ms"`
+	}
+	api.Register("tm.list", func(context.Context, json.RawMessage) (any, error) {
+		out := []txJSON{}
+		now := time.Now()
+		for _, t := range p.PendingInvites() {
+			r := t.Original()
+			if r == nil {
+				continue
+			}
+			j := txJSON{TransID: strconv.FormatUint(t.ID(), 10), RURI: r.Recipient.String(), Branches: len(t.Branches()),
+				AgeMS: now.Sub(t.Created()).Milliseconds()}
+			if h := r.CallID(); h != nil {
+				j.CallID = h.Value()
+			}
+			if h := r.CSeq(); h != nil {
+				j.CSeq = h.Value()
+			}
+			if h := r.From(); h != nil {
+				j.From = h.Address.String()
+			}
+			if h := r.To(); h != nil {
+				j.To = h.Address.String()
+			}
+			out = append(out, j)
+		}
+		sort.Slice(out, func(i, j int) bool { return out[i].TransID < out[j].TransID })
+		return out, nil
+	})
+	find := func(id string) (*tm.Transaction, error) {
+		n, err := strconv.ParseUint(strings.TrimSpace(id), 10, 64)
+		if err != nil {
+			return nil, mgmt.InvalidParams("argument \"trans_id\" %q is not a transaction id (see tm.list)", id)
+		}
+		t := p.PendingInvite(n)
+		if t == nil {
+			return nil, mgmt.NotFound("no pending INVITE transaction %s (answered already, or never was)", id)
+		}
+		return t, nil
+	}
+	type replyParams struct {
+		Code       *int     `json:"code" mgmt:"required"`
+		Reason     string   `json:"reason"`
+		TransID    string   `json:"trans_id" mgmt:"required"`
+		ToTag      string   `json:"to_tag"`
+		NewHeaders []string `json:"new_headers"`
+	}
+	api.Register("tm.t_reply", mgmt.Positional(func(_ context.Context, raw json.RawMessage) (any, error) {
+		var rp replyParams
+		if err := mgmt.DecodeParams(raw, &rp); err != nil {
+			return nil, err
+		}
+		if *rp.Code < 200 || *rp.Code > 699 {
+			return nil, mgmt.InvalidParams("argument \"code\" must be a final reply code 200..699, got %d", *rp.Code)
+		}
+		var hdrs []sip.Header
+		for i, line := range rp.NewHeaders {
+			name, value, err := tm.CheckHeaderLine(line)
+			if err != nil {
+				return nil, mgmt.InvalidParams("argument \"new_headers[%d]\" %q: %v", i, line, err)
+			}
+			hdrs = append(hdrs, sip.NewHeader(name, value))
+		}
+		t, err := find(rp.TransID)
+		if err != nil {
+			return nil, err
+		}
+		if rp.ToTag != "" {
+			t.SetLocalToTag(rp.ToTag)
+		}
+		if err := t.Reply(*rp.Code, rp.Reason, hdrs...); err != nil {
+			if errors.Is(err, tm.ErrFinalSent) {
+				return nil, mgmt.NotFound("transaction %s was answered meanwhile", rp.TransID)
+			}
+			return nil, mgmt.InvalidParams("%v", err)
+		}
+		return map[string]any{"trans_id": rp.TransID, "code": *rp.Code, "replied": true}, nil
+	}, "code", "reason", "trans_id", "to_tag", "new_headers"))
+	type cancelParams struct {
+		TransID string `json:"trans_id" mgmt:"required"`
+		Reason  string `json:"reason"`
+	}
+	api.Register("tm.t_cancel", mgmt.Positional(func(_ context.Context, raw json.RawMessage) (any, error) {
+		var cp cancelParams
+		if err := mgmt.DecodeParams(raw, &cp); err != nil {
+			return nil, err
+		}
+		t, err := find(cp.TransID)
+		if err != nil {
+			return nil, err
+		}
+		reason := ""
+		if cp.Reason != "" {
+			reason = tm.ReasonValue("SIP", 487, cp.Reason)
+		}
+		if err := t.Cancel(reason); err != nil {
+			return nil, mgmt.NotFound("transaction %s was answered meanwhile", cp.TransID)
+		}
+		return map[string]any{"trans_id": cp.TransID, "cancelled": true}, nil
+	}, "trans_id", "reason"))
+}

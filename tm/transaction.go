@@ -429,12 +429,13 @@ func (t *Transaction) finish() {
 	default:
 	}
 	close(t.done)
-	// What only starting branches or replying locally needs goes now: the
-	// transaction may stay reachable for 64*T1 (its branches absorb
-	// retransmitted 2xx, RFC 6026). The branches' requests stay: a late
-	// provisional is still owed a CANCEL.
+	// What only a local reply needs goes now: the transaction may stay
+	// reachable for 64*T1 (its branches absorb retransmitted 2xx, RFC
+	// 6026). The request template stays (a router may still be reading it
+	// when a CANCEL ends the transaction), and so do the branches'
+	// requests (a late provisional is still owed a CANCEL).
 	t.mu.Lock()
-	t.req, t.localRes, t.localHdrs = nil, nil, nil
+	t.localRes, t.localHdrs = nil, nil
 	t.mu.Unlock()
 	if t.key != "" {
 		t.p.invites.removeInvite(t.key, t)

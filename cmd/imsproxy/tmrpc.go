@@ -70,7 +70,7 @@ func registerTransactionMethods(api *mgmt.Server, p *tm.Proxy) {
 	type replyParams struct {
 		Code       *int     `json:"code" mgmt:"required"`
 		Reason     string   `json:"reason"`
-		TransID    string   `json:"trans_id" mgmt:"required"`
+		TransID    transID  `json:"trans_id" mgmt:"required"`
 		ToTag      string   `json:"to_tag"`
 		NewHeaders []string `json:"new_headers"`
 	}
@@ -90,7 +90,7 @@ func registerTransactionMethods(api *mgmt.Server, p *tm.Proxy) {
 			}
 			hdrs = append(hdrs, sip.NewHeader(name, value))
 		}
-		t, err := find(rp.TransID)
+		t, err := find(string(rp.TransID))
 		if err != nil {
 			return nil, err
 		}
@@ -106,7 +106,7 @@ func registerTransactionMethods(api *mgmt.Server, p *tm.Proxy) {
 		return map[string]any{"trans_id": rp.TransID, "code": *rp.Code, "replied": true}, nil
 	}, "code", "reason", "trans_id", "to_tag", "new_headers"))
 	type cancelParams struct {
-		TransID string `json:"trans_id" mgmt:"required"`
+		TransID transID `json:"trans_id" mgmt:"required"`
 		Reason  string `json:"reason"`
 	}
 	api.Register("tm.t_cancel", mgmt.Positional(func(_ context.Context, raw json.RawMessage) (any, error) {
@@ -114,7 +114,7 @@ func registerTransactionMethods(api *mgmt.Server, p *tm.Proxy) {
 		if err := mgmt.DecodeParams(raw, &cp); err != nil {
 			return nil, err
 		}
-		t, err := find(cp.TransID)
+		t, err := find(string(cp.TransID))
 		if err != nil {
 			return nil, err
 		}
@@ -127,4 +127,22 @@ func registerTransactionMethods(api *mgmt.Server, p *tm.Proxy) {
 		}
 		return map[string]any{"trans_id": cp.TransID, "cancelled": true}, nil
 	}, "trans_id", "reason"))
+}
+
+// transID is a trans_id as a client sends it: the string tm.list shows, or
+// the same number unquoted (positional callers often send numbers).
+type transID string
+
+func (t *transID) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		*t = transID(s)
+		return nil
+	}
+	var n json.Number
+	if err := json.Unmarshal(b, &n); err != nil {
+		return err
+	}
+	*t = transID(n.String())
+	return nil
 }

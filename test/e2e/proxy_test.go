@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -302,7 +303,10 @@ func TestIssue13_7_ReplyAndCancelAPendingTransaction(t *testing.T) {
 		params             func(id string) any
 	}{
 		{"t_reply", "tm.t_reply", "486", func(id string) any { return []any{486, "Busy by operator", id, "op-tag"} }},
-		{"t_cancel", "tm.t_cancel", "487", func(id string) any { return map[string]any{"trans_id": id, "reason": "operator"} }},
+		{"t_cancel", "tm.t_cancel", "487", func(id string) any {
+			n, _ := strconv.ParseUint(id, 10, 64) // a number is taken as well as the string
+			return map[string]any{"trans_id": n, "reason": "operator"}
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			uas := StartSipp(t, SippArgs{Scenario: "uas_ring.xml"})

@@ -107,7 +107,7 @@ func registerTransactionMethods(api *mgmt.Server, p *tm.Proxy) {
 	}, "code", "reason", "trans_id", "to_tag", "new_headers"))
 	type cancelParams struct {
 		TransID transID `json:"trans_id" mgmt:"required"`
-		Reason  string `json:"reason"`
+		Reason  string  `json:"reason"`
 	}
 	api.Register("tm.t_cancel", mgmt.Positional(func(_ context.Context, raw json.RawMessage) (any, error) {
 		var cp cancelParams

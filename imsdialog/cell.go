@@ -234,7 +234,7 @@ func (c *Cell) Step(now time.Time, ev Event) []Action {
 			// tell: ask both with an OPTIONS; no answer, 408 or 481 from
 			// either ends the call (onPingDone), any other keeps it.
 			c.ackWanted = false
-			return c.probe(now)
+			return c.probe()
 		}
 		c.end = EndNoACK
 		out := add(nil, logAction(slog.LevelInfo, "answered but never ACKed: ended both ways", "", ""))

@@ -205,9 +205,16 @@ func (c *Cell) onPingTimer(now time.Time) []Action {
 	if leg == nil {
 		return nil
 	}
-	var out []Action
+	out, _ := c.sendPings(nil, leg, c.ping)
+	return c.arm(out, now, TimerPing, c.cfg.PingInterval)
+}
+
+// sendPings sends an in-dialog OPTIONS to each party in who and marks it
+// out; onPingDone reads the replies. sent says whether any went.
+func (c *Cell) sendPings(out []Action, leg *dlgout.Leg, who Ping) ([]Action, bool) {
+	sent := false
 	for _, s := range [...]Side{SideCaller, SideCallee} {
-		if c.ping&pingOf(s) == 0 {
+		if who&pingOf(s) == 0 {
 			continue
 		}
 		req, err := c.inDialog(sip.OPTIONS, leg, s)
@@ -217,8 +224,9 @@ func (c *Cell) onPingTimer(now time.Time) []Action {
 		}
 		c.pingOut |= pingOf(s)
 		out = add(out, Action{Kind: ActSend, Send: req})
+		sent = true
 	}
-	return c.arm(out, now, TimerPing, c.cfg.PingInterval)
+	return out, sent
 }
 
 // onPingDone reads a ping's reply: 408 (tm's timeout included), 481 (the
@@ -243,22 +251,13 @@ func (c *Cell) onPingDone(now time.Time, side Side, code int) []Action {
 // probe asks both parties of an answered call whose ACK we never saw
 // whether they still hold it: an in-dialog OPTIONS each, read by
 // onPingDone like a keepalive's.
-func (c *Cell) probe(now time.Time) []Action {
+func (c *Cell) probe() []Action {
 	leg := c.outs.Answered()
 	if leg == nil {
 		return nil
 	}
-	var out []Action
-	for _, s := range [...]Side{SideCaller, SideCallee} {
-		req, err := c.inDialog(sip.OPTIONS, leg, s)
-		if err != nil {
-			out = add(out, logAction(slog.LevelWarn, "OPTIONS probe not built", leg.ToTag, sideName(s)+": "+err.Error()))
-			continue
-		}
-		c.pingOut |= pingOf(s)
-		out = add(out, Action{Kind: ActSend, Send: req})
-	}
-	if len(out) > 0 {
+	out, sent := c.sendPings(nil, leg, PingBoth)
+	if sent {
 		c.probing = true
 		out = add(out, logAction(slog.LevelInfo, "no ACK seen and the callee stopped repeating its answer: asking both parties", leg.ToTag, ""))
 	}

@@ -3,7 +3,6 @@ package tm
 import (
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -93,7 +92,7 @@ func TestIssue12_7_RequestsRepliesAndSetupTimes(t *testing.T) {
 // Issue 12 §8: no log line carries a key twice (the transport's lines had
 // component=transport twice: a JSON consumer keeps one or refuses both).
 func TestIssue12_8_NoDuplicateKeysInLogLines(t *testing.T) {
-	var buf lockedLog
+	var buf syncLog
 	p := startProxy(t, testCfg(), toUAs(), func(o *Options) { o.Logger = slog.New(slog.NewTextHandler(&buf, nil)) })
 	ua := siptest.NewUA(t)
 	for range 3 { // parse failures are logged by the transport, rate-limited
@@ -114,21 +113,4 @@ func TestIssue12_8_NoDuplicateKeysInLogLines(t *testing.T) {
 			seen[k] = true
 		}
 	}
-}
-
-type lockedLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -453,6 +453,12 @@ func (t *Transaction) relay(res *sip.Response) {
 	p := t.p
 	up := marshalUp(res, nil)
 	code := res.StatusCode
+	// The set-up times are read before the reply leaves: once it is out,
+	// the caller (and a test's clock) may move on.
+	var at time.Time
+	if t.invite && code > 100 && ((code < 200 && !t.ringing) || (code < 300 && t.upFinal == 0)) {
+		at = p.clock.Now()
+	}
 	if code >= 200 && code < 300 && t.invite {
 		if !t.srv.respondBytes(up, code) {
 			t.sendStateless(up, code)
@@ -460,7 +466,7 @@ func (t *Transaction) relay(res *sip.Response) {
 		}
 		if t.upFinal == 0 {
 			t.upFinal = code
-			p.stats.setupAnswer.Observe(p.clock.Now().Sub(t.created).Seconds())
+			p.stats.setupAnswer.Observe(at.Sub(t.created).Seconds())
 		}
 		p.stats.relayed(code)
 		return
@@ -475,7 +481,7 @@ func (t *Transaction) relay(res *sip.Response) {
 		t.upFinal = code
 	} else if code > 100 && t.invite && !t.ringing {
 		t.ringing = true
-		p.stats.setupRinging.Observe(p.clock.Now().Sub(t.created).Seconds())
+		p.stats.setupRinging.Observe(at.Sub(t.created).Seconds())
 	}
 	p.stats.relayed(code)
 }
@@ -629,6 +635,9 @@ func (t *Transaction) startBranch(i int, tg Target) {
 	t.mu.Lock()
 	t.br[i].req = req
 	t.mu.Unlock()
+	// Read before the send: once the branch is out, its reply (and a
+	// test's clock) may move on before startCliTx returns.
+	ready := p.clock.Now()
 	c, err := p.startCliTx(req, d, branchOwner{t, i})
 	if err != nil {
 		p.log.Info("branch send failed", "callid", callID(t.orig), "branch", i, "error", err)
@@ -640,7 +649,7 @@ func (t *Transaction) startBranch(i int, tg Target) {
 	t.br[i].tx = c
 	t.mu.Unlock()
 	if i == 0 {
-		p.stats.relayLatency.Observe(p.clock.Now().Sub(t.created).Seconds())
+		p.stats.relayLatency.Observe(ready.Sub(t.created).Seconds())
 	}
 }
 

@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,28 +14,11 @@ import (
 	"github.com/imsdlg/imsdlg/internal/redistest"
 )
 
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // Issue 12 §8: go-redis's own lines (here: a Redis that refuses
 // connections) come out of the proxy's handler, as JSON with
 // component=redis, not as raw lines inside the JSON stream.
 func TestIssue12_8_RedisLogsBridged(t *testing.T) {
-	var out lockedBuf
+	var out syncBuffer
 	bridgeLogs(slog.New(slog.NewJSONHandler(&out, nil)))
 	port, err := redistest.FreePort()
 	if err != nil {

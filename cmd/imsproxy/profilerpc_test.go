@@ -35,41 +35,19 @@ func TestIssue5_ProfileRPC(t *testing.T) {
 	go lim.Run(ctx)
 	m, err := imsdialog.New(imsdialog.Options{Config: imsdialog.DefaultConfig(), Limiter: lim})
 	require.NoError(t, err)
-	store := dlgdb.NewMemory()
-	var changes []dlgdb.Change
+	var recs []*dlgdb.Record
 	for i, who := range []string{"alice", "bob"} {
-		r := &dlgdb.Record{Version: dlgdb.CurrentVersion, HEntry: imsdialog.HashEntry("call-"+who, imsdialog.DefaultConfig().HashSize), HID: uint32(i + 1), CallID: "call-" + who, FromTag: "f" + who,
-			From: "<sip:" + who + "@example.com>;tag=f" + who, To: "<sip:carol@example.com>", CallerTarget: "sip:" + who + "@127.0.0.1:5070",
-			Callee: dlgdb.Leg{ToTag: "t" + who, RemoteTarget: "sip:carol@127.0.0.1:5080"}, State: int(imsdialog.Confirmed),
-			Start: time.Now(), Timeout: time.Hour.Milliseconds(), Deadline: time.Now().Add(time.Hour),
-			Profiles: []dlgdb.Membership{{Profile: "caller", Value: who}, {Profile: "calls"}}}
-		changes = append(changes, dlgdb.Change{DID: r.DID(), Rec: r})
+		r := confirmedRecord("call-"+who, "f"+who, "t"+who, uint32(i+1))
+		r.From, r.To = "<sip:"+who+"@example.com>;tag=f"+who, "<sip:carol@example.com>"
+		r.Profiles = []dlgdb.Membership{{Profile: "caller", Value: who}, {Profile: "calls"}}
+		recs = append(recs, r)
 	}
-	require.NoError(t, store.Apply(context.Background(), "n", changes))
-	p, err := dlgpersist.New(dlgpersist.Options{Store: store, Node: "n", Mode: dlgpersist.DBModeShutdown,
-		RestoreMemberships: prof.restoreMemberships})
-	require.NoError(t, err)
-	_, err = p.Restore(context.Background(), m, nopSender{})
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		for _, d := range m.Dialogs() {
-			_ = m.Terminate(d, imsdialog.SideBoth, 0, "")
-		}
-	})
+	restoreInto(t, m, prof.restoreMemberships, recs...)
 
 	api := mgmt.New(nil, prometheus.NewRegistry())
 	registerProfileMethods(api, m, set)
 	registerDialogMethods(api, m, nil, prof.memberships)
-	srv := httptest.NewServer(api.Handler())
-	defer srv.Close()
-	call := func(method, params string) string {
-		res, err := http.Post(srv.URL+"/rpc", "application/json",
-			strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"`+method+`","params":`+params+`}`))
-		require.NoError(t, err)
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		return string(b)
-	}
+	call := rpcCaller(t, api)
 	for _, tc := range []struct {
 		name, method, params string
 		want                 []string
@@ -130,31 +108,12 @@ func (nopSender) IsOurVia(*sip.ViaHeader) bool                { return false }
 func TestIssue12_10_CallIDAloneMustBeUnique(t *testing.T) {
 	m, err := imsdialog.New(imsdialog.Options{Config: imsdialog.DefaultConfig()})
 	require.NoError(t, err)
-	store := dlgdb.NewMemory()
-	var changes []dlgdb.Change
-	for i, tag := range []string{"f1", "f2"} {
-		r := &dlgdb.Record{Version: dlgdb.CurrentVersion, HEntry: imsdialog.HashEntry("shared", imsdialog.DefaultConfig().HashSize),
-			HID: uint32(i + 1), CallID: "shared", FromTag: tag, From: "<sip:a@example.com>;tag=" + tag, To: "<sip:b@example.com>",
-			CallerTarget: "sip:a@127.0.0.1:5070", Callee: dlgdb.Leg{ToTag: "t" + tag, RemoteTarget: "sip:b@127.0.0.1:5080"},
-			State: int(imsdialog.Confirmed), Start: time.Now(), Deadline: time.Now().Add(time.Hour)}
-		changes = append(changes, dlgdb.Change{DID: r.DID(), Rec: r})
-	}
-	require.NoError(t, store.Apply(context.Background(), "n", changes))
-	p, err := dlgpersist.New(dlgpersist.Options{Store: store, Node: "n", Mode: dlgpersist.DBModeShutdown})
-	require.NoError(t, err)
-	_, err = p.Restore(context.Background(), m, nopSender{})
-	require.NoError(t, err)
+	restoreInto(t, m, nil, confirmedRecord("shared", "f1", "tf1", 1), confirmedRecord("shared", "f2", "tf2", 2))
 	api := mgmt.New(nil, prometheus.NewRegistry())
 	registerDialogMethods(api, m, nil, nil)
-	srv := httptest.NewServer(api.Handler())
-	defer srv.Close()
-	res, err := http.Post(srv.URL+"/rpc", "application/json",
-		strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"dlg.terminate_dlg","params":{"callid":"shared"}}`))
-	require.NoError(t, err)
-	b, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	assert.Contains(t, string(b), `-32602`)
-	assert.Contains(t, string(b), `2 dialogs have callid \"shared\": add \"from_tag\"`)
+	b := rpcCaller(t, api)("dlg.terminate_dlg", `{"callid":"shared"}`)
+	assert.Contains(t, b, `-32602`)
+	assert.Contains(t, b, `2 dialogs have callid \"shared\": add \"from_tag\"`)
 	assert.Len(t, m.Dialogs(), 2, "neither was ended")
 }
 
@@ -163,33 +122,10 @@ func TestIssue12_10_CallIDAloneMustBeUnique(t *testing.T) {
 func TestIssue13_DialogControlRPC(t *testing.T) {
 	m, err := imsdialog.New(imsdialog.Options{Config: imsdialog.DefaultConfig()})
 	require.NoError(t, err)
-	store := dlgdb.NewMemory()
-	r := &dlgdb.Record{Version: dlgdb.CurrentVersion, HEntry: imsdialog.HashEntry("c1", imsdialog.DefaultConfig().HashSize),
-		HID: 1, CallID: "c1", FromTag: "f", From: "<sip:a@example.com>;tag=f", To: "<sip:b@example.com>",
-		CallerTarget: "sip:a@127.0.0.1:5070", Callee: dlgdb.Leg{ToTag: "t", RemoteTarget: "sip:b@127.0.0.1:5080"},
-		State: int(imsdialog.Confirmed), Start: time.Now(), Timeout: time.Hour.Milliseconds(), Deadline: time.Now().Add(time.Hour)}
-	require.NoError(t, store.Apply(context.Background(), "n", []dlgdb.Change{{DID: r.DID(), Rec: r}}))
-	p, err := dlgpersist.New(dlgpersist.Options{Store: store, Node: "n", Mode: dlgpersist.DBModeShutdown})
-	require.NoError(t, err)
-	_, err = p.Restore(context.Background(), m, nopSender{})
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		for _, d := range m.Dialogs() {
-			_ = m.Terminate(d, imsdialog.SideBoth, 0, "")
-		}
-	})
+	restoreInto(t, m, nil, confirmedRecord("c1", "f", "t", 1))
 	api := mgmt.New(nil, prometheus.NewRegistry())
 	registerDialogMethods(api, m, nil, nil)
-	srv := httptest.NewServer(api.Handler())
-	defer srv.Close()
-	call := func(method, params string) string {
-		res, err := http.Post(srv.URL+"/rpc", "application/json",
-			strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"`+method+`","params":`+params+`}`))
-		require.NoError(t, err)
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		return string(b)
-	}
+	call := rpcCaller(t, api)
 	for _, tc := range []struct {
 		name, method, params string
 		want                 []string
@@ -220,4 +156,51 @@ func TestIssue13_DialogControlRPC(t *testing.T) {
 	require.NotNil(t, d)
 	left := time.Until(d.Info(false).Deadline)
 	assert.InDelta(t, 90, left.Seconds(), 5, "the new deadline is 90 s from the call")
+}
+
+// confirmedRecord is a saved confirmed dialog of an hour, for tests that
+// need dialogs without SIP.
+func confirmedRecord(callID, fromTag, toTag string, hid uint32) *dlgdb.Record {
+	return &dlgdb.Record{Version: dlgdb.CurrentVersion, HEntry: imsdialog.HashEntry(callID, imsdialog.DefaultConfig().HashSize),
+		HID: hid, CallID: callID, FromTag: fromTag, From: "<sip:a@example.com>;tag=" + fromTag, To: "<sip:b@example.com>",
+		CallerTarget: "sip:a@127.0.0.1:5070", Callee: dlgdb.Leg{ToTag: toTag, RemoteTarget: "sip:b@127.0.0.1:5080"},
+		State: int(imsdialog.Confirmed), Start: time.Now(), Timeout: time.Hour.Milliseconds(), Deadline: time.Now().Add(time.Hour)}
+}
+
+// restoreInto puts the records in m as db_mode does at start (with their
+// memberships through members, when given); the dialogs are ended when the
+// test ends.
+func restoreInto(t *testing.T, m *imsdialog.Manager, members func(context.Context, string, []dlgdb.Membership) error, recs ...*dlgdb.Record) {
+	t.Helper()
+	store := dlgdb.NewMemory()
+	changes := make([]dlgdb.Change, 0, len(recs))
+	for _, r := range recs {
+		changes = append(changes, dlgdb.Change{DID: r.DID(), Rec: r})
+	}
+	require.NoError(t, store.Apply(context.Background(), "n", changes))
+	p, err := dlgpersist.New(dlgpersist.Options{Store: store, Node: "n", Mode: dlgpersist.DBModeShutdown, RestoreMemberships: members})
+	require.NoError(t, err)
+	dids, err := p.Restore(context.Background(), m, nopSender{})
+	require.NoError(t, err)
+	require.Len(t, dids, len(recs))
+	t.Cleanup(func() {
+		for _, d := range m.Dialogs() {
+			_ = m.Terminate(d, imsdialog.SideBoth, 0, "")
+		}
+	})
+}
+
+// rpcCaller serves api and returns a JSON-RPC call's raw answer.
+func rpcCaller(t *testing.T, api *mgmt.Server) func(method, params string) string {
+	srv := httptest.NewServer(api.Handler())
+	t.Cleanup(srv.Close)
+	return func(method, params string) string {
+		t.Helper()
+		res, err := http.Post(srv.URL+"/rpc", "application/json",
+			strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"`+method+`","params":`+params+`}`))
+		require.NoError(t, err)
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return string(b)
+	}
 }

@@ -189,16 +189,8 @@ func TestIssue12_7_LimitCheckHistogram(t *testing.T) {
 	mustSet(t, s, "1.1", "trunk", "", 5, 1)   // shared, limited
 	mustSet(t, s, "1.2", "trunk", "", 0, 2)   // shared, not limited
 	mustSet(t, s, "1.1", "inbound", "", 5, 1) // local, limited
-	reg := prometheus.NewPedanticRegistry()
-	if err := reg.Register(s.Stats()); err != nil {
-		t.Fatal(err)
-	}
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
 	got := map[string][2]float64{}
-	for _, mf := range mfs {
+	for _, mf := range metrics(t, s) {
 		if mf.GetName() != "imsdlg_profile_limit_check_seconds" {
 			continue
 		}

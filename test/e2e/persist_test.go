@@ -49,6 +49,13 @@ func TestE2E_DialogSurvivesSIGKILL(t *testing.T) {
 	}
 	waitAll(t, uac, uas)
 	waitDialogs(t, p2, "no dialog", func(ds []dlgInfo) bool { return len(ds) == 0 })
+	// Issue 12 §8: the operator's call left an audit line, and the call
+	// its one line at the end, both naming it.
+	for _, want := range []string{`msg="mgmt: audit" method=dlg.terminate_dlg`, `msg="call ended" callid=` + after[0].CallID} {
+		if out := p2.Output(); !strings.Contains(out, want) {
+			t.Errorf("the proxy's log lacks %q", want)
+		}
+	}
 	waitHash(t, rc, "imsdlg_dlg_node-p", 0)
 	waitCounter(t, rc, "dlg_noval_calls", 0)
 

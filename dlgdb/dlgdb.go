@@ -50,20 +50,29 @@ type Record struct {
 	Vars     map[string]string `json:"vars,omitempty"`
 	Flags    uint32            `json:"flags,omitempty"`
 	Profiles []Membership      `json:"profiles,omitempty"`
+	// CallerSDP is the caller's last session description, kept only for
+	// re-INVITE pings (base64 in JSON).
+	CallerSDP []byte `json:"caller_sdp,omitempty"`
 }
 
 // Leg is the callee leg that answered.
 type Leg struct {
-	ToTag        string    `json:"to_tag"`
-	RemoteTarget string    `json:"target"`
-	RouteSet     []string  `json:"route,omitempty"`
-	LocalCSeq    uint32    `json:"local_cseq"`
-	RemoteCSeq   uint32    `json:"remote_cseq"`
-	Transport    string    `json:"transport,omitempty"`
-	Source       string    `json:"source,omitempty"`
-	Branch       int       `json:"branch"`
-	Created      time.Time `json:"created"`
-	Updated      time.Time `json:"updated"`
+	ToTag        string   `json:"to_tag"`
+	RemoteTarget string   `json:"target"`
+	RouteSet     []string `json:"route,omitempty"`
+	LocalCSeq    uint32   `json:"local_cseq"`
+	RemoteCSeq   uint32   `json:"remote_cseq"`
+	// CalleeShift and CallerShift count the requests the proxy put into
+	// the leg itself, towards the callee and the caller (pings, BYE): the
+	// parties' later requests are numbered that much higher on their way.
+	CalleeShift uint32    `json:"callee_shift,omitempty"`
+	CallerShift uint32    `json:"caller_shift,omitempty"`
+	SDP         []byte    `json:"sdp,omitempty"`
+	Transport   string    `json:"transport,omitempty"`
+	Source      string    `json:"source,omitempty"`
+	Branch      int       `json:"branch"`
+	Created     time.Time `json:"created"`
+	Updated     time.Time `json:"updated"`
 }
 
 // Membership is one profile the dialog is in.

@@ -68,11 +68,14 @@ func TestRFC3261_12_2_1_1_NextCSeqAboveEverythingSeen(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, uint32(701), n, "towards the caller: above the callee's UPDATE")
 
-	// The caller goes on after our BYE: we stay above it.
+	// The caller goes on after our requests: its numbers reach the callee
+	// two higher, and ours stay above them.
 	require.NoError(t, s.ObserveRequest("b1", false, 20, "UPDATE"))
+	assert.Equal(t, uint32(2), s.Get("b1").Shift(true))
+	assert.Equal(t, uint32(1), s.Get("b1").Shift(false))
 	n, err = s.NextCSeq("b1", true)
 	require.NoError(t, err)
-	assert.Equal(t, uint32(21), n)
+	assert.Equal(t, uint32(23), n, "20 arrived as 22")
 }
 
 func TestRFC3261_8_1_1_5_NextCSeqBelow2To31(t *testing.T) {
@@ -84,7 +87,7 @@ func TestRFC3261_8_1_1_5_NextCSeqBelow2To31(t *testing.T) {
 	assert.Equal(t, MaxCSeq, n)
 	_, err = s.NextCSeq("b1", true)
 	assert.ErrorIs(t, err, ErrCSeqExhausted)
-	assert.Equal(t, MaxCSeq, s.Get("b1").LocalCSeq, "a refused number is not taken")
+	assert.Equal(t, uint32(1), s.Get("b1").ToCalleeShift, "a refused number is not taken")
 
 	require.NoError(t, s.ObserveRequest("b1", true, 1<<32-1, "INFO"))
 	_, err = s.NextCSeq("b1", false)

@@ -204,9 +204,10 @@ func (p *Persister) record(s *imsdialog.Snapshot) *dlgdb.Record {
 		CallerCSeq: s.CallerCSeq, InviteCSeq: s.InviteCSeq,
 		Callee: dlgdb.Leg{ToTag: s.Callee.ToTag, RemoteTarget: s.Callee.RemoteTarget, RouteSet: s.Callee.RouteSet,
 			LocalCSeq: s.Callee.LocalCSeq, RemoteCSeq: s.Callee.RemoteCSeq, Transport: s.Callee.Transport,
+			CalleeShift: s.Callee.ToCalleeShift, CallerShift: s.Callee.ToCallerShift, SDP: s.Callee.SDP,
 			Source: s.Callee.Source, Branch: s.Callee.Branch, Created: s.Callee.Created, Updated: s.Callee.Updated},
 		State: int(s.State), Created: s.Created, Start: s.Start,
-		Timeout: s.Timeout.Milliseconds(), Deadline: s.Deadline, Vars: s.Vars, Flags: s.Flags,
+		Timeout: s.Timeout.Milliseconds(), Deadline: s.Deadline, Vars: s.Vars, Flags: s.Flags, CallerSDP: s.CallerSDP,
 	}
 	if p.opts.Memberships != nil {
 		r.Profiles = p.opts.Memberships(r.DID())
@@ -222,9 +223,11 @@ func snapshot(r *dlgdb.Record) imsdialog.Snapshot {
 		CallerCSeq: r.CallerCSeq, InviteCSeq: r.InviteCSeq,
 		Callee: imsdialog.LegSnapshot{ToTag: r.Callee.ToTag, RemoteTarget: r.Callee.RemoteTarget, RouteSet: r.Callee.RouteSet,
 			LocalCSeq: r.Callee.LocalCSeq, RemoteCSeq: r.Callee.RemoteCSeq, Transport: r.Callee.Transport,
+			ToCalleeShift: r.Callee.CalleeShift, ToCallerShift: r.Callee.CallerShift, SDP: r.Callee.SDP,
 			Source: r.Callee.Source, Branch: r.Callee.Branch, Created: r.Callee.Created, Updated: r.Callee.Updated},
 		State: imsdialog.State(r.State), Created: r.Created, Start: r.Start,
 		Timeout: time.Duration(r.Timeout) * time.Millisecond, Deadline: r.Deadline, Vars: r.Vars, Flags: r.Flags,
+		CallerSDP: r.CallerSDP,
 	}
 }
 

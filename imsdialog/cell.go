@@ -28,6 +28,11 @@ type CellConfig struct {
 	// PingInterval (options_ping_interval).
 	Ping         Ping
 	PingInterval time.Duration
+	// ReinvitePing is who every confirmed dialog pings with re-INVITEs
+	// (the create_dialog flags R and r) every ReinvitePingInterval
+	// (reinvite_ping_interval); a side pinged so gets no OPTIONS ping.
+	ReinvitePing         Ping
+	ReinvitePingInterval time.Duration
 	// AckWait is ack_timeout: an answer not ACKed by then ends the dialog.
 	AckWait time.Duration
 	// TimeoutRefresh: a re-INVITE or UPDATE re-arms the lifetime
@@ -59,6 +64,8 @@ type Invite struct {
 	// Source and Transport are where the INVITE came from: the caller's hop
 	// when it has no route set.
 	Source, Transport string
+	// SDP is the INVITE's session description (nil when none).
+	SDP []byte
 }
 
 // Cell is one dialog as a pure value: the life cycle (state, end reason,
@@ -108,6 +115,17 @@ type Cell struct {
 
 	// ping is who this dialog pings; pingOut who has a ping unanswered.
 	ping, pingOut Ping
+	// reping is who this dialog pings with re-INVITEs, repingOut who has
+	// one unanswered.
+	reping, repingOut Ping
+	// callerSDP is the caller's last session description: the offer a
+	// re-INVITE ping towards the callee repeats (the callee's is on its
+	// leg). Kept until the answer, and after it only while reping is set.
+	callerSDP []byte
+	// reinviteOpen is when a re-INVITE within the dialog passed that has
+	// no final reply yet: a ping now would collide with it (RFC 3261
+	// §14.1, 491).
+	reinviteOpen time.Time
 	// ackWanted: the callee repeated its answer after the caller's ACK
 	// (the ACK got lost on the way to it): an ACK must follow, or the
 	// session is dead at the callee.
@@ -127,7 +145,7 @@ func NewCell(cfg *CellConfig, now time.Time, did string, inv Invite, ours func(*
 	c := &Cell{cfg: cfg, ours: ours, did: did, callID: inv.CallID, fromTag: inv.FromTag, upBranch: inv.ViaBranch,
 		state: Unconfirmed, created: now, timeout: cfg.Timeout,
 		from: inv.From, to: inv.To, callerTarget: inv.Contact,
-		inviteCSeq: inv.CSeq, callerCSeq: inv.CSeq, ping: cfg.Ping}
+		inviteCSeq: inv.CSeq, callerCSeq: inv.CSeq, ping: cfg.Ping, reping: cfg.ReinvitePing, callerSDP: inv.SDP}
 	// Our entry is not in the request yet: every entry is the caller's side.
 	c.callerRoute = dlgout.CallerRouteSet(inv.RecordRoute, func(sip.Uri) bool { return false })
 	if len(c.callerRoute) == 0 && inv.Source != "" {
@@ -181,7 +199,11 @@ func (c *Cell) Step(now time.Time, ev Event) []Action {
 	case EvRequest:
 		return c.onRequest(now, ev.Request)
 	case EvRequestReply:
-		out := fire(nil, CbRplWithin)
+		var out []Action
+		if c.onRequestReply(&ev) && persistable(c.state) {
+			out = add(out, Action{Kind: ActPersist})
+		}
+		out = fire(out, CbRplWithin)
 		if ev.Method == "BYE" && ev.Code >= 200 && c.state == Terminated && c.byeCaller == 0 && c.byeCallee == 0 {
 			// The answer to the BYE that ended the dialog.
 			return c.deleted(out, now)
@@ -244,7 +266,23 @@ func (c *Cell) Step(now time.Time, ev Event) []Action {
 	case EvPingTimer:
 		return c.onPingTimer(now)
 	case EvPingDone:
-		return c.onPingDone(now, ev.Side, ev.Code)
+		return c.onPingDone(now, ev.Side, ev.Code, ev.Method == "INVITE")
+	case EvReinvitePingTimer:
+		return c.onReinvitePingTimer(now)
+	case EvSetReinvitePing:
+		if c.Ended() || ev.Ping == c.reping {
+			return nil
+		}
+		was := c.reping
+		c.reping, c.repingOut = ev.Ping, c.repingOut&ev.Ping
+		switch {
+		case c.reping == PingNone:
+			c.dropSDP()
+			return c.stop(nil, TimerReinvitePing)
+		case was == PingNone && persistable(c.state):
+			return c.arm(nil, now, TimerReinvitePing, c.cfg.ReinvitePingInterval)
+		}
+		return nil
 	case EvSetPing:
 		if c.Ended() || ev.Ping == c.ping {
 			return nil
@@ -294,6 +332,15 @@ func (c *Cell) move(out []Action, now time.Time, to State) []Action {
 		out = c.arm(out, now, TimerPing, c.cfg.PingInterval)
 	case persistable(from) && !persistable(to) && c.ping != PingNone:
 		out = c.stop(out, TimerPing)
+	}
+	switch {
+	case !persistable(from) && persistable(to) && c.reping != PingNone:
+		out = c.arm(out, now, TimerReinvitePing, c.cfg.ReinvitePingInterval)
+	case persistable(from) && !persistable(to) && c.reping != PingNone:
+		out = c.stop(out, TimerReinvitePing)
+	}
+	if to == Terminated || (c.reping == PingNone && persistable(to)) {
+		c.dropSDP()
 	}
 	switch {
 	case to == ConfirmedNA && c.cfg.AckWait > 0:

@@ -13,6 +13,9 @@ import (
 )
 
 func (c *Cell) onReply(now time.Time, branch int, r *dlgout.Reply) []Action {
+	if !c.keepSDP() {
+		r.SDP = nil
+	}
 	leg, created, err := c.outs.OnReply(now, branch, *r, c.ourRR)
 	var out []Action
 	switch code := r.Code; {
@@ -131,6 +134,12 @@ func (c *Cell) onRequest(now time.Time, r Request) []Action {
 	if !r.FromCaller {
 		legTag = r.FromTag
 	}
+	if r.SDP != nil && c.keepSDP() && c.keptSDP(r.FromCaller, legTag, r.SDP) && persistable(c.state) {
+		out = add(out, Action{Kind: ActPersist})
+	}
+	if r.Method == "INVITE" {
+		c.reinviteOpen = now
+	}
 	if r.Method == "ACK" && r.CSeq == c.inviteCSeq && r.FromCaller {
 		if a := c.outs.Answered(); a == nil || a.ToTag != legTag {
 			return nil // the ACK of another answering leg's 2xx
@@ -187,6 +196,53 @@ func (c *Cell) onRequest(now time.Time, r Request) []Action {
 	out = fire(out, CbTerminated)
 	out = c.stop(out, TimerLifetime)
 	return c.arm(out, now, TimerByeWait, c.cfg.ByeWait)
+}
+
+// Shift is what the CSeq of a request within the dialog gains on its way:
+// from the caller towards the callee of leg toTag, or from the callee of
+// leg fromTag towards the caller (dlgout.Leg.Shift); 0 for an unknown leg.
+func (c *Cell) Shift(fromCaller bool, fromTag, toTag string) uint32 {
+	tag := toTag
+	if !fromCaller {
+		tag = fromTag
+	}
+	if l := c.outs.Get(tag); l != nil {
+		return l.Shift(fromCaller)
+	}
+	return 0
+}
+
+// keptSDP stores a session description a party sent (fromCaller, or the
+// callee of leg legTag); false when the leg is unknown.
+func (c *Cell) keptSDP(fromCaller bool, legTag string, sdp []byte) bool {
+	if fromCaller {
+		c.callerSDP = sdp
+		return true
+	}
+	if l := c.outs.Get(legTag); l != nil {
+		l.SDP = sdp
+		return true
+	}
+	return false
+}
+
+// onRequestReply takes what a reply within the dialog tells the cell: the
+// end of a re-INVITE, and the session description of the party replying
+// (kept: true).
+func (c *Cell) onRequestReply(ev *Event) bool {
+	if ev.Method == "INVITE" && ev.Code >= 200 {
+		c.reinviteOpen = time.Time{}
+	}
+	r := &ev.Request
+	if r.SDP == nil || ev.Code >= 300 || !c.keepSDP() {
+		return false
+	}
+	// The party replying is the one the request went to.
+	legTag := r.ToTag
+	if !r.FromCaller {
+		legTag = r.FromTag
+	}
+	return c.keptSDP(!r.FromCaller, legTag, r.SDP)
 }
 
 // Target says where a request within the dialog goes: to the callee leg

@@ -152,35 +152,25 @@ func (c *Cell) bye(leg *dlgout.Leg, side Side, reason string, hdrs []Header) (*O
 	return req, nil
 }
 
-// inDialog addresses a request we send to one side of a leg (BYE, OPTIONS
+// inDialog addresses a request we send to one side of a leg (BYE, a
 // ping): that side's remote target and route set, tags the right way
-// round, and the next CSeq of the party we stand for (a ping's is not
-// remembered: dlgout.Leg.PingCSeq).
+// round, and the next CSeq of the party we stand for, taken for good
+// (dlgout.Leg.NextCSeq: that party's later requests are shifted above it).
 func (c *Cell) inDialog(method sip.RequestMethod, leg *dlgout.Leg, side Side) (*OutRequest, error) {
 	calleeTo := c.toWithTag(leg.ToTag)
 	req := &OutRequest{Method: method, CallID: c.callID, Await: true, Side: side}
-	ping := method == sip.OPTIONS
 	var err error
 	if side == SideCallee {
 		req.Target, req.Route, req.Dst = leg.RemoteTarget, leg.RouteSet, legDst(leg)
 		req.From, req.To = c.from, calleeTo
-		if ping {
-			req.CSeq, err = leg.PingCSeq(true)
-		} else {
-			req.CSeq, err = leg.NextCSeq(true)
-			c.callerCSeq = max(c.callerCSeq, req.CSeq)
-		}
+		req.CSeq, err = leg.NextCSeq(true)
 	} else {
 		req.Target, req.Route = c.callerTarget, c.callerRoute
 		if len(req.Route) == 0 {
 			req.Dst = c.callerDst
 		}
 		req.From, req.To = calleeTo.AsFrom(), c.from.AsTo()
-		if ping {
-			req.CSeq, err = leg.PingCSeq(false)
-		} else {
-			req.CSeq, err = leg.NextCSeq(false)
-		}
+		req.CSeq, err = leg.NextCSeq(false)
 	}
 	if err != nil {
 		return nil, err
@@ -205,8 +195,76 @@ func (c *Cell) onPingTimer(now time.Time) []Action {
 	if leg == nil {
 		return nil
 	}
-	out, _ := c.sendPings(nil, leg, c.ping)
+	// A side pinged with re-INVITEs gets no OPTIONS (OpenSIPS: "PR" is "R").
+	out, sent := c.sendPings(nil, leg, c.ping&^c.reping)
+	if sent {
+		out = add(out, Action{Kind: ActPersist}) // the CSeqs moved
+	}
 	return c.arm(out, now, TimerPing, c.cfg.PingInterval)
+}
+
+// onReinvitePingTimer pings the chosen parties of a confirmed dialog with a
+// re-INVITE that offers again, unchanged, the session description the
+// other party last sent (RFC 3264 §8: same version, no change), or ends the
+// dialog when a party left the last one unanswered.
+func (c *Cell) onReinvitePingTimer(now time.Time) []Action {
+	if !persistable(c.state) || c.reping == PingNone {
+		return nil
+	}
+	if c.repingOut&c.reping != 0 {
+		return c.pingFailed(now, "no answer to a re-INVITE ping")
+	}
+	leg := c.outs.Answered()
+	if leg == nil {
+		return nil
+	}
+	var out []Action
+	if !c.reinviteOpen.IsZero() && now.Sub(c.reinviteOpen) < c.cfg.ReinvitePingInterval {
+		// The parties are renegotiating: a second INVITE would get 491 or
+		// make them retry theirs (RFC 3261 §14.1). Next tick.
+		out = add(out, logAction(slog.LevelDebug, "re-INVITE ping skipped: a re-INVITE of the parties is pending", leg.ToTag, ""))
+		return c.arm(out, now, TimerReinvitePing, c.cfg.ReinvitePingInterval)
+	}
+	c.reinviteOpen = time.Time{}
+	sent := false
+	for _, s := range [...]Side{SideCaller, SideCallee} {
+		if c.reping&pingOf(s) == 0 {
+			continue
+		}
+		offer := c.callerSDP
+		if s == SideCaller {
+			offer = leg.SDP
+		}
+		if offer == nil {
+			// Pinging was switched on after the answer, or the parties
+			// never exchanged SDP: an OPTIONS still tells whether the
+			// party holds the dialog.
+			var ok bool
+			out, ok = c.sendPings(out, leg, pingOf(s))
+			sent = sent || ok
+			continue
+		}
+		req, err := c.inDialog(sip.INVITE, leg, s)
+		if err != nil {
+			out = add(out, logAction(slog.LevelWarn, "re-INVITE ping not built", leg.ToTag, sideName(s)+": "+err.Error()))
+			continue
+		}
+		// The Contact is the other party's: we speak for it, and the
+		// pinged party must keep sending to it (a target refresh).
+		contact := c.callerTarget
+		if s == SideCaller {
+			contact = leg.RemoteTarget
+		}
+		req.Headers = []Header{{"Contact", "<" + contact.String() + ">"}, {"Content-Type", "application/sdp"}}
+		req.Body = offer
+		c.repingOut |= pingOf(s)
+		out = add(out, Action{Kind: ActSend, Send: req})
+		sent = true
+	}
+	if sent {
+		out = add(out, Action{Kind: ActPersist}) // the CSeqs moved
+	}
+	return c.arm(out, now, TimerReinvitePing, c.cfg.ReinvitePingInterval)
 }
 
 // sendPings sends an in-dialog OPTIONS to each party in who and marks it
@@ -231,17 +289,23 @@ func (c *Cell) sendPings(out []Action, leg *dlgout.Leg, who Ping) ([]Action, boo
 
 // onPingDone reads a ping's reply: 408 (tm's timeout included), 481 (the
 // party forgot the dialog) or none at all end the dialog; any other reply
-// (200, 405, 501...) shows the party is there.
-func (c *Cell) onPingDone(now time.Time, side Side, code int) []Action {
-	c.pingOut &^= pingOf(side)
+// (200, 405, 501, a re-INVITE's 491 or 488...) shows the party is there.
+func (c *Cell) onPingDone(now time.Time, side Side, code int, reinvite bool) []Action {
+	what := "OPTIONS ping"
+	if reinvite {
+		what = "re-INVITE ping"
+		c.repingOut &^= pingOf(side)
+	} else {
+		c.pingOut &^= pingOf(side)
+	}
 	if !persistable(c.state) {
 		return nil
 	}
 	switch code {
 	case 0, 408, 481:
-		why := "OPTIONS ping answered " + strconv.Itoa(code)
+		why := what + " answered " + strconv.Itoa(code)
 		if code == 0 {
-			why = "OPTIONS ping not answered"
+			why = what + " not answered"
 		}
 		return c.pingFailed(now, why+" by the "+sideName(side))
 	}
@@ -260,6 +324,7 @@ func (c *Cell) probe() []Action {
 	if sent {
 		c.probing = true
 		out = add(out, logAction(slog.LevelInfo, "no ACK seen and the callee stopped repeating its answer: asking both parties", leg.ToTag, ""))
+		out = add(out, Action{Kind: ActPersist})
 	}
 	return out
 }
@@ -272,7 +337,7 @@ func (c *Cell) pingFailed(now time.Time, why string) []Action {
 	if c.probing {
 		c.end = EndNoACK
 	}
-	c.pingOut = 0
+	c.pingOut, c.repingOut = 0, 0
 	msg := "dialog ended by its keepalive"
 	if c.probing {
 		msg = "answered call never ACKed ended: a party does not hold it"
@@ -281,6 +346,20 @@ func (c *Cell) pingFailed(now time.Time, why string) []Action {
 	out = c.move(out, now, Terminated)
 	out = fire(out, CbTerminated)
 	return c.byes(out, now, SideBoth, "keepalive failed", nil)
+}
+
+// dropSDP forgets the session descriptions once no re-INVITE ping can need
+// them: they are the largest part of a dialog.
+func (c *Cell) dropSDP() {
+	c.callerSDP = nil
+	if a := c.outs.Answered(); a != nil {
+		a.SDP = nil
+	}
+}
+
+// keepSDP: a session description passing now may be needed later.
+func (c *Cell) keepSDP() bool {
+	return !c.Ended() && (c.reping != PingNone || !persistable(c.state))
 }
 
 func pingOf(s Side) Ping {

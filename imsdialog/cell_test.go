@@ -671,13 +671,15 @@ func TestSeedDialog_OptionsPing(t *testing.T) {
 		assert.Equal(t, "10.0.1.1", ss[0].Target.Host[:8], "the callee's Contact")
 		assert.Equal(t, uint32(2), ss[0].CSeq, "one above the INVITE's")
 		assert.Len(t, pingTimer(acts), 1, "re-armed")
-		// Answered 200: alive; the next ping has the same CSeq.
+		// Answered 200: alive; the next ping has the next CSeq, and the
+		// caller's own requests reach the callee above both (a UA refuses
+		// a CSeq it saw already with 500, RFC 3261 §12.2.2).
 		assert.Empty(t, c.Step(t0.Add(21*time.Second), Event{Kind: EvPingDone, Side: SideCallee, Code: 200}))
 		ss = sends(c.Step(t0.Add(40*time.Second), Event{Kind: EvPingTimer}))
 		require.Len(t, ss, 1)
-		assert.Equal(t, uint32(2), ss[0].CSeq, "pings do not use up the caller's CSeq space")
-		// The caller's own BYE with CSeq 2 goes on; the proxy's BYE later
-		// is above it.
+		assert.Equal(t, uint32(3), ss[0].CSeq, "a ping's number is taken for good")
+		assert.Equal(t, uint32(2), c.Shift(true, "", "1"), "the caller's CSeq 2 reaches the callee as 4")
+		assert.Zero(t, c.Shift(false, "1", ""), "nothing went to the caller")
 		c.Step(t0.Add(41*time.Second), Event{Kind: EvPingDone, Side: SideCallee, Code: 405})
 		assert.Equal(t, ConfirmedNA, c.State(), "a 405 is an answer")
 	})

@@ -67,6 +67,19 @@ type Config struct {
 	// OptionsPingInterval (options_ping_interval) is the time between two
 	// pings of a party.
 	OptionsPingInterval time.Duration `config:"options_ping_interval" unit:"s"`
+	// ReinvitePing (the create_dialog flags R and r) says which parties get
+	// a re-INVITE each ReinvitePingInterval instead: it offers again,
+	// unchanged, the session description the other party last sent, so it
+	// also proves the media session is still known (a UA that answers
+	// OPTIONS from its stack while the call is gone answers a re-INVITE
+	// 481). A side pinged so gets no OPTIONS ping. The failure rules are
+	// the OPTIONS ping's; a 491 or 488 shows the party is there.
+	// Manager.SetReinvitePing changes it per call.
+	ReinvitePing string `config:"reinvite_ping"`
+	// ReinvitePingInterval (reinvite_ping_interval) is the time between two
+	// re-INVITE pings of a party; it must exceed tm.fr_timeout, or a ping
+	// would be judged before it could time out (the seed's warning).
+	ReinvitePingInterval time.Duration `config:"reinvite_ping_interval" unit:"s"`
 	// AckTimeout bounds how long an answered dialog waits for the caller's
 	// ACK (CONFIRMED_NA), and for a new one when the callee repeats its 2xx
 	// after an ACK. A caller that never ACKs (its 2xx all lost, or it
@@ -95,18 +108,20 @@ const (
 // DefaultConfig returns the seeds' defaults.
 func DefaultConfig() Config {
 	return Config{
-		Enable:              true,
-		HashSize:            4096,
-		RRParam:             "did",
-		DefaultTimeout:      43200 * time.Second,
-		DetectSpirals:       true,
-		MatchMode:           MatchDIDFallback,
-		EarlyTerminateCode:  487,
-		ByeTimeout:          32 * time.Second,
-		Second2xx:           Second2xxRelay,
-		Ping:                "none",
-		OptionsPingInterval: 30 * time.Second,
-		AckTimeout:          32 * time.Second,
+		Enable:               true,
+		HashSize:             4096,
+		RRParam:              "did",
+		DefaultTimeout:       43200 * time.Second,
+		DetectSpirals:        true,
+		MatchMode:            MatchDIDFallback,
+		EarlyTerminateCode:   487,
+		ByeTimeout:           32 * time.Second,
+		Second2xx:            Second2xxRelay,
+		Ping:                 "none",
+		OptionsPingInterval:  30 * time.Second,
+		ReinvitePing:         "none",
+		ReinvitePingInterval: 300 * time.Second,
+		AckTimeout:           32 * time.Second,
 	}
 }
 
@@ -147,6 +162,12 @@ func (c Config) Validate() error {
 	}
 	if c.OptionsPingInterval < time.Second {
 		bad("options_ping_interval", c.OptionsPingInterval, "must be at least 1s")
+	}
+	if _, err := ParsePing(c.ReinvitePing); err != nil {
+		bad("reinvite_ping", c.ReinvitePing, "must be none, caller, callee or both")
+	}
+	if c.ReinvitePingInterval < time.Second {
+		bad("reinvite_ping_interval", c.ReinvitePingInterval, "must be at least 1s")
 	}
 	for i, h := range c.ExtraHeaders {
 		if _, _, err := tm.CheckHeaderLine(h); err != nil {

@@ -31,7 +31,9 @@ type Dialog struct {
 	// pingTimer is the keepalive's (dialog.ping); ackTimer bounds the wait
 	// for the ACK of the answer (ack_timeout).
 	pingTimer, ackTimer tm.Timer
-	cbs                 []callbackReg
+	// repingTimer is the re-INVITE keepalive's (dialog.reinvite_ping).
+	repingTimer tm.Timer
+	cbs         []callbackReg
 	// Admission (Limiter): the INVITE's decision waits in pending until
 	// admitted; abandoned is set when the INVITE ended meanwhile.
 	admitted  bool
@@ -81,6 +83,10 @@ type dialogKey struct{}
 type binding struct {
 	d       *Dialog
 	initial bool // the INVITE that created the dialog (else a request within it)
+	// fromCaller and shift are a request within the dialog's: its
+	// direction, and what its CSeq gains on the way (Cell.Shift).
+	fromCaller bool
+	shift      uint32
 }
 
 // Current returns the dialog a transaction belongs to (get_current_dialog).

@@ -57,6 +57,13 @@ const (
 	// EvAnswerRepeated: the answering callee retransmitted its 2xx (Reply
 	// facts): it has no ACK.
 	EvAnswerRepeated
+	// EvReinvitePingTimer: reinvite_ping_interval went by: ping again with
+	// re-INVITEs, or end the dialog when the last one of a side is still
+	// unanswered.
+	EvReinvitePingTimer
+	// EvSetReinvitePing: the parties to ping with re-INVITEs from now on
+	// (Ping).
+	EvSetReinvitePing
 )
 
 // Request is what the cell reads off a request within the dialog.
@@ -68,6 +75,9 @@ type Request struct {
 	// To tag of a request from the caller and the From tag of one from the
 	// callee.
 	FromTag, ToTag string
+	// SDP is the request's session description (nil when none): the
+	// sender's, kept for re-INVITE pings.
+	SDP []byte
 }
 
 // Event is fed to Cell.Step: facts read off messages and timers, never the
@@ -82,9 +92,11 @@ type Event struct {
 	// EvOutcome, EvRequestReply, EvByeDone: a status code. EvTerminate: the
 	// final code for an early dialog (0: early_terminate_code).
 	Code int
-	// EvRequest.
+	// EvRequest; EvRequestReply: the request the reply answers (its
+	// direction and tags; Request.SDP is the reply's session description).
 	Request Request
-	// EvRequestReply: the method the reply answers.
+	// EvRequestReply: the method the reply answers. EvPingDone: the ping's
+	// method (OPTIONS or INVITE).
 	Method string
 	// EvTerminate, EvByeDone.
 	Side Side
@@ -94,7 +106,7 @@ type Event struct {
 	Headers []Header
 	// EvSetTimeout.
 	Timeout time.Duration
-	// EvSetPing.
+	// EvSetPing, EvSetReinvitePing.
 	Ping Ping
 }
 
@@ -142,6 +154,9 @@ const (
 	// TimerAck bounds the wait for the caller's ACK of the answer
 	// (ack_timeout).
 	TimerAck
+	// TimerReinvitePing is the re-INVITE keepalive's
+	// (reinvite_ping_interval).
+	TimerReinvitePing
 )
 
 // Action is one instruction for the manager, with the data it needs ready.
@@ -178,8 +193,11 @@ type OutRequest struct {
 	CallID  string
 	CSeq    uint32
 	Headers []Header
+	// Body goes with a Content-Type header among Headers (a re-INVITE
+	// ping's SDP).
+	Body []byte
 	// Await: the cell waits for the final reply, as EvByeDone for Side (as
-	// EvPingDone for an OPTIONS).
+	// EvPingDone for an OPTIONS or a re-INVITE ping).
 	Await bool
 	Side  Side
 }

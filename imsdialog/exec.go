@@ -45,6 +45,8 @@ func (m *Manager) timersLocked(d *Dialog, acts []Action) {
 				ev, t = Event{Kind: EvPingTimer}, &d.pingTimer
 			case TimerAck:
 				ev, t = Event{Kind: EvAckTimeout}, &d.ackTimer
+			case TimerReinvitePing:
+				ev, t = Event{Kind: EvReinvitePingTimer}, &d.repingTimer
 			}
 			if *t != nil {
 				(*t).Stop()
@@ -59,13 +61,15 @@ func (m *Manager) timersLocked(d *Dialog, acts []Action) {
 				t = &d.pingTimer
 			case TimerAck:
 				t = &d.ackTimer
+			case TimerReinvitePing:
+				t = &d.repingTimer
 			}
 			if *t != nil {
 				(*t).Stop()
 				*t = nil
 			}
 		case ActDestroy:
-			for _, t := range []*tm.Timer{&d.timer, &d.byeTimer, &d.pingTimer, &d.ackTimer} {
+			for _, t := range []*tm.Timer{&d.timer, &d.byeTimer, &d.pingTimer, &d.ackTimer, &d.repingTimer} {
 				if *t != nil {
 					(*t).Stop()
 					*t = nil
@@ -170,13 +174,13 @@ func (m *Manager) send(d *Dialog, o *OutRequest) {
 			if res != nil {
 				code = res.StatusCode
 			}
-			m.step(d, Event{Kind: awaited(o), Side: o.Side, Code: code}, CallbackParams{})
+			m.step(d, Event{Kind: awaited(o), Side: o.Side, Code: code, Method: string(o.Method)}, CallbackParams{})
 		}
 	})
 	if err != nil {
 		m.log.Info(string(o.Method)+" not sent", "callid", d.CallID, "did", d.did, "side", side, "error", err)
 		if o.Await {
-			m.step(d, Event{Kind: awaited(o), Side: o.Side}, CallbackParams{})
+			m.step(d, Event{Kind: awaited(o), Side: o.Side, Method: string(o.Method)}, CallbackParams{})
 		}
 	}
 }
@@ -184,7 +188,7 @@ func (m *Manager) send(d *Dialog, o *OutRequest) {
 // awaited is the event that reports the final reply of a request the cell
 // waits for.
 func awaited(o *OutRequest) EventKind {
-	if o.Method == sip.OPTIONS {
+	if o.Method == sip.OPTIONS || o.Method == sip.INVITE {
 		return EvPingDone
 	}
 	return EvByeDone
@@ -213,7 +217,7 @@ func buildRequest(o *OutRequest) *sip.Request {
 	for _, h := range o.Headers {
 		req.AppendHeader(sip.NewHeader(h.Name, h.Value))
 	}
-	req.SetBody(nil)
+	req.SetBody(o.Body)
 	return req
 }
 

@@ -85,8 +85,9 @@ func New(o Options) (*Manager, error) {
 	m.cell = CellConfig{RRParam: cfg.RRParam, Timeout: cfg.DefaultTimeout, ByeWait: cfg.ByeTimeout, TimeoutRefresh: cfg.TimeoutRefresh,
 		EarlyTerminateCode: cfg.EarlyTerminateCode, ExtraHeaders: headerLines(cfg.ExtraHeaders),
 		AbsorbSecond2xx: cfg.Second2xx == Second2xxAbsorb, PingInterval: cfg.OptionsPingInterval,
-		AckWait: cfg.AckTimeout}
+		AckWait: cfg.AckTimeout, ReinvitePingInterval: cfg.ReinvitePingInterval}
 	m.cell.Ping, _ = ParsePing(cfg.Ping) // Validate refused a bad one
+	m.cell.ReinvitePing, _ = ParsePing(cfg.ReinvitePing)
 	empty := []callbackReg{}
 	m.global.Store(&empty)
 	m.ctx, m.cancel = context.WithCancel(context.Background())
@@ -96,7 +97,7 @@ func New(o Options) (*Manager, error) {
 // Module is the dialog module as tm plugs it in: its middleware wraps the
 // routers after it, its observer follows every transaction.
 func (m *Manager) Module() tm.Module {
-	return tm.Module{Name: "dialog", Middleware: m.middleware, Reply: replyHook{m}, Observer: observer{m}}
+	return tm.Module{Name: "dialog", Middleware: m.middleware, Branch: branchHook{}, Reply: replyHook{m}, Observer: observer{m}}
 }
 
 // Close waits for the admissions in flight. Dialogs stay in the table:
@@ -302,6 +303,22 @@ func (m *Manager) SetPing(d *Dialog, p Ping) error {
 		return fmt.Errorf("imsdialog: ping sides %d: want PingNone, PingCaller, PingCallee or PingBoth", p)
 	}
 	if !m.stepIf(d, Event{Kind: EvSetPing, Ping: p}, CallbackParams{}, func(c *Cell) bool { return !c.Ended() }) {
+		return fmt.Errorf("dialog %s: %w", d.did, ErrNotFound)
+	}
+	return nil
+}
+
+// SetReinvitePing changes who one dialog pings with re-INVITEs (the
+// create_dialog flags R and r, per call): from the next
+// reinvite_ping_interval on, or at once off with PingNone. Set it while
+// the call is set up (from the router): a dialog keeps the session
+// descriptions a re-INVITE repeats only while it may need them, and a
+// side whose description it lacks is pinged with OPTIONS instead.
+func (m *Manager) SetReinvitePing(d *Dialog, p Ping) error {
+	if p&^PingBoth != 0 {
+		return fmt.Errorf("imsdialog: ping sides %d: want PingNone, PingCaller, PingCallee or PingBoth", p)
+	}
+	if !m.stepIf(d, Event{Kind: EvSetReinvitePing, Ping: p}, CallbackParams{}, func(c *Cell) bool { return !c.Ended() }) {
 		return fmt.Errorf("dialog %s: %w", d.did, ErrNotFound)
 	}
 	return nil

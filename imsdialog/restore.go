@@ -68,6 +68,11 @@ func (m *Manager) restoreOne(snap *Snapshot, s tm.Sender) (*Dialog, error) {
 		m.timersLocked(d, c.arm(nil, m.clock.Now(), TimerPing, m.cell.PingInterval))
 		d.mu.Unlock()
 	}
+	if c.reping != PingNone {
+		d.mu.Lock()
+		m.timersLocked(d, c.arm(nil, m.clock.Now(), TimerReinvitePing, m.cell.ReinvitePingInterval))
+		d.mu.Unlock()
+	}
 	m.log.Info("dialog restored", "callid", d.CallID, "did", d.did, "state", snap.State.String())
 	return d, nil
 }

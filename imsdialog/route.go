@@ -4,6 +4,7 @@ import (
 	"context"
 	"github.com/emiago/sipgo/sip"
 	"log/slog"
+	"strings"
 
 	"github.com/imsdlg/imsdlg/dlgout"
 	"github.com/imsdlg/imsdlg/spiral"
@@ -73,21 +74,25 @@ func (m *Manager) match(r *tm.Request) (d *Dialog, fromCaller bool) {
 // Record-Route sends its ACK and BYE to the AOR) is sent to the leg of the
 // dialog here, ok true: never forked again through the location service.
 func (m *Manager) onRequestWithin(d *Dialog, r *tm.Request, fromCaller bool) (tm.Decision, bool) {
-	if r.Tx != nil {
-		r.Tx.SetValue(dialogKey{}, binding{d: d})
-	}
 	req := Request{Method: string(r.Method), CSeq: r.CSeq().SeqNo, FromCaller: fromCaller,
-		FromTag: tm.Tag(r.From().Params), ToTag: tm.Tag(r.To().Params)}
+		FromTag: tm.Tag(r.From().Params), ToTag: tm.Tag(r.To().Params), SDP: sdpOf(r.Request)}
 	var (
 		target sip.Uri
 		route  []sip.Uri
 		dst    string
 		ok     bool
 	)
+	d.mu.Lock()
+	shift := d.cell.Shift(fromCaller, req.FromTag, req.ToTag)
 	if tm.TopRoute(r.Request) == nil {
-		d.mu.Lock()
 		target, route, dst, ok = d.cell.Target(fromCaller, req.ToTag)
-		d.mu.Unlock()
+	}
+	d.mu.Unlock()
+	if r.Tx != nil {
+		r.Tx.SetValue(dialogKey{}, binding{d: d, fromCaller: fromCaller, shift: shift})
+	} else if shift != 0 {
+		// An ACK (no transaction): it is the message that goes on.
+		shiftCSeq(r.Request, shift)
 	}
 	m.step(d, Event{Kind: EvRequest, Request: req}, CallbackParams{Request: r.Request, FromCaller: fromCaller})
 	if !ok || sameTarget(&r.Recipient, &target) {
@@ -100,6 +105,53 @@ func (m *Manager) onRequestWithin(d *Dialog, r *tm.Request, fromCaller bool) (tm
 	m.log.Debug("request within the dialog sent to its leg", "callid", d.CallID, "did", d.did,
 		"method", req.Method, "target", r.Recipient.String())
 	return tm.RelayTo(tm.Target{Dst: dst}), true
+}
+
+// shiftCSeq raises a request's CSeq number by the requests the dialog put
+// into that direction itself (dlgout.Leg.Shift); tm gives the replies the
+// client's number back.
+func shiftCSeq(req *sip.Request, shift uint32) {
+	cs := req.CSeq()
+	if cs == nil || uint64(cs.SeqNo)+uint64(shift) > 1<<32-1 {
+		return
+	}
+	req.ReplaceHeader(&sip.CSeqHeader{SeqNo: cs.SeqNo + shift, MethodName: cs.MethodName})
+}
+
+// branchHook shifts the CSeq of a request within a dialog on its way out
+// (a branch's headers are its own to replace).
+type branchHook struct{}
+
+func (branchHook) OnBranch(t *tm.Transaction, b *tm.Branch) bool {
+	if bd, ok := t.Value(dialogKey{}).(binding); ok && bd.shift != 0 {
+		shiftCSeq(b.Request, bd.shift)
+	}
+	return true
+}
+
+// sdpOf returns a message's session description: its body when the
+// Content-Type is application/sdp (parameters and case aside); nil for
+// none, another type or a multipart body.
+func sdpOf(m interface {
+	Body() []byte
+	ContentType() *sip.ContentTypeHeader
+}) []byte {
+	body := m.Body()
+	if len(body) == 0 {
+		return nil
+	}
+	ct := m.ContentType()
+	if ct == nil {
+		return nil
+	}
+	v := ct.Value()
+	if i := strings.IndexByte(v, ';'); i >= 0 {
+		v = v[:i]
+	}
+	if !strings.EqualFold(strings.TrimSpace(v), "application/sdp") {
+		return nil
+	}
+	return body
 }
 
 func (m *Manager) routeInitial(next tm.Router, r *tm.Request) tm.Decision {
@@ -236,7 +288,7 @@ func (m *Manager) newDialog(r *tm.Request) *Dialog {
 	did := makeDID(e, id)
 	inv := Invite{CallID: callID, FromTag: tm.Tag(req.From().Params), CSeq: req.CSeq().SeqNo,
 		From: *sip.HeaderClone(req.From()).(*sip.FromHeader), To: *sip.HeaderClone(req.To()).(*sip.ToHeader),
-		Source: r.Source, Transport: r.Transport}
+		Source: r.Source, Transport: r.Transport, SDP: sdpOf(req)}
 	if v := req.Via(); v != nil {
 		inv.ViaBranch, _ = tm.Param(v.Params, "branch")
 	}
@@ -322,7 +374,11 @@ func (o observer) OnReply(t *tm.Transaction, branch int, res *sip.Response) {
 	if cs := res.CSeq(); cs != nil {
 		method = string(cs.MethodName)
 	}
-	o.m.step(b.d, Event{Kind: EvRequestReply, Method: method, Code: res.StatusCode}, CallbackParams{Response: res})
+	ev := Event{Kind: EvRequestReply, Method: method, Code: res.StatusCode, Request: Request{FromCaller: b.fromCaller, SDP: sdpOf(res)}}
+	if ev.Request.SDP != nil {
+		ev.Request.FromTag, ev.Request.ToTag = tm.Tag(res.From().Params), tm.Tag(res.To().Params)
+	}
+	o.m.step(b.d, ev, CallbackParams{Response: res})
 }
 
 // On2xxRetransmission implements tm.RetransmissionObserver: the answering
@@ -401,7 +457,7 @@ func (h replyHook) OnReply(t *tm.Transaction, branch int, res *sip.Response) boo
 
 // replyFacts reads what the dialog needs off a reply to its INVITE.
 func replyFacts(res *sip.Response) dlgout.Reply {
-	r := dlgout.Reply{Code: res.StatusCode, Transport: res.Transport(), Source: res.Source()}
+	r := dlgout.Reply{Code: res.StatusCode, Transport: res.Transport(), Source: res.Source(), SDP: sdpOf(res)}
 	gotTo := false
 	n := 0
 	for _, h := range res.Headers() {

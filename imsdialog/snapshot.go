@@ -36,6 +36,9 @@ type Snapshot struct {
 	Deadline time.Time
 	Vars     map[string]string
 	Flags    uint32
+	// CallerSDP is the caller's last session description, kept for
+	// re-INVITE pings (Callee.SDP the callee's).
+	CallerSDP []byte
 }
 
 // LegSnapshot is the callee leg that answered.
@@ -45,11 +48,15 @@ type LegSnapshot struct {
 	RouteSet     []string
 	LocalCSeq    uint32
 	RemoteCSeq   uint32
-	Transport    string
-	Source       string
-	Branch       int
-	Created      time.Time
-	Updated      time.Time
+	// ToCalleeShift and ToCallerShift count our own requests on the leg
+	// (dlgout.Leg).
+	ToCalleeShift, ToCallerShift uint32
+	SDP                          []byte
+	Transport                    string
+	Source                       string
+	Branch                       int
+	Created                      time.Time
+	Updated                      time.Time
 }
 
 // DID is the dialog cookie of the snapshot.
@@ -69,10 +76,11 @@ func (c *Cell) Snapshot() (Snapshot, bool) {
 		CallerTarget: c.callerTarget.String(), CallerRoute: uriStrings(c.callerRoute), CallerDst: c.callerDst,
 		CallerCSeq: c.callerCSeq, InviteCSeq: c.inviteCSeq,
 		Callee: LegSnapshot{ToTag: leg.ToTag, RemoteTarget: leg.RemoteTarget.String(), RouteSet: uriStrings(leg.RouteSet),
-			LocalCSeq: leg.LocalCSeq, RemoteCSeq: leg.RemoteCSeq, Transport: leg.Transport, Source: leg.Source,
+			LocalCSeq: leg.LocalCSeq, RemoteCSeq: leg.RemoteCSeq, ToCalleeShift: leg.ToCalleeShift, ToCallerShift: leg.ToCallerShift,
+			SDP: leg.SDP, Transport: leg.Transport, Source: leg.Source,
 			Branch: leg.Branch, Created: leg.Created, Updated: leg.Updated},
 		State: c.state, Created: c.created, Start: c.start, Timeout: c.timeout, Deadline: c.deadline,
-		Flags: c.flags,
+		Flags: c.flags, CallerSDP: c.callerSDP,
 	}
 	if len(c.vars) > 0 {
 		s.Vars = maps.Clone(c.vars)
@@ -88,7 +96,8 @@ func RestoreCell(cfg *CellConfig, s Snapshot, ours func(*sip.Uri) bool) (*Cell, 
 	}
 	c := &Cell{cfg: cfg, ours: ours, did: s.DID(), callID: s.CallID, fromTag: s.FromTag, upBranch: s.UpBranch,
 		state: s.State, created: s.Created, start: s.Start, timeout: s.Timeout, deadline: s.Deadline,
-		callerDst: s.CallerDst, callerCSeq: s.CallerCSeq, inviteCSeq: s.InviteCSeq, flags: s.Flags, ping: cfg.Ping}
+		callerDst: s.CallerDst, callerCSeq: s.CallerCSeq, inviteCSeq: s.InviteCSeq, flags: s.Flags, ping: cfg.Ping,
+		reping: cfg.ReinvitePing, callerSDP: s.CallerSDP}
 	if c.timeout <= 0 {
 		c.timeout = cfg.Timeout
 	}
@@ -109,7 +118,8 @@ func RestoreCell(cfg *CellConfig, s Snapshot, ours func(*sip.Uri) bool) (*Cell, 
 	if l.ToTag == "" {
 		return nil, errors.New("callee leg without a To tag")
 	}
-	leg := dlgout.Leg{ToTag: l.ToTag, LocalCSeq: l.LocalCSeq, RemoteCSeq: l.RemoteCSeq, Transport: l.Transport,
+	leg := dlgout.Leg{ToTag: l.ToTag, LocalCSeq: l.LocalCSeq, RemoteCSeq: l.RemoteCSeq,
+		ToCalleeShift: l.ToCalleeShift, ToCallerShift: l.ToCallerShift, SDP: l.SDP, Transport: l.Transport,
 		Source: l.Source, Branch: l.Branch, Created: l.Created, Updated: l.Updated, LastCode: 200}
 	if err := sip.ParseUri(l.RemoteTarget, &leg.RemoteTarget); err != nil {
 		return nil, fmt.Errorf("callee target %q: %w", l.RemoteTarget, err)

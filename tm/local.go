@@ -13,11 +13,65 @@ import (
 type localOwner struct {
 	onFinal func(*sip.Response, error)
 	desc    string
+	// inv is set for an INVITE: we are its UAC core, so its 2xx, and every
+	// repeat of it, is ACKed here (RFC 3261 §13.2.2.4); the ACK of a
+	// non-2xx is the transaction's (§17.1.1.3).
+	inv *localInvite
 }
 
 func (o localOwner) onResponse(c *cliTx, res *sip.Response, retrans bool) {
+	if o.inv != nil && res.StatusCode >= 200 && res.StatusCode < 300 {
+		o.inv.ack(res)
+	}
 	if res.StatusCode >= 200 && !retrans {
 		o.onFinal(res, nil)
+	}
+}
+
+// localInvite is what the ACK of a local INVITE's 2xx is built from.
+type localInvite struct {
+	p   *Proxy
+	req *sip.Request
+	dst string
+}
+
+// ack sends the ACK of a 2xx (§13.2.2.4): within a dialog (a re-INVITE)
+// along the INVITE's Request-URI and route set; for an INVITE that makes a
+// dialog, to the 2xx's Contact along its Record-Route reversed. Same
+// Call-ID, From and CSeq number, the To of the 2xx. Built again for each
+// repeat of the 2xx: its Via branch comes from the request, so the repeats
+// are one ACK.
+func (l *localInvite) ack(res *sip.Response) {
+	req := l.req
+	target := req.Recipient
+	var route []sip.Header
+	if to := req.To(); to != nil && Tag(to.Params) != "" {
+		route = req.GetHeaders("Route")
+	} else {
+		if c := res.Contact(); c != nil {
+			target = c.Address
+		}
+		rr := res.GetHeaders("Record-Route")
+		for i := len(rr) - 1; i >= 0; i-- {
+			if h, ok := rr[i].(*sip.RecordRouteHeader); ok {
+				route = append(route, &sip.RouteHeader{Address: h.Address})
+			}
+		}
+	}
+	ack := sip.NewRequest(sip.ACK, *target.Clone())
+	for _, h := range route {
+		ack.AppendHeader(sip.HeaderClone(h))
+	}
+	for _, h := range []sip.Header{req.From(), res.To(), req.CallID()} {
+		if h != nil {
+			ack.AppendHeader(sip.HeaderClone(h))
+		}
+	}
+	ack.AppendHeader(&sip.CSeqHeader{SeqNo: req.CSeq().SeqNo, MethodName: sip.ACK})
+	setMaxForwards(ack, 70)
+	ack.SetBody(nil)
+	if err := l.p.ForwardStateless(ack, l.dst); err != nil {
+		l.p.log.Info("ACK of a local INVITE's 2xx not sent", "callid", callID(req), "error", err)
 	}
 }
 
@@ -58,7 +112,11 @@ func (p *Proxy) Send(req *sip.Request, dst string, onFinal func(*sip.Response, e
 	}
 	desc := fmt.Sprintf("%s to %s", req.Method, d.Addr)
 	var once onceFinal
-	if _, err := p.startCliTx(req, d, localOwner{onFinal: once.wrap(onFinal), desc: desc}); err != nil {
+	owner := localOwner{onFinal: once.wrap(onFinal), desc: desc}
+	if req.IsInvite() {
+		owner.inv = &localInvite{p: p, req: req, dst: dst}
+	}
+	if _, err := p.startCliTx(req, d, owner); err != nil {
 		p.stats.sendFailures.Add(1)
 		return fmt.Errorf("tm: %s: %w", desc, err)
 	}

@@ -41,7 +41,11 @@ var marshalPool = sync.Pool{New: func() any {
 // marshalUp is the wire form of a response relayed upstream (§16.7 step
 // 3): every header but the top Via (ours), then extra (the aggregated
 // authentication challenges of §16.7 step 7). It builds no new message.
-func marshalUp(res *sip.Response, extra []sip.Header) []byte {
+// cseq, when not 0, is the CSeq number of the request as the client sent
+// it: a module that shifted the number of the request it forwarded (the
+// dialog module, after requests of its own within the dialog) gets the
+// reply back in the client's numbering.
+func marshalUp(res *sip.Response, extra []sip.Header, cseq uint32) []byte {
 	bp := marshalPool.Get().(*[]byte)
 	b := (*bp)[:0]
 	b = append(b, res.SipVersion...)
@@ -52,9 +56,18 @@ func marshalUp(res *sip.Response, extra []sip.Header) []byte {
 	b = append(b, "\r\n"...)
 	skipped := false
 	for _, h := range res.Headers() {
-		if _, ok := h.(*sip.ViaHeader); ok && !skipped {
-			skipped = true
-			continue
+		switch h := h.(type) {
+		case *sip.ViaHeader:
+			if !skipped {
+				skipped = true
+				continue
+			}
+		case *sip.CSeqHeader:
+			if cseq != 0 && h.SeqNo != cseq {
+				b = appendHeader(b, &sip.CSeqHeader{SeqNo: cseq, MethodName: h.MethodName})
+				b = append(b, "\r\n"...)
+				continue
+			}
 		}
 		b = appendHeader(b, h)
 		b = append(b, "\r\n"...)

@@ -810,7 +810,7 @@ func (p *Proxy) onResponse(res *sip.Response) {
 		p.log.Debug("stray response not forwarded", "callid", callID(res), "error", err)
 		return
 	}
-	if p.send(marshalUp(res, nil), dst) == nil {
+	if p.send(marshalUp(res, nil, 0), dst) == nil {
 		p.stats.statelessFwd.Add(1)
 	}
 }

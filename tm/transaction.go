@@ -451,7 +451,7 @@ func (t *Transaction) finish() {
 // local 487) goes statelessly (§16.7 step 5, RFC 6026 §8.5).
 func (t *Transaction) relay(res *sip.Response) {
 	p := t.p
-	up := marshalUp(res, nil)
+	up := marshalUp(res, nil, t.origCSeq())
 	code := res.StatusCode
 	// The set-up times are read before the reply leaves: once it is out,
 	// the caller (and a test's clock) may move on.
@@ -486,6 +486,14 @@ func (t *Transaction) relay(res *sip.Response) {
 	p.stats.relayed(code)
 }
 
+// origCSeq is the CSeq number the client gave the request.
+func (t *Transaction) origCSeq() uint32 {
+	if cs := t.orig.CSeq(); cs != nil {
+		return cs.SeqNo
+	}
+	return 0
+}
+
 // sendStateless sends a 2xx upstream without the server transaction.
 func (t *Transaction) sendStateless(up []byte, code int) {
 	if err := t.p.send(up, t.upstream); err != nil {
@@ -507,7 +515,7 @@ func (t *Transaction) replyFinal(a action) {
 			return
 		}
 		code := a.res.StatusCode
-		if !t.srv.respondBytes(marshalUp(a.res, a.auth), code) {
+		if !t.srv.respondBytes(marshalUp(a.res, a.auth, t.origCSeq()), code) {
 			p.log.Info("final reply not taken by the server transaction", "callid", callID(t.orig), "code", code)
 			return
 		}

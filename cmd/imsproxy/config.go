@@ -715,6 +715,12 @@ func (c *Config) validate() []error {
 	// parameter's name: only the section is ours to add.
 	errs = append(errs, sectionProblems("tm", c.TM.Validate())...)
 	errs = append(errs, sectionProblems("dialog", c.Dialog.Config.Validate())...)
+	if d := c.Dialog.Config; d.ReinvitePing != "none" && d.ReinvitePingInterval <= c.TM.FrTimeout {
+		// OpenSIPS' warning made a rule: a ping is judged at the next
+		// tick, so one still waiting for tm's timeout would be sent again
+		// before it could fail.
+		bad("dialog.reinvite_ping_interval", d.ReinvitePingInterval, "must be longer than tm.fr_timeout (%s) while dialog.reinvite_ping is %s", c.TM.FrTimeout, d.ReinvitePing)
+	}
 	errs = append(errs, c.validateProfiles()...)
 	errs = append(errs, c.validatePersist()...)
 	errs = append(errs, c.validateRoles()...)

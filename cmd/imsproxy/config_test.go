@@ -270,6 +270,8 @@ func TestBadValueIsRejectedNamingItsKeyAndValue(t *testing.T) {
 		{"udp_max_size too big", "tm: {udp_max_size: 65001}", []string{"tm.udp_max_size = 65001"}},
 		{"record_route not a bool", "record_route: maybe", []string{`record_route = "maybe": not a valid bool`}},
 		{"max_expires below min_expires", "location: {min_expires: 600, max_expires: 300, default_expires: 300}", []string{`location.max_expires = "5m0s": must not be below location.min_expires (10m0s)`}},
+		{"reinvite ping judged before it can time out", "dialog: {reinvite_ping: callee, reinvite_ping_interval: 20s}\ntm: {fr_timeout: 30s}", []string{`dialog.reinvite_ping_interval = "20s": must be longer than tm.fr_timeout (30s) while dialog.reinvite_ping is callee`}},
+		{"reinvite_ping not a side", "dialog: {reinvite_ping: yes}", []string{`dialog.reinvite_ping = "yes": must be none, caller, callee or both`}},
 		{"default_expires above max", "location: {default_expires: 7200}", []string{`location.default_expires = "2h0m0s"`, "within location.min_expires..location.max_expires"}},
 		{"max_contacts zero", "location: {max_contacts: 0}", []string{"location.max_contacts = 0", "at least 1"}},
 		{"section that is not a mapping", "tm: 5", []string{"tm = 5: must be a mapping"}},

@@ -266,6 +266,50 @@ func TestE2E_DialogPingEndsTheCallOfAVanishedCallee(t *testing.T) {
 	}
 }
 
+// Issue 12 §5 (OpenSIPS dialog reinvite_ping_interval, create_dialog
+// flags R and r): both parties get re-INVITE pings offering the other
+// party's SDP, and answer them (sipp checks the SDP, the proxy ACKs the
+// 2xx); then the callee vanishes (its sipp ends after the first ping). The
+// next ping goes unanswered: BYE to the caller (after the pings it
+// answered), end reason ping_timeout, the limit given back.
+func TestIssue12_5_ReinvitePingEndsTheCallOfAVanishedCallee(t *testing.T) {
+	RequireTools(t)
+	t.Parallel()
+	p, uac, uas := oneCallee(t, SippArgs{Scenario: "uas_reinvite_ping.xml", Vars: map[string]string{"vanish": "1"}},
+		SippArgs{Scenario: "uac_answer_pings.xml"},
+		"dialog: {reinvite_ping: both, reinvite_ping_interval: 2s}\n"+
+			"profiles: {with_value: [caller]}\n"+
+			"limits: [{profile: caller, key: from_uri, max: 1}]\n"+
+			"tm: {fr_timeout: 1s}")
+	waitAll(t, uas, uac)
+	waitDialogs(t, p, "no dialog", func(ds []dlgInfo) bool { return len(ds) == 0 })
+	if st := dlgStats(t, p); st["ping_timeout_dialogs"] != 1 {
+		t.Errorf("dlg.stats: %v", st)
+	}
+	raw, err := p.RPC("dlg.profile_get_size", map[string]any{"profile": "caller"})
+	if err != nil {
+		t.Fatalf("dlg.profile_get_size: %v", err)
+	}
+	var size struct{ Size int64 }
+	if err := json.Unmarshal(raw, &size); err != nil || size.Size != 0 {
+		t.Errorf("profile caller holds %s after the call ended (%v)", raw, err)
+	}
+}
+
+// RFC 3261 §12.2.2: a UA refuses a request whose CSeq is not above the
+// last it saw (most stacks refuse an equal one too). The proxy's re-INVITE
+// ping to the callee takes the caller's next number, so the caller's own
+// BYE (CSeq 2) must reach the callee renumbered above it (3; sipp checks),
+// and its 200 must come back to the caller as CSeq 2 (sipp matches it).
+func TestRFC3261_12_2_2_CallerRequestsAfterAPingStayInOrder(t *testing.T) {
+	RequireTools(t)
+	t.Parallel()
+	_, uac, uas := oneCallee(t, SippArgs{Scenario: "uas_reinvite_ping.xml", Vars: map[string]string{"min_cseq": "3"}},
+		SippArgs{Scenario: "uac.xml", Pause: 3 * time.Second},
+		"dialog: {reinvite_ping: callee, reinvite_ping_interval: 2s}\ntm: {fr_timeout: 1s}")
+	waitAll(t, uac, uas)
+}
+
 // Issue 13 §2: a limit's timeout is the lifetime of the calls it counts:
 // the proxy ends the call with BYE both ways once it runs out, long before
 // dialog.default_timeout.

@@ -1,0 +1,109 @@
+package tm
+
+import (
+	"testing"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/imsdlg/imsdlg/internal/siptest"
+)
+
+// localReinvite is a re-INVITE the proxy sends on its own within a dialog
+// (a keepalive), with a route set of one hop: the UA.
+func localReinvite(t *testing.T, uas *siptest.UA) *sip.Request {
+	t.Helper()
+	req := sip.NewRequest(sip.INVITE, sip.Uri{Scheme: "sip", User: "bob", Host: "10.9.9.9", Port: 5062})
+	req.AppendHeader(&sip.RouteHeader{Address: sip.Uri{Scheme: "sip", Host: "127.0.0.1", Port: uas.Addr.Port,
+		UriParams: sip.HeaderParams{{K: "lr", V: ""}}}})
+	from := sip.NewParams()
+	from.Add("tag", "alice-tag")
+	req.AppendHeader(&sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: "alice", Host: "example.net"}, Params: from})
+	to := sip.NewParams()
+	to.Add("tag", "bob-tag")
+	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: "bob", Host: "example.net"}, Params: to})
+	cid := sip.CallIDHeader("reinvite-1")
+	req.AppendHeader(&cid)
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: 7, MethodName: sip.INVITE})
+	req.AppendHeader(sip.NewHeader("Contact", "<sip:alice@10.0.0.1:5070>"))
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	req.SetBody([]byte("v=0\r\n"))
+	return req
+}
+
+// RFC 3261 §13.2.2.4: the UAC core ACKs a 2xx to its INVITE, and each
+// repeat of the 2xx, end to end (a new transaction, not the INVITE's):
+// within a dialog along the INVITE's route set to its Request-URI, with
+// its CSeq number and the To of the 2xx. A non-2xx is ACKed by the
+// transaction (§17.1.1.3).
+func TestRFC3261_13_2_2_4_LocalInviteAnswerIsACKed(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		code int
+		ack  bool
+	}{
+		{"200", 200, true},
+		{"491", 491, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			uas := siptest.NewUA(t)
+			p := startProxy(t, testCfg(), toUAs(uas))
+			final := make(chan int, 2)
+			require.NoError(t, p.Send(localReinvite(t, uas), "", func(res *sip.Response, err error) {
+				if res != nil {
+					final <- res.StatusCode
+				} else {
+					final <- 0
+				}
+			}))
+			got := uas.Request(sip.INVITE)
+			assert.Equal(t, "v=0\r\n", string(got.Body()))
+			res := uas.Reply(got, tc.code, "")
+			ack := uas.Request(sip.ACK)
+			assert.Equal(t, uint32(7), ack.CSeq().SeqNo)
+			assert.Equal(t, "bob-tag", Tag(ack.To().Params))
+			if !tc.ack {
+				assert.Equal(t, got.Via().Value(), ack.Via().Value(), "the transaction's own ACK: same branch")
+				assert.Equal(t, tc.code, <-final)
+				return
+			}
+			assert.NotEqual(t, got.Via().Value(), ack.Via().Value(), "an ACK of its own (§17.1.1.3 is for non-2xx)")
+			assert.Equal(t, "10.9.9.9", ack.Recipient.Host, "to the remote target")
+			assert.Equal(t, 200, <-final)
+			// The UA did not see it: it repeats its 2xx, and gets the ACK again.
+			via := got.Via()
+			uas.Send(via.Host+":"+itoa(via.Port), res)
+			again := uas.Request(sip.ACK)
+			assert.Equal(t, ack.Via().Value(), again.Via().Value(), "the same ACK")
+			assert.Empty(t, final, "the callback ran once")
+		})
+	}
+}
+
+// A module that renumbers the CSeq of a request it forwards (the dialog
+// module does after requests of its own in the dialog) gets the reply back
+// upstream with the client's number: the client matches it to its request.
+func TestRFC3261_8_1_3_3_ReplyCarriesTheClientsCSeq(t *testing.T) {
+	uac, uas := siptest.NewUA(t), siptest.NewUA(t)
+	p := startProxy(t, testCfg(), toUAs(uas), withModules(Module{Name: "shift", Branch: shiftBranch{}}))
+	inv := uac.Invite("sip:bob@" + p.udp)
+	uac.Send(p.udp, inv)
+	got := uas.Request(sip.INVITE)
+	assert.Equal(t, uint32(11), got.CSeq().SeqNo, "renumbered downstream")
+	uas.Reply(got, 180, "b")
+	assert.Equal(t, uint32(1), uac.Response(180).CSeq().SeqNo)
+	ok := uas.Reply(got, 200, "b")
+	assert.Equal(t, uint32(1), uac.Response(200).CSeq().SeqNo)
+	via := got.Via()
+	uas.Send(via.Host+":"+itoa(via.Port), ok)
+	assert.Equal(t, uint32(1), uac.Response(200).CSeq().SeqNo, "a repeated 2xx too")
+}
+
+type shiftBranch struct{}
+
+func (shiftBranch) OnBranch(t *Transaction, b *Branch) bool {
+	cs := b.Request.CSeq()
+	b.Request.ReplaceHeader(&sip.CSeqHeader{SeqNo: cs.SeqNo + 10, MethodName: cs.MethodName})
+	return true
+}

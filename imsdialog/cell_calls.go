@@ -140,6 +140,9 @@ func (c *Cell) onRequest(now time.Time, r Request) []Action {
 	if r.Method == "INVITE" {
 		c.reinviteOpen = now
 	}
+	if r.Contact != nil && c.refreshTarget(r.FromCaller, legTag, r.Contact) && persistable(c.state) {
+		out = add(out, Action{Kind: ActPersist})
+	}
 	if r.Method == "ACK" && r.CSeq == c.inviteCSeq && r.FromCaller {
 		if a := c.outs.Answered(); a == nil || a.ToTag != legTag {
 			return nil // the ACK of another answering leg's 2xx
@@ -212,6 +215,28 @@ func (c *Cell) Shift(fromCaller bool, fromTag, toTag string) uint32 {
 	return 0
 }
 
+// refreshTarget makes contact the remote target of a party (fromCaller, or
+// the callee of leg legTag) after a target refresh; false when nothing
+// changed. BYEs, pings and validate_dialog follow it.
+func (c *Cell) refreshTarget(fromCaller bool, legTag string, contact *sip.Uri) bool {
+	if contact.Host == "" {
+		return false
+	}
+	if fromCaller {
+		if sameTarget(&c.callerTarget, contact) {
+			return false
+		}
+		c.callerTarget = *contact.Clone()
+		return true
+	}
+	l := c.outs.Get(legTag)
+	if l == nil || sameTarget(&l.RemoteTarget, contact) {
+		return false
+	}
+	l.RemoteTarget = *contact.Clone() // a new value: copies of the leg share the old one
+	return true
+}
+
 // keptSDP stores a session description a party sent (fromCaller, or the
 // callee of leg legTag); false when the leg is unknown.
 func (c *Cell) keptSDP(fromCaller bool, legTag string, sdp []byte) bool {
@@ -234,7 +259,7 @@ func (c *Cell) onRequestReply(ev *Event) bool {
 		c.reinviteOpen = time.Time{}
 	}
 	r := &ev.Request
-	if r.SDP == nil || ev.Code >= 300 || !c.keepSDP() {
+	if ev.Code >= 300 || (r.SDP == nil && r.Contact == nil) {
 		return false
 	}
 	// The party replying is the one the request went to.
@@ -242,7 +267,14 @@ func (c *Cell) onRequestReply(ev *Event) bool {
 	if !r.FromCaller {
 		legTag = r.FromTag
 	}
-	return c.keptSDP(!r.FromCaller, legTag, r.SDP)
+	changed := false
+	if r.Contact != nil && ev.Code >= 200 {
+		changed = c.refreshTarget(!r.FromCaller, legTag, r.Contact)
+	}
+	if r.SDP != nil && c.keepSDP() {
+		changed = c.keptSDP(!r.FromCaller, legTag, r.SDP) || changed
+	}
+	return changed
 }
 
 // Target says where a request within the dialog goes: to the callee leg

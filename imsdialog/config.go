@@ -97,6 +97,16 @@ type Config struct {
 	// set to 0): a call that renegotiates is alive. Off by default, as in
 	// the first round: the timeout then bounds the call from its answer.
 	TimeoutRefresh bool `config:"timeout_refresh"`
+	// ValidateDialog (OpenSIPS validate_dialog, fix_route_dialog) checks
+	// every request within a dialog against it: CSeq above the sender's
+	// last, Request-URI the remote target, Route the route set. off; log
+	// (count and log, relay as is); reject (400 naming the check; the
+	// dialog never sees it, so a forged BYE ends nothing); fix (send it
+	// along the dialog's route set to its remote target; a CSeq out of
+	// order is refused). auto (the default) is off, and fix in the imsproxy
+	// daemon when its role is pcscf. Counted per check (dlg.stats
+	// invalid_cseq, invalid_remote_target, invalid_route_set).
+	ValidateDialog string `config:"validate_dialog"`
 }
 
 // Policies of Config.Second2xx.
@@ -120,6 +130,7 @@ func DefaultConfig() Config {
 		Ping:                 "none",
 		OptionsPingInterval:  30 * time.Second,
 		ReinvitePing:         "none",
+		ValidateDialog:       ValidateAuto,
 		ReinvitePingInterval: 300 * time.Second,
 		AckTimeout:           32 * time.Second,
 	}
@@ -162,6 +173,11 @@ func (c Config) Validate() error {
 	}
 	if c.OptionsPingInterval < time.Second {
 		bad("options_ping_interval", c.OptionsPingInterval, "must be at least 1s")
+	}
+	switch c.ValidateDialog {
+	case "", ValidateAuto, ValidateOff, ValidateLog, ValidateReject, ValidateFix:
+	default:
+		bad("validate_dialog", c.ValidateDialog, "must be auto, off, log, reject or fix")
 	}
 	if _, err := ParsePing(c.ReinvitePing); err != nil {
 		bad("reinvite_ping", c.ReinvitePing, "must be none, caller, callee or both")

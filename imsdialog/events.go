@@ -78,6 +78,10 @@ type Request struct {
 	// SDP is the request's session description (nil when none): the
 	// sender's, kept for re-INVITE pings.
 	SDP []byte
+	// Contact is the Contact of a target refresh (a re-INVITE or UPDATE,
+	// or the 2xx answering one): the sender's new remote target (RFC 3261
+	// §12.2). nil otherwise.
+	Contact *sip.Uri
 }
 
 // Event is fed to Cell.Step: facts read off messages and timers, never the

@@ -52,6 +52,8 @@ type Manager struct {
 	global  atomic.Pointer[[]callbackReg]
 	gmu     sync.Mutex
 	stats   Stats
+	// validate is the validate_dialog mode, auto resolved to off.
+	validate string
 
 	// ctx ends with Close; wg counts the goroutines the manager starts
 	// (admissions), so Close can wait for them.
@@ -88,6 +90,10 @@ func New(o Options) (*Manager, error) {
 		AckWait: cfg.AckTimeout, ReinvitePingInterval: cfg.ReinvitePingInterval}
 	m.cell.Ping, _ = ParsePing(cfg.Ping) // Validate refused a bad one
 	m.cell.ReinvitePing, _ = ParsePing(cfg.ReinvitePing)
+	m.validate = cfg.ValidateDialog
+	if m.validate == ValidateAuto || m.validate == "" {
+		m.validate = ValidateOff
+	}
 	empty := []callbackReg{}
 	m.global.Store(&empty)
 	m.ctx, m.cancel = context.WithCancel(context.Background())

@@ -2,9 +2,10 @@ package imsdialog
 
 import (
 	"context"
-	"github.com/emiago/sipgo/sip"
 	"log/slog"
 	"strings"
+
+	"github.com/emiago/sipgo/sip"
 
 	"github.com/imsdlg/imsdlg/dlgout"
 	"github.com/imsdlg/imsdlg/spiral"
@@ -82,12 +83,36 @@ func (m *Manager) onRequestWithin(d *Dialog, r *tm.Request, fromCaller bool) (tm
 		dst    string
 		ok     bool
 	)
+	if req.Method == "INVITE" || req.Method == "UPDATE" {
+		// A target refresh (RFC 3261 §12.2.2): the sender's new Contact.
+		if c := r.Contact(); c != nil {
+			req.Contact = &c.Address
+		}
+	}
 	d.mu.Lock()
+	var bad *InvalidRequestError
+	if m.validate != ValidateOff {
+		bad = d.cell.Validate(within(r, fromCaller), r.Sender.IsOurURI)
+	}
 	shift := d.cell.Shift(fromCaller, req.FromTag, req.ToTag)
-	if tm.TopRoute(r.Request) == nil {
+	noRoute := tm.TopRoute(r.Request) == nil
+	if noRoute || bad != nil {
 		target, route, dst, ok = d.cell.Target(fromCaller, req.ToTag)
 	}
 	d.mu.Unlock()
+	fix := false
+	if bad != nil {
+		m.stats.invalid(bad.Check)
+		m.log.Warn("request does not fit its dialog", "callid", d.CallID, "did", d.did, "method", req.Method,
+			"check", bad.Check.String(), "detail", bad.Detail, "source", r.Source, "mode", m.validate)
+		switch {
+		case m.validate == ValidateReject, m.validate == ValidateFix && (bad.Check == CheckCSeq || !ok):
+			// Refused before the dialog sees it: a forged BYE ends nothing.
+			return bad.reject(), true
+		case m.validate == ValidateFix:
+			fix = true
+		}
+	}
 	if r.Tx != nil {
 		r.Tx.SetValue(dialogKey{}, binding{d: d, fromCaller: fromCaller, shift: shift})
 	} else if shift != 0 {
@@ -95,7 +120,12 @@ func (m *Manager) onRequestWithin(d *Dialog, r *tm.Request, fromCaller bool) (tm
 		shiftCSeq(r.Request, shift)
 	}
 	m.step(d, Event{Kind: EvRequest, Request: req}, CallbackParams{Request: r.Request, FromCaller: fromCaller})
-	if !ok || sameTarget(&r.Recipient, &target) {
+	if fix {
+		m.log.Info("request within the dialog sent along the dialog's route (fix_route_dialog)", "callid", d.CallID, "did", d.did,
+			"method", req.Method, "target", target.String())
+		return fixRoute(r, target, route, dst), true
+	}
+	if !noRoute || !ok || sameTarget(&r.Recipient, &target) {
 		return tm.Decision{}, false
 	}
 	r.Recipient = *target.Clone()
@@ -375,7 +405,12 @@ func (o observer) OnReply(t *tm.Transaction, branch int, res *sip.Response) {
 		method = string(cs.MethodName)
 	}
 	ev := Event{Kind: EvRequestReply, Method: method, Code: res.StatusCode, Request: Request{FromCaller: b.fromCaller, SDP: sdpOf(res)}}
-	if ev.Request.SDP != nil {
+	if res.StatusCode >= 200 && res.StatusCode < 300 && (method == "INVITE" || method == "UPDATE") {
+		if c := res.Contact(); c != nil {
+			ev.Request.Contact = &c.Address
+		}
+	}
+	if ev.Request.SDP != nil || ev.Request.Contact != nil {
 		ev.Request.FromTag, ev.Request.ToTag = tm.Tag(res.From().Params), tm.Tag(res.To().Params)
 	}
 	o.m.step(b.d, ev, CallbackParams{Response: res})

@@ -17,6 +17,9 @@ type Stats struct {
 	created   atomic.Uint64
 	spiraled  atomic.Uint64 // initial INVITEs that joined their dialog as a spiral
 	restored  atomic.Uint64 // dialogs loaded from the dialog store at start
+	// invalids counts the requests validate_dialog found not to fit their
+	// dialog, by check (cseq, remote_target, route_set, other).
+	invalids [4]atomic.Uint64
 	// ended counts the dialogs that ended, by EndReason.
 	ended [len(endNames)]atomic.Uint64
 	// duration is how long answered calls lasted, answer to end.
@@ -64,6 +67,12 @@ func (s *Stats) transition(from, to State, end EndReason) {
 	}
 }
 
+func (s *Stats) invalid(c Check) {
+	if i := -int(c) - 1; i >= 0 && i < len(s.invalids) {
+		s.invalids[i].Add(1)
+	}
+}
+
 // Snapshot returns the counters under the manual's names.
 func (s *Stats) Snapshot() map[string]int64 {
 	return map[string]int64{
@@ -77,6 +86,10 @@ func (s *Stats) Snapshot() map[string]int64 {
 		"restored_dialogs":  int64(s.restored.Load()),
 		// Not in the manual: dialogs ended by their keepalive (dialog.ping).
 		"ping_timeout_dialogs": int64(s.ended[EndPingTimeout].Load()),
+		// Requests within a dialog that did not fit it (validate_dialog).
+		"invalid_cseq":          int64(s.invalids[0].Load()),
+		"invalid_remote_target": int64(s.invalids[1].Load()),
+		"invalid_route_set":     int64(s.invalids[2].Load()),
 	}
 }
 
@@ -89,12 +102,13 @@ var (
 	descCreated   = prometheus.NewDesc("imsdlg_dialog_created_dialogs_total", "Dialogs created since start.", nil, nil)
 	descSpiraled  = prometheus.NewDesc("imsdlg_dialog_spiraled_requests_total", "Initial INVITEs that came back to us and joined their dialog (detect_spirals).", nil, nil)
 	descRestored  = prometheus.NewDesc("imsdlg_dialog_restored_dialogs_total", "Dialogs loaded from the dialog store (db_mode) at start.", nil, nil)
+	descInvalid   = prometheus.NewDesc("imsdlg_dialog_invalid_requests_total", "Requests within a dialog that did not fit it (validate_dialog), by check: cseq, remote_target, route_set, other.", []string{"check"}, nil)
 	descEnded     = prometheus.NewDesc("imsdlg_dialog_ended_dialogs_total", "Dialogs ended, by why: failed, cancelled, bye_caller, bye_callee, expired, terminated, ping_timeout.", []string{"reason"}, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (s *Stats) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descActive, descEarly, descProcessed, descExpired, descFailed, descCreated, descSpiraled, descRestored, descEnded} {
+	for _, d := range []*prometheus.Desc{descActive, descEarly, descProcessed, descExpired, descFailed, descCreated, descSpiraled, descRestored, descInvalid, descEnded} {
 		ch <- d
 	}
 	s.duration.Describe(ch)
@@ -110,6 +124,9 @@ func (s *Stats) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descCreated, prometheus.CounterValue, float64(s.created.Load()))
 	ch <- prometheus.MustNewConstMetric(descSpiraled, prometheus.CounterValue, float64(s.spiraled.Load()))
 	ch <- prometheus.MustNewConstMetric(descRestored, prometheus.CounterValue, float64(s.restored.Load()))
+	for i := range s.invalids {
+		ch <- prometheus.MustNewConstMetric(descInvalid, prometheus.CounterValue, float64(s.invalids[i].Load()), Check(-i-1).String())
+	}
 	for r := EndFailed; int(r) < len(s.ended); r++ {
 		ch <- prometheus.MustNewConstMetric(descEnded, prometheus.CounterValue, float64(s.ended[r].Load()), r.String())
 	}

@@ -727,6 +727,21 @@ func (c *Config) validate() []error {
 	return errs
 }
 
+// dialogConfig is the dialog section as the manager takes it: a
+// validate_dialog of auto is fix for a P-CSCF, which faces UEs nobody
+// vouches for (a request within a dialog goes where the dialog goes), and
+// off elsewhere (issue 13 §1).
+func (c *Config) dialogConfig() imsdialog.Config {
+	d := c.Dialog.Config
+	if d.ValidateDialog == imsdialog.ValidateAuto || d.ValidateDialog == "" {
+		d.ValidateDialog = imsdialog.ValidateOff
+		if c.Role == RolePCSCF {
+			d.ValidateDialog = imsdialog.ValidateFix
+		}
+	}
+	return d
+}
+
 // sectionProblems turns the problems a package's Config.Validate names by
 // parameter into problems naming the key.
 func sectionProblems(section string, err error) []error {

@@ -502,3 +502,19 @@ func TestConfig_MgmtToken(t *testing.T) {
 		})
 	}
 }
+
+// Issue 13 §1: dialog.validate_dialog auto is fix for a P-CSCF (UEs nobody
+// vouches for) and off elsewhere; a mode set in the file is kept.
+func TestIssue13_1_ValidateDialogByRole(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		{"role: standalone", imsdialog.ValidateOff},
+		{"role: scscf", imsdialog.ValidateOff},
+		{"role: pcscf\npcscf: {scscf_uri: 'sip:127.0.0.1:6060'}", imsdialog.ValidateFix},
+		{"role: pcscf\npcscf: {scscf_uri: 'sip:127.0.0.1:6060'}\ndialog: {validate_dialog: log}", imsdialog.ValidateLog},
+		{"dialog: {validate_dialog: reject}", imsdialog.ValidateReject},
+	} {
+		cfg, err := loadYAML(t, tc.yaml)
+		require.NoError(t, err, tc.yaml)
+		assert.Equal(t, tc.want, cfg.dialogConfig().ValidateDialog, tc.yaml)
+	}
+}

@@ -166,7 +166,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	opts := imsdialog.Options{Config: cfg.Dialog.Config, Logger: log, Limiter: limiter}
+	opts := imsdialog.Options{Config: cfg.dialogConfig(), Logger: log, Limiter: limiter}
 	if db.persister != nil {
 		opts.Persister = db.persister
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/imsdlg/imsdlg/internal/siptest"
 )
 
 // ims is a P-CSCF and an S-CSCF (two imsproxy processes), an application
@@ -121,8 +123,14 @@ func (n *ims) checkOneDialogPerNode(t *testing.T, failed bool) {
 	if st := dlgStats(t, n.scscf); st["created_dialogs"] != 1 || st["spiraled_requests"] != 1 || st[end] != 1 || st["active_dialogs"] != 0 {
 		t.Errorf("S-CSCF dlg.stats: %v; want one dialog, one spiral (back from the AS), %s 1", st, end)
 	}
-	if st := dlgStats(t, n.pcscf); st["created_dialogs"] != 1 || st["spiraled_requests"] != 2 || st[end] != 1 {
+	st := dlgStats(t, n.pcscf)
+	if st["created_dialogs"] != 1 || st["spiraled_requests"] != 2 || st[end] != 1 {
 		t.Errorf("P-CSCF dlg.stats: %v; want one dialog joined by the two terminating branches, %s 1", st, end)
+	}
+	// validate_dialog is on at the P-CSCF: the call's own requests (the
+	// ACK passes it twice through the spiral) all fit their dialog.
+	if st["invalid_remote_target"] != 0 || st["invalid_route_set"] != 0 {
+		t.Errorf("P-CSCF dlg.stats: %v; a good call's requests were taken for forged ones", st)
 	}
 }
 
@@ -165,8 +173,23 @@ func TestE2E_RolesConfirmedCallEndedAtSCSCF(t *testing.T) {
 	if len(ds) != 1 || len(ds[0].DlgOuts) != 1 {
 		t.Fatalf("S-CSCF dlg.list: want one dialog with the answered leg only: %+v", ds)
 	}
-	if ps := dlgList(t, n.pcscf); len(ps) != 1 || ps[0].CallID != ds[0].CallID {
+	ps := dlgList(t, n.pcscf)
+	if len(ps) != 1 || ps[0].CallID != ds[0].CallID {
 		t.Fatalf("P-CSCF dlg.list: want the call's one dialog: %+v", ps)
+	}
+	// Issue 13 §1: a P-CSCF checks requests within dialogs by default
+	// (dialog.validate_dialog auto = fix): a BYE forged on the caller's
+	// side with a CSeq already used is refused, and the call goes on.
+	forger := siptest.NewUA(t)
+	forger.SendRaw(n.pcscf.Addr("udp"), fmt.Sprintf("BYE sip:bob@127.0.0.1 SIP/2.0\r\n"+
+		"Via: SIP/2.0/UDP %s;branch=z9hG4bK-forged-1;rport\r\nMax-Forwards: 70\r\n"+
+		"From: <sip:alice@127.0.0.1>;tag=%s\r\nTo: <sip:bob@127.0.0.1>;tag=%s\r\n"+
+		"Call-ID: %s\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n", forger.HostPort(), ps[0].FromTag, ps[0].ToTag, ps[0].CallID))
+	if res := forger.Final(); res.StatusCode != 400 {
+		t.Errorf("forged BYE at the P-CSCF: %d %s, want 400", res.StatusCode, res.Reason)
+	}
+	if st := dlgStats(t, n.pcscf); st["invalid_cseq"] != 1 || st["active_dialogs"] != 1 {
+		t.Errorf("P-CSCF dlg.stats after a forged BYE: %v; want invalid_cseq 1, the call still up", st)
 	}
 	n.terminate(t, ds[0], "both")
 	waitAll(t, append([]*Sipp{uac}, append(n.callees, n.as)...)...)

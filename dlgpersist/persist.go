@@ -189,6 +189,11 @@ func (p *Persister) flush(ctx context.Context, all []*imsdialog.Dialog) error {
 	p.failing = false
 	p.mu.Unlock()
 	p.stats.writes.Add(uint64(len(changes)))
+	for _, c := range changes {
+		if c.Rec != nil {
+			batch[c.DID].Saved()
+		}
+	}
 	if recovered {
 		p.log.Info("dialog store written again", "dialogs", len(batch))
 	}

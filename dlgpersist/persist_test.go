@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -69,6 +70,9 @@ func TestIssue6_DBModeRestoreConfirmedCall(t *testing.T) {
 			shared := cachedb.NewMemory(cachedb.DefaultKeys(), 0, nil)
 			uac, a := siptest.NewUA(t), siptest.NewUA(t)
 			e1, _, p1 := persistEnv(t, a, store, shared, tc.mode)
+			// Issue 13 §5: DLGCB_SAVED after each write, DLGCB_LOADED at restore.
+			var saved, loaded atomic.Int32
+			e1.M.RegisterCallback(imsdialog.CbSaved, func(*imsdialog.Dialog, imsdialog.Callback, imsdialog.CallbackParams) { saved.Add(1) })
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			go p1.Run(ctx)
@@ -102,13 +106,16 @@ func TestIssue6_DBModeRestoreConfirmedCall(t *testing.T) {
 				recs, _ = store.Load(context.Background(), "node1")
 				return len(recs) == 1 && recs[0].CallerCSeq == 4 && recs[0].Vars["charging"] == "on"
 			}, "the dialog written with its latest CSeq and vars: %+v", recs)
+			siptest.Eventually(t, func() bool { return saved.Load() > 0 }, "SAVED after the write")
 			cancel()
 
 			// A new proxy process: same store, same node.
 			e2, set2, p2 := persistEnv(t, a, store, shared, tc.mode)
+			e2.M.RegisterCallback(imsdialog.CbLoaded, func(*imsdialog.Dialog, imsdialog.Callback, imsdialog.CallbackParams) { loaded.Add(1) })
 			dids, err := p2.Restore(context.Background(), e2.M, e2.P)
 			require.NoError(t, err)
 			assert.Equal(t, []string{d.DID()}, dids)
+			assert.Equal(t, int32(1), loaded.Load(), "LOADED once for the restored dialog")
 			_, err = shared.Reconcile(context.Background(), "node1", profiles.KeepRestored(dids))
 			require.NoError(t, err)
 			n, err := set2.Size(context.Background(), "calls/s", "")

@@ -365,9 +365,11 @@ func (c *Cell) stop(out []Action, t Timer) []Action {
 	return add(out, Action{Kind: ActStopTimer, Timer: t})
 }
 
-// destroy ends the dialog's existence: its counts go, it leaves the table.
+// destroy ends the dialog's existence on every path (a failed, cancelled,
+// early-ended or expired call as well as one ended by BYE): DESTROY runs,
+// its counts go, it leaves the table.
 func destroy(out []Action) []Action {
-	return add(out, Action{Kind: ActRelease}, Action{Kind: ActDestroy})
+	return add(out, Action{Kind: ActFire, Callback: CbDestroy}, Action{Kind: ActRelease}, Action{Kind: ActDestroy})
 }
 
 // deleted is the end of a dialog terminated by BYE, once the BYEs are
@@ -375,7 +377,6 @@ func destroy(out []Action) []Action {
 func (c *Cell) deleted(out []Action, now time.Time) []Action {
 	out = fire(out, CbTerminatedConfirmed)
 	out = c.move(out, now, Deleted)
-	out = fire(out, CbDestroy)
 	out = c.stop(out, TimerByeWait)
 	return destroy(out)
 }

@@ -154,12 +154,13 @@ func TestSeedImsDialog_Transitions(t *testing.T) {
 		{"reply to the BYE: TERMINATED_CONFIRMED, DELETED", []Event{created, reply(t, 0, 200, "1"), ack, callerBy,
 			{Kind: EvRequestReply, Method: "BYE", Code: 200}}, Deleted, EndByeCaller, []Callback{CbRplWithin, CbTerminatedConfirmed, CbDestroy}},
 		{"non-2xx final: FAILED once the INVITE is done", []Event{created, reply(t, 0, 180, "1"), reply(t, 0, 486, "1"), outcome(tm.Failed, 486), done},
-			Terminated, EndFailed, []Callback{CbFailed}},
+			Terminated, EndFailed, []Callback{CbFailed, CbDestroy}},
 		{"a failure waits for the last branch", []Event{created, reply(t, 0, 180, "1"), outcome(tm.Cancelled, 487)}, Early, NotEnded, nil},
+		// Issue 13 §5: DESTROY on every end path, failed calls included.
 		{"caller CANCEL: FAILED", []Event{created, reply(t, 0, 180, "1"), outcome(tm.Cancelled, 487), done}, Terminated, EndCancelled,
-			[]Callback{CbFailed}},
-		{"t_reply by another module: FAILED", []Event{created, outcome(tm.Replied, 500), done}, Terminated, EndFailed, []Callback{CbFailed}},
-		{"failed after the INVITE was done", []Event{created, done, outcome(tm.Failed, 408)}, Terminated, EndFailed, []Callback{CbFailed}},
+			[]Callback{CbFailed, CbDestroy}},
+		{"t_reply by another module: FAILED", []Event{created, outcome(tm.Replied, 500), done}, Terminated, EndFailed, []Callback{CbFailed, CbDestroy}},
+		{"failed after the INVITE was done", []Event{created, done, outcome(tm.Failed, 408)}, Terminated, EndFailed, []Callback{CbFailed, CbDestroy}},
 		{"answered outcome changes nothing", []Event{created, reply(t, 0, 200, "1"), outcome(tm.Answered, 200)}, ConfirmedNA, NotEnded, nil},
 		{"ACK after the end is ignored", []Event{created, outcome(tm.Failed, 486), done, ack}, Terminated, EndFailed, nil},
 		{"ACK of another leg's 2xx does not confirm", []Event{created, reply(t, 0, 200, "1"), reply(t, 1, 200, "2"), ackOf("2")}, ConfirmedNA,
@@ -469,7 +470,7 @@ func TestSeedImsDialog_TerminateEarly(t *testing.T) {
 		assert.Equal(t, tc.wantReason, header(up[0].Headers, "Reason"))
 		assert.Equal(t, "test", header(up[0].Headers, "X-Why"))
 		assert.Empty(t, sends(acts))
-		assert.Equal(t, []Callback{CbTerminated, CbFailed}, callbacks(acts))
+		assert.Equal(t, []Callback{CbTerminated, CbFailed, CbDestroy}, callbacks(acts), "DESTROY for an early-ended call too")
 		assert.Len(t, has(acts, ActRelease), 1)
 		assert.Len(t, has(acts, ActDestroy), 1)
 	}

@@ -247,6 +247,10 @@ func (m *Manager) RegisterCallback(types Callback, f CallbackFunc) {
 	m.global.Store(&next)
 }
 
+// Saved tells the dialog that the persister wrote its record to the
+// dialog store: its SAVED callbacks run (DLGCB_SAVED).
+func (d *Dialog) Saved() { d.m.fire(d, CbSaved, CallbackParams{}) }
+
 // RegisterCallback registers a callback on this dialog only.
 func (d *Dialog) RegisterCallback(types Callback, f CallbackFunc) {
 	d.mu.Lock()

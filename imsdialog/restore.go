@@ -74,6 +74,7 @@ func (m *Manager) restoreOne(snap *Snapshot, s tm.Sender) (*Dialog, error) {
 		d.mu.Unlock()
 	}
 	m.log.Info("dialog restored", "callid", d.CallID, "did", d.did, "state", snap.State.String())
+	m.fire(d, CbLoaded, CallbackParams{})
 	return d, nil
 }
 

@@ -80,6 +80,12 @@ const (
 	CbDestroy
 	CbMIContext
 	CbResponseFwded
+	// CbLoaded (DLGCB_LOADED): the dialog was restored from the dialog
+	// store at start (db_mode); register it globally.
+	CbLoaded
+	// CbSaved (DLGCB_SAVED): the dialog's record was written to the
+	// dialog store; it runs on the persister's goroutine.
+	CbSaved
 )
 
 var cbNames = []struct {
@@ -90,6 +96,7 @@ var cbNames = []struct {
 	{CbConfirmed, "CONFIRMED"}, {CbReqWithin, "REQ_WITHIN"}, {CbRplWithin, "RPL_WITHIN"}, {CbFailed, "FAILED"},
 	{CbTerminated, "TERMINATED"}, {CbTerminatedConfirmed, "TERMINATED_CONFIRMED"}, {CbExpired, "EXPIRED"},
 	{CbDestroy, "DESTROY"}, {CbMIContext, "MI_CONTEXT"}, {CbResponseFwded, "RESPONSE_FWDED"},
+	{CbLoaded, "LOADED"}, {CbSaved, "SAVED"},
 }
 
 func (c Callback) String() string {

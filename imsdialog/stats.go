@@ -73,8 +73,20 @@ func (s *Stats) invalid(c Check) {
 	}
 }
 
-// Snapshot returns the counters under the manual's names.
+// Snapshot returns the counters under the manual's names, and the dialogs
+// ended by cause as ended_<reason> (failed, cancelled, bye_caller,
+// bye_callee, expired, terminated, ping_timeout, no_ack): failed_dialogs
+// by cause is ended_failed + ended_cancelled + the early share of
+// ended_terminated and ended_expired.
 func (s *Stats) Snapshot() map[string]int64 {
+	m := s.snapshot()
+	for r := EndFailed; int(r) < len(s.ended); r++ {
+		m["ended_"+r.String()] = int64(s.ended[r].Load())
+	}
+	return m
+}
+
+func (s *Stats) snapshot() map[string]int64 {
 	return map[string]int64{
 		"active_dialogs":    max(s.active.Load(), 0),
 		"early_dialogs":     max(s.early.Load(), 0),

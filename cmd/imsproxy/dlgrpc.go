@@ -393,6 +393,54 @@ func registerDialogControl(api *mgmt.Server, m *imsdialog.Manager) {
 	}
 	api.Register("dlg.set_flag", flag(true))
 	api.Register("dlg.reset_flag", flag(false))
+	type sequentialParams struct {
+		dlgSelector
+		Side        string   `json:"side" mgmt:"required"`
+		Method      string   `json:"method" mgmt:"required"`
+		Body        string   `json:"body"`
+		ContentType string   `json:"content_type"`
+		Headers     []string `json:"headers"`
+	}
+	// dlg_send_sequential (issue 13 §3): a re-INVITE (the body given, or
+	// the other party's last SDP), UPDATE, OPTIONS or INFO to one side, as
+	// the other party would send it; the reply comes back.
+	api.Register("dlg.send_sequential", func(ctx context.Context, p json.RawMessage) (any, error) {
+		var sp sequentialParams
+		if err := mgmt.DecodeParams(p, &sp); err != nil {
+			return nil, err
+		}
+		side, err := parseSide(sp.Side)
+		if err != nil || side == imsdialog.SideBoth {
+			return nil, mgmt.InvalidParams("argument \"side\" must be caller or callee, got %q", sp.Side)
+		}
+		switch strings.ToUpper(sp.Method) {
+		case "INVITE", "UPDATE", "OPTIONS", "INFO":
+		default:
+			return nil, mgmt.InvalidParams("argument \"method\" must be INVITE, UPDATE, OPTIONS or INFO, got %q", sp.Method)
+		}
+		for i, h := range sp.Headers {
+			if _, _, err := tm.CheckHeaderLine(h); err != nil {
+				return nil, mgmt.InvalidParams("argument \"headers[%d]\" %q: %v", i, h, err)
+			}
+		}
+		d, err := sp.find(m)
+		if err != nil {
+			return nil, err
+		}
+		res, err := m.SendSequential(ctx, d, side, sp.Method, []byte(sp.Body), sp.ContentType, sp.Headers...)
+		switch {
+		case errors.Is(err, imsdialog.ErrNotConfirmed), errors.Is(err, imsdialog.ErrNoSDP), errors.Is(err, imsdialog.ErrInviteInProgress):
+			return nil, mgmt.InvalidParams("%v", err)
+		case err != nil:
+			return nil, err
+		}
+		out := map[string]any{"h_entry": d.HEntry, "h_id": d.HID, "callid": d.CallID, "side": sp.Side,
+			"method": strings.ToUpper(sp.Method), "code": res.StatusCode, "reason": res.Reason}
+		if b := res.Body(); len(b) > 0 {
+			out["body"] = string(b)
+		}
+		return out, nil
+	})
 }
 
 // maxTimeout bounds dlg.set_timeout: a year is beyond any call.

@@ -144,6 +144,14 @@ func TestIssue13_DialogControlRPC(t *testing.T) {
 		{"a timeout must be positive", "dlg.set_timeout", `{"callid":"c1","timeout":0}`, []string{`-32602`, `timeout`}},
 		{"a timeout is required", "dlg.set_timeout", `{"callid":"c1"}`, []string{`-32602`, `timeout`}},
 		{"an unknown dialog", "dlg.set_timeout", `{"callid":"nope","timeout":5}`, []string{`-32004`}},
+		// Issue 13 §3 (the request itself: imsdialog TestSeedDialog_SendSequential).
+		{"send_sequential needs a side", "dlg.send_sequential", `{"callid":"c1","method":"OPTIONS"}`, []string{`-32602`, `side`}},
+		{"both is not a side to send to", "dlg.send_sequential", `{"callid":"c1","side":"both","method":"OPTIONS"}`, []string{`-32602`, `caller or callee`}},
+		{"BYE is terminate_dlg's", "dlg.send_sequential", `{"callid":"c1","side":"callee","method":"BYE"}`, []string{`-32602`, `INVITE, UPDATE, OPTIONS or INFO`}},
+		{"a re-INVITE needs an offer", "dlg.send_sequential", `{"callid":"c1","side":"callee","method":"INVITE"}`, []string{`-32602`, `no SDP to offer`}},
+		{"a bad header line", "dlg.send_sequential", `{"callid":"c1","side":"callee","method":"INFO","headers":["nocolon"]}`, []string{`-32602`, `headers[0]`}},
+		{"the send error is told", "dlg.send_sequential", `{"callid":"c1","side":"callee","method":"OPTIONS"}`, []string{`not sent`}},
+		{"send_sequential to an unknown dialog", "dlg.send_sequential", `{"callid":"nope","side":"caller","method":"OPTIONS"}`, []string{`-32004`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := call(tc.method, tc.params)

@@ -203,6 +203,14 @@ func (p *Proxy) startCliTx(req *sip.Request, dest transport.Dest, owner cliOwner
 // (§9.1: a final response is still awaited 64*T1).
 func (c *cliTx) cancelSent() { c.step(txn.Event{Kind: txn.EvCancelSent}, nil) }
 
+// pending: no final reply yet (a CANCEL still makes sense).
+func (c *cliTx) pending() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.fsm.State()
+	return st == txn.Calling || st == txn.Proceeding
+}
+
 // timer carries out a timer action of the FSM (others are ignored).
 func (c *cliTx) timer(a txn.Action) {
 	switch a.Kind {

@@ -22,56 +22,12 @@ type localOwner struct {
 func (o localOwner) onResponse(c *cliTx, res *sip.Response, retrans bool) {
 	if o.inv != nil && res.StatusCode >= 200 && res.StatusCode < 300 {
 		o.inv.ack(res)
+		if !retrans && o.inv.abandoned.Load() {
+			o.inv.bye(res)
+		}
 	}
 	if res.StatusCode >= 200 && !retrans {
 		o.onFinal(res, nil)
-	}
-}
-
-// localInvite is what the ACK of a local INVITE's 2xx is built from.
-type localInvite struct {
-	p   *Proxy
-	req *sip.Request
-	dst string
-}
-
-// ack sends the ACK of a 2xx (§13.2.2.4): within a dialog (a re-INVITE)
-// along the INVITE's Request-URI and route set; for an INVITE that makes a
-// dialog, to the 2xx's Contact along its Record-Route reversed. Same
-// Call-ID, From and CSeq number, the To of the 2xx. Built again for each
-// repeat of the 2xx: its Via branch comes from the request, so the repeats
-// are one ACK.
-func (l *localInvite) ack(res *sip.Response) {
-	req := l.req
-	target := req.Recipient
-	var route []sip.Header
-	if to := req.To(); to != nil && Tag(to.Params) != "" {
-		route = req.GetHeaders("Route")
-	} else {
-		if c := res.Contact(); c != nil {
-			target = c.Address
-		}
-		rr := res.GetHeaders("Record-Route")
-		for i := len(rr) - 1; i >= 0; i-- {
-			if h, ok := rr[i].(*sip.RecordRouteHeader); ok {
-				route = append(route, &sip.RouteHeader{Address: h.Address})
-			}
-		}
-	}
-	ack := sip.NewRequest(sip.ACK, *target.Clone())
-	for _, h := range route {
-		ack.AppendHeader(sip.HeaderClone(h))
-	}
-	for _, h := range []sip.Header{req.From(), res.To(), req.CallID()} {
-		if h != nil {
-			ack.AppendHeader(sip.HeaderClone(h))
-		}
-	}
-	ack.AppendHeader(&sip.CSeqHeader{SeqNo: req.CSeq().SeqNo, MethodName: sip.ACK})
-	setMaxForwards(ack, 70)
-	ack.SetBody(nil)
-	if err := l.p.ForwardStateless(ack, l.dst); err != nil {
-		l.p.log.Info("ACK of a local INVITE's 2xx not sent", "callid", callID(req), "error", err)
 	}
 }
 
@@ -79,17 +35,98 @@ func (o localOwner) onFailure(c *cliTx, code int, err error) {
 	o.onFinal(nil, fmt.Errorf("tm: %s: %w", o.desc, err))
 }
 
+// localInvite is what the ACK (and the BYE) of a local INVITE's 2xx is
+// built from.
+type localInvite struct {
+	p   *Proxy
+	req *sip.Request
+	dst string
+	// abandoned: whoever sent it stopped waiting (SendRequest's context):
+	// a 2xx crossing our CANCEL gets ACK and BYE, as nobody holds the
+	// session.
+	abandoned atomic.Bool
+}
+
+// dialogRoute is where requests within the dialog of a 2xx go: within a
+// dialog already (a re-INVITE), the INVITE's Request-URI and route set;
+// for an INVITE that makes one, the 2xx's Contact along its Record-Route
+// reversed (§12.1.2).
+func (l *localInvite) dialogRoute(res *sip.Response) (sip.Uri, []sip.Header) {
+	req := l.req
+	if to := req.To(); to != nil && Tag(to.Params) != "" {
+		return req.Recipient, req.GetHeaders("Route")
+	}
+	target := req.Recipient
+	if c := res.Contact(); c != nil {
+		target = c.Address
+	}
+	var route []sip.Header
+	rr := res.GetHeaders("Record-Route")
+	for i := len(rr) - 1; i >= 0; i-- {
+		if h, ok := rr[i].(*sip.RecordRouteHeader); ok {
+			route = append(route, &sip.RouteHeader{Address: h.Address})
+		}
+	}
+	return target, route
+}
+
+// inDialog starts a request within the dialog of a 2xx: target, route set,
+// From, the 2xx's To, Call-ID, CSeq.
+func (l *localInvite) inDialog(method sip.RequestMethod, res *sip.Response, cseq uint32) *sip.Request {
+	req := l.req
+	target, route := l.dialogRoute(res)
+	out := sip.NewRequest(method, *target.Clone())
+	for _, h := range route {
+		out.AppendHeader(sip.HeaderClone(h))
+	}
+	for _, h := range []sip.Header{req.From(), res.To(), req.CallID()} {
+		if h != nil {
+			out.AppendHeader(sip.HeaderClone(h))
+		}
+	}
+	out.AppendHeader(&sip.CSeqHeader{SeqNo: cseq, MethodName: method})
+	setMaxForwards(out, 70)
+	return out
+}
+
+// ack sends the ACK of a 2xx (§13.2.2.4), end to end, with the INVITE's
+// CSeq number. Built again for each repeat of the 2xx: its Via branch
+// comes from the request, so the repeats are one ACK.
+func (l *localInvite) ack(res *sip.Response) {
+	ack := l.inDialog(sip.ACK, res, l.req.CSeq().SeqNo)
+	ack.SetBody(nil)
+	if err := l.p.ForwardStateless(ack, l.dst); err != nil {
+		l.p.log.Info("ACK of a local INVITE's 2xx not sent", "callid", callID(l.req), "error", err)
+	}
+}
+
+// bye ends the session of a 2xx nobody waits for any more (§15).
+func (l *localInvite) bye(res *sip.Response) {
+	bye := l.inDialog(sip.BYE, res, l.req.CSeq().SeqNo+1)
+	bye.AppendHeader(sip.NewHeader("Reason", `SIP;cause=487;text="request abandoned"`))
+	bye.SetBody(nil)
+	if err := l.p.Send(bye, l.dst, nil); err != nil {
+		l.p.log.Info("BYE of an abandoned local INVITE's 2xx not sent", "callid", callID(l.req), "error", err)
+	}
+}
+
 // Send implements Sender: req goes out in a client transaction of its own
 // (t_uac_dlg) with our Via, to dst when set ("udp:host:port") or else by its
 // Route set or Request-URI. onFinal is called once with the final reply, or
 // with an error when none came (Timer F: 64*T1, or fr_timeout for an
-// INVITE) or the request could not be sent. No goroutine waits for it.
+// INVITE) or the request could not be sent. No goroutine waits for it. We
+// are the UAC core of a local INVITE: its 2xx is ACKed here.
 func (p *Proxy) Send(req *sip.Request, dst string, onFinal func(*sip.Response, error)) error {
+	_, _, err := p.sendLocal(req, dst, onFinal)
+	return err
+}
+
+func (p *Proxy) sendLocal(req *sip.Request, dst string, onFinal func(*sip.Response, error)) (*cliTx, *localInvite, error) {
 	if onFinal == nil {
 		onFinal = func(*sip.Response, error) {}
 	}
 	if err := checkLocal(req); err != nil {
-		return err
+		return nil, nil, err
 	}
 	if req.MaxForwards() == nil {
 		setMaxForwards(req, 70)
@@ -99,16 +136,16 @@ func (p *Proxy) Send(req *sip.Request, dst string, onFinal func(*sip.Response, e
 	}
 	h, err := routeOut(req, dst)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	l := p.pickListener(h.transport, h.host)
 	if l == nil {
-		return fmt.Errorf("tm: no %s listener to send from", h.transport)
+		return nil, nil, fmt.Errorf("tm: no %s listener to send from", h.transport)
 	}
 	req.PrependHeader(newVia(l, h.transport, newBranch(computeLoopHash(req))))
 	d, err := p.destOf(h, l)
 	if err != nil {
-		return fmt.Errorf("tm: %s: %w", req.Method, err)
+		return nil, nil, fmt.Errorf("tm: %s: %w", req.Method, err)
 	}
 	desc := fmt.Sprintf("%s to %s", req.Method, d.Addr)
 	var once onceFinal
@@ -116,12 +153,13 @@ func (p *Proxy) Send(req *sip.Request, dst string, onFinal func(*sip.Response, e
 	if req.IsInvite() {
 		owner.inv = &localInvite{p: p, req: req, dst: dst}
 	}
-	if _, err := p.startCliTx(req, d, owner); err != nil {
+	c, err := p.startCliTx(req, d, owner)
+	if err != nil {
 		p.stats.sendFailures.Add(1)
-		return fmt.Errorf("tm: %s: %w", desc, err)
+		return nil, nil, fmt.Errorf("tm: %s: %w", desc, err)
 	}
 	p.stats.localRequests.Add(1)
-	return nil
+	return c, owner.inv, nil
 }
 
 // onceFinal makes sure a callback runs once: a transport error after the
@@ -145,7 +183,8 @@ func (p *Proxy) SendRequest(ctx context.Context, req *sip.Request, dst string) (
 		err error
 	}
 	ch := make(chan result, 1)
-	if err := p.Send(req, dst, func(res *sip.Response, err error) { ch <- result{res, err} }); err != nil {
+	c, inv, err := p.sendLocal(req, dst, func(res *sip.Response, err error) { ch <- result{res, err} })
+	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.LocalTimeout)
@@ -154,6 +193,14 @@ func (p *Proxy) SendRequest(ctx context.Context, req *sip.Request, dst string) (
 	case r := <-ch:
 		return r.res, r.err
 	case <-ctx.Done():
+		if inv != nil {
+			// Nobody will take the session: CANCEL the INVITE (§9.1), and
+			// end with ACK and BYE a 2xx that crosses the CANCEL.
+			inv.abandoned.Store(true)
+			if c.pending() {
+				p.sendCancel(req, c, `SIP;cause=487;text="request abandoned"`)
+			}
+		}
 		return nil, fmt.Errorf("tm: %s: no final reply: %w", req.Method, ctx.Err())
 	}
 }

@@ -1,6 +1,7 @@
 package tm
 
 import (
+	"context"
 	"testing"
 
 	"github.com/emiago/sipgo/sip"
@@ -106,4 +107,36 @@ func (shiftBranch) OnBranch(t *Transaction, b *Branch) bool {
 	cs := b.Request.CSeq()
 	b.Request.ReplaceHeader(&sip.CSeqHeader{SeqNo: cs.SeqNo + 10, MethodName: cs.MethodName})
 	return true
+}
+
+// RFC 3261 §9.1, §15: a local INVITE whose sender stops waiting (the
+// management call's context ended) is cancelled; a 2xx that crosses the
+// CANCEL is ACKed and ended with BYE, as nobody holds that session.
+func TestRFC3261_9_1_AbandonedLocalInviteIsCancelled(t *testing.T) {
+	uas := siptest.NewUA(t)
+	p := startProxy(t, testCfg(), toUAs(uas))
+	req := localReinvite(t, uas)
+	req.To().Params.Remove("tag") // an INVITE that makes a dialog
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := p.SendRequest(ctx, req, "")
+		errc <- err
+	}()
+	got := uas.Request(sip.INVITE)
+	uas.Reply(got, 180, "ua-tag")
+	cancel()
+	assert.ErrorIs(t, <-errc, context.Canceled)
+	c := uas.Request(sip.CANCEL)
+	assert.Equal(t, got.Via().Value(), c.Via().Value(), "the INVITE's branch")
+	assert.Contains(t, c.GetHeader("Reason").Value(), "request abandoned")
+	uas.Reply(c, 200, "")
+	// The callee answered before the CANCEL reached it.
+	uas.Reply(got, 200, "ua-tag")
+	ack := uas.Request(sip.ACK)
+	assert.Equal(t, "uas", ack.Recipient.User, "to the 2xx's Contact")
+	bye := uas.Request(sip.BYE)
+	assert.Equal(t, "ua-tag", Tag(bye.To().Params))
+	assert.Equal(t, uint32(8), bye.CSeq().SeqNo, "the next CSeq")
+	uas.Reply(bye, 200, "ua-tag")
 }

@@ -67,6 +67,11 @@ type Config struct {
 	// (RFC 3261 §21.5.4) rather than run out of memory; requests within
 	// dialogs (a BYE frees what a call holds) still go on. 0: no cap.
 	MaxTransactions int `config:"max_transactions"`
+	// CancelHeaders are header lines ("Name: value") added to every CANCEL
+	// the proxy sends (a branch cancelled because another answered, the
+	// caller's CANCEL passed on, t_cancel_branch), e.g. an operator's
+	// X-header that tells a callee's SBC why.
+	CancelHeaders []string `config:"cancel_headers"`
 }
 
 // DefaultConfig returns the defaults of the tm manual.
@@ -89,6 +94,7 @@ func DefaultConfig() Config {
 		MaxViaHeaders:        70,
 		MaxHeaders:           256,
 		MaxTransactions:      100000,
+		CancelHeaders:        []string{},
 	}
 }
 
@@ -130,6 +136,11 @@ func (c Config) Validate() error {
 	}
 	if c.MaxTransactions < 0 {
 		bad("max_transactions", c.MaxTransactions, "must not be negative (0: no cap)")
+	}
+	for i, h := range c.CancelHeaders {
+		if _, _, err := CheckHeaderLine(h); err != nil {
+			bad(fmt.Sprintf("cancel_headers[%d]", i), h, "%v", err)
+		}
 	}
 	if c.FollowRedirects < 0 || c.FollowRedirects > maxRedirects {
 		bad("follow_redirects", c.FollowRedirects, "must be within 0..%d (0: relay 3xx upstream)", maxRedirects)

@@ -67,6 +67,8 @@ type Proxy struct {
 	clock     Clock
 	wheel     *wheel.Wheel // the clock when it is tm's wheel (armTx)
 	timers    txn.Timers
+	// cancelHdrs are Config.CancelHeaders, parsed.
+	cancelHdrs []sip.Header
 
 	parser *sip.Parser
 	tp     *transport.Transport
@@ -119,6 +121,10 @@ func New(o Options) (*Proxy, error) {
 		cliTxs:    newTxTable[*cliTx](),
 	}
 	p.stats.init()
+	for _, h := range o.Config.CancelHeaders {
+		name, value, _ := CheckHeaderLine(h) // Validate refused a bad one
+		p.cancelHdrs = append(p.cancelHdrs, sip.NewHeader(name, value))
+	}
 	p.parseFailures.msg = "messages that do not parse (answered 400)"
 	p.rejects.msg = "requests refused by validation"
 	p.stop, p.stopped = context.WithCancel(context.Background())

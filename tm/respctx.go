@@ -30,6 +30,7 @@ const (
 	evTimer                           // Branch, Gen: fr_timeout / fr_inv_timeout fired
 	evBranchFailed                    // Branch, Code: transport error (503), timer B (408), dropped (0)
 	evUpstreamCancel                  // Reason: the caller cancelled (sipgo already sent 487)
+	evCancelBranch                    // branch, others, reason: t_cancel_branch
 	evLocalReply                      // Code, Reason: t_reply on a pending transaction
 	evInject                          // Targets: t_inject_branches
 	evNoMoreBranches                  // t_wait_no_more_branches
@@ -49,6 +50,8 @@ type event struct {
 	// evLocalReply: Reason header value for the CANCELs; default made of
 	// code and reason.
 	cancelReason string
+	// evCancelBranch: cancel every pending branch but branch (-1: all).
+	others bool
 }
 
 type actionKind uint8
@@ -191,6 +194,8 @@ func (c *respCtx) Step(now time.Time, ev event) []action {
 		out = c.onBranchFailed(out, ev.branch, ev.code)
 	case evUpstreamCancel:
 		out = c.onUpstreamCancel(out, ev.reason)
+	case evCancelBranch:
+		out = c.onCancelBranch(out, ev.branch, ev.others, ev.reason)
 	case evLocalReply:
 		if c.finalSent {
 			return nil
@@ -441,6 +446,34 @@ func (c *respCtx) onUpstreamCancel(out []action, reason string) []action {
 	return c.checkCompletion(out)
 }
 
+// onCancelBranch is t_cancel_branch: the pending branch i (others false),
+// or every pending branch but i (others true; i -1: all of them). Unlike
+// the caller's CANCEL the transaction goes on: a cancelled branch's 487
+// ranks below any other reply, serial steps and the failure hook still
+// run, and a 2xx crossing the CANCEL is relayed.
+func (c *respCtx) onCancelBranch(out []action, i int, others bool, reason string) []action {
+	if c.finalSent || !c.invite {
+		return out
+	}
+	for j := range c.branches {
+		if (j == i) == others {
+			continue
+		}
+		b := &c.branches[j]
+		if b.phase == bCompleted || b.cancelSent || b.cancelWant {
+			continue
+		}
+		b.reason = reason
+		if b.provisional {
+			b.cancelSent = true
+			out = append(out, action{kind: actCancelBranch, branch: j, reason: reason})
+		} else {
+			b.cancelWant = true // §9.1: not before a provisional
+		}
+	}
+	return out
+}
+
 // cancelPending cancels every branch still waiting for its final reply;
 // branches without a provisional reply get their CANCEL when one arrives.
 func (c *respCtx) cancelPending(out []action, reason string) []action {
@@ -518,8 +551,8 @@ func (c *respCtx) checkCompletion(out []action) []action {
 	}
 	if c.hasFailureHook && !c.blocked {
 		c.inFailure = true
-		best, _ := c.best()
-		return append(out, action{kind: actRunFailure, res: best})
+		best, idx := c.best()
+		return append(out, action{kind: actRunFailure, res: best, branch: idx})
 	}
 	return c.replyBest(out)
 }

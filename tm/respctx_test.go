@@ -1,6 +1,7 @@
 package tm
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -470,4 +471,63 @@ func TestRFC3261_16_7_FollowRedirects(t *testing.T) {
 	c.Step(t0, event{kind: evStart, targets: targets(1)})
 	acts = c.Step(t0, event{kind: evReply, branch: 0, res: resp(302, contact("sip:b@10.0.0.2", ""))})
 	assert.Equal(t, 302, finalOf(acts))
+}
+
+// OpenSIPS tm t_cancel_branch: "" cancels the current branch, "o" the
+// others, "a" all; a CANCEL waits for a provisional (§9.1); the
+// transaction goes on: a cancelled branch's 487 ranks below another
+// branch's failure, and a 2xx crossing the CANCEL is relayed.
+func TestSeedTM_CancelBranch(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		branch    int
+		others    bool
+		cancelled []int // CANCELs sent now (branches 0 and 1 rang, 2 did not)
+		owed      []int // CANCELs owed until a provisional
+	}{
+		{"the current branch", 1, false, []int{1}, nil},
+		{"a branch without a provisional: owed", 2, false, nil, []int{2}},
+		{"the others", 1, true, []int{0}, []int{2}},
+		{"all", -1, true, []int{0, 1}, []int{2}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _ := startCtx(t, true, 3)
+			c.Step(t0, event{kind: evReply, branch: 0, res: resp(180)})
+			c.Step(t0, event{kind: evReply, branch: 1, res: resp(180)})
+			acts := c.Step(t0, event{kind: evCancelBranch, branch: tc.branch, others: tc.others, reason: "SIP;cause=480"})
+			var got []int
+			for _, a := range find(acts, actCancelBranch) {
+				got = append(got, a.branch)
+				assert.Equal(t, "SIP;cause=480", a.reason)
+			}
+			assert.Equal(t, tc.cancelled, got)
+			for i := range c.branches {
+				assert.Equal(t, slices.Contains(tc.owed, i), c.branches[i].cancelWant, "branch %d owed a CANCEL", i)
+			}
+			assert.Empty(t, find(acts, actFinal), "the transaction goes on")
+		})
+	}
+	t.Run("a cancelled branch's 487 loses to another's 486", func(t *testing.T) {
+		c, _ := startCtx(t, true, 2)
+		c.Step(t0, event{kind: evReply, branch: 0, res: resp(180)})
+		c.Step(t0, event{kind: evCancelBranch, branch: 0})
+		c.Step(t0, event{kind: evReply, branch: 0, res: resp(487)})
+		acts := c.Step(t0, event{kind: evReply, branch: 1, res: resp(486)})
+		assert.Equal(t, 486, finalOf(acts))
+	})
+	t.Run("a 2xx crossing the CANCEL is relayed", func(t *testing.T) {
+		c, _ := startCtx(t, true, 2)
+		c.Step(t0, event{kind: evReply, branch: 0, res: resp(180)})
+		c.Step(t0, event{kind: evCancelBranch, branch: 0})
+		acts := c.Step(t0, event{kind: evReply, branch: 0, res: resp(200)})
+		assert.Len(t, find(acts, actRelay), 1)
+		require.Len(t, find(acts, actFinal), 1, "the answer")
+	})
+	t.Run("nothing after the final reply", func(t *testing.T) {
+		c, _ := startCtx(t, true, 2)
+		c.Step(t0, event{kind: evReply, branch: 0, res: resp(180)})
+		c.Step(t0, event{kind: evReply, branch: 1, res: resp(200)})
+		acts := c.Step(t0, event{kind: evCancelBranch, branch: 0})
+		assert.Empty(t, find(acts, actCancelBranch), "already cancelled as completed elsewhere")
+	})
 }

@@ -32,18 +32,20 @@ type Transaction struct {
 	created  time.Time
 	done     chan struct{}
 
-	mu        sync.Mutex
-	rc        *respCtx
-	br        []branchIO
-	rr        bool
-	rrParams  []sip.HeaderKV
-	localRes  *sip.Response // a ready response for evLocalReply (router's Respond)
-	localHdrs []sip.Header  // headers for a locally built final reply
-	localTag  string        // To tag of a locally built final reply ("": sipgo's)
-	upFinal   int           // final code sent on srv; 0 while none
-	ringing   bool          // a provisional other than 100 went upstream
-	finalCode int
-	decided   bool // Decide ran
+	mu       sync.Mutex
+	rc       *respCtx
+	br       []branchIO
+	rr       bool
+	rrParams []sip.HeaderKV
+	localRes *sip.Response // a ready response for evLocalReply (router's Respond)
+	// bestBranch is the branch of the best reply the failure hook got.
+	bestBranch int
+	localHdrs  []sip.Header // headers for a locally built final reply
+	localTag   string       // To tag of a locally built final reply ("": sipgo's)
+	upFinal    int          // final code sent on srv; 0 while none
+	ringing    bool         // a provisional other than 100 went upstream
+	finalCode  int
+	decided    bool // Decide ran
 
 	vmu    sync.Mutex
 	values map[any]any // per-transaction data of the modules above tm
@@ -74,6 +76,10 @@ type branchIO struct {
 	tx     *cliTx
 	timer  Timer
 	code   int // last reply code seen
+	// cancelHdrs go into the CANCEL of this branch (CancelBranch).
+	cancelHdrs []sip.Header
+	// values are the branch's own ($bavp): SetBranchValue.
+	values map[any]any
 }
 
 // newTransaction creates the response context of a validated request on
@@ -92,6 +98,8 @@ func (p *Proxy) newTransaction(req *sip.Request, m *transport.Message, srv *srvT
 		upstream: srv.dest,
 		created:  now,
 		done:     make(chan struct{}),
+
+		bestBranch: -1,
 	}
 	srv.mu.Lock()
 	srv.mu.Unlock()
@@ -234,6 +242,7 @@ type postAct struct {
 	req     *sip.Request
 	tx      *cliTx
 	reason  string
+	hdrs    []sip.Header
 	res     *sip.Response
 	outcome Outcome
 }
@@ -256,7 +265,7 @@ func (t *Transaction) runPost(post []postAct) {
 		case postStartBranch:
 			t.startBranch(a.branch, a.target)
 		case postCancel:
-			p.sendCancel(a.req, a.tx, a.reason)
+			p.sendCancel(a.req, a.tx, a.reason, a.hdrs...)
 		case postFailure:
 			var targets []Target
 			for _, h := range p.failure {
@@ -383,13 +392,14 @@ func (t *Transaction) exec(acts []action, post []postAct) []postAct {
 		case actCancelBranch:
 			b := &t.br[a.branch]
 			if b.req != nil && b.tx != nil {
-				post = append(post, postAct{kind: postCancel, req: b.req, tx: b.tx, reason: a.reason})
+				post = append(post, postAct{kind: postCancel, req: b.req, tx: b.tx, reason: a.reason, hdrs: b.cancelHdrs})
 			}
 		case actRelay:
 			t.relay(a.res)
 		case actReplyFinal:
 			t.replyFinal(a)
 		case actRunFailure:
+			t.bestBranch = a.branch
 			post = append(post, postAct{kind: postFailure, res: a.res})
 		case actFinal:
 			code := a.code
@@ -564,6 +574,78 @@ func (t *Transaction) Cancel(reason string) error {
 	return nil
 }
 
+// CancelBranch is t_cancel_branch (OpenSIPS tm, empty flags): the pending
+// branch i gets a CANCEL with reason as its Reason header ("" for none)
+// and hdrs, as soon as it had a provisional reply (§9.1). The transaction
+// goes on: its 487 ranks below any other reply, a 2xx crossing the CANCEL
+// is relayed, and the failure hook still runs. A branch already final is
+// left alone.
+func (t *Transaction) CancelBranch(i int, reason string, hdrs ...sip.Header) error {
+	return t.cancelBranches(i, false, reason, hdrs)
+}
+
+// CancelOtherBranches is t_cancel_branch("o"): every pending branch but i;
+// i -1 is t_cancel_branch("a"), all of them (unlike Cancel, the failure
+// hook may still add branches).
+func (t *Transaction) CancelOtherBranches(i int, reason string, hdrs ...sip.Header) error {
+	return t.cancelBranches(i, true, reason, hdrs)
+}
+
+func (t *Transaction) cancelBranches(i int, others bool, reason string, hdrs []sip.Header) error {
+	if !t.invite {
+		return errors.New("tm: only an INVITE's branches are cancelled")
+	}
+	if t.FinalCode() != 0 {
+		return ErrFinalSent
+	}
+	t.mu.Lock()
+	n := len(t.br)
+	if i < -1 || i >= n || (i == -1 && !others) {
+		t.mu.Unlock()
+		return fmt.Errorf("tm: no branch %d (the transaction has %d)", i, n)
+	}
+	for j := range t.br {
+		if (j == i) != others && len(hdrs) > 0 {
+			t.br[j].cancelHdrs = hdrs
+		}
+	}
+	t.mu.Unlock()
+	t.step(event{kind: evCancelBranch, branch: i, others: others, reason: reason})
+	return nil
+}
+
+// SetBranchValue keeps a value of branch i's own ($bavp: per-branch data a
+// branch, reply or failure hook reads back with BranchValue).
+func (t *Transaction) SetBranchValue(i int, key, val any) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if i < 0 || i >= len(t.br) {
+		return
+	}
+	if t.br[i].values == nil {
+		t.br[i].values = make(map[any]any, 1)
+	}
+	t.br[i].values[key] = val
+}
+
+// BranchValue reads what SetBranchValue kept for branch i; nil when none.
+func (t *Transaction) BranchValue(i int, key any) any {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if i < 0 || i >= len(t.br) {
+		return nil
+	}
+	return t.br[i].values[key]
+}
+
+// BestBranch is the branch whose reply the failure hook was given as the
+// best ($T_branch_idx in a failure route); -1 before any failure hook ran.
+func (t *Transaction) BestBranch() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.bestBranch
+}
+
 // upstreamCancel: the caller cancelled the request (§16.10). Its CANCEL
 // was answered 200; the branches are cancelled, and the final reply to the
 // INVITE comes from them (their 487s, or a 2xx crossing the CANCEL).
@@ -730,7 +812,7 @@ func (t *Transaction) addRecordRoute(req *sip.Request, out *listener) {
 // Call-ID, From, To, CSeq number, Route set and top Via as the branch's
 // INVITE, in a client transaction of its own; the INVITE's transaction is
 // told, so it waits 64*T1 for the final reply.
-func (p *Proxy) sendCancel(inv *sip.Request, invTx *cliTx, reason string) {
+func (p *Proxy) sendCancel(inv *sip.Request, invTx *cliTx, reason string, hdrs ...sip.Header) {
 	c := sip.NewRequest(sip.CANCEL, *inv.Recipient.Clone())
 	c.SipVersion = inv.SipVersion
 	c.AppendHeader(inv.Via().Clone())
@@ -749,6 +831,12 @@ func (p *Proxy) sendCancel(inv *sip.Request, invTx *cliTx, reason string) {
 	}
 	if reason != "" {
 		c.AppendHeader(sip.NewHeader("Reason", reason))
+	}
+	for _, h := range p.cancelHdrs {
+		c.AppendHeader(h)
+	}
+	for _, h := range hdrs {
+		c.AppendHeader(h)
 	}
 	c.SetBody(nil)
 	if _, err := p.startCliTx(c, invTx.dest, nil); err != nil {

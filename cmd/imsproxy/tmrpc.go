@@ -108,6 +108,9 @@ func registerTransactionMethods(api *mgmt.Server, p *tm.Proxy) {
 	type cancelParams struct {
 		TransID transID `json:"trans_id" mgmt:"required"`
 		Reason  string  `json:"reason"`
+		// Branch cancels that branch only (t_cancel_branch); the
+		// transaction goes on with the others.
+		Branch *int `json:"branch"`
 	}
 	api.Register("tm.t_cancel", mgmt.Positional(func(_ context.Context, raw json.RawMessage) (any, error) {
 		var cp cancelParams
@@ -121,6 +124,15 @@ func registerTransactionMethods(api *mgmt.Server, p *tm.Proxy) {
 		reason := ""
 		if cp.Reason != "" {
 			reason = tm.ReasonValue("SIP", 487, cp.Reason)
+		}
+		if cp.Branch != nil {
+			if n := len(t.Branches()); *cp.Branch < 0 || *cp.Branch >= n {
+				return nil, mgmt.InvalidParams("argument \"branch\" must be 0..%d (the transaction's branches), got %d", n-1, *cp.Branch)
+			}
+			if err := t.CancelBranch(*cp.Branch, reason); err != nil {
+				return nil, mgmt.NotFound("transaction %s was answered meanwhile", cp.TransID)
+			}
+			return map[string]any{"trans_id": cp.TransID, "branch": *cp.Branch, "cancelled": true}, nil
 		}
 		if err := t.Cancel(reason); err != nil {
 			return nil, mgmt.NotFound("transaction %s was answered meanwhile", cp.TransID)

@@ -307,6 +307,10 @@ func TestIssue13_7_ReplyAndCancelAPendingTransaction(t *testing.T) {
 			n, _ := strconv.ParseUint(id, 10, 64) // a number is taken as well as the string
 			return map[string]any{"trans_id": n, "reason": "operator"}
 		}},
+		// t_cancel_branch: its one branch cancelled, its 487 is the reply.
+		{"t_cancel branch 0", "tm.t_cancel", "487", func(id string) any {
+			return map[string]any{"trans_id": id, "branch": 0, "reason": "operator"}
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			uas := StartSipp(t, SippArgs{Scenario: "uas_ring.xml"})

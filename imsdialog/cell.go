@@ -33,6 +33,8 @@ type CellConfig struct {
 	// (reinvite_ping_interval); a side pinged so gets no OPTIONS ping.
 	ReinvitePing         Ping
 	ReinvitePingInterval time.Duration
+	// KeepSDP: every dialog keeps the parties' SDP (keep_sdp).
+	KeepSDP bool
 	// AckWait is ack_timeout: an answer not ACKed by then ends the dialog.
 	AckWait time.Duration
 	// TimeoutRefresh: a re-INVITE or UPDATE re-arms the lifetime
@@ -277,7 +279,9 @@ func (c *Cell) Step(now time.Time, ev Event) []Action {
 		c.reping, c.repingOut = ev.Ping, c.repingOut&ev.Ping
 		switch {
 		case c.reping == PingNone:
-			c.dropSDP()
+			if !c.cfg.KeepSDP {
+				c.dropSDP()
+			}
 			return c.stop(nil, TimerReinvitePing)
 		case was == PingNone && persistable(c.state):
 			return c.arm(nil, now, TimerReinvitePing, c.cfg.ReinvitePingInterval)
@@ -339,7 +343,7 @@ func (c *Cell) move(out []Action, now time.Time, to State) []Action {
 	case persistable(from) && !persistable(to) && c.reping != PingNone:
 		out = c.stop(out, TimerReinvitePing)
 	}
-	if to == Terminated || (c.reping == PingNone && persistable(to)) {
+	if to == Terminated || (c.reping == PingNone && !c.cfg.KeepSDP && persistable(to)) {
 		c.dropSDP()
 	}
 	switch {

@@ -359,7 +359,7 @@ func (c *Cell) dropSDP() {
 
 // keepSDP: a session description passing now may be needed later.
 func (c *Cell) keepSDP() bool {
-	return !c.Ended() && (c.reping != PingNone || !persistable(c.state))
+	return !c.Ended() && (c.reping != PingNone || c.cfg.KeepSDP || !persistable(c.state))
 }
 
 func pingOf(s Side) Ping {

@@ -80,6 +80,12 @@ type Config struct {
 	// re-INVITE pings of a party; it must exceed tm.fr_timeout, or a ping
 	// would be judged before it could time out (the seed's warning).
 	ReinvitePingInterval time.Duration `config:"reinvite_ping_interval" unit:"s"`
+	// KeepSDP keeps the parties' last session descriptions in every
+	// confirmed dialog, so that dlg.send_sequential can re-INVITE a party
+	// with the other party's SDP without being given one. Off by default:
+	// an SDP is the largest part of a dialog (dialogs pinged by re-INVITE
+	// keep theirs anyway).
+	KeepSDP bool `config:"keep_sdp"`
 	// AckTimeout bounds how long an answered dialog waits for the caller's
 	// ACK (CONFIRMED_NA), and for a new one when the callee repeats its 2xx
 	// after an ACK. A caller that never ACKs (its 2xx all lost, or it

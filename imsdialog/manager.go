@@ -87,7 +87,7 @@ func New(o Options) (*Manager, error) {
 	m.cell = CellConfig{RRParam: cfg.RRParam, Timeout: cfg.DefaultTimeout, ByeWait: cfg.ByeTimeout, TimeoutRefresh: cfg.TimeoutRefresh,
 		EarlyTerminateCode: cfg.EarlyTerminateCode, ExtraHeaders: headerLines(cfg.ExtraHeaders),
 		AbsorbSecond2xx: cfg.Second2xx == Second2xxAbsorb, PingInterval: cfg.OptionsPingInterval,
-		AckWait: cfg.AckTimeout, ReinvitePingInterval: cfg.ReinvitePingInterval}
+		AckWait: cfg.AckTimeout, ReinvitePingInterval: cfg.ReinvitePingInterval, KeepSDP: cfg.KeepSDP}
 	m.cell.Ping, _ = ParsePing(cfg.Ping) // Validate refused a bad one
 	m.cell.ReinvitePing, _ = ParsePing(cfg.ReinvitePing)
 	m.validate = cfg.ValidateDialog

@@ -220,3 +220,32 @@ func TestRFC3264_8_PingOffersTheLatestDescription(t *testing.T) {
 		assert.Equal(t, uint32(1), r.Shift(false, "1", "ftag"))
 	})
 }
+
+// keep_sdp (issue 13 §3): the parties' SDP outlive the answer without
+// re-INVITE pings, and a re-INVITE from dlg.send_sequential without a body
+// offers the other party's; without keep_sdp it needs a body.
+func TestIssue13_3_KeepSDPForSendSequential(t *testing.T) {
+	for _, keep := range []bool{true, false} {
+		c, _ := repingCell(t, PingNone, PingNone)
+		cfg := *c.cfg
+		cfg.KeepSDP = keep
+		c2 := newCell(t)
+		c2.cfg, c2.callerSDP = &cfg, offerSDP
+		c2.Step(t0, created)
+		ok := reply(t, 0, 200, "1")
+		ok.Reply.SDP = answerSDP
+		c2.Step(t0, ok)
+		c2.Step(t0, ackOf("1"))
+		req, _, err := c2.Sequential(t0.Add(time.Second), SideCallee, "invite", nil, "", nil)
+		if !keep {
+			assert.ErrorIs(t, err, ErrNoSDP)
+			continue
+		}
+		require.NoError(t, err)
+		assert.Equal(t, offerSDP, req.Body, "the caller's SDP to the callee")
+		assert.Equal(t, "application/sdp", header(req.Headers, "Content-Type"))
+		req, _, err = c2.Sequential(t0.Add(2*time.Second), SideCaller, "INVITE", nil, "", nil)
+		assert.ErrorIs(t, err, ErrInviteInProgress, "RFC 3261 §14.1: ours is still pending")
+		assert.Nil(t, req)
+	}
+}

@@ -60,7 +60,7 @@ func (c *Cell) Sequential(now time.Time, side Side, method string, body []byte, 
 				body = leg.SDP
 			}
 			if body == nil {
-				return nil, nil, fmt.Errorf("re-INVITE to the %s: %w (give a body, or keep SDP with dialog.reinvite_ping)", sideName(side), ErrNoSDP)
+				return nil, nil, fmt.Errorf("re-INVITE to the %s: %w (give a body, or set dialog.keep_sdp)", sideName(side), ErrNoSDP)
 			}
 			contentType = "application/sdp"
 		}

@@ -206,6 +206,23 @@ func (d *Dialog) SetFlag(n uint) { d.setFlag(n, true) }
 // ResetFlag is dlg_resetflag.
 func (d *Dialog) ResetFlag(n uint) { d.setFlag(n, false) }
 
+// TestAndSetFlag is test_and_set_dlg_flag: under the dialog's lock, when
+// flag n (0..31) is value it becomes !value and the result is true;
+// otherwise nothing changes and the result is false. Two routers racing
+// for one call (e.g. only the first of two forked answers may start
+// charging) see one winner.
+func (d *Dialog) TestAndSetFlag(n uint, value bool) bool {
+	d.mu.Lock()
+	if d.cell.IsFlagSet(n) != value {
+		d.mu.Unlock()
+		return false
+	}
+	acts := d.cell.SetFlag(n, !value)
+	d.mu.Unlock()
+	d.m.run(d, acts, CallbackParams{})
+	return true
+}
+
 func (d *Dialog) setFlag(n uint, on bool) {
 	d.mu.Lock()
 	acts := d.cell.SetFlag(n, on)

@@ -703,3 +703,29 @@ func TestRFC3261_9_2_CancelWhileTheRouteRuns(t *testing.T) {
 	assert.Equal(t, int64(0), st["active_dialogs"]+st["early_dialogs"])
 	assert.Equal(t, st["created_dialogs"], st["processed_dialogs"], "every dialog created also ended")
 }
+
+// OpenSIPS dialog test_and_set_dlg_flag: under the dialog's lock, one of
+// many racing callers wins (the flag had the value and flips), the others
+// see false; a flag without the value is left alone.
+func TestSeedDialog_TestAndSetDlgFlag(t *testing.T) {
+	uac, a := siptest.NewUA(t), siptest.NewUA(t)
+	e := newEnv(t, DefaultConfig(), func(r *tm.Request) tm.Decision { return tm.RelayTo(target(a, "bob")) })
+	d := e.ConfirmedCall(t, uac, a)
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if d.TestAndSetFlag(5, false) {
+				wins.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	assert.Equal(t, int32(1), wins.Load(), "one winner")
+	assert.True(t, d.IsFlagSet(5))
+	assert.False(t, d.TestAndSetFlag(5, false), "not 0 any more")
+	assert.True(t, d.TestAndSetFlag(5, true))
+	assert.False(t, d.IsFlagSet(5))
+}

@@ -71,3 +71,28 @@ func TestSeedTM_CancelBranchFromAReplyHook(t *testing.T) {
 		return ok && r.StatusCode == 183
 	})
 }
+
+// OpenSIPS tm t_reply_with_body / the t_reply MI's body: a pending INVITE
+// answered by the proxy with a body of its own (its Content-Type among the
+// headers); the callee's branch is cancelled.
+func TestSeedTM_ReplyWithBody(t *testing.T) {
+	uac, a := siptest.NewUA(t), siptest.NewUA(t)
+	p := startProxy(t, testCfg(), toUAs(a))
+	uac.Send(p.udp, uac.Invite("sip:bob@"+p.udp))
+	ia := a.Request(sip.INVITE)
+	a.Reply(ia, 180, "a")
+	uac.Response(180)
+	txs := p.PendingInvites()
+	if assert.Len(t, txs, 1) {
+		body := []byte("<html>busy</html>")
+		assert.NoError(t, txs[0].ReplyWithBody(480, "Later", body, sip.NewHeader("Content-Type", "text/html")))
+		assert.ErrorIs(t, txs[0].ReplyWithBody(486, "", nil), ErrFinalSent)
+	}
+	res := uac.Final()
+	assert.Equal(t, 480, res.StatusCode)
+	assert.Equal(t, "<html>busy</html>", string(res.Body()))
+	assert.Equal(t, "text/html", res.GetHeader("Content-Type").Value())
+	c := a.Request(sip.CANCEL)
+	a.Reply(c, 200, "")
+	a.Reply(ia, 487, "a")
+}

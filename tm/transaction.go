@@ -41,6 +41,7 @@ type Transaction struct {
 	// bestBranch is the branch of the best reply the failure hook got.
 	bestBranch int
 	localHdrs  []sip.Header // headers for a locally built final reply
+	localBody  []byte       // and its body (ReplyWithBody)
 	localTag   string       // To tag of a locally built final reply ("": sipgo's)
 	upFinal    int          // final code sent on srv; 0 while none
 	ringing    bool         // a provisional other than 100 went upstream
@@ -189,6 +190,12 @@ func (t *Transaction) Branches() []BranchInfo {
 // branch. The CANCELs carry the Reason header among hdrs, or one made of
 // code and reason.
 func (t *Transaction) Reply(code int, reason string, hdrs ...sip.Header) error {
+	return t.ReplyWithBody(code, reason, nil, hdrs...)
+}
+
+// ReplyWithBody is t_reply_with_body: Reply with a body; hdrs should carry
+// its Content-Type.
+func (t *Transaction) ReplyWithBody(code int, reason string, body []byte, hdrs ...sip.Header) error {
 	if code < 200 || code > 699 {
 		return fmt.Errorf("tm: t_reply code %d is not a final reply", code)
 	}
@@ -197,7 +204,7 @@ func (t *Transaction) Reply(code int, reason string, hdrs ...sip.Header) error {
 		t.mu.Unlock()
 		return ErrFinalSent
 	}
-	t.localHdrs = hdrs
+	t.localHdrs, t.localBody = hdrs, body
 	ev := event{kind: evLocalReply, code: code, reason: reason}
 	for _, h := range hdrs {
 		if strings.EqualFold(h.Name(), "Reason") {
@@ -445,7 +452,7 @@ func (t *Transaction) finish() {
 	// when a CANCEL ends the transaction), and so do the branches'
 	// requests (a late provisional is still owed a CANCEL).
 	t.mu.Lock()
-	t.localRes, t.localHdrs = nil, nil
+	t.localRes, t.localHdrs, t.localBody = nil, nil, nil
 	t.mu.Unlock()
 	if t.key != "" {
 		t.p.invites.removeInvite(t.key, t)
@@ -538,6 +545,9 @@ func (t *Transaction) replyFinal(a action) {
 		res = sip.NewResponseFromRequest(t.orig, a.code, a.reason, nil)
 		for _, h := range t.localHdrs {
 			res.AppendHeader(h)
+		}
+		if t.localBody != nil {
+			res.SetBody(t.localBody)
 		}
 		if t.localTag != "" {
 			if to := res.To(); to != nil {

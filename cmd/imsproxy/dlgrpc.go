@@ -124,10 +124,15 @@ type membershipJSON struct {
 type listFilter struct {
 	State   string `json:"state"`
 	CallID  string `json:"callid"`
+	FromTag string `json:"from_tag"`
 	FromURI string `json:"from_uri"` // substring
 	ToURI   string `json:"to_uri"`   // substring
-	Offset  int    `json:"offset"`
-	Limit   int    `json:"limit"` // 0: all
+	// VarName and VarValue keep the dialogs whose variable VarName is
+	// VarValue (get_dialogs_by_val); VarValue "" keeps those that have it.
+	VarName  string `json:"var_name"`
+	VarValue string `json:"var_value"`
+	Offset   int    `json:"offset"`
+	Limit    int    `json:"limit"` // 0: all
 }
 
 func (f *listFilter) check() error {
@@ -145,6 +150,7 @@ func (f *listFilter) check() error {
 func (f *listFilter) match(d *dialogJSON) bool {
 	return (f.State == "" || strings.EqualFold(d.State, f.State)) &&
 		(f.CallID == "" || d.CallID == f.CallID) &&
+		(f.FromTag == "" || d.FromTag == f.FromTag) &&
 		(f.FromURI == "" || strings.Contains(d.FromURI, f.FromURI)) &&
 		(f.ToURI == "" || strings.Contains(d.ToURI, f.ToURI))
 }
@@ -190,6 +196,12 @@ func listDialogs(m *imsdialog.Manager, ctx bool, f listFilter) []dialogJSON {
 	}
 	out := make([]dialogJSON, 0, len(ds))
 	for _, d := range ds {
+		if f.VarName != "" {
+			// get_dialogs_by_val: looked up before the dialog's view is built.
+			if v, ok := d.Var(f.VarName); !ok || (f.VarValue != "" && v != f.VarValue) {
+				continue
+			}
+		}
 		var v dialogJSON
 		if ctx {
 			v = dialogView(m.InfoCtx(d))
@@ -231,6 +243,10 @@ func registerDialogMethods(api *mgmt.Server, m *imsdialog.Manager, extra func() 
 	}
 	api.Register("dlg.list", list(false))
 	api.Register("dlg.list_ctx", list(true))
+	// Kamailio's names (the ims_dialog manual lists them, unimplemented
+	// there): the dialogs of a Call-ID, and From tag, as kamcmd sends them.
+	api.Register("dlg.dlg_list", mgmt.Positional(list(false), "callid", "from_tag"))
+	api.Register("dlg.dlg_list_ctx", mgmt.Positional(list(true), "callid", "from_tag"))
 	api.Register("dlg.get", mgmt.Positional(func(_ context.Context, p json.RawMessage) (any, error) {
 		var s dlgSelector
 		if err := mgmt.DecodeParams(p, &s); err != nil {

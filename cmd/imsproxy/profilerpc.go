@@ -86,7 +86,7 @@ func registerProfileMethods(api *mgmt.Server, m *imsdialog.Manager, set *profile
 		sort.Slice(out, func(i, j int) bool { return out[i].Value < out[j].Value })
 		return map[string]any{"profile": pp.Profile, "values": out}, nil
 	}, "profile"))
-	api.Register("dlg.profile_list_dlgs", mgmt.Positional(func(_ context.Context, p json.RawMessage) (any, error) {
+	listDlgs := mgmt.Positional(func(_ context.Context, p json.RawMessage) (any, error) {
 		pp, err := decode(p)
 		if err != nil {
 			return nil, err
@@ -99,7 +99,10 @@ func registerProfileMethods(api *mgmt.Server, m *imsdialog.Manager, set *profile
 			}
 		}
 		return map[string]any{"profile": pp.Profile, "value": pp.Value, "dialogs": out}, nil
-	}, "profile", "value"))
+	}, "profile", "value")
+	api.Register("dlg.profile_list_dlgs", listDlgs)
+	// Kamailio's name for it (the ims_dialog manual's dlg.profile_list).
+	api.Register("dlg.profile_list", listDlgs)
 	api.Register("dlg.profile_end_dlgs", mgmt.Positional(func(_ context.Context, p json.RawMessage) (any, error) {
 		pp, err := decode(p)
 		if err != nil {

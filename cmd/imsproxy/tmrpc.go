@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -73,6 +74,9 @@ func registerTransactionMethods(api *mgmt.Server, p *tm.Proxy) {
 		TransID    transID  `json:"trans_id" mgmt:"required"`
 		ToTag      string   `json:"to_tag"`
 		NewHeaders []string `json:"new_headers"`
+		// Body goes with a Content-Type among new_headers (as in the
+		// manual).
+		Body string `json:"body"`
 	}
 	api.Register("tm.t_reply", mgmt.Positional(func(_ context.Context, raw json.RawMessage) (any, error) {
 		var rp replyParams
@@ -90,6 +94,16 @@ func registerTransactionMethods(api *mgmt.Server, p *tm.Proxy) {
 			}
 			hdrs = append(hdrs, sip.NewHeader(name, value))
 		}
+		var body []byte
+		if rp.Body != "" {
+			if !slices.ContainsFunc(hdrs, func(h sip.Header) bool { return strings.EqualFold(h.Name(), "Content-Type") }) {
+				return nil, mgmt.InvalidParams("argument \"body\" needs a Content-Type line in \"new_headers\"")
+			}
+			if strings.IndexByte(rp.Body, 0) >= 0 {
+				return nil, mgmt.InvalidParams("argument \"body\": contains a NUL byte")
+			}
+			body = []byte(rp.Body)
+		}
 		t, err := find(string(rp.TransID))
 		if err != nil {
 			return nil, err
@@ -97,14 +111,14 @@ func registerTransactionMethods(api *mgmt.Server, p *tm.Proxy) {
 		if rp.ToTag != "" {
 			t.SetLocalToTag(rp.ToTag)
 		}
-		if err := t.Reply(*rp.Code, rp.Reason, hdrs...); err != nil {
+		if err := t.ReplyWithBody(*rp.Code, rp.Reason, body, hdrs...); err != nil {
 			if errors.Is(err, tm.ErrFinalSent) {
 				return nil, mgmt.NotFound("transaction %s was answered meanwhile", rp.TransID)
 			}
 			return nil, mgmt.InvalidParams("%v", err)
 		}
 		return map[string]any{"trans_id": rp.TransID, "code": *rp.Code, "replied": true}, nil
-	}, "code", "reason", "trans_id", "to_tag", "new_headers"))
+	}, "code", "reason", "trans_id", "to_tag", "new_headers", "body"))
 	type cancelParams struct {
 		TransID transID `json:"trans_id" mgmt:"required"`
 		Reason  string  `json:"reason"`

@@ -307,6 +307,11 @@ func TestIssue13_7_ReplyAndCancelAPendingTransaction(t *testing.T) {
 			n, _ := strconv.ParseUint(id, 10, 64) // a number is taken as well as the string
 			return map[string]any{"trans_id": n, "reason": "operator"}
 		}},
+		// The MI t_reply's body (with its Content-Type among new_headers).
+		{"t_reply with a body", "tm.t_reply", "486", func(id string) any {
+			return map[string]any{"code": 486, "reason": "Busy", "trans_id": id,
+				"new_headers": []string{"Content-Type: text/plain"}, "body": "busy by operator"}
+		}},
 		// t_cancel_branch: its one branch cancelled, its 487 is the reply.
 		{"t_cancel branch 0", "tm.t_cancel", "487", func(id string) any {
 			return map[string]any{"trans_id": id, "branch": 0, "reason": "operator"}
@@ -349,10 +354,12 @@ func TestIssue13_7_ReplyAndCancelAPendingTransaction(t *testing.T) {
 			if _, err := p.RPC(tc.method, tc.params(id)); err == nil || !strings.Contains(err.Error(), "-32004") {
 				t.Errorf("%s on an answered transaction: %v, want not found", tc.method, err)
 			}
-			if tc.name == "t_reply" {
-				if msgs, _ := os.ReadFile(filepath.Join(uac.Dir, "messages.log")); !strings.Contains(string(msgs), "tag=op-tag") {
-					t.Errorf("the caller's 486 does not carry the To tag given to t_reply")
-				}
+			msgs, _ := os.ReadFile(filepath.Join(uac.Dir, "messages.log"))
+			if tc.name == "t_reply" && !strings.Contains(string(msgs), "tag=op-tag") {
+				t.Errorf("the caller's 486 does not carry the To tag given to t_reply")
+			}
+			if tc.name == "t_reply with a body" && !strings.Contains(string(msgs), "busy by operator") {
+				t.Errorf("the caller's 486 does not carry the body given to t_reply")
 			}
 		})
 	}

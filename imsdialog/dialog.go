@@ -8,6 +8,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/imsdlg/imsdlg/tm"
+	"github.com/imsdlg/imsdlg/tm/wheel"
 )
 
 // Dialog is one dialog of the table: its Cell, guarded by a lock, with the
@@ -26,14 +27,14 @@ type Dialog struct {
 	cell     *Cell
 	sender   tm.Sender
 	inviteTx *tm.Transaction // while the INVITE transaction runs
-	timer    tm.Timer
-	byeTimer tm.Timer
-	// pingTimer is the keepalive's (dialog.ping); ackTimer bounds the wait
-	// for the ACK of the answer (ack_timeout).
-	pingTimer, ackTimer tm.Timer
-	// repingTimer is the re-INVITE keepalive's (dialog.reinvite_ping).
-	repingTimer tm.Timer
-	cbs         []callbackReg
+	// timers are the dialog's pending timers, by Timer-1 (lifetime, BYE
+	// wait, OPTIONS ping, ACK wait, re-INVITE ping). On tm's timer wheel
+	// they are the entries below, armed with onTimer: no allocation per
+	// arming (a call arms four or five).
+	timers  [numTimers]tm.Timer
+	entries [numTimers]wheel.Entry
+	onTimer func(arg uint64)
+	cbs     []callbackReg
 	// Admission (Limiter): the INVITE's decision waits in pending until
 	// admitted; abandoned is set when the INVITE ended meanwhile.
 	admitted  bool

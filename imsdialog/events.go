@@ -161,7 +161,13 @@ const (
 	// TimerReinvitePing is the re-INVITE keepalive's
 	// (reinvite_ping_interval).
 	TimerReinvitePing
+
+	numTimers = int(TimerReinvitePing)
 )
+
+// timerEvents is the event each timer steps when it fires.
+var timerEvents = [numTimers + 1]EventKind{TimerLifetime: EvTimeout, TimerByeWait: EvByeWaitOver, TimerPing: EvPingTimer,
+	TimerAck: EvAckTimeout, TimerReinvitePing: EvReinvitePingTimer}
 
 // Action is one instruction for the manager, with the data it needs ready.
 type Action struct {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/imsdlg/imsdlg/tm"
+	"github.com/imsdlg/imsdlg/tm/wheel"
 )
 
 // Options build a Manager. Everything it works with is given here, once:
@@ -18,7 +19,9 @@ import (
 type Options struct {
 	Config Config
 	Logger *slog.Logger
-	// Clock runs the dialog timers (default: the wall clock).
+	// Clock runs the dialog timers (default: the wall clock). Give it the
+	// *wheel.Wheel tm runs on (tm.Options.Clock) and the timers cost no
+	// allocation.
 	Clock tm.Clock
 	// Limiter counts new dialogs in call limits; nil: no limits.
 	Limiter Limiter
@@ -41,9 +44,12 @@ type entry struct {
 // their cells ask for. It plugs into tm as one module (Module): a
 // middleware on the request route and an observer of transactions.
 type Manager struct {
-	cfg     Config
-	cell    CellConfig
-	clock   tm.Clock
+	cfg   Config
+	cell  CellConfig
+	clock tm.Clock
+	// wheel is clock when it is tm's timer wheel: dialog timers then ride
+	// entries embedded in the dialogs.
+	wheel   *wheel.Wheel
 	log     *slog.Logger
 	limiter Limiter
 	persist Persister
@@ -84,6 +90,7 @@ func New(o Options) (*Manager, error) {
 	if m.clock == nil {
 		m.clock = tm.SystemClock()
 	}
+	m.wheel, _ = m.clock.(*wheel.Wheel)
 	m.cell = CellConfig{RRParam: cfg.RRParam, Timeout: cfg.DefaultTimeout, ByeWait: cfg.ByeTimeout, TimeoutRefresh: cfg.TimeoutRefresh,
 		EarlyTerminateCode: cfg.EarlyTerminateCode, ExtraHeaders: headerLines(cfg.ExtraHeaders),
 		AbsorbSecond2xx: cfg.Second2xx == Second2xxAbsorb, PingInterval: cfg.OptionsPingInterval,

@@ -132,8 +132,10 @@ func (m *Manager) onRequestWithin(d *Dialog, r *tm.Request, fromCaller bool) (tm
 	for i := len(route) - 1; i >= 0; i-- {
 		r.PrependHeader(&sip.RouteHeader{Address: *route[i].Clone()})
 	}
-	m.log.Debug("request within the dialog sent to its leg", "callid", d.CallID, "did", d.did,
-		"method", req.Method, "target", r.Recipient.String())
+	if m.debug() {
+		m.log.Debug("request within the dialog sent to its leg", "callid", d.CallID, "did", d.did,
+			"method", req.Method, "target", r.Recipient.String())
+	}
 	return tm.RelayTo(tm.Target{Dst: dst}), true
 }
 
@@ -345,7 +347,9 @@ func (m *Manager) startLocked(d *Dialog) []Action {
 	// Debug: a call's one Info line is at its end ("call ended"), with
 	// what an operator asks about a call.
 	if m.log.Enabled(context.Background(), slog.LevelDebug) {
-		m.log.Debug("dialog created", "callid", d.CallID, "did", d.did)
+		if m.debug() {
+			m.log.Debug("dialog created", "callid", d.CallID, "did", d.did)
+		}
 	}
 	acts := d.cell.Step(m.clock.Now(), Event{Kind: EvCreated})
 	m.timersLocked(d, acts)

@@ -53,11 +53,11 @@ func BenchmarkRespCtxForkedCall(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		c := newRespCtx(true, cfg, false)
-		c.Step(t0, event{kind: evStart, targets: ts})
-		c.Step(t0, event{kind: evReply, branch: 0, res: r180})
-		c.Step(t0, event{kind: evReply, branch: 1, res: r180})
-		c.Step(t0, event{kind: evReply, branch: 0, res: r200})
-		c.Step(t0, event{kind: evReply, branch: 1, res: r487})
+		c.Step(t0, event{kind: evStart, targets: ts}, nil)
+		c.Step(t0, event{kind: evReply, branch: 0, res: r180}, nil)
+		c.Step(t0, event{kind: evReply, branch: 1, res: r180}, nil)
+		c.Step(t0, event{kind: evReply, branch: 0, res: r200}, nil)
+		c.Step(t0, event{kind: evReply, branch: 1, res: r487}, nil)
 		if !c.done {
 			b.Fatal("not done")
 		}

@@ -70,7 +70,7 @@ type Proxy struct {
 	// cancelHdrs are Config.CancelHeaders, parsed.
 	cancelHdrs []sip.Header
 
-	parser *sip.Parser
+	parser *Parser
 	tp     *transport.Transport
 	srvTxs *txTable[*srvTx]
 	cliTxs *txTable[*cliTx]
@@ -174,8 +174,7 @@ func New(o Options) (*Proxy, error) {
 			_ = w.Run(p.stop)
 		}()
 	}
-	p.parser = NewParser()
-	p.parser.MaxMessageLength = c.MaxMessageSize
+	p.parser = NewParser(c.MaxMessageSize)
 	to := o.Transport
 	to.Handler = p.onMessage
 	to.Parser = p.parser

@@ -171,10 +171,11 @@ func serialGroups(targets []Target) [][]Target {
 	return groups
 }
 
-// Step applies one event and returns what the driver must do, in order.
-func (c *respCtx) Step(now time.Time, ev event) []action {
+// Step applies one event and returns what the driver must do, in order,
+// appended to out (a buffer of the caller's: the actions of a step are
+// used before the next one, so a stack array serves).
+func (c *respCtx) Step(now time.Time, ev event, out []action) []action {
 	c.now = now
-	var out []action
 	switch ev.kind {
 	case evStart:
 		if c.finalSent || c.cancelled || len(c.branches) > 0 {

@@ -212,7 +212,8 @@ func (t *Transaction) ReplyWithBody(code int, reason string, body []byte, hdrs .
 			break
 		}
 	}
-	acts := t.rc.Step(t.p.clock.Now(), ev)
+	var abuf [6]action
+	acts := t.rc.Step(t.p.clock.Now(), ev, abuf[:0])
 	var buf [4]postAct
 	post := t.exec(acts, buf[:0])
 	t.mu.Unlock()
@@ -228,7 +229,8 @@ func (t *Transaction) InjectBranches(targets ...Target) error {
 		t.mu.Unlock()
 		return ErrFinalSent
 	}
-	acts := t.rc.Step(t.p.clock.Now(), event{kind: evInject, targets: targets})
+	var abuf [6]action
+	acts := t.rc.Step(t.p.clock.Now(), event{kind: evInject, targets: targets}, abuf[:0])
 	var buf [4]postAct
 	post := t.exec(acts, buf[:0])
 	t.mu.Unlock()
@@ -297,7 +299,8 @@ func (t *Transaction) runPost(post []postAct) {
 // hooks that may call back into t run after it is released.
 func (t *Transaction) step(ev event) {
 	t.mu.Lock()
-	acts := t.rc.Step(t.p.clock.Now(), ev)
+	var abuf [6]action
+	acts := t.rc.Step(t.p.clock.Now(), ev, abuf[:0])
 	var buf [4]postAct
 	post := t.exec(acts, buf[:0])
 	t.mu.Unlock()
@@ -327,7 +330,8 @@ func (t *Transaction) Decide(d Decision) {
 		if d.Response != nil {
 			code, reason = d.Response.StatusCode, d.Response.Reason
 		}
-		acts := t.rc.Step(t.p.clock.Now(), event{kind: evLocalReply, code: code, reason: reason})
+		var abuf [6]action
+		acts := t.rc.Step(t.p.clock.Now(), event{kind: evLocalReply, code: code, reason: reason}, abuf[:0])
 		var buf [4]postAct
 		post := t.exec(acts, buf[:0])
 		t.mu.Unlock()
@@ -351,7 +355,8 @@ func (t *Transaction) Decide(d Decision) {
 		if len(targets) == 0 && !d.WaitForNewBranches {
 			targets = []Target{{}}
 		}
-		acts := t.rc.Step(t.p.clock.Now(), event{kind: evStart, targets: targets, wait: d.WaitForNewBranches})
+		var abuf [6]action
+		acts := t.rc.Step(t.p.clock.Now(), event{kind: evStart, targets: targets, wait: d.WaitForNewBranches}, abuf[:0])
 		var buf [4]postAct
 		post := t.exec(acts, buf[:0])
 		t.mu.Unlock()

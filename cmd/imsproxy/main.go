@@ -29,6 +29,7 @@ import (
 	"github.com/imsdlg/imsdlg/internal/mgmt"
 	"github.com/imsdlg/imsdlg/tm"
 	"github.com/imsdlg/imsdlg/tm/transport"
+	"github.com/imsdlg/imsdlg/tm/wheel"
 )
 
 func main() {
@@ -166,7 +167,12 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	opts := imsdialog.Options{Config: cfg.dialogConfig(), Logger: log, Limiter: limiter}
+	// One timer wheel for tm's transactions and the dialogs' timers: its
+	// entries live in the transactions and dialogs, so arming costs no
+	// allocation. It runs until everything else has stopped.
+	clock := wheel.New(10*time.Millisecond, 4096)
+	goBG(func(ctx context.Context) { _ = clock.Run(ctx) })
+	opts := imsdialog.Options{Config: cfg.dialogConfig(), Logger: log, Limiter: limiter, Clock: clock}
 	if db.persister != nil {
 		opts.Persister = db.persister
 	}
@@ -187,7 +193,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	}
 	defer dialogs.Close()
 	prof.limitTimeouts(cfg, dialogs, log)
-	proxy, err := tm.New(tm.Options{Config: tmc, Router: router, Logger: log, Transport: tpo,
+	proxy, err := tm.New(tm.Options{Config: tmc, Router: router, Logger: log, Transport: tpo, Clock: clock,
 		Modules: []tm.Module{dialogs.Module(), router.Module()}})
 	if err != nil {
 		return err

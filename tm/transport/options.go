@@ -79,11 +79,11 @@ const (
 type Options struct {
 	// Handler receives every message read. Required.
 	Handler Handler
-	// Parser parses every message, once. The proxy registers its own header
-	// parsers on it. Its MaxMessageLength should not be below
+	// Parser parses every message, once (tm's *tm.Parser: sipgo's with a
+	// fast path and tm's header parsers). Its limit should not be below
 	// MaxMessageSize. Default: sip.NewParser() with MaxMessageLength =
 	// MaxMessageSize.
-	Parser *sip.Parser
+	Parser MessageParser
 	Logger *slog.Logger
 	// MaxMessageSize (max_message_size) is the largest message read: UDP
 	// read buffers hold it whole, and a stream message beyond it loses its
@@ -208,8 +208,14 @@ func (o Options) withDefaults() (Options, error) {
 		bad("TCPReadBuffer", o.TCPReadBuffer, "must be at least 512")
 	}
 	if o.Parser == nil {
-		o.Parser = sip.NewParser()
-		o.Parser.MaxMessageLength = o.MaxMessageSize
+		sp := sip.NewParser()
+		sp.MaxMessageLength = o.MaxMessageSize
+		o.Parser = sp
 	}
 	return o, errors.Join(errs...)
+}
+
+// MessageParser parses one whole SIP message; *sip.Parser is one.
+type MessageParser interface {
+	ParseSIP(data []byte) (sip.Message, error)
 }

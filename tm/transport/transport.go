@@ -10,8 +10,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/emiago/sipgo/sip"
 )
 
 // Transport owns the UDP sockets and TCP listeners and connections of a SIP
@@ -21,7 +19,7 @@ import (
 type Transport struct {
 	o      Options
 	log    *slog.Logger
-	parser *sip.Parser
+	parser MessageParser
 	stats  Stats
 
 	// ctx is cancelled by Close: it stops dials in flight.

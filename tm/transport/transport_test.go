@@ -3,6 +3,7 @@ package transport
 import (
 	"testing"
 
+	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 )
@@ -24,7 +25,7 @@ func TestOptions(t *testing.T) {
 	require.Equal(t, DefaultTCPMaxConns, o.TCPMaxConns)
 	require.Equal(t, DefaultTCPMaxConnsPerIP, o.TCPMaxConnsPerIP)
 	require.NotNil(t, o.Parser)
-	require.Equal(t, DefaultMaxMessageSize, o.Parser.MaxMessageLength)
+	require.Equal(t, DefaultMaxMessageSize, o.Parser.(*sip.Parser).MaxMessageLength)
 	require.Equal(t, DefaultMaxMessageSize+1, tr.udpBufSize)
 }
 

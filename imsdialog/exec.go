@@ -42,7 +42,9 @@ func (m *Manager) timersLocked(d *Dialog, acts []Action) {
 			}
 			if m.wheel != nil {
 				if d.onTimer == nil {
-					d.onTimer = func(arg uint64) { m.step(d, Event{Kind: timerEvents[arg]}, CallbackParams{}) }
+					// Off the wheel's goroutine: a firing may run callbacks
+					// and a limiter; tm's own timers must not wait for them.
+					d.onTimer = func(arg uint64) { go m.step(d, Event{Kind: timerEvents[arg]}, CallbackParams{}) }
 				}
 				// Re-arming replaces a pending firing; one that lost the
 				// race to Stop is stale and the cell ignores it.

@@ -60,11 +60,8 @@ func (p *Parser) fast(data []byte) sip.Message {
 	if msg == nil {
 		return nil
 	}
-	var (
-		buf    [32]byte
-		out    []sip.Header
-		length = -1
-	)
+	var buf [32]byte
+	length := -1
 	for rest := hs[nl+2:]; rest != ""; {
 		nl := strings.Index(rest, "\r\n")
 		line := rest[:nl]
@@ -76,23 +73,19 @@ func (p *Parser) fast(data []byte) sip.Message {
 		name := strings.TrimSpace(line[:colon])
 		value := strings.TrimSpace(line[colon+1:])
 		lower, ok := lowerName(buf[:0], name)
-		if !ok {
-			out = append(out[:0], sip.NewHeader(name, value))
-		} else if parse, known := p.headers[string(lower)]; !known {
-			out = append(out[:0], sip.NewHeader(name, value))
-		} else {
-			h, err := parse(lower, value)
-			if err != nil {
-				return nil // a comma list, or sipgo's error to give
-			}
-			out = append(out[:0], h)
-			if cl, ok := h.(*sip.ContentLengthHeader); ok {
-				length = int(*cl)
-			}
+		parse, known := p.headers[string(lower)]
+		if !ok || !known {
+			msg.AppendHeader(sip.NewHeader(name, value))
+			continue
 		}
-		for _, h := range out {
-			msg.AppendHeader(h)
+		h, err := parse(lower, value)
+		if err != nil {
+			return nil // a comma list, or sipgo's error to give
 		}
+		if cl, ok := h.(*sip.ContentLengthHeader); ok {
+			length = int(*cl)
+		}
+		msg.AppendHeader(h)
 	}
 	body := data[end+4:]
 	switch {

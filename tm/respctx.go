@@ -117,6 +117,8 @@ type branchState struct {
 // a pure state machine. It does no I/O and reads no clock: the driver feeds
 // events and executes the returned actions in order.
 type respCtx struct {
+	// one holds the group of targets that all have one q (serialGroups).
+	one             [1][]Target
 	invite          bool
 	frTimeout       time.Duration
 	frInvTimeout    time.Duration
@@ -153,9 +155,20 @@ func newRespCtx(invite bool, cfg Config, hasFailureHook bool) *respCtx {
 
 // serialGroups splits targets into serial steps by q, highest first; equal
 // q values form one parallel step (RFC 3261 §16.6, RFC 3841 style).
-func serialGroups(targets []Target) [][]Target {
+// Targets of one q (one target, or a parallel fork: nearly every request)
+// make the one group in one, without a copy: they are only read.
+func (c *respCtx) serialGroups(targets []Target) [][]Target {
 	if len(targets) == 0 {
 		return nil
+	}
+	q := targets[0].q()
+	same := true
+	for i := 1; i < len(targets) && same; i++ {
+		same = targets[i].q() == q
+	}
+	if same {
+		c.one[0] = targets[:len(targets):len(targets)]
+		return c.one[:]
 	}
 	sorted := make([]Target, len(targets))
 	copy(sorted, targets)
@@ -182,7 +195,7 @@ func (c *respCtx) Step(now time.Time, ev event, out []action) []action {
 			return c.checkDone(out)
 		}
 		c.waitBranches = ev.wait
-		c.groups = serialGroups(ev.targets)
+		c.groups = c.serialGroups(ev.targets)
 		if len(c.groups) == 0 && !c.waitBranches {
 			return c.replyBest(out)
 		}
@@ -229,7 +242,7 @@ func (c *respCtx) Step(now time.Time, ev event, out []action) []action {
 		}
 		c.inFailure = false
 		if len(ev.targets) > 0 && !c.blocked && !c.cancelled && !c.finalSent {
-			c.groups = serialGroups(ev.targets)
+			c.groups = c.serialGroups(ev.targets)
 			out = c.startNextGroup(out)
 			return out
 		}
@@ -546,7 +559,7 @@ func (c *respCtx) checkCompletion(out []action) []action {
 			// instead of relaying it (follow_redirects).
 			c.redirectsLeft--
 			c.branches[idx].redirected = true
-			c.groups = serialGroups(targets)
+			c.groups = c.serialGroups(targets)
 			return c.startNextGroup(out)
 		}
 	}

@@ -257,15 +257,27 @@ func (s *Set) OnReply(now time.Time, branch int, r Reply, ourRR func(sip.Uri) bo
 // update records a tagged 1xx/2xx on the leg; withRoute recomputes the route
 // set (leg creation and 2xx only).
 func (l *Leg) update(now time.Time, r *Reply, ourRR func(sip.Uri) bool, withRoute bool) {
+	var buf [48]*string
+	keep := buf[:0]
+	if l.Updated.IsZero() {
+		keep = append(keep, &l.ToTag) // a new leg
+	}
 	if r.HasContact && !uriEqual(&l.RemoteTarget, &r.Contact) {
-		l.RemoteTarget = cloneURI(r.Contact)
+		l.RemoteTarget = CloneURI(r.Contact)
+		keep = URIStrings(keep, &l.RemoteTarget)
 	}
 	if withRoute {
 		lo, _ := ourRun(r.RecordRoute, ourRR)
 		if !routeEqualReversed(l.RouteSet, r.RecordRoute[:lo]) {
 			l.RouteSet = reversedClone(r.RecordRoute[:lo])
+			for i := range l.RouteSet {
+				keep = URIStrings(keep, &l.RouteSet[i])
+			}
 		}
 	}
+	// What the leg keeps for the dialog's life shares nothing with the
+	// reply (Detach).
+	Detach(keep)
 	l.LocalCSeq = max(l.LocalCSeq, r.CSeq)
 	if r.SDP != nil {
 		l.SDP = r.SDP

@@ -2,6 +2,7 @@ package imsdialog
 
 import (
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -153,7 +154,34 @@ func NewCell(cfg *CellConfig, now time.Time, did string, inv Invite, ours func(*
 	if len(c.callerRoute) == 0 && inv.Source != "" {
 		c.callerDst = strings.ToLower(inv.Transport) + ":" + inv.Source
 	}
+	c.detach()
 	return c
+}
+
+// detach makes what the cell keeps of the INVITE its own, strings
+// included (dlgout.Detach): the message's header block goes with its
+// transaction, not with the call.
+func (c *Cell) detach() {
+	c.from.Address = dlgout.CloneURI(c.from.Address)
+	c.from.Params = slices.Clone(c.from.Params)
+	c.to.Address = dlgout.CloneURI(c.to.Address)
+	c.to.Params = slices.Clone(c.to.Params)
+	c.callerTarget = dlgout.CloneURI(c.callerTarget)
+	var buf [64]*string
+	keep := append(buf[:0], &c.callID, &c.fromTag, &c.upBranch, &c.from.DisplayName, &c.to.DisplayName)
+	for _, u := range []*sip.Uri{&c.from.Address, &c.to.Address, &c.callerTarget} {
+		keep = dlgout.URIStrings(keep, u)
+	}
+	for i := range c.from.Params {
+		keep = append(keep, &c.from.Params[i].K, &c.from.Params[i].V)
+	}
+	for i := range c.to.Params {
+		keep = append(keep, &c.to.Params[i].K, &c.to.Params[i].V)
+	}
+	for i := range c.callerRoute {
+		keep = dlgout.URIStrings(keep, &c.callerRoute[i]) // CallerRouteSet's own copies
+	}
+	dlgout.Detach(keep)
 }
 
 // State returns the dialog state.

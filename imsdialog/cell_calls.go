@@ -226,14 +226,14 @@ func (c *Cell) refreshTarget(fromCaller bool, legTag string, contact *sip.Uri) b
 		if sameTarget(&c.callerTarget, contact) {
 			return false
 		}
-		c.callerTarget = *contact.Clone()
+		c.callerTarget = dlgout.DetachedURI(*contact)
 		return true
 	}
 	l := c.outs.Get(legTag)
 	if l == nil || sameTarget(&l.RemoteTarget, contact) {
 		return false
 	}
-	l.RemoteTarget = *contact.Clone() // a new value: copies of the leg share the old one
+	l.RemoteTarget = dlgout.DetachedURI(*contact) // a new value: copies of the leg share the old one
 	return true
 }
 

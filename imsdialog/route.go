@@ -335,6 +335,8 @@ func (m *Manager) newDialog(r *tm.Request) *Dialog {
 	d := &Dialog{m: m, HEntry: e, HID: id, did: did, CallID: callID, FromTag: inv.FromTag, upBranch: inv.ViaBranch,
 		sender: r.Sender, inviteTx: r.Tx}
 	d.cell = NewCell(&m.cell, m.clock.Now(), did, inv, r.Sender.IsOurURI)
+	// The cell's copies: the INVITE's text goes with its transaction.
+	d.CallID, d.FromTag, d.upBranch = d.cell.callID, d.cell.fromTag, d.cell.upBranch
 	return d
 }
 

@@ -1,0 +1,64 @@
+package dlgout
+
+import (
+	"strings"
+	"testing"
+	"unsafe"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// inside tells whether s's bytes lie in block's.
+func inside(s, block string) bool {
+	if s == "" || block == "" {
+		return false
+	}
+	p, b := uintptr(unsafe.Pointer(unsafe.StringData(s))), uintptr(unsafe.Pointer(unsafe.StringData(block)))
+	return p >= b && p < b+uintptr(len(block))
+}
+
+// Issue 14: tm's parser hands out slices of a message's whole header
+// block; what a leg keeps for the call's life (its To tag, remote target,
+// route set) must not keep that block alive.
+func TestIssue14_LegKeepsNothingOfTheReply(t *testing.T) {
+	const c, rrText = "sip:bob@10.0.1.1:5062;transport=udp", "sip:as.example.net;lr;did=7"
+	block := strings.Repeat("x", 64) + "b1 " + c + " " + rrText
+	tag := block[64:66]
+	var contact, rr sip.Uri
+	i := strings.Index(block, c)
+	require.NoError(t, sip.ParseUri(block[i:i+len(c)], &contact))
+	require.NoError(t, sip.ParseUri(block[len(block)-len(rrText):], &rr))
+	require.True(t, inside(contact.Host, block), "the test's URI is a slice of the block")
+	var s Set
+	r := Reply{Code: 200, ToTag: tag, CSeq: 1, Method: sip.INVITE, Contact: contact, HasContact: true,
+		RecordRoute: []sip.Uri{rr}}
+	leg, _, err := s.OnReply(t0, 0, r, func(sip.Uri) bool { return false })
+	require.NoError(t, err)
+	assert.Equal(t, "b1", leg.ToTag)
+	assert.Equal(t, "sip:bob@10.0.1.1:5062;transport=udp", leg.RemoteTarget.String())
+	var all []*string
+	all = append(all, &leg.ToTag)
+	all = URIStrings(all, &leg.RemoteTarget)
+	for i := range leg.RouteSet {
+		all = URIStrings(all, &leg.RouteSet[i])
+	}
+	for _, p := range all {
+		assert.False(t, inside(*p, block), "%q still points into the reply", *p)
+	}
+	assert.Equal(t, "as.example.net", leg.RouteSet[0].Host)
+	assert.Equal(t, "7", leg.RouteSet[0].UriParams.GetOr("did", ""))
+}
+
+func TestIssue14_DetachOneBlock(t *testing.T) {
+	block := "alpha beta gamma"
+	a, b, c, empty := block[0:5], block[6:10], block[11:], ""
+	Detach([]*string{&a, &b, &empty, &c})
+	assert.Equal(t, []string{"alpha", "beta", "", "gamma"}, []string{a, b, empty, c})
+	for _, s := range []string{a, b, c} {
+		assert.False(t, inside(s, block))
+	}
+	next := unsafe.Add(unsafe.Pointer(unsafe.StringData(a)), len(a))
+	assert.Equal(t, next, unsafe.Pointer(unsafe.StringData(b)), "one backing array, in order")
+}

@@ -8,6 +8,8 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/imsdlg/imsdlg/internal/sipstr"
 )
 
 // inside tells whether s's bytes lie in block's.
@@ -40,25 +42,13 @@ func TestIssue14_LegKeepsNothingOfTheReply(t *testing.T) {
 	assert.Equal(t, "sip:bob@10.0.1.1:5062;transport=udp", leg.RemoteTarget.String())
 	var all []*string
 	all = append(all, &leg.ToTag)
-	all = URIStrings(all, &leg.RemoteTarget)
+	all = sipstr.URIStrings(all, &leg.RemoteTarget)
 	for i := range leg.RouteSet {
-		all = URIStrings(all, &leg.RouteSet[i])
+		all = sipstr.URIStrings(all, &leg.RouteSet[i])
 	}
 	for _, p := range all {
 		assert.False(t, inside(*p, block), "%q still points into the reply", *p)
 	}
 	assert.Equal(t, "as.example.net", leg.RouteSet[0].Host)
 	assert.Equal(t, "7", leg.RouteSet[0].UriParams.GetOr("did", ""))
-}
-
-func TestIssue14_DetachOneBlock(t *testing.T) {
-	block := "alpha beta gamma"
-	a, b, c, empty := block[0:5], block[6:10], block[11:], ""
-	Detach([]*string{&a, &b, &empty, &c})
-	assert.Equal(t, []string{"alpha", "beta", "", "gamma"}, []string{a, b, empty, c})
-	for _, s := range []string{a, b, c} {
-		assert.False(t, inside(s, block))
-	}
-	next := unsafe.Add(unsafe.Pointer(unsafe.StringData(a)), len(a))
-	assert.Equal(t, next, unsafe.Pointer(unsafe.StringData(b)), "one backing array, in order")
 }

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/imsdlg/imsdlg/internal/sipstr"
 )
 
 // State is the state of one callee leg.
@@ -264,20 +266,20 @@ func (l *Leg) update(now time.Time, r *Reply, ourRR func(sip.Uri) bool, withRout
 	}
 	if r.HasContact && !uriEqual(&l.RemoteTarget, &r.Contact) {
 		l.RemoteTarget = CloneURI(r.Contact)
-		keep = URIStrings(keep, &l.RemoteTarget)
+		keep = sipstr.URIStrings(keep, &l.RemoteTarget)
 	}
 	if withRoute {
 		lo, _ := ourRun(r.RecordRoute, ourRR)
 		if !routeEqualReversed(l.RouteSet, r.RecordRoute[:lo]) {
 			l.RouteSet = reversedClone(r.RecordRoute[:lo])
 			for i := range l.RouteSet {
-				keep = URIStrings(keep, &l.RouteSet[i])
+				keep = sipstr.URIStrings(keep, &l.RouteSet[i])
 			}
 		}
 	}
 	// What the leg keeps for the dialog's life shares nothing with the
-	// reply (Detach).
-	Detach(keep)
+	// reply (sipstr.Detach).
+	sipstr.Detach(keep)
 	l.LocalCSeq = max(l.LocalCSeq, r.CSeq)
 	if r.SDP != nil {
 		l.SDP = r.SDP

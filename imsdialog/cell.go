@@ -9,6 +9,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/imsdlg/imsdlg/dlgout"
+	"github.com/imsdlg/imsdlg/internal/sipstr"
 	"github.com/imsdlg/imsdlg/tm"
 )
 
@@ -159,7 +160,7 @@ func NewCell(cfg *CellConfig, now time.Time, did string, inv Invite, ours func(*
 }
 
 // detach makes what the cell keeps of the INVITE its own, strings
-// included (dlgout.Detach): the message's header block goes with its
+// included (sipstr.Detach): the message's header block goes with its
 // transaction, not with the call.
 func (c *Cell) detach() {
 	c.from.Address = dlgout.CloneURI(c.from.Address)
@@ -170,7 +171,7 @@ func (c *Cell) detach() {
 	var buf [64]*string
 	keep := append(buf[:0], &c.callID, &c.fromTag, &c.upBranch, &c.from.DisplayName, &c.to.DisplayName)
 	for _, u := range []*sip.Uri{&c.from.Address, &c.to.Address, &c.callerTarget} {
-		keep = dlgout.URIStrings(keep, u)
+		keep = sipstr.URIStrings(keep, u)
 	}
 	for i := range c.from.Params {
 		keep = append(keep, &c.from.Params[i].K, &c.from.Params[i].V)
@@ -179,9 +180,9 @@ func (c *Cell) detach() {
 		keep = append(keep, &c.to.Params[i].K, &c.to.Params[i].V)
 	}
 	for i := range c.callerRoute {
-		keep = dlgout.URIStrings(keep, &c.callerRoute[i]) // CallerRouteSet's own copies
+		keep = sipstr.URIStrings(keep, &c.callerRoute[i]) // CallerRouteSet's own copies
 	}
-	dlgout.Detach(keep)
+	sipstr.Detach(keep)
 }
 
 // State returns the dialog state.

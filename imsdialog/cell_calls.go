@@ -9,6 +9,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/imsdlg/imsdlg/dlgout"
+	"github.com/imsdlg/imsdlg/internal/sipstr"
 	"github.com/imsdlg/imsdlg/tm"
 )
 
@@ -226,14 +227,14 @@ func (c *Cell) refreshTarget(fromCaller bool, legTag string, contact *sip.Uri) b
 		if sameTarget(&c.callerTarget, contact) {
 			return false
 		}
-		c.callerTarget = dlgout.DetachedURI(*contact)
+		c.callerTarget = sipstr.URI(*contact)
 		return true
 	}
 	l := c.outs.Get(legTag)
 	if l == nil || sameTarget(&l.RemoteTarget, contact) {
 		return false
 	}
-	l.RemoteTarget = dlgout.DetachedURI(*contact) // a new value: copies of the leg share the old one
+	l.RemoteTarget = sipstr.URI(*contact) // a new value: copies of the leg share the old one
 	return true
 }
 

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/imsdlg/imsdlg/internal/sipstr"
 )
 
 // Learned is what a P-CSCF knows about the UEs registered through it
@@ -126,15 +128,17 @@ func (l *Learned) Save(req *sip.Request, res *sip.Response) int {
 				q = x
 			}
 		}
-		l.byContact[key] = Binding{
+		b := Binding{
 			AOR:      aor,
-			Contact:  *c.Address.Clone(),
+			Contact:  sipstr.URI(c.Address),
 			Q:        q,
 			Expires:  now.Add(exp),
 			CallID:   callID,
 			CSeq:     cseq,
 			Received: received,
 		}
+		sipstr.Detach([]*string{&b.AOR, &b.CallID, &b.Received}) // the REGISTER's text is not kept
+		l.byContact[key] = b
 	}
 	if now.Sub(l.lastSweep) >= sweepEvery {
 		l.sweepLocked(now)

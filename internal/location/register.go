@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/imsdlg/imsdlg/internal/sipstr"
 )
 
 const (
@@ -351,16 +353,24 @@ func (s *Store) apply(r *registerRequest, now time.Time) ([]Binding, *failure) {
 }
 
 func (s *Store) newBinding(r *registerRequest, c contactUpdate, now time.Time) Binding {
-	return Binding{
+	b := Binding{
 		AOR:      r.aor,
-		Contact:  c.uri,
+		Contact:  sipstr.URI(c.uri),
 		Q:        c.q,
 		Expires:  now.Add(c.expires),
 		CallID:   r.callID,
 		CSeq:     r.cseq,
-		Path:     r.path,
+		Path:     slices.Clone(r.path),
 		Received: r.received,
 	}
+	// A binding lives for its expiry: it keeps nothing of the REGISTER's
+	// text (sipstr).
+	ptrs := []*string{&b.AOR, &b.CallID, &b.Received}
+	for i := range b.Path {
+		ptrs = append(ptrs, &b.Path[i])
+	}
+	sipstr.Detach(ptrs)
+	return b
 }
 
 // parseDeltaSeconds parses RFC 3261 delta-seconds (digits only).

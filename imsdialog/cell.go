@@ -301,34 +301,13 @@ func (c *Cell) Step(now time.Time, ev Event) []Action {
 	case EvReinvitePingTimer:
 		return c.onReinvitePingTimer(now)
 	case EvSetReinvitePing:
-		if c.Ended() || ev.Ping == c.reping {
-			return nil
+		out := c.setPing(now, &c.reping, &c.repingOut, ev.Ping, TimerReinvitePing, c.cfg.ReinvitePingInterval)
+		if c.reping == PingNone && !c.cfg.KeepSDP {
+			c.dropSDP()
 		}
-		was := c.reping
-		c.reping, c.repingOut = ev.Ping, c.repingOut&ev.Ping
-		switch {
-		case c.reping == PingNone:
-			if !c.cfg.KeepSDP {
-				c.dropSDP()
-			}
-			return c.stop(nil, TimerReinvitePing)
-		case was == PingNone && persistable(c.state):
-			return c.arm(nil, now, TimerReinvitePing, c.cfg.ReinvitePingInterval)
-		}
-		return nil
+		return out
 	case EvSetPing:
-		if c.Ended() || ev.Ping == c.ping {
-			return nil
-		}
-		was := c.ping
-		c.ping, c.pingOut = ev.Ping, c.pingOut&ev.Ping
-		switch {
-		case c.ping == PingNone:
-			return c.stop(nil, TimerPing)
-		case was == PingNone && persistable(c.state):
-			return c.arm(nil, now, TimerPing, c.cfg.PingInterval)
-		}
-		return nil
+		return c.setPing(now, &c.ping, &c.pingOut, ev.Ping, TimerPing, c.cfg.PingInterval)
 	case EvSetTimeout:
 		if c.Ended() || ev.Timeout <= 0 {
 			return nil
@@ -339,6 +318,24 @@ func (c *Cell) Step(now time.Time, ev Event) []Action {
 			out = add(out, Action{Kind: ActPersist})
 		}
 		return out
+	}
+	return nil
+}
+
+// setPing changes who a keepalive pings (cur; out are the pings still
+// unanswered): its timer stops with the last side and starts with the
+// first one of a confirmed dialog.
+func (c *Cell) setPing(now time.Time, cur, out *Ping, p Ping, t Timer, every time.Duration) []Action {
+	if c.Ended() || p == *cur {
+		return nil
+	}
+	was := *cur
+	*cur, *out = p, *out&p
+	switch {
+	case p == PingNone:
+		return c.stop(nil, t)
+	case was == PingNone && persistable(c.state):
+		return c.arm(nil, now, t, every)
 	}
 	return nil
 }

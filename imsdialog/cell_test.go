@@ -638,6 +638,20 @@ func TestSeedImsDialog_Names(t *testing.T) {
 // ping_timeout); any other reply keeps it. A ping's CSeq is one above the
 // party's and not remembered, so the party's own next request is not "out
 // of order" at the other side however many pings went before it.
+// wantKeepaliveEnd checks that acts end the call by its keepalive: BYE
+// both ways, end reason ping_timeout.
+func wantKeepaliveEnd(t *testing.T, c *Cell, acts []Action) []*OutRequest {
+	t.Helper()
+	assert.Equal(t, Terminated, c.State())
+	assert.Equal(t, EndPingTimeout, c.end)
+	ss := sends(acts)
+	require.Len(t, ss, 2, "BYE both ways")
+	for _, s := range ss {
+		assert.Equal(t, sip.BYE, s.Method)
+	}
+	return ss
+}
+
 func TestSeedDialog_OptionsPing(t *testing.T) {
 	pinging := testCellConfig
 	pinging.Ping, pinging.PingInterval = PingCallee, 20*time.Second
@@ -696,14 +710,7 @@ func TestSeedDialog_OptionsPing(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c, _ := start(t, &pinging)
 			c.Step(t0.Add(20*time.Second), Event{Kind: EvPingTimer})
-			acts := c.Step(t0.Add(40*time.Second), tc.ev)
-			assert.Equal(t, Terminated, c.State())
-			assert.Equal(t, EndPingTimeout, c.end)
-			ss := sends(acts)
-			require.Len(t, ss, 2, "BYE both ways")
-			for _, s := range ss {
-				assert.Equal(t, sip.BYE, s.Method)
-			}
+			ss := wantKeepaliveEnd(t, c, c.Step(t0.Add(40*time.Second), tc.ev))
 			assert.Contains(t, header(ss[0].Headers, "Reason"), "keepalive failed")
 		})
 	}

@@ -311,11 +311,13 @@ func (m *Manager) SetTimeout(d *Dialog, timeout time.Duration) error {
 // SetPing changes who one dialog pings with in-dialog OPTIONS (the
 // create_dialog flags P and p, per call): from the next
 // options_ping_interval on, or at once off with PingNone.
-func (m *Manager) SetPing(d *Dialog, p Ping) error {
+func (m *Manager) SetPing(d *Dialog, p Ping) error { return m.setPing(d, EvSetPing, p) }
+
+func (m *Manager) setPing(d *Dialog, kind EventKind, p Ping) error {
 	if p&^PingBoth != 0 {
 		return fmt.Errorf("imsdialog: ping sides %d: want PingNone, PingCaller, PingCallee or PingBoth", p)
 	}
-	if !m.stepIf(d, Event{Kind: EvSetPing, Ping: p}, CallbackParams{}, func(c *Cell) bool { return !c.Ended() }) {
+	if !m.stepIf(d, Event{Kind: kind, Ping: p}, CallbackParams{}, func(c *Cell) bool { return !c.Ended() }) {
 		return fmt.Errorf("dialog %s: %w", d.did, ErrNotFound)
 	}
 	return nil
@@ -328,13 +330,7 @@ func (m *Manager) SetPing(d *Dialog, p Ping) error {
 // descriptions a re-INVITE repeats only while it may need them, and a
 // side whose description it lacks is pinged with OPTIONS instead.
 func (m *Manager) SetReinvitePing(d *Dialog, p Ping) error {
-	if p&^PingBoth != 0 {
-		return fmt.Errorf("imsdialog: ping sides %d: want PingNone, PingCaller, PingCallee or PingBoth", p)
-	}
-	if !m.stepIf(d, Event{Kind: EvSetReinvitePing, Ping: p}, CallbackParams{}, func(c *Cell) bool { return !c.Ended() }) {
-		return fmt.Errorf("dialog %s: %w", d.did, ErrNotFound)
-	}
-	return nil
+	return m.setPing(d, EvSetReinvitePing, p)
 }
 
 // InfoCtx is the dlg.list_ctx view of a dialog: MI_CONTEXT callbacks run

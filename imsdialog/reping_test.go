@@ -107,14 +107,7 @@ func TestSeedDialog_ReinvitePingFails(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c, _ := repingCell(t, PingCallee, PingNone)
 			require.Len(t, sends(c.Step(t0.Add(time.Minute), Event{Kind: EvReinvitePingTimer})), 1)
-			acts := c.Step(t0.Add(2*time.Minute), tc.ev)
-			assert.Equal(t, Terminated, c.State())
-			assert.Equal(t, EndPingTimeout, c.end)
-			ss := sends(acts)
-			require.Len(t, ss, 2, "BYE both ways")
-			for _, s := range ss {
-				assert.Equal(t, sip.BYE, s.Method)
-			}
+			wantKeepaliveEnd(t, c, c.Step(t0.Add(2*time.Minute), tc.ev))
 			assert.Nil(t, c.callerSDP, "an ended call keeps no description")
 		})
 	}

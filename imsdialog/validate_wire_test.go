@@ -41,13 +41,7 @@ func TestIssue13_1_ValidateDialogModes(t *testing.T) {
 			cfg.ValidateDialog = tc.mode
 			e := newEnv(t, cfg, func(r *tm.Request) tm.Decision { return tm.RelayTo(target(a, "bob")) })
 			inv := uac.Invite("sip:bob@" + e.Addr)
-			uac.Send(e.Addr, inv)
-			a.Reply(a.Request(sip.INVITE), 200, "legA")
-			r200 := uac.Response(200)
-			uac.Send(e.Addr, uac.AckFor(inv, r200))
-			a.Request(sip.ACK)
-			d := e.Only(t)
-			e.WaitState(t, d, imsdialog.Confirmed)
+			d, r200 := e.Answer(t, uac, a, inv)
 
 			bye := uac.InDialog("BYE", inv, r200, 2)
 			if tc.badCSeq {

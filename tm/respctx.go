@@ -473,18 +473,24 @@ func (c *respCtx) onCancelBranch(out []action, i int, others bool, reason string
 		if (j == i) == others {
 			continue
 		}
-		b := &c.branches[j]
-		if b.phase == bCompleted || b.cancelSent || b.cancelWant {
-			continue
-		}
-		b.reason = reason
-		if b.provisional {
-			b.cancelSent = true
-			out = append(out, action{kind: actCancelBranch, branch: j, reason: reason})
-		} else {
-			b.cancelWant = true // §9.1: not before a provisional
-		}
+		out = c.cancelOne(out, j, reason)
 	}
+	return out
+}
+
+// cancelOne cancels branch i if it is pending and not cancelled yet: now
+// when it had a provisional reply, else as soon as one comes (§9.1).
+func (c *respCtx) cancelOne(out []action, i int, reason string) []action {
+	b := &c.branches[i]
+	if b.phase == bCompleted || b.cancelSent || b.cancelWant {
+		return out
+	}
+	b.reason = reason
+	if b.provisional {
+		b.cancelSent = true
+		return append(out, action{kind: actCancelBranch, branch: i, reason: reason})
+	}
+	b.cancelWant = true
 	return out
 }
 
@@ -495,20 +501,7 @@ func (c *respCtx) cancelPending(out []action, reason string) []action {
 		return out
 	}
 	for i := range c.branches {
-		b := &c.branches[i]
-		if b.phase == bCompleted {
-			continue
-		}
-		if b.cancelSent || b.cancelWant {
-			continue
-		}
-		b.reason = reason
-		if b.provisional {
-			b.cancelSent = true
-			out = append(out, action{kind: actCancelBranch, branch: i, reason: reason})
-		} else {
-			b.cancelWant = true
-		}
+		out = c.cancelOne(out, i, reason)
 	}
 	return out
 }

@@ -139,8 +139,15 @@ func (e *Env) WaitGone(t testing.TB) {
 // ConfirmedCall sets up a call from uac to the callee a (To tag legA) and
 // waits until its dialog is CONFIRMED.
 func (e *Env) ConfirmedCall(t testing.TB, uac, a *siptest.UA) *imsdialog.Dialog {
+	d, _ := e.Answer(t, uac, a, uac.Invite("sip:bob@"+e.Addr))
+	return d
+}
+
+// Answer places inv from uac, has a answer it 200 (To tag legA) and uac
+// ACK it, and returns the confirmed dialog with the 2xx (what the caller's
+// requests within the dialog are built from).
+func (e *Env) Answer(t testing.TB, uac, a *siptest.UA, inv *sip.Request) (*imsdialog.Dialog, *sip.Response) {
 	t.Helper()
-	inv := uac.Invite("sip:bob@" + e.Addr)
 	uac.Send(e.Addr, inv)
 	ia := a.Request(sip.INVITE)
 	a.Reply(ia, 200, "legA")
@@ -149,5 +156,5 @@ func (e *Env) ConfirmedCall(t testing.TB, uac, a *siptest.UA) *imsdialog.Dialog 
 	a.Request(sip.ACK)
 	d := e.Only(t)
 	e.WaitState(t, d, imsdialog.Confirmed)
-	return d
+	return d, r200
 }

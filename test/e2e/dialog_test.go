@@ -256,13 +256,19 @@ func TestE2E_DialogPingEndsTheCallOfAVanishedCallee(t *testing.T) {
 	if v, ok := MetricValue(p.Metrics(), `imsdlg_dialog_ended_dialogs_total{reason="ping_timeout"}`); !ok || v != 1 {
 		t.Errorf("ended_dialogs_total{ping_timeout} = %v (found %v)", v, ok)
 	}
-	raw, err := p.RPC("dlg.profile_get_size", map[string]any{"profile": "caller"})
+	wantProfileEmpty(t, p, "caller")
+}
+
+// wantProfileEmpty fails unless the profile counts no call any more.
+func wantProfileEmpty(t *testing.T, p *Proxy, profile string) {
+	t.Helper()
+	raw, err := p.RPC("dlg.profile_get_size", map[string]any{"profile": profile})
 	if err != nil {
 		t.Fatalf("dlg.profile_get_size: %v", err)
 	}
 	var size struct{ Size int64 }
 	if err := json.Unmarshal(raw, &size); err != nil || size.Size != 0 {
-		t.Errorf("profile caller holds %s after the call ended (%v)", raw, err)
+		t.Errorf("profile %s holds %s after the call ended (%v)", profile, raw, err)
 	}
 }
 
@@ -286,14 +292,7 @@ func TestIssue12_5_ReinvitePingEndsTheCallOfAVanishedCallee(t *testing.T) {
 	if st := dlgStats(t, p); st["ping_timeout_dialogs"] != 1 {
 		t.Errorf("dlg.stats: %v", st)
 	}
-	raw, err := p.RPC("dlg.profile_get_size", map[string]any{"profile": "caller"})
-	if err != nil {
-		t.Fatalf("dlg.profile_get_size: %v", err)
-	}
-	var size struct{ Size int64 }
-	if err := json.Unmarshal(raw, &size); err != nil || size.Size != 0 {
-		t.Errorf("profile caller holds %s after the call ended (%v)", raw, err)
-	}
+	wantProfileEmpty(t, p, "caller")
 }
 
 // RFC 3261 §12.2.2: a UA refuses a request whose CSeq is not above the

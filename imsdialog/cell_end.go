@@ -63,7 +63,7 @@ func earlyReply(code int, text string, hdrs []Header) Action {
 	all := make([]Header, 0, len(hdrs)+1)
 	all = append(all, reasonHeader(code, text))
 	all = append(all, hdrs...)
-	return Action{Kind: ActReplyUpstream, Code: code, Reason: reasonPhrase(code), Headers: all}
+	return Action{Kind: ActReplyUpstream, Detail: &Detail{Code: code, Reason: reasonPhrase(code), Headers: all}}
 }
 
 func reasonPhrase(code int) string {

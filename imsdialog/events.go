@@ -177,11 +177,19 @@ type Action struct {
 	Timer    Timer
 	After    time.Duration
 	Send     *OutRequest
+	// *Detail is set for ActReplyUpstream and ActLog only: the common
+	// actions stay 32 bytes (a step's list was a tenth of the bytes a
+	// call allocates, issue 14).
+	*Detail
+}
+
+// Detail is the payload of the rare actions.
+type Detail struct {
 	// ActReplyUpstream.
 	Code    int
 	Reason  string
 	Headers []Header
-	// ActLog.
+	// ActLog (Reason is its why).
 	Level slog.Level
 	Msg   string
 	Leg   string
@@ -227,7 +235,7 @@ func add(out []Action, a ...Action) []Action {
 }
 
 func logAction(level slog.Level, msg, leg, reason string) Action {
-	return Action{Kind: ActLog, Level: level, Msg: msg, Leg: leg, Reason: reason}
+	return Action{Kind: ActLog, Detail: &Detail{Level: level, Msg: msg, Leg: leg, Reason: reason}}
 }
 
 // reasonHeader is the Reason header of everything the dialog module sends

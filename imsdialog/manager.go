@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/imsdlg/imsdlg/internal/ratelog"
 	"github.com/imsdlg/imsdlg/tm"
 	"github.com/imsdlg/imsdlg/tm/wheel"
 )
@@ -59,7 +60,8 @@ type Manager struct {
 	gmu     sync.Mutex
 	stats   Stats
 	// validate is the validate_dialog mode, auto resolved to off.
-	validate string
+	validate   string
+	invalidLog ratelog.Limiter
 
 	// ctx ends with Close; wg counts the goroutines the manager starts
 	// (admissions), so Close can wait for them.

@@ -103,8 +103,13 @@ func (m *Manager) onRequestWithin(d *Dialog, r *tm.Request, fromCaller bool) (tm
 	fix := false
 	if bad != nil {
 		m.stats.invalid(bad.Check)
-		m.log.Warn("request does not fit its dialog", "callid", d.CallID, "did", d.did, "method", req.Method,
-			"check", bad.Check.String(), "detail", bad.Detail, "source", r.Source, "mode", m.validate)
+		// A peer can send these at will: one line a second (the counters
+		// have every one).
+		if sup, ok := m.invalidLog.Allow(); ok {
+			m.log.Warn("request does not fit its dialog", "callid", d.CallID, "did", d.did, "method", req.Method,
+				"check", bad.Check.String(), "detail", bad.Detail, "source", r.Source, "mode", m.validate,
+				"not_logged_since_last", sup)
+		}
 		switch {
 		case m.validate == ValidateReject, m.validate == ValidateFix && (bad.Check == CheckCSeq || !ok):
 			// Refused before the dialog sees it: a forged BYE ends nothing.

@@ -182,7 +182,7 @@ func (c *Conn) flush() {
 				err = fmt.Errorf("peer took nothing for %v: %w", t.o.TCPWriteTimeout, err)
 			}
 			t.stats.tcp.writeErrors.Add(1)
-			if sup, ok := t.logWrite.allow(); ok && !c.closed.Load() {
+			if sup, ok := t.logWrite.Allow(); ok && !c.closed.Load() {
 				t.log.Warn("TCP write failed, closing the connection", "conn", c.String(), "error", err, "suppressed", sup)
 			}
 			c.closeWith(err)
@@ -278,7 +278,7 @@ func (c *Conn) readLoop() {
 		if rto := t.o.TCPReadTimeout; !msgStart.IsZero() && rto > 0 && now.Sub(msgStart) >= rto {
 			why = ErrReadTimeout
 			t.stats.readTimeouts.Add(1)
-			if sup, ok := t.logTimeout.allow(); ok {
+			if sup, ok := t.logTimeout.Allow(); ok {
 				t.log.Warn("TCP message not complete within the read timeout, closing the connection",
 					"conn", c.String(), "timeout", rto, "buffered", st.buffered(), "suppressed", sup)
 			}
@@ -328,7 +328,7 @@ func (c *Conn) frames(st *stream) error {
 			t.handle(frame, TCP, c.local, c.remote, c.remoteText, c)
 		case frameBroken:
 			t.stats.framingFailures.Add(1)
-			if sup, ok := t.logFraming.allow(); ok {
+			if sup, ok := t.logFraming.Allow(); ok {
 				t.log.Warn("TCP framing lost, closing the connection", "conn", c.String(), "error", err,
 					"buffered", st.buffered(), "suppressed", sup)
 			}

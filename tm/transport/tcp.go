@@ -69,7 +69,7 @@ func (t *Transport) acceptLoop(l *tcpListener) {
 			if temporary(err) {
 				t.stats.acceptErrors.Add(1)
 				delay = nextBackoff(delay)
-				if sup, ok := t.logAccept.allow(); ok {
+				if sup, ok := t.logAccept.Allow(); ok {
 					t.log.Warn("TCP accept error, retrying", "addr", l.addr, "error", err, "retry_in", delay, "suppressed", sup)
 				}
 				if !t.sleep(delay) {
@@ -146,7 +146,7 @@ func (t *Transport) accepted(nc net.Conn) {
 			tc.SetLinger(0)
 		}
 		nc.Close()
-		if sup, ok := t.logRefused.allow(); ok {
+		if sup, ok := t.logRefused.Allow(); ok {
 			t.log.Warn("TCP connection refused by limit", "remote", remote, "limit", refused, "suppressed", sup)
 		}
 		return

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/imsdlg/imsdlg/internal/ratelog"
 )
 
 // Transport owns the UDP sockets and TCP listeners and connections of a SIP
@@ -51,7 +53,7 @@ type Transport struct {
 	// MaxMessageSize, so a longer datagram is seen to be too long.
 	udpBufSize int
 
-	logParse, logFraming, logRefused, logAccept, logWrite, logRead, logPanic, logTimeout logLimiter
+	logParse, logFraming, logRefused, logAccept, logWrite, logRead, logPanic, logTimeout ratelog.Limiter
 }
 
 // New builds a transport. It serves nothing until ListenUDP or ListenTCP.
@@ -227,7 +229,7 @@ func (t *Transport) handle(data []byte, transport string, local, remote netip.Ad
 	if err != nil {
 		ps.parseFailures.Add(1)
 		m.Err = err
-		if n, ok := t.logParse.allow(); ok {
+		if n, ok := t.logParse.Allow(); ok {
 			t.log.Info("unparsable message handed up", "transport", transport, "remote", remote,
 				"size", len(data), "error", err, "suppressed", n)
 		}
@@ -245,7 +247,7 @@ func (t *Transport) deliver(m Message) {
 	defer func() {
 		if r := recover(); r != nil {
 			t.stats.handlerPanics.Add(1)
-			if n, ok := t.logPanic.allow(); ok {
+			if n, ok := t.logPanic.Allow(); ok {
 				t.log.Error("message handler panicked", "panic", r, "suppressed", n, "stack", string(debug.Stack()))
 			}
 		}

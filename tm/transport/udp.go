@@ -232,7 +232,7 @@ func (s *udpSock) readLoop() {
 			}
 			// Not expected on an unconnected socket; never give up on it.
 			t.stats.readErrors.Add(1)
-			if sup, ok := t.logRead.allow(); ok {
+			if sup, ok := t.logRead.Allow(); ok {
 				t.log.Warn("UDP read error, retrying", "addr", s.g.addr, "error", err, "suppressed", sup)
 			}
 			backoff = nextBackoff(backoff)
@@ -307,7 +307,7 @@ func (t *Transport) datagram(data []byte, local, remote netip.AddrPort, src stri
 		t.stats.udp.msgsIn.Add(1)
 		t.stats.udp.parseFailures.Add(1)
 		err := fmt.Errorf("%w: datagram longer than %d bytes", sip.ErrMessageTooLarge, t.o.MaxMessageSize)
-		if n, ok := t.logParse.allow(); ok {
+		if n, ok := t.logParse.Allow(); ok {
 			t.log.Info("datagram too large handed up", "remote", remote, "error", err, "suppressed", n)
 		}
 		t.deliver(Message{Raw: data, Err: err, Transport: UDP, Local: local, Remote: remote})
@@ -388,7 +388,7 @@ func (s *udpSock) writeOne(data []byte, dst netip.AddrPort, oob []byte) error {
 	_, _, err := s.uc.WriteMsgUDPAddrPort(data, oob, dst)
 	if err != nil {
 		t.stats.udp.writeErrors.Add(1)
-		if sup, ok := t.logWrite.allow(); ok {
+		if sup, ok := t.logWrite.Allow(); ok {
 			t.log.Warn("UDP send failed", "local", s.g.addr, "remote", dst, "error", err, "suppressed", sup)
 		}
 		return err
@@ -539,7 +539,7 @@ func (s *udpSock) write(w *udpWriter) {
 		// The datagram at off was refused (sendmmsg reports the error of
 		// the first message it could not send): drop it, go on.
 		t.stats.udp.writeErrors.Add(1)
-		if sup, ok := t.logWrite.allow(); ok {
+		if sup, ok := t.logWrite.Allow(); ok {
 			t.log.Warn("UDP send failed", "local", s.g.addr, "remote", items[off].dst, "error", err, "suppressed", sup)
 		}
 		off++

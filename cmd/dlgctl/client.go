@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,6 +34,12 @@ func newClient(addr string, timeout time.Duration) *client {
 		// timeout can be told apart from a refused connection.
 		http: &http.Client{},
 	}
+}
+
+// useTLS talks HTTPS, trusting the certificates signed by roots.
+func (c *client) useTLS(roots *x509.CertPool) {
+	c.url = "https://" + c.addr + "/rpc"
+	c.http = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}}}
 }
 
 // rpcError is a JSON-RPC error object returned by the daemon. The method is

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -21,7 +22,7 @@ const (
 
 const defaultAddr = "127.0.0.1:8080"
 
-const usageTop = `Usage: dlgctl [--addr HOST:PORT] [--token TOKEN] [-o table|json] [--timeout 5s] COMMAND [ARGS]
+const usageTop = `Usage: dlgctl [--addr HOST:PORT] [--token TOKEN] [--cacert FILE] [-o table|json] [--timeout 5s] COMMAND [ARGS]
 
 Client of imsproxy's JSON-RPC management API.
 
@@ -41,6 +42,8 @@ SELECTOR is --callid X --ftag Y [--ttag Z], or --id H_ENTRY:H_ID.
 Global flags (also accepted after the command):
   --addr HOST:PORT     management API (default $DLGCTL_ADDR, else 127.0.0.1:8080)
   --token TOKEN        bearer token of the API, mgmt.token (default $IMSDLG_MGMT_TOKEN)
+  --cacert FILE        CA certificate (PEM) of an API served over HTTPS (mgmt.tls_cert_file;
+                       default $DLGCTL_CACERT)
   -o table|json        table for people; json prints the result as the daemon returned it
   --timeout DURATION   how long to wait for an answer (default 5s)
 
@@ -74,8 +77,11 @@ func (h *helpRequest) Error() string { return "help requested" }
 type globals struct {
 	addr    string
 	token   string
+	cacert  string
 	output  string
 	timeout time.Duration
+	// roots is cacert, loaded by checkGlobals.
+	roots *x509.CertPool
 }
 
 // app holds what a command run depends on, so tests can replace the
@@ -131,13 +137,15 @@ func (a *app) run(args []string) int {
 func (a *app) addGlobals(fs *flag.FlagSet) {
 	fs.StringVar(&a.g.addr, "addr", a.g.addr, "management API HOST:PORT")
 	fs.StringVar(&a.g.token, "token", a.g.token, "bearer token of the management API (mgmt.token)")
+	fs.StringVar(&a.g.cacert, "cacert", a.g.cacert, "PEM file of the CA that signed the API's certificate: talk HTTPS (mgmt.tls_cert_file)")
 	fs.StringVar(&a.g.output, "o", a.g.output, "output: table or json")
 	fs.DurationVar(&a.g.timeout, "timeout", a.g.timeout, "how long to wait for an answer")
 }
 
 // dispatch parses the global flags, finds the command and runs it.
 func (a *app) dispatch(args []string) error {
-	a.g = globals{addr: a.getenv("DLGCTL_ADDR"), token: a.getenv("IMSDLG_MGMT_TOKEN"), output: "table", timeout: 5 * time.Second}
+	a.g = globals{addr: a.getenv("DLGCTL_ADDR"), token: a.getenv("IMSDLG_MGMT_TOKEN"), cacert: a.getenv("DLGCTL_CACERT"),
+		output: "table", timeout: 5 * time.Second}
 	if a.g.addr == "" {
 		a.g.addr = defaultAddr
 	}
@@ -183,6 +191,17 @@ func (a *app) checkGlobals(usage string) error {
 	if a.g.timeout <= 0 {
 		return usagef(usage, "bad --timeout %s: want a positive duration, e.g. 5s", a.g.timeout)
 	}
+	a.g.roots = nil
+	if a.g.cacert != "" {
+		pem, err := os.ReadFile(a.g.cacert)
+		if err != nil {
+			return usagef(usage, "bad --cacert (or $DLGCTL_CACERT): %v", err)
+		}
+		a.g.roots = x509.NewCertPool()
+		if !a.g.roots.AppendCertsFromPEM(pem) {
+			return usagef(usage, "bad --cacert %q (or $DLGCTL_CACERT): no PEM certificate in it", a.g.cacert)
+		}
+	}
 	return nil
 }
 
@@ -190,6 +209,9 @@ func (a *app) checkGlobals(usage string) error {
 func (a *app) client() *client {
 	c := newClient(a.g.addr, a.g.timeout)
 	c.token = a.g.token
+	if a.g.roots != nil {
+		c.useTLS(a.g.roots)
+	}
 	return c
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/imsdlg/imsdlg/imsdialog"
+	"github.com/imsdlg/imsdlg/internal/testcert"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -474,6 +475,7 @@ func TestConfig_MgmtToken(t *testing.T) {
 	isolateEnv(t)
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	require.NoError(t, os.WriteFile(tokenFile, []byte("s3cret\n"), 0o600))
+	certFile, keyFile := testcert.Write(t, t.TempDir())
 	for _, tc := range []struct {
 		name, yaml string
 		token      string
@@ -489,6 +491,9 @@ func TestConfig_MgmtToken(t *testing.T) {
 		{"a missing file", `mgmt: {token_file: /nonexistent/token}`, "", "config: mgmt.token_file = \"/nonexistent/token\": open /nonexistent/token"},
 		{"a bad origin", `mgmt: {allowed_origins: ["noc.example.net"]}`, "", "mgmt.allowed_origins[0]"},
 		{"a batch of 0", `mgmt: {max_batch: 0}`, "", "mgmt.max_batch = 0: must be at least 1"},
+		{"TLS: the pair", `mgmt: {tls_cert_file: "` + certFile + `", tls_key_file: "` + keyFile + `"}`, "", ""},
+		{"TLS: a certificate without its key", `mgmt: {tls_cert_file: "` + certFile + `"}`, "", "config: mgmt.tls_key_file = \"\": give mgmt.tls_cert_file and mgmt.tls_key_file together"},
+		{"TLS: a key that is not the certificate's", `mgmt: {tls_cert_file: "` + certFile + `", tls_key_file: "` + tokenFile + `"}`, "", "config: mgmt.tls_cert_file = "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := loadYAML(t, tc.yaml)
@@ -499,6 +504,7 @@ func TestConfig_MgmtToken(t *testing.T) {
 			}
 			require.NoError(t, err)
 			assert.Equal(t, tc.token, c.Mgmt.token)
+			assert.Equal(t, strings.Contains(tc.yaml, "tls_cert_file"), c.Mgmt.tls != nil, "the pair is loaded")
 		})
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -42,9 +43,15 @@ type MgmtConfig struct {
 	// every node unready at once, and a load balancer would cut the
 	// in-dialog requests (BYEs) those nodes still relay.
 	ReadyRequiresRedis bool `config:"ready_requires_redis"`
+	// TLSCertFile and TLSKeyFile (PEM) make the port serve HTTPS only: a
+	// token crossing a network should not travel in clear. Both or none.
+	TLSCertFile string `config:"tls_cert_file"`
+	TLSKeyFile  string `config:"tls_key_file"`
 
 	// token is Token, or TokenFile's content.
 	token string `config:"-"`
+	// tls is the certificate pair, loaded.
+	tls *tls.Config `config:"-"`
 }
 
 func mgmtDefaults() map[string]any {
@@ -60,6 +67,8 @@ func mgmtDefaults() map[string]any {
 		"mgmt.write_timeout":              mgmt.DefaultWriteTimeout.String(),
 		"mgmt.idle_timeout":               mgmt.DefaultIdleTimeout.String(),
 		"mgmt.ready_requires_redis":       false,
+		"mgmt.tls_cert_file":              "",
+		"mgmt.tls_key_file":               "",
 	}
 }
 
@@ -100,6 +109,18 @@ func (c *Config) validateMgmt() []error {
 				"set mgmt.token (or mgmt.token_file), listen on 127.0.0.1, or set mgmt.allow_remote_without_token")
 		}
 	}
+	m.tls = nil
+	switch {
+	case (m.TLSCertFile == "") != (m.TLSKeyFile == ""):
+		bad("mgmt.tls_key_file", m.TLSKeyFile, "give mgmt.tls_cert_file and mgmt.tls_key_file together (mgmt.tls_cert_file = %q)", m.TLSCertFile)
+	case m.TLSCertFile != "":
+		cert, err := tls.LoadX509KeyPair(m.TLSCertFile, m.TLSKeyFile)
+		if err != nil {
+			bad("mgmt.tls_cert_file", m.TLSCertFile, "with mgmt.tls_key_file %q: %v", m.TLSKeyFile, err)
+			break
+		}
+		m.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
 	if m.MaxBatch < 1 {
 		bad("mgmt.max_batch", m.MaxBatch, "must be at least 1")
 	}
@@ -135,5 +156,6 @@ func (m MgmtConfig) options() []mgmt.Option {
 		mgmt.WithLimits(m.MaxBatch, m.MaxResponseSize),
 		mgmt.WithTimeouts(m.WriteTimeout, m.IdleTimeout),
 		mgmt.WithAllowedOrigins(m.AllowedOrigins...),
+		mgmt.WithTLS(m.tls),
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -98,6 +99,10 @@ type Option func(*Server)
 // 401. An empty token protects nothing.
 func WithToken(token string) Option { return func(s *Server) { s.token = token } }
 
+// WithTLS serves HTTPS with cfg (its certificates set) instead of HTTP;
+// nil keeps HTTP.
+func WithTLS(cfg *tls.Config) Option { return func(s *Server) { s.tls = cfg } }
+
 // WithLimits bounds a JSON-RPC batch (a larger one gets an error and runs
 // nothing) and the size of a response (a larger result is replaced by an
 // error asking for a narrower request); zero keeps the default.
@@ -145,6 +150,7 @@ type Server struct {
 	writeTimeout time.Duration
 	idleTimeout  time.Duration
 	origins      []string
+	tls          *tls.Config
 
 	mu      sync.RWMutex
 	methods map[string]Handler
@@ -293,6 +299,9 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string, ready chan<- n
 	if err != nil {
 		return fmt.Errorf("mgmt: listen on %s: %w", addr, err)
 	}
+	if s.tls != nil {
+		ln = tls.NewListener(ln, s.tls)
+	}
 	srv := &http.Server{
 		Handler:           s.mux,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -303,7 +312,7 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string, ready chan<- n
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	s.logger.Info("mgmt: serving", "addr", ln.Addr().String())
+	s.logger.Info("mgmt: serving", "addr", ln.Addr().String(), "tls", s.tls != nil)
 
 	if ready != nil {
 		select {

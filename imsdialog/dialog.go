@@ -84,10 +84,8 @@ type dialogKey struct{}
 type binding struct {
 	d       *Dialog
 	initial bool // the INVITE that created the dialog (else a request within it)
-	// fromCaller and shift are a request within the dialog's: its
-	// direction, and what its CSeq gains on the way (Cell.Shift).
+	// fromCaller is a request within the dialog's direction.
 	fromCaller bool
-	shift      uint32
 }
 
 // Current returns the dialog a transaction belongs to (get_current_dialog).

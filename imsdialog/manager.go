@@ -112,7 +112,7 @@ func New(o Options) (*Manager, error) {
 // Module is the dialog module as tm plugs it in: its middleware wraps the
 // routers after it, its observer follows every transaction.
 func (m *Manager) Module() tm.Module {
-	return tm.Module{Name: "dialog", Middleware: m.middleware, Branch: branchHook{}, Reply: replyHook{m}, Observer: observer{m}}
+	return tm.Module{Name: "dialog", Middleware: m.middleware, Reply: replyHook{m}, Observer: observer{m}}
 }
 
 // Close waits for the admissions in flight. Dialogs stay in the table:

@@ -119,9 +119,12 @@ func (m *Manager) onRequestWithin(d *Dialog, r *tm.Request, fromCaller bool) (tm
 		}
 	}
 	if r.Tx != nil {
-		r.Tx.SetValue(dialogKey{}, binding{d: d, fromCaller: fromCaller, shift: shift})
-	} else if shift != 0 {
-		// An ACK (no transaction): it is the message that goes on.
+		r.Tx.SetValue(dialogKey{}, binding{d: d, fromCaller: fromCaller})
+	}
+	if shift != 0 {
+		// r.Request is the template of every branch (an ACK: the message
+		// itself); the replies are built from, or restored to, the request
+		// as received (tm).
 		shiftCSeq(r.Request, shift)
 	}
 	m.step(d, Event{Kind: EvRequest, Request: req}, CallbackParams{Request: r.Request, FromCaller: fromCaller})
@@ -146,24 +149,14 @@ func (m *Manager) onRequestWithin(d *Dialog, r *tm.Request, fromCaller bool) (tm
 
 // shiftCSeq raises a request's CSeq number by the requests the dialog put
 // into that direction itself (dlgout.Leg.Shift); tm gives the replies the
-// client's number back.
+// client's number back. It replaces the header: the request as received
+// keeps its own.
 func shiftCSeq(req *sip.Request, shift uint32) {
 	cs := req.CSeq()
 	if cs == nil || uint64(cs.SeqNo)+uint64(shift) > 1<<32-1 {
 		return
 	}
 	req.ReplaceHeader(&sip.CSeqHeader{SeqNo: cs.SeqNo + shift, MethodName: cs.MethodName})
-}
-
-// branchHook shifts the CSeq of a request within a dialog on its way out
-// (a branch's headers are its own to replace).
-type branchHook struct{}
-
-func (branchHook) OnBranch(t *tm.Transaction, b *tm.Branch) bool {
-	if bd, ok := t.Value(dialogKey{}).(binding); ok && bd.shift != 0 {
-		shiftCSeq(b.Request, bd.shift)
-	}
-	return true
 }
 
 // sdpOf returns a message's session description: its body when the

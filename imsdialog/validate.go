@@ -100,7 +100,7 @@ func (c *Cell) Validate(w *Within, ours func(*sip.Uri) bool) *InvalidRequestErro
 	if target.Host != "" && !sameTarget(&w.RURI, &target) {
 		return &InvalidRequestError{CheckRemoteTarget, "Request-URI " + w.RURI.String() + " is not the remote target " + target.String()}
 	}
-	if len(w.Route) > 0 && !routeFits(w.Route, c.path(w.FromCaller, leg), ours) {
+	if len(w.Route) > 0 && !routeFits(w.Route, c.hops(w.FromCaller, leg), ours) {
 		return &InvalidRequestError{CheckRouteSet, "Route " + joinURIs(w.Route) + " is not the route set " + joinURIs(route)}
 	}
 	return nil
@@ -115,47 +115,58 @@ func (c *Cell) towards(fromCaller bool, leg *dlgout.Leg) (sip.Uri, []sip.Uri) {
 	return c.callerTarget, c.callerRoute
 }
 
-// path is every hop between the two parties in the direction of a request,
-// our entry of the pass that made the dialog written as an empty URI. A
-// spiral (through an AS and back) puts more entries of ours on it: the
-// request passes us once per entry, and the Route left at each pass is
-// what follows that entry.
-func (c *Cell) path(fromCaller bool, leg *dlgout.Leg) []sip.Uri {
-	src, dst := c.callerRoute, leg.RouteSet
-	if !fromCaller {
-		src, dst = leg.RouteSet, c.callerRoute
+// hops is every hop between the two parties in the direction of a
+// request: the sender's side of the route (src, nearest to us first, read
+// backwards), our entry of the pass that made the dialog (nil), then the
+// other side (dst). A spiral (through an AS and back) puts more entries of
+// ours on it: the request passes us once per entry, and the Route left at
+// each pass is what follows that entry. Read in place: a validated
+// request costs no copy of the route sets.
+type hops struct{ src, dst []sip.Uri }
+
+func (c *Cell) hops(fromCaller bool, leg *dlgout.Leg) hops {
+	if fromCaller {
+		return hops{c.callerRoute, leg.RouteSet}
 	}
-	out := make([]sip.Uri, 0, len(src)+1+len(dst))
-	for i := len(src) - 1; i >= 0; i-- {
-		out = append(out, src[i])
+	return hops{leg.RouteSet, c.callerRoute}
+}
+
+func (h hops) len() int { return len(h.src) + 1 + len(h.dst) }
+
+func (h hops) at(k int) *sip.Uri {
+	switch {
+	case k < len(h.src):
+		return &h.src[len(h.src)-1-k]
+	case k == len(h.src):
+		return nil
 	}
-	out = append(out, sip.Uri{})
-	return append(out, dst...)
+	return &h.dst[k-len(h.src)-1]
 }
 
 // routeFits tells whether got, the Route left after our entry, is what
-// follows one of our entries on path, hop by hop (user, host, port; an
+// follows one of our entries on the path, hop by hop (user, host, port; an
 // entry of ours matches an entry of ours).
-func routeFits(got, path []sip.Uri, ours func(*sip.Uri) bool) bool {
-	isOurs := func(u *sip.Uri) bool { return u.Host == "" || (ours != nil && ours(u)) }
-	skip := func(us []sip.Uri) []sip.Uri {
-		for len(us) > 0 && isOurs(&us[0]) {
-			us = us[1:]
-		}
-		return us
+func routeFits(got []sip.Uri, path hops, ours func(*sip.Uri) bool) bool {
+	isOurs := func(u *sip.Uri) bool { return u == nil || (ours != nil && ours(u)) }
+	for len(got) > 0 && isOurs(&got[0]) {
+		got = got[1:]
 	}
-	got = skip(got)
-	for k := range path {
-		if !isOurs(&path[k]) {
+	n := path.len()
+	for k := 0; k < n; k++ {
+		if !isOurs(path.at(k)) {
 			continue
 		}
-		want := skip(path[k+1:])
-		if len(want) != len(got) {
+		j := k + 1
+		for j < n && isOurs(path.at(j)) {
+			j++
+		}
+		if n-j != len(got) {
 			continue
 		}
 		same := true
 		for i := range got {
-			if !(isOurs(&got[i]) && isOurs(&want[i])) && !sameTarget(&got[i], &want[i]) {
+			want := path.at(j + i)
+			if !(isOurs(&got[i]) && isOurs(want)) && (want == nil || !sameTarget(&got[i], want)) {
 				same = false
 				break
 			}

@@ -115,7 +115,12 @@ func (m *Manager) SendSequential(ctx context.Context, d *Dialog, side Side, meth
 	}
 	done := make(chan result, 1)
 	msg := buildRequest(req)
-	if err := sender.Send(msg, req.Dst, func(res *sip.Response, err error) { done <- result{res, err} }); err != nil {
+	// The final reply ends our re-INVITE for the dialog whether or not the
+	// caller still waits for it.
+	if err := sender.Send(msg, req.Dst, func(res *sip.Response, err error) {
+		m.sequentialDone(d, req)
+		done <- result{res, err}
+	}); err != nil {
 		m.sequentialDone(d, req)
 		return nil, fmt.Errorf("dialog %s: %s to the %s: %w", d.did, req.Method, sideName(side), err)
 	}
@@ -123,7 +128,6 @@ func (m *Manager) SendSequential(ctx context.Context, d *Dialog, side Side, meth
 		"side", sideName(side), "cseq", req.CSeq)
 	select {
 	case r := <-done:
-		m.sequentialDone(d, req)
 		if r.err != nil {
 			return nil, fmt.Errorf("dialog %s: %s to the %s: %w", d.did, req.Method, sideName(side), r.err)
 		}

@@ -67,10 +67,23 @@ func TestSeedDialog_SendSequential(t *testing.T) {
 	require.NoError(t, r.err)
 	assert.Equal(t, 200, r.res.StatusCode)
 
-	// The caller knows nothing of the re-INVITE: its BYE has CSeq 2.
+	// Our first re-INVITE is over: a second one may go (RFC 3261 §14.1
+	// kept it back only while the first was pending).
+	go func() {
+		res, err := e.M.SendSequential(ctx, d, imsdialog.SideCallee, "INVITE", []byte(hold), "")
+		done <- result{res, err}
+	}()
+	re2 := a.Request(sip.INVITE)
+	assert.Equal(t, uint32(3), re2.CSeq().SeqNo)
+	a.Reply(re2, 200, "legA")
+	r = <-done
+	require.NoError(t, r.err)
+	a.Request(sip.ACK)
+
+	// The caller knows nothing of the re-INVITEs: its BYE has CSeq 2.
 	uac.Send(e.Addr, uac.InDialog("BYE", inv, r200, 2))
 	bye := a.Request(sip.BYE)
-	assert.Equal(t, uint32(3), bye.CSeq().SeqNo, "above the proxy's re-INVITE")
+	assert.Equal(t, uint32(4), bye.CSeq().SeqNo, "above the proxy's re-INVITEs")
 	a.Reply(bye, 200, "legA")
 	res := uac.Final()
 	assert.Equal(t, 200, res.StatusCode)

@@ -56,6 +56,11 @@ func TestIssue12_7_RequestsRepliesAndSetupTimes(t *testing.T) {
 	uac.Send(p.udp, uac.NewRequest("OPTIONS", "sip:bob@"+p.udp, 1))
 	a.Reply(a.Request(sip.OPTIONS), 404, "")
 	uac.Final()
+	// A reply is counted once it left: the caller may see it first.
+	require.Eventually(t, func() bool {
+		c, ok := byLabel(gather(t, p.Stats())["imsdlg_tm_sent_replies_total"])["404"]
+		return ok && c.GetCounter().GetValue() == 1
+	}, 5*time.Second, time.Millisecond)
 
 	mfs := gather(t, p.Stats())
 	req := byLabel(mfs["imsdlg_tm_received_requests_total"])

@@ -611,9 +611,13 @@ func (p *Proxy) serveRequest(req *sip.Request, m *transport.Message, s *srvTx) {
 	if t == nil {
 		return
 	}
-	consumed, params := p.preprocessRoute(t.req)
+	tmpl := t.req.Load()
+	if tmpl == nil {
+		return // a CANCEL ended it already
+	}
+	consumed, params := p.preprocessRoute(tmpl)
 	r := &Request{
-		Request:       t.req,
+		Request:       tmpl,
 		Source:        req.Source(),
 		Transport:     m.Transport,
 		Initial:       !hasToTag(req),

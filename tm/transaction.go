@@ -6,6 +6,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -20,17 +21,26 @@ var ErrFinalSent = errors.New("tm: transaction already has its final reply")
 // Transaction is the server side of one proxied request with its response
 // context: the handle the hooks and the dialog module use.
 type Transaction struct {
-	p        *Proxy
-	id       uint64
-	orig     *sip.Request // as received, read-only
-	req      *sip.Request // pre-processed copy: the template of every branch
-	srv      *srvTx
-	invite   bool
-	key      string
-	loopHash string
-	upstream transport.Dest // where replies go (the server transaction's)
-	created  time.Time
-	done     chan struct{}
+	p  *Proxy
+	id uint64
+	// orig is the request as received, req its pre-processed copy (the
+	// template of every branch); read-only, and both dropped once the
+	// transaction is done (compact): an answered INVITE transaction stays
+	// 64*T1 to relay retransmitted 2xx and must not hold its messages
+	// that long. Atomic because readers take them without t.mu.
+	orig atomic.Pointer[sip.Request]
+	req  atomic.Pointer[sip.Request]
+	// cseq is the CSeq number of orig, kept for the replies relayed after
+	// it was dropped; lateCallID its Call-ID then, for the logs.
+	cseq       uint32
+	lateCallID atomic.Pointer[string]
+	srv        *srvTx
+	invite     bool
+	key        string
+	loopHash   string
+	upstream   transport.Dest // where replies go (the server transaction's)
+	created    time.Time
+	done       chan struct{}
 
 	mu       sync.Mutex
 	rc       *respCtx
@@ -91,8 +101,6 @@ func (p *Proxy) newTransaction(req *sip.Request, m *transport.Message, srv *srvT
 	t := &Transaction{
 		p:        p,
 		id:       p.nextID.Add(1),
-		orig:     req,
-		req:      shallowClone(req),
 		srv:      srv,
 		invite:   req.IsInvite(),
 		loopHash: loopHash,
@@ -101,6 +109,11 @@ func (p *Proxy) newTransaction(req *sip.Request, m *transport.Message, srv *srvT
 		done:     make(chan struct{}),
 
 		bestBranch: -1,
+	}
+	t.orig.Store(req)
+	t.req.Store(shallowClone(req))
+	if cs := req.CSeq(); cs != nil {
+		t.cseq = cs.SeqNo
 	}
 	srv.mu.Lock()
 	srv.mu.Unlock()
@@ -130,11 +143,24 @@ func (p *Proxy) newTransaction(req *sip.Request, m *transport.Message, srv *srvT
 func (t *Transaction) ID() uint64 { return t.id }
 
 // Request is the received request after Route pre-processing; read-only
-// once the router returned.
-func (t *Transaction) Request() *sip.Request { return t.req }
+// once the router returned. Nil once the transaction is done (Done is
+// closed and the observers' OnDone ran): take what you need before.
+func (t *Transaction) Request() *sip.Request { return t.req.Load() }
 
-// Original is the request as received.
-func (t *Transaction) Original() *sip.Request { return t.orig }
+// Original is the request as received; nil once the transaction is done,
+// as Request.
+func (t *Transaction) Original() *sip.Request { return t.orig.Load() }
+
+// callID is the Call-ID of the request, also once it was dropped.
+func (t *Transaction) callID() string {
+	if r := t.orig.Load(); r != nil {
+		return callID(r)
+	}
+	if s := t.lateCallID.Load(); s != nil {
+		return *s
+	}
+	return ""
+}
 
 // Created is when the request arrived (tm's clock).
 func (t *Transaction) Created() time.Time { return t.created }
@@ -214,8 +240,7 @@ func (t *Transaction) ReplyWithBody(code int, reason string, body []byte, hdrs .
 	}
 	var abuf [6]action
 	acts := t.rc.Step(t.p.clock.Now(), ev, abuf[:0])
-	var buf [4]postAct
-	post := t.exec(acts, buf[:0])
+	post := t.exec(acts)
 	t.mu.Unlock()
 	t.runPost(post)
 	return nil
@@ -231,8 +256,7 @@ func (t *Transaction) InjectBranches(targets ...Target) error {
 	}
 	var abuf [6]action
 	acts := t.rc.Step(t.p.clock.Now(), event{kind: evInject, targets: targets}, abuf[:0])
-	var buf [4]postAct
-	post := t.exec(acts, buf[:0])
+	post := t.exec(acts)
 	t.mu.Unlock()
 	t.runPost(post)
 	return nil
@@ -245,16 +269,45 @@ func (t *Transaction) NoMoreBranches() { t.step(event{kind: evNoMoreBranches}) }
 // and sends that may call back into t. A value, not a closure: a closure
 // per action was a fifth of tm's allocations per call.
 type postAct struct {
-	kind    postKind
-	branch  int
-	target  Target
-	req     *sip.Request
-	tx      *cliTx
-	reason  string
-	hdrs    []sip.Header
-	res     *sip.Response
-	outcome Outcome
+	kind   postKind
+	okind  OutcomeKind
+	local  bool
+	branch int
+	code   int
+	target Target
+	req    *sip.Request
+	tx     *cliTx
+	reason string
+	hdrs   []sip.Header
+	res    *sip.Response
 }
+
+// postList holds the post actions of one step, the usual few in place. It
+// travels by value: a buffer whose address went into exec and runPost
+// escaped to the heap (they recurse through step), 1.2 KB per step.
+type postList struct {
+	n    int
+	a    [4]postAct
+	more []postAct
+}
+
+func (l *postList) add(a postAct) {
+	if l.n < len(l.a) {
+		l.a[l.n] = a
+		l.n++
+		return
+	}
+	l.more = append(l.more, a)
+}
+
+func (l *postList) at(i int) *postAct {
+	if i < len(l.a) {
+		return &l.a[i]
+	}
+	return &l.more[i-len(l.a)]
+}
+
+func (l *postList) len() int { return l.n + len(l.more) }
 
 type postKind uint8
 
@@ -266,10 +319,10 @@ const (
 	postFinish
 )
 
-func (t *Transaction) runPost(post []postAct) {
+func (t *Transaction) runPost(post postList) {
 	p := t.p
-	for i := range post {
-		a := &post[i]
+	for i := range post.len() {
+		a := post.at(i)
 		switch a.kind {
 		case postStartBranch:
 			t.startBranch(a.branch, a.target)
@@ -284,7 +337,7 @@ func (t *Transaction) runPost(post []postAct) {
 			}
 			t.step(event{kind: evFailureResult, targets: targets})
 		case postOutcome:
-			o := a.outcome
+			o := Outcome{Kind: a.okind, Code: a.code, Reason: a.reason, Branch: a.branch, Local: a.local, Response: a.res}
 			for _, h := range p.observers {
 				p.observe(h.module, t, func() { h.h.OnOutcome(t, o) })
 			}
@@ -301,8 +354,7 @@ func (t *Transaction) step(ev event) {
 	t.mu.Lock()
 	var abuf [6]action
 	acts := t.rc.Step(t.p.clock.Now(), ev, abuf[:0])
-	var buf [4]postAct
-	post := t.exec(acts, buf[:0])
+	post := t.exec(acts)
 	t.mu.Unlock()
 	t.runPost(post)
 }
@@ -332,8 +384,7 @@ func (t *Transaction) Decide(d Decision) {
 		}
 		var abuf [6]action
 		acts := t.rc.Step(t.p.clock.Now(), event{kind: evLocalReply, code: code, reason: reason}, abuf[:0])
-		var buf [4]postAct
-		post := t.exec(acts, buf[:0])
+		post := t.exec(acts)
 		t.mu.Unlock()
 		t.runPost(post)
 	case Drop, Defer:
@@ -357,8 +408,7 @@ func (t *Transaction) Decide(d Decision) {
 		}
 		var abuf [6]action
 		acts := t.rc.Step(t.p.clock.Now(), event{kind: evStart, targets: targets, wait: d.WaitForNewBranches}, abuf[:0])
-		var buf [4]postAct
-		post := t.exec(acts, buf[:0])
+		post := t.exec(acts)
 		t.mu.Unlock()
 		t.runPost(post)
 	}
@@ -366,7 +416,7 @@ func (t *Transaction) Decide(d Decision) {
 
 // exec runs actions with t.mu held and returns the work that must run
 // after it is released.
-func (t *Transaction) exec(acts []action, post []postAct) []postAct {
+func (t *Transaction) exec(acts []action) (post postList) {
 	p := t.p
 	for _, a := range acts {
 		switch a.kind {
@@ -377,7 +427,7 @@ func (t *Transaction) exec(acts []action, post []postAct) []postAct {
 			tg := t.rc.branches[a.branch].target
 			t.br[a.branch].target = tg
 			p.stats.branches.Add(1)
-			post = append(post, postAct{kind: postStartBranch, branch: a.branch, target: tg})
+			post.add(postAct{kind: postStartBranch, branch: a.branch, target: tg})
 		case actArmTimer:
 			b := &t.br[a.branch]
 			if b.timer != nil {
@@ -400,11 +450,11 @@ func (t *Transaction) exec(acts []action, post []postAct) []postAct {
 			if a.local {
 				timer = "fr_inv_timeout"
 			}
-			p.log.Info("branch timed out", "callid", callID(t.orig), "branch", a.branch, "timer", timer)
+			p.log.Info("branch timed out", "callid", t.callID(), "branch", a.branch, "timer", timer)
 		case actCancelBranch:
 			b := &t.br[a.branch]
 			if b.req != nil && b.tx != nil {
-				post = append(post, postAct{kind: postCancel, req: b.req, tx: b.tx, reason: a.reason, hdrs: b.cancelHdrs})
+				post.add(postAct{kind: postCancel, req: b.req, tx: b.tx, reason: a.reason, hdrs: b.cancelHdrs})
 			}
 		case actRelay:
 			t.relay(a.res)
@@ -412,7 +462,7 @@ func (t *Transaction) exec(acts []action, post []postAct) []postAct {
 			t.replyFinal(a)
 		case actRunFailure:
 			t.bestBranch = a.branch
-			post = append(post, postAct{kind: postFailure, res: a.res})
+			post.add(postAct{kind: postFailure, res: a.res})
 		case actFinal:
 			code := a.code
 			if a.res != nil {
@@ -426,9 +476,9 @@ func (t *Transaction) exec(acts []action, post []postAct) []postAct {
 					o.Reason = a.res.Reason
 					o.Branch = a.branch
 				} else {
-					o.Response = sip.NewResponseFromRequest(t.orig, a.code, a.reason, nil)
+					o.Response = sip.NewResponseFromRequest(t.orig.Load(), a.code, a.reason, nil)
 				}
-				post = append(post, postAct{kind: postOutcome, outcome: o})
+				post.add(postAct{kind: postOutcome, okind: o.Kind, code: o.Code, reason: o.Reason, branch: o.Branch, local: o.Local, res: o.Response})
 			}
 		case actDone:
 			for i := range t.br {
@@ -437,7 +487,7 @@ func (t *Transaction) exec(acts []action, post []postAct) []postAct {
 					t.br[i].timer = nil
 				}
 			}
-			post = append(post, postAct{kind: postFinish})
+			post.add(postAct{kind: postFinish})
 		}
 	}
 	return post
@@ -466,6 +516,34 @@ func (t *Transaction) finish() {
 	for _, h := range t.p.observers {
 		t.p.observe(h.module, t, func() { h.h.OnDone(t) })
 	}
+	t.compact()
+}
+
+// compact drops what a done transaction no longer needs: the requests
+// and the branches' replies. Every branch has its final reply, so no
+// CANCEL is owed but to a branch that timed out before its first 1xx;
+// what may still come is a retransmitted 2xx, relayed with t.cseq. Without this, each answered call held its INVITE, the branch
+// copy and the replies for 64*T1 (about 7 KB per call, issue 14).
+func (t *Transaction) compact() {
+	if r := t.orig.Load(); r != nil {
+		cid := strings.Clone(callID(r))
+		t.lateCallID.Store(&cid)
+	}
+	t.orig.Store(nil)
+	t.req.Store(nil)
+	t.mu.Lock()
+	for i := range t.br {
+		if st := &t.rc.branches[i]; st.cancelWant && !st.cancelSent {
+			// Timed out before any 1xx: a late one is still owed the
+			// CANCEL (§9.1), built from the branch's request.
+			continue
+		}
+		t.br[i].req, t.br[i].cancelHdrs = nil, nil
+	}
+	for i := range t.rc.branches {
+		t.rc.branches[i].res = nil
+	}
+	t.mu.Unlock()
 }
 
 // relay sends a branch's provisional or 2xx reply upstream. A 2xx the
@@ -509,17 +587,12 @@ func (t *Transaction) relay(res *sip.Response) {
 }
 
 // origCSeq is the CSeq number the client gave the request.
-func (t *Transaction) origCSeq() uint32 {
-	if cs := t.orig.CSeq(); cs != nil {
-		return cs.SeqNo
-	}
-	return 0
-}
+func (t *Transaction) origCSeq() uint32 { return t.cseq }
 
 // sendStateless sends a 2xx upstream without the server transaction.
 func (t *Transaction) sendStateless(up []byte, code int) {
 	if err := t.p.send(up, t.upstream); err != nil {
-		t.p.log.Info("stateless 2xx not sent", "callid", callID(t.orig), "error", err)
+		t.p.log.Info("stateless 2xx not sent", "callid", t.callID(), "error", err)
 		return
 	}
 	t.p.stats.statelessFwd.Add(1)
@@ -538,7 +611,7 @@ func (t *Transaction) replyFinal(a action) {
 		}
 		code := a.res.StatusCode
 		if !t.srv.respondBytes(marshalUp(a.res, a.auth, t.origCSeq()), code) {
-			p.log.Info("final reply not taken by the server transaction", "callid", callID(t.orig), "code", code)
+			p.log.Info("final reply not taken by the server transaction", "callid", t.callID(), "code", code)
 			return
 		}
 		t.upFinal = code
@@ -547,7 +620,7 @@ func (t *Transaction) replyFinal(a action) {
 	case t.localRes != nil:
 		res = t.localRes
 	default:
-		res = sip.NewResponseFromRequest(t.orig, a.code, a.reason, nil)
+		res = sip.NewResponseFromRequest(t.orig.Load(), a.code, a.reason, nil)
 		for _, h := range t.localHdrs {
 			res.AppendHeader(h)
 		}
@@ -565,7 +638,7 @@ func (t *Transaction) replyFinal(a action) {
 		return
 	}
 	if !t.srv.respond(res) {
-		p.log.Info("final reply not taken by the server transaction", "callid", callID(t.orig), "code", res.StatusCode)
+		p.log.Info("final reply not taken by the server transaction", "callid", t.callID(), "code", res.StatusCode)
 		return
 	}
 	t.upFinal = res.StatusCode
@@ -714,7 +787,7 @@ func (b branchOwner) onResponse(c *cliTx, res *sip.Response, retrans bool) {
 }
 
 func (b branchOwner) onFailure(c *cliTx, code int, err error) {
-	b.t.p.log.Info("branch failed", "callid", callID(b.t.orig), "branch", b.i, "code", code, "error", err)
+	b.t.p.log.Info("branch failed", "callid", b.t.callID(), "branch", b.i, "code", code, "error", err)
 	b.t.step(event{kind: evBranchFailed, branch: b.i, code: code})
 }
 
@@ -724,7 +797,7 @@ func (t *Transaction) startBranch(i int, tg Target) {
 	p := t.p
 	req, d, err := t.buildBranch(i, tg)
 	if err != nil {
-		p.log.Info("branch not sent", "callid", callID(t.orig), "branch", i, "error", err)
+		p.log.Info("branch not sent", "callid", t.callID(), "branch", i, "error", err)
 		p.stats.sendFailures.Add(1)
 		code := 503
 		if errors.Is(err, errSchemeNotRoutable) {
@@ -745,7 +818,7 @@ func (t *Transaction) startBranch(i int, tg Target) {
 	ready := p.clock.Now()
 	c, err := p.startCliTx(req, d, branchOwner{t, i})
 	if err != nil {
-		p.log.Info("branch send failed", "callid", callID(t.orig), "branch", i, "error", err)
+		p.log.Info("branch send failed", "callid", t.callID(), "branch", i, "error", err)
 		p.stats.sendFailures.Add(1)
 		t.step(event{kind: evBranchFailed, branch: i, code: 503})
 		return
@@ -762,11 +835,15 @@ func (t *Transaction) startBranch(i int, tg Target) {
 // nil, nil when the branch hook dropped the branch.
 func (t *Transaction) buildBranch(i int, tg Target) (*sip.Request, transport.Dest, error) {
 	p := t.p
-	req := shallowClone(t.req)
+	tmpl, orig := t.req.Load(), t.orig.Load()
+	if tmpl == nil || orig == nil {
+		return nil, transport.Dest{}, errors.New("tm: the transaction is done")
+	}
+	req := shallowClone(tmpl)
 	if tg.URI.Host != "" {
 		req.Recipient = *tg.URI.Clone()
 	}
-	setMaxForwards(req, nextMaxForwards(t.orig))
+	setMaxForwards(req, nextMaxForwards(orig))
 	for _, h := range p.branch {
 		if !p.branchHook(h, t, &Branch{Index: i, Target: tg, Request: req}) {
 			return nil, transport.Dest{}, nil
@@ -898,7 +975,7 @@ func msgSize(req *sip.Request) int {
 // work is lost and logged, the transaction goes on with the default.
 func (p *Proxy) guard(module, hook string, t *Transaction) {
 	if r := recover(); r != nil {
-		p.log.Error("panic in a tm hook", "module", module, "hook", hook, "callid", callID(t.orig), "panic", r,
+		p.log.Error("panic in a tm hook", "module", module, "hook", hook, "callid", t.callID(), "panic", r,
 			"stack", string(debug.Stack()))
 	}
 }

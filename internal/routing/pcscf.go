@@ -126,11 +126,12 @@ func (r *PCSCF) Module() tm.Module {
 }
 
 func (r *PCSCF) onOutcome(t *tm.Transaction, o tm.Outcome) {
-	if o.Kind != tm.Answered || o.Response == nil || t.Original().Method != sip.REGISTER {
+	req := t.Original() // nil only once the transaction is done, after OnOutcome
+	if o.Kind != tm.Answered || o.Response == nil || req == nil || req.Method != sip.REGISTER {
 		return
 	}
-	n := r.ues.Save(t.Original(), o.Response)
-	r.log.Debug("UE contacts learned from REGISTER", "callid", callIDOf(t.Original()), "contacts", n)
+	n := r.ues.Save(req, o.Response)
+	r.log.Debug("UE contacts learned from REGISTER", "callid", callIDOf(req), "contacts", n)
 }
 
 func callIDOf(m *sip.Request) string {

@@ -16,7 +16,8 @@ import (
 // Issue 14 (memory under load): an answered INVITE transaction stays
 // 64*T1 after its final reply, its branch's client transaction relaying
 // retransmitted 2xx (RFC 6026 §7.2). In that time it must hold no message:
-// neither the INVITE nor the reply (they were ~7 KB per call).
+// neither the INVITE nor the reply (they were ~7 KB per call), nor, in
+// the server transaction, the 2xx's bytes.
 func TestIssue14_DoneTransactionKeepsNoMessages(t *testing.T) {
 	var (
 		wOrig, wTmpl weak.Pointer[sip.Request]
@@ -51,6 +52,10 @@ func TestIssue14_DoneTransactionKeepsNoMessages(t *testing.T) {
 	assert.Nil(t, wOrig.Value(), "the INVITE as received is still held")
 	assert.Nil(t, wTmpl.Value(), "the branch template is still held")
 	assert.Nil(t, wRes.Value(), "the 200 is still held")
+	tx.srv.mu.Lock()
+	last := tx.srv.last
+	tx.srv.mu.Unlock()
+	assert.Nil(t, last, "the server transaction in Accepted still holds its 2xx (RFC 6026 §7.1: it never repeats it)")
 	for _, b := range tx.Branches() {
 		assert.Equal(t, 200, b.LastCode)
 	}

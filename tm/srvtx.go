@@ -60,9 +60,21 @@ func (s *srvTx) respondBytes(data []byte, code int) bool {
 		}
 	}
 	post := s.exec(acts)
+	s.forget()
 	s.mu.Unlock()
 	post.run(s)
 	return sent
+}
+
+// forget drops the last response once the FSM will never send it again:
+// an INVITE transaction in Accepted (the 2xx is the TU's to repeat, RFC
+// 6026 §7.1) or Confirmed stays 64*T1 (Timer L) or T4 (Timer I) with only
+// its key (issue 14: a completed transaction keeps what absorbing
+// retransmissions needs). Called with s.mu held, after exec sent it.
+func (s *srvTx) forget() {
+	if st := s.fsm.State(); st == txn.Accepted || st == txn.Confirmed {
+		s.last = nil
+	}
 }
 
 // step feeds an event (a retransmitted request, an ACK, a timer) to the
@@ -71,6 +83,7 @@ func (s *srvTx) step(ev txn.Event) srvPost {
 	s.mu.Lock()
 	acts := s.fsm.Step(ev, s.buf[:0])
 	post := s.exec(acts)
+	s.forget()
 	s.mu.Unlock()
 	post.run(s)
 	return post

@@ -42,7 +42,6 @@ type cliTx struct {
 	raw    []byte       // its bytes, for retransmissions
 	ack    []byte       // the ACK of a non-2xx final
 	timers [2]Timer
-	buf    [txn.MaxActions]txn.Action
 	// entries back timers on tm's wheel; onTimer is bound once.
 	entries [2]wheel.Entry
 	onTimer func(uint64)
@@ -76,7 +75,8 @@ func (p cliPost) run(c *cliTx, res *sip.Response) {
 // step feeds the FSM one event; res is the response of an EvRecvResponse.
 func (c *cliTx) step(ev txn.Event, res *sip.Response) {
 	c.mu.Lock()
-	acts := c.fsm.Step(ev, c.buf[:0])
+	var buf [txn.MaxActions]txn.Action
+	acts := c.fsm.Step(ev, buf[:0])
 	post := c.exec(acts, res)
 	if st := c.fsm.State(); st >= txn.Completed && c.raw != nil {
 		// A final response went by: the request is never sent again (an

@@ -26,7 +26,6 @@ type srvTx struct {
 	last   []byte       // the last response sent
 	code   int          // its status code
 	timers [2]Timer     // [0] retransmission (G), [1] lifetime (H, I, J, L)
-	buf    [txn.MaxActions]txn.Action
 	// entries back timers on tm's wheel; onTimer is bound once.
 	entries [2]wheel.Entry
 	onTimer func(uint64)
@@ -49,7 +48,8 @@ func (s *srvTx) respond(res *sip.Response) bool {
 // respondBytes is respond with the response already on the wire form.
 func (s *srvTx) respondBytes(data []byte, code int) bool {
 	s.mu.Lock()
-	acts := s.fsm.Step(txn.Event{Kind: txn.EvSendResponse, Code: code}, s.buf[:0])
+	var buf [txn.MaxActions]txn.Action
+	acts := s.fsm.Step(txn.Event{Kind: txn.EvSendResponse, Code: code}, buf[:0])
 	sent := false
 	for _, a := range acts {
 		if a.Kind == txn.ActSendResponse {
@@ -81,7 +81,8 @@ func (s *srvTx) forget() {
 // FSM; the caller reads passACK off the result.
 func (s *srvTx) step(ev txn.Event) srvPost {
 	s.mu.Lock()
-	acts := s.fsm.Step(ev, s.buf[:0])
+	var buf [txn.MaxActions]txn.Action
+	acts := s.fsm.Step(ev, buf[:0])
 	post := s.exec(acts)
 	s.forget()
 	s.mu.Unlock()

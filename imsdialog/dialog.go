@@ -4,6 +4,7 @@ import (
 	"maps"
 	"sync"
 	"time"
+	"weak"
 
 	"github.com/emiago/sipgo/sip"
 
@@ -27,6 +28,12 @@ type Dialog struct {
 	cell     *Cell
 	sender   tm.Sender
 	inviteTx *tm.Transaction // while the INVITE transaction runs
+	// doneTx is the INVITE transaction once it ended: it stays 64*T1 to
+	// relay retransmitted 2xx, bound to this dialog; a dialog that ends
+	// meanwhile unbinds itself (ActDestroy) so the transaction does not
+	// hold an ended call's memory that long. Weak: a long call must not
+	// keep the transaction.
+	doneTx weak.Pointer[tm.Transaction]
 	// timers are the dialog's pending timers, by Timer-1 (lifetime, BYE
 	// wait, OPTIONS ping, ACK wait, re-INVITE ping). On tm's timer wheel
 	// they are the entries below, armed with onTimer: no allocation per

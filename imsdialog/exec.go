@@ -125,6 +125,7 @@ func (m *Manager) run(d *Dialog, acts []Action, p CallbackParams) {
 			}
 		case ActDestroy:
 			m.remove(d)
+			m.unbind(d)
 		case ActLog:
 			args := []any{"callid", d.CallID, "did", d.did}
 			if a.Leg != "" {
@@ -134,6 +135,21 @@ func (m *Manager) run(d *Dialog, acts []Action, p CallbackParams) {
 				args = append(args, "why", a.Reason)
 			}
 			m.log.Log(m.ctx, a.Level, a.Msg, args...)
+		}
+	}
+}
+
+// unbind detaches a destroyed dialog from its INVITE transaction when that
+// ended and lingers (64*T1, relaying retransmitted 2xx): nothing it still
+// sees concerns a destroyed dialog. A transaction still running keeps its
+// binding: its outcome may be owed to a pending admission (abandoned).
+func (m *Manager) unbind(d *Dialog) {
+	d.mu.Lock()
+	tx := d.doneTx.Value()
+	d.mu.Unlock()
+	if tx != nil {
+		if b, ok := tx.Value(dialogKey{}).(binding); ok && b.d == d {
+			tx.SetValue(dialogKey{}, nil)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+	"weak"
 
 	"github.com/emiago/sipgo/sip"
 
@@ -460,6 +461,7 @@ func (o observer) OnDone(t *tm.Transaction) {
 	d := b.d
 	d.mu.Lock()
 	d.inviteTx = nil
+	d.doneTx = weak.Make(t)
 	started := d.admitted && !d.abandoned
 	d.mu.Unlock()
 	if started {

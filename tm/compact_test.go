@@ -58,6 +58,7 @@ func TestIssue14_DoneTransactionKeepsNoMessages(t *testing.T) {
 	assert.Nil(t, last, "the server transaction in Accepted still holds its 2xx (RFC 6026 §7.1: it never repeats it)")
 	for _, b := range tx.Branches() {
 		assert.Equal(t, 200, b.LastCode)
+		assert.Empty(t, b.URI, "the branch's request is dropped")
 	}
 
 	// The callee did not get its ACK and repeats the 200: still relayed,

@@ -368,14 +368,7 @@ func fastParams(s string, sep byte, dst sip.HeaderParams) (sip.HeaderParams, boo
 // plain: printable ASCII without spaces. sipgo trims Unicode white space
 // (form feed, NEL, no-break space) where this code would not: such values
 // take sipgo's path.
-func plain(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] <= ' ' || s[i] >= 0x7f {
-			return false
-		}
-	}
-	return true
-}
+func plain(s string) bool { return plainBytes.clean(s) }
 
 // byteSet marks the bytes a piece of header may not hold: one pass over
 // it instead of plain() plus strings.ContainsAny (which builds its set
@@ -405,6 +398,7 @@ func (b *byteSet) clean(s string) bool {
 }
 
 var (
+	plainBytes     = newByteSet(false, "")
 	viaRest        = newByteSet(false, ",\"")
 	displayName    = newByteSet(true, ";\"")
 	bareURI        = newByteSet(false, "\">")

@@ -31,9 +31,11 @@ type Transaction struct {
 	orig atomic.Pointer[sip.Request]
 	req  atomic.Pointer[sip.Request]
 	// cseq is the CSeq number of orig, kept for the replies relayed after
-	// it was dropped; lateCallID its Call-ID then, for the logs.
+	// it was dropped; lateCallID its Call-ID then, for the logs: written
+	// once before orig is cleared, so a reader that loads a nil orig sees
+	// it (the atomic store orders it).
 	cseq       uint32
-	lateCallID atomic.Pointer[string]
+	lateCallID string
 	srv        *srvTx
 	invite     bool
 	key        string
@@ -179,10 +181,7 @@ func (t *Transaction) callID() string {
 	if r := t.orig.Load(); r != nil {
 		return callID(r)
 	}
-	if s := t.lateCallID.Load(); s != nil {
-		return *s
-	}
-	return ""
+	return t.lateCallID
 }
 
 // Created is when the request arrived (tm's clock).
@@ -208,8 +207,10 @@ func (t *Transaction) FinalCode() int {
 
 // BranchInfo describes one branch for the hooks and management.
 type BranchInfo struct {
-	Index    int
-	Target   Target
+	Index  int
+	Target Target
+	// URI is the Request-URI the branch was sent with; empty once the
+	// transaction is done (its requests are dropped).
 	URI      string
 	LastCode int
 	Done     bool
@@ -261,9 +262,7 @@ func (t *Transaction) ReplyWithBody(code int, reason string, body []byte, hdrs .
 			break
 		}
 	}
-	var abuf [6]action
-	acts := t.rc.Step(t.p.clock.Now(), ev, abuf[:0])
-	post := t.exec(acts)
+	post := t.stepLocked(ev)
 	t.mu.Unlock()
 	t.runPost(post)
 	return nil
@@ -277,9 +276,7 @@ func (t *Transaction) InjectBranches(targets ...Target) error {
 		t.mu.Unlock()
 		return ErrFinalSent
 	}
-	var abuf [6]action
-	acts := t.rc.Step(t.p.clock.Now(), event{kind: evInject, targets: targets}, abuf[:0])
-	post := t.exec(acts)
+	post := t.stepLocked(event{kind: evInject, targets: targets})
 	t.mu.Unlock()
 	t.runPost(post)
 	return nil
@@ -292,17 +289,15 @@ func (t *Transaction) NoMoreBranches() { t.step(event{kind: evNoMoreBranches}) }
 // and sends that may call back into t. A value, not a closure: a closure
 // per action was a fifth of tm's allocations per call.
 type postAct struct {
-	kind   postKind
-	okind  OutcomeKind
-	local  bool
-	branch int
-	code   int
-	target Target
-	req    *sip.Request
-	tx     *cliTx
-	reason string
-	hdrs   []sip.Header
-	res    *sip.Response
+	kind    postKind
+	branch  int
+	target  Target
+	req     *sip.Request
+	tx      *cliTx
+	reason  string
+	hdrs    []sip.Header
+	res     *sip.Response
+	outcome Outcome
 }
 
 // postList holds the post actions of one step, the usual few in place. It
@@ -360,7 +355,7 @@ func (t *Transaction) runPost(post postList) {
 			}
 			t.step(event{kind: evFailureResult, targets: targets})
 		case postOutcome:
-			o := Outcome{Kind: a.okind, Code: a.code, Reason: a.reason, Branch: a.branch, Local: a.local, Response: a.res}
+			o := a.outcome
 			for _, h := range p.observers {
 				p.observe(h.module, t, func() { h.h.OnOutcome(t, o) })
 			}
@@ -375,11 +370,16 @@ func (t *Transaction) runPost(post postList) {
 // hooks that may call back into t run after it is released.
 func (t *Transaction) step(ev event) {
 	t.mu.Lock()
-	var abuf [6]action
-	acts := t.rc.Step(t.p.clock.Now(), ev, abuf[:0])
-	post := t.exec(acts)
+	post := t.stepLocked(ev)
 	t.mu.Unlock()
 	t.runPost(post)
+}
+
+// stepLocked is step's part under t.mu: the response context's decision
+// and its actions; the caller runs the returned work once it unlocked.
+func (t *Transaction) stepLocked(ev event) postList {
+	var abuf [6]action
+	return t.exec(t.rc.Step(t.p.clock.Now(), ev, abuf[:0]))
 }
 
 // Decide carries out the router's decision for this transaction; a router
@@ -405,9 +405,7 @@ func (t *Transaction) Decide(d Decision) {
 		if d.Response != nil {
 			code, reason = d.Response.StatusCode, d.Response.Reason
 		}
-		var abuf [6]action
-		acts := t.rc.Step(t.p.clock.Now(), event{kind: evLocalReply, code: code, reason: reason}, abuf[:0])
-		post := t.exec(acts)
+		post := t.stepLocked(event{kind: evLocalReply, code: code, reason: reason})
 		t.mu.Unlock()
 		t.runPost(post)
 	case Drop, Defer:
@@ -429,9 +427,7 @@ func (t *Transaction) Decide(d Decision) {
 		if len(targets) == 0 && !d.WaitForNewBranches {
 			targets = []Target{{}}
 		}
-		var abuf [6]action
-		acts := t.rc.Step(t.p.clock.Now(), event{kind: evStart, targets: targets, wait: d.WaitForNewBranches}, abuf[:0])
-		post := t.exec(acts)
+		post := t.stepLocked(event{kind: evStart, targets: targets, wait: d.WaitForNewBranches})
 		t.mu.Unlock()
 		t.runPost(post)
 	}
@@ -501,7 +497,7 @@ func (t *Transaction) exec(acts []action) (post postList) {
 				} else {
 					o.Response = sip.NewResponseFromRequest(t.orig.Load(), a.code, a.reason, nil)
 				}
-				post.add(postAct{kind: postOutcome, okind: o.Kind, code: o.Code, reason: o.Reason, branch: o.Branch, local: o.Local, res: o.Response})
+				post.add(postAct{kind: postOutcome, outcome: o})
 			}
 		case actDone:
 			for i := range t.br {
@@ -548,10 +544,11 @@ func (t *Transaction) finish() {
 // what may still come is a retransmitted 2xx, relayed with t.cseq. Without this, each answered call held its INVITE, the branch
 // copy and the replies for 64*T1 (about 7 KB per call, issue 14).
 func (t *Transaction) compact() {
-	if r := t.orig.Load(); r != nil {
-		cid := strings.Clone(callID(r))
-		t.lateCallID.Store(&cid)
+	r := t.orig.Load()
+	if r == nil {
+		return // compacted already
 	}
+	t.lateCallID = strings.Clone(callID(r))
 	t.orig.Store(nil)
 	t.req.Store(nil)
 	t.mu.Lock()

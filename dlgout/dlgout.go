@@ -155,7 +155,14 @@ type Set struct {
 	// pruned: the INVITE transaction has ended; no leg is created any more
 	// and a 2xx on anything but the answered leg is late.
 	pruned bool
+	// gone holds the last legs End removed, newest last: a request the BYE
+	// overtook (UDP reorders; so do parallel readers) still finds where
+	// its leg was (Gone).
+	gone []*Leg
 }
+
+// maxGone bounds the ended legs a Set remembers.
+const maxGone = 4
 
 // Reply is what a response to the dialog-creating INVITE says about a
 // callee leg: the facts the dialog module reads off the message, so the Set
@@ -319,6 +326,18 @@ func (s *Set) Get(toTag string) *Leg {
 	return nil
 }
 
+// Gone returns a leg of that To-tag that End removed (Terminated), or nil:
+// where an ACK sent before the BYE that ended its leg, and reordered behind
+// it, still goes. Get never returns such a leg.
+func (s *Set) Gone(toTag string) *Leg {
+	for i := len(s.gone) - 1; i >= 0; i-- {
+		if s.gone[i].ToTag == toTag {
+			return s.gone[i]
+		}
+	}
+	return nil
+}
+
 // Legs returns copies of the legs in creation order.
 func (s *Set) Legs() []Leg {
 	if len(s.legs) == 0 {
@@ -417,6 +436,13 @@ func (s *Set) End(toTag string) (promoted *Leg) {
 	}
 	clear(s.legs[len(kept):])
 	s.legs = kept
+	if ended != nil {
+		if len(s.gone) == maxGone {
+			copy(s.gone, s.gone[1:])
+			s.gone = s.gone[:maxGone-1]
+		}
+		s.gone = append(s.gone, ended)
+	}
 	if ended == nil || ended != s.answered {
 		return nil
 	}

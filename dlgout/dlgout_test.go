@@ -1,6 +1,8 @@
 package dlgout
 
 import (
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -309,6 +311,40 @@ func TestDesign4_SecondAnswerFromAnotherLeg(t *testing.T) {
 	assert.Nil(t, s.End("c"))
 	assert.Nil(t, s.Answered())
 	assert.Empty(t, s.Legs())
+}
+
+// RFC 3261 §16.7 step 5 with UDP reordering: the caller ACKs the second
+// callee's 2xx and hangs that leg up at once; the BYE may reach the proxy
+// first. The ended leg is remembered (Gone, the newest maxGone) so that the
+// ACK still finds where it goes; Get and the rest never see it again.
+func TestRFC3261_16_7_EndedLegStillFoundForItsLateACK(t *testing.T) {
+	var s Set
+	mustResp(t, &s, 0, rsp(t, 200, "a", "Contact: <sip:bob@10.0.0.6>"))
+	_, err := s.Answer("a")
+	require.NoError(t, err)
+	second := mustResp(t, &s, 1, rsp(t, 200, "b", "Contact: <sip:bob@10.0.0.7>"))
+	assert.Nil(t, s.Gone("b"), "a live leg is not gone")
+
+	s.End("b")
+	assert.Nil(t, s.Get("b"))
+	assert.Same(t, second, s.Gone("b"))
+	assert.Equal(t, "10.0.0.7", s.Gone("b").RemoteTarget.Host)
+	assert.Nil(t, s.Gone("a"))
+	assert.Nil(t, s.Gone("x"))
+	assert.Equal(t, []*Leg{s.Answered()}, s.Confirmed(), "the gone leg is not confirmed any more")
+
+	// Bounded: only the newest maxGone ended legs are kept.
+	for i := range maxGone {
+		tag := fmt.Sprintf("late%d", i)
+		l, _, err := s.OnResponse(t0, 2+i, rsp(t, 200, tag), ours)
+		if errors.Is(err, ErrLateAnswer) {
+			s.Adopt(l)
+		}
+		s.End(tag)
+	}
+	assert.Nil(t, s.Gone("b"), "pushed out by newer ended legs")
+	assert.NotNil(t, s.Gone(fmt.Sprintf("late%d", maxGone-1)))
+	assert.Len(t, s.gone, maxGone)
 }
 
 // RFC 3261 §12.1.2: a 2xx without a To tag makes a leg with a null tag, so

@@ -290,6 +290,12 @@ func (c *Cell) Target(fromCaller bool, toTag string) (target sip.Uri, route []si
 		return c.callerTarget, c.callerRoute, c.callerDst, c.callerTarget.Host != ""
 	}
 	leg := c.outs.Get(toTag)
+	if leg == nil {
+		// A leg ended by a BYE that overtook this request (an ACK the caller
+		// sent first): it still goes where the leg was, never to wherever
+		// its Request-URI points.
+		leg = c.outs.Gone(toTag)
+	}
 	if leg == nil || leg.RemoteTarget.Host == "" {
 		return sip.Uri{}, nil, "", false
 	}

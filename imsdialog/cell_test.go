@@ -246,6 +246,24 @@ func TestRFC5407_AnswerDecisions(t *testing.T) {
 		// A termination now reaches the first leg only.
 		assert.Len(t, sends(c.Step(t0, Event{Kind: EvTerminate})), 2)
 	})
+	t.Run("the BYE of the second leg overtakes its ACK: the ACK still finds the leg", func(t *testing.T) {
+		// UDP (or the proxy's parallel readers) reorders the caller's ACK
+		// and BYE of the second callee; a caller that ignores the route
+		// set's target (sipp's [next_url] stays the first Contact) leaves
+		// the proxy the only one that knows where the ACK goes.
+		c, _ := run(t, created, reply(t, 0, 200, "1"), reply(t, 1, 200, "2"), done, ackOf("1"))
+		want, _, _, ok := c.Target(true, "2")
+		require.True(t, ok)
+		c.Step(t0, Event{Kind: EvRequest, Request: Request{Method: "BYE", CSeq: 2, FromCaller: true, FromTag: "ftag", ToTag: "2"}})
+		require.Len(t, c.outs.Confirmed(), 1, "the second leg ended")
+		got, _, _, ok := c.Target(true, "2")
+		require.True(t, ok, "the ended leg is still a target")
+		assert.Equal(t, want.String(), got.String())
+		first, _, _, _ := c.Target(true, "1")
+		assert.NotEqual(t, first.String(), got.String())
+		c.Step(t0, ackOf("2"))
+		assert.Equal(t, Confirmed, c.State(), "the late ACK changes nothing")
+	})
 	t.Run("second 2xx kept: the caller hangs up the first leg", func(t *testing.T) {
 		c, _ := run(t, created, reply(t, 0, 200, "1"), reply(t, 1, 200, "2"), done, ackOf("1"))
 		acts := c.Step(t0, Event{Kind: EvRequest, Request: Request{Method: "BYE", CSeq: 2, FromCaller: true, FromTag: "ftag", ToTag: "1"}})

@@ -56,6 +56,26 @@ func TestRFC3261_16_7_TwoAnswersBothRelayed(t *testing.T) {
 	dialogsEnd(t, p)
 }
 
+// RFC 3261 §16.7 step 5 with a reordered ACK: the caller's BYE of the
+// second answering callee reaches the proxy before that leg's ACK (UDP may
+// reorder them; so did the proxy's own parallel readers, once in CI). The
+// BYE ends the leg, and the ACK, whose Request-URI names the first callee
+// (sipp keeps its first target), must still reach the second: the dialog
+// remembers the ended leg's target. Without it the second callee never
+// gets its ACK and its sipp fails.
+func TestRFC3261_16_7_ACKOvertakenByTheBYEOfItsLeg(t *testing.T) {
+	RequireTools(t)
+	t.Parallel()
+	a := StartSipp(t, SippArgs{Scenario: "uas_answer_silent.xml"})
+	b := StartSipp(t, SippArgs{Scenario: "uas_answer_silent.xml"})
+	cfg := NewProxyConfig(t)
+	cfg.Static["sip:bob@127.0.0.1"] = []string{a.Contact("bob"), b.Contact("bob")}
+	p := StartProxy(t, cfg.YAML())
+	uac := StartSipp(t, SippArgs{Scenario: "uac_two_answers_bye_first.xml", Remote: p.Addr("udp"), Service: "bob"})
+	waitAll(t, uac, a, b)
+	dialogsEnd(t, p)
+}
+
 // dialogsEnd waits until the daemon holds no dialog: dlg.list and
 // dlg.stats agree that the calls are over.
 func dialogsEnd(t *testing.T, p *Proxy) {

@@ -265,8 +265,8 @@ func (c *Cell) Step(now time.Time, ev Event) []Action {
 		return c.deleted(nil, now)
 	case EvAnswerRepeated:
 		a := c.outs.Answered()
-		if a == nil || a.ToTag != ev.Reply.ToTag {
-			return nil
+		if a == nil || a.ToTag != ev.Reply.ToTag || ev.Reply.CSeq != c.inviteCSeq {
+			return nil // not the answer (a re-INVITE's 2xx)
 		}
 		c.lastAnswer = now
 		if c.state != Confirmed || c.ackWanted || c.cfg.AckWait <= 0 {

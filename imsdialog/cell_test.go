@@ -779,7 +779,16 @@ func TestRFC3261_13_3_1_4_AnswerNeverACKed(t *testing.T) {
 		c.Step(t0, created)
 		return c, c.Step(t0, reply(t, 0, 200, "1"))
 	}
-	repeat := Event{Kind: EvAnswerRepeated, Reply: dlgout.Reply{ToTag: "1", Code: 200}}
+	repeat := Event{Kind: EvAnswerRepeated, Reply: dlgout.Reply{ToTag: "1", Code: 200, CSeq: 1, Method: sip.INVITE}}
+	// Once ACKed, a repeat of the answer arms the wait again; a re-INVITE's
+	// 2xx repeated (its CSeq is not the INVITE's) is not the answer.
+	c, _ := answered(t)
+	c.Step(t0.Add(time.Second), ack)
+	reinvite := repeat
+	reinvite.Reply.CSeq = 2
+	assert.Empty(t, has(c.Step(t0.Add(2*time.Second), reinvite), ActArmTimer), "a re-INVITE's 2xx")
+	assert.NotEmpty(t, has(c.Step(t0.Add(3*time.Second), repeat), ActArmTimer), "the answer repeated")
+
 	c, acts := answered(t)
 	var armed bool
 	for _, a := range has(acts, ActArmTimer) {

@@ -622,7 +622,9 @@ func TestRFC3261_13_3_1_4_CalleeRepeatsItsAnswer(t *testing.T) {
 			a.Request(sip.ACK)
 			siptest.Eventually(t, func() bool { return e.Clock.Pending() == before }, "the ACK stops it")
 		}
-		// The callee goes on repeating (no ACK reaches it).
+		// The callee goes on repeating (no ACK reaches it). By now the
+		// INVITE's transactions are gone (tm's wt_timer, 5 s): the repeat is
+		// a stray 2xx, which the dialog hears of all the same.
 		e.Clock.Advance(DefaultConfig().AckTimeout - 4*time.Second)
 		a.SendRaw(e.Addr, ok.String())
 		uac.Response(200)

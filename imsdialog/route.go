@@ -432,7 +432,41 @@ func (o observer) On2xxRetransmission(t *tm.Transaction, branch int, res *sip.Re
 	started := b.d.admitted && !b.d.abandoned
 	b.d.mu.Unlock()
 	if started {
-		o.m.step(b.d, Event{Kind: EvAnswerRepeated, Reply: dlgout.Reply{ToTag: tm.Tag(res.To().Params), Code: res.StatusCode}}, CallbackParams{})
+		o.m.step(b.d, Event{Kind: EvAnswerRepeated, Reply: repeated(res)}, CallbackParams{})
+	}
+}
+
+// repeated is what EvAnswerRepeated needs of a repeated 2xx.
+func repeated(res *sip.Response) dlgout.Reply {
+	r := dlgout.Reply{ToTag: tm.Tag(res.To().Params), Code: res.StatusCode}
+	if cs := res.CSeq(); cs != nil {
+		r.CSeq, r.Method = cs.SeqNo, cs.MethodName
+	}
+	return r
+}
+
+// OnStrayResponse implements tm.StrayObserver: a 2xx of the dialog's
+// INVITE repeated after its transactions ended (they stay wt_timer) is an
+// answer without ACK all the same (EvAnswerRepeated), found by Call-ID
+// and tags.
+func (o observer) OnStrayResponse(res *sip.Response) {
+	cs, from, to, cid := res.CSeq(), res.From(), res.To(), res.CallID()
+	if res.StatusCode < 200 || res.StatusCode >= 300 || cs == nil || cs.MethodName != sip.INVITE ||
+		from == nil || to == nil || cid == nil {
+		return
+	}
+	fromTag, toTag := tm.Tag(from.Params), tm.Tag(to.Params)
+	for _, d := range o.m.byCallID(cid.Value()) {
+		if !d.matchTags(fromTag, toTag) {
+			continue
+		}
+		d.mu.Lock()
+		started := d.admitted && !d.abandoned
+		d.mu.Unlock()
+		if started {
+			o.m.step(d, Event{Kind: EvAnswerRepeated, Reply: repeated(res)}, CallbackParams{})
+		}
+		return
 	}
 }
 

@@ -56,10 +56,12 @@ func TestIssue14_DoneTransactionKeepsNoMessages(t *testing.T) {
 	last := tx.srv.last
 	tx.srv.mu.Unlock()
 	assert.Nil(t, last, "the server transaction in Accepted still holds its 2xx (RFC 6026 §7.1: it never repeats it)")
-	for _, b := range tx.Branches() {
-		assert.Equal(t, 200, b.LastCode)
-		assert.Empty(t, b.URI, "the branch's request is dropped")
-	}
+	tx.mu.Lock()
+	rc, br := tx.rc, tx.br
+	tx.mu.Unlock()
+	assert.Nil(t, rc, "the response context (branch targets and states) is still held")
+	assert.Nil(t, br, "the branches' I/O state is still held")
+	assert.Empty(t, tx.Branches())
 
 	// The callee did not get its ACK and repeats the 200: still relayed,
 	// with the caller's CSeq, after the messages were dropped.
@@ -68,4 +70,98 @@ func TestIssue14_DoneTransactionKeepsNoMessages(t *testing.T) {
 	assert.Equal(t, inv.CSeq().SeqNo, again.CSeq().SeqNo)
 	assert.Equal(t, inv.CallID().Value(), again.CallID().Value())
 	runtime.KeepAlive(tx)
+}
+
+// absorbHook keeps a second 2xx from the caller (a module that ends that
+// session itself), as the dialog module's dialog.second_2xx: absorb does.
+type absorbHook struct{ tag string }
+
+func (h absorbHook) OnReply(t *Transaction, _ int, res *sip.Response) bool {
+	return res.StatusCode >= 300 || Tag(res.To().Params) != h.tag
+}
+
+// Issue 14 with RFC 3261 §16.7 step 5: once a done transaction dropped its
+// response context, what it decided still holds: the 2xx a reply hook
+// absorbed stays absorbed in its retransmissions, the relayed one is
+// relayed again. Both callees ring, then answer; the second 200 crosses
+// our CANCEL.
+func TestIssue14_AbsorbedBranchStaysAbsorbedOnceCompacted(t *testing.T) {
+	uac, a, b := siptest.NewUA(t), siptest.NewUA(t), siptest.NewUA(t)
+	done := make(chan *Transaction, 1)
+	watch := Module{Name: "watch", Reply: absorbHook{tag: "b"}, Observer: ObserverFuncs{Done: func(tx *Transaction) {
+		assert.Len(t, tx.Branches(), 2, "an OnDone observer still sees the branches")
+		done <- tx
+	}}}
+	p := startProxy(t, testCfg(), toUAs(a, b), withModules(watch))
+	uac.Send(p.udp, uac.Invite("sip:bob@"+p.udp))
+	ia, ib := a.Request(sip.INVITE), b.Request(sip.INVITE)
+	a.Reply(ia, 180, "a")
+	b.Reply(ib, 180, "b")
+	a.Reply(ia, 200, "a")
+	assert.Equal(t, "a", Tag(uac.Response(200).To().Params))
+	cb := b.Request(sip.CANCEL)
+	b.Reply(ib, 200, "b") // crosses the CANCEL; absorbed
+	b.Reply(cb, 200, "")
+	var tx *Transaction
+	select {
+	case tx = <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the transaction did not end")
+	}
+	require.Eventually(t, func() bool {
+		tx.mu.Lock()
+		defer tx.mu.Unlock()
+		return tx.rc == nil
+	}, 5*time.Second, time.Millisecond, "compacted")
+
+	b.Reply(ib, 200, "b")
+	a.Reply(ia, 200, "a")
+	assert.Equal(t, "a", Tag(uac.Response(200).To().Params), "the relayed 2xx is relayed again")
+	uac.Quiet(300*time.Millisecond, "the absorbed 2xx", func(m sip.Message) bool {
+		r, ok := m.(*sip.Response)
+		return ok && Tag(r.To().Params) == "b"
+	})
+}
+
+// strayWatch is a module observing stray responses.
+type strayWatch struct {
+	ObserverFuncs
+	got chan *sip.Response
+}
+
+func (s strayWatch) OnStrayResponse(res *sip.Response) { s.got <- res }
+
+// OpenSIPS tm wt_timer: an answered INVITE's transactions stay wt_timer,
+// not 64*T1 (RFC 6026 Timers L and M), and are gone after it. A 2xx the
+// callee repeats later is relayed statelessly by its Via (§16.11), and a
+// StrayObserver (the dialog module, for its ACK wait) hears of it first.
+func TestSeedTm_WtTimerEndsAnsweredInviteTransactions(t *testing.T) {
+	uac, uas := siptest.NewUA(t), siptest.NewUA(t)
+	w := strayWatch{got: make(chan *sip.Response, 4)}
+	p := startProxy(t, testCfg(), toUAs(uas), withModules(Module{Name: "stray", Observer: w}))
+	require.Equal(t, 5*time.Second, p.cfg.WtTimer)
+	inv := uac.Invite("sip:bob@" + p.udp)
+	uac.Send(p.udp, inv)
+	got := uas.Request(sip.INVITE)
+	uas.Reply(got, 200, "b")
+	uac.Response(200)
+	siptest.Eventually(t, func() bool { return p.srvTxs.len() == 1 && p.cliTxs.len() == 1 }, "the INVITE's transactions in Accepted")
+
+	p.clock.Advance(p.cfg.WtTimer - time.Millisecond)
+	assert.Equal(t, 1, p.srvTxs.len(), "Timer L ran early")
+	assert.Equal(t, 1, p.cliTxs.len(), "Timer M ran early")
+	p.clock.Advance(time.Millisecond)
+	siptest.Eventually(t, func() bool { return p.srvTxs.len() == 0 && p.cliTxs.len() == 0 }, "the transactions outlive wt_timer")
+	assert.Empty(t, w.got, "no stray yet")
+
+	uas.Reply(got, 200, "b")
+	again := uac.Response(200)
+	assert.Equal(t, inv.CSeq().SeqNo, again.CSeq().SeqNo)
+	select {
+	case res := <-w.got:
+		assert.Equal(t, 200, res.StatusCode)
+		assert.Equal(t, "b", Tag(res.To().Params))
+	case <-time.After(waitFor):
+		t.Fatal("the stray 2xx was relayed without the observer")
+	}
 }

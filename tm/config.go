@@ -35,7 +35,9 @@ type Config struct {
 	T2 time.Duration `config:"T2_timer" unit:"ms"`
 	T4 time.Duration `config:"T4_timer" unit:"ms"`
 	// WtTimer (wt_timer) is how long a completed transaction stays to absorb
-	// late messages (Timer D / J / K on unreliable transports).
+	// late messages: Timers D and J on unreliable transports, L and M
+	// (RFC 6026's Accepted state, where 2xx retransmissions are relayed)
+	// on every transport. The RFC's 64*T1 when set to 32s.
 	WtTimer time.Duration `config:"wt_timer" unit:"s"`
 	// MaxMessageSize is the largest request we accept; bigger ones get 513.
 	MaxMessageSize int `config:"max_message_size"`

@@ -226,6 +226,15 @@ type RetransmissionObserver interface {
 	On2xxRetransmission(t *Transaction, branch int, res *sip.Response)
 }
 
+// StrayObserver is an Observer that also hears of each response that
+// matched no client transaction yet carries our Via, before tm relays it
+// statelessly (§16.11): mostly a 2xx the callee repeats after the INVITE's
+// transactions ended (they stay wt_timer, not the RFC's 64*T1) because no
+// ACK reached it (RFC 3261 §13.3.1.4). It must not block nor keep res.
+type StrayObserver interface {
+	OnStrayResponse(res *sip.Response)
+}
+
 // ObserverFuncs adapts functions to Observer; nil fields are skipped.
 type ObserverFuncs struct {
 	Reply   func(t *Transaction, branch int, res *sip.Response)

@@ -158,9 +158,11 @@ func New(o Options) (*Proxy, error) {
 	}
 	c := p.cfg
 	// fr_timeout, not Timer B/F, decides when a branch gives up: the
-	// transaction timers wait a little longer.
+	// transaction timers wait a little longer. wt_timer is how long every
+	// completed transaction stays (OpenSIPS' wait state): Timers D, J, L
+	// and M; the RFC's 32 s held each call's transactions 6x longer.
 	p.timers = txn.Timers{T1: c.T1, T2: c.T2, T4: c.T4, TimerB: c.FrTimeout + c.T1, TimerF: c.FrTimeout + c.T1,
-		TimerD: c.WtTimer}.WithDefaults()
+		TimerD: c.WtTimer, Linger: c.WtTimer}.WithDefaults()
 	if w, ok := p.clock.(*wheel.Wheel); ok {
 		p.wheel = w
 	}
@@ -809,6 +811,11 @@ func (p *Proxy) onResponse(res *sip.Response) {
 	}
 	if !p.IsOurVia(via) {
 		return
+	}
+	for _, h := range p.observers {
+		if so, ok := h.h.(StrayObserver); ok {
+			p.observeStray(h.module, so, res)
+		}
 	}
 	next := nextVia(res)
 	if next == nil {

@@ -24,7 +24,6 @@ type srvTx struct {
 	fsm    txn.Tx
 	req    *sip.Request // as received; dropped once a final response is sent
 	last   []byte       // the last response sent
-	code   int          // its status code
 	timers [2]Timer     // [0] retransmission (G), [1] lifetime (H, I, J, L)
 	// entries back timers on tm's wheel; onTimer is bound once.
 	entries [2]wheel.Entry
@@ -53,7 +52,7 @@ func (s *srvTx) respondBytes(data []byte, code int) bool {
 	sent := false
 	for _, a := range acts {
 		if a.Kind == txn.ActSendResponse {
-			s.last, s.code, sent = data, a.Code, true
+			s.last, sent = data, true
 			if a.Code >= 200 {
 				s.req = nil
 			}

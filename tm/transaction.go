@@ -44,9 +44,13 @@ type Transaction struct {
 	created    time.Time
 	done       chan struct{}
 
-	mu       sync.Mutex
+	mu sync.Mutex
+	// rc and br are the response context and the branches: nil once the
+	// transaction is done and compacted, unless a branch is still owed a
+	// CANCEL. What a done transaction still needs of them is absorbed.
 	rc       *respCtx
 	br       []branchIO
+	absorbed uint32 // bit i: a reply hook absorbed branch i's 2xx (maxBranches fits)
 	rr       bool
 	rrParams []sip.HeaderKV
 	localRes *sip.Response // a ready response for evLocalReply (router's Respond)
@@ -99,7 +103,10 @@ func (t *Transaction) SetValue(key, val any) {
 	t.vmu.Unlock()
 }
 
-// Value returns what SetValue attached under key, or nil.
+// Value returns what SetValue attached under key, or nil; nil too once a
+// transaction other than an INVITE is done (after its OnDone observers):
+// nothing more happens on it, and what a module attached (a dialog) must
+// not stay reachable while its client transaction absorbs retransmissions.
 func (t *Transaction) Value(key any) any {
 	t.vmu.Lock()
 	defer t.vmu.Unlock()
@@ -210,7 +217,8 @@ type BranchInfo struct {
 	Index  int
 	Target Target
 	// URI is the Request-URI the branch was sent with; empty once the
-	// transaction is done (its requests are dropped).
+	// transaction is done (its requests are dropped; a branch that still
+	// owes a CANCEL keeps it).
 	URI      string
 	LastCode int
 	Done     bool
@@ -219,10 +227,16 @@ type BranchInfo struct {
 	Started, Ended time.Time
 }
 
-// Branches returns the branches created so far.
+// Branches returns the branches created so far; none once the transaction
+// is done (an observer's OnDone still sees them): a done INVITE
+// transaction lingers 64*T1 for 2xx retransmissions and keeps nothing else
+// (issue 14).
 func (t *Transaction) Branches() []BranchInfo {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if len(t.br) == 0 {
+		return nil
+	}
 	out := make([]BranchInfo, len(t.br))
 	for i := range t.br {
 		b := &t.br[i]
@@ -250,7 +264,7 @@ func (t *Transaction) ReplyWithBody(code int, reason string, body []byte, hdrs .
 		return fmt.Errorf("tm: t_reply code %d is not a final reply", code)
 	}
 	t.mu.Lock()
-	if t.rc.finalSent {
+	if t.rc == nil || t.rc.finalSent {
 		t.mu.Unlock()
 		return ErrFinalSent
 	}
@@ -272,7 +286,7 @@ func (t *Transaction) ReplyWithBody(code int, reason string, body []byte, hdrs .
 // its final reply (t_inject_branches).
 func (t *Transaction) InjectBranches(targets ...Target) error {
 	t.mu.Lock()
-	if t.rc.finalSent || t.rc.cancelled || t.rc.blocked {
+	if t.rc == nil || t.rc.finalSent || t.rc.cancelled || t.rc.blocked {
 		t.mu.Unlock()
 		return ErrFinalSent
 	}
@@ -378,6 +392,9 @@ func (t *Transaction) step(ev event) {
 // stepLocked is step's part under t.mu: the response context's decision
 // and its actions; the caller runs the returned work once it unlocked.
 func (t *Transaction) stepLocked(ev event) postList {
+	if t.rc == nil {
+		return postList{} // done and compacted: nothing is left to happen
+	}
 	var abuf [6]action
 	return t.exec(t.rc.Step(t.p.clock.Now(), ev, abuf[:0]))
 }
@@ -388,7 +405,7 @@ func (t *Transaction) stepLocked(ev event) postList {
 // that ended meanwhile (the caller cancelled) ignores it.
 func (t *Transaction) Decide(d Decision) {
 	t.mu.Lock()
-	if t.decided {
+	if t.decided || t.rc == nil {
 		t.mu.Unlock()
 		return
 	}
@@ -397,6 +414,10 @@ func (t *Transaction) Decide(d Decision) {
 	switch d.Kind {
 	case Respond:
 		t.mu.Lock()
+		if t.rc == nil { // done meanwhile (cancelled)
+			t.mu.Unlock()
+			return
+		}
 		if d.Response != nil {
 			t.localRes = d.Response
 		}
@@ -415,6 +436,10 @@ func (t *Transaction) Decide(d Decision) {
 		t.finish()
 	default:
 		t.mu.Lock()
+		if t.rc == nil { // done meanwhile (cancelled)
+			t.mu.Unlock()
+			return
+		}
 		t.rr = d.RecordRoute
 		t.rrParams = d.RecordRouteParams
 		if d.FrTimeout > 0 {
@@ -548,14 +573,24 @@ func (t *Transaction) compact() {
 	if r == nil {
 		return // compacted already
 	}
+	if !t.invite {
+		// No 2xx retransmission will be relayed, so no observer needs the
+		// modules' values: a BYE's held the ended dialog for Timer K.
+		t.vmu.Lock()
+		t.values = nil
+		t.vmu.Unlock()
+	}
 	t.lateCallID = strings.Clone(callID(r))
 	t.orig.Store(nil)
 	t.req.Store(nil)
 	t.mu.Lock()
+	defer t.mu.Unlock()
+	owed := false
 	for i := range t.br {
 		if st := &t.rc.branches[i]; st.cancelWant && !st.cancelSent {
 			// Timed out before any 1xx: a late one is still owed the
 			// CANCEL (§9.1), built from the branch's request.
+			owed = true
 			continue
 		}
 		t.br[i].req, t.br[i].cancelHdrs = nil, nil
@@ -563,7 +598,29 @@ func (t *Transaction) compact() {
 	for i := range t.rc.branches {
 		t.rc.branches[i].res = nil
 	}
-	t.mu.Unlock()
+	if owed {
+		return // the response context sends that CANCEL
+	}
+	// Nothing is left for the response context to decide: a 2xx
+	// retransmission is relayed unless its branch was absorbed. The
+	// branches' targets, states and I/O were ~1 KB per answered call.
+	for i := range t.rc.branches {
+		if t.rc.branches[i].absorbed {
+			t.absorbed |= 1 << i
+		}
+	}
+	t.rc, t.br = nil, nil
+}
+
+// absorbedBranch tells whether a reply hook absorbed branch i's 2xx, so
+// that its retransmissions stay here too.
+func (t *Transaction) absorbedBranch(i int) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.rc != nil {
+		return i < len(t.rc.branches) && t.rc.branches[i].absorbed
+	}
+	return i < maxBranches && t.absorbed&(1<<i) != 0
 }
 
 // relay sends a branch's provisional or 2xx reply upstream. A 2xx the
@@ -770,10 +827,7 @@ func (b branchOwner) onResponse(c *cliTx, res *sip.Response, retrans bool) {
 		// Each further 2xx goes upstream too (§16.7 step 5): a
 		// retransmission, or another UAS behind a forking proxy; unless a
 		// hook absorbed that branch's 2xx.
-		t.mu.Lock()
-		absorbed := t.rc.branches[i].absorbed
-		t.mu.Unlock()
-		if absorbed {
+		if t.absorbedBranch(i) {
 			return
 		}
 		// Observers first, as with OnReply: whoever sees the relayed 2xx
@@ -789,7 +843,9 @@ func (b branchOwner) onResponse(c *cliTx, res *sip.Response, retrans bool) {
 		return
 	}
 	t.mu.Lock()
-	t.br[i].code = res.StatusCode
+	if i < len(t.br) {
+		t.br[i].code = res.StatusCode
+	}
 	t.mu.Unlock()
 	ev := event{kind: evReply, branch: i, res: res}
 	for _, h := range p.observers {
@@ -828,6 +884,10 @@ func (t *Transaction) startBranch(i int, tg Target) {
 		return
 	}
 	t.mu.Lock()
+	if i >= len(t.br) {
+		t.mu.Unlock()
+		return // done meanwhile (not while a branch is pending; kept safe)
+	}
 	t.br[i].req = req
 	t.mu.Unlock()
 	// Read before the send: once the branch is out, its reply (and a
@@ -841,7 +901,9 @@ func (t *Transaction) startBranch(i int, tg Target) {
 		return
 	}
 	t.mu.Lock()
-	t.br[i].tx = c
+	if i < len(t.br) {
+		t.br[i].tx = c
+	}
 	t.mu.Unlock()
 	if i == 0 {
 		p.stats.relayLatency.Observe(ready.Sub(t.created).Seconds())
@@ -1017,6 +1079,18 @@ func (p *Proxy) failureHook(h hook[FailureHook], t *Transaction, best *sip.Respo
 }
 
 // observe runs one observer call; a panic costs that call only.
+// observeStray runs a StrayObserver; a panic is logged, the response still
+// relayed.
+func (p *Proxy) observeStray(module string, so StrayObserver, res *sip.Response) {
+	defer func() {
+		if r := recover(); r != nil {
+			p.log.Error("panic in a tm hook", "module", module, "hook", "stray", "callid", callID(res), "panic", r,
+				"stack", string(debug.Stack()))
+		}
+	}()
+	so.OnStrayResponse(res)
+}
+
 func (p *Proxy) observe(module string, t *Transaction, f func()) {
 	defer p.guard(module, "observer", t)
 	f()

@@ -15,6 +15,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"regexp"
 	"strconv"
 	"sync"
 	"syscall"
@@ -223,7 +224,11 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	}
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// go_gc_heap_live_bytes is the live heap of the last GC: memory per
+	// call without forcing a collection (README, memory per cps).
+	reg.MustRegister(collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(
+		collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/gc/heap/live:bytes$`)})),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(proxy.Stats(), proxy.TransportStats(), dialogs.Stats(), prof.set.Stats())
 	if db.persister != nil {
 		reg.MustRegister(db.persister.Stats())

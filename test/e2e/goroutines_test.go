@@ -35,8 +35,14 @@ func TestIssue10_HeldCallsHoldNoGoroutines(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	held, _ := MetricValue(p.Metrics(), "go_goroutines")
+	m := p.Metrics()
+	held, _ := MetricValue(m, "go_goroutines")
 	t.Logf("goroutines: idle %.0f, with %d held calls %.0f", idle, calls, held)
+	// The live heap of the last GC, which the README's memory sizing and
+	// test/bench/sustained_mem.sh read without forcing a collection.
+	if live, ok := MetricValue(m, "go_gc_heap_live_bytes"); !ok || live <= 0 {
+		t.Errorf("go_gc_heap_live_bytes = %v (present %v), want the live heap in /metrics", live, ok)
+	}
 	if held > idle+50 {
 		t.Errorf("goroutines: idle %.0f, with %d held calls %.0f (want at most idle+50)", idle, calls, held)
 	}

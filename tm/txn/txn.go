@@ -66,10 +66,10 @@ const (
 	TimerG                    // server INVITE final response retransmission (T1 doubling, capped at T2)
 	TimerH                    // server INVITE: wait for the ACK (64*T1)
 	TimerI                    // server INVITE Confirmed: absorb ACK retransmissions (T4)
-	TimerJ                    // server non-INVITE Completed: absorb request retransmissions (64*T1)
+	TimerJ                    // server non-INVITE Completed: absorb request retransmissions (64*T1, Linger)
 	TimerK                    // client non-INVITE Completed: absorb response retransmissions (T4)
-	TimerL                    // server INVITE Accepted (RFC 6026, 64*T1)
-	TimerM                    // client INVITE Accepted (RFC 6026, 64*T1)
+	TimerL                    // server INVITE Accepted (RFC 6026, 64*T1, Linger)
+	TimerM                    // client INVITE Accepted (RFC 6026, 64*T1, Linger)
 )
 
 var timerNames = [...]string{"-", "A", "B", "D", "E", "F", "G", "H", "I", "J", "K", "L", "M"}
@@ -216,6 +216,12 @@ type Timers struct {
 	// TimerD is how long a client INVITE absorbs final retransmissions on
 	// unreliable transports; default max(32s, 64*T1). OpenSIPS' wt_timer.
 	TimerD time.Duration
+	// Linger is how long a transaction that completed stays to absorb
+	// retransmissions: Timer J (unreliable transports only) and Timers L
+	// and M (RFC 6026); default 64*T1. A proxy sets it to OpenSIPS'
+	// wt_timer (5 s), which trades the RFC's 32 s for memory: every
+	// answered call holds its transactions that long.
+	Linger time.Duration
 }
 
 // WithDefaults returns t with every zero field set to its RFC default.
@@ -238,6 +244,9 @@ func (t Timers) WithDefaults() Timers {
 	if t.TimerD <= 0 {
 		t.TimerD = max(MinTimerD, 64*t.T1)
 	}
+	if t.Linger <= 0 {
+		t.Linger = 64 * t.T1
+	}
 	return t
 }
 
@@ -257,8 +266,10 @@ func (t Timers) Duration(id TimerID, reliable bool) time.Duration {
 		return t.TimerB
 	case TimerF:
 		return t.TimerF
-	case TimerH, TimerL, TimerM:
+	case TimerH:
 		return 64 * t.T1
+	case TimerL, TimerM:
+		return t.Linger
 	case TimerD:
 		if reliable {
 			return 0
@@ -273,7 +284,7 @@ func (t Timers) Duration(id TimerID, reliable bool) time.Duration {
 		if reliable {
 			return 0
 		}
-		return 64 * t.T1
+		return t.Linger
 	}
 	return 0
 }
@@ -284,6 +295,7 @@ type Tx struct {
 	t1, t2  time.Duration
 	timeout time.Duration // B, F or H
 	wait    time.Duration // D, K, I or J: zero on reliable transports
+	linger  time.Duration // L or M
 
 	kind     Kind
 	state    State
@@ -302,7 +314,7 @@ type Tx struct {
 // Trying (non-INVITE), the request already handed to the TU.
 func New(k Kind, reliable bool, timers Timers) Tx {
 	t := timers.WithDefaults()
-	tx := Tx{t1: t.T1, t2: t.T2, kind: k, reliable: reliable}
+	tx := Tx{t1: t.T1, t2: t.T2, linger: t.Linger, kind: k, reliable: reliable}
 	switch k {
 	case ClientInvite:
 		tx.timeout = t.TimerB
@@ -315,7 +327,7 @@ func New(k Kind, reliable bool, timers Timers) Tx {
 		tx.wait = t.T4
 		tx.state = Proceeding
 	case ServerNonInvite:
-		tx.wait = 64 * t.T1
+		tx.wait = t.Linger
 		tx.state = Trying
 	}
 	if reliable {
@@ -412,7 +424,7 @@ func (t *Tx) stepClientInvite(ev Event, out []Action) []Action {
 			out = t.stopRT(out)
 			out = t.stopLT(out)
 			t.state = Accepted
-			out = t.armLT(out, TimerM, 64*t.t1)
+			out = t.armLT(out, TimerM, t.linger)
 			return append(out, Action{Kind: ActPassFinal, Code: code})
 		default:
 			// The ACK is sent even on reliable transports (§17.1.1.2).
@@ -536,7 +548,7 @@ func (t *Tx) stepServerInvite(ev Event, out []Action) []Action {
 			t.provisional = true
 		case code < 300:
 			t.state = Accepted
-			out = t.armLT(out, TimerL, 64*t.t1)
+			out = t.armLT(out, TimerL, t.linger)
 		default:
 			t.state = Completed
 			if !t.reliable {

@@ -9,7 +9,9 @@ import (
 func TestTxSize(t *testing.T) {
 	size := unsafe.Sizeof(Tx{})
 	t.Logf("sizeof(Tx) = %d bytes; sizeof(Action) = %d; sizeof(Event) = %d", size, unsafe.Sizeof(Action{}), unsafe.Sizeof(Event{}))
-	if size > 48 {
+	// 56: the server and client transactions of tm embed it and stay in
+	// their allocation size classes (384 and 448 bytes).
+	if size > 56 {
 		t.Fatalf("Tx grew to %d bytes: a proxy holds tens of thousands", size)
 	}
 }
@@ -50,6 +52,14 @@ func TestRFC3261_17_TimerValues(t *testing.T) {
 		{custom, TimerD, true, 0},
 		{custom, TimerH, false, 6400 * time.Millisecond},
 		{custom, TimerK, false, 3 * time.Second},
+		// wt_timer (Linger) bounds the lingering states: J (unreliable
+		// only), L and M (every transport); H, I, K are not lingering.
+		{Timers{Linger: 5 * time.Second}, TimerJ, false, 5 * time.Second},
+		{Timers{Linger: 5 * time.Second}, TimerJ, true, 0},
+		{Timers{Linger: 5 * time.Second}, TimerL, true, 5 * time.Second},
+		{Timers{Linger: 5 * time.Second}, TimerM, false, 5 * time.Second},
+		{Timers{Linger: 5 * time.Second}, TimerH, false, 64 * t1},
+		{Timers{Linger: 5 * time.Second}, TimerK, false, t4},
 		// D never drops under 32s by default: the server's T1 is unknown.
 		{Timers{T1: 100 * time.Millisecond}, TimerD, false, 32 * time.Second},
 		{Timers{T1: time.Second}, TimerD, false, 64 * time.Second},
@@ -416,6 +426,39 @@ func TestRFC6026_7_1_ServerAcceptedAndTimerL(t *testing.T) {
 			want(t, o.step(recvACK), "pass-ack")
 			want(t, o.step(recvACK), "pass-ack")
 			want(t, o.fire(TimerL), "terminated")
+		})
+	}
+}
+
+// OpenSIPS tm wt_timer: a completed transaction stays that long, not the
+// RFC's 64*T1, in each lingering state (Linger): the Accepted states of RFC
+// 6026 (L, M) on every transport, Completed of a non-INVITE server (J) on
+// unreliable ones. The other timers keep their RFC values.
+func TestSeedTm_WtTimerBoundsLingeringStates(t *testing.T) {
+	wt := Timers{Linger: 5 * time.Second}
+	for _, reliable := range []bool{false, true} {
+		t.Run(reliableName(reliable), func(t *testing.T) {
+			o := newOwnerTimers(t, ServerInvite, reliable, wt)
+			want(t, o.step(respond(200)), "send-response(200) arm-timer(L=5s)")
+			want(t, o.fire(TimerL), "terminated")
+
+			o = newOwnerTimers(t, ClientInvite, reliable, wt)
+			o.step(sendReq)
+			o.step(resp(180))
+			want(t, o.step(resp(200)), "arm-timer(M=5s) pass-final(200)")
+			want(t, o.fire(TimerM), "terminated")
+
+			o = newOwnerTimers(t, ServerNonInvite, reliable, wt)
+			if reliable {
+				want(t, o.step(respond(200)), "send-response(200) terminated")
+			} else {
+				want(t, o.step(respond(200)), "send-response(200) arm-timer(J=5s)")
+				want(t, o.fire(TimerJ), "terminated")
+			}
+
+			o = newOwnerTimers(t, ServerInvite, reliable, wt)
+			want(t, o.step(respond(486)), map[bool]string{false: "send-response(486) arm-timer(G=500ms) arm-timer(H=32s)",
+				true: "send-response(486) arm-timer(H=32s)"}[reliable])
 		})
 	}
 }

@@ -229,8 +229,8 @@ type BranchInfo struct {
 
 // Branches returns the branches created so far; none once the transaction
 // is done (an observer's OnDone still sees them): a done INVITE
-// transaction lingers 64*T1 for 2xx retransmissions and keeps nothing else
-// (issue 14).
+// transaction lingers (wt_timer) for 2xx retransmissions and keeps nothing
+// else (issue 14).
 func (t *Transaction) Branches() []BranchInfo {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -1078,7 +1078,6 @@ func (p *Proxy) failureHook(h hook[FailureHook], t *Transaction, best *sip.Respo
 	return h.h.OnFailure(t, best)
 }
 
-// observe runs one observer call; a panic costs that call only.
 // observeStray runs a StrayObserver; a panic is logged, the response still
 // relayed.
 func (p *Proxy) observeStray(module string, so StrayObserver, res *sip.Response) {
@@ -1091,6 +1090,7 @@ func (p *Proxy) observeStray(module string, so StrayObserver, res *sip.Response)
 	so.OnStrayResponse(res)
 }
 
+// observe runs one observer call; a panic costs that call only.
 func (p *Proxy) observe(module string, t *Transaction, f func()) {
 	defer p.guard(module, "observer", t)
 	f()

@@ -37,8 +37,8 @@ done
 export PATH=$PATH:/usr/local/go/bin
 work=$(mktemp -d /tmp/imsdlg-rss.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
-port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-sipport=$(port); mgmt=$(port); uasport=$(port); uacport=$(port)
+. test/bench/lib.sh
+sipport=$(free_port); mgmt=$(free_port); uasport=$(free_port); uacport=$(free_port)
 ramp=$((calls / rate + 1))
 hold=$((ramp + 120))
 # sipp_load: the UAS, then the UAC holding every call.
@@ -94,13 +94,7 @@ if ((kamailio)); then
 	exit
 fi
 go build -o "$work/imsproxy" ./cmd/imsproxy || exit 2
-cat >"$work/p.yaml" <<YAML
-listen: ["udp:127.0.0.1:$sipport"]
-domains: [127.0.0.1]
-location: {static: {"sip:bob@127.0.0.1": ["sip:bob@127.0.0.1:$uasport"]}}
-mgmt: {listen: "127.0.0.1:$mgmt", pprof: true}
-log: {level: warn}
-YAML
+rr_proxy_yaml "$sipport" "$uasport" "$mgmt" >"$work/p.yaml"
 "$work/imsproxy" --config "$work/p.yaml" >"$work/proxy.log" 2>&1 &
 ppid=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$mgmt/healthz" >/dev/null && break; sleep 0.1; done

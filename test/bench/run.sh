@@ -141,14 +141,8 @@ sipp_start() {
 	pids+=("$SIPP_PID")
 }
 
-# csv_col FILE COLUMN: the column of the last line of a sipp stats CSV.
-csv_col() {
-	awk -F';' -v col="$2" '
-		NR == 1 { for (i = 1; i <= NF; i++) if ($i == col) c = i; next }
-		{ last = $0 }
-		END { if (!c || last == "") { print "?"; exit } split(last, f, ";"); print f[c] }
-	' "$1" 2>/dev/null
-}
+# csv_col: lib.sh.
+. "$root/test/bench/lib.sh"
 # epoch TIMEFIELD: "date<TAB>time<TAB>epoch" -> epoch
 epoch() { awk -F'\t' '{ print $NF }' <<<"$1"; }
 

@@ -44,8 +44,8 @@ command -v sipp >/dev/null 2>&1 || { echo "$0: sipp not found (Debian package si
 export PATH=$PATH:/usr/local/go/bin
 work=$(mktemp -d /tmp/imsdlg-mem.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
-port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-sipport=$(port); mgmt=$(port); uasport=$(port); uacport=$(port)
+. test/bench/lib.sh
+sipport=$(free_port); mgmt=$(free_port); uasport=$(free_port); uacport=$(free_port)
 calls=$((rate * duration))
 limit=$((duration + 120))
 if [ -z "$proxy_bin" ]; then
@@ -53,13 +53,7 @@ if [ -z "$proxy_bin" ]; then
 	proxy_bin=$work/imsproxy
 fi
 {
-	cat <<YAML
-listen: ["udp:127.0.0.1:$sipport"]
-domains: [127.0.0.1]
-location: {static: {"sip:bob@127.0.0.1": ["sip:bob@127.0.0.1:$uasport"]}}
-mgmt: {listen: "127.0.0.1:$mgmt", pprof: true}
-log: {level: warn}
-YAML
+	rr_proxy_yaml "$sipport" "$uasport" "$mgmt"
 	[ -n "$gogc$memlimit" ] && echo "runtime:"
 	[ -n "$gogc" ] && echo "  gogc: $gogc"
 	[ -n "$memlimit" ] && echo "  memory_limit: \"$memlimit\""
@@ -69,14 +63,6 @@ ppid=$!
 (sleep "$limit"; kill "$ppid" 2>/dev/null) &
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$mgmt/healthz" >/dev/null && break; sleep 0.1; done
 curl -sf "http://127.0.0.1:$mgmt/healthz" >/dev/null || { echo "$0: the proxy did not start:" >&2; cat "$work/proxy.log" >&2; exit 1; }
-# csv_col FILE COLUMN: the named column of the last line of a sipp stats CSV.
-csv_col() {
-	awk -F';' -v col="$2" '
-		NR == 1 { for (i = 1; i <= NF; i++) if ($i == col) c = i; next }
-		{ last = $0 }
-		END { if (!c || last == "") { print "?"; exit } split(last, f, ";"); print f[c] }
-	' "$1" 2>/dev/null
-}
 rss() { awk '/VmRSS/{print $2}' "/proc/$ppid/status" 2>/dev/null; }
 metric() { curl -s "http://127.0.0.1:$mgmt/metrics" | awk -v m="$1" '$1 == m {printf "%d", $2}'; }
 # heap: the live heap after a forced GC.

@@ -39,13 +39,7 @@ func TestRFC5407_3_1_2_CancelCrossing2xx(t *testing.T) {
 func TestRFC3261_16_7_TwoAnswersBothRelayed(t *testing.T) {
 	RequireTools(t)
 	t.Parallel()
-	a := StartSipp(t, SippArgs{Scenario: "uas_answer_silent.xml"})
-	b := StartSipp(t, SippArgs{Scenario: "uas_answer_silent.xml"})
-	cfg := NewProxyConfig(t)
-	cfg.Static["sip:bob@127.0.0.1"] = []string{a.Contact("bob"), b.Contact("bob")}
-	p := StartProxy(t, cfg.YAML())
-	uac := StartSipp(t, SippArgs{Scenario: "uac_two_answers.xml", Remote: p.Addr("udp"), Service: "bob"})
-	waitAll(t, uac, a, b)
+	p := twoAnswers(t, "uac_two_answers.xml")
 	m := settle(t, p)
 	if m["cancels_sent"] != 0 || m["local_requests"] != 0 {
 		t.Errorf("the proxy sent %d CANCELs and %d requests of its own, want none", m["cancels_sent"], m["local_requests"])
@@ -66,14 +60,22 @@ func TestRFC3261_16_7_TwoAnswersBothRelayed(t *testing.T) {
 func TestRFC3261_16_7_ACKOvertakenByTheBYEOfItsLeg(t *testing.T) {
 	RequireTools(t)
 	t.Parallel()
+	dialogsEnd(t, twoAnswers(t, "uac_two_answers_bye_first.xml"))
+}
+
+// twoAnswers runs a call forked to two callees that both answer at once
+// (uas_answer_silent.xml), the caller playing scenario, and returns the
+// proxy once all three sipps passed.
+func twoAnswers(t *testing.T, scenario string) *Proxy {
+	t.Helper()
 	a := StartSipp(t, SippArgs{Scenario: "uas_answer_silent.xml"})
 	b := StartSipp(t, SippArgs{Scenario: "uas_answer_silent.xml"})
 	cfg := NewProxyConfig(t)
 	cfg.Static["sip:bob@127.0.0.1"] = []string{a.Contact("bob"), b.Contact("bob")}
 	p := StartProxy(t, cfg.YAML())
-	uac := StartSipp(t, SippArgs{Scenario: "uac_two_answers_bye_first.xml", Remote: p.Addr("udp"), Service: "bob"})
+	uac := StartSipp(t, SippArgs{Scenario: scenario, Remote: p.Addr("udp"), Service: "bob"})
 	waitAll(t, uac, a, b)
-	dialogsEnd(t, p)
+	return p
 }
 
 // dialogsEnd waits until the daemon holds no dialog: dlg.list and

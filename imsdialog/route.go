@@ -59,6 +59,12 @@ func (m *Manager) match(r *tm.Request) (d *Dialog, fromCaller bool) {
 			return nil, false
 		}
 	}
+	return m.byTags(callID, fromTag, toTag)
+}
+
+// byTags finds a dialog by Call-ID and the tags of a message within it,
+// in either direction (fromCaller: the From tag is the caller's).
+func (m *Manager) byTags(callID, fromTag, toTag string) (d *Dialog, fromCaller bool) {
 	for _, d := range m.byCallID(callID) {
 		if d.matchTags(fromTag, toTag) {
 			return d, true
@@ -428,21 +434,24 @@ func (o observer) On2xxRetransmission(t *tm.Transaction, branch int, res *sip.Re
 	if !ok || !b.initial {
 		return
 	}
-	b.d.mu.Lock()
-	started := b.d.admitted && !b.d.abandoned
-	b.d.mu.Unlock()
-	if started {
-		o.m.step(b.d, Event{Kind: EvAnswerRepeated, Reply: repeated(res)}, CallbackParams{})
-	}
+	o.answerRepeated(b.d, res)
 }
 
-// repeated is what EvAnswerRepeated needs of a repeated 2xx.
-func repeated(res *sip.Response) dlgout.Reply {
+// answerRepeated tells a started dialog that the callee repeated a 2xx:
+// no ACK reached it yet (EvAnswerRepeated; the cell checks that it is the
+// answer, by To tag and the INVITE's CSeq).
+func (o observer) answerRepeated(d *Dialog, res *sip.Response) {
+	d.mu.Lock()
+	started := d.admitted && !d.abandoned
+	d.mu.Unlock()
+	if !started {
+		return
+	}
 	r := dlgout.Reply{ToTag: tm.Tag(res.To().Params), Code: res.StatusCode}
 	if cs := res.CSeq(); cs != nil {
 		r.CSeq, r.Method = cs.SeqNo, cs.MethodName
 	}
-	return r
+	o.m.step(d, Event{Kind: EvAnswerRepeated, Reply: r}, CallbackParams{})
 }
 
 // OnStrayResponse implements tm.StrayObserver: a 2xx of the dialog's
@@ -455,18 +464,9 @@ func (o observer) OnStrayResponse(res *sip.Response) {
 		from == nil || to == nil || cid == nil {
 		return
 	}
-	fromTag, toTag := tm.Tag(from.Params), tm.Tag(to.Params)
-	for _, d := range o.m.byCallID(cid.Value()) {
-		if !d.matchTags(fromTag, toTag) {
-			continue
-		}
-		d.mu.Lock()
-		started := d.admitted && !d.abandoned
-		d.mu.Unlock()
-		if started {
-			o.m.step(d, Event{Kind: EvAnswerRepeated, Reply: repeated(res)}, CallbackParams{})
-		}
-		return
+	// A 2xx of the INVITE carries the caller's tag in From.
+	if d, fromCaller := o.m.byTags(cid.Value(), tm.Tag(from.Params), tm.Tag(to.Params)); d != nil && fromCaller {
+		o.answerRepeated(d, res)
 	}
 }
 

@@ -24,7 +24,15 @@ func DefaultKeys() Keys {
 // Value is the counter of dialogs in profile name with value. Standard padded
 // base64 because that is what OpenSIPS writes.
 func (k Keys) Value(name, value string) string {
-	return k.ValuePrefix + name + "_" + base64.StdEncoding.EncodeToString([]byte(value))
+	return string(k.appendValue(make([]byte, 0, len(k.ValuePrefix)+len(name)+1+base64.StdEncoding.EncodedLen(len(value))), name, value))
+}
+
+// appendValue appends the key Value returns to dst.
+func (k Keys) appendValue(dst []byte, name, value string) []byte {
+	dst = append(dst, k.ValuePrefix...)
+	dst = append(dst, name...)
+	dst = append(dst, '_')
+	return base64.StdEncoding.AppendEncode(dst, []byte(value))
 }
 
 // Size is the total of a profile with value.

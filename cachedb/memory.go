@@ -17,8 +17,13 @@ type Memory struct {
 	ttl  time.Duration
 	now  func() time.Time
 
+	// Keys are built in stack buffers and looked up as string(buf), a
+	// string made only for a key stored the first time: built as strings
+	// (concatenation, base64) they were ten allocations of every call
+	// through a local profile (issue 14). A counter back at zero stays,
+	// with its TTL, as a Redis key does (the conformance suite checks it).
 	mu       sync.Mutex
-	counters map[string]counter
+	counters map[string]*counter
 	members  map[string]map[string]time.Time // node -> memberID -> expiry
 }
 
@@ -42,7 +47,7 @@ func NewMemory(keys Keys, ttl time.Duration, now func() time.Time) *Memory {
 		keys:     keys,
 		ttl:      ttl,
 		now:      now,
-		counters: map[string]counter{},
+		counters: map[string]*counter{},
 		members:  map[string]map[string]time.Time{},
 	}
 }
@@ -51,13 +56,13 @@ func NewMemory(keys Keys, ttl time.Duration, now func() time.Time) *Memory {
 const DefaultTTL = 86400 * time.Second
 
 // get reads a live counter; the caller holds mu.
-func (s *Memory) get(key string, now time.Time) int64 {
-	c, ok := s.counters[key]
-	if !ok {
+func (s *Memory) get(key []byte, now time.Time) int64 {
+	c := s.counters[string(key)]
+	if c == nil {
 		return 0
 	}
 	if !now.Before(c.exp) {
-		delete(s.counters, key)
+		delete(s.counters, string(key))
 		return 0
 	}
 	return c.n
@@ -65,26 +70,30 @@ func (s *Memory) get(key string, now time.Time) int64 {
 
 // add changes a counter by d with a floor at zero and refreshes its TTL; the
 // caller holds mu.
-func (s *Memory) add(key string, d int64, now time.Time) int64 {
+func (s *Memory) add(key []byte, d int64, now time.Time) int64 {
 	// A negative count written by another party reads as 0, as in the
 	// Redis script.
 	n := max(max(s.get(key, now), 0)+d, 0)
-	s.counters[key] = counter{n: n, exp: now.Add(s.ttl)}
+	c := s.counters[string(key)]
+	if c == nil {
+		c = &counter{}
+		s.counters[string(key)] = c
+	}
+	c.n, c.exp = n, now.Add(s.ttl)
 	return n
 }
 
 // touch refreshes the TTL of a key that exists, as EXPIRE does.
-func (s *Memory) touch(key string, now time.Time) {
-	if c, ok := s.counters[key]; ok && now.Before(c.exp) {
+func (s *Memory) touch(key []byte, now time.Time) {
+	if c := s.counters[string(key)]; c != nil && now.Before(c.exp) {
 		c.exp = now.Add(s.ttl)
-		s.counters[key] = c
 	}
 }
 
 // member returns whether id is a live membership of node, dropping it if it
 // expired; the caller holds mu.
-func (s *Memory) member(node, id string, now time.Time) bool {
-	exp, ok := s.members[node][id]
+func (s *Memory) member(node string, id []byte, now time.Time) bool {
+	exp, ok := s.members[node][string(id)]
 	if !ok {
 		return false
 	}
@@ -95,29 +104,33 @@ func (s *Memory) member(node, id string, now time.Time) bool {
 	return true
 }
 
-func (s *Memory) dropMember(node, id string) {
-	delete(s.members[node], id)
-	if len(s.members[node]) == 0 {
-		delete(s.members, node)
-	}
+// dropMember deletes a membership record. A node's map stays when it
+// empties: nodes are few, and one made again for each call of an idle
+// node was an allocation per call.
+func (s *Memory) dropMember(node string, id []byte) {
+	delete(s.members[node], string(id))
 }
+
+// keyBufs are the stack buffers of one operation's keys.
+type keyBufs struct{ primary, size, id [128]byte }
 
 // Add implements Store.
 func (s *Memory) Add(_ context.Context, p Profile, value string, m Member, limit int64) (int64, error) {
 	if err := check(p, &m); err != nil {
 		return 0, fmt.Errorf("cachedb: add to %s: %w", describe(p, value), err)
 	}
-	primary, size := s.keys.counters(p, value)
-	id := memberID(p, value, m.Dialog)
+	var b keyBufs
+	primary, size := s.keys.appendCounters(b.primary[:0], b.size[:0], p, value)
+	id := appendMemberID(b.id[:0], p, value, m.Dialog)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
 	exp := now.Add(s.ttl)
 	if s.member(m.Node, id, now) {
-		s.members[m.Node][id] = exp
+		s.members[m.Node][string(id)] = exp
 		s.touch(primary, now)
-		if size != "" {
+		if size != nil {
 			s.touch(size, now)
 		}
 		return s.get(primary, now), nil
@@ -129,9 +142,9 @@ func (s *Memory) Add(_ context.Context, p Profile, value string, m Member, limit
 	if s.members[m.Node] == nil {
 		s.members[m.Node] = map[string]time.Time{}
 	}
-	s.members[m.Node][id] = exp
+	s.members[m.Node][string(id)] = exp
 	n := s.add(primary, 1, now)
-	if size != "" {
+	if size != nil {
 		s.add(size, 1, now)
 	}
 	return n, nil
@@ -151,14 +164,15 @@ func (s *Memory) Remove(_ context.Context, p Profile, value string, m Member) (i
 // remove undoes a live membership; the caller holds mu. It reports whether
 // there was one.
 func (s *Memory) remove(p Profile, value string, m Member, now time.Time) (int64, bool) {
-	primary, size := s.keys.counters(p, value)
-	id := memberID(p, value, m.Dialog)
+	var b keyBufs
+	primary, size := s.keys.appendCounters(b.primary[:0], b.size[:0], p, value)
+	id := appendMemberID(b.id[:0], p, value, m.Dialog)
 	if !s.member(m.Node, id, now) {
 		return s.get(primary, now), false
 	}
 	s.dropMember(m.Node, id)
 	n := s.add(primary, -1, now)
-	if size != "" {
+	if size != nil {
 		s.add(size, -1, now)
 	}
 	return n, true
@@ -171,7 +185,7 @@ func (s *Memory) Size(_ context.Context, p Profile, value string) (int64, error)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.get(s.keys.sizeKey(p, value), s.now()), nil
+	return s.get([]byte(s.keys.sizeKey(p, value)), s.now()), nil
 }
 
 // Values implements Store.
@@ -191,7 +205,7 @@ func (s *Memory) Values(_ context.Context, p Profile) (map[string]int64, error) 
 		if !ok {
 			continue
 		}
-		if n := s.get(key, now); n > 0 {
+		if n := s.get([]byte(key), now); n > 0 {
 			out[v] = n
 		}
 	}
@@ -208,7 +222,7 @@ func (s *Memory) Reconcile(_ context.Context, node string, keep func(dialog stri
 		p, value, dialog, err := parseMemberID(id)
 		if err != nil {
 			// Cannot happen: only memberID writes here.
-			s.dropMember(node, id)
+			s.dropMember(node, []byte(id))
 			continue
 		}
 		if keep != nil && keep(dialog) {

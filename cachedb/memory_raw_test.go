@@ -30,5 +30,5 @@ func (s *Memory) rawGet(key string) (int64, bool) {
 func (s *Memory) rawSet(key string, n int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.counters[key] = counter{n: n, exp: s.now().Add(s.ttl)}
+	s.counters[key] = &counter{n: n, exp: s.now().Add(s.ttl)}
 }

@@ -92,3 +92,28 @@ func TestMemoryTTLRefreshedOnChange(t *testing.T) {
 		t.Errorf("Remove of expired membership = %d, want 2 (no decrement)", n)
 	}
 }
+
+// Issue 14: a call through a local profile whose counters exist (the
+// caller called before) costs one allocation in the store, the membership
+// record's key; the keys built as strings were ten.
+func TestIssue14_MemoryAddRemoveAllocatesTheRecordOnly(t *testing.T) {
+	s := NewMemory(DefaultKeys(), time.Hour, nil)
+	ctx := context.Background()
+	caller := Profile{Name: "caller", WithValue: true}
+	m := Member{Node: "n1", Dialog: "1.1"}
+	if _, err := s.Add(ctx, caller, "sip:alice@example.com", m, 0); err != nil {
+		t.Fatal(err)
+	}
+	call := Member{Node: "n1", Dialog: "2.2"}
+	n := testing.AllocsPerRun(100, func() {
+		if got, err := s.Add(ctx, caller, "sip:alice@example.com", call, 0); err != nil || got != 2 {
+			t.Fatalf("Add = %d, %v; want 2", got, err)
+		}
+		if got, err := s.Remove(ctx, caller, "sip:alice@example.com", call); err != nil || got != 1 {
+			t.Fatalf("Remove = %d, %v; want 1", got, err)
+		}
+	})
+	if n > 1 {
+		t.Errorf("Add and Remove allocate %v times, want at most 1", n)
+	}
+}

@@ -64,7 +64,18 @@ func kind(p Profile) string {
 
 // memberID is the membership record of one (profile, value, dialog).
 func memberID(p Profile, value, dialog string) string {
-	return kind(p) + "\x00" + p.Name + "\x00" + base64.StdEncoding.EncodeToString([]byte(value)) + "\x00" + dialog
+	return string(appendMemberID(nil, p, value, dialog))
+}
+
+// appendMemberID appends the record memberID returns to dst.
+func appendMemberID(dst []byte, p Profile, value, dialog string) []byte {
+	dst = append(dst, kind(p)...)
+	dst = append(dst, 0)
+	dst = append(dst, p.Name...)
+	dst = append(dst, 0)
+	dst = base64.StdEncoding.AppendEncode(dst, []byte(value))
+	dst = append(dst, 0)
+	return append(dst, dialog...)
 }
 
 // parseMemberID is the inverse of memberID.
@@ -106,6 +117,15 @@ func (k Keys) counters(p Profile, value string) (primary, size string) {
 		return k.Value(p.Name, value), k.Size(p.Name)
 	}
 	return k.NoValue(p.Name), ""
+}
+
+// appendCounters is counters into caller's buffers (size nil for a
+// profile without value).
+func (k Keys) appendCounters(pb, sb []byte, p Profile, value string) (primary, size []byte) {
+	if p.WithValue {
+		return k.appendValue(pb, p.Name, value), append(append(sb, k.SizePrefix...), p.Name...)
+	}
+	return append(append(pb, k.NoValuePrefix...), p.Name...), nil
 }
 
 // sizeKey is the key Size reads.

@@ -3,7 +3,6 @@ package imsdialog
 import (
 	"log/slog"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -153,7 +152,7 @@ func NewCell(cfg *CellConfig, now time.Time, did string, inv Invite, ours func(*
 	// Our entry is not in the request yet: every entry is the caller's side.
 	c.callerRoute = dlgout.CallerRouteSet(inv.RecordRoute, func(sip.Uri) bool { return false })
 	if len(c.callerRoute) == 0 && inv.Source != "" {
-		c.callerDst = strings.ToLower(inv.Transport) + ":" + inv.Source
+		c.callerDst = hopDst(inv.Transport, inv.Source)
 	}
 	c.detach()
 	return c

@@ -128,9 +128,26 @@ func (c *Cell) toWithTag(tag string) sip.ToHeader {
 // legDst is the callee's hop when its leg has no route set.
 func legDst(l *dlgout.Leg) string {
 	if len(l.RouteSet) == 0 && l.Source != "" {
-		return strings.ToLower(l.Transport) + ":" + l.Source
+		return hopDst(l.Transport, l.Source)
 	}
 	return ""
+}
+
+// hopDst is "transport:source" with the transport in lower case, built in
+// one allocation (ToLower and a concatenation were two of every request
+// within a dialog).
+func hopDst(transport, source string) string {
+	var b [64]byte
+	buf := b[:0]
+	for i := 0; i < len(transport); i++ {
+		c := transport[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		buf = append(buf, c)
+	}
+	buf = append(buf, ':')
+	return string(append(buf, source...))
 }
 
 // bye makes the BYE for one side of a confirmed dialog's leg: that side's

@@ -2,6 +2,7 @@ package imsdialog
 
 import (
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -224,14 +225,33 @@ func fire(out []Action, c Callback) []Action {
 	return add(out, Action{Kind: ActFire, Callback: c})
 }
 
-// add appends to a step's actions, starting a list with room for the
-// usual few: an Action is 160 bytes, and growing from one by doubling was
-// three allocations per step.
+// add appends to a step's actions. The list comes from actionPool, with
+// room for the longest steps (a call ending makes up to eight actions of
+// 160 bytes): a list made per step was 640 bytes and an allocation of
+// every step, and one grown by doubling several (issue 14). The Manager
+// gives a list back once its actions are carried out (releaseActions);
+// other callers of Step leave it to the GC.
 func add(out []Action, a ...Action) []Action {
 	if out == nil {
-		out = make([]Action, 0, 4)
+		out = actionPool.Get().(*actionBuf)[:0]
 	}
 	return append(out, a...)
+}
+
+type actionBuf [8]Action
+
+var actionPool = sync.Pool{New: func() any { return new(actionBuf) }}
+
+// releaseActions returns the list of a step to actionPool once nothing
+// reads it any more. A list that outgrew the pooled array (or never came
+// from it: its capacity differs) is left to the GC.
+func releaseActions(acts []Action) {
+	if cap(acts) != len(actionBuf{}) {
+		return
+	}
+	b := (*actionBuf)(acts[:len(actionBuf{})])
+	*b = actionBuf{} // no pointer of a finished step stays reachable
+	actionPool.Put(b)
 }
 
 func logAction(level slog.Level, msg, leg, reason string) Action {

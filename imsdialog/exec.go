@@ -27,6 +27,7 @@ func (m *Manager) stepIf(d *Dialog, ev Event, p CallbackParams, ok func(*Cell) b
 	m.timersLocked(d, acts)
 	d.mu.Unlock()
 	m.run(d, acts, p)
+	releaseActions(acts)
 	return true
 }
 
@@ -85,7 +86,9 @@ func (m *Manager) run(d *Dialog, acts []Action, p CallbackParams) {
 			if a.After > 0 {
 				m.stats.duration.Observe(a.After.Seconds())
 			}
-			if a.To == Terminated {
+			if a.To == Terminated && m.log.Enabled(m.ctx, slog.LevelInfo) {
+				// Checked first: the boxed arguments were three
+				// allocations of every call at a level that drops them.
 				m.log.Info("call ended", "callid", d.CallID, "did", d.did, "reason", end.String(),
 					"answered", a.From == Confirmed || a.From == ConfirmedNA, "duration", a.After.Round(time.Millisecond))
 			}

@@ -264,6 +264,7 @@ func (m *Manager) startNow(d *Dialog, r *tm.Request, dec tm.Decision, counted bo
 	acts := m.startLocked(d)
 	d.mu.Unlock()
 	m.run(d, acts, CallbackParams{Request: r.Request, FromCaller: true})
+	releaseActions(acts)
 	return dec
 }
 
@@ -303,6 +304,7 @@ func (m *Manager) admitted(d *Dialog, tx *tm.Transaction, inv *sip.Request, rej 
 		tx.Decide(tm.Decision{Kind: tm.Drop})
 	default:
 		m.run(d, acts, CallbackParams{Request: inv, FromCaller: true})
+		releaseActions(acts)
 		tx.Decide(dec)
 	}
 }
@@ -522,12 +524,12 @@ func (h replyHook) OnReply(t *tm.Transaction, branch int, res *sip.Response) boo
 	h.m.timersLocked(d, acts)
 	d.mu.Unlock()
 	h.m.run(d, acts, CallbackParams{Response: res})
+	absorb := false
 	for _, a := range acts {
-		if a.Kind == ActAbsorb {
-			return false
-		}
+		absorb = absorb || a.Kind == ActAbsorb
 	}
-	return true
+	releaseActions(acts)
+	return !absorb
 }
 
 // replyFacts reads what the dialog needs off a reply to its INVITE.

@@ -58,13 +58,45 @@ type profile struct {
 // so readers holding either see a consistent value.
 type dialog struct {
 	mu      sync.Mutex
-	members map[Membership]struct{}
+	members memberSet
 	// uncertain holds the memberships whose Add failed on a store error:
 	// the store may have counted them, so the end of the dialog removes
 	// them too, but they are not reported as memberships. A membership is
 	// in at most one of members and uncertain.
-	uncertain map[Membership]struct{}
+	uncertain memberSet
 	dropped   bool // removed from Set.dialogs; acquire must look again
+}
+
+// memberSet is a set of a dialog's memberships: one or two in practice,
+// so a slice searched in place. Two maps per dialog were ~300 bytes of
+// every held call and three allocations of every call (issue 14).
+type memberSet []Membership
+
+func (s memberSet) has(m Membership) bool {
+	for _, x := range s {
+		if x == m {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *memberSet) add(m Membership) {
+	if !s.has(m) {
+		*s = append(*s, m)
+	}
+}
+
+func (s *memberSet) del(m Membership) {
+	for i, x := range *s {
+		if x == m {
+			last := len(*s) - 1
+			(*s)[i] = (*s)[last]
+			(*s)[last] = Membership{}
+			*s = (*s)[:last]
+			return
+		}
+	}
 }
 
 // empty reports whether nothing is left to remove for the dialog.
@@ -257,7 +289,7 @@ func (s *Set) acquire(dialogID string, create bool) *dialog {
 				s.mu.Unlock()
 				return nil
 			}
-			d = &dialog{members: map[Membership]struct{}{}, uncertain: map[Membership]struct{}{}}
+			d = &dialog{}
 			s.dialogs[dialogID] = d
 		}
 		s.mu.Unlock()
@@ -288,9 +320,9 @@ func (s *Set) release(dialogID string, d *dialog) {
 func (s *Set) record(dialogID string, d *dialog, m Membership, in bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(d.uncertain, m)
+	d.uncertain.del(m)
 	if in {
-		d.members[m] = struct{}{}
+		d.members.add(m)
 		byValue := s.index[m.Profile]
 		if byValue == nil {
 			byValue = map[string]map[string]struct{}{}
@@ -304,7 +336,7 @@ func (s *Set) record(dialogID string, d *dialog, m Membership, in bool) {
 		ids[dialogID] = struct{}{}
 		return
 	}
-	delete(d.members, m)
+	d.members.del(m)
 	if byValue := s.index[m.Profile]; byValue != nil {
 		if ids := byValue[m.Value]; ids != nil {
 			delete(ids, dialogID)
@@ -312,9 +344,9 @@ func (s *Set) record(dialogID string, d *dialog, m Membership, in bool) {
 				delete(byValue, m.Value)
 			}
 		}
-		if len(byValue) == 0 {
-			delete(s.index, m.Profile)
-		}
+		// A profile's map stays when it empties: profiles are few, and
+		// one made again for each call of an idle profile was two
+		// allocations per call.
 	}
 }
 
@@ -325,11 +357,11 @@ func (s *Set) markUncertain(d *dialog, m Membership, in bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !in {
-		delete(d.uncertain, m)
+		d.uncertain.del(m)
 		return
 	}
-	if _, ok := d.members[m]; !ok {
-		d.uncertain[m] = struct{}{}
+	if !d.members.has(m) {
+		d.uncertain.add(m)
 	}
 }
 
@@ -416,8 +448,8 @@ func (s *Set) UnsetProfile(ctx context.Context, dialogID, profile, value string)
 	defer s.release(dialogID, d)
 	var todo []Membership
 	s.mu.RLock()
-	for _, set := range []map[Membership]struct{}{d.members, d.uncertain} {
-		for m := range set {
+	for _, set := range []memberSet{d.members, d.uncertain} {
+		for _, m := range set {
 			if m.Profile == p.info.Name && (value == "" || m.Value == value) {
 				todo = append(todo, m)
 			}
@@ -480,12 +512,7 @@ func (s *Set) endDialog(ctx context.Context, dialogID string) (removal, error) {
 	defer s.release(dialogID, d)
 	s.mu.RLock()
 	todo := make([]Membership, 0, len(d.members)+len(d.uncertain))
-	for m := range d.members {
-		todo = append(todo, m)
-	}
-	for m := range d.uncertain {
-		todo = append(todo, m)
-	}
+	todo = append(append(todo, d.members...), d.uncertain...)
 	s.mu.RUnlock()
 	sortMemberships(todo)
 	r, err := s.remove(ctx, dialogID, d, todo)
@@ -514,10 +541,9 @@ func (s *Set) IsInProfile(dialogID, profile, value string) bool {
 		return false
 	}
 	if value != "" || !p.info.WithValue {
-		_, ok := d.members[Membership{Profile: p.info.Name, Value: value}]
-		return ok
+		return d.members.has(Membership{Profile: p.info.Name, Value: value})
 	}
-	for m := range d.members {
+	for _, m := range d.members {
 		if m.Profile == p.info.Name {
 			return true
 		}
@@ -610,10 +636,7 @@ func (s *Set) Memberships(dialogID string) []Membership {
 	d := s.dialogs[dialogID]
 	var out []Membership
 	if d != nil {
-		out = make([]Membership, 0, len(d.members))
-		for m := range d.members {
-			out = append(out, m)
-		}
+		out = append(make([]Membership, 0, len(d.members)), d.members...)
 	}
 	s.mu.RUnlock()
 	sortMemberships(out)

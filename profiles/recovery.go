@@ -148,7 +148,7 @@ func (s *Set) republish(ctx context.Context) (int, error) {
 		}
 		s.mu.RLock()
 		var todo []Membership
-		for m := range d.members {
+		for _, m := range d.members {
 			if s.profiles[m.Profile].kind == kindShared {
 				todo = append(todo, m)
 			}

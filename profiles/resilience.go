@@ -261,8 +261,8 @@ func (s *Set) needs(dialogID string, down [numKinds]bool) bool {
 	if d == nil {
 		return false
 	}
-	for _, set := range []map[Membership]struct{}{d.members, d.uncertain} {
-		for m := range set {
+	for _, set := range []memberSet{d.members, d.uncertain} {
+		for _, m := range set {
 			if down[s.profiles[m.Profile].kind] {
 				return true
 			}

@@ -115,7 +115,7 @@ func recordEmpty(t *testing.T, s *Set) {
 	t.Helper()
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if len(s.dialogs) != 0 || len(s.index) != 0 {
+	if len(s.dialogs) != 0 || indexedValues(s) != 0 {
 		t.Errorf("record not empty: %d dialogs, index %v", len(s.dialogs), s.index)
 	}
 }

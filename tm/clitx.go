@@ -42,10 +42,12 @@ type cliTx struct {
 	raw    []byte       // its bytes, for retransmissions
 	ack    []byte       // the ACK of a non-2xx final
 	timers [2]Timer
-	// entries back timers on tm's wheel; onTimer is bound once.
+	// entries back timers on tm's wheel, with c as their Firer.
 	entries [2]wheel.Entry
-	onTimer func(uint64)
 }
+
+// Fire is a timer of c firing on tm's wheel (armTx).
+func (c *cliTx) Fire(arg uint64) { c.step(txArg(arg), nil) }
 
 // cliPost is what a step leaves for the owner, after the lock.
 type cliPost struct {
@@ -190,7 +192,8 @@ func (p *Proxy) startCliTx(req *sip.Request, dest transport.Dest, owner cliOwner
 	}
 	c := &cliTx{p: p, dest: dest, owner: owner, req: req, raw: marshal(req),
 		fsm: txn.New(kind, dest.Transport == transport.TCP, p.timers)}
-	c.key = string(txn.AppendClientKey(nil, branch, string(cseq.MethodName)))
+	var kb [96]byte // the key is built here and copied once into c.key
+	c.key = string(txn.AppendClientKey(kb[:0], branch, string(cseq.MethodName)))
 	if _, added := p.cliTxs.add(c.key, c); !added {
 		return nil, errors.New("tm: a client transaction with this branch exists")
 	}
@@ -219,10 +222,7 @@ func (c *cliTx) timer(a txn.Action) {
 		if c.timers[slot] != nil {
 			c.timers[slot].Stop()
 		}
-		if c.onTimer == nil {
-			c.onTimer = func(arg uint64) { c.step(txArg(arg), nil) }
-		}
-		c.timers[slot] = c.p.armTx(&c.entries[slot], c.onTimer, a.After, a.Timer, a.Gen)
+		c.timers[slot] = c.p.armTx(&c.entries[slot], c, a.After, a.Timer, a.Gen)
 	case txn.ActStopTimer:
 		if t := c.timers[timerSlot(a.Timer)]; t != nil {
 			t.Stop()

@@ -52,62 +52,72 @@ type viaBlock struct {
 
 // fastVia parses "SIP/2.0/TRANSPORT host[:port][;params]".
 func fastVia(v string) sip.Header {
+	b := &viaBlock{}
+	if !parseVia(b, v) {
+		return nil
+	}
+	return &b.h
+}
+
+// parseVia fills b from a Via value; false when it is not plain (then b
+// holds garbage). The parse* functions are the fast* ones writing into a
+// block the caller owns: the message block of Parser.fast.
+func parseVia(b *viaBlock, v string) bool {
 	rest, ok := strings.CutPrefix(v, "SIP/2.0/")
 	if !ok {
-		return nil
+		return false
 	}
 	sp := strings.IndexByte(rest, ' ')
 	if sp <= 0 || strings.IndexByte(rest[:sp], '/') >= 0 {
-		return nil
+		return false
 	}
 	transport := rest[:sp]
 	rest = rest[sp+1:]
 	if !plain(transport) || !viaRest.clean(rest) {
-		return nil
+		return false
 	}
-	b := &viaBlock{}
 	h := &b.h
 	h.ProtocolName, h.ProtocolVersion, h.Transport = "SIP", "2.0", transport
 	hostport, params, hasParams := strings.Cut(rest, ";")
 	if len(hostport) > 0 && hostport[0] == '[' {
 		j := strings.IndexByte(hostport, ']')
 		if j < 2 {
-			return nil
+			return false
 		}
 		h.Host = hostport[1:j]
 		if after := hostport[j+1:]; after != "" {
 			if after[0] != ':' {
-				return nil
+				return false
 			}
 			if h.Port, ok = digits(after[1:]); !ok {
-				return nil
+				return false
 			}
 		}
 	} else {
 		switch i := strings.LastIndexByte(hostport, ':'); {
 		case i == 0:
-			return nil
+			return false
 		case i > 0:
 			if h.Port, ok = digits(hostport[i+1:]); !ok {
-				return nil
+				return false
 			}
 			h.Host = hostport[:i]
 		default:
 			h.Host = hostport
 		}
 		if strings.IndexByte(h.Host, '[') >= 0 || strings.IndexByte(h.Host, ']') >= 0 {
-			return nil
+			return false
 		}
 	}
 	if h.Host == "" {
-		return nil
+		return false
 	}
 	if hasParams {
 		if h.Params, ok = fastParams(params, ';', b.kv[:0]); !ok {
-			return nil
+			return false
 		}
 	}
-	return h
+	return true
 }
 
 type fromBlock struct {
@@ -118,12 +128,15 @@ type fromBlock struct {
 
 func fastFrom(v string) sip.Header {
 	b := &fromBlock{}
-	var ok bool
-	b.h.DisplayName, ok = fastNameAddr(v, &b.h.Address, b.ukv[:0], &b.h.Params, b.kv[:0])
-	if !ok {
+	if !parseFrom(b, v) {
 		return nil
 	}
 	return &b.h
+}
+
+func parseFrom(b *fromBlock, v string) (ok bool) {
+	b.h.DisplayName, ok = fastNameAddr(v, &b.h.Address, b.ukv[:0], &b.h.Params, b.kv[:0])
+	return ok
 }
 
 type toBlock struct {
@@ -134,12 +147,15 @@ type toBlock struct {
 
 func fastTo(v string) sip.Header {
 	b := &toBlock{}
-	var ok bool
-	b.h.DisplayName, ok = fastNameAddr(v, &b.h.Address, b.ukv[:0], &b.h.Params, b.kv[:0])
-	if !ok {
+	if !parseTo(b, v) {
 		return nil
 	}
 	return &b.h
+}
+
+func parseTo(b *toBlock, v string) (ok bool) {
+	b.h.DisplayName, ok = fastNameAddr(v, &b.h.Address, b.ukv[:0], &b.h.Params, b.kv[:0])
+	return ok
 }
 
 type contactBlock struct {
@@ -150,12 +166,15 @@ type contactBlock struct {
 
 func fastContact(v string) sip.Header {
 	b := &contactBlock{}
-	var ok bool
-	b.h.DisplayName, ok = fastNameAddr(v, &b.h.Address, b.ukv[:0], &b.h.Params, b.kv[:0])
-	if !ok {
+	if !parseContact(b, v) {
 		return nil
 	}
 	return &b.h
+}
+
+func parseContact(b *contactBlock, v string) (ok bool) {
+	b.h.DisplayName, ok = fastNameAddr(v, &b.h.Address, b.ukv[:0], &b.h.Params, b.kv[:0])
+	return ok
 }
 
 type routeBlock struct {

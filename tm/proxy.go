@@ -374,11 +374,15 @@ func (p *Proxy) hasTransport(transport string) bool {
 
 // newVia builds our Via for a message leaving through l.
 func newVia(l *listener, transport, branch string) *sip.ViaHeader {
-	v := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: transport,
-		Host: l.host, Port: l.port, Params: sip.NewParams()}
-	v.Params.Add("branch", branch)
-	v.Params.Add("rport", "")
-	return v
+	// One allocation for the header and its parameters (sip.NewParams and
+	// two Adds were three, per branch and per stateless relay); the spare
+	// room takes a received= or another parameter a hook adds.
+	b := &viaBlock{}
+	b.kv[0] = sip.HeaderKV{K: "branch", V: branch}
+	b.kv[1] = sip.HeaderKV{K: "rport"}
+	b.h = sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: transport,
+		Host: l.host, Port: l.port, Params: b.kv[:2]}
+	return &b.h
 }
 
 // send hands a message's bytes to the transport; errors are counted.

@@ -25,10 +25,12 @@ type srvTx struct {
 	req    *sip.Request // as received; dropped once a final response is sent
 	last   []byte       // the last response sent
 	timers [2]Timer     // [0] retransmission (G), [1] lifetime (H, I, J, L)
-	// entries back timers on tm's wheel; onTimer is bound once.
+	// entries back timers on tm's wheel, with s as their Firer.
 	entries [2]wheel.Entry
-	onTimer func(uint64)
 }
+
+// Fire is a timer of s firing on tm's wheel (armTx).
+func (s *srvTx) Fire(arg uint64) { s.step(txArg(arg)) }
 
 func timerSlot(id txn.TimerID) int {
 	if id.Retransmission() {
@@ -169,10 +171,7 @@ func (s *srvTx) timer(a txn.Action) {
 		if s.timers[slot] != nil {
 			s.timers[slot].Stop()
 		}
-		if s.onTimer == nil {
-			s.onTimer = func(arg uint64) { s.step(txArg(arg)) }
-		}
-		s.timers[slot] = s.p.armTx(&s.entries[slot], s.onTimer, a.After, a.Timer, a.Gen)
+		s.timers[slot] = s.p.armTx(&s.entries[slot], s, a.After, a.Timer, a.Gen)
 	case txn.ActStopTimer:
 		if t := s.timers[timerSlot(a.Timer)]; t != nil {
 			t.Stop()

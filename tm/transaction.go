@@ -42,7 +42,6 @@ type Transaction struct {
 	loopHash   string
 	upstream   transport.Dest // where replies go (the server transaction's)
 	created    time.Time
-	done       chan struct{}
 
 	mu sync.Mutex
 	// rc and br are the response context and the branches: nil once the
@@ -63,6 +62,11 @@ type Transaction struct {
 	ringing    bool         // a provisional other than 100 went upstream
 	finalCode  int
 	decided    bool // Decide ran
+	// finished is set by finish; done, made only when Done is called (few
+	// callers wait on a transaction, and a channel per transaction was 96
+	// bytes and an allocation of every request), is closed then.
+	finished bool
+	done     chan struct{}
 
 	vmu    sync.Mutex
 	values valueList // per-transaction data of the modules above tm
@@ -138,7 +142,6 @@ func (p *Proxy) newTransaction(req *sip.Request, m *transport.Message, srv *srvT
 		loopHash: loopHash,
 		upstream: srv.dest,
 		created:  now,
-		done:     make(chan struct{}),
 
 		bestBranch: -1,
 	}
@@ -203,7 +206,25 @@ func (t *Transaction) SetLocalToTag(tag string) {
 }
 
 // Done is closed once the outcome is known and every branch finished.
-func (t *Transaction) Done() <-chan struct{} { return t.done }
+func (t *Transaction) Done() <-chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.done == nil {
+		if t.finished {
+			return closedChan
+		}
+		t.done = make(chan struct{})
+	}
+	return t.done
+}
+
+// closedChan is the Done of a transaction that finished before anyone
+// asked.
+var closedChan = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
 
 // FinalCode is the code of the final reply sent upstream (0 while none).
 func (t *Transaction) FinalCode() int {
@@ -473,16 +494,10 @@ func (t *Transaction) exec(acts []action) (post postList) {
 			p.stats.branches.Add(1)
 			post.add(postAct{kind: postStartBranch, branch: a.branch, target: tg})
 		case actArmTimer:
-			b := &t.br[a.branch]
-			if b.timer != nil {
-				b.timer.Stop()
-			}
-			i, gen := a.branch, a.gen
-			b.timer = p.clock.AfterFunc(a.after, func() { t.step(event{kind: evTimer, branch: i, gen: gen}) })
+			p.armBranch(t, &t.br[a.branch], a.branch, a.after, a.gen)
 		case actStopTimer:
 			if b := &t.br[a.branch]; b.timer != nil {
-				b.timer.Stop()
-				b.timer = nil
+				b.timer.Stop() // an Entry stays for the next arming
 			}
 		case actTimedOut:
 			if a.local {
@@ -539,18 +554,20 @@ func (t *Transaction) exec(acts []action) (post postList) {
 
 // finish releases what the transaction holds in the proxy.
 func (t *Transaction) finish() {
-	select {
-	case <-t.done:
-		return
-	default:
-	}
-	close(t.done)
 	// What only a local reply needs goes now: the transaction may stay
 	// reachable for 64*T1 (its branches absorb retransmitted 2xx, RFC
 	// 6026). The request template stays (a router may still be reading it
 	// when a CANCEL ends the transaction), and so do the branches'
 	// requests (a late provisional is still owed a CANCEL).
 	t.mu.Lock()
+	if t.finished {
+		t.mu.Unlock()
+		return
+	}
+	t.finished = true
+	if t.done != nil {
+		close(t.done)
+	}
 	t.localRes, t.localHdrs, t.localBody = nil, nil, nil
 	t.mu.Unlock()
 	if t.key != "" {

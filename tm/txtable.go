@@ -34,6 +34,10 @@ func newTxTable[T any]() *txTable[T] {
 
 func (t *txTable[T]) shard(key []byte) int { return int(maphash.Bytes(t.seed, key) % txShards) }
 
+// shardOf is shard for a key held as a string: a []byte conversion there
+// copied every key of every add and remove (issue 14).
+func (t *txTable[T]) shardOf(key string) int { return int(maphash.String(t.seed, key) % txShards) }
+
 // get looks a key up without allocating.
 func (t *txTable[T]) get(key []byte) (T, bool) {
 	s := &t.shards[t.shard(key)]
@@ -46,7 +50,7 @@ func (t *txTable[T]) get(key []byte) (T, bool) {
 // add stores v under key unless the key is taken; it returns what is
 // stored and whether v was.
 func (t *txTable[T]) add(key string, v T) (T, bool) {
-	s := &t.shards[t.shard([]byte(key))]
+	s := &t.shards[t.shardOf(key)]
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if old, ok := s.m[key]; ok {
@@ -58,7 +62,7 @@ func (t *txTable[T]) add(key string, v T) (T, bool) {
 
 // remove deletes key when it still maps to a value same says is v.
 func (t *txTable[T]) remove(key string, same func(T) bool) {
-	s := &t.shards[t.shard([]byte(key))]
+	s := &t.shards[t.shardOf(key)]
 	s.mu.Lock()
 	if v, ok := s.m[key]; ok && same(v) {
 		delete(s.m, key)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -52,7 +54,8 @@ func BenchmarkRecordRoutedCall(b *testing.B) {
 	waitHealthy(b, "http://127.0.0.1:"+strconv.Itoa(mgmtPort)+"/healthz", &errb)
 
 	c := &benchCall{uac: uac, uas: uas, proxy: proxy, uasAddr: uasAddr,
-		uacAddr: uac.LocalAddr().(*net.UDPAddr).AddrPort()}
+		uacAddr: uac.LocalAddr().(*net.UDPAddr).AddrPort(),
+		metrics: "http://127.0.0.1:" + strconv.Itoa(mgmtPort) + "/metrics"}
 	c.run(b, -1) // warm up: the first call pays for lazily built state
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -72,6 +75,7 @@ type benchCall struct {
 	route            [512]byte
 	toTag            [512]byte
 	routeN, toN      int
+	metrics          string // the proxy's, read when a message is missing
 }
 
 func (c *benchCall) run(b *testing.B, i int) {
@@ -201,9 +205,33 @@ func (c *benchCall) recv(b *testing.B, conn *net.UDPConn, buf []byte) []byte {
 	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	n, _, err := conn.ReadFromUDPAddrPort(buf)
 	if err != nil {
-		b.Fatalf("no message within 5s: %v", err)
+		who := "caller"
+		if conn == c.uas {
+			who = "callee"
+		}
+		b.Fatalf("the %s got no message within 5s (%v); the proxy's counters:\n%s", who, err, c.counters())
 	}
 	return buf[:n]
+}
+
+// counters reads the proxy's tm and transport counters: what a failed
+// run needs to tell a lost datagram from a message the proxy dropped.
+func (c *benchCall) counters() string {
+	res, err := http.Get(c.metrics)
+	if err != nil {
+		return err.Error()
+	}
+	defer res.Body.Close()
+	var out bytes.Buffer
+	sc := bufio.NewScanner(res.Body)
+	for sc.Scan() {
+		if l := sc.Text(); strings.HasPrefix(l, "imsdlg_tm_") || strings.HasPrefix(l, "imsdlg_transport_") ||
+			strings.HasPrefix(l, "imsdlg_dialog") {
+			out.WriteString(l)
+			out.WriteByte('\n')
+		}
+	}
+	return out.String()
 }
 
 // headerLines yields the header lines of a message (unfolded messages

@@ -31,11 +31,25 @@ type Entry struct {
 	next, prev *Entry
 	w          atomic.Pointer[Wheel]
 	f          func()
-	fa         func(uint64) // ScheduleArg: called with arg instead of f
+	fr         Firer // ScheduleFirer, ScheduleArg: called with arg instead of f
 	arg        uint64
 	tick       uint64 // absolute tick it is due at
 	state      uint8
 }
+
+// Firer is what ScheduleFirer calls when the timer fires, with the arg of
+// its arming. A pointer to the struct the Entry is embedded in makes a
+// Firer without allocating, where a method value or a closure per owner
+// was an allocation of every transaction (issue 14).
+type Firer interface {
+	Fire(arg uint64)
+}
+
+// argFunc makes a func(uint64) a Firer (a func value is stored in an
+// interface as it is: no allocation).
+type argFunc func(uint64)
+
+func (f argFunc) Fire(arg uint64) { f(arg) }
 
 // Stop cancels the timer. It returns true when it stopped a pending timer:
 // the callback has not started and will not run. It returns false when the
@@ -168,6 +182,14 @@ func (w *Wheel) Schedule(e *Entry, d time.Duration, f func()) {
 	w.schedule(e, d, f, nil, 0)
 }
 
+// ScheduleFirer is ScheduleArg with fr.Fire as the callback.
+func (w *Wheel) ScheduleFirer(e *Entry, d time.Duration, fr Firer, arg uint64) {
+	if fr == nil {
+		panic("wheel: nil Firer")
+	}
+	w.schedule(e, d, nil, fr, arg)
+}
+
 // ScheduleArg is Schedule for a callback that takes an argument, kept in
 // the Entry and passed to f when it fires. An owner can then build one
 // func per Entry once and re-arm with a new arg each time, allocating
@@ -180,10 +202,10 @@ func (w *Wheel) ScheduleArg(e *Entry, d time.Duration, f func(arg uint64), arg u
 	if f == nil {
 		panic("wheel: nil func")
 	}
-	w.schedule(e, d, nil, f, arg)
+	w.schedule(e, d, nil, argFunc(f), arg)
 }
 
-func (w *Wheel) schedule(e *Entry, d time.Duration, f func(), fa func(uint64), arg uint64) {
+func (w *Wheel) schedule(e *Entry, d time.Duration, f func(), fr Firer, arg uint64) {
 	if old := e.w.Load(); old != w {
 		if old != nil {
 			e.Stop()
@@ -194,7 +216,7 @@ func (w *Wheel) schedule(e *Entry, d time.Duration, f func(), fa func(uint64), a
 	w.mu.Lock()
 	w.remove(e)
 	e.tick = w.tickAt(at, d)
-	e.f, e.fa, e.arg = f, fa, arg
+	e.f, e.fr, e.arg = f, fr, arg
 	e.state = queued
 	pushBack(&w.slots[e.tick&w.mask], e)
 	w.queued++
@@ -235,7 +257,7 @@ func (w *Wheel) remove(e *Entry) bool {
 	}
 	unlink(e)
 	e.state = idle
-	e.f, e.fa = nil, nil
+	e.f, e.fr = nil, nil
 	return true
 }
 
@@ -347,15 +369,15 @@ func (w *Wheel) runDue() {
 		unlink(e)
 		w.ndue--
 		e.state = idle
-		f, fa, arg := e.f, e.fa, e.arg
-		e.f, e.fa = nil, nil
+		f, fr, arg := e.f, e.fr, e.arg
+		e.f, e.fr = nil, nil
 		w.mu.Unlock()
 		func() {
 			// Relock even if f panics: advance's deferred Unlock then
 			// leaves the wheel usable while the panic goes on up.
 			defer w.mu.Lock()
-			if fa != nil {
-				fa(arg)
+			if fr != nil {
+				fr.Fire(arg)
 			} else {
 				f()
 			}

@@ -487,6 +487,39 @@ func TestScheduleArg(t *testing.T) {
 	}
 }
 
+// firerOwner embeds its Entry and is its own Firer, as tm's transactions.
+type firerOwner struct {
+	e   Entry
+	got []uint64
+}
+
+func (o *firerOwner) Fire(arg uint64) { o.got = append(o.got, arg) }
+
+// ScheduleFirer calls the owner with the arg of the last arming; re-arming
+// replaces the pending one; Stop cancels it; and arming allocates nothing
+// (a method value or closure per owner was an allocation per transaction).
+func TestScheduleFirer(t *testing.T) {
+	w := manual(10*ms, 8)
+	o := &firerOwner{}
+	w.ScheduleFirer(&o.e, 10*ms, o, 1)
+	w.ScheduleFirer(&o.e, 20*ms, o, 2) // re-armed: 1 never fires
+	w.Advance(epoch.Add(100 * ms))
+	w.ScheduleFirer(&o.e, 10*ms, o, 3)
+	if !o.e.Stop() {
+		t.Fatal("Stop of a pending Firer entry returned false")
+	}
+	w.Advance(epoch.Add(200 * ms))
+	if len(o.got) != 1 || o.got[0] != 2 {
+		t.Fatalf("fired with %v, want [2]", o.got)
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		w.ScheduleFirer(&o.e, 10*ms, o, 4)
+		o.e.Stop()
+	}); n != 0 {
+		t.Fatalf("ScheduleFirer+Stop allocates %v times, want 0", n)
+	}
+}
+
 // An owner re-arms one Entry with a new generation after each Stop, while
 // the wheel fires on another goroutine: a firing only ever carries a
 // generation whose Stop did not succeed, each generation fires at most

@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"strconv"
 	"testing"
+	"unsafe"
 
 	"github.com/emiago/sipgo/sip"
 
@@ -54,5 +55,15 @@ func BenchmarkCellCall(b *testing.B) {
 		for _, ev := range evs {
 			c.Step(t0, ev)
 		}
+	}
+}
+
+// Issue 14: a held call keeps its Dialog for its whole life. Its five
+// timer entries (64 bytes each) and a pointer to the decision a deferred
+// admission parks keep it in the 576-byte size class (768 with the
+// decision inline).
+func TestIssue14_DialogFitsItsSizeClass(t *testing.T) {
+	if n := unsafe.Sizeof(Dialog{}); n > 576 {
+		t.Errorf("sizeof(Dialog) = %d bytes, want at most 576", n)
 	}
 }

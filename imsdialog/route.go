@@ -234,7 +234,7 @@ func (m *Manager) routeInitial(next tm.Router, r *tm.Request) tm.Decision {
 		return m.startNow(d, r, dec, true)
 	}
 	// The limit check may wait on Redis: not on tm's request path.
-	d.pending = dec
+	d.pending = &dec
 	inv, tx := r.Request, r.Tx
 	m.wg.Add(1)
 	go func() {
@@ -286,8 +286,12 @@ func (m *Manager) admitted(d *Dialog, tx *tm.Transaction, inv *sip.Request, rej 
 	// reply leaves, so abandoned may not be set yet.
 	final := tx.FinalCode() != 0
 	d.mu.Lock()
-	dec, abandoned := d.pending, d.abandoned || final
-	d.pending = tm.Decision{}
+	var dec tm.Decision
+	if d.pending != nil {
+		dec = *d.pending
+	}
+	abandoned := d.abandoned || final
+	d.pending = nil
 	var acts []Action
 	if rej == nil && !abandoned {
 		acts = m.startLocked(d)

@@ -3,7 +3,7 @@
 # N calls held open (long pause) at RATE calls/s, on 127.0.0.1 only.
 #
 #   test/bench/dialogs_rss.sh [--calls N] [--rate R]     (defaults 100000, 1000)
-#                             [--kamailio]
+#                             [--kamailio] [--profile FILE]
 #
 # It reads imsproxy's VmRSS and live Go heap (go_memstats_heap_alloc_bytes
 # from /metrics right after a GC forced through /debug/pprof/heap?gc=1)
@@ -13,6 +13,9 @@
 # everything (the held calls are not ended cleanly: that is not measured).
 # Bounded: the UAC places exactly N calls; every process is killed after
 # N/RATE + 180 s at the latest.
+#
+# --profile FILE saves imsproxy's in-use heap profile with the dialogs held
+# (go tool pprof -sample_index=inuse_space FILE): what a held dialog is made of.
 #
 # --kamailio measures Kamailio instead (installed: see compare.sh), with
 # test/bench/kamailio.cfg in the rr flow of compare.sh (record-route, dialog,
@@ -26,12 +29,14 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 2
 calls=100000
 rate=1000
 kamailio=0
+profile=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--calls) calls=$2; shift 2 ;;
 	--rate) rate=$2; shift 2 ;;
 	--kamailio) kamailio=1; shift ;;
-	*) echo "usage: $0 [--calls N] [--rate R] [--kamailio]" >&2; exit 2 ;;
+	--profile) profile=$2; shift 2 ;;
+	*) echo "usage: $0 [--calls N] [--rate R] [--kamailio] [--profile FILE]" >&2; exit 2 ;;
 	esac
 done
 export PATH=$PATH:/usr/local/go/bin
@@ -118,6 +123,9 @@ done
 sleep 45
 peak=$(rss)
 peakheap=$(heap)
+if [ -n "$profile" ]; then
+	curl -s -o "$profile" "http://127.0.0.1:$mgmt/debug/pprof/heap" && echo "heap profile: $profile"
+fi
 echo "dialogs active: $active of $calls"
 echo "imsproxy VmRSS: ${base} kB at start, ${peak} kB with the dialogs (45 s after the last set-up)"
 echo "imsproxy Go heap: ${baseheap} B at start, ${peakheap} B with the dialogs"

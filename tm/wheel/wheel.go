@@ -30,8 +30,7 @@ const (
 type Entry struct {
 	next, prev *Entry
 	w          atomic.Pointer[Wheel]
-	f          func()
-	fr         Firer // ScheduleFirer, ScheduleArg: called with arg instead of f
+	fr         Firer // the callback (Schedule's func is wrapped: plainFunc)
 	arg        uint64
 	tick       uint64 // absolute tick it is due at
 	state      uint8
@@ -45,11 +44,16 @@ type Firer interface {
 	Fire(arg uint64)
 }
 
-// argFunc makes a func(uint64) a Firer (a func value is stored in an
-// interface as it is: no allocation).
+// argFunc makes a func(uint64) a Firer, and plainFunc a func() (a func
+// value is stored in an interface as it is: no allocation). One callback
+// field per Entry: an Entry is 64 bytes, and a dialog embeds five.
 type argFunc func(uint64)
 
 func (f argFunc) Fire(arg uint64) { f(arg) }
+
+type plainFunc func()
+
+func (f plainFunc) Fire(uint64) { f() }
 
 // Stop cancels the timer. It returns true when it stopped a pending timer:
 // the callback has not started and will not run. It returns false when the
@@ -179,7 +183,7 @@ func (w *Wheel) Schedule(e *Entry, d time.Duration, f func()) {
 	if f == nil {
 		panic("wheel: nil func")
 	}
-	w.schedule(e, d, f, nil, 0)
+	w.schedule(e, d, plainFunc(f), 0)
 }
 
 // ScheduleFirer is ScheduleArg with fr.Fire as the callback.
@@ -187,7 +191,7 @@ func (w *Wheel) ScheduleFirer(e *Entry, d time.Duration, fr Firer, arg uint64) {
 	if fr == nil {
 		panic("wheel: nil Firer")
 	}
-	w.schedule(e, d, nil, fr, arg)
+	w.schedule(e, d, fr, arg)
 }
 
 // ScheduleArg is Schedule for a callback that takes an argument, kept in
@@ -202,10 +206,10 @@ func (w *Wheel) ScheduleArg(e *Entry, d time.Duration, f func(arg uint64), arg u
 	if f == nil {
 		panic("wheel: nil func")
 	}
-	w.schedule(e, d, nil, argFunc(f), arg)
+	w.schedule(e, d, argFunc(f), arg)
 }
 
-func (w *Wheel) schedule(e *Entry, d time.Duration, f func(), fr Firer, arg uint64) {
+func (w *Wheel) schedule(e *Entry, d time.Duration, fr Firer, arg uint64) {
 	if old := e.w.Load(); old != w {
 		if old != nil {
 			e.Stop()
@@ -216,7 +220,7 @@ func (w *Wheel) schedule(e *Entry, d time.Duration, f func(), fr Firer, arg uint
 	w.mu.Lock()
 	w.remove(e)
 	e.tick = w.tickAt(at, d)
-	e.f, e.fr, e.arg = f, fr, arg
+	e.fr, e.arg = fr, arg
 	e.state = queued
 	pushBack(&w.slots[e.tick&w.mask], e)
 	w.queued++
@@ -257,7 +261,7 @@ func (w *Wheel) remove(e *Entry) bool {
 	}
 	unlink(e)
 	e.state = idle
-	e.f, e.fr = nil, nil
+	e.fr = nil
 	return true
 }
 
@@ -369,18 +373,14 @@ func (w *Wheel) runDue() {
 		unlink(e)
 		w.ndue--
 		e.state = idle
-		f, fr, arg := e.f, e.fr, e.arg
-		e.f, e.fr = nil, nil
+		fr, arg := e.fr, e.arg
+		e.fr = nil
 		w.mu.Unlock()
 		func() {
 			// Relock even if f panics: advance's deferred Unlock then
 			// leaves the wheel usable while the panic goes on up.
 			defer w.mu.Lock()
-			if fr != nil {
-				fr.Fire(arg)
-			} else {
-				f()
-			}
+			fr.Fire(arg)
 		}()
 	}
 }

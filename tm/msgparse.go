@@ -121,13 +121,15 @@ func (b *msgHdrs) parse(kind blockKind, value string) sip.Header {
 			b.callID = sip.CallIDHeader(value)
 			return &b.callID
 		}
-	case inContentLength:
-		if n, err := strconv.ParseUint(value, 10, 32); err == nil {
+	case inContentLength, inMaxForwards:
+		// sipgo's parsers: a 32-bit decimal, nothing else.
+		n, err := strconv.ParseUint(value, 10, 32)
+		switch {
+		case err != nil:
+		case kind == inContentLength:
 			b.length = sip.ContentLengthHeader(n)
 			return &b.length
-		}
-	case inMaxForwards:
-		if n, err := strconv.ParseUint(value, 10, 32); err == nil {
+		default:
 			b.maxFwd = sip.MaxForwardsHeader(n)
 			return &b.maxFwd
 		}

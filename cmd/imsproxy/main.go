@@ -213,6 +213,9 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		goBG(db.persister.Run)
 	}
 	goBG(func(ctx context.Context) { expireLoop(ctx, loc) })
+	if tune := cfg.Runtime.headroomTuner(log); tune != nil {
+		goBG(tune)
+	}
 	advertise := cfg.AdvertiseHost
 	if advertise != "" && cfg.AdvertisePort > 0 {
 		advertise = net.JoinHostPort(cfg.AdvertiseHost, strconv.Itoa(cfg.AdvertisePort))

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"context"
+	"log/slog"
+	"math"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -86,4 +90,51 @@ func TestConfig_ListenNamesAndDuplicatesFailTheCheck(t *testing.T) {
 	assert.Contains(t, err.Error(), "the same as listen[1]")
 	_, err = loadForTest(t, "listen=udp:127.0.0.1:5060,tcp:127.0.0.1:5060,udp:[::1]:5060")
 	assert.NoError(t, err, "one port on UDP and TCP, and IPv6, are fine")
+}
+
+// Issue 14: runtime.heap_headroom keeps the soft memory limit at the live
+// heap plus the headroom (never above runtime.memory_limit), following the
+// live heap as it moves by more than an eighth of the headroom; a bad
+// value names its key; 0 turns it off.
+func TestRuntime_HeapHeadroom(t *testing.T) {
+	cfg, err := loadForTest(t)
+	require.NoError(t, err)
+	assert.Equal(t, int64(128<<20), cfg.Runtime.heapHeadroom, "default")
+	_, err = loadForTest(t, "runtime.heap_headroom=lots")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "runtime.heap_headroom")
+	off, err := loadForTest(t, "runtime.heap_headroom=0")
+	require.NoError(t, err)
+	assert.Nil(t, off.Runtime.headroomTuner(slog.New(slog.DiscardHandler)), "0 is off")
+
+	const mib = 1 << 20
+	for _, tc := range []struct {
+		live, ceiling, want int64
+	}{
+		{100 * mib, 0, 228 * mib},
+		{100 * mib, 200 * mib, 200 * mib},
+		{math.MaxInt64 - 1, 0, math.MaxInt64},
+	} {
+		h := heapTuner{headroom: 128 * mib, ceiling: tc.ceiling}
+		assert.Equal(t, tc.want, h.limit(tc.live), "live %d ceiling %d", tc.live, tc.ceiling)
+	}
+
+	synctest.Test(t, func(t *testing.T) {
+		lives := []int64{10 * mib, 20 * mib, 300 * mib, 305 * mib, 100 * mib}
+		var sets []int64
+		i := 0
+		h := heapTuner{headroom: 128 * mib, ceiling: 400 * mib, every: time.Second,
+			live: func() int64 { v := lives[min(i, len(lives)-1)]; i++; return v },
+			set:  func(n int64) { sets = append(sets, n) }}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { h.run(ctx); close(done) }()
+		time.Sleep(4*time.Second + time.Millisecond)
+		synctest.Wait()
+		cancel()
+		<-done
+		// 10 -> 138; 20 is within 16 MiB of it; 300 -> 428, capped at 400;
+		// 305 -> 400 again (no change); 100 -> 228.
+		assert.Equal(t, []int64{138 * mib, 400 * mib, 228 * mib}, sets)
+	})
 }

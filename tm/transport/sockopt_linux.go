@@ -4,7 +4,6 @@ package transport
 
 import (
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -47,32 +46,13 @@ func socketBuffers(c syscall.RawConn) (rcv, snd int, err error) {
 // more CPU per call non-blocking, issue 14). Close wakes them with
 // wakeReaders. Writes stay as they are: a UDP send does not block but on a
 // full socket buffer, where waiting is what the writer would do.
-//
-// A blocked read gives up after blockedReadTimeout (SO_RCVTIMEO): on
-// Linux 6.18 a datagram queued on the socket sometimes does not wake the
-// reader blocked in recvmmsg (seen about once in 50 000 calls of
-// BenchmarkRecordRoutedCall: the ACK sat in the queue, not counted in
-// InDatagrams, the reader asleep, the call stuck for good). On the
-// timeout recvmmsg fails with EAGAIN and the reader waits in Go's
-// netpoller, which has had that datagram's epoll event and returns at
-// once; an idle socket then waits there, so the timeout costs an idle
-// proxy nothing.
 func blockingReads(c syscall.RawConn) bool {
 	var serr error
-	if err := c.Control(func(fd uintptr) {
-		tv := unix.NsecToTimeval(blockedReadTimeout.Nanoseconds())
-		if serr = unix.SetsockoptTimeval(int(fd), unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); serr == nil {
-			serr = unix.SetNonblock(int(fd), false)
-		}
-	}); err != nil || serr != nil {
+	if err := c.Control(func(fd uintptr) { serr = unix.SetNonblock(int(fd), false) }); err != nil || serr != nil {
 		return false
 	}
 	return true
 }
-
-// blockedReadTimeout bounds how long a datagram can wait for a reader
-// whose wake-up was lost (see blockingReads).
-const blockedReadTimeout = 20 * time.Millisecond
 
 // readFlags makes a blocking recvmmsg return once one datagram is in,
 // with what else is queued, instead of waiting for a full batch.

@@ -230,7 +230,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	// go_gc_heap_live_bytes is the live heap of the last GC: memory per
 	// call without forcing a collection (README, memory per cps).
 	reg.MustRegister(collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(
-		collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/gc/heap/live:bytes$`)})),
+		collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/gc/(heap/live|gomemlimit):bytes$`)})),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(proxy.Stats(), proxy.TransportStats(), dialogs.Stats(), prof.set.Stats())
 	if db.persister != nil {

@@ -40,8 +40,16 @@ func TestIssue10_HeldCallsHoldNoGoroutines(t *testing.T) {
 	t.Logf("goroutines: idle %.0f, with %d held calls %.0f", idle, calls, held)
 	// The live heap of the last GC, which the README's memory sizing and
 	// test/bench/sustained_mem.sh read without forcing a collection.
-	if live, ok := MetricValue(m, "go_gc_heap_live_bytes"); !ok || live <= 0 {
+	live, ok := MetricValue(m, "go_gc_heap_live_bytes")
+	if !ok || live <= 0 {
 		t.Errorf("go_gc_heap_live_bytes = %v (present %v), want the live heap in /metrics", live, ok)
+	}
+	// runtime.heap_headroom (128 MiB by default) keeps the soft memory
+	// limit at the live heap plus the headroom, moved when the live heap
+	// moved by an eighth of it: without it the limit is math.MaxInt64.
+	const mib = 1 << 20
+	if limit, ok := MetricValue(m, "go_gc_gomemlimit_bytes"); !ok || limit < 128*mib || limit > live+(128+16+16)*mib {
+		t.Errorf("go_gc_gomemlimit_bytes = %v (present %v), want the live heap (%v) + 128 MiB, within 32 MiB", limit, ok, live)
 	}
 	if held > idle+50 {
 		t.Errorf("goroutines: idle %.0f, with %d held calls %.0f (want at most idle+50)", idle, calls, held)

@@ -63,6 +63,30 @@ func BenchmarkRecordRoutedCall(b *testing.B) {
 		c.run(b, i)
 	}
 	b.StopTimer()
+	// A kick is a reader the watchdog woke: a read that would have stalled
+	// (the callers here never retransmit), or a handler slower than a tick.
+	b.ReportMetric(c.metric(b, "imsdlg_transport_udp_read_kicks_total"), "read-kicks/run")
+}
+
+// metric reads one unlabelled counter of the proxy.
+func (c *benchCall) metric(b *testing.B, name string) float64 {
+	res, err := http.Get(c.metrics)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer res.Body.Close()
+	sc := bufio.NewScanner(res.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				b.Fatalf("metric %s: %v", name, err)
+			}
+			return f
+		}
+	}
+	b.Fatalf("metric %s: not exposed", name)
+	return 0
 }
 
 // benchCall is a caller and a callee that speak just enough SIP for one

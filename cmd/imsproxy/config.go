@@ -54,6 +54,7 @@ type Config struct {
 	Shutdown    ShutdownSection `config:"shutdown"`
 	Runtime     RuntimeSection  `config:"runtime"`
 	TCP         TCPSection      `config:"tcp"`
+	UDP         UDPSection      `config:"udp"`
 	Role        string          `config:"role"`
 	PCSCF       PCSCFSection    `config:"pcscf"`
 	SCSCF       SCSCFSection    `config:"scscf"`
@@ -193,6 +194,7 @@ func defaults() map[string]any {
 		shutdownDefaults(),
 		runtimeDefaults(),
 		tcpDefaults(),
+		udpDefaults(),
 		persistDefaults(),
 		profileDefaults(),
 		roleDefaults(),
@@ -677,6 +679,7 @@ func (c *Config) validate() []error {
 	errs = append(errs, c.validateShutdown()...)
 	errs = append(errs, c.validateRuntime()...)
 	errs = append(errs, c.validateTCP()...)
+	errs = append(errs, c.validateUDP()...)
 
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":

@@ -130,6 +130,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	tmc := cfg.TM
 	var tpo transport.Options
 	cfg.TCP.options(&tpo)
+	cfg.UDP.options(&tpo)
 	if cfg.Log.SIPTrace {
 		tpo.Trace = sipTrace(log)
 	}

@@ -11,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/imsdlg/imsdlg/tm/transport"
 )
 
 // Issue 14: the runtime section sets the collector; a bad value names its
@@ -137,4 +139,42 @@ func TestRuntime_HeapHeadroom(t *testing.T) {
 		// 305 -> 400 again (no change); 100 -> 228.
 		assert.Equal(t, []int64{138 * mib, 400 * mib, 228 * mib}, sets)
 	})
+}
+
+// Issue 14: the udp keys are checked and named, and reach the transport.
+func TestUDP_ConfigKeys(t *testing.T) {
+	for _, tc := range []struct{ set, want string }{
+		{"udp.sockets=0", "udp.sockets"},
+		{"udp.readers=65", "udp.readers"},
+		{"udp.batch=0", "udp.batch"},
+		{"udp.write_queue=0", "udp.write_queue"},
+		{"udp.read_buffer=lots", "udp.read_buffer"},
+		{"udp.write_buffer=1KiB", "udp.write_buffer"},
+		{"udp.read_watchdog=-1s", "udp.read_watchdog"},
+		{"udp.read_watchdog=10us", "udp.read_watchdog"},
+		{"udp.blocking_reads=maybe", "udp.blocking_reads"},
+	} {
+		_, err := loadForTest(t, tc.set)
+		require.Error(t, err, tc.set)
+		assert.Contains(t, err.Error(), tc.want, tc.set)
+	}
+
+	def, err := loadForTest(t)
+	require.NoError(t, err)
+	var o transport.Options
+	def.UDP.options(&o)
+	assert.Equal(t, transport.Options{UDPSockets: 1, UDPBatch: transport.DefaultUDPBatch, UDPReadBuffer: 4 << 20,
+		UDPWriteBuffer: 4 << 20, UDPWriteQueue: transport.DefaultUDPWriteQueue,
+		UDPReadWatchdog: transport.DefaultUDPReadWatchdog}, o, "defaults: blocking reads, readers left to the transport")
+
+	cfg, err := loadForTest(t, "udp.sockets=4", "udp.readers=2", "udp.batch=8", "udp.read_buffer=8MiB",
+		"udp.write_buffer=65536", "udp.write_queue=100", "udp.blocking_reads=false", "udp.read_watchdog=0")
+	require.NoError(t, err)
+	o = transport.Options{}
+	cfg.UDP.options(&o)
+	assert.Equal(t, transport.Options{UDPSockets: 4, UDPReaders: 2, UDPBatch: 8, UDPReadBuffer: 8 << 20,
+		UDPWriteBuffer: 65536, UDPWriteQueue: 100, UDPNetpollReads: true, UDPReadWatchdog: -1}, o)
+	ms, err := loadForTest(t, "udp.read_watchdog=5")
+	require.NoError(t, err)
+	assert.Equal(t, 5*time.Millisecond, ms.UDP.ReadWatchdog, "a plain number counts milliseconds")
 }

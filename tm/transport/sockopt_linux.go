@@ -64,3 +64,15 @@ const readFlags = unix.MSG_WAITFORONE
 func wakeReaders(c syscall.RawConn) {
 	c.Control(func(fd uintptr) { unix.Shutdown(int(fd), unix.SHUT_RD) })
 }
+
+// pendingDatagram is SIOCINQ: the length of the datagram at the head of the
+// socket's receive queue, 0 when the queue is empty. It does not take the
+// descriptor's read lock, so it answers while a reader is blocked.
+func pendingDatagram(c syscall.RawConn) (int, error) {
+	var n int
+	var serr error
+	if err := c.Control(func(fd uintptr) { n, serr = unix.IoctlGetInt(int(fd), unix.SIOCINQ) }); err != nil {
+		return 0, err
+	}
+	return n, serr
+}

@@ -25,3 +25,7 @@ func blockingReads(syscall.RawConn) bool { return false }
 const readFlags = 0
 
 func wakeReaders(syscall.RawConn) {}
+
+// pendingDatagram is not asked elsewhere: the readers wait in Go's
+// netpoller, and the watchdog leaves them alone.
+func pendingDatagram(syscall.RawConn) (int, error) { return 0, errors.ErrUnsupported }

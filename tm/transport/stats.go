@@ -63,6 +63,7 @@ type Stats struct {
 	acceptErrors    atomic.Uint64 // temporary accept errors, retried
 	readErrors      atomic.Uint64 // UDP read errors other than the socket closing
 	udpQueueDrops   atomic.Uint64 // datagrams refused by Send: writer queue full
+	udpReadKicks    atomic.Uint64 // sockets woken by the read watchdog
 	handlerPanics   atomic.Uint64
 	listenersDown   atomic.Uint64
 
@@ -81,11 +82,13 @@ func (s *Stats) proto(transport string) *protoStats {
 // messages_in (handed up, parsed or not; keep-alives excluded),
 // messages_out (UDP: written; TCP: written or queued for a slow peer),
 // bytes_in, bytes_out, parse_failures (handed up with Err), keepalives,
-// write_errors. TCP connections: connections_open, connections_accepted,
+// write_errors (an empty datagram is counted nowhere). TCP connections: connections_open, connections_accepted,
 // connections_dialed, dial_failures, refused_max_connections,
 // refused_max_per_ip, accept_errors, and the closes by reason:
 // framing_failures, read_timeouts, idle_closed, write_timeouts,
-// write_queue_overflows. UDP: read_errors, queue_drops, and the batch
+// write_queue_overflows. UDP: read_errors, queue_drops, read_kicks (a socket
+// whose readers took nothing for a tick while a datagram waited, woken by
+// the read watchdog), and the batch
 // histograms udp_read_batches / udp_write_batches (calls) with
 // udp_read_batch_le_N (calls that moved more than N/2 and at most N
 // datagrams). Also handler_panics and listeners_down.
@@ -117,6 +120,7 @@ func (s *Stats) Snapshot() map[string]uint64 {
 	m["tcp_accept_errors"] = s.acceptErrors.Load()
 	m["udp_read_errors"] = s.readErrors.Load()
 	m["udp_queue_drops"] = s.udpQueueDrops.Load()
+	m["udp_read_kicks"] = s.udpReadKicks.Load()
 	m["handler_panics"] = s.handlerPanics.Load()
 	m["listeners_down"] = s.listenersDown.Load()
 	for _, h := range []struct {
@@ -146,6 +150,7 @@ var (
 	descAcceptErr  = prometheus.NewDesc("imsdlg_transport_tcp_accept_errors_total", "Temporary accept errors (retried with backoff).", nil, nil)
 	descReadErr    = prometheus.NewDesc("imsdlg_transport_udp_read_errors_total", "UDP read errors (retried).", nil, nil)
 	descQueueDrops = prometheus.NewDesc("imsdlg_transport_udp_queue_drops_total", "Datagrams refused because the socket's write queue was full.", nil, nil)
+	descKicks      = prometheus.NewDesc("imsdlg_transport_udp_read_kicks_total", "UDP sockets whose readers took nothing for a watchdog tick while a datagram waited, woken with an empty datagram.", nil, nil)
 	descPanics     = prometheus.NewDesc("imsdlg_transport_handler_panics_total", "Panics recovered from the message handler.", nil, nil)
 	descDown       = prometheus.NewDesc("imsdlg_transport_listeners_down_total", "Listeners that stopped other than by Close.", nil, nil)
 	descBatch      = prometheus.NewDesc("imsdlg_transport_udp_batch_size", "Datagrams moved per recvmmsg (read) or sendmmsg (write) call.", []string{"direction"}, nil)
@@ -155,7 +160,7 @@ var (
 func (s *Stats) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descMessages, descBytes, descParseFail, descKeepalive, descWriteErr,
 		descClosed, descOpen, descAccepted, descDialed, descDialFail, descRefused, descAcceptErr, descReadErr,
-		descQueueDrops, descPanics, descDown, descBatch} {
+		descQueueDrops, descKicks, descPanics, descDown, descBatch} {
 		ch <- d
 	}
 }
@@ -191,6 +196,7 @@ func (s *Stats) Collect(ch chan<- prometheus.Metric) {
 	counter(descAcceptErr, s.acceptErrors.Load())
 	counter(descReadErr, s.readErrors.Load())
 	counter(descQueueDrops, s.udpQueueDrops.Load())
+	counter(descKicks, s.udpReadKicks.Load())
 	counter(descPanics, s.handlerPanics.Load())
 	counter(descDown, s.listenersDown.Load())
 	for _, h := range []struct {

@@ -64,6 +64,8 @@ type udpSock struct {
 	queued atomic.Int64
 	// blocking: the readers wait inside recvmmsg (blockingReads).
 	blocking bool
+	// watch is the read watchdog's state (its goroutine only).
+	watch readWatch
 }
 
 // srcCache maps an address to its text, direct-mapped; one per reader,
@@ -146,6 +148,10 @@ func (t *Transport) ListenUDP(addr netip.AddrPort) (netip.AddrPort, error) {
 	old := *t.udp.Load()
 	next := append(append(make([]*udpGroup, 0, len(old)+1), old...), g)
 	t.udp.Store(&next)
+	if len(old) == 0 && t.o.UDPReadWatchdog > 0 {
+		t.wg.Add(1)
+		go t.watchUDP(t.o.UDPReadWatchdog)
+	}
 	for _, s := range g.socks {
 		t.udpRead.Add(t.o.UDPReaders)
 		t.udpWrite.Add(1)
@@ -165,7 +171,7 @@ func (t *Transport) newUDPSock(g *udpGroup, uc *net.UDPConn, first bool) *udpSoc
 	// rather than be dropped.
 	uc.SetReadBuffer(t.o.UDPReadBuffer)
 	uc.SetWriteBuffer(t.o.UDPWriteBuffer)
-	if rc, err := uc.SyscallConn(); err == nil {
+	if rc, err := uc.SyscallConn(); err == nil && !t.o.UDPNetpollReads {
 		s.blocking = blockingReads(rc)
 	}
 	if rc, err := uc.SyscallConn(); err == nil && first {
@@ -247,8 +253,8 @@ func (s *udpSock) readLoop() {
 		for i := 0; i < n; i++ {
 			m := &ms[i]
 			ua, _ := m.Addr.(*net.UDPAddr)
-			if ua == nil {
-				continue
+			if ua == nil || m.N == 0 {
+				continue // an empty datagram carries nothing (the watchdog's kick)
 			}
 			local := s.g.addr
 			if oobLen > 0 && m.NN > 0 {

@@ -486,6 +486,12 @@ imsproxy_rpc() {
 		printf "POST /rpc HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" "${#body}" "$body" >&3 &&
 		sed "1,/^\r\{0,1\}$/d" <&3' _ "$MGMT_PORT" "$1" 2>/dev/null
 }
+# imsproxy_get PATH: the body of a GET on the management port.
+imsproxy_get() {
+	timeout 5 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" &&
+		printf "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n" "$2" >&3 &&
+		sed "1,/^\r\{0,1\}$/d" <&3' _ "$MGMT_PORT" "$1" 2>/dev/null
+}
 # proxy_stop NAME: SIGTERM, then SIGKILL to what is left after 10 s.
 proxy_stop() {
 	local name=$1 i left t0
@@ -626,6 +632,9 @@ step() {
 	elif [[ $proxy == imsproxy ]]; then
 		imsproxy_rpc dlg.stats >"$dir/dialog.stats"
 		R[$id/dialogs]=$(grep -o '"processed_dialogs":[0-9]*' "$dir/dialog.stats" | cut -d: -f2)
+		# Readers the UDP read watchdog woke (udp.read_watchdog).
+		imsproxy_get /metrics >"$dir/metrics.txt"
+		R[$id/kicks]=$(sed -n 's/^imsdlg_transport_udp_read_kicks_total //p' "$dir/metrics.txt")
 	fi
 	proxy_stop "$proxy"
 	R[$id/stop]=$STOP_SECONDS
@@ -689,9 +698,9 @@ step() {
 	else
 		rows+=("$id")
 	fi
-	printf '   %s cps, %s ok, %s failed, %s retrans, %s late msgs, CPU %s %% (%s us/call, %s context switches/call), sipp %s %%, other %s %%, %s UDP drops (%s by the proxy), %s dialogs, exit %s s after SIGTERM, pass: %s\n' \
+	printf '   %s cps, %s ok, %s failed, %s retrans, %s late msgs, CPU %s %% (%s us/call, %s context switches/call), sipp %s %%, other %s %%, %s UDP drops (%s by the proxy), %s dialogs%s, exit %s s after SIGTERM, pass: %s\n' \
 		"${R[$id/cps]}" "$okc" "$fail" "$retrans" "${R[$id/unexp]}" "${R[$id/cpu]}" "${R[$id/cpu_call]}" \
-		"${R[$id/cs_call]}" "${R[$id/sipp]}" "${R[$id/other]}" "${R[$id/drops]}" "${R[$id/proxy_drops]}" "${R[$id/dialogs]:-?}" "${R[$id/stop]}" "$pass"
+		"${R[$id/cs_call]}" "${R[$id/sipp]}" "${R[$id/other]}" "${R[$id/drops]}" "${R[$id/proxy_drops]}" "${R[$id/dialogs]:-?}" "${R[$id/kicks]:+, ${R[$id/kicks]} read kicks}" "${R[$id/stop]}" "$pass"
 }
 
 started=$(date -u '+%Y-%m-%d %H:%M UTC')

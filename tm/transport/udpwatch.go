@@ -31,16 +31,26 @@ const DefaultUDPReadWatchdog = 20 * time.Millisecond
 
 // readWatch is the watchdog's view of one socket between ticks.
 type readWatch struct {
-	last uint64 // the socket's read count at the previous tick
-	seen bool   // last is set
+	last   uint64 // the socket's read count at the previous tick
+	seen   bool   // last is set
+	kicked bool   // the previous tick kicked, and nothing was read since
 }
 
-// quiet records the read count of this tick and reports whether the
-// readers took nothing since the previous one.
-func (w *readWatch) quiet(received uint64) bool {
-	q := w.seen && received == w.last
+// next decides at a tick whether to kick the socket: received is its read
+// count now; pending asks whether a datagram waits, and is asked only when
+// nothing was read over the tick. A kick that was not read by the next
+// tick is repeated without asking: the empty datagram at the head of the
+// queue hides what waits behind it from SIOCINQ (it reports 0), and a kick
+// can meet the lost wake-up too.
+func (w *readWatch) next(received uint64, pending func() bool) bool {
+	quiet := w.seen && received == w.last
 	w.last, w.seen = received, true
-	return q
+	if !quiet {
+		w.kicked = false
+		return false
+	}
+	w.kicked = w.kicked || pending()
+	return w.kicked
 }
 
 // watchUDP runs until Close, every d: it kicks the sockets whose readers
@@ -57,14 +67,7 @@ func (t *Transport) watchUDP(d time.Duration) {
 		}
 		for _, g := range *t.udp.Load() {
 			for _, s := range g.socks {
-				if !s.watch.quiet(s.received.Load()) {
-					continue
-				}
-				rc, err := s.uc.SyscallConn()
-				if err != nil {
-					continue
-				}
-				if n, err := pendingDatagram(rc); err != nil || n <= 0 {
+				if !s.watch.next(s.received.Load(), s.pending) {
 					continue
 				}
 				t.stats.udpReadKicks.Add(1)
@@ -76,6 +79,16 @@ func (t *Transport) watchUDP(d time.Duration) {
 			}
 		}
 	}
+}
+
+// pending reports whether a datagram waits in the socket's queue.
+func (s *udpSock) pending() bool {
+	rc, err := s.uc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	n, err := pendingDatagram(rc)
+	return err == nil && n > 0
 }
 
 // kick sends empty datagrams to the group's address from a socket of its

@@ -11,22 +11,34 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// The watchdog kicks a socket only after a whole tick without a read.
-func TestReadWatch_Quiet(t *testing.T) {
+// The watchdog kicks a socket only after a whole tick without a read, and
+// only when a datagram waits; a kick nobody read is repeated.
+func TestReadWatch_Next(t *testing.T) {
+	type tick struct {
+		received uint64
+		pending  bool
+		kick     bool
+	}
 	for _, tc := range []struct {
-		name     string
-		received []uint64
-		quiet    []bool
+		name  string
+		ticks []tick
 	}{
-		{"first tick has nothing to compare with", []uint64{0}, []bool{false}},
-		{"no read over a tick", []uint64{5, 5}, []bool{false, true}},
-		{"reads every tick", []uint64{1, 2, 3}, []bool{false, false, false}},
-		{"quiet, then a read, then quiet again", []uint64{7, 7, 8, 8, 8}, []bool{false, true, false, true, true}},
+		{"first tick has nothing to compare with", []tick{{0, true, false}}},
+		{"no read over a tick, a datagram waiting", []tick{{5, true, false}, {5, true, true}}},
+		{"no read over a tick, queue empty: idle", []tick{{5, false, false}, {5, false, false}, {5, false, false}}},
+		{"reads every tick", []tick{{1, true, false}, {2, true, false}, {3, true, false}}},
+		{"the kick was read", []tick{{7, true, false}, {7, true, true}, {9, false, false}, {9, false, false}}},
+		{"the kick was not read: again, whatever SIOCINQ says", []tick{{7, true, false}, {7, true, true}, {7, false, true}, {7, false, true}, {8, false, false}, {8, false, false}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var w readWatch
-			for i, r := range tc.received {
-				require.Equal(t, tc.quiet[i], w.quiet(r), "tick %d (received %d)", i, r)
+			for i, k := range tc.ticks {
+				asked := false
+				got := w.next(k.received, func() bool { asked = true; return k.pending })
+				require.Equal(t, k.kick, got, "tick %d (received %d)", i, k.received)
+				if i > 0 && k.received != tc.ticks[i-1].received {
+					require.False(t, asked, "tick %d: SIOCINQ asked although the readers read", i)
+				}
 			}
 		})
 	}

@@ -64,9 +64,9 @@
 # imsproxy is built (go build ./cmd/imsproxy) into the work directory unless
 # --proxy names a binary; --rev REV builds the committed revision REV
 # instead of the working tree (git archive into the work directory).
-# Kamailio is installed with apt-get (as root, or through sudo -n) when
-# missing; the packaged service is kept from starting (policy-rc.d) and
-# stopped and disabled if it runs. Kamailio runs in the foreground (-DD -E)
+# sipp (Debian's sip-tester) and Kamailio are installed with apt-get (as
+# root, or through sudo -n) when missing; Kamailio's packaged service is
+# kept from starting (policy-rc.d) and stopped and disabled if it runs. Kamailio runs in the foreground (-DD -E)
 # with its own pid file (-P), runtime dir (-Y) and listen address, never as
 # the service, with the memory manager --kamailio-mem (default tlsf; the
 # package's default, qm, costs about three times the CPU per call).
@@ -146,7 +146,6 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 2
 root=$PWD
 scen=$root/test/sipp
 kcfg=$root/test/bench/kamailio.cfg
-command -v sipp >/dev/null 2>&1 || die "sipp not found (Debian package sip-tester; scripts/test.sh installs it)"
 hz=$(getconf CLK_TCK 2>/dev/null) || hz=100
 [[ $hz =~ ^[1-9][0-9]*$ ]] || hz=100
 
@@ -184,6 +183,17 @@ as_root() {
 }
 
 # ---------------------------------------------------------------- setup
+
+# sipp: Debian's sip-tester, installed like Kamailio when absent (a fresh
+# machine has neither).
+if ! command -v sipp >/dev/null 2>&1; then
+	echo "== installing sipp (apt-get install sip-tester)"
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends sip-tester ||
+		{ as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q &&
+			as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends sip-tester; } ||
+		die "sipp not found and apt-get install sip-tester failed (Debian package sip-tester; scripts/test.sh installs it)"
+	command -v sipp >/dev/null 2>&1 || die "sipp not found after installing sip-tester"
+fi
 
 # install_kamailio: Debian's package, its service kept from starting.
 install_kamailio() {

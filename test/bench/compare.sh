@@ -489,18 +489,16 @@ EOF
 	cat "$dir/proxy.log" >&2
 	return 1
 }
+# imsproxy_http VERB PATH [BODY]: the body of the management server's
+# answer (HTTP/1.0, so neither chunked nor kept alive).
+imsproxy_http() {
+	timeout 5 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" &&
+		printf "%s %s HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" "$2" "$3" "${#4}" "$4" >&3 &&
+		sed "1,/^\r\{0,1\}$/d" <&3' _ "$MGMT_PORT" "$1" "$2" "${3:-}" 2>/dev/null
+}
 # imsproxy_rpc METHOD: the JSON-RPC answer of the management server.
 imsproxy_rpc() {
-	timeout 5 bash -c 'body="{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"$2\"}"
-		exec 3<>"/dev/tcp/127.0.0.1/$1" &&
-		printf "POST /rpc HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" "${#body}" "$body" >&3 &&
-		sed "1,/^\r\{0,1\}$/d" <&3' _ "$MGMT_PORT" "$1" 2>/dev/null
-}
-# imsproxy_get PATH: the body of a GET on the management port.
-imsproxy_get() {
-	timeout 5 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" &&
-		printf "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n" "$2" >&3 &&
-		sed "1,/^\r\{0,1\}$/d" <&3' _ "$MGMT_PORT" "$1" 2>/dev/null
+	imsproxy_http POST /rpc "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"$1\"}"
 }
 # proxy_stop NAME: SIGTERM, then SIGKILL to what is left after 10 s.
 proxy_stop() {
@@ -643,7 +641,7 @@ step() {
 		imsproxy_rpc dlg.stats >"$dir/dialog.stats"
 		R[$id/dialogs]=$(grep -o '"processed_dialogs":[0-9]*' "$dir/dialog.stats" | cut -d: -f2)
 		# Readers the UDP read watchdog woke (udp.read_watchdog).
-		imsproxy_get /metrics >"$dir/metrics.txt"
+		imsproxy_http GET /metrics >"$dir/metrics.txt"
 		R[$id/kicks]=$(sed -n 's/^imsdlg_transport_udp_read_kicks_total //p' "$dir/metrics.txt")
 	fi
 	proxy_stop "$proxy"

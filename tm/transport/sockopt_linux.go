@@ -65,6 +65,10 @@ func wakeReaders(c syscall.RawConn) {
 	c.Control(func(fd uintptr) { unix.Shutdown(int(fd), unix.SHUT_RD) })
 }
 
+// watchdogSupported: the read watchdog runs (SIOCINQ; the stall it
+// covers is Linux's).
+const watchdogSupported = true
+
 // pendingDatagram is SIOCINQ: the length of the datagram at the head of the
 // socket's receive queue, 0 when the queue is empty. It does not take the
 // descriptor's read lock, so it answers while a reader is blocked.

@@ -26,6 +26,8 @@ const readFlags = 0
 
 func wakeReaders(syscall.RawConn) {}
 
-// pendingDatagram is not asked elsewhere: the readers wait in Go's
-// netpoller, and the watchdog leaves them alone.
+// watchdogSupported is false: the readers wait in Go's netpoller, and the
+// read watchdog is not started.
+const watchdogSupported = false
+
 func pendingDatagram(syscall.RawConn) (int, error) { return 0, errors.ErrUnsupported }

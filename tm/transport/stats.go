@@ -82,14 +82,15 @@ func (s *Stats) proto(transport string) *protoStats {
 // messages_in (handed up, parsed or not; keep-alives excluded),
 // messages_out (UDP: written; TCP: written or queued for a slow peer),
 // bytes_in, bytes_out, parse_failures (handed up with Err), keepalives,
-// write_errors (an empty datagram is counted nowhere). TCP connections: connections_open, connections_accepted,
-// connections_dialed, dial_failures, refused_max_connections,
+// write_errors (an empty datagram is counted nowhere). TCP connections:
+// connections_open, connections_accepted, connections_dialed,
+// dial_failures, refused_max_connections,
 // refused_max_per_ip, accept_errors, and the closes by reason:
 // framing_failures, read_timeouts, idle_closed, write_timeouts,
-// write_queue_overflows. UDP: read_errors, queue_drops, read_kicks (a socket
-// whose readers took nothing for a tick while a datagram waited, woken by
-// the read watchdog), and the batch
-// histograms udp_read_batches / udp_write_batches (calls) with
+// write_queue_overflows. UDP: read_errors, queue_drops, read_kicks (a
+// socket whose readers took nothing for a tick while a datagram waited,
+// woken by the read watchdog), and the batch histograms udp_read_batches /
+// udp_write_batches (calls) with
 // udp_read_batch_le_N (calls that moved more than N/2 and at most N
 // datagrams). Also handler_panics and listeners_down.
 func (s *Stats) Snapshot() map[string]uint64 {

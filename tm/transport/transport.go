@@ -169,9 +169,7 @@ func (t *Transport) Close() error {
 		for _, s := range g.socks {
 			s.uc.SetReadDeadline(past)
 			if s.blocking {
-				if rc, err := s.uc.SyscallConn(); err == nil {
-					wakeReaders(rc)
-				}
+				wakeReaders(s.rc)
 			}
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -64,8 +65,10 @@ type udpSock struct {
 	queued atomic.Int64
 	// blocking: the readers wait inside recvmmsg (blockingReads).
 	blocking bool
-	// watch is the read watchdog's state (its goroutine only).
+	// watch is the read watchdog's state (its goroutine only); rc the
+	// socket's raw descriptor, which the watchdog asks SIOCINQ on.
 	watch readWatch
+	rc    syscall.RawConn
 }
 
 // srcCache maps an address to its text, direct-mapped; one per reader,
@@ -148,7 +151,7 @@ func (t *Transport) ListenUDP(addr netip.AddrPort) (netip.AddrPort, error) {
 	old := *t.udp.Load()
 	next := append(append(make([]*udpGroup, 0, len(old)+1), old...), g)
 	t.udp.Store(&next)
-	if len(old) == 0 && t.o.UDPReadWatchdog > 0 {
+	if len(old) == 0 && t.o.UDPReadWatchdog > 0 && watchdogSupported {
 		t.wg.Add(1)
 		go t.watchUDP(t.o.UDPReadWatchdog)
 	}
@@ -171,13 +174,14 @@ func (t *Transport) newUDPSock(g *udpGroup, uc *net.UDPConn, first bool) *udpSoc
 	// rather than be dropped.
 	uc.SetReadBuffer(t.o.UDPReadBuffer)
 	uc.SetWriteBuffer(t.o.UDPWriteBuffer)
-	if rc, err := uc.SyscallConn(); err == nil && !t.o.UDPNetpollReads {
-		s.blocking = blockingReads(rc)
-	}
-	if rc, err := uc.SyscallConn(); err == nil && first {
-		if rcv, snd, err := socketBuffers(rc); err == nil && (rcv/2 < t.o.UDPReadBuffer || snd/2 < t.o.UDPWriteBuffer) {
-			t.log.Warn("the kernel granted smaller UDP socket buffers than asked for (raise net.core.rmem_max / wmem_max)",
-				"addr", g.addr, "rcvbuf", rcv/2, "sndbuf", snd/2, "asked_rcvbuf", t.o.UDPReadBuffer, "asked_sndbuf", t.o.UDPWriteBuffer)
+	if rc, err := uc.SyscallConn(); err == nil {
+		s.rc = rc
+		s.blocking = !t.o.UDPNetpollReads && blockingReads(rc)
+		if first {
+			if rcv, snd, err := socketBuffers(rc); err == nil && (rcv/2 < t.o.UDPReadBuffer || snd/2 < t.o.UDPWriteBuffer) {
+				t.log.Warn("the kernel granted smaller UDP socket buffers than asked for (raise net.core.rmem_max / wmem_max)",
+					"addr", g.addr, "rcvbuf", rcv/2, "sndbuf", snd/2, "asked_rcvbuf", t.o.UDPReadBuffer, "asked_sndbuf", t.o.UDPWriteBuffer)
+			}
 		}
 	}
 	if g.v6 {

@@ -83,11 +83,10 @@ func (t *Transport) watchUDP(d time.Duration) {
 
 // pending reports whether a datagram waits in the socket's queue.
 func (s *udpSock) pending() bool {
-	rc, err := s.uc.SyscallConn()
-	if err != nil {
+	if s.rc == nil {
 		return false
 	}
-	n, err := pendingDatagram(rc)
+	n, err := pendingDatagram(s.rc)
 	return err == nil && n > 0
 }
 

@@ -1,6 +1,7 @@
 package tm
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 
@@ -44,12 +45,49 @@ func mpSeeds(tb testing.TB) []string {
 		strings.Replace(resp, "Content-Length: 0", "Content-Length: x", 1),
 		strings.Replace(resp, "Via:", "Via: SIP/2.0/TCP [::1]:5070;branch=z9hG4bK-2\r\nVia:", 1),
 		strings.Replace(resp, "Via:", "Via: SIP/2.0/UDP a b\r\nVia:", 1),
+		// Comma lists of Vias (sipp's [last_Via:]): taken where sipgo
+		// reads them the same way, in every shape around the comma.
+		sippResp,
+		sippAnswer,
+		strings.Replace(sippResp, "rport=5062, SIP", "rport=5062,SIP", 1),
+		strings.Replace(sippResp, "rport=5062, SIP", "rport=5062 , SIP", 1),
+		strings.Replace(sippResp, "rport=5062, SIP", "rport=5062;, SIP", 1),
+		strings.Replace(sippResp, "rport=5062, SIP", "rport=5062,\tSIP", 1),
+		strings.Replace(sippResp, "rport=5062, SIP", "rport=5062,, SIP", 1),
+		strings.Replace(sippResp, ";branch=z9hG4bK-9\r\n", ";branch=z9hG4bK-9,\r\n", 1),
+		strings.Replace(sippResp, ";branch=z9hG4bK-9\r\n", ", SIP/2.0/TCP [::1]:5070;branch=z9hG4bK-3\r\n", 1),
+		strings.Replace(sippResp, ";branch=z9hG4bK-9\r\n", ", SIP/2.0/UDP c\r\n", 1),
+		strings.Replace(sippResp, ";branch=z9hG4bK-9\r\n", ", SIP/2.0/UDP c d;x\r\n", 1),
+		strings.Replace(sippResp, "127.0.0.1:5060;branch=z9hG4bK-1;received=127.0.0.1;rport=5062,", "a:1,", 1),
+		strings.Replace(sippResp, "127.0.0.1:5060;branch", "[::1]:5060;branch", 1),
+		strings.Replace(sippResp, "branch=z9hG4bK-1", `branch="z9,x"`, 1),
+		strings.Replace(sippResp, "Via:", "Via: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK-0, SIP/2.0/UDP 10.0.0.2;branch=z9hG4bK-00\r\nVia:", 1),
 		strings.Replace(resp, "From: <sip:a@x>;tag=1", "From: <tel:+1>;tag=1", 1),
 		strings.Replace(resp, "To:", "Contact: <sip:c@h>\r\nm: <sip:d@h>;expires=5\r\nTo:", 1),
 		strings.Replace(vtInvite, "Max-Forwards: 70", "Max-Forwards: 4294967296", 1),
 		strings.Replace(vtInvite, "Max-Forwards: 70", "Max-Forwards: 0\r\nMax-Forwards: 9", 1),
 	)
 }
+
+// sippResp is a response as sipp's UAS sends it through a proxy: the
+// Vias on one line, comma separated ([last_Via:]).
+const sippResp = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-1;received=127.0.0.1;rport=5062, " +
+	"SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK-9\r\nRecord-Route: <sip:127.0.0.1:5060;lr>\r\n" +
+	"From: <sip:a@x>;tag=1\r\nTo: <sip:b@y>;tag=2\r\nCall-ID: c@h\r\nCSeq: 1 INVITE\r\n" +
+	"Contact: <sip:uas@127.0.0.1:5070;transport=UDP>\r\nContent-Length: 0\r\n\r\n"
+
+// sippAnswer is sipp's (3.6.1, test/sipp/uas.xml) 200 OK to an INVITE
+// relayed by imsproxy, as sipp sent it back.
+const sippAnswer = "SIP/2.0 200 OK\r\n" +
+	"Via: SIP/2.0/UDP 127.0.0.1:25060;branch=z9hG4bK-b8d44e65edc217c5-1.f2f1ca2193e58042;rport, SIP/2.0/UDP 127.0.0.1:25080;branch=z9hG4bK-3668-1-0\r\n" +
+	"Record-Route: <sip:127.0.0.1:25060;lr;did=a71.5e2d5d95>\r\n" +
+	"From: \"sipp\" <sip:alice@127.0.0.1:25080>;tag=3668SIPpTag001\r\n" +
+	"To: <sip:bob@127.0.0.1:25060>;tag=3666SIPpTag011\r\n" +
+	"Call-ID: 1-3668@127.0.0.1\r\nCSeq: 1 INVITE\r\n" +
+	"Contact: <sip:uas@127.0.0.1:25070;transport=UDP>\r\n" +
+	"Content-Type: application/sdp\r\nContent-Length:   128\r\n\r\n" +
+	"v=0\r\no=uas 53655765 2353687637 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n" +
+	"m=audio 49172 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
 
 // mpSame fails unless the fast path built what sipgo builds.
 func mpSame(t *testing.T, p *Parser, data []byte) (fast bool) {
@@ -113,6 +151,24 @@ func TestIssue14_FastParseAsSipgo(t *testing.T) {
 		}
 	}
 	assert.Greater(t, took, 15, "the plain messages take the fast path")
+
+	// RFC 3261 §7.3.1: a comma list is the same as the headers on lines
+	// of their own; the proxy reads the two Vias of sipp's responses
+	// without sipgo's second parse.
+	require.True(t, mpSame(t, p, []byte(sippResp)), "a comma list of plain Vias takes the fast path")
+	require.True(t, mpSame(t, p, []byte(sippAnswer)), "sipp's 200 as sipp sent it through imsproxy takes the fast path")
+	var hosts []string
+	for _, h := range p.fast([]byte(sippResp)).(*sip.Response).GetHeaders("Via") {
+		hosts = append(hosts, h.(*sip.ViaHeader).Host+":"+h.(*sip.ViaHeader).Params.GetOr("branch", ""))
+	}
+	assert.Equal(t, []string{"127.0.0.1:z9hG4bK-1", "127.0.0.1:z9hG4bK-9"}, hosts)
+	for _, s := range []string{
+		strings.Replace(sippResp, "127.0.0.1:5060;branch=z9hG4bK-1;received=127.0.0.1;rport=5062,", "a:1,", 1),
+		strings.Replace(sippResp, "rport=5062, SIP", "rport=5062 , SIP", 1),
+		strings.Replace(sippResp, ";branch=z9hG4bK-9\r\n", ";branch=z9hG4bK-9,\r\n", 1),
+	} {
+		assert.Nil(t, p.fast([]byte(s)), "a list sipgo reads otherwise is sipgo's: %q", s)
+	}
 	for _, s := range []string{
 		strings.ReplaceAll(vtInvite, "\r\n", "\n"),
 		"SIP/2.0 200 OK\r\nVia: a\r\n b\r\n\r\n",
@@ -154,4 +210,54 @@ func TestIssue14_PlainRequestParsesInThreeAllocations(t *testing.T) {
 		n := testing.AllocsPerRun(50, func() { p.fast(data) })
 		assert.LessOrEqual(t, n, c.most, "allocations per parse of %q", c.msg)
 	}
+}
+
+// plainHeadRef is plainHead as a loop over every byte, the reference of
+// FuzzPlainHead. It returns where the empty line that ends the headers starts, or
+// -1 when the head is not plain: a CR or LF alone, or a folded line
+// (sipgo's errors, and its unfolding, are its own). One pass.
+func plainHeadRef(data []byte) int {
+	for i := 0; i < len(data); i++ {
+		switch data[i] {
+		case '\n':
+			return -1 // not after a CR
+		case '\r':
+			if i+1 >= len(data) || data[i+1] != '\n' {
+				return -1
+			}
+			if i+2 < len(data) {
+				switch data[i+2] {
+				case ' ', '\t':
+					return -1
+				case '\r':
+					if i+3 < len(data) && data[i+3] == '\n' && i > 0 {
+						return i
+					}
+				}
+			}
+			i++
+		}
+	}
+	return -1
+}
+
+// FuzzPlainHead: the vector search finds the end of the head where the
+// loop over every byte does, and refuses what it refuses.
+func FuzzPlainHead(f *testing.F) {
+	for _, s := range append(mpSeeds(f), "\r\n\r\nA", "a\r\n\r\n", "a\r\r\n\r\n", "a\n\r\n\r\n", "a\r\n b\r\n\r\n",
+		"a\r\n\r\r\n\r\n", "a\r\n\tb\r\n\r\n", "a\rb\r\n\r\n", "a\r\n\r\n\n\r", "\n", "\r\n\r\n") {
+		f.Add([]byte(s))
+	}
+	p := NewParser(0)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if bytes.HasPrefix(data, crlfcrlf) {
+			// No start line: the loop looked past it for a later
+			// empty line, the vector search stops; startLine refuses
+			// the message either way.
+			require.Equal(t, -1, plainHead(data))
+			require.Nil(t, p.fast(data))
+			return
+		}
+		require.Equal(t, plainHeadRef(data), plainHead(data), "%q", data)
+	})
 }

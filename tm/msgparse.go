@@ -188,7 +188,9 @@ func (p *Parser) fast(data []byte) sip.Message {
 		return nil
 	}
 	hs := string(data[:end+2]) // the one copy: headers keep slices of it
-	nl := strings.Index(hs, "\r\n")
+	// plainHead saw every LF of hs end a CRLF: a line ends one byte
+	// before its LF.
+	nl := strings.IndexByte(hs, '\n') - 1
 	msg, blk := startLine(hs[:nl])
 	if msg == nil {
 		return nil
@@ -196,9 +198,9 @@ func (p *Parser) fast(data []byte) sip.Message {
 	var buf [32]byte
 	length := -1
 	for rest := hs[nl+2:]; rest != ""; {
-		nl := strings.Index(rest, "\r\n")
-		line := rest[:nl]
-		rest = rest[nl+2:]
+		nl := strings.IndexByte(rest, '\n')
+		line := rest[:nl-1]
+		rest = rest[nl+1:]
 		colon := strings.IndexByte(line, ':')
 		if colon < 0 {
 			return nil

@@ -153,6 +153,7 @@ func TestUDP_ConfigKeys(t *testing.T) {
 		{"udp.read_watchdog=-1s", "udp.read_watchdog"},
 		{"udp.read_watchdog=10us", "udp.read_watchdog"},
 		{"udp.blocking_reads=maybe", "udp.blocking_reads"},
+		{"udp.raw_io=2", "udp.raw_io"},
 	} {
 		_, err := loadForTest(t, tc.set)
 		require.Error(t, err, tc.set)
@@ -168,12 +169,12 @@ func TestUDP_ConfigKeys(t *testing.T) {
 		UDPReadWatchdog: transport.DefaultUDPReadWatchdog}, o, "defaults: blocking reads, readers left to the transport")
 
 	cfg, err := loadForTest(t, "udp.sockets=4", "udp.readers=2", "udp.batch=8", "udp.read_buffer=8MiB",
-		"udp.write_buffer=65536", "udp.write_queue=100", "udp.blocking_reads=false", "udp.read_watchdog=0")
+		"udp.write_buffer=65536", "udp.write_queue=100", "udp.blocking_reads=false", "udp.read_watchdog=0", "udp.raw_io=true")
 	require.NoError(t, err)
 	o = transport.Options{}
 	cfg.UDP.options(&o)
 	assert.Equal(t, transport.Options{UDPSockets: 4, UDPReaders: 2, UDPBatch: 8, UDPReadBuffer: 8 << 20,
-		UDPWriteBuffer: 65536, UDPWriteQueue: 100, UDPNetpollReads: true, UDPReadWatchdog: -1}, o)
+		UDPWriteBuffer: 65536, UDPWriteQueue: 100, UDPNetpollReads: true, UDPRawIO: true, UDPReadWatchdog: -1}, o)
 	ms, err := loadForTest(t, "udp.read_watchdog=5")
 	require.NoError(t, err)
 	assert.Equal(t, 5*time.Millisecond, ms.UDP.ReadWatchdog, "a plain number counts milliseconds")

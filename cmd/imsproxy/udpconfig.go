@@ -35,6 +35,12 @@ type UDPSection struct {
 	// with a datagram queued until the read watchdog wakes it; the
 	// netpoller was never seen to).
 	BlockingReads bool `config:"blocking_reads"`
+	// RawIO (with BlockingReads, Linux) makes the readers of a socket wait
+	// in recvmmsg side by side rather than take turns on the descriptor's
+	// read lock, and its senders write side by side
+	// (transport.Options.UDPRawIO). Off: it cost more CPU per call in the
+	// side-by-side runs.
+	RawIO bool `config:"raw_io"`
 	// ReadWatchdog is how often a watchdog checks that no socket's readers
 	// sleep while a datagram waits, and wakes them; 0: off.
 	ReadWatchdog time.Duration `config:"read_watchdog" unit:"ms"`
@@ -51,6 +57,7 @@ func udpDefaults() map[string]any {
 		"udp.write_buffer":   "4MiB",
 		"udp.write_queue":    transport.DefaultUDPWriteQueue,
 		"udp.blocking_reads": true,
+		"udp.raw_io":         false,
 		"udp.read_watchdog":  transport.DefaultUDPReadWatchdog.String(),
 	}
 }
@@ -93,6 +100,7 @@ func (s UDPSection) options(o *transport.Options) {
 	o.UDPSockets, o.UDPReaders, o.UDPBatch, o.UDPWriteQueue = s.Sockets, s.Readers, s.Batch, s.WriteQueue
 	o.UDPReadBuffer, o.UDPWriteBuffer = int(s.readBuffer), int(s.writeBuffer)
 	o.UDPNetpollReads = !s.BlockingReads
+	o.UDPRawIO = s.RawIO
 	o.UDPReadWatchdog = s.ReadWatchdog
 	if s.ReadWatchdog == 0 {
 		o.UDPReadWatchdog = -1

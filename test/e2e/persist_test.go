@@ -81,14 +81,18 @@ func TestE2E_DialogSurvivesSIGKILL(t *testing.T) {
 				t.Errorf("TERMINATED entry %v, want end_reason terminated (dlg.terminate_dlg)", m.Values)
 			}
 		}
-		if len(states) >= 5 || time.Now().After(deadline) {
+		if (len(states) > 0 && states[len(states)-1] == "TERMINATED>DELETED") || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	want := []string{"UNCONFIRMED>EARLY", "EARLY>CONFIRMED_NA", "CONFIRMED_NA>CONFIRMED", "CONFIRMED>TERMINATED", "TERMINATED>DELETED"}
-	if fmt.Sprint(states) != fmt.Sprint(want) {
-		t.Errorf("events = %v, want %v", states, want)
+	// The callee sends its 180 and 200 back to back over UDP; two readers
+	// may handle the 200 first (SIP over UDP does not keep order), and the
+	// 180 that comes after the answer makes no early state.
+	reordered := append([]string{"UNCONFIRMED>CONFIRMED_NA"}, want[2:]...)
+	if fmt.Sprint(states) != fmt.Sprint(want) && fmt.Sprint(states) != fmt.Sprint(reordered) {
+		t.Errorf("events = %v, want %v (or, 180 after 200, %v)", states, want, reordered)
 	}
 }
 

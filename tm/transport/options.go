@@ -114,6 +114,16 @@ type Options struct {
 	// then sleeps on with a datagram queued (the read watchdog wakes it);
 	// the netpoller was never seen to.
 	UDPNetpollReads bool
+	// UDPRawIO (Linux, blocking reads) makes the readers call recvmmsg and
+	// the senders sendmsg on the descriptor themselves, inside
+	// RawConn.Control, instead of through x/net and the net package, whose
+	// locks let one reader into the kernel at a time (the others park on
+	// the read lock, and each batch hands it on with a goroutine wake-up)
+	// and send a busy socket's datagrams through the writer goroutine. Off
+	// by default: in the side-by-side runs it cost more CPU per call (raw
+	// reads 8-25 %, with twice the context switches: every reader's thread
+	// waits in the kernel; raw sends 2-4 %); see docs/DESIGN.md §9.
+	UDPRawIO bool
 	// UDPReadWatchdog is how often a watchdog checks that no UDP socket's
 	// readers sleep while a datagram waits (udpwatch.go); negative: never.
 	UDPReadWatchdog time.Duration

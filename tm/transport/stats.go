@@ -63,6 +63,7 @@ type Stats struct {
 	acceptErrors    atomic.Uint64 // temporary accept errors, retried
 	readErrors      atomic.Uint64 // UDP read errors other than the socket closing
 	udpQueueDrops   atomic.Uint64 // datagrams refused by Send: writer queue full
+	udpQueued       atomic.Uint64 // datagrams Send handed to the writer goroutine
 	udpReadKicks    atomic.Uint64 // sockets woken by the read watchdog
 	handlerPanics   atomic.Uint64
 	listenersDown   atomic.Uint64
@@ -87,7 +88,10 @@ func (s *Stats) proto(transport string) *protoStats {
 // dial_failures, refused_max_connections,
 // refused_max_per_ip, accept_errors, and the closes by reason:
 // framing_failures, read_timeouts, idle_closed, write_timeouts,
-// write_queue_overflows. UDP: read_errors, queue_drops, read_kicks (a
+// write_queue_overflows. UDP: read_errors, queue_drops, queued (datagrams
+// handed to the socket's writer goroutine rather than written by the
+// sender: the socket buffer was full, or another sender held the socket
+// where senders do not write side by side), read_kicks (a
 // socket whose readers took nothing for a tick while a datagram waited,
 // woken by the read watchdog), and the batch histograms udp_read_batches /
 // udp_write_batches (calls) with
@@ -121,6 +125,7 @@ func (s *Stats) Snapshot() map[string]uint64 {
 	m["tcp_accept_errors"] = s.acceptErrors.Load()
 	m["udp_read_errors"] = s.readErrors.Load()
 	m["udp_queue_drops"] = s.udpQueueDrops.Load()
+	m["udp_queued"] = s.udpQueued.Load()
 	m["udp_read_kicks"] = s.udpReadKicks.Load()
 	m["handler_panics"] = s.handlerPanics.Load()
 	m["listeners_down"] = s.listenersDown.Load()
@@ -151,6 +156,7 @@ var (
 	descAcceptErr  = prometheus.NewDesc("imsdlg_transport_tcp_accept_errors_total", "Temporary accept errors (retried with backoff).", nil, nil)
 	descReadErr    = prometheus.NewDesc("imsdlg_transport_udp_read_errors_total", "UDP read errors (retried).", nil, nil)
 	descQueueDrops = prometheus.NewDesc("imsdlg_transport_udp_queue_drops_total", "Datagrams refused because the socket's write queue was full.", nil, nil)
+	descQueued     = prometheus.NewDesc("imsdlg_transport_udp_queued_total", "Datagrams handed to the socket's writer goroutine instead of written by their sender (socket buffer full, or socket busy where senders do not write side by side).", nil, nil)
 	descKicks      = prometheus.NewDesc("imsdlg_transport_udp_read_kicks_total", "UDP sockets whose readers took nothing for a watchdog tick while a datagram waited, woken with an empty datagram.", nil, nil)
 	descPanics     = prometheus.NewDesc("imsdlg_transport_handler_panics_total", "Panics recovered from the message handler.", nil, nil)
 	descDown       = prometheus.NewDesc("imsdlg_transport_listeners_down_total", "Listeners that stopped other than by Close.", nil, nil)
@@ -161,7 +167,7 @@ var (
 func (s *Stats) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descMessages, descBytes, descParseFail, descKeepalive, descWriteErr,
 		descClosed, descOpen, descAccepted, descDialed, descDialFail, descRefused, descAcceptErr, descReadErr,
-		descQueueDrops, descKicks, descPanics, descDown, descBatch} {
+		descQueueDrops, descQueued, descKicks, descPanics, descDown, descBatch} {
 		ch <- d
 	}
 }
@@ -197,6 +203,7 @@ func (s *Stats) Collect(ch chan<- prometheus.Metric) {
 	counter(descAcceptErr, s.acceptErrors.Load())
 	counter(descReadErr, s.readErrors.Load())
 	counter(descQueueDrops, s.udpQueueDrops.Load())
+	counter(descQueued, s.udpQueued.Load())
 	counter(descKicks, s.udpReadKicks.Load())
 	counter(descPanics, s.handlerPanics.Load())
 	counter(descDown, s.listenersDown.Load())

@@ -63,8 +63,10 @@ type udpSock struct {
 	// datagram it sent before can still be waiting, and order holds.
 	wmu    sync.Mutex
 	queued atomic.Int64
-	// blocking: the readers wait inside recvmmsg (blockingReads).
+	// blocking: the readers wait inside recvmmsg (blockingReads). raw:
+	// they call it, and senders sendmsg, themselves (Options.UDPRawIO).
 	blocking bool
+	raw      bool
 	// watch is the read watchdog's state (its goroutine only); rc the
 	// socket's raw descriptor, which the watchdog asks SIOCINQ on.
 	watch readWatch
@@ -177,6 +179,7 @@ func (t *Transport) newUDPSock(g *udpGroup, uc *net.UDPConn, first bool) *udpSoc
 	if rc, err := uc.SyscallConn(); err == nil {
 		s.rc = rc
 		s.blocking = !t.o.UDPNetpollReads && blockingReads(rc)
+		s.raw = s.blocking && rawSupported && t.o.UDPRawIO
 		if first {
 			if rcv, snd, err := socketBuffers(rc); err == nil && (rcv/2 < t.o.UDPReadBuffer || snd/2 < t.o.UDPWriteBuffer) {
 				t.log.Warn("the kernel granted smaller UDP socket buffers than asked for (raise net.core.rmem_max / wmem_max)",
@@ -222,13 +225,34 @@ func (s *udpSock) readLoop() {
 		cm4     ipv4.ControlMessage
 		cm6     ipv6.ControlMessage
 		srcs    srcCache
+		raw     *rawReader
+		lens    []int
+		oobLens []int
+		from    []netip.AddrPort
 	)
 	flags := 0
 	if s.blocking {
 		flags = readFlags
+		if s.raw {
+			var oobs [][]byte
+			if oobLen > 0 {
+				oobs = make([][]byte, batch)
+				for i := range ms {
+					oobs[i] = ms[i].OOB
+				}
+			}
+			raw = newRawReader(bufs, oobs, flags)
+			lens, oobLens, from = make([]int, batch), make([]int, batch), make([]netip.AddrPort, batch)
+		}
 	}
 	for {
-		n, err := s.bc.ReadBatch(ms, flags)
+		var n int
+		var err error
+		if raw != nil {
+			n, err = raw.read(s.rc, lens, oobLens, from)
+		} else {
+			n, err = s.bc.ReadBatch(ms, flags)
+		}
 		if t.closed.Load() {
 			return // what was read as Close began is dropped, as a datagram may be
 		}
@@ -255,17 +279,21 @@ func (s *udpSock) readLoop() {
 		t.stats.readBatch.observe(n)
 		s.received.Add(uint64(n))
 		for i := 0; i < n; i++ {
-			m := &ms[i]
-			ua, _ := m.Addr.(*net.UDPAddr)
-			if ua == nil || m.N == 0 {
+			var remote netip.AddrPort
+			size, nn := 0, 0
+			if raw != nil {
+				remote, size, nn = from[i], lens[i], oobLens[i]
+			} else if ua, _ := ms[i].Addr.(*net.UDPAddr); ua != nil {
+				remote, size, nn = unmap(ua.AddrPort()), ms[i].N, ms[i].NN
+			}
+			if !remote.IsValid() || size == 0 {
 				continue // an empty datagram carries nothing (the watchdog's kick)
 			}
 			local := s.g.addr
-			if oobLen > 0 && m.NN > 0 {
-				local = s.g.dstOf(m.OOB[:m.NN], &cm4, &cm6)
+			if oobLen > 0 && nn > 0 {
+				local = s.g.dstOf(ms[i].OOB[:nn], &cm4, &cm6)
 			}
-			remote := unmap(ua.AddrPort())
-			t.datagram(bufs[i][0][:m.N], local, remote, srcs.get(remote))
+			t.datagram(bufs[i][0][:size], local, remote, srcs.get(remote))
 		}
 	}
 }
@@ -367,8 +395,19 @@ func (t *Transport) sendUDP(data []byte, dst Dest) error {
 	// An idle socket: write now, on the caller's goroutine. Waking the
 	// writer for every datagram cost a context switch per message at
 	// ordinary rates (issue 14); the queue and sendmmsg take over when
-	// datagrams pile up.
-	if s.queued.Load() == 0 && s.wmu.TryLock() {
+	// datagrams pile up. A raw socket's senders write side by side (no
+	// lock: nothing queued means none of their earlier datagrams waits);
+	// a full socket buffer sends the datagram to the queue.
+	if s.raw && s.queued.Load() == 0 {
+		sent, err := sendRaw(s.rc, v6, data, raddr, oob)
+		if sent {
+			return s.sent(data, raddr, err)
+		}
+		if err != nil {
+			t.stats.udp.writeErrors.Add(1)
+			return err
+		}
+	} else if s.queued.Load() == 0 && s.wmu.TryLock() {
 		if s.queued.Load() == 0 {
 			err := s.writeOne(data, raddr, oob)
 			s.wmu.Unlock()
@@ -380,6 +419,7 @@ func (t *Transport) sendUDP(data []byte, dst Dest) error {
 	s.queued.Add(1)
 	select {
 	case s.q <- udpOut{b: b, dst: raddr, oob: oob}:
+		t.stats.udpQueued.Add(1)
 		return nil
 	default:
 		s.queued.Add(-1)
@@ -394,8 +434,13 @@ func (t *Transport) sendUDP(data []byte, dst Dest) error {
 // it wait for room, as the writer's sendmmsg would; other senders queue
 // meanwhile). A refused datagram is counted and logged like the writer's.
 func (s *udpSock) writeOne(data []byte, dst netip.AddrPort, oob []byte) error {
-	t := s.t
 	_, _, err := s.uc.WriteMsgUDPAddrPort(data, oob, dst)
+	return s.sent(data, dst, err)
+}
+
+// sent counts a datagram written at once, or logs why it was not.
+func (s *udpSock) sent(data []byte, dst netip.AddrPort, err error) error {
+	t := s.t
 	if err != nil {
 		t.stats.udp.writeErrors.Add(1)
 		if sup, ok := t.logWrite.Allow(); ok {

@@ -1,0 +1,112 @@
+//go:build linux
+
+package transport
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+)
+
+// inRecvmmsg counts this process's threads blocked in recvmmsg on fd, from
+// /proc/self/task/*/syscall ("number arg1 ...", arg1 the descriptor).
+func inRecvmmsg(t *testing.T, fd int) int {
+	tasks, err := filepath.Glob("/proc/self/task/*/syscall")
+	require.NoError(t, err)
+	n := 0
+	for _, p := range tasks {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue // the thread is gone
+		}
+		f := strings.Fields(string(b))
+		if len(f) < 2 || f[0] != strconv.Itoa(unix.SYS_RECVMMSG) {
+			continue
+		}
+		if a, err := strconv.ParseUint(strings.TrimPrefix(f[1], "0x"), 16, 64); err == nil && int(a) == fd {
+			n++
+		}
+	}
+	return n
+}
+
+// Issue 14: with UDPRawIO a socket's readers wait in the kernel
+// together. Through
+// x/net's ReadBatch the descriptor's read lock let one reader into
+// recvmmsg at a time, the others parked on the lock and were handed it
+// with a goroutine wake-up per batch.
+func TestUDPReadersWaitInRecvmmsgTogether(t *testing.T) {
+	h := newHarness(t, Options{UDPReaders: 3, UDPRawIO: true})
+	addr, err := h.ListenUDP(netip.AddrPortFrom(lo4, 0))
+	require.NoError(t, err)
+	s := (*h.udp.Load())[0].socks[0]
+	require.True(t, s.raw, "UDPRawIO on a blocking socket")
+	var fd int
+	require.NoError(t, s.rc.Control(func(f uintptr) { fd = int(f) }))
+
+	deadline := time.Now().Add(waitFor)
+	for inRecvmmsg(t, fd) < 3 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond) // polling a condition, not timing it
+	}
+	require.Equal(t, 3, inRecvmmsg(t, fd), "every reader waits inside recvmmsg")
+
+	// And they still read: each datagram is handed up once.
+	c := udpClient(t, lo4)
+	for i := range 20 {
+		_, err := c.WriteToUDPAddrPort(request("OPTIONS", fmt.Sprint("together-", i), "", ""), addr)
+		require.NoError(t, err)
+	}
+	seen := map[string]bool{}
+	for range 20 {
+		m := h.next(t)
+		require.NoError(t, m.Err)
+		seen[m.Msg.CallID().Value()] = true
+		assert.Equal(t, unmap(c.LocalAddr().(*net.UDPAddr).AddrPort()), m.Remote, "the source read from the raw address")
+	}
+	assert.Len(t, seen, 20)
+}
+
+// Issue 14: with UDPRawIO senders on one socket write side by side, without the
+// descriptor's write lock; every datagram arrives whole, to its address,
+// and none waited for the writer goroutine while the socket had room.
+func TestUDPConcurrentSendersWriteAtOnce(t *testing.T) {
+	h := newHarness(t, Options{UDPRawIO: true})
+	_, err := h.ListenUDP(netip.AddrPortFrom(lo4, 0))
+	require.NoError(t, err)
+	const senders, each = 8, 50
+	peers := make([]*net.UDPConn, senders)
+	for i := range peers {
+		peers[i] = udpClient(t, lo4)
+		require.NoError(t, peers[i].SetReadBuffer(1<<20))
+	}
+	var wg sync.WaitGroup
+	for i := range senders {
+		wg.Go(func() {
+			dst := unmap(peers[i].LocalAddr().(*net.UDPAddr).AddrPort())
+			for j := range each {
+				assert.NoError(t, h.Send(response(200, fmt.Sprintf("s%d-%d", i, j)), Dest{Transport: UDP, Addr: dst}))
+			}
+		})
+	}
+	wg.Wait()
+	for i, c := range peers {
+		for j := range each {
+			b, _ := readUDP(t, c)
+			assert.Contains(t, string(b), fmt.Sprintf("Call-ID: s%d-%d\r\n", i, j), "peer %d gets its datagrams in order", i)
+		}
+	}
+	snap := h.Stats().Snapshot()
+	assert.Equal(t, uint64(senders*each), snap["udp_messages_out"])
+	assert.Zero(t, snap["udp_queued"], "no datagram waited for the writer goroutine")
+}

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -202,15 +203,20 @@ func TestUDPWildcardLocalAddress(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("IP_PKTINFO test on Linux")
 	}
-	for _, tc := range []struct{ wild, lo netip.Addr }{
-		{netip.IPv4Unspecified(), lo4},
-		{netip.IPv6Unspecified(), lo6},
+	for _, tc := range []struct {
+		wild, lo netip.Addr
+		raw      bool // UDPRawIO: the control messages go through our own recvmmsg and sendmsg
+	}{
+		{netip.IPv4Unspecified(), lo4, false},
+		{netip.IPv6Unspecified(), lo6, false},
+		{netip.IPv4Unspecified(), lo4, true},
+		{netip.IPv6Unspecified(), lo6, true},
 	} {
-		t.Run(tc.lo.String(), func(t *testing.T) {
+		t.Run(fmt.Sprint(tc.lo, "/raw=", tc.raw), func(t *testing.T) {
 			if tc.lo.Is6() {
 				have6(t)
 			}
-			h := newHarness(t, Options{})
+			h := newHarness(t, Options{UDPRawIO: tc.raw})
 			w, err := h.ListenUDP(any0(tc.wild))
 			require.NoError(t, err)
 			require.Equal(t, tc.wild, w.Addr())

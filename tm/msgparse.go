@@ -219,12 +219,9 @@ func (p *Parser) fast(data []byte) sip.Message {
 			}
 			continue
 		}
-		h := blk.parse(hp.kind, value)
-		if h == nil {
-			var err error
-			if h, err = hp.parse(hp.name, value); err != nil {
-				return nil // a comma list, or sipgo's error to give
-			}
+		h, ok := hp.header(blk, value)
+		if !ok {
+			return nil // a comma list, or sipgo's error to give
 		}
 		if cl, ok := h.(*sip.ContentLengthHeader); ok {
 			length = int(*cl)
@@ -244,27 +241,35 @@ func (p *Parser) fast(data []byte) sip.Message {
 	return msg
 }
 
+// header parses one value: into the message block's slot for it when the
+// slot is free and the value plain, else by its parser; false on the
+// parser's error.
+func (hp headerParser) header(blk *msgHdrs, value string) (sip.Header, bool) {
+	if h := blk.parse(hp.kind, value); h != nil {
+		return h, true
+	}
+	h, err := hp.parse(hp.name, value)
+	return h, err == nil
+}
+
 // viaList appends the Vias of a comma list, a header per value as sipgo's
 // parser does. UAs put the Vias of a response on one line (sipp's
 // [last_Via:] does); left to sipgo, such a response cost the whole
 // message's parse a second time (issue 14). Only lists sipgo reads the
-// same way are taken: every value before a comma plain, with parameters
-// (sipgo looks for the comma among them; one in the host part it reads as
-// part of the host), and not ending in white space or a bare ';'. false leaves the
-// message to sipgo.
+// same way are taken: every value before a comma plain (one that is not
+// sipgo may read differently inside a list than alone), with
+// parameters (sipgo looks for the comma among them; one in the host part
+// it reads as part of the host), and not ending in white space or a bare
+// ';'. false leaves the message to sipgo.
 func viaList(msg sip.Message, blk *msgHdrs, hp headerParser, value string) bool {
 	for {
 		item, rest, more := strings.Cut(value, ",")
 		if !more {
-			h := blk.parse(inVia, item)
-			if h == nil {
-				var err error
-				if h, err = hp.parse(hp.name, item); err != nil {
-					return false
-				}
+			h, ok := hp.header(blk, item)
+			if ok {
+				msg.AppendHeader(h)
 			}
-			msg.AppendHeader(h)
-			return true
+			return ok
 		}
 		if item == "" || strings.IndexByte(item, ';') < 0 || isBlank(item[len(item)-1]) || item[len(item)-1] == ';' {
 			return false
@@ -276,8 +281,7 @@ func viaList(msg sip.Message, blk *msgHdrs, hp headerParser, value string) bool 
 			}
 		}
 		msg.AppendHeader(h)
-		value = strings.TrimLeft(rest, " \t")
-		if value == "" {
+		if value = strings.TrimLeft(rest, " \t"); value == "" {
 			return false // a trailing comma: sipgo's to judge
 		}
 	}

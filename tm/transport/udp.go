@@ -226,9 +226,7 @@ func (s *udpSock) readLoop() {
 		cm6     ipv6.ControlMessage
 		srcs    srcCache
 		raw     *rawReader
-		lens    []int
-		oobLens []int
-		from    []netip.AddrPort
+		from    []netip.AddrPort // the sources the raw reader read
 	)
 	flags := 0
 	if s.blocking {
@@ -242,14 +240,14 @@ func (s *udpSock) readLoop() {
 				}
 			}
 			raw = newRawReader(bufs, oobs, flags)
-			lens, oobLens, from = make([]int, batch), make([]int, batch), make([]netip.AddrPort, batch)
+			from = make([]netip.AddrPort, batch)
 		}
 	}
 	for {
 		var n int
 		var err error
 		if raw != nil {
-			n, err = raw.read(s.rc, lens, oobLens, from)
+			n, err = raw.read(s.rc, ms, from)
 		} else {
 			n, err = s.bc.ReadBatch(ms, flags)
 		}
@@ -279,21 +277,21 @@ func (s *udpSock) readLoop() {
 		t.stats.readBatch.observe(n)
 		s.received.Add(uint64(n))
 		for i := 0; i < n; i++ {
+			m := &ms[i]
 			var remote netip.AddrPort
-			size, nn := 0, 0
 			if raw != nil {
-				remote, size, nn = from[i], lens[i], oobLens[i]
-			} else if ua, _ := ms[i].Addr.(*net.UDPAddr); ua != nil {
-				remote, size, nn = unmap(ua.AddrPort()), ms[i].N, ms[i].NN
+				remote = from[i]
+			} else if ua, _ := m.Addr.(*net.UDPAddr); ua != nil {
+				remote = unmap(ua.AddrPort())
 			}
-			if !remote.IsValid() || size == 0 {
+			if !remote.IsValid() || m.N == 0 {
 				continue // an empty datagram carries nothing (the watchdog's kick)
 			}
 			local := s.g.addr
-			if oobLen > 0 && nn > 0 {
-				local = s.g.dstOf(ms[i].OOB[:nn], &cm4, &cm6)
+			if oobLen > 0 && m.NN > 0 {
+				local = s.g.dstOf(m.OOB[:m.NN], &cm4, &cm6)
 			}
-			t.datagram(bufs[i][0][:size], local, remote, srcs.get(remote))
+			t.datagram(bufs[i][0][:m.N], local, remote, srcs.get(remote))
 		}
 	}
 }

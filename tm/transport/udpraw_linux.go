@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"unsafe"
 
+	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 )
 
@@ -95,9 +96,10 @@ func (r *rawReader) recvmmsg(fd uintptr) {
 	}
 }
 
-// read reads a batch: the count, each datagram's length, control length
-// and source in lens, oobLens and from.
-func (r *rawReader) read(rc syscall.RawConn, lens, oobLens []int, from []netip.AddrPort) (int, error) {
+// read reads a batch into the buffers it was built on: each datagram's
+// length and control length go to ms[i].N and NN as ReadBatch's do, its
+// source to from[i].
+func (r *rawReader) read(rc syscall.RawConn, ms []ipv4.Message, from []netip.AddrPort) (int, error) {
 	if err := rc.Control(r.recv); err != nil {
 		return 0, err
 	}
@@ -105,8 +107,7 @@ func (r *rawReader) read(rc syscall.RawConn, lens, oobLens []int, from []netip.A
 		return 0, r.err
 	}
 	for i := 0; i < r.n; i++ {
-		lens[i] = int(r.hdrs[i].Len)
-		oobLens[i] = int(r.hdrs[i].Hdr.Controllen)
+		ms[i].N, ms[i].NN = int(r.hdrs[i].Len), int(r.hdrs[i].Hdr.Controllen)
 		from[i] = sockaddrAddrPort(r.names[i*sockaddrLen : (i+1)*sockaddrLen])
 	}
 	return r.n, nil

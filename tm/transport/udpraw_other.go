@@ -6,6 +6,8 @@ import (
 	"errors"
 	"net/netip"
 	"syscall"
+
+	"golang.org/x/net/ipv4"
 )
 
 // rawSupported is false: the readers and senders go through x/net and the
@@ -16,7 +18,7 @@ type rawReader struct{}
 
 func newRawReader([][1][]byte, [][]byte, int) *rawReader { return &rawReader{} }
 
-func (*rawReader) read(syscall.RawConn, []int, []int, []netip.AddrPort) (int, error) {
+func (*rawReader) read(syscall.RawConn, []ipv4.Message, []netip.AddrPort) (int, error) {
 	return 0, errors.ErrUnsupported
 }
 

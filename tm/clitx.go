@@ -178,8 +178,9 @@ func hopACK(req *sip.Request, res *sip.Response) *sip.Request {
 }
 
 // startCliTx registers a client transaction for req (its top Via is ours)
-// and sends it. The owner hears of every response and of a failure.
-func (p *Proxy) startCliTx(req *sip.Request, dest transport.Dest, owner cliOwner) (*cliTx, error) {
+// and sends it; raw, when not nil, is req's wire form already made. The
+// owner hears of every response and of a failure.
+func (p *Proxy) startCliTx(req *sip.Request, raw []byte, dest transport.Dest, owner cliOwner) (*cliTx, error) {
 	via := req.Via()
 	cseq := req.CSeq()
 	if via == nil || cseq == nil {
@@ -190,7 +191,10 @@ func (p *Proxy) startCliTx(req *sip.Request, dest transport.Dest, owner cliOwner
 	if req.IsInvite() {
 		kind = txn.ClientInvite
 	}
-	c := &cliTx{p: p, dest: dest, owner: owner, req: req, raw: marshal(req),
+	if raw == nil {
+		raw = marshal(req)
+	}
+	c := &cliTx{p: p, dest: dest, owner: owner, req: req, raw: raw,
 		fsm: txn.New(kind, dest.Transport == transport.TCP, p.timers)}
 	var kb [96]byte // the key is built here and copied once into c.key
 	c.key = string(txn.AppendClientKey(kb[:0], branch, string(cseq.MethodName)))

@@ -153,7 +153,7 @@ func (p *Proxy) sendLocal(req *sip.Request, dst string, onFinal func(*sip.Respon
 	if req.IsInvite() {
 		owner.inv = &localInvite{p: p, req: req, dst: dst}
 	}
-	c, err := p.startCliTx(req, d, owner)
+	c, err := p.startCliTx(req, nil, d, owner)
 	if err != nil {
 		p.stats.sendFailures.Add(1)
 		return nil, nil, fmt.Errorf("tm: %s: %w", desc, err)

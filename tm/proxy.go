@@ -98,7 +98,7 @@ type listener struct {
 	transport string // "UDP", "TCP"
 	host      string // advertised in Via and Record-Route
 	port      int
-	ip        net.IP
+	ip        netip.Addr     // the address listened on, unmapped
 	addr      netip.AddrPort // bound
 }
 
@@ -260,7 +260,7 @@ func (p *Proxy) Listen(network, addr, advertise string) (net.Addr, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen %s:%s: %w", network, addr, err)
 	}
-	l := &listener{network: network, transport: strings.ToUpper(network), ip: ip}
+	l := &listener{network: network, transport: strings.ToUpper(network), ip: ap.Addr().Unmap()}
 	switch network {
 	case "udp":
 		l.addr, err = p.tp.ListenUDP(ap)
@@ -336,7 +336,7 @@ func (p *Proxy) isOurHostPort(host string, port int, defPort int) bool {
 		if strings.EqualFold(host, l.host) {
 			return true
 		}
-		if ip := net.ParseIP(host); ip != nil && ip.Equal(l.ip) {
+		if ip, err := netip.ParseAddr(host); err == nil && ip.Unmap() == l.ip {
 			return true
 		}
 	}
@@ -346,17 +346,23 @@ func (p *Proxy) isOurHostPort(host string, port int, defPort int) bool {
 // pickListener chooses the socket a message to h leaves from: same
 // transport, same address family when the destination is an IP literal.
 func (p *Proxy) pickListener(transport, host string) *listener {
-	ls := *p.listeners.Load()
-	ip := net.ParseIP(trimBrackets(host))
+	ip, _ := netip.ParseAddr(trimBrackets(host))
+	return p.pickListenerFor(transport, ip)
+}
+
+// pickListenerFor is pickListener for an address already parsed; the
+// zero Addr (a host name) takes the first listener of the transport.
+func (p *Proxy) pickListenerFor(transport string, ip netip.Addr) *listener {
+	v4 := ip.Unmap().Is4()
 	var anyTransport *listener
-	for _, l := range ls {
+	for _, l := range *p.listeners.Load() {
 		if l.transport != transport {
 			continue
 		}
 		if anyTransport == nil {
 			anyTransport = l
 		}
-		if ip == nil || (ip.To4() == nil) == (l.ip.To4() == nil) {
+		if !ip.IsValid() || v4 == l.ip.Is4() {
 			return l
 		}
 	}
@@ -442,13 +448,30 @@ func stampVia(req *sip.Request, src netip.AddrPort) {
 	if via == nil {
 		return
 	}
-	ip := src.Addr().String()
-	if !strings.EqualFold(trimBrackets(via.Host), ip) {
-		via.Params = setParam(via.Params, "received", ip)
+	// The values are cut from the request's Source ("ip:port", the
+	// transport's string of src, kept per source): formatting src again
+	// was a heap string per request.
+	ipStr, portStr := sourceParts(req.Source(), src)
+	if sent, err := netip.ParseAddr(trimBrackets(via.Host)); err != nil || sent.Unmap() != src.Addr() {
+		via.Params = setParam(via.Params, "received", ipStr)
 	}
 	if _, ok := Param(via.Params, "rport"); ok {
-		via.Params = setParam(via.Params, "rport", strconv.Itoa(int(src.Port())))
+		via.Params = setParam(via.Params, "rport", portStr)
 	}
+}
+
+// sourceParts returns the address and port of src as strings: slices of
+// source when it is src's "ip:port" form, else formatted.
+func sourceParts(source string, src netip.AddrPort) (ip, port string) {
+	if i := strings.LastIndexByte(source, ':'); i > 0 {
+		ip, port = trimBrackets(source[:i]), source[i+1:]
+		if a, err := netip.ParseAddr(ip); err == nil && a.Unmap() == src.Addr() {
+			if n, err := strconv.Atoi(port); err == nil && n == int(src.Port()) {
+				return ip, port
+			}
+		}
+	}
+	return src.Addr().String(), strconv.Itoa(int(src.Port()))
 }
 
 func setParam(p sip.HeaderParams, k, v string) sip.HeaderParams {
@@ -671,6 +694,55 @@ func (p *Proxy) replyLocal(s *srvTx, req *sip.Request, code int, reason string, 
 	if s.respond(res) {
 		p.stats.local(code)
 	}
+}
+
+// replyTrying sends the 100 (Trying) of an INVITE (§16.2): what
+// replyLocal sends, written straight from the request's headers. Through a
+// sip.Response it was ten heap objects per call.
+func (p *Proxy) replyTrying(s *srvTx, req *sip.Request) {
+	bp := marshalPool.Get().(*[]byte)
+	b := appendTrying((*bp)[:0], req)
+	data := make([]byte, len(b)) // kept: the answer to a retransmitted INVITE
+	copy(data, b)
+	if cap(b) <= maxPooledMarshal {
+		*bp = b
+		marshalPool.Put(bp)
+	}
+	if s.respondBytes(data, 100) {
+		p.stats.local(100)
+	}
+}
+
+// appendTrying writes the 100 (Trying) of req as sip.NewResponseFromRequest
+// and marshal make it: the request's Vias, From, To, Call-ID and CSeq, in
+// that order, its Timestamp (§8.2.6.1), Content-Length 0, no To tag.
+func appendTrying(b []byte, req *sip.Request) []byte {
+	b = append(b, req.SipVersion...)
+	b = append(b, " 100 Trying\r\n"...)
+	hs := req.Headers()
+	for _, h := range hs {
+		if v, ok := h.(*sip.ViaHeader); ok {
+			b = append(appendHeader(b, v), "\r\n"...)
+		}
+	}
+	if h := req.From(); h != nil {
+		b = append(appendHeader(b, h), "\r\n"...)
+	}
+	if h := req.To(); h != nil {
+		b = append(appendHeader(b, h), "\r\n"...)
+	}
+	if h := req.CallID(); h != nil {
+		b = append(appendHeader(b, h), "\r\n"...)
+	}
+	if h := req.CSeq(); h != nil {
+		b = append(appendHeader(b, h), "\r\n"...)
+	}
+	for _, h := range hs {
+		if strings.EqualFold(h.Name(), "Timestamp") {
+			b = append(appendHeader(b, h), "\r\n"...)
+		}
+	}
+	return append(b, "Content-Length: 0\r\n\r\n"...)
 }
 
 // reject answers a request that failed validation. Without a transaction

@@ -351,11 +351,62 @@ func TestRFC3261_18_1_1_LargeRequestSwitchesToTCP(t *testing.T) {
 	})
 	p := startProxy(t, testCfg(), router)
 	inv := uac.Invite("sip:bob@"+p.udp, "Content-Type: application/sdp", "body:"+strings.Repeat("a=x-filler:0123456789\r\n", 70))
-	require.Greater(t, msgSize(inv), p.cfg.UDPMaxSize)
+	require.Greater(t, len(marshal(inv)), p.cfg.UDPMaxSize)
 	uac.Send(p.udp, inv)
 	req := siptest.ReadTCPRequest(t, ln)
 	assert.Equal(t, "TCP", req.Via().Transport)
 	assert.Equal(t, sip.INVITE, req.Method)
+	assert.Len(t, req.GetHeaders("Via"), 2, "the UDP Via made for the size check is gone")
+	assert.Empty(t, req.GetHeaders("Record-Route"), "the router did not ask to record-route")
+}
+
+// RFC 5658 §3.4 (and §16.6 step 4): a request that enters over UDP and
+// leaves over TCP carries two Record-Routes, each side's address as that
+// side sees it: the outbound one (transport=tcp) on top, under our Via;
+// also after the switch to TCP for size (§18.1.1).
+func TestRFC5658_DoubleRecordRouteAcrossTransports(t *testing.T) {
+	for _, big := range []bool{false, true} {
+		t.Run(fmt.Sprintf("switched for size=%v", big), func(t *testing.T) {
+			uac := siptest.NewUA(t)
+			ln, err := siptest.ListenTCP()
+			require.NoError(t, err)
+			defer ln.Close()
+			port := ln.Addr().(*net.TCPAddr).Port
+			router := RouterFunc(func(r *Request) Decision {
+				u := sip.Uri{Scheme: "sip", User: "bob", Host: "127.0.0.1", Port: port, UriParams: sip.NewParams()}
+				if !big {
+					u.UriParams.Add("transport", "tcp")
+				}
+				d := RelayTo(Target{URI: u})
+				d.RecordRoute = true
+				return d
+			})
+			p := startProxy(t, testCfg(), router)
+			var extra []string
+			if big {
+				extra = []string{"Content-Type: application/sdp", "body:" + strings.Repeat("a=x-filler:0123456789\r\n", 70)}
+			}
+			uac.Send(p.udp, uac.Invite("sip:bob@"+p.udp, extra...))
+			req := siptest.ReadTCPRequest(t, ln)
+			hs := req.Headers()
+			require.GreaterOrEqual(t, len(hs), 3)
+			via, ok := hs[0].(*sip.ViaHeader)
+			require.True(t, ok, "our Via first, got %s", hs[0].Name())
+			assert.Equal(t, "TCP", via.Transport)
+			assert.True(t, p.IsOurVia(via))
+			rrs := req.GetHeaders("Record-Route")
+			require.Len(t, rrs, 2)
+			assert.Equal(t, "Record-Route", hs[1].Name(), "the Record-Routes follow our Via")
+			assert.Equal(t, "Record-Route", hs[2].Name())
+			out, in := rrs[0].(*sip.RecordRouteHeader).Address, rrs[1].(*sip.RecordRouteHeader).Address
+			assert.Equal(t, "tcp", out.UriParams.GetOr("transport", ""), "the callee's side: %s", out.String())
+			assert.False(t, in.UriParams.Has("transport"), "the caller's side is UDP: %s", in.String())
+			for _, u := range []sip.Uri{out, in} {
+				assert.True(t, p.IsOurURI(&u), u.String())
+				assert.True(t, u.UriParams.Has("lr"))
+			}
+		})
+	}
 }
 
 func TestRFC3261_16_6_SerialForkByQ(t *testing.T) {

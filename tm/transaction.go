@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -70,6 +71,9 @@ type Transaction struct {
 
 	vmu    sync.Mutex
 	values valueList // per-transaction data of the modules above tm
+	// value0 is room for the first value (the dialog's): no list to
+	// allocate for most transactions.
+	value0 [1]keyValue
 }
 
 // valueList holds module data by key: a transaction carries one or two
@@ -145,6 +149,7 @@ func (p *Proxy) newTransaction(req *sip.Request, m *transport.Message, srv *srvT
 
 		bestBranch: -1,
 	}
+	t.values = t.value0[:0]
 	t.orig.Store(req)
 	t.req.Store(shallowClone(req))
 	if cs := req.CSeq(); cs != nil {
@@ -169,7 +174,7 @@ func (p *Proxy) newTransaction(req *sip.Request, m *transport.Message, srv *srvT
 		return nil
 	}
 	if p.cfg.Auto100Trying {
-		p.replyLocal(srv, req, 100, "Trying")
+		p.replyTrying(srv, req)
 	}
 	return t
 }
@@ -885,7 +890,7 @@ func (b branchOwner) onFailure(c *cliTx, code int, err error) {
 // hooks may look at the transaction.
 func (t *Transaction) startBranch(i int, tg Target) {
 	p := t.p
-	req, d, err := t.buildBranch(i, tg)
+	req, raw, d, err := t.buildBranch(i, tg)
 	if err != nil {
 		p.log.Info("branch not sent", "callid", t.callID(), "branch", i, "error", err)
 		p.stats.sendFailures.Add(1)
@@ -910,7 +915,7 @@ func (t *Transaction) startBranch(i int, tg Target) {
 	// Read before the send: once the branch is out, its reply (and a
 	// test's clock) may move on before startCliTx returns.
 	ready := p.clock.Now()
-	c, err := p.startCliTx(req, d, branchOwner{t, i})
+	c, err := p.startCliTx(req, raw, d, branchOwner{t, i})
 	if err != nil {
 		p.log.Info("branch send failed", "callid", t.callID(), "branch", i, "error", err)
 		p.stats.sendFailures.Add(1)
@@ -927,73 +932,83 @@ func (t *Transaction) startBranch(i int, tg Target) {
 	}
 }
 
-// buildBranch makes the request of branch i (§16.6 steps 1–8). It returns
-// nil, nil when the branch hook dropped the branch.
-func (t *Transaction) buildBranch(i int, tg Target) (*sip.Request, transport.Dest, error) {
+// buildBranch makes the request of branch i (§16.6 steps 1–8), and its
+// wire form when the size check made it (else nil). It returns a nil
+// request and no error when the branch hook dropped the branch.
+func (t *Transaction) buildBranch(i int, tg Target) (*sip.Request, []byte, transport.Dest, error) {
 	p := t.p
 	tmpl, orig := t.req.Load(), t.orig.Load()
 	if tmpl == nil || orig == nil {
-		return nil, transport.Dest{}, errors.New("tm: the transaction is done")
+		return nil, nil, transport.Dest{}, errors.New("tm: the transaction is done")
 	}
-	req := shallowClone(tmpl)
+	ruri := &tmpl.Recipient
 	if tg.URI.Host != "" {
-		req.Recipient = *tg.URI.Clone()
+		ruri = &tg.URI
 	}
+	req := shallowCloneTo(tmpl, ruri)
 	setMaxForwards(req, nextMaxForwards(orig))
 	for _, h := range p.branch {
 		if !p.branchHook(h, t, &Branch{Index: i, Target: tg, Request: req}) {
-			return nil, transport.Dest{}, nil
+			return nil, nil, transport.Dest{}, nil
 		}
 	}
 	h, err := routeOut(req, tg.Dst)
 	if err != nil {
-		return nil, transport.Dest{}, err
+		return nil, nil, transport.Dest{}, err
 	}
 	out := p.pickListener(h.transport, h.host)
 	if out == nil {
-		return nil, transport.Dest{}, fmt.Errorf("no %s listener to send from", h.transport)
+		return nil, nil, transport.Dest{}, fmt.Errorf("no %s listener to send from", h.transport)
 	}
-	t.addRecordRoute(req, out)
-	req.PrependHeader(newVia(out, h.transport, newBranch(t.loopHash)))
-	if h.transport == "UDP" && p.hasTransport("TCP") && msgSize(req) > p.cfg.UDPMaxSize {
-		// RFC 3261 §18.1.1: too big for UDP without fragmentation.
-		h.transport = "TCP"
-		tcp := p.pickListener("TCP", h.host)
-		req.RemoveHeader("Via")
-		if t.rr {
-			req.RemoveHeader("Record-Route")
-			if len(req.GetHeaders("Record-Route")) > 0 && t.doubleRR(out) {
+	t.prependOurs(req, out, h.transport)
+	var raw []byte
+	if h.transport == "UDP" && p.hasTransport("TCP") {
+		// The size is known once the request is on the wire: that form is
+		// kept for the send (it was made twice).
+		if raw = marshal(req); len(raw) > p.cfg.UDPMaxSize {
+			// RFC 3261 §18.1.1: too big for UDP without fragmentation.
+			raw = nil
+			h.transport = "TCP"
+			tcp := p.pickListener("TCP", h.host)
+			req.RemoveHeader("Via")
+			if t.rr {
 				req.RemoveHeader("Record-Route")
+				if len(req.GetHeaders("Record-Route")) > 0 && t.doubleRR(out) {
+					req.RemoveHeader("Record-Route")
+				}
 			}
-			t.addRecordRoute(req, tcp)
+			out = tcp
+			t.prependOurs(req, out, "TCP")
 		}
-		out = tcp
-		req.PrependHeader(newVia(out, "TCP", newBranch(t.loopHash)))
 	}
 	d, err := p.destOf(h, out)
 	if err != nil {
-		return nil, transport.Dest{}, err
+		return nil, nil, transport.Dest{}, err
 	}
-	return req, d, nil
+	return req, raw, d, nil
+}
+
+// prependOurs puts our Via and, when the transaction record-routes, our
+// Record-Route(s) on top of a branch's request, in one go: sipgo copies
+// the header list on every prepend.
+func (t *Transaction) prependOurs(req *sip.Request, out *listener, transport string) {
+	var front [3]sip.Header
+	hs := append(front[:0], newVia(out, transport, newBranch(t.loopHash)))
+	if t.rr {
+		hs = append(hs, recordRoute(out, t.rrParams))
+		if t.doubleRR(out) {
+			hs = append(hs, recordRoute(t.p.pickListenerFor(t.upstream.Transport, t.upstream.Addr.Addr()), t.rrParams))
+		}
+	}
+	req.PrependHeader(hs...)
 }
 
 // doubleRR reports whether a branch through out needs two Record-Routes:
 // the two sides of the proxy differ in transport or address family (RFC
 // 5658), so each side must see the address that faces it.
 func (t *Transaction) doubleRR(out *listener) bool {
-	in := t.p.pickListener(t.upstream.Transport, t.upstream.Addr.Addr().String())
+	in := t.p.pickListenerFor(t.upstream.Transport, t.upstream.Addr.Addr())
 	return in != nil && in != out
-}
-
-func (t *Transaction) addRecordRoute(req *sip.Request, out *listener) {
-	if !t.rr {
-		return
-	}
-	if t.doubleRR(out) {
-		in := t.p.pickListener(t.upstream.Transport, t.upstream.Addr.Addr().String())
-		req.PrependHeader(recordRoute(in, t.rrParams))
-	}
-	req.PrependHeader(recordRoute(out, t.rrParams))
 }
 
 // sendCancel sends a CANCEL for a branch (§9.1): same Request-URI,
@@ -1027,7 +1042,7 @@ func (p *Proxy) sendCancel(inv *sip.Request, invTx *cliTx, reason string, hdrs .
 		c.AppendHeader(h)
 	}
 	c.SetBody(nil)
-	if _, err := p.startCliTx(c, invTx.dest, nil); err != nil {
+	if _, err := p.startCliTx(c, nil, invTx.dest, nil); err != nil {
 		p.stats.sendFailures.Add(1)
 		p.log.Info("CANCEL not sent", "callid", callID(inv), "error", err)
 		return
@@ -1041,8 +1056,29 @@ func (p *Proxy) sendCancel(inv *sip.Request, invTx *cliTx, reason string, hdrs .
 // Request-URI's parameter lists are copied by sip.NewRequest). Routers,
 // middleware and branch hooks follow that rule (BranchHook); a deep clone
 // per transaction and per branch was a tenth of the allocations per call.
-func shallowClone(req *sip.Request) *sip.Request {
-	c := sip.NewRequest(req.Method, req.Recipient)
+func shallowClone(req *sip.Request) *sip.Request { return shallowCloneTo(req, &req.Recipient) }
+
+// cloneBlock is a shallow clone with room for its Request-URI's
+// parameters: one allocation where sip.NewRequest made two.
+type cloneBlock struct {
+	req sip.Request
+	ukv [2]sip.HeaderKV
+}
+
+// shallowCloneTo is shallowClone with ruri as the Request-URI (a branch's
+// target: its parameter lists are copied once, not the template's first).
+func shallowCloneTo(req *sip.Request, ruri *sip.Uri) *sip.Request {
+	b := &cloneBlock{}
+	c := &b.req
+	c.MessageData = newMessageData()
+	c.Method = req.Method
+	c.Recipient = *ruri
+	if ruri.UriParams != nil {
+		c.Recipient.UriParams = append(b.ukv[:0], ruri.UriParams...)
+	}
+	if ruri.Headers != nil {
+		c.Recipient.Headers = slices.Clone(ruri.Headers)
+	}
 	c.SipVersion = req.SipVersion
 	for _, h := range req.Headers() {
 		c.AppendHeader(h)
@@ -1053,18 +1089,6 @@ func shallowClone(req *sip.Request) *sip.Request {
 	c.SetTransport(req.Transport())
 	c.SetSource(req.Source())
 	return c
-}
-
-// msgSize is the size of req on the wire.
-func msgSize(req *sip.Request) int {
-	bp := marshalPool.Get().(*[]byte)
-	b := appendMessage((*bp)[:0], req)
-	n := len(b)
-	if cap(b) <= maxPooledMarshal {
-		*bp = b
-		marshalPool.Put(bp)
-	}
-	return n
 }
 
 // guard keeps a panicking hook from taking the process down: the hook's

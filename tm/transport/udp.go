@@ -231,17 +231,17 @@ func (s *udpSock) readLoop() {
 	flags := 0
 	if s.blocking {
 		flags = readFlags
-		if s.raw {
-			var oobs [][]byte
-			if oobLen > 0 {
-				oobs = make([][]byte, batch)
-				for i := range ms {
-					oobs[i] = ms[i].OOB
-				}
+	}
+	if rawSupported && s.rc != nil {
+		var oobs [][]byte
+		if oobLen > 0 {
+			oobs = make([][]byte, batch)
+			for i := range ms {
+				oobs[i] = ms[i].OOB
 			}
-			raw = newRawReader(bufs, oobs, flags)
-			from = make([]netip.AddrPort, batch)
 		}
+		raw = newRawReader(bufs, oobs, flags, s.raw)
+		from = make([]netip.AddrPort, batch)
 	}
 	for {
 		var n int

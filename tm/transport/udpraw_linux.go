@@ -14,8 +14,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// rawSupported: with Options.UDPRawIO a blocking socket's readers call
-// recvmmsg and its senders sendmsg themselves, inside RawConn.Control.
+// rawSupported: a blocking socket's readers call recvmmsg themselves,
+// inside RawConn.Read (the descriptor's read lock held, as x/net's
+// ReadBatch does, but without its net.UDPAddr per datagram: seven heap
+// objects per call); with Options.UDPRawIO inside RawConn.Control, and
+// senders call sendmsg themselves too.
 //
 // Why: x/net's ReadBatch goes through RawConn.Read, which holds the
 // descriptor's read lock for the whole blocking recvmmsg, so a socket's
@@ -38,25 +41,31 @@ const sockaddrLen = unix.SizeofSockaddrInet6
 
 // rawReader is one reader's recvmmsg state, built once: the headers point
 // at the reader's buffers, and recv is bound once, so a batch allocates
-// nothing.
+// nothing. shared readers wait in the kernel side by side (RawConn.Control,
+// Options.UDPRawIO); the others take the descriptor's read lock in turn
+// (RawConn.Read), and a non-blocking descriptor's EAGAIN waits in the
+// netpoller.
 type rawReader struct {
-	hdrs  []unix.Mmsghdr
-	iovs  []unix.Iovec
-	names []byte
-	oobs  [][]byte
-	flags int
-	n     int
-	err   syscall.Errno
-	recv  func(fd uintptr)
+	hdrs   []unix.Mmsghdr
+	iovs   []unix.Iovec
+	names  []byte
+	oobs   [][]byte
+	flags  int
+	shared bool
+	n      int
+	err    syscall.Errno
+	recv   func(fd uintptr)
+	recvOK func(fd uintptr) bool
 }
 
-func newRawReader(bufs [][1][]byte, oobs [][]byte, flags int) *rawReader {
+func newRawReader(bufs [][1][]byte, oobs [][]byte, flags int, shared bool) *rawReader {
 	r := &rawReader{
-		hdrs:  make([]unix.Mmsghdr, len(bufs)),
-		iovs:  make([]unix.Iovec, len(bufs)),
-		names: make([]byte, len(bufs)*sockaddrLen),
-		oobs:  oobs,
-		flags: flags,
+		hdrs:   make([]unix.Mmsghdr, len(bufs)),
+		iovs:   make([]unix.Iovec, len(bufs)),
+		names:  make([]byte, len(bufs)*sockaddrLen),
+		oobs:   oobs,
+		flags:  flags,
+		shared: shared,
 	}
 	for i := range bufs {
 		b := bufs[i][0]
@@ -67,6 +76,10 @@ func newRawReader(bufs [][1][]byte, oobs [][]byte, flags int) *rawReader {
 		h.SetIovlen(1)
 	}
 	r.recv = r.recvmmsg
+	r.recvOK = func(fd uintptr) bool {
+		r.recvmmsg(fd)
+		return r.err != syscall.EAGAIN
+	}
 	return r
 }
 
@@ -100,7 +113,13 @@ func (r *rawReader) recvmmsg(fd uintptr) {
 // length and control length go to ms[i].N and NN as ReadBatch's do, its
 // source to from[i].
 func (r *rawReader) read(rc syscall.RawConn, ms []ipv4.Message, from []netip.AddrPort) (int, error) {
-	if err := rc.Control(r.recv); err != nil {
+	var err error
+	if r.shared {
+		err = rc.Control(r.recv)
+	} else {
+		err = rc.Read(r.recvOK)
+	}
+	if err != nil {
 		return 0, err
 	}
 	if r.err != 0 {

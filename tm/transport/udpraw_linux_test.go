@@ -110,3 +110,41 @@ func TestUDPConcurrentSendersWriteAtOnce(t *testing.T) {
 	assert.Equal(t, uint64(senders*each), snap["udp_messages_out"])
 	assert.Zero(t, snap["udp_queued"], "no datagram waited for the writer goroutine")
 }
+
+// Issue 14: reading a datagram off the socket costs no heap object beyond
+// what handing it up costs (parse and all). x/net's ReadBatch made a
+// net.UDPAddr per datagram: seven objects per record-routed call.
+func TestUDPReadAllocatesNothingPerDatagram(t *testing.T) {
+	for _, netpoll := range []bool{false, true} {
+		t.Run(fmt.Sprintf("netpoll=%v", netpoll), func(t *testing.T) {
+			const per = 200
+			var got sync.WaitGroup
+			h := newHarness(t, Options{UDPReaders: 1, UDPNetpollReads: netpoll, Handler: func(Message) { got.Done() }})
+			addr, err := h.ListenUDP(netip.AddrPortFrom(lo4, 0))
+			require.NoError(t, err)
+			c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(addr))
+			require.NoError(t, err)
+			defer c.Close()
+			data := []byte(benchInvite)
+			local, remote := addr, unmap(c.LocalAddr().(*net.UDPAddr).AddrPort())
+			handOff := testing.AllocsPerRun(per, func() {
+				got.Add(1)
+				h.datagram(data, local, remote, remote.String())
+			})
+			got.Add(1) // warm the reader's caches (the source's string)
+			_, err = c.Write(data)
+			require.NoError(t, err)
+			got.Wait()
+			socket := testing.AllocsPerRun(1, func() {
+				for range per {
+					got.Add(1)
+					if _, err := c.Write(data); err != nil {
+						panic(err)
+					}
+					got.Wait() // one at a time: none dropped
+				}
+			}) / per
+			assert.LessOrEqual(t, socket, handOff+0.2, "heap objects per datagram read from the socket (%.1f to hand one up)", handOff)
+		})
+	}
+}

@@ -36,7 +36,7 @@ func TestIssue14_LegKeepsNothingOfTheReply(t *testing.T) {
 	var s Set
 	r := Reply{Code: 200, ToTag: tag, CSeq: 1, Method: sip.INVITE, Contact: contact, HasContact: true,
 		RecordRoute: []sip.Uri{rr}}
-	leg, _, err := s.OnReply(t0, 0, r, func(sip.Uri) bool { return false })
+	leg, _, err := s.OnReply(t0, 0, r, func(*sip.Uri) bool { return false })
 	require.NoError(t, err)
 	assert.Equal(t, "b1", leg.ToTag)
 	assert.Equal(t, "sip:bob@10.0.1.1:5062;transport=udp", leg.RemoteTarget.String())

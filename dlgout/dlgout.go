@@ -205,7 +205,7 @@ type Reply struct {
 //   - a 2xx without a To tag makes a leg whose tag is null (""): RFC 3261
 //     §8.2.6.2 makes the UAS add one, and §12.1.2 has the UAC treat a
 //     missing one as null; the caller's ACK and BYE then carry none.
-func (s *Set) OnReply(now time.Time, branch int, r Reply, ourRR func(sip.Uri) bool) (leg *Leg, created bool, err error) {
+func (s *Set) OnReply(now time.Time, branch int, r Reply, ourRR func(*sip.Uri) bool) (leg *Leg, created bool, err error) {
 	code := r.Code
 	switch {
 	case code < 100 || code > 699:
@@ -265,7 +265,7 @@ func (s *Set) OnReply(now time.Time, branch int, r Reply, ourRR func(sip.Uri) bo
 
 // update records a tagged 1xx/2xx on the leg; withRoute recomputes the route
 // set (leg creation and 2xx only).
-func (l *Leg) update(now time.Time, r *Reply, ourRR func(sip.Uri) bool, withRoute bool) {
+func (l *Leg) update(now time.Time, r *Reply, ourRR func(*sip.Uri) bool, withRoute bool) {
 	var buf [48]*string
 	keep := buf[:0]
 	if l.Updated.IsZero() {

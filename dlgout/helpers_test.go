@@ -15,7 +15,7 @@ import (
 // ourHost is this proxy in the tests: every Record-Route entry on it is ours.
 const ourHost = "scscf.ims.example.net"
 
-func ours(u sip.Uri) bool { return u.Host == ourHost }
+func ours(u *sip.Uri) bool { return u.Host == ourHost }
 
 var t0 = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 
@@ -90,7 +90,7 @@ func mustResp(t *testing.T, s *Set, branch int, res *sip.Response) *Leg {
 
 // OnResponse is OnReply with the facts read off a parsed response, as the
 // dialog module reads them: the tests speak SIP, the Set takes facts.
-func (s *Set) OnResponse(now time.Time, branch int, res *sip.Response, ourRR func(sip.Uri) bool) (*Leg, bool, error) {
+func (s *Set) OnResponse(now time.Time, branch int, res *sip.Response, ourRR func(*sip.Uri) bool) (*Leg, bool, error) {
 	if res == nil {
 		return nil, false, ErrMalformed
 	}

@@ -27,7 +27,7 @@ import (
 // entry is taken for the callee side, all of them reversed: a 1xx/2xx
 // without our entry cannot be split, and is read from the callee's end. The
 // URIs are copies; nil when empty.
-func CalleeRouteSet(recordRoute []sip.Uri, ourRR func(sip.Uri) bool) []sip.Uri {
+func CalleeRouteSet(recordRoute []sip.Uri, ourRR func(*sip.Uri) bool) []sip.Uri {
 	lo, _ := ourRun(recordRoute, ourRR)
 	return reversedClone(recordRoute[:lo])
 }
@@ -39,7 +39,7 @@ func CalleeRouteSet(recordRoute []sip.Uri, ourRR func(sip.Uri) bool) []sip.Uri {
 // our entry, which is where the dialog module reads it; an empty answer
 // there would leave every dialog without a route back to its caller. The
 // URIs are copies; nil when empty.
-func CallerRouteSet(recordRoute []sip.Uri, ourRR func(sip.Uri) bool) []sip.Uri {
+func CallerRouteSet(recordRoute []sip.Uri, ourRR func(*sip.Uri) bool) []sip.Uri {
 	lo, hi := ourRun(recordRoute, ourRR)
 	rest := recordRoute[hi:]
 	if lo == len(recordRoute) {
@@ -57,19 +57,19 @@ func CallerRouteSet(recordRoute []sip.Uri, ourRR func(sip.Uri) bool) []sip.Uri {
 
 // ourRun returns the bounds [lo, hi) of the lowest run of our entries; both
 // are len(rr) when none is ours.
-func ourRun(rr []sip.Uri, ourRR func(sip.Uri) bool) (lo, hi int) {
+func ourRun(rr []sip.Uri, ourRR func(*sip.Uri) bool) (lo, hi int) {
 	hi = len(rr)
 	if ourRR == nil {
 		return hi, hi
 	}
-	for hi > 0 && !ourRR(rr[hi-1]) {
+	for hi > 0 && !ourRR(&rr[hi-1]) {
 		hi--
 	}
 	if hi == 0 {
 		return len(rr), len(rr)
 	}
 	lo = hi - 1
-	for lo > 0 && ourRR(rr[lo-1]) {
+	for lo > 0 && ourRR(&rr[lo-1]) {
 		lo--
 	}
 	return lo, hi

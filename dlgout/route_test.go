@@ -14,7 +14,7 @@ func TestRFC3261_12_1_2_RouteSetFromRecordRoute(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		rr     []string
-		ours   func(sip.Uri) bool
+		ours   func(*sip.Uri) bool
 		callee []string
 		caller []string
 	}{

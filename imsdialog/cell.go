@@ -109,9 +109,15 @@ type Cell struct {
 	callerTarget sip.Uri
 	callerRoute  []sip.Uri // from us towards the caller, nearest first
 	callerDst    string    // the caller's hop when it has no route set
-	callerCSeq   uint32    // highest CSeq seen from the caller
-	inviteCSeq   uint32
-	outs         dlgout.Set
+	// legHop is legDst's last answer: requests within the dialog ask per
+	// request, and it changes only with the leg's source.
+	legHop struct {
+		leg                 *dlgout.Leg
+		transport, src, dst string
+	}
+	callerCSeq uint32 // highest CSeq seen from the caller
+	inviteCSeq uint32
+	outs       dlgout.Set
 
 	vars  map[string]string
 	flags uint32
@@ -150,7 +156,7 @@ func NewCell(cfg *CellConfig, now time.Time, did string, inv Invite, ours func(*
 		from: inv.From, to: inv.To, callerTarget: inv.Contact,
 		inviteCSeq: inv.CSeq, callerCSeq: inv.CSeq, ping: cfg.Ping, reping: cfg.ReinvitePing, callerSDP: inv.SDP}
 	// Our entry is not in the request yet: every entry is the caller's side.
-	c.callerRoute = dlgout.CallerRouteSet(inv.RecordRoute, func(sip.Uri) bool { return false })
+	c.callerRoute = dlgout.CallerRouteSet(inv.RecordRoute, func(*sip.Uri) bool { return false })
 	if len(c.callerRoute) == 0 && inv.Source != "" {
 		c.callerDst = hopDst(inv.Transport, inv.Source)
 	}
@@ -415,12 +421,12 @@ func (c *Cell) deleted(out []Action, now time.Time) []Action {
 // proxy of the same call running this module (a P-CSCF in front of this
 // S-CSCF) derives the same did from the same Call-ID, and its entries must
 // stay in the route sets.
-func (c *Cell) ourRR(u sip.Uri) bool {
+func (c *Cell) ourRR(u *sip.Uri) bool {
 	v, ok := tm.Param(u.UriParams, c.cfg.RRParam)
 	if !ok || v != c.did {
 		return false
 	}
-	return c.ours == nil || c.ours(&u)
+	return c.ours == nil || c.ours(u)
 }
 
 // SetVar sets a dialog variable (set_dlg_var); an empty value removes it.

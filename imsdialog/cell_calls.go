@@ -299,7 +299,7 @@ func (c *Cell) Target(fromCaller bool, toTag string) (target sip.Uri, route []si
 	if leg == nil || leg.RemoteTarget.Host == "" {
 		return sip.Uri{}, nil, "", false
 	}
-	return leg.RemoteTarget, leg.RouteSet, legDst(leg), true
+	return leg.RemoteTarget, leg.RouteSet, c.legDst(leg), true
 }
 
 // sameTarget tells a Request-URI that already names the remote target (a

@@ -126,11 +126,15 @@ func (c *Cell) toWithTag(tag string) sip.ToHeader {
 }
 
 // legDst is the callee's hop when its leg has no route set.
-func legDst(l *dlgout.Leg) string {
-	if len(l.RouteSet) == 0 && l.Source != "" {
-		return hopDst(l.Transport, l.Source)
+func (c *Cell) legDst(l *dlgout.Leg) string {
+	if len(l.RouteSet) != 0 || l.Source == "" {
+		return ""
 	}
-	return ""
+	h := &c.legHop
+	if h.leg != l || h.src != l.Source || h.transport != l.Transport {
+		h.leg, h.src, h.transport, h.dst = l, l.Source, l.Transport, hopDst(l.Transport, l.Source)
+	}
+	return h.dst
 }
 
 // hopDst is "transport:source" with the transport in lower case, built in
@@ -178,7 +182,7 @@ func (c *Cell) inDialog(method sip.RequestMethod, leg *dlgout.Leg, side Side) (*
 	req := &OutRequest{Method: method, CallID: c.callID, Await: true, Side: side}
 	var err error
 	if side == SideCallee {
-		req.Target, req.Route, req.Dst = leg.RemoteTarget, leg.RouteSet, legDst(leg)
+		req.Target, req.Route, req.Dst = leg.RemoteTarget, leg.RouteSet, c.legDst(leg)
 		req.From, req.To = c.from, calleeTo
 		req.CSeq, err = leg.NextCSeq(true)
 	} else {
@@ -397,7 +401,7 @@ func (c *Cell) endLeg(out []Action, leg *dlgout.Leg, why string) []Action {
 		return add(out, logAction(slog.LevelWarn, "second answering leg has no Contact: not ended", leg.ToTag, why))
 	}
 	to := c.toWithTag(leg.ToTag)
-	dst := legDst(leg)
+	dst := c.legDst(leg)
 	ack := &OutRequest{Method: sip.ACK, Target: leg.RemoteTarget, Route: leg.RouteSet, Dst: dst,
 		From: c.from, To: to, CallID: c.callID, CSeq: c.inviteCSeq}
 	bye := *ack

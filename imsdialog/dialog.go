@@ -36,11 +36,10 @@ type Dialog struct {
 	doneTx weak.Pointer[tm.Transaction]
 	// timers are the dialog's pending timers, by Timer-1 (lifetime, BYE
 	// wait, OPTIONS ping, ACK wait, re-INVITE ping). On tm's timer wheel
-	// they are the entries below, armed with onTimer: no allocation per
-	// arming (a call arms four or five).
+	// they are the entries below, fired through dialogFirer: no
+	// allocation per arming (a call arms four or five), nor per dialog.
 	timers  [numTimers]tm.Timer
 	entries [numTimers]wheel.Entry
-	onTimer func(arg uint64)
 	cbs     []callbackReg
 	// Admission (Limiter): the INVITE's decision waits in pending until
 	// admitted (a pointer: 144 bytes that every held dialog carried for

@@ -33,6 +33,18 @@ func (m *Manager) stepIf(d *Dialog, ev Event, p CallbackParams, ok func(*Cell) b
 
 // timersLocked arms and stops the dialog's timers, under its lock so that a
 // timer never outlives the decision that stopped it.
+// dialogFirer is a Dialog as the wheel's Firer of its timers: the method
+// stays off Dialog's API, and a pointer in an interface allocates nothing
+// (a closure per dialog did).
+type dialogFirer Dialog
+
+// Fire steps the dialog off the wheel's goroutine: a firing may run
+// callbacks and a limiter; tm's own timers must not wait for them.
+func (f *dialogFirer) Fire(arg uint64) {
+	d := (*Dialog)(f)
+	go d.m.step(d, Event{Kind: timerEvents[arg]}, CallbackParams{})
+}
+
 func (m *Manager) timersLocked(d *Dialog, acts []Action) {
 	for _, a := range acts {
 		switch a.Kind {
@@ -42,14 +54,9 @@ func (m *Manager) timersLocked(d *Dialog, acts []Action) {
 				continue
 			}
 			if m.wheel != nil {
-				if d.onTimer == nil {
-					// Off the wheel's goroutine: a firing may run callbacks
-					// and a limiter; tm's own timers must not wait for them.
-					d.onTimer = func(arg uint64) { go m.step(d, Event{Kind: timerEvents[arg]}, CallbackParams{}) }
-				}
 				// Re-arming replaces a pending firing; one that lost the
 				// race to Stop is stale and the cell ignores it.
-				m.wheel.ScheduleArg(&d.entries[i], a.After, d.onTimer, uint64(a.Timer))
+				m.wheel.ScheduleFirer(&d.entries[i], a.After, (*dialogFirer)(d), uint64(a.Timer))
 				d.timers[i] = &d.entries[i]
 				continue
 			}

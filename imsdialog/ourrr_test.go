@@ -12,10 +12,10 @@ import (
 // entries are not ours, and stay in the callee's route set.
 func TestOurRRNeedsOurAddressNotOnlyTheDID(t *testing.T) {
 	c := newCell(t)
-	assert.True(t, c.ourRR(uri(t, "sip:"+proxy+";lr;did="+did)))
-	assert.True(t, c.ourRR(uri(t, "sip:"+proxy+";lr;DID="+did)), "parameter names are case-insensitive")
-	assert.False(t, c.ourRR(uri(t, "sip:pcscf.ims.example.net;lr;did="+did)), "same did, another node")
-	assert.False(t, c.ourRR(uri(t, "sip:"+proxy+";lr;did=ff.1")), "ours, another dialog")
+	assert.True(t, c.ourRR(ptr(uri(t, "sip:"+proxy+";lr;did="+did))))
+	assert.True(t, c.ourRR(ptr(uri(t, "sip:"+proxy+";lr;DID="+did))), "parameter names are case-insensitive")
+	assert.False(t, c.ourRR(ptr(uri(t, "sip:pcscf.ims.example.net;lr;did="+did))), "same did, another node")
+	assert.False(t, c.ourRR(ptr(uri(t, "sip:"+proxy+";lr;did=ff.1"))), "ours, another dialog")
 
 	c.Step(t0, created)
 	ev := reply(t, 0, 200, "1")
@@ -26,3 +26,5 @@ func TestOurRRNeedsOurAddressNotOnlyTheDID(t *testing.T) {
 	out := sends(c.Step(t0, Event{Kind: EvTerminate, Side: SideCallee}))
 	assert.Equal(t, []string{"sip:scscf.ims.example.net;lr;did=" + did}, uriStrings(out[0].Route))
 }
+
+func ptr[T any](v T) *T { return &v }

@@ -155,7 +155,8 @@ func uriStrings(us []sip.Uri) []string {
 }
 
 func makeDID(entry, id uint32) string {
-	return strconv.FormatUint(uint64(entry), 16) + "." + strconv.FormatUint(uint64(id), 16)
+	var b [17]byte // one allocation, the string's
+	return string(strconv.AppendUint(append(strconv.AppendUint(b[:0], uint64(entry), 16), '.'), uint64(id), 16))
 }
 
 // parseDID splits a did cookie; false when it is not one.

@@ -31,10 +31,11 @@ var (
 
 // cliTx is a client transaction (RFC 3261 §17.1).
 type cliTx struct {
-	p     *Proxy
-	key   string
-	dest  transport.Dest
-	owner cliOwner
+	p       *Proxy
+	key     string // in keyRoom when it fits
+	keyRoom [txKeyRoom]byte
+	dest    transport.Dest
+	owner   cliOwner
 
 	mu     sync.Mutex
 	fsm    txn.Tx
@@ -197,7 +198,7 @@ func (p *Proxy) startCliTx(req *sip.Request, raw []byte, dest transport.Dest, ow
 	c := &cliTx{p: p, dest: dest, owner: owner, req: req, raw: raw,
 		fsm: txn.New(kind, dest.Transport == transport.TCP, p.timers)}
 	var kb [96]byte // the key is built here and copied once into c.key
-	c.key = string(txn.AppendClientKey(kb[:0], branch, string(cseq.MethodName)))
+	c.key = keyIn(&c.keyRoom, txn.AppendClientKey(kb[:0], branch, string(cseq.MethodName)))
 	if _, added := p.cliTxs.add(c.key, c); !added {
 		return nil, errors.New("tm: a client transaction with this branch exists")
 	}

@@ -232,12 +232,21 @@ func loopAppendBranchStart(dst []byte, loopHash string) []byte {
 // request with the given computeLoopHash: magic cookie, loop hash and a unique part
 // made of a per-process counter and 64 random bits.
 func newBranch(loopHash string) string {
+	var buf [maxBranchLen]byte
+	return string(appendBranch(buf[:0], loopHash))
+}
+
+// maxBranchLen bounds what appendBranch and appendStatelessBranch write
+// (cookie, hash, counter, random part).
+const maxBranchLen = 64
+
+// appendBranch appends newBranch(loopHash) to dst.
+func appendBranch(dst []byte, loopHash string) []byte {
 	var random [8]byte
 	// crypto/rand.Read never fails since Go 1.24; it aborts the process
 	// instead.
 	_, _ = rand.Read(random[:])
-	var buf [64]byte
-	b := loopAppendBranchStart(buf[:0], loopHash)
+	b := loopAppendBranchStart(dst, loopHash)
 	seq := loopBranchSeq.Add(1)
 	// Counter in hex without leading zeros keeps the branch short.
 	n := 60
@@ -248,8 +257,7 @@ func newBranch(loopHash string) string {
 		b = append(b, loopHexDigits[seq>>uint(n)&0xf])
 	}
 	b = append(b, '.')
-	b = loopAppendHex(b, binary.BigEndian.Uint64(random[:]))
-	return string(b)
+	return loopAppendHex(b, binary.BigEndian.Uint64(random[:]))
 }
 
 // statelessBranch returns the branch for a request forwarded without a
@@ -261,6 +269,12 @@ func newBranch(loopHash string) string {
 // requests whose branch lacks the magic cookie. Call it before our own Via is
 // added.
 func statelessBranch(req *sip.Request, loopHash string) string {
+	var buf [maxBranchLen]byte
+	return string(appendStatelessBranch(buf[:0], req, loopHash))
+}
+
+// appendStatelessBranch appends statelessBranch(req, loopHash) to dst.
+func appendStatelessBranch(dst []byte, req *sip.Request, loopHash string) []byte {
 	h := loopFNV(loopFNVOffset).str("stateless")
 	if top := req.Via(); top != nil {
 		branch, _ := top.Params.Get("branch")
@@ -269,10 +283,7 @@ func statelessBranch(req *sip.Request, loopHash string) string {
 		h = h.num(0)
 	}
 	h = h.field(loopHash)
-	var buf [64]byte
-	b := loopAppendBranchStart(buf[:0], loopHash)
-	b = loopAppendHex(b, uint64(h))
-	return string(b)
+	return loopAppendHex(loopAppendBranchStart(dst, loopHash), uint64(h))
 }
 
 // isLoop reports whether req, as received, has been through us before with

@@ -18,14 +18,28 @@ import (
 // It differs from sipgo in one way on purpose: a parameter value that is
 // already quoted is written as it is, never quoted again.
 func marshal(m sip.Message) []byte {
-	bp := marshalPool.Get().(*[]byte)
-	b := appendMessage((*bp)[:0], m)
-	out := make([]byte, len(b))
-	copy(out, b)
+	bp := wireBuf()
+	return keepWire(bp, appendMessage((*bp)[:0], m))
+}
+
+// wireBuf takes a pooled buffer to write a message into; putWire or
+// keepWire gives it back.
+func wireBuf() *[]byte { return marshalPool.Get().(*[]byte) }
+
+// putWire gives back the buffer bp with b, what was written into it (a
+// grown b replaces the buffer).
+func putWire(bp *[]byte, b []byte) {
 	if cap(b) <= maxPooledMarshal {
 		*bp = b
 		marshalPool.Put(bp)
 	}
+}
+
+// keepWire returns a copy of b for the caller to keep, and gives back bp.
+func keepWire(bp *[]byte, b []byte) []byte {
+	out := make([]byte, len(b))
+	copy(out, b)
+	putWire(bp, b)
 	return out
 }
 
@@ -46,7 +60,7 @@ var marshalPool = sync.Pool{New: func() any {
 // dialog module, after requests of its own within the dialog) gets the
 // reply back in the client's numbering.
 func marshalUp(res *sip.Response, extra []sip.Header, cseq uint32) []byte {
-	bp := marshalPool.Get().(*[]byte)
+	bp := wireBuf()
 	b := (*bp)[:0]
 	b = append(b, res.SipVersion...)
 	b = append(b, ' ')
@@ -78,13 +92,7 @@ func marshalUp(res *sip.Response, extra []sip.Header, cseq uint32) []byte {
 	}
 	b = append(b, "\r\n"...)
 	b = append(b, res.Body()...)
-	out := make([]byte, len(b))
-	copy(out, b)
-	if cap(b) <= maxPooledMarshal {
-		*bp = b
-		marshalPool.Put(bp)
-	}
-	return out
+	return keepWire(bp, b)
 }
 
 // nextVia is the Via a relayed response goes to: the one below ours.

@@ -62,6 +62,7 @@ var blockKinds = map[string]blockKind{"via": inVia, "from": inFrom, "to": inTo, 
 type msgHdrs struct {
 	tried   uint16
 	via     viaBlock
+	via2    *viaBlock // a response's second Via (resBlock's), else nil
 	from    fromBlock
 	to      toBlock
 	contact contactBlock
@@ -79,7 +80,13 @@ type reqBlock struct {
 type resBlock struct {
 	res  sip.Response
 	hdrs msgHdrs
+	// via2 is the upstream Via every response a proxy relays carries
+	// under its own: the block stays in the 1536-byte size class with it.
+	via2 viaBlock
 }
+
+// via2Bit marks msgHdrs.via2 used in tried (above every blockKind bit).
+const via2Bit = 1 << 15
 
 // newMessageData is what sip.NewRequest sets up (version, a header list
 // with room for ten), for a Request inside a block. sip.NewRequest is not
@@ -91,6 +98,13 @@ func newMessageData() sip.MessageData { return sip.NewResponse(0, "").MessageDat
 // taken or the value is not plain (the header's parser then has it).
 func (b *msgHdrs) parse(kind blockKind, value string) sip.Header {
 	bit := uint16(1) << kind
+	if kind == inVia && b.tried&bit != 0 && b.via2 != nil && b.tried&via2Bit == 0 {
+		b.tried |= via2Bit
+		if parseVia(b.via2, value) {
+			return &b.via2.h
+		}
+		return nil
+	}
 	if kind == inNoBlock || b.tried&bit != 0 {
 		return nil
 	}
@@ -349,6 +363,7 @@ func startLine(s string) (sip.Message, *msgHdrs) {
 		}
 		blk := &resBlock{res: *sip.NewResponse(code, c)}
 		blk.res.SipVersion = a
+		blk.hdrs.via2 = &blk.via2
 		return &blk.res, &blk.hdrs
 	}
 	if c != "SIP/2.0" || a == "" || strings.IndexByte(b, ' ') >= 0 {

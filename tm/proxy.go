@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/emiago/sipgo/sip"
 
@@ -384,10 +385,40 @@ func newVia(l *listener, transport, branch string) *sip.ViaHeader {
 	// two Adds were three, per branch and per stateless relay); the spare
 	// room takes a received= or another parameter a hook adds.
 	b := &viaBlock{}
+	b.init(l, transport, branch)
+	return &b.h
+}
+
+func (b *viaBlock) init(l *listener, transport, branch string) {
 	b.kv[0] = sip.HeaderKV{K: "branch", V: branch}
 	b.kv[1] = sip.HeaderKV{K: "rport"}
 	b.h = sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: transport,
 		Host: l.host, Port: l.port, Params: b.kv[:2]}
+}
+
+// ourViaBlock is our Via with the bytes of its branch: one allocation
+// where the branch string was another (per branch and per ACK relayed).
+// The bytes are written once, before the string is made of them, and
+// never again.
+type ourViaBlock struct {
+	viaBlock
+	branch [maxBranchLen]byte
+}
+
+// newBranchVia is newVia with the branch of a client transaction
+// (newBranch); req, when not nil, makes it the branch of a stateless
+// relay of req instead (statelessBranch).
+func newBranchVia(l *listener, transport, loopHash string, stateless *sip.Request) *sip.ViaHeader {
+	b := &ourViaBlock{}
+	var br []byte
+	if stateless != nil {
+		br = appendStatelessBranch(b.branch[:0], stateless, loopHash)
+	} else {
+		br = appendBranch(b.branch[:0], loopHash)
+	}
+	// br is b.branch unless it outgrew it (then fresh memory): either way
+	// nothing writes to it again.
+	b.init(l, transport, unsafe.String(unsafe.SliceData(br), len(br)))
 	return &b.h
 }
 
@@ -571,7 +602,7 @@ func (p *Proxy) onRequest(req *sip.Request, m *transport.Message) {
 		p.handleCancel(req, m, &f, string(keyBuf))
 		return
 	}
-	s, added := p.newSrvTx(string(keyBuf), req, responseDest(req, m), m.Transport == transport.TCP)
+	s, added := p.newSrvTx(keyBuf, req, responseDest(req, m), m.Transport == transport.TCP)
 	if !added {
 		// A retransmission raced the first copy in.
 		s.step(txn.Event{Kind: txn.EvRecvRequest})
@@ -700,15 +731,9 @@ func (p *Proxy) replyLocal(s *srvTx, req *sip.Request, code int, reason string, 
 // replyLocal sends, written straight from the request's headers. Through a
 // sip.Response it was ten heap objects per call.
 func (p *Proxy) replyTrying(s *srvTx, req *sip.Request) {
-	bp := marshalPool.Get().(*[]byte)
-	b := appendTrying((*bp)[:0], req)
-	data := make([]byte, len(b)) // kept: the answer to a retransmitted INVITE
-	copy(data, b)
-	if cap(b) <= maxPooledMarshal {
-		*bp = b
-		marshalPool.Put(bp)
-	}
-	if s.respondBytes(data, 100) {
+	bp := wireBuf()
+	// Kept: the answer to a retransmitted INVITE.
+	if s.respondBytes(keepWire(bp, appendTrying((*bp)[:0], req)), 100) {
 		p.stats.local(100)
 	}
 }
@@ -810,7 +835,6 @@ func (p *Proxy) handleAck(req *sip.Request, m *transport.Message) {
 // forwardStateless sends a request on without a transaction (§16.11): the
 // branch is derived from the request so a retransmission gets the same one.
 func (p *Proxy) forwardStateless(req *sip.Request, loopHash, dst string) error {
-	branch := statelessBranch(req, loopHash)
 	setMaxForwards(req, nextMaxForwards(req))
 	h, err := routeOut(req, dst)
 	if err != nil {
@@ -820,12 +844,18 @@ func (p *Proxy) forwardStateless(req *sip.Request, loopHash, dst string) error {
 	if l == nil {
 		return fmt.Errorf("no %s listener to send from", h.transport)
 	}
-	req.PrependHeader(newVia(l, h.transport, branch))
+	req.PrependHeader(newBranchVia(l, h.transport, loopHash, req))
 	d, err := p.destOf(h, l)
 	if err != nil {
 		return err
 	}
-	if err := p.send(marshal(req), d); err != nil {
+	// Nothing keeps the bytes (Send copies what it queues): a pooled
+	// buffer.
+	bp := wireBuf()
+	b := appendMessage((*bp)[:0], req)
+	err = p.send(b, d)
+	putWire(bp, b)
+	if err != nil {
 		return err
 	}
 	p.stats.statelessFwd.Add(1)
@@ -842,7 +872,7 @@ func (p *Proxy) handleCancel(req *sip.Request, m *transport.Message, f *txn.Requ
 		p.reject(req, m, nil, &Rejection{Code: 400, Reason: "Bad Request - CANCEL without Via branch"})
 		return
 	}
-	s, added := p.newSrvTx(key, req, responseDest(req, m), m.Transport == transport.TCP)
+	s, added := p.newSrvTx([]byte(key), req, responseDest(req, m), m.Transport == transport.TCP)
 	if !added {
 		s.step(txn.Event{Kind: txn.EvRecvRequest})
 		return

@@ -16,9 +16,10 @@ import (
 // destination and the last response's bytes, which is all that absorbing
 // retransmissions needs.
 type srvTx struct {
-	p    *Proxy
-	key  string
-	dest transport.Dest // where its responses go (§18.2.2)
+	p       *Proxy
+	key     string // in keyRoom when it fits
+	keyRoom [txKeyRoom]byte
+	dest    transport.Dest // where its responses go (§18.2.2)
 
 	mu     sync.Mutex
 	fsm    txn.Tx
@@ -141,13 +142,14 @@ func (s *srvTx) exec(acts []txn.Action) srvPost {
 
 // newSrvTx creates and registers the server transaction of a new request;
 // it returns the one already there when a retransmission raced it in.
-func (p *Proxy) newSrvTx(key string, req *sip.Request, dest transport.Dest, reliable bool) (*srvTx, bool) {
+func (p *Proxy) newSrvTx(key []byte, req *sip.Request, dest transport.Dest, reliable bool) (*srvTx, bool) {
 	kind := txn.ServerNonInvite
 	if req.IsInvite() {
 		kind = txn.ServerInvite
 	}
-	s := &srvTx{p: p, key: key, dest: dest, req: req, fsm: txn.New(kind, reliable, p.timers)}
-	got, added := p.srvTxs.add(key, s)
+	s := &srvTx{p: p, dest: dest, req: req, fsm: txn.New(kind, reliable, p.timers)}
+	s.key = keyIn(&s.keyRoom, key)
+	got, added := p.srvTxs.add(s.key, s)
 	if added {
 		p.stats.uasTransactions.Add(1)
 	}

@@ -599,7 +599,7 @@ func (t *Transaction) compact() {
 		// No 2xx retransmission will be relayed, so no observer needs the
 		// modules' values: a BYE's held the ended dialog for Timer K.
 		t.vmu.Lock()
-		t.values = nil
+		t.values, t.value0 = nil, [1]keyValue{}
 		t.vmu.Unlock()
 	}
 	t.lateCallID = strings.Clone(callID(r))
@@ -993,7 +993,7 @@ func (t *Transaction) buildBranch(i int, tg Target) (*sip.Request, []byte, trans
 // the header list on every prepend.
 func (t *Transaction) prependOurs(req *sip.Request, out *listener, transport string) {
 	var front [3]sip.Header
-	hs := append(front[:0], newVia(out, transport, newBranch(t.loopHash)))
+	hs := append(front[:0], newBranchVia(out, transport, t.loopHash, nil))
 	if t.rr {
 		hs = append(hs, recordRoute(out, t.rrParams))
 		if t.doubleRR(out) {

@@ -4,6 +4,7 @@ import (
 	"hash/maphash"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"github.com/emiago/sipgo/sip"
 
@@ -109,4 +110,20 @@ func requestFields(req *sip.Request) (txn.RequestFields, bool) {
 		f.TopVia = via.Value()
 	}
 	return f, true
+}
+
+// txKeyRoom is the room a transaction has for its key: a branch of ours
+// (about 60 bytes) or a caller's with its sent-by and method fit.
+const txKeyRoom = 96
+
+// keyIn returns k as a string kept in room when it fits, else a copy of
+// its own: a transaction's key lives exactly as long as the transaction,
+// so the string's bytes can be part of it (one allocation, not two, per
+// transaction). Nothing writes to room again.
+func keyIn(room *[txKeyRoom]byte, k []byte) string {
+	if len(k) > len(room) || len(k) == 0 {
+		return string(k)
+	}
+	n := copy(room[:], k)
+	return unsafe.String(&room[0], n)
 }

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -34,7 +35,11 @@ func BenchmarkRecordRoutedCall(b *testing.B) {
 		"mgmt: {listen: \"127.0.0.1:" + strconv.Itoa(mgmtPort) + "\"}\n" +
 		"log: {level: error}\n" +
 		"profiles: {with_value: [caller]}\n" +
-		"limits: [{profile: caller, key: from_uri, max: 1000000}]\n"
+		"limits: [{profile: caller, key: from_uri, max: 1000000}]\n" +
+		// The callers share the process: the daemon's processor count
+		// (runtime.gomaxprocs) must not be theirs.
+		"runtime: {gomaxprocs: " + strconv.Itoa(runtime.GOMAXPROCS(0)) + "}\n"
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
 	path := filepath.Join(b.TempDir(), "bench.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		b.Fatal(err)

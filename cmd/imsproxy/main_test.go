@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -61,6 +62,8 @@ func freePort(t *testing.T) int {
 // The daemon serves its management API and stops cleanly when its context
 // ends (as on SIGTERM).
 func TestRun_ServesAndStops(t *testing.T) {
+	prev := runtime.GOMAXPROCS(0) // the daemon sets it (runtime.gomaxprocs)
+	t.Cleanup(func() { runtime.GOMAXPROCS(prev) })
 	sipPort, mgmtPort := freePort(t), freePort(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "c.yaml")

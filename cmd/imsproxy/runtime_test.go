@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"math"
+	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -174,8 +176,42 @@ func TestUDP_ConfigKeys(t *testing.T) {
 	o = transport.Options{}
 	cfg.UDP.options(&o)
 	assert.Equal(t, transport.Options{UDPSockets: 4, UDPReaders: 2, UDPBatch: 8, UDPReadBuffer: 8 << 20,
-		UDPWriteBuffer: 65536, UDPWriteQueue: 100, UDPNetpollReads: true, UDPRawIO: true, UDPReadWatchdog: -1}, o)
+		UDPWriteBuffer: 65536, UDPWriteQueue: 100, UDPBlockingReads: false, UDPRawIO: true, UDPReadWatchdog: -1}, o)
 	ms, err := loadForTest(t, "udp.read_watchdog=5")
 	require.NoError(t, err)
 	assert.Equal(t, 5*time.Millisecond, ms.UDP.ReadWatchdog, "a plain number counts milliseconds")
+}
+
+// Issue 14: runtime.gomaxprocs sets Go's processor count; auto (0) is
+// half the CPUs, at least one; the environment's GOMAXPROCS wins; a bad
+// value names its key.
+func TestRuntime_GoMaxProcs(t *testing.T) {
+	for _, tc := range []struct{ setting, cpus, want int }{
+		{0, 1, 1}, {0, 2, 1}, {0, 3, 1}, {0, 4, 2}, {0, 16, 8}, {3, 2, 3}, {1, 64, 1},
+	} {
+		assert.Equal(t, tc.want, gomaxprocsFor(tc.setting, tc.cpus), "setting %d on %d CPUs", tc.setting, tc.cpus)
+	}
+	for _, bad := range []string{"-1", "1025", "many"} {
+		_, err := loadForTest(t, "runtime.gomaxprocs="+bad)
+		require.Error(t, err, bad)
+		assert.Contains(t, err.Error(), "runtime.gomaxprocs", bad)
+	}
+	cfg, err := loadForTest(t)
+	require.NoError(t, err)
+	assert.Zero(t, cfg.Runtime.GoMaxProcs, "auto by default")
+
+	prev := runtime.GOMAXPROCS(0)
+	t.Cleanup(func() { runtime.GOMAXPROCS(prev) })
+	log := slog.New(slog.DiscardHandler)
+	if _, set := os.LookupEnv("GOMAXPROCS"); !set {
+		RuntimeSection{GoMaxProcs: 3}.apply(log)
+		assert.Equal(t, 3, runtime.GOMAXPROCS(0))
+		runtime.GOMAXPROCS(4)
+		RuntimeSection{}.apply(log)
+		assert.Equal(t, 2, runtime.GOMAXPROCS(0), "auto: half of 4")
+	}
+	t.Setenv("GOMAXPROCS", "3")
+	runtime.GOMAXPROCS(5)
+	RuntimeSection{GoMaxProcs: 1}.apply(log)
+	assert.Equal(t, 5, runtime.GOMAXPROCS(0), "the environment's GOMAXPROCS wins")
 }

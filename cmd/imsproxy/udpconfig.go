@@ -28,12 +28,12 @@ type UDPSection struct {
 	// WriteQueue is how many datagrams may wait for a socket's writer;
 	// beyond it a send fails and is counted (the transactions retransmit).
 	WriteQueue int `config:"write_queue"`
-	// BlockingReads makes the readers wait inside recvmmsg (Linux; the
-	// default) rather than in Go's netpoller: one system call per batch,
-	// and a lower p99 latency in the side-by-side runs. false: the
-	// netpoller (on Linux 6.18 a blocked recvmmsg now and then sleeps on
-	// with a datagram queued until the read watchdog wakes it; the
-	// netpoller was never seen to).
+	// BlockingReads makes the readers wait inside recvmmsg (Linux) rather
+	// than in Go's netpoller (the default, transport.Options.UDPBlockingReads):
+	// with one Go processor per two CPUs the netpoller cost the same or
+	// less CPU per call and had the lower p99 latency, and a blocked
+	// recvmmsg on Linux 6.18 now and then sleeps on with a datagram queued
+	// until the read watchdog wakes it.
 	BlockingReads bool `config:"blocking_reads"`
 	// RawIO (with BlockingReads, Linux) makes the readers of a socket wait
 	// in recvmmsg side by side rather than take turns on the descriptor's
@@ -42,7 +42,8 @@ type UDPSection struct {
 	// side-by-side runs.
 	RawIO bool `config:"raw_io"`
 	// ReadWatchdog is how often a watchdog checks that no socket's readers
-	// sleep while a datagram waits, and wakes them; 0: off.
+	// sleep while a datagram waits, and wakes them (with BlockingReads);
+	// 0: off.
 	ReadWatchdog time.Duration `config:"read_watchdog" unit:"ms"`
 
 	readBuffer, writeBuffer int64 // ReadBuffer, WriteBuffer parsed
@@ -56,7 +57,7 @@ func udpDefaults() map[string]any {
 		"udp.read_buffer":    "4MiB",
 		"udp.write_buffer":   "4MiB",
 		"udp.write_queue":    transport.DefaultUDPWriteQueue,
-		"udp.blocking_reads": true,
+		"udp.blocking_reads": false,
 		"udp.raw_io":         false,
 		"udp.read_watchdog":  transport.DefaultUDPReadWatchdog.String(),
 	}
@@ -99,7 +100,7 @@ func (c *Config) validateUDP() []error {
 func (s UDPSection) options(o *transport.Options) {
 	o.UDPSockets, o.UDPReaders, o.UDPBatch, o.UDPWriteQueue = s.Sockets, s.Readers, s.Batch, s.WriteQueue
 	o.UDPReadBuffer, o.UDPWriteBuffer = int(s.readBuffer), int(s.writeBuffer)
-	o.UDPNetpollReads = !s.BlockingReads
+	o.UDPBlockingReads = s.BlockingReads
 	o.UDPRawIO = s.RawIO
 	o.UDPReadWatchdog = s.ReadWatchdog
 	if s.ReadWatchdog == 0 {

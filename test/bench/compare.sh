@@ -512,7 +512,14 @@ proxy_stop() {
 	done
 	STOP_SECONDS=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
 	if kill -0 "$PROXY_PID" 2>/dev/null; then
-		echo "compare: $name still running 10 s after SIGTERM: killed" >&2
+		if [[ $name == imsproxy ]]; then
+			# Go prints every goroutine's stack on SIGQUIT: what it waits on.
+			kill -QUIT "$PROXY_PID" 2>/dev/null
+			sleep 1
+			echo "compare: $name still running 10 s after SIGTERM: killed (goroutine dump in its proxy.log)" >&2
+		else
+			echo "compare: $name still running 10 s after SIGTERM: killed" >&2
+		fi
 		STOP_SECONDS=">10"
 	fi
 	for i in $left; do

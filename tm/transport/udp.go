@@ -153,7 +153,7 @@ func (t *Transport) ListenUDP(addr netip.AddrPort) (netip.AddrPort, error) {
 	old := *t.udp.Load()
 	next := append(append(make([]*udpGroup, 0, len(old)+1), old...), g)
 	t.udp.Store(&next)
-	if len(old) == 0 && t.o.UDPReadWatchdog > 0 && watchdogSupported {
+	if len(old) == 0 && t.o.UDPReadWatchdog > 0 && t.o.UDPBlockingReads && watchdogSupported {
 		t.wg.Add(1)
 		go t.watchUDP(t.o.UDPReadWatchdog)
 	}
@@ -178,7 +178,7 @@ func (t *Transport) newUDPSock(g *udpGroup, uc *net.UDPConn, first bool) *udpSoc
 	uc.SetWriteBuffer(t.o.UDPWriteBuffer)
 	if rc, err := uc.SyscallConn(); err == nil {
 		s.rc = rc
-		s.blocking = !t.o.UDPNetpollReads && blockingReads(rc)
+		s.blocking = t.o.UDPBlockingReads && blockingReads(rc)
 		s.raw = s.blocking && rawSupported && t.o.UDPRawIO
 		if first {
 			if rcv, snd, err := socketBuffers(rc); err == nil && (rcv/2 < t.o.UDPReadBuffer || snd/2 < t.o.UDPWriteBuffer) {

@@ -216,7 +216,7 @@ func TestUDPWildcardLocalAddress(t *testing.T) {
 			if tc.lo.Is6() {
 				have6(t)
 			}
-			h := newHarness(t, Options{UDPRawIO: tc.raw})
+			h := newHarness(t, Options{UDPRawIO: tc.raw, UDPBlockingReads: tc.raw})
 			w, err := h.ListenUDP(any0(tc.wild))
 			require.NoError(t, err)
 			require.Equal(t, tc.wild, w.Addr())

@@ -47,7 +47,7 @@ func inRecvmmsg(t *testing.T, fd int) int {
 // recvmmsg at a time, the others parked on the lock and were handed it
 // with a goroutine wake-up per batch.
 func TestUDPReadersWaitInRecvmmsgTogether(t *testing.T) {
-	h := newHarness(t, Options{UDPReaders: 3, UDPRawIO: true})
+	h := newHarness(t, Options{UDPReaders: 3, UDPRawIO: true, UDPBlockingReads: true})
 	addr, err := h.ListenUDP(netip.AddrPortFrom(lo4, 0))
 	require.NoError(t, err)
 	s := (*h.udp.Load())[0].socks[0]
@@ -81,7 +81,7 @@ func TestUDPReadersWaitInRecvmmsgTogether(t *testing.T) {
 // descriptor's write lock; every datagram arrives whole, to its address,
 // and none waited for the writer goroutine while the socket had room.
 func TestUDPConcurrentSendersWriteAtOnce(t *testing.T) {
-	h := newHarness(t, Options{UDPRawIO: true})
+	h := newHarness(t, Options{UDPRawIO: true, UDPBlockingReads: true})
 	_, err := h.ListenUDP(netip.AddrPortFrom(lo4, 0))
 	require.NoError(t, err)
 	const senders, each = 8, 50
@@ -119,7 +119,7 @@ func TestUDPReadAllocatesNothingPerDatagram(t *testing.T) {
 		t.Run(fmt.Sprintf("netpoll=%v", netpoll), func(t *testing.T) {
 			const per = 200
 			var got sync.WaitGroup
-			h := newHarness(t, Options{UDPReaders: 1, UDPNetpollReads: netpoll, Handler: func(Message) { got.Done() }})
+			h := newHarness(t, Options{UDPReaders: 1, UDPBlockingReads: !netpoll, Handler: func(Message) { got.Done() }})
 			addr, err := h.ListenUDP(netip.AddrPortFrom(lo4, 0))
 			require.NoError(t, err)
 			c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(addr))

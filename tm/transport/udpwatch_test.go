@@ -55,7 +55,7 @@ func TestUDPReadWatchdogKicksReadersThatTakeNothing(t *testing.T) {
 	var once sync.Once
 	free := func() { once.Do(func() { close(release) }) }
 	seen := make(chan string, 8)
-	h := newHarness(t, Options{UDPReaders: 1, UDPReadWatchdog: time.Millisecond, Handler: func(m Message) {
+	h := newHarness(t, Options{UDPReaders: 1, UDPBlockingReads: true, UDPReadWatchdog: time.Millisecond, Handler: func(m Message) {
 		seen <- string(m.Raw)
 		<-release // the one reader is stuck here: the next datagram waits in the kernel
 	}})
@@ -148,10 +148,11 @@ func TestPendingDatagram(t *testing.T) {
 	eventually(t, "the datagram queued", func() bool { n, err = pendingDatagram(rc); return err == nil && n == 5 })
 }
 
-// Readers waiting in Go's netpoller (Options.UDPNetpollReads) read, answer
+// Readers waiting in Go's netpoller (the default: Options.UDPBlockingReads
+// false) read, answer
 // and stop on Close as the blocking ones do.
 func TestUDPNetpollReads(t *testing.T) {
-	h := newHarness(t, Options{UDPNetpollReads: true})
+	h := newHarness(t, Options{})
 	addr, err := h.ListenUDP(any0(lo4))
 	require.NoError(t, err)
 	g := (*h.udp.Load())[0]

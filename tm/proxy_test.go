@@ -339,13 +339,17 @@ func TestTM_FrTimeoutWithoutProvisional(t *testing.T) {
 	assert.Zero(t, p.Stats().Snapshot()["timeout_finalresponse"], "no final response was awaited yet: no provisional came")
 }
 
-func TestRFC3261_18_1_1_LargeRequestSwitchesToTCP(t *testing.T) {
-	uac := siptest.NewUA(t)
-	// The callee listens on TCP only for this check.
+// tcpCallee is a callee that listens on TCP only, and its port.
+func tcpCallee(t *testing.T) (net.Listener, int) {
 	ln, err := siptest.ListenTCP()
 	require.NoError(t, err)
-	defer ln.Close()
-	port := ln.Addr().(*net.TCPAddr).Port
+	t.Cleanup(func() { ln.Close() })
+	return ln, ln.Addr().(*net.TCPAddr).Port
+}
+
+func TestRFC3261_18_1_1_LargeRequestSwitchesToTCP(t *testing.T) {
+	uac := siptest.NewUA(t)
+	ln, port := tcpCallee(t)
 	router := RouterFunc(func(r *Request) Decision {
 		return RelayTo(Target{URI: sip.Uri{Scheme: "sip", User: "bob", Host: "127.0.0.1", Port: port}})
 	})
@@ -368,10 +372,7 @@ func TestRFC5658_DoubleRecordRouteAcrossTransports(t *testing.T) {
 	for _, big := range []bool{false, true} {
 		t.Run(fmt.Sprintf("switched for size=%v", big), func(t *testing.T) {
 			uac := siptest.NewUA(t)
-			ln, err := siptest.ListenTCP()
-			require.NoError(t, err)
-			defer ln.Close()
-			port := ln.Addr().(*net.TCPAddr).Port
+			ln, port := tcpCallee(t)
 			router := RouterFunc(func(r *Request) Decision {
 				u := sip.Uri{Scheme: "sip", User: "bob", Host: "127.0.0.1", Port: port, UriParams: sip.NewParams()}
 				if !big {

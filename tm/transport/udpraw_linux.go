@@ -14,11 +14,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// rawSupported: a blocking socket's readers call recvmmsg themselves,
-// inside RawConn.Read (the descriptor's read lock held, as x/net's
-// ReadBatch does, but without its net.UDPAddr per datagram: seven heap
-// objects per call); with Options.UDPRawIO inside RawConn.Control, and
-// senders call sendmsg themselves too.
+// rawSupported: a socket's readers call recvmmsg themselves, inside
+// RawConn.Read (the descriptor's read lock held and, when it is not
+// blocking, the netpoller waited on, as x/net's ReadBatch does, but
+// without its net.UDPAddr per datagram: seven heap objects per call); with
+// Options.UDPRawIO (blocking sockets) inside RawConn.Control, and senders
+// call sendmsg themselves too.
 //
 // Why: x/net's ReadBatch goes through RawConn.Read, which holds the
 // descriptor's read lock for the whole blocking recvmmsg, so a socket's

@@ -142,7 +142,7 @@ func (p *Proxy) sendLocal(req *sip.Request, dst string, onFinal func(*sip.Respon
 	if l == nil {
 		return nil, nil, fmt.Errorf("tm: no %s listener to send from", h.transport)
 	}
-	req.PrependHeader(newVia(l, h.transport, newBranch(computeLoopHash(req))))
+	req.PrependHeader(newBranchVia(l, h.transport, computeLoopHash(req), nil))
 	d, err := p.destOf(h, l)
 	if err != nil {
 		return nil, nil, fmt.Errorf("tm: %s: %w", req.Method, err)

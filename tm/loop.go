@@ -162,7 +162,7 @@ func loopHashOf(req *sip.Request) uint64 {
 // computeLoopHash returns 16 lowercase hex characters identifying req for loop
 // detection (RFC 3261 §16.3 step 4, §16.6 step 8); loopHashOf says what it
 // covers. Compute it once, on the request as received, and pass it to
-// isLoop, newBranch and statelessBranch.
+// isLoop, appendBranch and appendStatelessBranch.
 func computeLoopHash(req *sip.Request) string {
 	var buf [loopHashLen]byte
 	return string(appendLoopHash(buf[:0], req))
@@ -228,19 +228,13 @@ func loopAppendBranchStart(dst []byte, loopHash string) []byte {
 	return dst
 }
 
-// newBranch returns the branch for one client transaction forwarding a
-// request with the given computeLoopHash: magic cookie, loop hash and a unique part
-// made of a per-process counter and 64 random bits.
-func newBranch(loopHash string) string {
-	var buf [maxBranchLen]byte
-	return string(appendBranch(buf[:0], loopHash))
-}
-
 // maxBranchLen bounds what appendBranch and appendStatelessBranch write
 // (cookie, hash, counter, random part).
 const maxBranchLen = 64
 
-// appendBranch appends newBranch(loopHash) to dst.
+// appendBranch appends the branch for one client transaction forwarding a
+// request with the given computeLoopHash: magic cookie, loop hash and a
+// unique part made of a per-process counter and 64 random bits.
 func appendBranch(dst []byte, loopHash string) []byte {
 	var random [8]byte
 	// crypto/rand.Read never fails since Go 1.24; it aborts the process
@@ -260,20 +254,14 @@ func appendBranch(dst []byte, loopHash string) []byte {
 	return loopAppendHex(b, binary.BigEndian.Uint64(random[:]))
 }
 
-// statelessBranch returns the branch for a request forwarded without a
-// client transaction (ACK for 2xx, §16.11): a retransmission must get the
+// appendStatelessBranch appends the branch for a request forwarded without
+// a client transaction (ACK for 2xx, §16.11): a retransmission must get the
 // same branch, so it is a hash of what stays the same across
 // retransmissions: the top Via as received (sent-by, transport, branch; not
 // received or rport, which depend on the path back) and the loop hash, which
 // covers the tags, Call-ID, CSeq number and Request-URI §16.11 lists for
 // requests whose branch lacks the magic cookie. Call it before our own Via is
 // added.
-func statelessBranch(req *sip.Request, loopHash string) string {
-	var buf [maxBranchLen]byte
-	return string(appendStatelessBranch(buf[:0], req, loopHash))
-}
-
-// appendStatelessBranch appends statelessBranch(req, loopHash) to dst.
 func appendStatelessBranch(dst []byte, req *sip.Request, loopHash string) []byte {
 	h := loopFNV(loopFNVOffset).str("stateless")
 	if top := req.Via(); top != nil {

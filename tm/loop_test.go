@@ -422,3 +422,15 @@ func BenchmarkNewBranch(b *testing.B) {
 		newBranch(h)
 	}
 }
+
+// newBranch is appendBranch as a string.
+func newBranch(loopHash string) string {
+	var buf [maxBranchLen]byte
+	return string(appendBranch(buf[:0], loopHash))
+}
+
+// statelessBranch is appendStatelessBranch as a string.
+func statelessBranch(req *sip.Request, loopHash string) string {
+	var buf [maxBranchLen]byte
+	return string(appendStatelessBranch(buf[:0], req, loopHash))
+}

@@ -379,16 +379,10 @@ func (p *Proxy) hasTransport(transport string) bool {
 	return false
 }
 
-// newVia builds our Via for a message leaving through l.
-func newVia(l *listener, transport, branch string) *sip.ViaHeader {
-	// One allocation for the header and its parameters (sip.NewParams and
-	// two Adds were three, per branch and per stateless relay); the spare
-	// room takes a received= or another parameter a hook adds.
-	b := &viaBlock{}
-	b.init(l, transport, branch)
-	return &b.h
-}
-
+// init makes b our Via for a message leaving through l: the header and
+// its parameters in one allocation (sip.NewParams and two Adds were
+// three); the spare room takes a received= or another parameter a hook
+// adds.
 func (b *viaBlock) init(l *listener, transport, branch string) {
 	b.kv[0] = sip.HeaderKV{K: "branch", V: branch}
 	b.kv[1] = sip.HeaderKV{K: "rport"}
@@ -405,9 +399,10 @@ type ourViaBlock struct {
 	branch [maxBranchLen]byte
 }
 
-// newBranchVia is newVia with the branch of a client transaction
-// (newBranch); req, when not nil, makes it the branch of a stateless
-// relay of req instead (statelessBranch).
+// newBranchVia builds our Via for a message leaving through l, with the
+// branch of a client transaction (appendBranch); stateless, when not nil,
+// makes it the branch of a stateless relay of that request instead
+// (appendStatelessBranch; call it before our Via is on the request).
 func newBranchVia(l *listener, transport, loopHash string, stateless *sip.Request) *sip.ViaHeader {
 	b := &ourViaBlock{}
 	var br []byte
@@ -599,7 +594,7 @@ func (p *Proxy) onRequest(req *sip.Request, m *transport.Message) {
 		p.handleAck(req, m)
 		return
 	case sip.CANCEL:
-		p.handleCancel(req, m, &f, string(keyBuf))
+		p.handleCancel(req, m, &f, keyBuf)
 		return
 	}
 	s, added := p.newSrvTx(keyBuf, req, responseDest(req, m), m.Transport == transport.TCP)
@@ -866,13 +861,13 @@ func (p *Proxy) forwardStateless(req *sip.Request, loopHash, dst string) error {
 // its own, and the INVITE it names cancels its branches; the INVITE's final
 // reply then comes from them. A CANCEL that finds no INVITE is held for
 // CancelWait (it may have overtaken it), then answered 481.
-func (p *Proxy) handleCancel(req *sip.Request, m *transport.Message, f *txn.RequestFields, key string) {
+func (p *Proxy) handleCancel(req *sip.Request, m *transport.Message, f *txn.RequestFields, key []byte) {
 	p.stats.cancelsReceived.Add(1)
 	if f.Branch == "" {
 		p.reject(req, m, nil, &Rejection{Code: 400, Reason: "Bad Request - CANCEL without Via branch"})
 		return
 	}
-	s, added := p.newSrvTx([]byte(key), req, responseDest(req, m), m.Transport == transport.TCP)
+	s, added := p.newSrvTx(key, req, responseDest(req, m), m.Transport == transport.TCP)
 	if !added {
 		s.step(txn.Event{Kind: txn.EvRecvRequest})
 		return

@@ -839,7 +839,8 @@ func (p *Proxy) forwardStateless(req *sip.Request, loopHash, dst string) error {
 	if l == nil {
 		return fmt.Errorf("no %s listener to send from", h.transport)
 	}
-	req.PrependHeader(newBranchVia(l, h.transport, loopHash, req))
+	// The request is the one parsed from the datagram, nobody else's.
+	prependHeader(&req.MessageData, newBranchVia(l, h.transport, loopHash, req))
 	d, err := p.destOf(h, l)
 	if err != nil {
 		return err

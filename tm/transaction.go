@@ -65,8 +65,11 @@ type Transaction struct {
 	decided    bool // Decide ran
 	// finished is set by finish; done, made only when Done is called (few
 	// callers wait on a transaction, and a channel per transaction was 96
-	// bytes and an allocation of every request), is closed then.
+	// bytes and an allocation of every request), is closed once finish has
+	// run the OnDone observers and let go of the messages (settled): a
+	// caller woken by Done sees the transaction as it stays.
 	finished bool
+	settled  bool
 	done     chan struct{}
 
 	vmu    sync.Mutex
@@ -215,7 +218,7 @@ func (t *Transaction) Done() <-chan struct{} {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.done == nil {
-		if t.finished {
+		if t.settled {
 			return closedChan
 		}
 		t.done = make(chan struct{})
@@ -570,9 +573,6 @@ func (t *Transaction) finish() {
 		return
 	}
 	t.finished = true
-	if t.done != nil {
-		close(t.done)
-	}
 	t.localRes, t.localHdrs, t.localBody = nil, nil, nil
 	t.mu.Unlock()
 	if t.key != "" {
@@ -583,6 +583,12 @@ func (t *Transaction) finish() {
 		t.p.observe(h.module, t, func() { h.h.OnDone(t) })
 	}
 	t.compact()
+	t.mu.Lock()
+	t.settled = true
+	if t.done != nil {
+		close(t.done)
+	}
+	t.mu.Unlock()
 }
 
 // compact drops what a done transaction no longer needs: the requests
@@ -945,7 +951,8 @@ func (t *Transaction) buildBranch(i int, tg Target) (*sip.Request, []byte, trans
 	if tg.URI.Host != "" {
 		ruri = &tg.URI
 	}
-	req := shallowCloneTo(tmpl, ruri)
+	cb := shallowCloneTo(tmpl, ruri)
+	req := &cb.req
 	setMaxForwards(req, nextMaxForwards(orig))
 	for _, h := range p.branch {
 		if !p.branchHook(h, t, &Branch{Index: i, Target: tg, Request: req}) {
@@ -960,7 +967,7 @@ func (t *Transaction) buildBranch(i int, tg Target) (*sip.Request, []byte, trans
 	if out == nil {
 		return nil, nil, transport.Dest{}, fmt.Errorf("no %s listener to send from", h.transport)
 	}
-	t.prependOurs(req, out, h.transport)
+	t.prependOurs(cb, out, h.transport)
 	var raw []byte
 	if h.transport == "UDP" && p.hasTransport("TCP") {
 		// The size is known once the request is on the wire: that form is
@@ -978,7 +985,7 @@ func (t *Transaction) buildBranch(i int, tg Target) (*sip.Request, []byte, trans
 				}
 			}
 			out = tcp
-			t.prependOurs(req, out, "TCP")
+			t.prependOurs(cb, out, "TCP")
 		}
 	}
 	d, err := p.destOf(h, out)
@@ -989,9 +996,9 @@ func (t *Transaction) buildBranch(i int, tg Target) (*sip.Request, []byte, trans
 }
 
 // prependOurs puts our Via and, when the transaction record-routes, our
-// Record-Route(s) on top of a branch's request, in one go: sipgo copies
-// the header list on every prepend.
-func (t *Transaction) prependOurs(req *sip.Request, out *listener, transport string) {
+// Record-Route(s) on top of a branch's request, in the room its block
+// keeps for them: sipgo copies the header list on every prepend.
+func (t *Transaction) prependOurs(cb *cloneBlock, out *listener, transport string) {
 	var front [3]sip.Header
 	hs := append(front[:0], newBranchVia(out, transport, t.loopHash, nil))
 	if t.rr {
@@ -1000,7 +1007,9 @@ func (t *Transaction) prependOurs(req *sip.Request, out *listener, transport str
 			hs = append(hs, recordRoute(t.p.pickListenerFor(t.upstream.Transport, t.upstream.Addr.Addr()), t.rrParams))
 		}
 	}
-	req.PrependHeader(hs...)
+	if !prependInRoom(&cb.req.MessageData, cb.order[:], hs) {
+		cb.req.PrependHeader(hs...)
+	}
 }
 
 // doubleRR reports whether a branch through out needs two Record-Routes:
@@ -1056,21 +1065,29 @@ func (p *Proxy) sendCancel(inv *sip.Request, invTx *cliTx, reason string, hdrs .
 // Request-URI's parameter lists are copied by sip.NewRequest). Routers,
 // middleware and branch hooks follow that rule (BranchHook); a deep clone
 // per transaction and per branch was a tenth of the allocations per call.
-func shallowClone(req *sip.Request) *sip.Request { return shallowCloneTo(req, &req.Recipient) }
+func shallowClone(req *sip.Request) *sip.Request { return &shallowCloneTo(req, &req.Recipient).req }
 
 // cloneBlock is a shallow clone with room for its Request-URI's
-// parameters: one allocation where sip.NewRequest made two.
+// parameters and its header list, cloneFront slots of which are kept free
+// on top for our Via and Record-Routes (prependOurs): one allocation
+// where sip.NewRequest, its header list and PrependHeader's copy made four.
 type cloneBlock struct {
-	req sip.Request
-	ukv [2]sip.HeaderKV
+	req   sip.Request
+	ukv   [2]sip.HeaderKV
+	order [cloneHeaders]sip.Header
 }
+
+const (
+	cloneFront   = 3  // our Via and up to two Record-Routes (RFC 5658)
+	cloneHeaders = 20 // the block in the 896-byte size class
+)
 
 // shallowCloneTo is shallowClone with ruri as the Request-URI (a branch's
 // target: its parameter lists are copied once, not the template's first).
-func shallowCloneTo(req *sip.Request, ruri *sip.Uri) *sip.Request {
+func shallowCloneTo(req *sip.Request, ruri *sip.Uri) *cloneBlock {
 	b := &cloneBlock{}
 	c := &b.req
-	c.MessageData = newMessageData()
+	initMessageData(&c.MessageData, b.order[cloneFront:])
 	c.Method = req.Method
 	c.Recipient = *ruri
 	if ruri.UriParams != nil {
@@ -1088,7 +1105,7 @@ func shallowCloneTo(req *sip.Request, ruri *sip.Uri) *sip.Request {
 	}
 	c.SetTransport(req.Transport())
 	c.SetSource(req.Source())
-	return c
+	return b
 }
 
 // guard keeps a panicking hook from taking the process down: the hook's

@@ -48,6 +48,9 @@ type cliTx struct {
 }
 
 // Fire is a timer of c firing on tm's wheel (armTx).
+// txKey is the transaction's table key.
+func (c *cliTx) txKey() string { return c.key }
+
 func (c *cliTx) Fire(arg uint64) { c.step(txArg(arg), nil) }
 
 // cliPost is what a step leaves for the owner, after the lock.
@@ -152,30 +155,23 @@ func (c *cliTx) exec(acts []txn.Action, res *sip.Response) cliPost {
 // Request-URI, its top Via only, its Route set, From, Call-ID, CSeq number,
 // and the response's To (with the tag).
 func hopACK(req *sip.Request, res *sip.Response) *sip.Request {
-	ack := sip.NewRequest(sip.ACK, *req.Recipient.Clone())
-	ack.SipVersion = req.SipVersion
+	d := newDerived(sip.ACK, req)
 	if v := req.Via(); v != nil {
-		ack.AppendHeader(v.Clone())
+		d.req.AppendHeader(v)
 	}
-	for _, h := range req.GetHeaders("Route") {
-		ack.AppendHeader(sip.HeaderClone(h))
-	}
+	d.routes(req)
 	if f := req.From(); f != nil {
-		ack.AppendHeader(sip.HeaderClone(f))
+		d.req.AppendHeader(f)
 	}
 	if to := res.To(); to != nil {
-		ack.AppendHeader(sip.HeaderClone(to))
+		d.req.AppendHeader(to) // only marshalled: the response is not kept
 	}
 	if cid := req.CallID(); cid != nil {
-		ack.AppendHeader(sip.HeaderClone(cid))
+		d.req.AppendHeader(cid)
 	}
-	if cs := req.CSeq(); cs != nil {
-		ack.AppendHeader(&sip.CSeqHeader{SeqNo: cs.SeqNo, MethodName: sip.ACK})
-	}
-	mf := sip.MaxForwardsHeader(70)
-	ack.AppendHeader(&mf)
-	ack.SetBody(nil)
-	return ack
+	d.cseqOf(req)
+	d.maxForwards()
+	return d.end()
 }
 
 // startCliTx registers a client transaction for req (its top Via is ours)

@@ -31,6 +31,9 @@ type srvTx struct {
 }
 
 // Fire is a timer of s firing on tm's wheel (armTx).
+// txKey is the transaction's table key.
+func (s *srvTx) txKey() string { return s.key }
+
 func (s *srvTx) Fire(arg uint64) { s.step(txArg(arg)) }
 
 func timerSlot(id txn.TimerID) int {

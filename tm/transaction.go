@@ -1025,32 +1025,7 @@ func (t *Transaction) doubleRR(out *listener) bool {
 // INVITE, in a client transaction of its own; the INVITE's transaction is
 // told, so it waits 64*T1 for the final reply.
 func (p *Proxy) sendCancel(inv *sip.Request, invTx *cliTx, reason string, hdrs ...sip.Header) {
-	c := sip.NewRequest(sip.CANCEL, *inv.Recipient.Clone())
-	c.SipVersion = inv.SipVersion
-	c.AppendHeader(inv.Via().Clone())
-	for _, h := range inv.GetHeaders("Route") {
-		c.AppendHeader(sip.HeaderClone(h))
-	}
-	mf := sip.MaxForwardsHeader(70)
-	c.AppendHeader(&mf)
-	for _, name := range []string{"From", "To", "Call-ID"} {
-		if h := inv.GetHeader(name); h != nil {
-			c.AppendHeader(sip.HeaderClone(h))
-		}
-	}
-	if cs := inv.CSeq(); cs != nil {
-		c.AppendHeader(&sip.CSeqHeader{SeqNo: cs.SeqNo, MethodName: sip.CANCEL})
-	}
-	if reason != "" {
-		c.AppendHeader(sip.NewHeader("Reason", reason))
-	}
-	for _, h := range p.cancelHdrs {
-		c.AppendHeader(h)
-	}
-	for _, h := range hdrs {
-		c.AppendHeader(h)
-	}
-	c.SetBody(nil)
+	c := p.cancelRequest(inv, reason, hdrs)
 	if _, err := p.startCliTx(c, nil, invTx.dest, nil); err != nil {
 		p.stats.sendFailures.Add(1)
 		p.log.Info("CANCEL not sent", "callid", callID(inv), "error", err)
@@ -1058,6 +1033,34 @@ func (p *Proxy) sendCancel(inv *sip.Request, invTx *cliTx, reason string, hdrs .
 	}
 	p.stats.cancelsSent.Add(1)
 	invTx.cancelSent()
+}
+
+// cancelRequest builds the CANCEL of a branch's INVITE (§9.1): the
+// INVITE's Request-URI, top Via, Route set, From, To, Call-ID and CSeq
+// number, then the Reason and the configured and given headers.
+func (p *Proxy) cancelRequest(inv *sip.Request, reason string, hdrs []sip.Header) *sip.Request {
+	d := newDerived(sip.CANCEL, inv)
+	if v := inv.Via(); v != nil {
+		d.req.AppendHeader(v)
+	}
+	d.routes(inv)
+	d.maxForwards()
+	for _, name := range [...]string{"From", "To", "Call-ID"} {
+		if h := inv.GetHeader(name); h != nil {
+			d.req.AppendHeader(h)
+		}
+	}
+	d.cseqOf(inv)
+	if reason != "" {
+		d.req.AppendHeader(sip.NewHeader("Reason", reason))
+	}
+	for _, h := range p.cancelHdrs {
+		d.req.AppendHeader(h)
+	}
+	for _, h := range hdrs {
+		d.req.AppendHeader(h)
+	}
+	return d.end()
 }
 
 // shallowClone copies req for changes that add, remove or replace headers

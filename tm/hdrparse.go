@@ -339,7 +339,7 @@ func fastURI(s string, u *sip.Uri, kv []sip.HeaderKV) bool {
 		}
 	} else {
 		host, port, hasPort := strings.Cut(hostport, ":")
-		if host == "" || host == "*" || strings.ContainsAny(host, "[]") {
+		if host == "" || host == "*" || !squareBracket.clean(host) {
 			return false
 		}
 		u.Host = host
@@ -361,7 +361,7 @@ func fastURI(s string, u *sip.Uri, kv []sip.HeaderKV) bool {
 // only (no empty item, no quote, no space, one '=' at most, no repeated
 // key), where sipgo's three parameter parsers all agree.
 func fastParams(s string, sep byte, dst sip.HeaderParams) (sip.HeaderParams, bool) {
-	if s == "" || strings.ContainsAny(s, " \t\"") {
+	if s == "" || !spaceTabQuote.clean(s) {
 		return nil, false
 	}
 	for s != "" {
@@ -427,14 +427,24 @@ var (
 	bareURI        = newByteSet(false, "\">")
 	hdrParams      = newByteSet(false, "<>\"")
 	bracketedURI   = newByteSet(false, "<\"")
-	noListNoEscape = func() *byteSet {
-		// Only the list separator and the escape: anything else is
-		// checked piece by piece afterwards.
-		var b byteSet
-		b[','], b['\\'] = true, true
-		return &b
-	}()
+	// Only the list separator and the escape: anything else is checked
+	// piece by piece afterwards.
+	noListNoEscape = onlyBytes(",\\")
+	// strings.ContainsAny's sets, made once (it builds its set per call).
+	spaceTabQuote = onlyBytes(" \t\"")
+	spaceTab      = onlyBytes(" \t")
+	squareBracket = onlyBytes("[]")
 )
+
+// onlyBytes is the set of the (ASCII) bytes of chars: !onlyBytes(c).clean(s)
+// is strings.ContainsAny(s, c).
+func onlyBytes(chars string) *byteSet {
+	var b byteSet
+	for i := 0; i < len(chars); i++ {
+		b[chars[i]] = true
+	}
+	return &b
+}
 
 // digits parses a port: 1 to 5 decimal digits.
 func digits(s string) (int, bool) {

@@ -1,7 +1,9 @@
 package tm
 
 import (
+	"math/rand/v2"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/emiago/sipgo/sip"
@@ -174,5 +176,23 @@ func BenchmarkParseInvite(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// onlyBytes' sets answer as strings.ContainsAny does, for any input (UTF-8
+// or not), where the hot paths used it.
+func TestOnlyBytesIsContainsAny(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	alphabet := []byte("ab; \t\"[]=,\\\xc3\xa9\xff\x00")
+	for _, chars := range []string{" \t\"", " \t", "[]", ",\\"} {
+		set := onlyBytes(chars)
+		for range 5000 {
+			b := make([]byte, r.IntN(20))
+			for i := range b {
+				b[i] = alphabet[r.IntN(len(alphabet))]
+			}
+			s := string(b)
+			require.Equal(t, strings.ContainsAny(s, chars), !set.clean(s), "%q in %q", chars, s)
+		}
 	}
 }

@@ -270,7 +270,7 @@ func appendParams(b []byte, lead, sep byte, params sip.HeaderParams) []byte {
 			continue
 		}
 		b = append(b, '=')
-		if v[0] != '"' && strings.ContainsAny(v, " \t") {
+		if v[0] != '"' && !spaceTab.clean(v) {
 			b = append(b, '"')
 			b = append(b, v...)
 			b = append(b, '"')

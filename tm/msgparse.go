@@ -164,7 +164,7 @@ func (b *msgHdrs) parse(kind blockKind, value string) sip.Header {
 // parser gives the same value; anything else is left to it.
 func parseCSeq(h *sip.CSeqHeader, v string) bool {
 	sp := strings.IndexByte(v, ' ')
-	if sp < 1 || sp == len(v)-1 || strings.ContainsAny(v[sp+1:], " \t") || strings.IndexByte(v[:sp], '\t') >= 0 {
+	if sp < 1 || sp == len(v)-1 || !spaceTab.clean(v[sp+1:]) || strings.IndexByte(v[:sp], '\t') >= 0 {
 		return false
 	}
 	n, err := strconv.ParseUint(v[:sp], 10, 32)

@@ -96,12 +96,45 @@ type binding struct {
 	fromCaller bool
 }
 
+// A transaction's binding is the dialog pointer itself, typed by its role:
+// *Dialog for the INVITE that created the dialog, *callerSide and
+// *calleeSide (conversions of the same pointer) for requests within it. A
+// binding struct boxed into the transaction's value was an allocation of
+// every transaction of a call and, at 3000 calls/s, tens of thousands of
+// small live objects for the collector to mark (issue 14); three bindings
+// kept in the Dialog would have pushed it out of its size class.
+type (
+	callerSide Dialog
+	calleeSide Dialog
+)
+
+// bindValue is what a request within d binds its transaction to.
+func bindValue(d *Dialog, fromCaller bool) any {
+	if fromCaller {
+		return (*callerSide)(d)
+	}
+	return (*calleeSide)(d)
+}
+
+// bindingOf reads a transaction's binding.
+func bindingOf(t *tm.Transaction) (binding, bool) {
+	switch v := t.Value(dialogKey{}).(type) {
+	case *Dialog:
+		return binding{d: v, initial: true}, true
+	case *callerSide:
+		return binding{d: (*Dialog)(v), fromCaller: true}, true
+	case *calleeSide:
+		return binding{d: (*Dialog)(v)}, true
+	}
+	return binding{}, false
+}
+
 // Current returns the dialog a transaction belongs to (get_current_dialog).
 func Current(t *tm.Transaction) *Dialog {
 	if t == nil {
 		return nil
 	}
-	if b, ok := t.Value(dialogKey{}).(binding); ok {
+	if b, ok := bindingOf(t); ok {
 		return b.d
 	}
 	return nil

@@ -158,7 +158,7 @@ func (m *Manager) unbind(d *Dialog) {
 	tx := d.doneTx.Value()
 	d.mu.Unlock()
 	if tx != nil {
-		if b, ok := tx.Value(dialogKey{}).(binding); ok && b.d == d {
+		if b, ok := bindingOf(tx); ok && b.d == d {
 			tx.SetValue(dialogKey{}, nil)
 		}
 	}

@@ -126,7 +126,7 @@ func (m *Manager) onRequestWithin(d *Dialog, r *tm.Request, fromCaller bool) (tm
 		}
 	}
 	if r.Tx != nil {
-		r.Tx.SetValue(dialogKey{}, binding{d: d, fromCaller: fromCaller})
+		r.Tx.SetValue(dialogKey{}, bindValue(d, fromCaller))
 	}
 	if shift != 0 {
 		// r.Request is the template of every branch (an ACK: the message
@@ -220,7 +220,7 @@ func (m *Manager) routeInitial(next tm.Router, r *tm.Request) tm.Decision {
 		return dec
 	}
 	d := m.newDialog(r)
-	r.Tx.SetValue(dialogKey{}, binding{d: d, initial: true})
+	r.Tx.SetValue(dialogKey{}, d)
 	m.recordRoute(&dec, d)
 	if m.limiter == nil || !m.limiter.HasLimits() {
 		return m.startNow(d, r, dec, false)
@@ -413,7 +413,7 @@ type observer struct{ m *Manager }
 // OnReply takes the replies within a dialog; those of the dialog's INVITE
 // go through the reply hook, which may keep a 2xx from the caller.
 func (o observer) OnReply(t *tm.Transaction, branch int, res *sip.Response) {
-	b, ok := t.Value(dialogKey{}).(binding)
+	b, ok := bindingOf(t)
 	if !ok || b.initial {
 		return
 	}
@@ -436,7 +436,7 @@ func (o observer) OnReply(t *tm.Transaction, branch int, res *sip.Response) {
 // On2xxRetransmission implements tm.RetransmissionObserver: the answering
 // callee repeats its 2xx, so it has no ACK (EvAnswerRepeated).
 func (o observer) On2xxRetransmission(t *tm.Transaction, branch int, res *sip.Response) {
-	b, ok := t.Value(dialogKey{}).(binding)
+	b, ok := bindingOf(t)
 	if !ok || !b.initial {
 		return
 	}
@@ -477,7 +477,7 @@ func (o observer) OnStrayResponse(res *sip.Response) {
 }
 
 func (o observer) OnOutcome(t *tm.Transaction, out tm.Outcome) {
-	b, ok := t.Value(dialogKey{}).(binding)
+	b, ok := bindingOf(t)
 	if !ok || !b.initial {
 		return
 	}
@@ -494,7 +494,7 @@ func (o observer) OnOutcome(t *tm.Transaction, out tm.Outcome) {
 }
 
 func (o observer) OnDone(t *tm.Transaction) {
-	b, ok := t.Value(dialogKey{}).(binding)
+	b, ok := bindingOf(t)
 	if !ok || !b.initial {
 		return
 	}
@@ -514,7 +514,7 @@ func (o observer) OnDone(t *tm.Transaction) {
 type replyHook struct{ m *Manager }
 
 func (h replyHook) OnReply(t *tm.Transaction, branch int, res *sip.Response) bool {
-	b, ok := t.Value(dialogKey{}).(binding)
+	b, ok := bindingOf(t)
 	if !ok || !b.initial {
 		return true
 	}

@@ -69,6 +69,15 @@ type Config struct {
 	// (RFC 3261 §21.5.4) rather than run out of memory; requests within
 	// dialogs (a BYE frees what a call holds) still go on. 0: no cap.
 	MaxTransactions int `config:"max_transactions"`
+	// ShedCongested answers new requests outside dialogs 503 with
+	// Retry-After while the UDP socket they came on is congested: a full
+	// read batch with more than half the socket buffer queued behind it
+	// (transport.Message.Congested, Linux). That queue is work the proxy
+	// is not keeping up with; every call taken in makes more, and the
+	// retransmissions of calls already late make it grow until the proxy
+	// serves none (RFC 3261 §21.5.4). Requests within dialogs, responses,
+	// ACK and CANCEL go on.
+	ShedCongested bool `config:"shed_congested"`
 	// CancelHeaders are header lines ("Name: value") added to every CANCEL
 	// the proxy sends (a branch cancelled because another answered, the
 	// caller's CANCEL passed on, t_cancel_branch), e.g. an operator's
@@ -96,6 +105,7 @@ func DefaultConfig() Config {
 		MaxViaHeaders:        70,
 		MaxHeaders:           256,
 		MaxTransactions:      100000,
+		ShedCongested:        true,
 		CancelHeaders:        []string{},
 	}
 }

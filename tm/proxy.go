@@ -652,6 +652,12 @@ func (p *Proxy) serveRequest(req *sip.Request, m *transport.Message, s *srvTx) {
 			Headers: []sip.Header{sip.NewHeader("Retry-After", "5")}})
 		return
 	}
+	if m.Congested && p.cfg.ShedCongested && !hasToTag(req) {
+		p.stats.shed.Add(1)
+		p.reject(req, m, s, &Rejection{Code: 503, Reason: "Service Unavailable - overloaded",
+			Headers: []sip.Header{sip.NewHeader("Retry-After", "5")}})
+		return
+	}
 	if p.draining.Load() && !hasToTag(req) {
 		// Stopping: calls in progress go on, new ones go elsewhere.
 		p.reject(req, m, s, &Rejection{Code: 503, Reason: "Service Unavailable - shutting down"})

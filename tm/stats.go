@@ -19,6 +19,7 @@ type Stats struct {
 	finalClass      [7]atomic.Uint64
 	inuse           atomic.Int64
 	overloaded      atomic.Uint64 // answered 503 at max_transactions
+	shed            atomic.Uint64 // answered 503 off a congested socket (shed_congested)
 	branches        atomic.Uint64
 	frTimeouts      atomic.Uint64
 	frInvTimeouts   atomic.Uint64
@@ -124,6 +125,7 @@ func (s *Stats) Snapshot() map[string]uint64 {
 		"local_requests":           s.localRequests.Load(),
 		"rejected_requests":        s.rejected.Load(),
 		"overloaded_requests":      s.overloaded.Load(),
+		"shed_requests":            s.shed.Load(),
 		"stateless_forwarded":      s.statelessFwd.Load(),
 		"send_failures":            s.sendFailures.Load(),
 		"retransmissions_sent":     s.retransSent.Load(),
@@ -154,6 +156,7 @@ var (
 	descLocalReq  = prometheus.NewDesc("imsdlg_tm_local_requests_total", "Requests originated by the proxy (t_uac_dlg).", nil, nil)
 	descRejected  = prometheus.NewDesc("imsdlg_tm_rejected_requests_total", "Requests refused by validation (400, 416, 420, 482, 483, 513).", nil, nil)
 	descOverload  = prometheus.NewDesc("imsdlg_tm_overloaded_requests_total", "New requests answered 503 because tm.max_transactions were in progress.", nil, nil)
+	descShed      = prometheus.NewDesc("imsdlg_tm_shed_requests_total", "New requests answered 503 because they came off a congested UDP socket (tm.shed_congested).", nil, nil)
 	descStateless = prometheus.NewDesc("imsdlg_tm_stateless_forwarded_total", "Messages forwarded statelessly (ACK for 2xx, stray responses, 2xx after the server transaction ended).", nil, nil)
 	descSendFail  = prometheus.NewDesc("imsdlg_tm_send_failures_total", "Branches or messages that could not be sent.", nil, nil)
 	descRetrans   = prometheus.NewDesc("imsdlg_tm_retransmissions_total", "Retransmissions, sent by our timers or received and absorbed by a transaction.", []string{"direction"}, nil)
@@ -164,7 +167,7 @@ var (
 // Describe implements prometheus.Collector.
 func (s *Stats) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descReceived, descRelayed, descLocal, descUAS, descUAC, descFinal,
-		descInuse, descBranches, descTimeouts, descCancels, descLocalReq, descRejected, descOverload, descStateless, descSendFail, descRetrans,
+		descInuse, descBranches, descTimeouts, descCancels, descLocalReq, descRejected, descOverload, descShed, descStateless, descSendFail, descRetrans,
 		descRequests, descReplies} {
 		ch <- d
 	}
@@ -196,6 +199,7 @@ func (s *Stats) Collect(ch chan<- prometheus.Metric) {
 	counter(descLocalReq, s.localRequests.Load())
 	counter(descRejected, s.rejected.Load())
 	counter(descOverload, s.overloaded.Load())
+	counter(descShed, s.shed.Load())
 	counter(descStateless, s.statelessFwd.Load())
 	counter(descSendFail, s.sendFailures.Load())
 	counter(descRetrans, s.retransSent.Load(), "sent")

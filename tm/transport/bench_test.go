@@ -123,7 +123,7 @@ func BenchmarkUDPHandOff(b *testing.B) {
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	for b.Loop() {
-		tr.datagram(data, local, remote, remote.String())
+		tr.datagram(data, local, remote, remote.String(), false)
 	}
 }
 

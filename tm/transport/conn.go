@@ -325,7 +325,7 @@ func (c *Conn) frames(st *stream) error {
 				c.write(crlf, false)
 			}
 		case frameMessage:
-			t.handle(frame, TCP, c.local, c.remote, c.remoteText, c)
+			t.handle(frame, TCP, c.local, c.remote, c.remoteText, c, false)
 		case frameBroken:
 			t.stats.framingFailures.Add(1)
 			if sup, ok := t.logFraming.Allow(); ok {

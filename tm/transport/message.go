@@ -40,6 +40,11 @@ type Message struct {
 	// Remote is where it came from (for UDP the source address: RFC 3581
 	// received/rport). IPv4-mapped IPv6 addresses are unmapped.
 	Local, Remote netip.AddrPort
+	// Congested is set on the datagrams of a full read batch taken while
+	// the socket's queue held more than half its buffer (Linux): the
+	// owner is behind its offered load and may refuse new work
+	// (tm.Config.ShedInvites).
+	Congested bool
 	// Conn is the TCP connection the message came on; nil for UDP. Answers
 	// to a request go back on it (RFC 3261 §18.2.2): Dest{Conn: m.Conn}.
 	Conn *Conn

@@ -4,6 +4,7 @@ package transport
 
 import (
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -79,4 +80,21 @@ func pendingDatagram(c syscall.RawConn) (int, error) {
 		return 0, err
 	}
 	return n, serr
+}
+
+// queueOverHalf reports whether a socket's receive queue holds more than
+// half its buffer: SO_MEMINFO's first two values, the bytes queued as the
+// kernel counts them against SO_RCVBUF, and that buffer. One getsockopt,
+// asked only after a full batch.
+func queueOverHalf(c syscall.RawConn) bool {
+	var mi [16]uint32 // SK_MEMINFO_VARS is 9 on Linux 6; room for more
+	n := uint32(unsafe.Sizeof(mi))
+	var errno syscall.Errno
+	if err := c.Control(func(fd uintptr) {
+		_, _, errno = unix.Syscall6(unix.SYS_GETSOCKOPT, fd, unix.SOL_SOCKET, unix.SO_MEMINFO,
+			uintptr(unsafe.Pointer(&mi[0])), uintptr(unsafe.Pointer(&n)), 0)
+	}); err != nil || errno != 0 || n < 8 {
+		return false
+	}
+	return uint64(mi[0])*2 > uint64(mi[1])
 }

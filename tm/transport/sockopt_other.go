@@ -31,3 +31,6 @@ func wakeReaders(syscall.RawConn) {}
 const watchdogSupported = false
 
 func pendingDatagram(syscall.RawConn) (int, error) { return 0, errors.ErrUnsupported }
+
+// queueOverHalf: the queue's size is not asked for here.
+func queueOverHalf(syscall.RawConn) bool { return false }

@@ -64,6 +64,7 @@ type Stats struct {
 	readErrors      atomic.Uint64 // UDP read errors other than the socket closing
 	udpQueueDrops   atomic.Uint64 // datagrams refused by Send: writer queue full
 	udpQueued       atomic.Uint64 // datagrams Send handed to the writer goroutine
+	udpCongested    atomic.Uint64 // reads that found the queue over half the socket buffer
 	udpReadKicks    atomic.Uint64 // sockets woken by the read watchdog
 	handlerPanics   atomic.Uint64
 	listenersDown   atomic.Uint64
@@ -88,7 +89,9 @@ func (s *Stats) proto(transport string) *protoStats {
 // dial_failures, refused_max_connections,
 // refused_max_per_ip, accept_errors, and the closes by reason:
 // framing_failures, read_timeouts, idle_closed, write_timeouts,
-// write_queue_overflows. UDP: read_errors, queue_drops, queued (datagrams
+// write_queue_overflows. UDP: read_errors, queue_drops, congested_reads (full
+// batches read while the socket's queue held more than half its buffer: the
+// proxy is behind its offered load; Message.Congested), queued (datagrams
 // handed to the socket's writer goroutine rather than written by the
 // sender: the socket buffer was full, or another sender held the socket
 // where senders do not write side by side), read_kicks (a
@@ -126,6 +129,7 @@ func (s *Stats) Snapshot() map[string]uint64 {
 	m["udp_read_errors"] = s.readErrors.Load()
 	m["udp_queue_drops"] = s.udpQueueDrops.Load()
 	m["udp_queued"] = s.udpQueued.Load()
+	m["udp_congested_reads"] = s.udpCongested.Load()
 	m["udp_read_kicks"] = s.udpReadKicks.Load()
 	m["handler_panics"] = s.handlerPanics.Load()
 	m["listeners_down"] = s.listenersDown.Load()
@@ -156,6 +160,7 @@ var (
 	descAcceptErr  = prometheus.NewDesc("imsdlg_transport_tcp_accept_errors_total", "Temporary accept errors (retried with backoff).", nil, nil)
 	descReadErr    = prometheus.NewDesc("imsdlg_transport_udp_read_errors_total", "UDP read errors (retried).", nil, nil)
 	descQueueDrops = prometheus.NewDesc("imsdlg_transport_udp_queue_drops_total", "Datagrams refused because the socket's write queue was full.", nil, nil)
+	descCongested  = prometheus.NewDesc("imsdlg_transport_udp_congested_reads_total", "Full read batches taken while the UDP socket's queue held more than half its buffer: the proxy is behind its offered load.", nil, nil)
 	descQueued     = prometheus.NewDesc("imsdlg_transport_udp_queued_total", "Datagrams handed to the socket's writer goroutine instead of written by their sender (socket buffer full, or socket busy where senders do not write side by side).", nil, nil)
 	descKicks      = prometheus.NewDesc("imsdlg_transport_udp_read_kicks_total", "UDP sockets whose readers took nothing for a watchdog tick while a datagram waited, woken with an empty datagram.", nil, nil)
 	descPanics     = prometheus.NewDesc("imsdlg_transport_handler_panics_total", "Panics recovered from the message handler.", nil, nil)
@@ -167,7 +172,7 @@ var (
 func (s *Stats) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descMessages, descBytes, descParseFail, descKeepalive, descWriteErr,
 		descClosed, descOpen, descAccepted, descDialed, descDialFail, descRefused, descAcceptErr, descReadErr,
-		descQueueDrops, descQueued, descKicks, descPanics, descDown, descBatch} {
+		descQueueDrops, descQueued, descCongested, descKicks, descPanics, descDown, descBatch} {
 		ch <- d
 	}
 }
@@ -204,6 +209,7 @@ func (s *Stats) Collect(ch chan<- prometheus.Metric) {
 	counter(descReadErr, s.readErrors.Load())
 	counter(descQueueDrops, s.udpQueueDrops.Load())
 	counter(descQueued, s.udpQueued.Load())
+	counter(descCongested, s.udpCongested.Load())
 	counter(descKicks, s.udpReadKicks.Load())
 	counter(descPanics, s.handlerPanics.Load())
 	counter(descDown, s.listenersDown.Load())

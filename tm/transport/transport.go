@@ -216,13 +216,13 @@ func nextBackoff(d time.Duration) time.Duration {
 }
 
 // handle parses one framed message and hands it up.
-func (t *Transport) handle(data []byte, transport string, local, remote netip.AddrPort, src string, c *Conn) {
+func (t *Transport) handle(data []byte, transport string, local, remote netip.AddrPort, src string, c *Conn, congested bool) {
 	ps := t.stats.proto(transport)
 	ps.msgsIn.Add(1)
 	if t.o.Trace != nil {
 		t.o.Trace("recv", transport, local, remote, data)
 	}
-	m := Message{Raw: data, Transport: transport, Local: local, Remote: remote, Conn: c}
+	m := Message{Raw: data, Transport: transport, Local: local, Remote: remote, Conn: c, Congested: congested}
 	msg, err := t.parser.ParseSIP(data)
 	if err != nil {
 		ps.parseFailures.Add(1)

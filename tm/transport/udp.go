@@ -276,6 +276,12 @@ func (s *udpSock) readLoop() {
 		backoff = 0
 		t.stats.readBatch.observe(n)
 		s.received.Add(uint64(n))
+		// A full batch may mean a queue behind it: how long is asked of
+		// the kernel then, and the batch's requests say so (Congested).
+		congested := n == batch && s.rc != nil && queueOverHalf(s.rc)
+		if congested {
+			t.stats.udpCongested.Add(1)
+		}
 		for i := 0; i < n; i++ {
 			m := &ms[i]
 			var remote netip.AddrPort
@@ -291,7 +297,7 @@ func (s *udpSock) readLoop() {
 			if oobLen > 0 && m.NN > 0 {
 				local = s.g.dstOf(m.OOB[:m.NN], &cm4, &cm6)
 			}
-			t.datagram(bufs[i][0][:m.N], local, remote, srcs.get(remote))
+			t.datagram(bufs[i][0][:m.N], local, remote, srcs.get(remote), congested)
 		}
 	}
 }
@@ -333,7 +339,7 @@ func (g *udpGroup) srcOOBFor(src netip.Addr) []byte {
 }
 
 // datagram hands one datagram up.
-func (t *Transport) datagram(data []byte, local, remote netip.AddrPort, src string) {
+func (t *Transport) datagram(data []byte, local, remote netip.AddrPort, src string, congested bool) {
 	t.stats.udp.bytesIn.Add(uint64(len(data)))
 	if isKeepalive(data) {
 		t.stats.udp.keepalives.Add(1)
@@ -346,10 +352,10 @@ func (t *Transport) datagram(data []byte, local, remote netip.AddrPort, src stri
 		if n, ok := t.logParse.Allow(); ok {
 			t.log.Info("datagram too large handed up", "remote", remote, "error", err, "suppressed", n)
 		}
-		t.deliver(Message{Raw: data, Err: err, Transport: UDP, Local: local, Remote: remote})
+		t.deliver(Message{Raw: data, Err: err, Transport: UDP, Local: local, Remote: remote, Congested: congested})
 		return
 	}
-	t.handle(data, UDP, local, remote, src, nil)
+	t.handle(data, UDP, local, remote, src, nil, congested)
 }
 
 // isKeepalive: a datagram of nothing but CR, LF, NUL and blanks is a NAT

@@ -129,7 +129,7 @@ func TestUDPReadAllocatesNothingPerDatagram(t *testing.T) {
 			local, remote := addr, unmap(c.LocalAddr().(*net.UDPAddr).AddrPort())
 			handOff := testing.AllocsPerRun(per, func() {
 				got.Add(1)
-				h.datagram(data, local, remote, remote.String())
+				h.datagram(data, local, remote, remote.String(), false)
 			})
 			got.Add(1) // warm the reader's caches (the source's string)
 			_, err = c.Write(data)
@@ -145,6 +145,77 @@ func TestUDPReadAllocatesNothingPerDatagram(t *testing.T) {
 				}
 			}) / per
 			assert.LessOrEqual(t, socket, handOff+0.2, "heap objects per datagram read from the socket (%.1f to hand one up)", handOff)
+		})
+	}
+}
+
+// A reader behind its load: the datagrams of a full batch read while more
+// than half the socket buffer waits behind it come up Congested (and are
+// counted, udp_congested_reads); once the queue has drained they do not.
+// Both read modes.
+func TestUDPCongestedBatches(t *testing.T) {
+	for _, blocking := range []bool{false, true} {
+		t.Run(fmt.Sprintf("blocking=%v", blocking), func(t *testing.T) {
+			release := make(chan struct{})
+			var mu sync.Mutex
+			var flags []bool
+			markerCongested := -1
+			h := newHarness(t, Options{UDPReaders: 1, UDPBatch: 4, UDPReadBuffer: 32 << 10, UDPBlockingReads: blocking,
+				Handler: func(m Message) {
+					mu.Lock()
+					flags = append(flags, m.Congested)
+					first := len(flags) == 1
+					if strings.Contains(string(m.Raw), "marker") {
+						markerCongested = map[bool]int{false: 0, true: 1}[m.Congested]
+					}
+					mu.Unlock()
+					if first {
+						<-release // the reader stalls: the socket's queue fills
+					}
+				}})
+			addr, err := h.ListenUDP(netip.AddrPortFrom(lo4, 0))
+			require.NoError(t, err)
+			c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(addr))
+			require.NoError(t, err)
+			defer c.Close()
+			_, err = c.Write(invite("first"))
+			require.NoError(t, err)
+			eventually(t, "the reader holds the first datagram", func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				return len(flags) == 1
+			})
+			for i := range 200 {
+				_, err := c.Write(invite("queued-" + strconv.Itoa(i)))
+				require.NoError(t, err)
+			}
+			close(release)
+			eventually(t, "the queue drained", func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				return len(flags) > 8 && stat(h.Transport, "udp_messages_in") == uint64(len(flags))
+			})
+			// Markers until one comes off the drained queue: not congested.
+			eventually(t, "a marker read off an empty queue", func() bool {
+				mu.Lock()
+				done := markerCongested == 0
+				mu.Unlock()
+				if !done {
+					_, _ = c.Write(invite("marker"))
+				}
+				return done
+			})
+			mu.Lock()
+			defer mu.Unlock()
+			congested := 0
+			for _, f := range flags {
+				if f {
+					congested++
+				}
+			}
+			assert.Positive(t, congested, "datagrams read off a queue over half the buffer (of %d)", len(flags))
+			assert.Less(t, congested, len(flags), "not all of them")
+			assert.Positive(t, stat(h.Transport, "udp_congested_reads"))
 		})
 	}
 }

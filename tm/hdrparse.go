@@ -421,12 +421,12 @@ func (b *byteSet) clean(s string) bool {
 }
 
 var (
-	plainBytes     = newByteSet(false, "")
-	viaRest        = newByteSet(false, ",\"")
-	displayName    = newByteSet(true, ";\"")
-	bareURI        = newByteSet(false, "\">")
-	hdrParams      = newByteSet(false, "<>\"")
-	bracketedURI   = newByteSet(false, "<\"")
+	plainBytes   = newByteSet(false, "")
+	viaRest      = newByteSet(false, ",\"")
+	displayName  = newByteSet(true, ";\"")
+	bareURI      = newByteSet(false, "\">")
+	hdrParams    = newByteSet(false, "<>\"")
+	bracketedURI = newByteSet(false, "<\"")
 	// Only the list separator and the escape: anything else is checked
 	// piece by piece afterwards.
 	noListNoEscape = onlyBytes(",\\")

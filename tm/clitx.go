@@ -48,10 +48,10 @@ type cliTx struct {
 }
 
 // Fire is a timer of c firing on tm's wheel (armTx).
+func (c *cliTx) Fire(arg uint64) { c.step(txArg(arg), nil) }
+
 // txKey is the transaction's table key.
 func (c *cliTx) txKey() string { return c.key }
-
-func (c *cliTx) Fire(arg uint64) { c.step(txArg(arg), nil) }
 
 // cliPost is what a step leaves for the owner, after the lock.
 type cliPost struct {

@@ -646,17 +646,23 @@ func (p *Proxy) serveRequest(req *sip.Request, m *transport.Message, s *srvTx) {
 		p.reject(req, m, s, rej)
 		return
 	}
-	if max := p.cfg.MaxTransactions; max > 0 && p.stats.inuse.Load() >= int64(max) && !hasToTag(req) {
-		p.stats.overloaded.Add(1)
-		p.reject(req, m, s, &Rejection{Code: 503, Reason: "Service Unavailable - overloaded",
-			Headers: []sip.Header{sip.NewHeader("Retry-After", "5")}})
-		return
-	}
-	if m.Congested && p.cfg.ShedCongested && !hasToTag(req) {
-		p.stats.shed.Add(1)
-		p.reject(req, m, s, &Rejection{Code: 503, Reason: "Service Unavailable - overloaded",
-			Headers: []sip.Header{sip.NewHeader("Retry-After", "5")}})
-		return
+	if !hasToTag(req) {
+		// Overloaded: too many transactions in progress, or behind the
+		// offered load (tm.shed_congested). New work goes elsewhere;
+		// requests within dialogs (a BYE frees what a call holds) go on.
+		var count *atomic.Uint64
+		switch {
+		case p.cfg.MaxTransactions > 0 && p.stats.inuse.Load() >= int64(p.cfg.MaxTransactions):
+			count = &p.stats.overloaded
+		case m.Congested && p.cfg.ShedCongested:
+			count = &p.stats.shed
+		}
+		if count != nil {
+			count.Add(1)
+			p.reject(req, m, s, &Rejection{Code: 503, Reason: "Service Unavailable - overloaded",
+				Headers: []sip.Header{sip.NewHeader("Retry-After", "5")}})
+			return
+		}
 	}
 	if p.draining.Load() && !hasToTag(req) {
 		// Stopping: calls in progress go on, new ones go elsewhere.

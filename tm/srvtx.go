@@ -31,10 +31,10 @@ type srvTx struct {
 }
 
 // Fire is a timer of s firing on tm's wheel (armTx).
+func (s *srvTx) Fire(arg uint64) { s.step(txArg(arg)) }
+
 // txKey is the transaction's table key.
 func (s *srvTx) txKey() string { return s.key }
-
-func (s *srvTx) Fire(arg uint64) { s.step(txArg(arg)) }
 
 func timerSlot(id txn.TimerID) int {
 	if id.Retransmission() {

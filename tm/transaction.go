@@ -1065,7 +1065,7 @@ func (p *Proxy) cancelRequest(inv *sip.Request, reason string, hdrs []sip.Header
 
 // shallowClone copies req for changes that add, remove or replace headers
 // and set the Request-URI: the header values themselves are shared (the
-// Request-URI's parameter lists are copied by sip.NewRequest). Routers,
+// Request-URI's parameter lists are copied into the clone's block). Routers,
 // middleware and branch hooks follow that rule (BranchHook); a deep clone
 // per transaction and per branch was a tenth of the allocations per call.
 func shallowClone(req *sip.Request) *sip.Request { return &shallowCloneTo(req, &req.Recipient).req }

@@ -166,7 +166,10 @@ func TestUDPCongestedBatches(t *testing.T) {
 					flags = append(flags, m.Congested)
 					first := len(flags) == 1
 					if strings.Contains(string(m.Raw), "marker") {
-						markerCongested = map[bool]int{false: 0, true: 1}[m.Congested]
+						markerCongested = 0
+						if m.Congested {
+							markerCongested = 1
+						}
 					}
 					mu.Unlock()
 					if first {

@@ -102,8 +102,14 @@ func (c *cliTx) exec(acts []txn.Action, res *sip.Response) cliPost {
 	var post cliPost
 	p := c.p
 	// Timers first: once a message is out, its retransmission timer is
-	// armed (whoever sees the message may act on it at once).
+	// armed (whoever sees the message may act on it at once). Timers D
+	// and K are not: the transaction becomes a lingerRec below.
+	var linger txn.Action
 	for _, a := range acts {
+		if a.Kind == txn.ActArmTimer && lingers(a.Timer) {
+			linger = a
+			continue
+		}
 		c.timer(a)
 	}
 	for _, a := range acts {
@@ -148,7 +154,28 @@ func (c *cliTx) exec(acts []txn.Action, res *sip.Response) cliPost {
 			}
 		}
 	}
+	c.linger(linger, &post)
 	return post
+}
+
+// linger turns a completed transaction whose FSM armed linger (Timer D
+// or K) into a lingerRec, or arms the timer when the record cannot be
+// kept. Called with c.mu held, once the actions (the ACK) went out.
+func (c *cliTx) linger(linger txn.Action, post *cliPost) {
+	if linger.Kind == 0 || post.done {
+		return
+	}
+	act := lingerAbsorb
+	if c.fsm.Kind() == txn.ClientInvite {
+		act = lingerACK
+	}
+	if c.p.cliLinger.add(c.p.clock.Now(), linger.After, c.key, act, c.ack, c.dest) {
+		// The record answers from here on; a retransmission that found c
+		// in the table before it left is answered by c (its ACK stays).
+		post.done = true
+		return
+	}
+	c.timer(linger) // the key's hash is another's: stay whole
 }
 
 // hopACK is the ACK of a non-2xx final (§17.1.1.3): the request's

@@ -75,6 +75,9 @@ type Proxy struct {
 	tp     *transport.Transport
 	srvTxs *txTable[*srvTx]
 	cliTxs *txTable[*cliTx]
+	// srvLinger and cliLinger keep the transactions of srvTxs and cliTxs
+	// that completed and only absorb retransmissions (linger.go).
+	srvLinger, cliLinger *lingerTable
 
 	listeners atomic.Pointer[[]*listener]
 	lmu       sync.Mutex // serialises Listen
@@ -121,6 +124,7 @@ func New(o Options) (*Proxy, error) {
 		srvTxs:    newTxTable[*srvTx](),
 		cliTxs:    newTxTable[*cliTx](),
 	}
+	p.srvLinger, p.cliLinger = newLingerTable(&p.stats.lingering), newLingerTable(&p.stats.lingering)
 	p.stats.init()
 	for _, h := range o.Config.CancelHeaders {
 		name, value, _ := CheckHeaderLine(h) // Validate refused a bad one
@@ -177,6 +181,7 @@ func New(o Options) (*Proxy, error) {
 			_ = w.Run(p.stop)
 		}()
 	}
+	p.sweepLingering()
 	p.parser = NewParser(c.MaxMessageSize)
 	to := o.Transport
 	to.Handler = p.onMessage
@@ -557,6 +562,21 @@ func (p *Proxy) rawAnswer(m *transport.Message, code int, reason string) {
 	}
 }
 
+// sweepLingering frees the lingering transactions that expired, once a
+// second on tm's wheel until the proxy stops. Lookups check expiry on
+// their own and each new record frees the expired ones ahead of it: the
+// sweep only returns the memory once the load stops. Not on another
+// clock (a test's fake one counts its timers).
+func (p *Proxy) sweepLingering() {
+	if p.wheel == nil || p.stop.Err() != nil {
+		return
+	}
+	now := p.clock.Now()
+	p.srvLinger.sweep(now)
+	p.cliLinger.sweep(now)
+	p.wheel.AfterFunc(time.Second, p.sweepLingering)
+}
+
 // onRequest is the entry of every request that parsed.
 func (p *Proxy) onRequest(req *sip.Request, m *transport.Message) {
 	// RFC 3261 §7.1: methods are case-sensitive; sipgo upper-cases the
@@ -584,6 +604,19 @@ func (p *Proxy) onRequest(req *sip.Request, m *transport.Message) {
 		}
 		p.stats.retransAbsorbed.Add(1)
 		s.step(txn.Event{Kind: txn.EvRecvRequest})
+		return
+	}
+	if r, ok := p.srvLinger.get(p.clock.Now(), keyBuf); ok {
+		// A retransmission of a completed transaction (or the ACK of a
+		// non-2xx final retransmitted): absorbed, or answered with the
+		// final again (Figure 8's Completed).
+		if !req.IsAck() {
+			p.stats.retransAbsorbed.Add(1)
+			if r.act == lingerResend {
+				p.stats.retransSent.Add(1)
+				p.send(r.wire(), r.dest())
+			}
+		}
 		return
 	}
 	stampVia(req, m.Remote)
@@ -921,6 +954,16 @@ func (p *Proxy) onResponse(res *sip.Response) {
 	if c, ok := p.cliTxs.get(key); ok {
 		p.stats.receivedReplies.Add(1)
 		c.step(txn.Event{Kind: txn.EvRecvResponse, Code: res.StatusCode}, res)
+		return
+	}
+	if r, ok := p.cliLinger.get(p.clock.Now(), key); ok {
+		// A retransmitted final of a completed transaction: absorbed, and
+		// a non-2xx one acknowledged again (Figure 5's Completed).
+		p.stats.receivedReplies.Add(1)
+		if code := res.StatusCode; r.act == lingerACK && code >= 300 && code <= 699 {
+			p.stats.retransAbsorbed.Add(1)
+			p.send(r.wire(), r.dest())
+		}
 		return
 	}
 	if !p.IsOurVia(via) {

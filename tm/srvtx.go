@@ -113,8 +113,15 @@ func (s *srvTx) exec(acts []txn.Action) srvPost {
 	var post srvPost
 	p := s.p
 	// Timers first: once a message is out, its retransmission timer is
-	// armed (whoever sees the message may act on it at once).
+	// armed (whoever sees the message may act on it at once). The timer
+	// of a completed transaction that only absorbs retransmissions (I, J)
+	// is not armed: the transaction becomes a lingerRec below.
+	var linger txn.Action
 	for _, a := range acts {
+		if a.Kind == txn.ActArmTimer && lingers(a.Timer) {
+			linger = a
+			continue
+		}
 		s.timer(a)
 	}
 	for _, a := range acts {
@@ -140,7 +147,29 @@ func (s *srvTx) exec(acts []txn.Action) srvPost {
 			}
 		}
 	}
+	s.linger(linger, &post)
 	return post
+}
+
+// linger turns a completed transaction whose FSM armed linger (Timer I
+// or J) into a lingerRec, or arms the timer when the record cannot be
+// kept. Called with s.mu held, once the actions went out.
+func (s *srvTx) linger(linger txn.Action, post *srvPost) {
+	if linger.Kind == 0 || post.terminated {
+		return
+	}
+	act, wire := lingerAbsorb, []byte(nil)
+	if s.fsm.Kind() == txn.ServerNonInvite {
+		act, wire = lingerResend, s.last
+	}
+	if s.p.srvLinger.add(s.p.clock.Now(), linger.After, s.key, act, wire, s.dest) {
+		// The record answers from here on. s.last stays: a retransmission
+		// that found s in the table before it left is still answered by
+		// s, with those bytes.
+		post.terminated = true
+		return
+	}
+	s.timer(linger) // the key's hash is another's: stay whole
 }
 
 // newSrvTx creates and registers the server transaction of a new request;

@@ -18,6 +18,7 @@ type Stats struct {
 	uacTransactions atomic.Uint64 // branches and local requests
 	finalClass      [7]atomic.Uint64
 	inuse           atomic.Int64
+	lingering       atomic.Int64  // completed transactions kept as lingerRecs
 	overloaded      atomic.Uint64 // answered 503 at max_transactions
 	shed            atomic.Uint64 // answered 503 off a congested socket (shed_congested)
 	branches        atomic.Uint64
@@ -113,7 +114,10 @@ func (s *Stats) Snapshot() map[string]uint64 {
 		"UAS_transactions":   s.uasTransactions.Load(),
 		"UAC_transactions":   s.uacTransactions.Load(),
 		"inuse_transactions": uint64(max(s.inuse.Load(), 0)),
-		"branches":           s.branches.Load(),
+		// Completed transactions that only absorb retransmissions, kept
+		// as their key and reply bytes (wt_timer, T4).
+		"lingering_transactions": uint64(max(s.lingering.Load(), 0)),
+		"branches":               s.branches.Load(),
 		// The tm manual's timeout_finalresponse: INVITE branches that got a
 		// provisional but no final reply in time (fr_inv_timeout); those
 		// that got no reply at all are fr_timeouts.
@@ -150,6 +154,7 @@ var (
 	descUAC       = prometheus.NewDesc("imsdlg_tm_uac_transactions_total", "Client transactions created (branches and local requests).", nil, nil)
 	descFinal     = prometheus.NewDesc("imsdlg_tm_transactions_total", "Server transactions by the class of their final reply.", []string{"class"}, nil)
 	descInuse     = prometheus.NewDesc("imsdlg_tm_inuse_transactions", "Server transactions currently in progress.", nil, nil)
+	descLinger    = prometheus.NewDesc("imsdlg_tm_lingering_transactions", "Completed transactions kept only to absorb retransmissions (wt_timer, T4).", nil, nil)
 	descBranches  = prometheus.NewDesc("imsdlg_tm_branches_total", "Branches created by forking.", nil, nil)
 	descTimeouts  = prometheus.NewDesc("imsdlg_tm_timeouts_total", "Branches that hit fr_timeout or fr_inv_timeout.", []string{"timer"}, nil)
 	descCancels   = prometheus.NewDesc("imsdlg_tm_cancels_total", "CANCEL requests, by direction.", []string{"direction"}, nil)
@@ -167,7 +172,7 @@ var (
 // Describe implements prometheus.Collector.
 func (s *Stats) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descReceived, descRelayed, descLocal, descUAS, descUAC, descFinal,
-		descInuse, descBranches, descTimeouts, descCancels, descLocalReq, descRejected, descOverload, descShed, descStateless, descSendFail, descRetrans,
+		descInuse, descLinger, descBranches, descTimeouts, descCancels, descLocalReq, descRejected, descOverload, descShed, descStateless, descSendFail, descRetrans,
 		descRequests, descReplies} {
 		ch <- d
 	}
@@ -191,6 +196,7 @@ func (s *Stats) Collect(ch chan<- prometheus.Metric) {
 	counter(descUAS, s.uasTransactions.Load())
 	counter(descUAC, s.uacTransactions.Load())
 	ch <- prometheus.MustNewConstMetric(descInuse, prometheus.GaugeValue, float64(s.inuse.Load()))
+	ch <- prometheus.MustNewConstMetric(descLinger, prometheus.GaugeValue, float64(s.lingering.Load()))
 	counter(descBranches, s.branches.Load())
 	counter(descTimeouts, s.frTimeouts.Load(), "fr_timeout")
 	counter(descTimeouts, s.frInvTimeouts.Load(), "fr_inv_timeout")

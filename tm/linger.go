@@ -1,0 +1,215 @@
+package tm
+
+import (
+	"hash/maphash"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/imsdlg/imsdlg/tm/transport"
+	"github.com/imsdlg/imsdlg/tm/txn"
+)
+
+// lingerAct is what a lingering transaction does with a retransmission
+// that matches it.
+type lingerAct uint8
+
+const (
+	// lingerAbsorb drops it: a client non-INVITE transaction in Completed
+	// (Timer K), a server INVITE transaction in Confirmed (Timer I).
+	lingerAbsorb lingerAct = iota + 1
+	// lingerResend answers a retransmitted request with the final response
+	// kept: a server non-INVITE transaction in Completed (Timer J).
+	lingerResend
+	// lingerACK answers a retransmitted non-2xx final with the ACK kept,
+	// and drops anything else: a client INVITE transaction in Completed
+	// (Timer D).
+	lingerACK
+)
+
+// lingers tells the timers that end a transaction's absorbing of
+// retransmissions and nothing else: when the FSM arms one, the
+// transaction becomes a lingerRec. Timers L and M are not among them: in
+// Accepted a 2xx still goes through the transaction (RFC 6026).
+func lingers(id txn.TimerID) bool {
+	switch id {
+	case txn.TimerD, txn.TimerI, txn.TimerJ, txn.TimerK:
+		return true
+	}
+	return false
+}
+
+// lingerRec is a transaction that completed and only absorbs
+// retransmissions until its last timer (D, I, J, K) would end it: its key
+// and the bytes it answers with, in one pointer-free allocation, and
+// where they go. A completed srvTx or cliTx kept that long with its
+// FSM, timers, owner and wheel entries was 0.5 KB of pointers per
+// transaction, three to five per call, that every collection marked:
+// half of the live heap at 2500 forked calls/s (issue 14).
+type lingerRec struct {
+	hash    uint64
+	expires int64  // clock time, Unix nanoseconds
+	data    []byte // the key, then the wire bytes
+	keyLen  uint32
+	act     lingerAct
+	// remote and local of the UDP destination (transport.Dest): only
+	// unreliable transports linger with something to send (RFC 3261
+	// Timers D, I, J, K are zero on reliable ones).
+	remote, local netip.AddrPort
+}
+
+func (r *lingerRec) dest() transport.Dest {
+	return transport.Dest{Transport: transport.UDP, Addr: r.remote, Local: r.local}
+}
+
+func (r *lingerRec) key() []byte  { return r.data[:r.keyLen] }
+func (r *lingerRec) wire() []byte { return r.data[r.keyLen:] }
+
+// lingerShards splits the table's locks as txShards does the
+// transaction tables'.
+const lingerShards = 16
+
+// lingerTable holds lingering transactions. Each shard keeps them in a
+// ring in the order they started to linger, which is the order they
+// expire in when every linger lasts as long (wt_timer, T4: 5 s by
+// default); the expiry read on a lookup is what decides, so a shorter
+// one behind a longer one is only freed later, never answered longer.
+// Lookups go through a map from the key's hash to the record's sequence
+// number: neither holds a pointer, so the collector does not scan them.
+type lingerTable struct {
+	seed   maphash.Seed
+	mask   uint64        // all ones; tests narrow it to force collisions
+	live   *atomic.Int64 // the records kept, counted with other tables' (Stats.lingering)
+	shards [lingerShards]lingerShard
+}
+
+type lingerShard struct {
+	mu   sync.Mutex
+	idx  map[uint64]uint64 // hash -> sequence number
+	ring []lingerRec       // record n at ring[n&(len-1)]
+	head uint64            // sequence number of the oldest record kept
+	tail uint64            // of the next record
+}
+
+func newLingerTable(live *atomic.Int64) *lingerTable {
+	t := &lingerTable{seed: maphash.MakeSeed(), mask: ^uint64(0), live: live}
+	for i := range t.shards {
+		t.shards[i].idx = make(map[uint64]uint64)
+	}
+	return t
+}
+
+func (t *lingerTable) shard(h uint64) *lingerShard { return &t.shards[h%lingerShards] }
+
+// add keeps a lingering transaction under key until now+d: its act, the
+// bytes it answers with (copied) and where they go. It returns false when
+// another live record has the key's hash (the caller keeps the whole
+// transaction instead) or when dest is not a UDP one.
+func (t *lingerTable) add(now time.Time, d time.Duration, key string, act lingerAct, wire []byte, dest transport.Dest) bool {
+	if dest.Conn != nil || !strings.EqualFold(dest.Transport, transport.UDP) {
+		return false
+	}
+	h := maphash.String(t.seed, key) & t.mask
+	nowNs := now.UnixNano()
+	s := t.shard(h)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t.expire(s, nowNs)
+	if n, ok := s.idx[h]; ok && n >= s.head {
+		if r := s.at(n); r.expires > nowNs {
+			return false
+		}
+	}
+	if s.tail-s.head == uint64(len(s.ring)) {
+		s.grow()
+	}
+	data := make([]byte, len(key)+len(wire))
+	copy(data, key)
+	copy(data[len(key):], wire)
+	n := s.tail
+	s.tail++
+	*s.at(n) = lingerRec{hash: h, expires: nowNs + int64(d), data: data, keyLen: uint32(len(key)), act: act,
+		remote: dest.Addr, local: dest.Local}
+	s.idx[h] = n
+	t.live.Add(1)
+	return true
+}
+
+// get returns a copy of the live record kept under key.
+func (t *lingerTable) get(now time.Time, key []byte) (lingerRec, bool) {
+	h := maphash.Bytes(t.seed, key) & t.mask
+	s := t.shard(h)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n, ok := s.idx[h]
+	if !ok || n < s.head {
+		return lingerRec{}, false
+	}
+	r := s.at(n)
+	if r.expires <= now.UnixNano() || string(r.key()) != string(key) {
+		return lingerRec{}, false
+	}
+	return *r, true
+}
+
+// sweep frees the records that expired by now, and the room of a ring a
+// peak left mostly empty.
+func (t *lingerTable) sweep(now time.Time) {
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		t.expire(s, now.UnixNano())
+		if n := len(s.ring); n > minLingerRing && s.tail-s.head < uint64(n/8) {
+			s.resize(n / 2)
+		}
+		s.mu.Unlock()
+	}
+}
+
+// len counts the records kept (expired ones until a sweep frees them).
+func (t *lingerTable) len() int {
+	n := 0
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		n += int(s.tail - s.head)
+		s.mu.Unlock()
+	}
+	return n
+}
+
+func (s *lingerShard) at(n uint64) *lingerRec { return &s.ring[n&uint64(len(s.ring)-1)] }
+
+// expire frees records from the ring's head of s while they are expired.
+func (t *lingerTable) expire(s *lingerShard, now int64) {
+	for s.head < s.tail {
+		r := s.at(s.head)
+		if r.expires > now {
+			return
+		}
+		if n, ok := s.idx[r.hash]; ok && n == s.head {
+			delete(s.idx, r.hash)
+		}
+		*r = lingerRec{}
+		s.head++
+		t.live.Add(-1)
+	}
+}
+
+// minLingerRing is a shard's ring's first size.
+const minLingerRing = 64
+
+// grow doubles the ring.
+func (s *lingerShard) grow() { s.resize(max(2*len(s.ring), minLingerRing)) }
+
+// resize moves the ring's records to a ring of size records (a power of
+// two, at least as many as it keeps), each at its sequence number.
+func (s *lingerShard) resize(size int) {
+	ring := make([]lingerRec, size)
+	for n := s.head; n < s.tail; n++ {
+		ring[n&uint64(size-1)] = *s.at(n)
+	}
+	s.ring = ring
+}

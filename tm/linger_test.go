@@ -1,0 +1,228 @@
+package tm
+
+import (
+	"fmt"
+	"hash/maphash"
+	"math/rand/v2"
+	"net/netip"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/imsdlg/imsdlg/internal/siptest"
+	"github.com/imsdlg/imsdlg/tm/transport"
+)
+
+var lingerDest = transport.Dest{Transport: transport.UDP, Addr: netip.MustParseAddrPort("127.0.0.1:5070"),
+	Local: netip.MustParseAddrPort("127.0.0.1:5060")}
+
+func newTestLinger() *lingerTable { return newLingerTable(new(atomic.Int64)) }
+
+// Issue 14, the RFC 3261 §17 timers D, I, J and K: a record answers
+// until its timer would have ended the transaction, not a moment longer,
+// and keeps the bytes it answers with.
+func TestRFC3261_17_LingeringRecordLastsItsTimer(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	tab := newTestLinger()
+	wire := []byte("SIP/2.0 200 OK\r\n\r\n")
+	require.True(t, tab.add(t0, 5*time.Second, "key-1", lingerResend, wire, lingerDest))
+	wire[0] = 'X' // the table kept a copy
+	cases := []struct {
+		name  string
+		at    time.Duration
+		key   string
+		found bool
+	}{
+		{"§17.2.2 Timer J: at once", 0, "key-1", true},
+		{"just before the timer", 5*time.Second - time.Nanosecond, "key-1", true},
+		{"when the timer fires", 5 * time.Second, "key-1", false},
+		{"another key", time.Second, "key-2", false},
+		{"a prefix of the key", time.Second, "key-", false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r, ok := tab.get(t0.Add(c.at), []byte(c.key))
+			require.Equal(t, c.found, ok)
+			if ok {
+				assert.Equal(t, "SIP/2.0 200 OK\r\n\r\n", string(r.wire()))
+				assert.Equal(t, c.key, string(r.key()))
+				assert.Equal(t, lingerResend, r.act)
+				assert.Equal(t, lingerDest, r.dest())
+			}
+		})
+	}
+}
+
+// A record only stands for a UDP transaction: reliable transports end
+// the transaction at once (Timers D, I, J, K are zero), and a connection
+// is not something to keep in a pointer-free record.
+func TestLingerTableTakesUDPOnly(t *testing.T) {
+	tab := newTestLinger()
+	now := time.Unix(1000, 0)
+	tcp := lingerDest
+	tcp.Transport = transport.TCP
+	assert.False(t, tab.add(now, time.Second, "k", lingerAbsorb, nil, tcp))
+	conn := lingerDest
+	conn.Conn = &transport.Conn{}
+	assert.False(t, tab.add(now, time.Second, "k", lingerAbsorb, nil, conn))
+	assert.Zero(t, tab.len())
+	lower := lingerDest
+	lower.Transport = "udp"
+	assert.True(t, tab.add(now, time.Second, "k", lingerAbsorb, nil, lower))
+	assert.Equal(t, 1, tab.len())
+}
+
+// Two keys of one hash (forced: mask 0): the second is refused while the
+// first is live, so that its transaction stays whole; once the first
+// expired the hash is free again.
+func TestLingerTableKeysCollide(t *testing.T) {
+	tab := newTestLinger()
+	tab.mask = 0
+	t0 := time.Unix(1000, 0)
+	require.True(t, tab.add(t0, time.Second, "first", lingerAbsorb, nil, lingerDest))
+	assert.False(t, tab.add(t0, time.Second, "second", lingerAbsorb, nil, lingerDest))
+	_, ok := tab.get(t0, []byte("second"))
+	assert.False(t, ok, "a key found under another's hash")
+	_, ok = tab.get(t0, []byte("first"))
+	assert.True(t, ok)
+	later := t0.Add(time.Second)
+	require.True(t, tab.add(later, time.Second, "second", lingerAbsorb, nil, lingerDest))
+	_, ok = tab.get(later, []byte("second"))
+	assert.True(t, ok)
+	_, ok = tab.get(later, []byte("first"))
+	assert.False(t, ok)
+}
+
+// The table against a map model: random keys lingering random times
+// (two durations, as T4 and wt_timer may differ), random lookups, time
+// moving on, sweeps; rings grow and shrink under it.
+func TestLingerTableAgainstAMap(t *testing.T) {
+	for _, mask := range []uint64{^uint64(0), 3} {
+		t.Run(fmt.Sprintf("mask %#x", mask), func(t *testing.T) {
+			tab := newTestLinger()
+			tab.mask = mask
+			rng := rand.New(rand.NewPCG(1, uint64(mask)))
+			model := map[string]time.Time{} // key -> expiry
+			now := time.Unix(1000, 0)
+			for i := range 30000 {
+				now = now.Add(time.Duration(rng.IntN(3)) * time.Millisecond)
+				key := fmt.Sprintf("k%d", rng.IntN(4000))
+				switch op := rng.IntN(10); {
+				case op < 4:
+					d := []time.Duration{5 * time.Second, 2 * time.Second}[rng.IntN(2)]
+					if exp, live := model[key]; live && exp.After(now) {
+						continue // a transaction lingers once
+					}
+					if tab.add(now, d, key, lingerAbsorb, []byte(key), lingerDest) {
+						model[key] = now.Add(d)
+					} else {
+						// Refused only for a live record of the same hash.
+						collides := false
+						for k, exp := range model {
+							if exp.After(now) && maphash.String(tab.seed, k)&tab.mask == maphash.String(tab.seed, key)&tab.mask {
+								collides = true
+							}
+						}
+						require.True(t, collides, "op %d: %s refused without a collision", i, key)
+					}
+				case op < 9:
+					r, ok := tab.get(now, []byte(key))
+					exp, known := model[key]
+					require.Equal(t, known && exp.After(now), ok, "op %d: get %s", i, key)
+					if ok {
+						require.Equal(t, key, string(r.wire()))
+					}
+				default:
+					tab.sweep(now)
+				}
+			}
+			// Everything expires; a sweep frees it and gives the room back.
+			now = now.Add(time.Minute)
+			tab.sweep(now)
+			tab.sweep(now)
+			assert.Zero(t, tab.len())
+			for i := range tab.shards {
+				s := &tab.shards[i]
+				assert.Empty(t, s.idx)
+				assert.LessOrEqual(t, len(s.ring), 4*minLingerRing, "shard %d kept its peak's ring", i)
+			}
+		})
+	}
+}
+
+// RFC 3261 §17.2.2 (Figure 8) and §17.1.2.2 (Figure 6), issue 14: once a
+// non-INVITE request is answered, its server and client transactions
+// linger as records. A retransmitted request gets the same final again
+// and never reaches the callee; a retransmitted final from the callee is
+// absorbed; after Timer J a retransmission is a new transaction.
+func TestRFC3261_17_2_2_CompletedNonInviteLingersAsARecord(t *testing.T) {
+	uac, uas := siptest.NewUA(t), siptest.NewUA(t)
+	p := startProxy(t, testCfg(), toUAs(uas))
+	req := uac.NewRequest("OPTIONS", "sip:bob@"+p.udp, 1)
+	uac.Send(p.udp, req)
+	got := uas.Request(sip.OPTIONS)
+	uas.Reply(got, 200, "b")
+	first := uac.Response(200)
+	siptest.Eventually(t, func() bool { return p.srvLinger.len() == 1 && p.cliLinger.len() == 1 },
+		"the OPTIONS transactions lingering as records")
+	assert.Zero(t, p.srvTxs.len(), "the server transaction stayed whole")
+	assert.Zero(t, p.cliTxs.len(), "the client transaction stayed whole")
+	assert.Equal(t, uint64(2), p.Stats().Snapshot()["lingering_transactions"])
+
+	absorbed := p.Stats().Snapshot()["retransmissions_absorbed"]
+	uac.Send(p.udp, req)
+	again := uac.Response(200)
+	assert.Equal(t, first.String(), again.String(), "Figure 8: the final is sent again as it was")
+	uas.Reply(got, 200, "b") // the callee repeats its final: absorbed
+	uac.Quiet(100*time.Millisecond, "a relayed retransmission", func(sip.Message) bool { return true })
+	uas.Quiet(10*time.Millisecond, "the retransmitted request", func(sip.Message) bool { return true })
+	assert.Equal(t, absorbed+1, p.Stats().Snapshot()["retransmissions_absorbed"])
+
+	// Timer J (T4 and wt_timer: 5 s) ends it: the next copy is new.
+	require.Equal(t, 5*time.Second, p.cfg.WtTimer)
+	p.clock.Advance(5*time.Second - time.Millisecond)
+	uac.Send(p.udp, req)
+	uac.Response(200)
+	p.clock.Advance(time.Millisecond)
+	uac.Send(p.udp, req)
+	uas.Request(sip.OPTIONS)
+}
+
+// RFC 3261 §17.1.1.2 (Figure 5) and §17.2.1 (Figure 7), issue 14: a
+// rejected INVITE's client transaction lingers as a record that
+// acknowledges each retransmitted final again (Timer D), and the server
+// transaction, once the caller's ACK came (Confirmed, Timer I), as one
+// that absorbs the caller's repeated ACK.
+func TestRFC3261_17_1_1_2_RejectedInviteLingersAsARecord(t *testing.T) {
+	uac, uas := siptest.NewUA(t), siptest.NewUA(t)
+	p := startProxy(t, testCfg(), toUAs(uas))
+	inv := uac.Invite("sip:bob@" + p.udp)
+	uac.Send(p.udp, inv)
+	got := uas.Request(sip.INVITE)
+	uas.Reply(got, 486, "b")
+	ack := uas.Request(sip.ACK)
+	res := uac.Response(486)
+	siptest.Eventually(t, func() bool { return p.cliLinger.len() == 1 }, "the client INVITE lingering in Completed")
+	assert.Zero(t, p.cliTxs.len())
+	uac.Send(p.udp, uac.AckNon2xx(inv, res))
+	siptest.Eventually(t, func() bool { return p.srvLinger.len() == 1 }, "the server INVITE lingering in Confirmed")
+	assert.Zero(t, p.srvTxs.len())
+
+	// The callee missed the ACK: it repeats the 486 and gets the same ACK.
+	uas.Reply(got, 486, "b")
+	again := uas.Request(sip.ACK)
+	assert.Equal(t, ack.String(), again.String())
+	uac.Quiet(50*time.Millisecond, "the retransmitted 486", func(sip.Message) bool { return true })
+	// The caller repeats its ACK: absorbed, not relayed as an ACK of a 2xx.
+	uac.Send(p.udp, uac.AckNon2xx(inv, res))
+	uas.Quiet(100*time.Millisecond, "the caller's repeated ACK", isReq(sip.ACK))
+
+	// After Timer D (wt_timer) the record is gone: no more ACKs.
+	p.clock.Advance(p.cfg.WtTimer)
+	uas.Reply(got, 486, "b")
+	uas.Quiet(100*time.Millisecond, "an ACK after Timer D", isReq(sip.ACK))
+}

@@ -106,7 +106,7 @@ func (c *cliTx) exec(acts []txn.Action, res *sip.Response) cliPost {
 	// and K are not: the transaction becomes a lingerRec below.
 	var linger txn.Action
 	for _, a := range acts {
-		if a.Kind == txn.ActArmTimer && lingers(a.Timer) {
+		if a.Kind == txn.ActArmTimer && cliLingers(a.Timer) {
 			linger = a
 			continue
 		}

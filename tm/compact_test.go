@@ -52,13 +52,12 @@ func TestIssue14_DoneTransactionKeepsNoMessages(t *testing.T) {
 	assert.Nil(t, wOrig.Value(), "the INVITE as received is still held")
 	assert.Nil(t, wTmpl.Value(), "the branch template is still held")
 	assert.Nil(t, wRes.Value(), "the 200 is still held")
-	tx.srv.mu.Lock()
-	last := tx.srv.last
-	tx.srv.mu.Unlock()
-	assert.Nil(t, last, "the server transaction in Accepted still holds its 2xx (RFC 6026 §7.1: it never repeats it)")
 	tx.mu.Lock()
-	rc, br := tx.rc, tx.br
+	rc, br, srv := tx.rc, tx.br, tx.srv
 	tx.mu.Unlock()
+	assert.Nil(t, srv, "the server transaction in Accepted is still held (it lingers as a record)")
+	assert.Zero(t, p.srvTxs.len())
+	assert.Equal(t, 1, p.srvLinger.liveAt(p.clock.Now()), "the server transaction's record (Timer L)")
 	assert.Nil(t, rc, "the response context (branch targets and states) is still held")
 	assert.Nil(t, br, "the branches' I/O state is still held")
 	assert.Empty(t, tx.Branches())
@@ -145,13 +144,15 @@ func TestSeedTm_WtTimerEndsAnsweredInviteTransactions(t *testing.T) {
 	got := uas.Request(sip.INVITE)
 	uas.Reply(got, 200, "b")
 	uac.Response(200)
-	siptest.Eventually(t, func() bool { return p.srvTxs.len() == 1 && p.cliTxs.len() == 1 }, "the INVITE's transactions in Accepted")
+	// The server transaction in Accepted lingers as a record (on UDP).
+	srvLive := func() int { return p.srvTxs.len() + p.srvLinger.liveAt(p.clock.Now()) }
+	siptest.Eventually(t, func() bool { return srvLive() == 1 && p.cliTxs.len() == 1 }, "the INVITE's transactions in Accepted")
 
 	p.clock.Advance(p.cfg.WtTimer - time.Millisecond)
-	assert.Equal(t, 1, p.srvTxs.len(), "Timer L ran early")
+	assert.Equal(t, 1, srvLive(), "Timer L ran early")
 	assert.Equal(t, 1, p.cliTxs.len(), "Timer M ran early")
 	p.clock.Advance(time.Millisecond)
-	siptest.Eventually(t, func() bool { return p.srvTxs.len() == 0 && p.cliTxs.len() == 0 }, "the transactions outlive wt_timer")
+	siptest.Eventually(t, func() bool { return srvLive() == 0 && p.cliTxs.len() == 0 }, "the transactions outlive wt_timer")
 	assert.Empty(t, w.got, "no stray yet")
 
 	uas.Reply(got, 200, "b")

@@ -27,19 +27,23 @@ const (
 	// and drops anything else: a client INVITE transaction in Completed
 	// (Timer D).
 	lingerACK
+	// lingerAccepted absorbs a retransmitted INVITE and passes an ACK on
+	// as the ACK of a 2xx: a server INVITE transaction in Accepted (RFC
+	// 6026 Timer L). Its 2xx responses go through the Transaction, which
+	// keeps the srvTx until it is done, then sends them itself.
+	lingerAccepted
 )
 
-// lingers tells the timers that end a transaction's absorbing of
-// retransmissions and nothing else: when the FSM arms one, the
-// transaction becomes a lingerRec. Timers L and M are not among them: in
-// Accepted a 2xx still goes through the transaction (RFC 6026).
-func lingers(id txn.TimerID) bool {
-	switch id {
-	case txn.TimerD, txn.TimerI, txn.TimerJ, txn.TimerK:
-		return true
-	}
-	return false
+// srvLingers and cliLingers tell the timers that end a transaction's
+// absorbing of retransmissions: when the FSM arms one, the transaction
+// becomes a lingerRec. Timer M is not among them: a client INVITE
+// transaction in Accepted passes each 2xx retransmission to its
+// Transaction, whose RetransmissionObservers hear of it (RFC 6026).
+func srvLingers(id txn.TimerID) bool {
+	return id == txn.TimerI || id == txn.TimerJ || id == txn.TimerL
 }
+
+func cliLingers(id txn.TimerID) bool { return id == txn.TimerD || id == txn.TimerK }
 
 // lingerRec is a transaction that completed and only absorbs
 // retransmissions until its last timer (D, I, J, K) would end it: its key

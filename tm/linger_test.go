@@ -22,6 +22,24 @@ var lingerDest = transport.Dest{Transport: transport.UDP, Addr: netip.MustParseA
 
 func newTestLinger() *lingerTable { return newLingerTable(new(atomic.Int64)) }
 
+// liveAt counts the records that still answer at now.
+func (t *lingerTable) liveAt(now time.Time) int {
+	n := 0
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		for k := s.head; k < s.tail; k++ {
+			if r := s.at(k); r.expires > now.UnixNano() {
+				if m, ok := s.idx[r.hash]; ok && m == k {
+					n++
+				}
+			}
+		}
+		s.mu.Unlock()
+	}
+	return n
+}
+
 // Issue 14, the RFC 3261 §17 timers D, I, J and K: a record answers
 // until its timer would have ended the transaction, not a moment longer,
 // and keeps the bytes it answers with.
@@ -225,4 +243,35 @@ func TestRFC3261_17_1_1_2_RejectedInviteLingersAsARecord(t *testing.T) {
 	p.clock.Advance(p.cfg.WtTimer)
 	uas.Reply(got, 486, "b")
 	uas.Quiet(100*time.Millisecond, "an ACK after Timer D", isReq(sip.ACK))
+}
+
+// RFC 6026 §7.1 (Figure 7's Accepted) with issue 14: the answered
+// INVITE's server transaction lingers as a record for Timer L. A
+// retransmitted INVITE is absorbed (the callee sees it once); an ACK of
+// the 2xx that reuses the INVITE's branch (as some UAs do) matches it and
+// still goes on to the callee; a 2xx the callee repeats is still relayed
+// with the server transaction gone.
+func TestRFC6026_7_1_AcceptedInviteLingersAsARecord(t *testing.T) {
+	uac, uas := siptest.NewUA(t), siptest.NewUA(t)
+	p := startProxy(t, testCfg(), toUAs(uas))
+	inv := uac.Invite("sip:bob@" + p.udp)
+	uac.Send(p.udp, inv)
+	got := uas.Request(sip.INVITE)
+	uas.Reply(got, 200, "b")
+	ok := uac.Response(200)
+	siptest.Eventually(t, func() bool { return p.srvLinger.liveAt(p.clock.Now()) == 1 }, "the server INVITE lingering in Accepted")
+	assert.Zero(t, p.srvTxs.len())
+
+	uac.Send(p.udp, inv)
+	uas.Quiet(100*time.Millisecond, "the retransmitted INVITE", isReq(sip.INVITE))
+
+	ack := uac.AckFor(inv, ok)
+	ack.Via().Params = inv.Via().Params.Clone() // the INVITE's branch
+	uac.Send(p.udp, ack)
+	relayed := uas.Request(sip.ACK)
+	assert.Equal(t, inv.CallID().Value(), relayed.CallID().Value())
+
+	uas.Reply(got, 200, "b")
+	again := uac.Response(200)
+	assert.Equal(t, inv.CSeq().SeqNo, again.CSeq().SeqNo)
 }

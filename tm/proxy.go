@@ -610,6 +610,10 @@ func (p *Proxy) onRequest(req *sip.Request, m *transport.Message) {
 		// A retransmission of a completed transaction (or the ACK of a
 		// non-2xx final retransmitted): absorbed, or answered with the
 		// final again (Figure 8's Completed).
+		if req.IsAck() && r.act == lingerAccepted {
+			p.handleAck(req, m) // as passACK above
+			return
+		}
 		if !req.IsAck() {
 			p.stats.retransAbsorbed.Add(1)
 			if r.act == lingerResend {

@@ -118,7 +118,7 @@ func (s *srvTx) exec(acts []txn.Action) srvPost {
 	// is not armed: the transaction becomes a lingerRec below.
 	var linger txn.Action
 	for _, a := range acts {
-		if a.Kind == txn.ActArmTimer && lingers(a.Timer) {
+		if a.Kind == txn.ActArmTimer && srvLingers(a.Timer) {
 			linger = a
 			continue
 		}
@@ -151,16 +151,19 @@ func (s *srvTx) exec(acts []txn.Action) srvPost {
 	return post
 }
 
-// linger turns a completed transaction whose FSM armed linger (Timer I
-// or J) into a lingerRec, or arms the timer when the record cannot be
+// linger turns a completed transaction whose FSM armed linger (Timer I,
+// J or L) into a lingerRec, or arms the timer when the record cannot be
 // kept. Called with s.mu held, once the actions went out.
 func (s *srvTx) linger(linger txn.Action, post *srvPost) {
 	if linger.Kind == 0 || post.terminated {
 		return
 	}
 	act, wire := lingerAbsorb, []byte(nil)
-	if s.fsm.Kind() == txn.ServerNonInvite {
+	switch {
+	case s.fsm.Kind() == txn.ServerNonInvite:
 		act, wire = lingerResend, s.last
+	case s.fsm.State() == txn.Accepted:
+		act = lingerAccepted
 	}
 	if s.p.srvLinger.add(s.p.clock.Now(), linger.After, s.key, act, wire, s.dest) {
 		// The record answers from here on. s.last stays: a retransmission

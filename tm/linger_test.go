@@ -285,3 +285,22 @@ func TestRFC6026_7_1_AcceptedInviteLingersAsARecord(t *testing.T) {
 	again := uac.Response(200)
 	assert.Equal(t, inv.CSeq().SeqNo, again.CSeq().SeqNo)
 }
+
+// Issue 14 (memory once the load stops): the records of the last calls
+// are freed by the sweep on tm's wheel, without new records to push them
+// out. A real wheel here (the fake clock's proxy does not sweep), with
+// Timers J and K at 50 ms; the sweep runs once a second.
+func TestIssue14_LingeringRecordsFreedAfterTheLoad(t *testing.T) {
+	uac, uas := siptest.NewUA(t), siptest.NewUA(t)
+	cfg := testCfg()
+	cfg.WtTimer, cfg.T4 = 50*time.Millisecond, 50*time.Millisecond
+	p := startProxy(t, cfg, toUAs(uas), func(o *Options) { o.Clock = nil })
+	require.NotNil(t, p.wheel)
+	uac.Send(p.udp, uac.NewRequest("OPTIONS", "sip:bob@"+p.udp, 1))
+	uas.Reply(uas.Request(sip.OPTIONS), 200, "b")
+	uac.Response(200)
+	siptest.Eventually(t, func() bool { return p.Stats().Snapshot()["lingering_transactions"] == 2 }, "two records")
+	siptest.Eventually(t, func() bool {
+		return p.Stats().Snapshot()["lingering_transactions"] == 0 && p.srvLinger.len() == 0 && p.cliLinger.len() == 0
+	}, "the records outlive their timers")
+}

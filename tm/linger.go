@@ -46,9 +46,9 @@ func srvLingers(id txn.TimerID) bool {
 func cliLingers(id txn.TimerID) bool { return id == txn.TimerD || id == txn.TimerK }
 
 // lingerRec is a transaction that completed and only absorbs
-// retransmissions until its last timer (D, I, J, K) would end it: its key
-// and the bytes it answers with, in one pointer-free allocation, and
-// where they go. A completed srvTx or cliTx kept that long with its
+// retransmissions until its last timer (D, I, J, K, L) would end it: its
+// key and the bytes it answers with (in its shard's byte chunk, which the
+// collector does not scan), and where they go. A completed srvTx or cliTx kept that long with its
 // FSM, timers, owner and wheel entries was 0.5 KB of pointers per
 // transaction, three to five per call, that every collection marked:
 // half of the live heap at 2500 forked calls/s (issue 14).

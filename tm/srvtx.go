@@ -114,7 +114,7 @@ func (s *srvTx) exec(acts []txn.Action) srvPost {
 	p := s.p
 	// Timers first: once a message is out, its retransmission timer is
 	// armed (whoever sees the message may act on it at once). The timer
-	// of a completed transaction that only absorbs retransmissions (I, J)
+	// of a completed transaction that only absorbs retransmissions (I, J, L)
 	// is not armed: the transaction becomes a lingerRec below.
 	var linger txn.Action
 	for _, a := range acts {

@@ -7,7 +7,7 @@
 #                         [--flows rr,fork] [--proxies kamailio,imsproxy]
 #                         [--proxy BIN | --rev REV] [--kamailio BIN]
 #                         [--kamailio-mem tlsf|fm|qm] [--latency RATE|auto]
-#                         [--perf] [--quiet-wait S] [--keep]
+#                         [--perf] [--quiet-wait S] [--uac FILE] [--keep]
 #
 # Flows (--flows, comma separated):
 #   rr    sipp uac.xml -> proxy -> sipp uas.xml: record-routed, a dialog per
@@ -57,6 +57,11 @@
 # sipp and everything else ("other": other users, the capture tool, perf)
 # used in the window.
 #
+# --uac FILE is the caller's scenario (in test/sipp; default uac.xml).
+# uac_shed.xml also takes a 503 (an overloaded proxy shedding the call,
+# imsproxy's tm.shed_congested) and acknowledges it as a UA does; the 503s
+# it got (its -trace_counts file) are counted as failed calls, "shed".
+#
 # --perf records a CPU profile of the proxy during each step (perf record
 # -g; the report is left in the step's directory: use with --keep). The
 # CPU numbers of such a run include perf's overhead.
@@ -89,6 +94,7 @@ kamailio_mem=tlsf
 latency=
 perf=0
 quiet_wait=30
+uac_scenario=uac.xml
 keep=0
 log_level=warn
 
@@ -112,6 +118,7 @@ while (($# > 0)); do
 	--perf) perf=1; shift ;;
 	--quiet-wait) quiet_wait=${2:?--quiet-wait S}; shift 2 ;;
 	--keep) keep=1; shift ;;
+	--uac) uac_scenario=${2:?--uac FILE}; shift 2 ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; die "unknown argument: $1" ;;
 	esac
@@ -146,6 +153,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 2
 root=$PWD
 scen=$root/test/sipp
 kcfg=$root/test/bench/kamailio.cfg
+[[ $uac_scenario != */* && -f $scen/$uac_scenario ]] || die "--uac: $uac_scenario is not a scenario in test/sipp"
 hz=$(getconf CLK_TCK 2>/dev/null) || hz=100
 [[ $hz =~ ^[1-9][0-9]*$ ]] || hz=100
 
@@ -417,6 +425,18 @@ unexpected() {
 		END { n = split(last, f, ";"); s = 0; for (i in u) if (i <= n) s += f[i]; print s }
 	' "$f"
 }
+# shed DIR: the 503s the caller received (the *_503_Recv columns of its
+# -trace_counts file; 0 when its scenario takes none).
+shed() {
+	local f
+	f=$(ls "$1"/uac_*_counts.csv 2>/dev/null | head -n 1)
+	[[ -n $f ]] || { echo 0; return; }
+	awk -F';' '
+		NR == 1 { for (i = 1; i <= NF; i++) if ($i ~ /_503_Recv$/) u[i] = 1; next }
+		{ last = $0 }
+		END { n = split(last, f, ";"); s = 0; for (i in u) if (i <= n) s += f[i]; print s }
+	' "$f"
+}
 epoch() { awk -F'\t' '{ print $NF }' <<<"$1"; }
 
 # ---------------------------------------------------------------- proxies
@@ -610,7 +630,7 @@ step() {
 	x0=$(ctx_switches "$PROXY_PID")
 	s0=$(($(reaped_ticks) + $(pid_ticks "${uas[@]}")))
 	t0=$(now)
-	sipp_start "$dir" uac uac.xml "$pc" "127.0.0.1:$ps" "$calls" -s bob -r "$rate" \
+	sipp_start "$dir" uac "$uac_scenario" "$pc" "127.0.0.1:$ps" "$calls" -s bob -r "$rate" \
 		-default_behaviors all,-abortunexp -trace_counts
 	local uac=$SIPP_PID
 	wait "$uac"
@@ -669,6 +689,17 @@ step() {
 			[[ $x =~ ^[0-9]+$ && $fail =~ ^[0-9]+$ ]] && fail=$((fail + x))
 		fi
 	done
+	# A call shed with 503 ends sipp's scenario "successfully": it is a
+	# failed call.
+	local shed_n
+	shed_n=$(shed "$dir")
+	if [[ $shed_n =~ ^[1-9][0-9]*$ && $okc =~ ^[0-9]+$ && $fail =~ ^[0-9]+$ ]]; then
+		okc=$((okc - shed_n))
+		fail=$((fail + shed_n))
+	fi
+	R[$id/shed]=$shed_n
+	R[$id/shed_note]=
+	[[ $shed_n =~ ^[1-9][0-9]*$ ]] && R[$id/shed_note]=" ($shed_n shed with 503)"
 	R[$id/calls]=$calls
 	R[$id/drops]=$((d1 - d0))
 	R[$id/ok]=$okc
@@ -713,8 +744,8 @@ step() {
 	else
 		rows+=("$id")
 	fi
-	printf '   %s cps, %s ok, %s failed, %s retrans, %s late msgs, CPU %s %% (%s us/call, %s context switches/call), sipp %s %%, other %s %%, %s UDP drops (%s by the proxy), %s dialogs%s, exit %s s after SIGTERM, pass: %s\n' \
-		"${R[$id/cps]}" "$okc" "$fail" "$retrans" "${R[$id/unexp]}" "${R[$id/cpu]}" "${R[$id/cpu_call]}" \
+	printf '   %s cps, %s ok, %s failed%s, %s retrans, %s late msgs, CPU %s %% (%s us/call, %s context switches/call), sipp %s %%, other %s %%, %s UDP drops (%s by the proxy), %s dialogs%s, exit %s s after SIGTERM, pass: %s\n' \
+		"${R[$id/cps]}" "$okc" "$fail" "${R[$id/shed_note]}" "$retrans" "${R[$id/unexp]}" "${R[$id/cpu]}" "${R[$id/cpu_call]}" \
 		"${R[$id/cs_call]}" "${R[$id/sipp]}" "${R[$id/other]}" "${R[$id/drops]}" "${R[$id/proxy_drops]}" "${R[$id/dialogs]:-?}" "${R[$id/kicks]:+, ${R[$id/kicks]} read kicks}" "${R[$id/stop]}" "$pass"
 }
 

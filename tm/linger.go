@@ -48,10 +48,11 @@ func cliLingers(id txn.TimerID) bool { return id == txn.TimerD || id == txn.Time
 // lingerRec is a transaction that completed and only absorbs
 // retransmissions until its last timer (D, I, J, K, L) would end it: its
 // key and the bytes it answers with (in its shard's byte chunk, which the
-// collector does not scan), and where they go. A completed srvTx or cliTx kept that long with its
-// FSM, timers, owner and wheel entries was 0.5 KB of pointers per
-// transaction, three to five per call, that every collection marked:
-// half of the live heap at 2500 forked calls/s (issue 14).
+// collector does not scan), and where they go. A completed srvTx or cliTx
+// kept that long with its FSM, timers, owner and wheel entries was 0.5 KB
+// of pointers per transaction, three to five per call, that every
+// collection marked: half of the live heap at 2500 forked calls/s (issue
+// 14).
 type lingerRec struct {
 	hash    uint64
 	expires int64  // clock time, Unix nanoseconds
@@ -81,7 +82,8 @@ const lingerShards = 16
 // default); the expiry read on a lookup is what decides, so a shorter
 // one behind a longer one is only freed later, never answered longer.
 // Lookups go through a map from the key's hash to the record's sequence
-// number: neither holds a pointer, so the collector does not scan them.
+// number, which holds no pointer: the collector does not scan it (the
+// ring it does: three pointers per record).
 type lingerTable struct {
 	seed   maphash.Seed
 	mask   uint64        // all ones; tests narrow it to force collisions

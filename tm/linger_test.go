@@ -78,7 +78,7 @@ func TestRFC3261_17_LingeringRecordLastsItsTimer(t *testing.T) {
 
 // A record only stands for a UDP transaction: reliable transports end
 // the transaction at once (Timers D, I, J, K are zero), and a connection
-// is not something to keep in a pointer-free record.
+// is not something to keep in a record.
 func TestLingerTableTakesUDPOnly(t *testing.T) {
 	tab := newTestLinger()
 	now := time.Unix(1000, 0)

@@ -16,12 +16,18 @@ import (
 
 	"github.com/imsdlg/imsdlg/internal/siptest"
 	"github.com/imsdlg/imsdlg/tm/transport"
+	"github.com/imsdlg/imsdlg/tm/wheel"
 )
 
 var lingerDest = transport.Dest{Transport: transport.UDP, Addr: netip.MustParseAddrPort("127.0.0.1:5070"),
 	Local: netip.MustParseAddrPort("127.0.0.1:5060")}
 
 func newTestLinger() *lingerTable { return newLingerTable(new(atomic.Int64)) }
+
+// at is a clock stopped at a time, for lingerTable.get.
+type at time.Time
+
+func (a at) Now() time.Time { return time.Time(a) }
 
 // liveAt counts the records that still answer at now.
 func (t *lingerTable) liveAt(now time.Time) int {
@@ -64,7 +70,7 @@ func TestRFC3261_17_LingeringRecordLastsItsTimer(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			r, ok := tab.get(t0.Add(c.at), []byte(c.key))
+			r, ok := tab.get(at(t0.Add(c.at)), []byte(c.key))
 			require.Equal(t, c.found, ok)
 			if ok {
 				assert.Equal(t, "SIP/2.0 200 OK\r\n\r\n", string(r.wire()))
@@ -104,15 +110,15 @@ func TestLingerTableKeysCollide(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	require.True(t, tab.add(t0, time.Second, "first", lingerAbsorb, nil, lingerDest))
 	assert.False(t, tab.add(t0, time.Second, "second", lingerAbsorb, nil, lingerDest))
-	_, ok := tab.get(t0, []byte("second"))
+	_, ok := tab.get(at(t0), []byte("second"))
 	assert.False(t, ok, "a key found under another's hash")
-	_, ok = tab.get(t0, []byte("first"))
+	_, ok = tab.get(at(t0), []byte("first"))
 	assert.True(t, ok)
 	later := t0.Add(time.Second)
 	require.True(t, tab.add(later, time.Second, "second", lingerAbsorb, nil, lingerDest))
-	_, ok = tab.get(later, []byte("second"))
+	_, ok = tab.get(at(later), []byte("second"))
 	assert.True(t, ok)
-	_, ok = tab.get(later, []byte("first"))
+	_, ok = tab.get(at(later), []byte("first"))
 	assert.False(t, ok)
 }
 
@@ -157,7 +163,7 @@ func TestLingerTableAgainstAMap(t *testing.T) {
 						require.True(t, collides, "op %d: %s refused without a collision", i, key)
 					}
 				case op < 9:
-					r, ok := tab.get(now, []byte(key))
+					r, ok := tab.get(at(now), []byte(key))
 					exp, known := model[key]
 					require.Equal(t, known && exp.After(now), ok, "op %d: get %s", i, key)
 					if ok {
@@ -220,18 +226,25 @@ func TestRFC3261_17_2_2_CompletedNonInviteLingersAsARecord(t *testing.T) {
 	uas.Request(sip.OPTIONS)
 }
 
+// inviteAnswered sends an INVITE over UDP through a proxy to one callee,
+// which answers code with To tag "b".
+func inviteAnswered(t *testing.T, code int) (p *testProxy, uac, uas *siptest.UA, inv, got *sip.Request) {
+	uac, uas = siptest.NewUA(t), siptest.NewUA(t)
+	p = startProxy(t, testCfg(), toUAs(uas))
+	inv = uac.Invite("sip:bob@" + p.udp)
+	uac.Send(p.udp, inv)
+	got = uas.Request(sip.INVITE)
+	uas.Reply(got, code, "b")
+	return p, uac, uas, inv, got
+}
+
 // RFC 3261 §17.1.1.2 (Figure 5) and §17.2.1 (Figure 7), issue 14: a
 // rejected INVITE's client transaction lingers as a record that
 // acknowledges each retransmitted final again (Timer D), and the server
 // transaction, once the caller's ACK came (Confirmed, Timer I), as one
 // that absorbs the caller's repeated ACK.
 func TestRFC3261_17_1_1_2_RejectedInviteLingersAsARecord(t *testing.T) {
-	uac, uas := siptest.NewUA(t), siptest.NewUA(t)
-	p := startProxy(t, testCfg(), toUAs(uas))
-	inv := uac.Invite("sip:bob@" + p.udp)
-	uac.Send(p.udp, inv)
-	got := uas.Request(sip.INVITE)
-	uas.Reply(got, 486, "b")
+	p, uac, uas, inv, got := inviteAnswered(t, 486)
 	ack := uas.Request(sip.ACK)
 	res := uac.Response(486)
 	siptest.Eventually(t, func() bool { return p.cliLinger.len() == 1 }, "the client INVITE lingering in Completed")
@@ -262,12 +275,7 @@ func TestRFC3261_17_1_1_2_RejectedInviteLingersAsARecord(t *testing.T) {
 // still goes on to the callee; a 2xx the callee repeats is still relayed
 // with the server transaction gone.
 func TestRFC6026_7_1_AcceptedInviteLingersAsARecord(t *testing.T) {
-	uac, uas := siptest.NewUA(t), siptest.NewUA(t)
-	p := startProxy(t, testCfg(), toUAs(uas))
-	inv := uac.Invite("sip:bob@" + p.udp)
-	uac.Send(p.udp, inv)
-	got := uas.Request(sip.INVITE)
-	uas.Reply(got, 200, "b")
+	p, uac, uas, inv, got := inviteAnswered(t, 200)
 	ok := uac.Response(200)
 	siptest.Eventually(t, func() bool { return p.srvLinger.liveAt(p.clock.Now()) == 1 }, "the server INVITE lingering in Accepted")
 	assert.Zero(t, p.srvTxs.len())
@@ -288,19 +296,61 @@ func TestRFC6026_7_1_AcceptedInviteLingersAsARecord(t *testing.T) {
 
 // Issue 14 (memory once the load stops): the records of the last calls
 // are freed by the sweep on tm's wheel, without new records to push them
-// out. A real wheel here (the fake clock's proxy does not sweep), with
-// Timers J and K at 50 ms; the sweep runs once a second.
+// out; not before their timers (J and K: 5 s). The wheel runs on a manual
+// clock (the fake clock's proxy does not sweep).
 func TestIssue14_LingeringRecordsFreedAfterTheLoad(t *testing.T) {
 	uac, uas := siptest.NewUA(t), siptest.NewUA(t)
-	cfg := testCfg()
-	cfg.WtTimer, cfg.T4 = 50*time.Millisecond, 50*time.Millisecond
-	p := startProxy(t, cfg, toUAs(uas), func(o *Options) { o.Clock = nil })
-	require.NotNil(t, p.wheel)
+	start := time.Unix(1000, 0)
+	w := wheel.NewAt(start, 10*time.Millisecond, 4096)
+	p := startProxy(t, testCfg(), toUAs(uas), func(o *Options) { o.Clock = w })
+	require.Same(t, w, p.wheel)
+	require.Equal(t, 5*time.Second, p.cfg.WtTimer)
 	uac.Send(p.udp, uac.NewRequest("OPTIONS", "sip:bob@"+p.udp, 1))
 	uas.Reply(uas.Request(sip.OPTIONS), 200, "b")
 	uac.Response(200)
-	siptest.Eventually(t, func() bool { return p.Stats().Snapshot()["lingering_transactions"] == 2 }, "two records")
+	lingering := func() uint64 { return p.Stats().Snapshot()["lingering_transactions"] }
+	siptest.Eventually(t, func() bool { return lingering() == 2 }, "two records")
+	w.Advance(start.Add(4 * time.Second)) // four sweeps
+	assert.Equal(t, uint64(2), lingering(), "a sweep freed records before their timers")
+	w.Advance(start.Add(6 * time.Second))
+	assert.Zero(t, lingering(), "the records outlive their timers")
+	assert.Zero(t, p.srvLinger.len()+p.cliLinger.len())
+}
+
+// RFC 6026 §7.1 over TCP (issue 14): a reliable transport has nothing
+// to resend, and a record keeps no connection: the answered INVITE's
+// server transaction stays whole in Accepted, and a 2xx the callee
+// repeats after the proxy transaction is done goes back on the caller's
+// connection.
+func TestRFC6026_7_1_AcceptedOverTCPStaysWhole(t *testing.T) {
+	uas := siptest.NewUA(t)
+	done := make(chan *Transaction, 1)
+	watch := Module{Name: "watch", Observer: ObserverFuncs{Done: func(tx *Transaction) { done <- tx }}}
+	p := startProxy(t, testCfg(), toUAs(uas), withModules(watch))
+	c := dialTCP(t, p.tcp)
+	c.send(c.request("INVITE", "sip:bob@"+p.tcp, "tcp-accepted@test", "1 INVITE"))
+	got := uas.Request(sip.INVITE)
+	uas.Reply(got, 200, "b")
+	for {
+		m, err := c.next()
+		require.NoError(t, err)
+		if code, _ := statusAndCallID(t, m); code == 200 {
+			break
+		}
+	}
+	tx := <-done
 	siptest.Eventually(t, func() bool {
-		return p.Stats().Snapshot()["lingering_transactions"] == 0 && p.srvLinger.len() == 0 && p.cliLinger.len() == 0
-	}, "the records outlive their timers")
+		tx.mu.Lock()
+		defer tx.mu.Unlock()
+		return tx.srv == nil
+	}, "compacted")
+	assert.Equal(t, 1, p.srvTxs.len(), "the TCP server transaction in Accepted")
+	assert.Zero(t, p.srvLinger.len(), "a TCP transaction kept as a record")
+
+	uas.Reply(got, 200, "b")
+	m, err := c.next()
+	require.NoError(t, err, "the repeated 200 on the caller's connection")
+	code, callID := statusAndCallID(t, m)
+	assert.Equal(t, 200, code)
+	assert.Equal(t, "tcp-accepted@test", callID)
 }

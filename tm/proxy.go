@@ -606,7 +606,7 @@ func (p *Proxy) onRequest(req *sip.Request, m *transport.Message) {
 		s.step(txn.Event{Kind: txn.EvRecvRequest})
 		return
 	}
-	if r, ok := p.srvLinger.get(p.clock.Now(), keyBuf); ok {
+	if r, ok := p.srvLinger.get(p.clock, keyBuf); ok {
 		// A retransmission of a completed transaction (or the ACK of a
 		// non-2xx final retransmitted): absorbed, or answered with the
 		// final again (Figure 8's Completed).
@@ -960,7 +960,7 @@ func (p *Proxy) onResponse(res *sip.Response) {
 		c.step(txn.Event{Kind: txn.EvRecvResponse, Code: res.StatusCode}, res)
 		return
 	}
-	if r, ok := p.cliLinger.get(p.clock.Now(), key); ok {
+	if r, ok := p.cliLinger.get(p.clock, key); ok {
 		// A retransmitted final of a completed transaction: absorbed, and
 		// a non-2xx one acknowledged again (Figure 5's Completed).
 		p.stats.receivedReplies.Add(1)

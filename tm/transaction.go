@@ -675,12 +675,11 @@ func (t *Transaction) relay(res *sip.Response) {
 		if t.srv == nil {
 			// Done after a 2xx: the server transaction, in Accepted, only
 			// ever sent a 2xx on (RFC 6026 §7.1); it lingers as a record.
-			p.send(up, t.upstream)
-			p.stats.relayed(code)
+			t.sendUp(up, code, false)
 			return
 		}
 		if !t.srv.respondBytes(up, code) {
-			t.sendStateless(up, code)
+			t.sendUp(up, code, true)
 			return
 		}
 		if t.upFinal == 0 {
@@ -708,13 +707,17 @@ func (t *Transaction) relay(res *sip.Response) {
 // origCSeq is the CSeq number the client gave the request.
 func (t *Transaction) origCSeq() uint32 { return t.cseq }
 
-// sendStateless sends a 2xx upstream without the server transaction.
-func (t *Transaction) sendStateless(up []byte, code int) {
+// sendUp sends a 2xx upstream without the server transaction: stateless
+// when the server transaction no longer takes it (it sent a non-2xx
+// final), else for one that lingers as a record in Accepted.
+func (t *Transaction) sendUp(up []byte, code int, stateless bool) {
 	if err := t.p.send(up, t.upstream); err != nil {
-		t.p.log.Info("stateless 2xx not sent", "callid", t.callID(), "error", err)
+		t.p.log.Info("2xx not sent upstream", "callid", t.callID(), "stateless", stateless, "error", err)
 		return
 	}
-	t.p.stats.statelessFwd.Add(1)
+	if stateless {
+		t.p.stats.statelessFwd.Add(1)
+	}
 	t.p.stats.relayed(code)
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 
 	"github.com/emiago/sipgo/sip"
@@ -20,6 +21,9 @@ type localOwner struct {
 }
 
 func (o localOwner) onResponse(c *cliTx, res *sip.Response, retrans bool) {
+	if o.inv != nil && res.StatusCode >= 200 {
+		o.inv.p.locals.done(o.inv)
+	}
 	if o.inv != nil && res.StatusCode >= 200 && res.StatusCode < 300 {
 		o.inv.ack(res)
 		if !retrans && o.inv.abandoned.Load() {
@@ -32,6 +36,9 @@ func (o localOwner) onResponse(c *cliTx, res *sip.Response, retrans bool) {
 }
 
 func (o localOwner) onFailure(c *cliTx, code int, err error) {
+	if o.inv != nil {
+		o.inv.p.locals.done(o.inv)
+	}
 	o.onFinal(nil, fmt.Errorf("tm: %s: %w", o.desc, err))
 }
 
@@ -41,10 +48,88 @@ type localInvite struct {
 	p   *Proxy
 	req *sip.Request
 	dst string
-	// abandoned: whoever sent it stopped waiting (SendRequest's context):
-	// a 2xx crossing our CANCEL gets ACK and BYE, as nobody holds the
-	// session.
+	// from is the listener the INVITE left from when one was named
+	// (SendRequestFrom): its ACK and BYE leave from it too.
+	from *listener
+	// abandoned: whoever sent it stopped waiting (SendRequest's context),
+	// or an operator cancelled it (CancelLocalInvite): a 2xx crossing our
+	// CANCEL gets ACK and BYE, as nobody holds the session.
 	abandoned atomic.Bool
+	// c is its client transaction; final is set (under localInvites.mu)
+	// once it has its final reply.
+	c     *cliTx
+	final bool
+}
+
+// localInvites are the local INVITEs waiting for their final reply, by
+// Call-ID and CSeq number: what t_uac_cancel names one by.
+type localInvites struct {
+	mu sync.Mutex
+	m  map[localKey]*localInvite
+}
+
+type localKey struct {
+	callID string
+	cseq   uint32
+}
+
+func keyOf(req *sip.Request) localKey {
+	k := localKey{callID: callID(req)}
+	if cs := req.CSeq(); cs != nil {
+		k.cseq = cs.SeqNo
+	}
+	return k
+}
+
+// add registers an INVITE just sent, unless its final reply came first.
+func (l *localInvites) add(inv *localInvite) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if inv.final {
+		return
+	}
+	if l.m == nil {
+		l.m = make(map[localKey]*localInvite)
+	}
+	l.m[keyOf(inv.req)] = inv
+}
+
+// done forgets an INVITE that has its final reply (or never will).
+func (l *localInvites) done(inv *localInvite) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	inv.final = true
+	k := keyOf(inv.req)
+	if l.m[k] == inv {
+		delete(l.m, k)
+	}
+}
+
+func (l *localInvites) get(k localKey) *localInvite {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.m[k]
+}
+
+// ErrNotPending: no INVITE of that Call-ID and CSeq waits for its final
+// reply.
+var ErrNotPending = errors.New("no pending INVITE")
+
+// CancelLocalInvite cancels an INVITE the proxy sent itself (Send,
+// SendRequest: OpenSIPS t_uac_dlg) that has no final reply yet, named by
+// Call-ID and CSeq number (t_uac_cancel): a CANCEL with reason (a Reason
+// header value, or none) goes out, and the INVITE's final reply (487)
+// goes to whoever sent it. A 2xx that
+// crosses the CANCEL is ACKed and ended with BYE. ErrNotPending when no
+// such INVITE waits.
+func (p *Proxy) CancelLocalInvite(callID string, cseq uint32, reason string) error {
+	inv := p.locals.get(localKey{callID: callID, cseq: cseq})
+	if inv == nil || !inv.c.pending() {
+		return fmt.Errorf("tm: Call-ID %q, CSeq %d: %w", callID, cseq, ErrNotPending)
+	}
+	inv.abandoned.Store(true)
+	p.sendCancel(inv.req, inv.c, reason)
+	return nil
 }
 
 // dialogRoute is where requests within the dialog of a 2xx go: within a
@@ -95,7 +180,7 @@ func (l *localInvite) inDialog(method sip.RequestMethod, res *sip.Response, cseq
 func (l *localInvite) ack(res *sip.Response) {
 	ack := l.inDialog(sip.ACK, res, l.req.CSeq().SeqNo)
 	ack.SetBody(nil)
-	if err := l.p.ForwardStateless(ack, l.dst); err != nil {
+	if err := l.p.forwardStateless(ack, computeLoopHash(ack), l.dst, l.from); err != nil {
 		l.p.log.Info("ACK of a local INVITE's 2xx not sent", "callid", callID(l.req), "error", err)
 	}
 }
@@ -105,7 +190,7 @@ func (l *localInvite) bye(res *sip.Response) {
 	bye := l.inDialog(sip.BYE, res, l.req.CSeq().SeqNo+1)
 	bye.AppendHeader(sip.NewHeader("Reason", `SIP;cause=487;text="request abandoned"`))
 	bye.SetBody(nil)
-	if err := l.p.Send(bye, l.dst, nil); err != nil {
+	if _, _, err := l.p.sendLocal(bye, l.dst, l.from, nil); err != nil {
 		l.p.log.Info("BYE of an abandoned local INVITE's 2xx not sent", "callid", callID(l.req), "error", err)
 	}
 }
@@ -117,11 +202,11 @@ func (l *localInvite) bye(res *sip.Response) {
 // INVITE) or the request could not be sent. No goroutine waits for it. We
 // are the UAC core of a local INVITE: its 2xx is ACKed here.
 func (p *Proxy) Send(req *sip.Request, dst string, onFinal func(*sip.Response, error)) error {
-	_, _, err := p.sendLocal(req, dst, onFinal)
+	_, _, err := p.sendLocal(req, dst, nil, onFinal)
 	return err
 }
 
-func (p *Proxy) sendLocal(req *sip.Request, dst string, onFinal func(*sip.Response, error)) (*cliTx, *localInvite, error) {
+func (p *Proxy) sendLocal(req *sip.Request, dst string, from *listener, onFinal func(*sip.Response, error)) (*cliTx, *localInvite, error) {
 	if onFinal == nil {
 		onFinal = func(*sip.Response, error) {}
 	}
@@ -138,9 +223,9 @@ func (p *Proxy) sendLocal(req *sip.Request, dst string, onFinal func(*sip.Respon
 	if err != nil {
 		return nil, nil, err
 	}
-	l := p.pickListener(h.transport, h.host)
-	if l == nil {
-		return nil, nil, fmt.Errorf("tm: no %s listener to send from", h.transport)
+	l, err := p.listenerOut(h, from)
+	if err != nil {
+		return nil, nil, fmt.Errorf("tm: %s: %w", req.Method, err)
 	}
 	req.PrependHeader(newBranchVia(l, h.transport, computeLoopHash(req), nil))
 	d, err := p.destOf(h, l)
@@ -151,7 +236,7 @@ func (p *Proxy) sendLocal(req *sip.Request, dst string, onFinal func(*sip.Respon
 	var once onceFinal
 	owner := localOwner{onFinal: once.wrap(onFinal), desc: desc}
 	if req.IsInvite() {
-		owner.inv = &localInvite{p: p, req: req, dst: dst}
+		owner.inv = &localInvite{p: p, req: req, dst: dst, from: from}
 	}
 	c, err := p.startCliTx(req, nil, d, owner)
 	if err != nil {
@@ -159,6 +244,10 @@ func (p *Proxy) sendLocal(req *sip.Request, dst string, onFinal func(*sip.Respon
 		return nil, nil, fmt.Errorf("tm: %s: %w", desc, err)
 	}
 	p.stats.localRequests.Add(1)
+	if owner.inv != nil {
+		owner.inv.c = c
+		p.locals.add(owner.inv)
+	}
 	return c, owner.inv, nil
 }
 
@@ -178,12 +267,29 @@ func (o *onceFinal) wrap(f func(*sip.Response, error)) func(*sip.Response, error
 // SendRequest is Send waiting for the final reply, or for ctx or
 // LocalTimeout to end (an error wrapping context.DeadlineExceeded).
 func (p *Proxy) SendRequest(ctx context.Context, req *sip.Request, dst string) (*sip.Response, error) {
+	return p.SendRequestFrom(ctx, req, dst, "")
+}
+
+// SendRequestFrom is SendRequest from the listening socket named
+// "transport:ip:port" (OpenSIPS t_uac_dlg's socket): the request, its
+// CANCEL, and the ACK and BYE tm sends for a local INVITE leave from it
+// and carry its address in Via. "" picks the listener as SendRequest does.
+// A socket that is none of the proxy's listeners, or whose transport is not
+// the next hop's, is an error wrapping ErrNoSocket.
+func (p *Proxy) SendRequestFrom(ctx context.Context, req *sip.Request, dst, socket string) (*sip.Response, error) {
+	var from *listener
+	if socket != "" {
+		var err error
+		if from, err = p.socketListener(socket); err != nil {
+			return nil, fmt.Errorf("tm: %w", err)
+		}
+	}
 	type result struct {
 		res *sip.Response
 		err error
 	}
 	ch := make(chan result, 1)
-	c, inv, err := p.sendLocal(req, dst, func(res *sip.Response, err error) { ch <- result{res, err} })
+	c, inv, err := p.sendLocal(req, dst, from, func(res *sip.Response, err error) { ch <- result{res, err} })
 	if err != nil {
 		return nil, err
 	}
@@ -220,5 +326,5 @@ func checkLocal(req *sip.Request) error {
 // the request, a decremented Max-Forwards, and goes to dst or along its
 // Route set / Request-URI.
 func (p *Proxy) ForwardStateless(req *sip.Request, dst string) error {
-	return p.forwardStateless(req, computeLoopHash(req), dst)
+	return p.forwardStateless(req, computeLoopHash(req), dst, nil)
 }

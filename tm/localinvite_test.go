@@ -2,7 +2,9 @@ package tm
 
 import (
 	"context"
+	"net"
 	"testing"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/stretchr/testify/assert"
@@ -139,4 +141,107 @@ func TestRFC3261_9_1_AbandonedLocalInviteIsCancelled(t *testing.T) {
 	assert.Equal(t, "ua-tag", Tag(bye.To().Params))
 	assert.Equal(t, uint32(8), bye.CSeq().SeqNo, "the next CSeq")
 	uas.Reply(bye, 200, "ua-tag")
+}
+
+// OpenSIPS tm manual 1.6.1 (t_uac_dlg, socket): a local request named to
+// leave from one of the listening sockets does, with that socket in its
+// Via; so does the ACK tm sends for its 2xx. A socket that is not
+// listening, of another transport than the next hop's, or not an address,
+// is refused before anything is sent.
+func TestSeedTm_1_6_1_UacDlgLeavesFromItsSocket(t *testing.T) {
+	uas := siptest.NewUA(t)
+	p := startProxy(t, testCfg(), toUAs(uas))
+	second, err := p.Listen("udp", "127.0.0.1:0", "")
+	require.NoError(t, err)
+	require.NotEqual(t, p.udp, second.String())
+	_, port, _ := net.SplitHostPort(second.String())
+
+	type result struct {
+		res *sip.Response
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		res, err := p.SendRequestFrom(context.Background(), localReinvite(t, uas), "", "udp:"+second.String())
+		done <- result{res, err}
+	}()
+	got := uas.Request(sip.INVITE)
+	assert.Equal(t, second.String(), got.Source(), "sent from the socket named")
+	assert.Equal(t, port, itoa(got.Via().Port), "its Via names that socket")
+	uas.Reply(got, 200, "")
+	ack := uas.Request(sip.ACK)
+	assert.Equal(t, second.String(), ack.Source(), "the ACK of the 2xx too")
+	assert.Equal(t, port, itoa(ack.Via().Port))
+	r := <-done
+	require.NoError(t, r.err)
+	assert.Equal(t, 200, r.res.StatusCode)
+
+	for _, tc := range []struct{ socket, want string }{
+		{"udp:127.0.0.1:1", "no such listening socket (listening: udp:" + p.udp},
+		{"tcp:" + second.String(), "no such listening socket"},
+		{"tcp:" + p.tcp, "the next hop"},
+		{"udp:localhost:" + port, `host "localhost" is not an IP address`},
+		{"udp:127.0.0.1", "missing port"},
+	} {
+		_, err := p.SendRequestFrom(context.Background(), localReinvite(t, uas), "", tc.socket)
+		require.Error(t, err, tc.socket)
+		assert.Contains(t, err.Error(), tc.want, tc.socket)
+	}
+	uas.Quiet(50*time.Millisecond, "a request sent from a refused socket", func(sip.Message) bool { return true })
+}
+
+// OpenSIPS tm manual 1.6.2 (t_uac_cancel): an INVITE the proxy sent
+// itself, named by Call-ID and CSeq, is cancelled (§9.1: the INVITE's
+// branch, the Reason given); its final reply goes to whoever sent it. A 2xx
+// that crosses the CANCEL is ACKed and ended with BYE (§15): nobody holds
+// that session. Once the INVITE has its final reply, or for one never
+// sent, there is nothing to cancel.
+func TestSeedTm_1_6_2_UacCancelCancelsALocalInvite(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		final int
+		bye   bool
+	}{
+		{"487 after the CANCEL", 487, false},
+		{"a 2xx crossing the CANCEL", 200, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			uas := siptest.NewUA(t)
+			p := startProxy(t, testCfg(), toUAs(uas))
+			done := make(chan *sip.Response, 1)
+			go func() {
+				res, err := p.SendRequest(context.Background(), localReinvite(t, uas), "")
+				assert.NoError(t, err)
+				done <- res
+			}()
+			inv := uas.Request(sip.INVITE)
+			uas.Reply(inv, 180, "")
+			reason := `SIP;cause=487;text="operator"`
+			require.NoError(t, p.CancelLocalInvite("reinvite-1", 7, reason))
+			c := uas.Request(sip.CANCEL)
+			assert.Equal(t, inv.Via().Value(), c.Via().Value(), "the INVITE's branch")
+			require.NotNil(t, c.GetHeader("Reason"))
+			assert.Equal(t, reason, c.GetHeader("Reason").Value())
+			uas.Reply(c, 200, "")
+			uas.Reply(inv, tc.final, "")
+			ack := uas.Request(sip.ACK)
+			assert.Equal(t, uint32(7), ack.CSeq().SeqNo)
+			if tc.bye {
+				bye := uas.Request(sip.BYE)
+				assert.Equal(t, uint32(8), bye.CSeq().SeqNo)
+				uas.Reply(bye, 200, "")
+			}
+			select {
+			case res := <-done:
+				require.NotNil(t, res)
+				assert.Equal(t, tc.final, res.StatusCode)
+			case <-time.After(waitFor):
+				t.Fatal("no final reply for the sender")
+			}
+			assert.ErrorIs(t, p.CancelLocalInvite("reinvite-1", 7, ""), ErrNotPending, "answered: nothing to cancel")
+			assert.ErrorIs(t, p.CancelLocalInvite("reinvite-1", 8, ""), ErrNotPending, "another CSeq")
+			assert.ErrorIs(t, p.CancelLocalInvite("nobody", 7, ""), ErrNotPending, "another Call-ID")
+			assert.Empty(t, p.locals.m, "no INVITE kept")
+		})
+	}
 }

@@ -82,6 +82,7 @@ type Proxy struct {
 	listeners atomic.Pointer[[]*listener]
 	lmu       sync.Mutex // serialises Listen
 	invites   *inviteTable
+	locals    localInvites // INVITEs of our own waiting for their final reply
 	dns       resolver
 	stats     Stats
 	// parseFailures and rejects log what peers send wrong, summarised.
@@ -373,6 +374,82 @@ func (p *Proxy) pickListenerFor(transport string, ip netip.Addr) *listener {
 		}
 	}
 	return anyTransport
+}
+
+// ErrNoSocket: a socket named to send from is none of the proxy's
+// listeners, or not of the next hop's transport.
+var ErrNoSocket = errors.New("no such listening socket")
+
+// socketListener finds the listener a socket "transport:ip:port" names:
+// the one bound there, or a wildcard listener of the port, then sending
+// from ip (its advertised host stays in Via). The host must be an IP
+// address: a socket is local, nothing is resolved.
+func (p *Proxy) socketListener(socket string) (*listener, error) {
+	tr, host, port, err := ParseDst(socket)
+	if err != nil {
+		return nil, fmt.Errorf("socket %q: %w", socket, err)
+	}
+	ip, err := netip.ParseAddr(trimBrackets(host))
+	if err != nil {
+		return nil, fmt.Errorf("socket %q: host %q is not an IP address", socket, host)
+	}
+	ip = ip.Unmap()
+	var wild *listener
+	for _, l := range *p.listeners.Load() {
+		if l.transport != tr || int(l.addr.Port()) != port {
+			continue
+		}
+		if l.ip == ip {
+			return l, nil
+		}
+		if l.ip.IsUnspecified() && l.ip.Is4() == ip.Is4() && wild == nil {
+			wild = l
+		}
+	}
+	if wild != nil {
+		c := *wild
+		c.ip, c.addr = ip, netip.AddrPortFrom(ip, uint16(port))
+		return &c, nil
+	}
+	return nil, fmt.Errorf("socket %q: %w (listening: %s)", socket, ErrNoSocket, p.socketNames())
+}
+
+// CheckSocket says whether socket ("transport:ip:port") names one of the
+// proxy's listeners, as SendRequestFrom needs; the error says why not.
+func (p *Proxy) CheckSocket(socket string) error {
+	_, err := p.socketListener(socket)
+	return err
+}
+
+// socketNames lists the listeners as sockets, for an error message.
+func (p *Proxy) socketNames() string {
+	var b strings.Builder
+	for i, l := range *p.listeners.Load() {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(l.network)
+		b.WriteByte(':')
+		b.WriteString(l.addr.String())
+	}
+	return b.String()
+}
+
+// listenerOut is the listener a request to h leaves from: from when one was
+// named (it must serve h's transport), else one picked for h.
+func (p *Proxy) listenerOut(h hop, from *listener) (*listener, error) {
+	if from != nil {
+		if from.transport != h.transport {
+			return nil, fmt.Errorf("socket %s:%s: %w: the next hop %s:%d is %s", from.network, from.addr, ErrNoSocket,
+				h.host, h.port, h.transport)
+		}
+		return from, nil
+	}
+	l := p.pickListener(h.transport, h.host)
+	if l == nil {
+		return nil, fmt.Errorf("no %s listener to send from", h.transport)
+	}
+	return l, nil
 }
 
 func (p *Proxy) hasTransport(transport string) bool {
@@ -871,22 +948,22 @@ func (p *Proxy) handleAck(req *sip.Request, m *transport.Message) {
 		}
 		dst = tg.Dst
 	}
-	if err := p.forwardStateless(req, lh, dst); err != nil {
+	if err := p.forwardStateless(req, lh, dst, nil); err != nil {
 		p.log.Info("ACK not forwarded", "callid", callID(req), "error", err)
 	}
 }
 
 // forwardStateless sends a request on without a transaction (§16.11): the
 // branch is derived from the request so a retransmission gets the same one.
-func (p *Proxy) forwardStateless(req *sip.Request, loopHash, dst string) error {
+func (p *Proxy) forwardStateless(req *sip.Request, loopHash, dst string, from *listener) error {
 	setMaxForwards(req, nextMaxForwards(req))
 	h, err := routeOut(req, dst)
 	if err != nil {
 		return err
 	}
-	l := p.pickListener(h.transport, h.host)
-	if l == nil {
-		return fmt.Errorf("no %s listener to send from", h.transport)
+	l, err := p.listenerOut(h, from)
+	if err != nil {
+		return err
 	}
 	// The request is the one parsed from the datagram, nobody else's.
 	prependHeader(&req.MessageData, newBranchVia(l, h.transport, loopHash, req))

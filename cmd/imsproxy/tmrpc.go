@@ -153,6 +153,57 @@ func registerTransactionMethods(api *mgmt.Server, p *tm.Proxy) {
 		}
 		return map[string]any{"trans_id": cp.TransID, "cancelled": true}, nil
 	}, "trans_id", "reason"))
+	api.Register("tm.t_uac_cancel", mgmt.Positional(func(_ context.Context, raw json.RawMessage) (any, error) {
+		return uacCancel(p, raw)
+	}, "callid", "cseq", "reason"))
+}
+
+// uacCancel is tm.t_uac_cancel (OpenSIPS MI t_uac_cancel): cancel the
+// pending INVITE of a Call-ID and CSeq, one the proxy sent itself
+// (tm.uac_dlg) or, failing that, one it relays.
+func uacCancel(p *tm.Proxy, raw json.RawMessage) (any, error) {
+	var cp struct {
+		CallID string  `json:"callid" mgmt:"required"`
+		CSeq   transID `json:"cseq" mgmt:"required"` // "1 INVITE", "1" or 1
+		Reason string  `json:"reason"`
+	}
+	if err := mgmt.DecodeParams(raw, &cp); err != nil {
+		return nil, err
+	}
+	num, method, _ := strings.Cut(strings.TrimSpace(string(cp.CSeq)), " ")
+	n, err := strconv.ParseUint(num, 10, 32)
+	if err != nil || n >= 1<<31 {
+		return nil, mgmt.InvalidParams("argument \"cseq\": %q is not a CSeq (\"1 INVITE\" or a number below 2^31)", string(cp.CSeq))
+	}
+	if m := strings.TrimSpace(method); m != "" && !strings.EqualFold(m, "INVITE") {
+		return nil, mgmt.InvalidParams("argument \"cseq\": %q: only an INVITE is cancelled", string(cp.CSeq))
+	}
+	reason := ""
+	if cp.Reason != "" {
+		reason = tm.ReasonValue("SIP", 487, cp.Reason)
+	}
+	out := map[string]any{"callid": cp.CallID, "cseq": n, "cancelled": true}
+	err = p.CancelLocalInvite(cp.CallID, uint32(n), reason)
+	if err == nil {
+		out["local"] = true
+		return out, nil
+	}
+	if !errors.Is(err, tm.ErrNotPending) {
+		return nil, err
+	}
+	for _, t := range p.PendingInvites() {
+		req := t.Request()
+		if cs := req.CSeq(); cs == nil || cs.SeqNo != uint32(n) || req.CallID() == nil || req.CallID().Value() != cp.CallID {
+			continue
+		}
+		if t.Cancel(reason) != nil {
+			break // answered meanwhile
+		}
+		out["local"] = false
+		out["trans_id"] = strconv.FormatUint(t.ID(), 10)
+		return out, nil
+	}
+	return nil, mgmt.NotFound("no pending INVITE with Call-ID %q and CSeq %d", cp.CallID, n)
 }
 
 // transID is a trans_id as a client sends it: the string tm.list shows, or

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
@@ -22,6 +23,7 @@ type uacDlgParams struct {
 	Method  string   `json:"method" mgmt:"required"`
 	RURI    string   `json:"ruri" mgmt:"required"`
 	NextHop string   `json:"next_hop"` // "udp:host:port"; default: Route set / R-URI
+	Socket  string   `json:"socket"`   // "udp:ip:port", a listener to send from; default: one picked
 	From    string   `json:"from"`     // default <sip:imsproxy@R-URI host>, a new tag
 	To      string   `json:"to"`       // default the R-URI
 	CallID  string   `json:"callid"`   // default a new one
@@ -46,7 +48,7 @@ func uacDlg(ctx context.Context, proxy *tm.Proxy, raw json.RawMessage) (any, err
 		return nil, err
 	}
 	for _, a := range []struct{ name, v string }{{"method", p.Method}, {"ruri", p.RURI}, {"next_hop", p.NextHop},
-		{"from", p.From}, {"to", p.To}, {"callid", p.CallID}} {
+		{"socket", p.Socket}, {"from", p.From}, {"to", p.To}, {"callid", p.CallID}} {
 		if i := strings.IndexFunc(a.v, func(r rune) bool { return r < 0x20 || r == 0x7f }); i >= 0 {
 			return nil, mgmt.InvalidParams("argument %q: control byte 0x%02x at offset %d", a.name, a.v[i], i)
 		}
@@ -66,6 +68,11 @@ func uacDlg(ctx context.Context, proxy *tm.Proxy, raw json.RawMessage) (any, err
 	if p.NextHop != "" {
 		if _, _, _, err := tm.ParseDst(p.NextHop); err != nil {
 			return nil, mgmt.InvalidParams("argument \"next_hop\": %v", err)
+		}
+	}
+	if p.Socket != "" {
+		if err := proxy.CheckSocket(p.Socket); err != nil {
+			return nil, mgmt.InvalidParams("argument \"socket\": %v", err)
 		}
 	}
 	req := sip.NewRequest(method, ruri)
@@ -147,7 +154,10 @@ func uacDlg(ctx context.Context, proxy *tm.Proxy, raw json.RawMessage) (any, err
 	if p.Body != "" {
 		req.SetBody([]byte(p.Body))
 	}
-	res, err := proxy.SendRequest(ctx, req, p.NextHop)
+	res, err := proxy.SendRequestFrom(ctx, req, p.NextHop, p.Socket)
+	if errors.Is(err, tm.ErrNoSocket) {
+		return nil, mgmt.InvalidParams("argument \"socket\": %v", err) // not the next hop's transport
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -117,7 +117,7 @@ func NewUAOn(t testing.TB, network string, ip net.IP) *UA {
 	go func() {
 		buf := make([]byte, 65535)
 		for {
-			n, _, err := conn.ReadFromUDP(buf)
+			n, from, err := conn.ReadFromUDP(buf)
 			if err != nil {
 				close(u.in)
 				return
@@ -127,6 +127,7 @@ func NewUAOn(t testing.TB, network string, ip net.IP) *UA {
 				u.Raw <- string(buf[:n])
 				continue
 			}
+			m.SetSource(from.String()) // the address it came from
 			u.in <- m
 		}
 	}()

@@ -120,7 +120,7 @@ func (c *cliTx) exec(acts []txn.Action, res *sip.Response) cliPost {
 				post.sendErr = true
 			}
 		case txn.ActResendRequest:
-			p.stats.retransSent.Add(1)
+			p.stats.retransmittedRequest(int(a.N))
 			p.send(c.raw, c.dest)
 		case txn.ActSendACK:
 			if c.ack == nil && res != nil {

@@ -119,3 +119,59 @@ func TestIssue12_8_NoDuplicateKeysInLogLines(t *testing.T) {
 		}
 	}
 }
+
+// OpenSIPS tm manual 1.7.12-1.7.16: request retransmissions are counted by
+// their place in the series (retransmission_req_T1_1 the first, after T1;
+// _T1_2 after 2*T1; _T1_3 after 4*T1; _T2 every later one), reply
+// retransmissions in retransmission_rpl_T2 (Timer G, and a retransmitted
+// request answered with its final again); retransmissions_sent is their
+// sum.
+func TestSeedTm_1_7_12_RetransmissionsByInterval(t *testing.T) {
+	uac, uas := siptest.NewUA(t), siptest.NewUA(t)
+	cfg := testCfg()
+	cfg.FrTimeout = 30 * time.Second // the series, not fr_timeout, is under test
+	p := startProxy(t, cfg, toUAs(uas))
+	snap := func() map[string]uint64 { return p.Stats().Snapshot() }
+
+	// A callee that never answers an OPTIONS: Timer E at T1, 2T1, 4T1, T2, T2.
+	uac.Send(p.udp, uac.NewRequest("OPTIONS", "sip:bob@"+p.udp, 1))
+	uas.Request(sip.OPTIONS)
+	want := map[string]uint64{}
+	for i, step := range []struct {
+		after    time.Duration
+		interval string
+	}{{p.cfg.T1, "T1_1"}, {2 * p.cfg.T1, "T1_2"}, {4 * p.cfg.T1, "T1_3"}, {p.cfg.T2, "T2"}, {p.cfg.T2, "T2"}} {
+		p.clock.Advance(step.after)
+		uas.Request(sip.OPTIONS)
+		want["retransmission_req_"+step.interval]++
+		siptest.Eventually(t, func() bool { return snap()["retransmissions_sent"] == uint64(i+1) }, "counted")
+		for _, n := range []string{"T1_1", "T1_2", "T1_3", "T2"} {
+			assert.Equal(t, want["retransmission_req_"+n], snap()["retransmission_req_"+n], "after retransmission %d: %s", i+1, n)
+		}
+	}
+	assert.Zero(t, snap()["retransmission_rpl_T2"])
+
+	// A rejected INVITE: Timer G sends the 486 again until the ACK.
+	inv := uac.Invite("sip:bob@" + p.udp)
+	uac.Send(p.udp, inv)
+	got := uas.Request(sip.INVITE)
+	uas.Reply(got, 486, "b")
+	uac.Response(486)
+	p.clock.Advance(p.cfg.T1)
+	uac.Response(486)
+	siptest.Eventually(t, func() bool { return snap()["retransmission_rpl_T2"] == 1 }, "Timer G counted")
+	// A repeated INVITE is answered with the 486 again.
+	uac.Send(p.udp, inv)
+	uac.Response(486)
+	siptest.Eventually(t, func() bool { return snap()["retransmission_rpl_T2"] == 2 }, "the answered repeat counted")
+	assert.Equal(t, uint64(7), snap()["retransmissions_sent"], "5 requests and 2 replies")
+
+	mfs := gather(t, p.Stats())
+	byInterval := byLabel(mfs["imsdlg_tm_request_retransmissions_total"])
+	for n, v := range map[string]float64{"T1_1": 1, "T1_2": 1, "T1_3": 1, "T2": 2} {
+		if assert.Contains(t, byInterval, n) {
+			assert.Equal(t, v, byInterval[n].GetCounter().GetValue(), "interval %s", n)
+		}
+	}
+	assert.Equal(t, 2.0, mfs["imsdlg_tm_reply_retransmissions_total"].Metric[0].GetCounter().GetValue())
+}

@@ -694,7 +694,7 @@ func (p *Proxy) onRequest(req *sip.Request, m *transport.Message) {
 		if !req.IsAck() {
 			p.stats.retransAbsorbed.Add(1)
 			if r.act == lingerResend {
-				p.stats.retransSent.Add(1)
+				p.stats.retransmittedReply()
 				p.send(r.wire(), r.dest())
 			}
 		}

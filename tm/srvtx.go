@@ -129,7 +129,7 @@ func (s *srvTx) exec(acts []txn.Action) srvPost {
 		case txn.ActSendResponse:
 			p.send(s.last, s.dest)
 		case txn.ActResendResponse:
-			p.stats.retransSent.Add(1)
+			p.stats.retransmittedReply()
 			p.send(s.last, s.dest)
 		case txn.ActArmTimer, txn.ActStopTimer:
 			// Done first, below.

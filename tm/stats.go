@@ -31,6 +31,11 @@ type Stats struct {
 	statelessFwd    atomic.Uint64
 	sendFailures    atomic.Uint64
 	retransSent     atomic.Uint64 // requests and responses we retransmitted (timers A, E, G)
+	// The same by the tm manual's intervals: request retransmissions by
+	// their place in the series (the first after T1, the second after 2*T1,
+	// the third after 4*T1, the rest at T2 and beyond), and replies.
+	retransReq [len(retransIntervals)]atomic.Uint64
+	retransRpl atomic.Uint64
 	retransAbsorbed atomic.Uint64 // retransmissions received and answered from the transaction
 
 	requests [len(methodNames)]atomic.Uint64 // received, by method (retransmissions included)
@@ -41,6 +46,24 @@ type Stats struct {
 	relayLatency prometheus.Histogram
 	setupRinging prometheus.Histogram
 	setupAnswer  prometheus.Histogram
+}
+
+// retransIntervals name the request retransmissions of a client
+// transaction by their place in the series, as the tm manual's statistics
+// do: retransmission_req_T1_1 is the first.
+var retransIntervals = [...]string{"T1_1", "T1_2", "T1_3", "T2"}
+
+// retransmittedRequest counts the n-th retransmission of a request.
+func (s *Stats) retransmittedRequest(n int) {
+	s.retransSent.Add(1)
+	s.retransReq[min(max(n, 1), len(retransIntervals))-1].Add(1)
+}
+
+// retransmittedReply counts a reply sent again (Timer G, or a request
+// retransmission answered).
+func (s *Stats) retransmittedReply() {
+	s.retransSent.Add(1)
+	s.retransRpl.Add(1)
 }
 
 // methodNames are the methods counted by name; any other is "other".
@@ -134,8 +157,12 @@ func (s *Stats) Snapshot() map[string]uint64 {
 		"send_failures":            s.sendFailures.Load(),
 		"retransmissions_sent":     s.retransSent.Load(),
 		"retransmissions_absorbed": s.retransAbsorbed.Load(),
+		"retransmission_rpl_T2":    s.retransRpl.Load(),
 		"relayed_replies":          0,
 		"local_replies":            0,
+	}
+	for i, n := range retransIntervals {
+		m["retransmission_req_"+n] = s.retransReq[i].Load()
 	}
 	for c := 1; c <= 6; c++ {
 		r, l := s.relayedReplies[c].Load(), s.localReplies[c].Load()
@@ -165,6 +192,8 @@ var (
 	descStateless = prometheus.NewDesc("imsdlg_tm_stateless_forwarded_total", "Messages forwarded statelessly (ACK for 2xx, stray responses, 2xx after the server transaction ended).", nil, nil)
 	descSendFail  = prometheus.NewDesc("imsdlg_tm_send_failures_total", "Branches or messages that could not be sent.", nil, nil)
 	descRetrans   = prometheus.NewDesc("imsdlg_tm_retransmissions_total", "Retransmissions, sent by our timers or received and absorbed by a transaction.", []string{"direction"}, nil)
+	descRetransQ  = prometheus.NewDesc("imsdlg_tm_request_retransmissions_total", "Requests we retransmitted, by their place in the series (the tm manual's retransmission_req_T1_1, _T1_2, _T1_3, _T2).", []string{"interval"}, nil)
+	descRetransP  = prometheus.NewDesc("imsdlg_tm_reply_retransmissions_total", "Replies we sent again (the tm manual's retransmission_rpl_T2).", nil, nil)
 	descRequests  = prometheus.NewDesc("imsdlg_tm_received_requests_total", "Requests received, by method (retransmissions included; methods without a name of their own are \"other\").", []string{"method"}, nil)
 	descReplies   = prometheus.NewDesc("imsdlg_tm_sent_replies_total", "Replies sent upstream, relayed or generated, by status code (codes never sent are left out).", []string{"code"}, nil)
 )
@@ -172,7 +201,7 @@ var (
 // Describe implements prometheus.Collector.
 func (s *Stats) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descReceived, descRelayed, descLocal, descUAS, descUAC, descFinal,
-		descInuse, descLinger, descBranches, descTimeouts, descCancels, descLocalReq, descRejected, descOverload, descShed, descStateless, descSendFail, descRetrans,
+		descInuse, descLinger, descBranches, descTimeouts, descCancels, descLocalReq, descRejected, descOverload, descShed, descStateless, descSendFail, descRetrans, descRetransQ, descRetransP,
 		descRequests, descReplies} {
 		ch <- d
 	}
@@ -210,6 +239,10 @@ func (s *Stats) Collect(ch chan<- prometheus.Metric) {
 	counter(descSendFail, s.sendFailures.Load())
 	counter(descRetrans, s.retransSent.Load(), "sent")
 	counter(descRetrans, s.retransAbsorbed.Load(), "absorbed")
+	for i, n := range retransIntervals {
+		counter(descRetransQ, s.retransReq[i].Load(), n)
+	}
+	counter(descRetransP, s.retransRpl.Load())
 	for i, n := range methodNames {
 		counter(descRequests, s.requests[i].Load(), n)
 	}

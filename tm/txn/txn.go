@@ -181,7 +181,10 @@ func (k ActionKind) String() string {
 // Action is one output of Step.
 type Action struct {
 	Kind  ActionKind
-	Timer TimerID       // ActArmTimer, ActStopTimer, ActTimeout
+	Timer TimerID // ActArmTimer, ActStopTimer, ActTimeout
+	// N is which retransmission ActResendRequest is (1: the first, after
+	// T1), saturating at 62.
+	N     uint8
 	Gen   uint32        // ActArmTimer, ActStopTimer
 	After time.Duration // ActArmTimer
 	Code  int           // ActSendACK, ActSendResponse, ActPass*: the status code
@@ -615,7 +618,7 @@ func (t *Tx) onTimer(ev Event, out []Action) []Action {
 		// §17.1.1.2: the interval doubles after each transmission, with no
 		// cap: Timer B ends it.
 		t.bump()
-		out = append(out, Action{Kind: ActResendRequest})
+		out = append(out, Action{Kind: ActResendRequest, N: t.backoff})
 		return t.armRT(out, TimerA, shift(t.t1, t.backoff))
 	case TimerE:
 		// §17.1.2.2: MIN(2^n*T1, T2) in Trying, T2 in Proceeding.
@@ -624,7 +627,7 @@ func (t *Tx) onTimer(ev Event, out []Action) []Action {
 		if t.state == Trying {
 			d = min(shift(t.t1, t.backoff), t.t2)
 		}
-		out = append(out, Action{Kind: ActResendRequest})
+		out = append(out, Action{Kind: ActResendRequest, N: t.backoff})
 		return t.armRT(out, TimerE, d)
 	case TimerG:
 		// §17.2.1: as E in Trying.

@@ -34,8 +34,8 @@ type Stats struct {
 	// The same by the tm manual's intervals: request retransmissions by
 	// their place in the series (the first after T1, the second after 2*T1,
 	// the third after 4*T1, the rest at T2 and beyond), and replies.
-	retransReq [len(retransIntervals)]atomic.Uint64
-	retransRpl atomic.Uint64
+	retransReq      [len(retransIntervals)]atomic.Uint64
+	retransRpl      atomic.Uint64
 	retransAbsorbed atomic.Uint64 // retransmissions received and answered from the transaction
 
 	requests [len(methodNames)]atomic.Uint64 // received, by method (retransmissions included)

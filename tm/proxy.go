@@ -238,6 +238,23 @@ func (p *Proxy) PendingInvite(id uint64) *Transaction {
 	return nil
 }
 
+// PendingInviteByCallID finds a pending INVITE transaction by the Call-ID
+// and CSeq number of its request (cseq 0: any), as OpenSIPS'
+// t_reply_by_callid does; nil when none. It looks through every pending
+// INVITE: for management calls and the odd script, not per message.
+func (p *Proxy) PendingInviteByCallID(callID string, cseq uint32) *Transaction {
+	for _, t := range p.PendingInvites() {
+		r := t.Original()
+		if r == nil || r.CallID() == nil || r.CallID().Value() != callID {
+			continue
+		}
+		if cs := r.CSeq(); cseq == 0 || (cs != nil && cs.SeqNo == cseq) {
+			return t
+		}
+	}
+	return nil
+}
+
 // TransportStats returns the counters of the transport layer.
 func (p *Proxy) TransportStats() *transport.Stats { return p.tp.Stats() }
 

@@ -68,10 +68,34 @@ func registerTransactionMethods(api *mgmt.Server, p *tm.Proxy) {
 		}
 		return t, nil
 	}
+	// findBy is find, or by Call-ID and CSeq (t_reply_by_callid) when no
+	// trans_id is given; the name to report it by comes back.
+	findBy := func(id transID, callID string, cseq transID) (*tm.Transaction, string, error) {
+		switch {
+		case id != "" && callID != "":
+			return nil, "", mgmt.InvalidParams("arguments \"trans_id\" and \"callid\": give one of them")
+		case id != "":
+			t, err := find(string(id))
+			return t, string(id), err
+		case callID == "":
+			return nil, "", mgmt.InvalidParams("argument \"trans_id\" (or \"callid\" and \"cseq\") is required")
+		}
+		n, err := parseInviteCSeq(cseq)
+		if err != nil {
+			return nil, "", err
+		}
+		t := p.PendingInviteByCallID(callID, n)
+		if t == nil {
+			return nil, "", mgmt.NotFound("no pending INVITE with Call-ID %q and CSeq %d", callID, n)
+		}
+		return t, strconv.FormatUint(t.ID(), 10), nil
+	}
 	type replyParams struct {
 		Code       *int     `json:"code" mgmt:"required"`
 		Reason     string   `json:"reason"`
-		TransID    transID  `json:"trans_id" mgmt:"required"`
+		TransID    transID  `json:"trans_id"`
+		CallID     string   `json:"callid"` // with cseq, instead of trans_id (t_reply_by_callid)
+		CSeq       transID  `json:"cseq"`
 		ToTag      string   `json:"to_tag"`
 		NewHeaders []string `json:"new_headers"`
 		// Body goes with a Content-Type among new_headers (as in the
@@ -104,7 +128,7 @@ func registerTransactionMethods(api *mgmt.Server, p *tm.Proxy) {
 			}
 			body = []byte(rp.Body)
 		}
-		t, err := find(string(rp.TransID))
+		t, id, err := findBy(rp.TransID, rp.CallID, rp.CSeq)
 		if err != nil {
 			return nil, err
 		}
@@ -113,11 +137,11 @@ func registerTransactionMethods(api *mgmt.Server, p *tm.Proxy) {
 		}
 		if err := t.ReplyWithBody(*rp.Code, rp.Reason, body, hdrs...); err != nil {
 			if errors.Is(err, tm.ErrFinalSent) {
-				return nil, mgmt.NotFound("transaction %s was answered meanwhile", rp.TransID)
+				return nil, mgmt.NotFound("transaction %s was answered meanwhile", id)
 			}
 			return nil, mgmt.InvalidParams("%v", err)
 		}
-		return map[string]any{"trans_id": rp.TransID, "code": *rp.Code, "replied": true}, nil
+		return map[string]any{"trans_id": id, "code": *rp.Code, "replied": true}, nil
 	}, "code", "reason", "trans_id", "to_tag", "new_headers", "body"))
 	type cancelParams struct {
 		TransID transID `json:"trans_id" mgmt:"required"`
@@ -170,20 +194,16 @@ func uacCancel(p *tm.Proxy, raw json.RawMessage) (any, error) {
 	if err := mgmt.DecodeParams(raw, &cp); err != nil {
 		return nil, err
 	}
-	num, method, _ := strings.Cut(strings.TrimSpace(string(cp.CSeq)), " ")
-	n, err := strconv.ParseUint(num, 10, 32)
-	if err != nil || n >= 1<<31 {
-		return nil, mgmt.InvalidParams("argument \"cseq\": %q is not a CSeq (\"1 INVITE\" or a number below 2^31)", string(cp.CSeq))
-	}
-	if m := strings.TrimSpace(method); m != "" && !strings.EqualFold(m, "INVITE") {
-		return nil, mgmt.InvalidParams("argument \"cseq\": %q: only an INVITE is cancelled", string(cp.CSeq))
+	n, err := parseInviteCSeq(cp.CSeq)
+	if err != nil {
+		return nil, err
 	}
 	reason := ""
 	if cp.Reason != "" {
 		reason = tm.ReasonValue("SIP", 487, cp.Reason)
 	}
 	out := map[string]any{"callid": cp.CallID, "cseq": n, "cancelled": true}
-	err = p.CancelLocalInvite(cp.CallID, uint32(n), reason)
+	err = p.CancelLocalInvite(cp.CallID, n, reason)
 	if err == nil {
 		out["local"] = true
 		return out, nil
@@ -191,19 +211,26 @@ func uacCancel(p *tm.Proxy, raw json.RawMessage) (any, error) {
 	if !errors.Is(err, tm.ErrNotPending) {
 		return nil, err
 	}
-	for _, t := range p.PendingInvites() {
-		req := t.Request()
-		if cs := req.CSeq(); cs == nil || cs.SeqNo != uint32(n) || req.CallID() == nil || req.CallID().Value() != cp.CallID {
-			continue
-		}
-		if t.Cancel(reason) != nil {
-			break // answered meanwhile
-		}
+	if t := p.PendingInviteByCallID(cp.CallID, n); t != nil && t.Cancel(reason) == nil {
 		out["local"] = false
 		out["trans_id"] = strconv.FormatUint(t.ID(), 10)
 		return out, nil
 	}
 	return nil, mgmt.NotFound("no pending INVITE with Call-ID %q and CSeq %d", cp.CallID, n)
+}
+
+// parseInviteCSeq reads the CSeq argument naming a pending INVITE: "1
+// INVITE", "1" or 1.
+func parseInviteCSeq(v transID) (uint32, error) {
+	num, method, _ := strings.Cut(strings.TrimSpace(string(v)), " ")
+	n, err := strconv.ParseUint(num, 10, 32)
+	if err != nil || n == 0 || n >= 1<<31 {
+		return 0, mgmt.InvalidParams("argument \"cseq\": %q is not a CSeq (\"1 INVITE\" or a number 1..2^31-1)", string(v))
+	}
+	if m := strings.TrimSpace(method); m != "" && !strings.EqualFold(m, "INVITE") {
+		return 0, mgmt.InvalidParams("argument \"cseq\": %q: only an INVITE is pending here", string(v))
+	}
+	return uint32(n), nil
 }
 
 // transID is a trans_id as a client sends it: the string tm.list shows, or

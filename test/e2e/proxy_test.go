@@ -300,21 +300,29 @@ func TestIssue13_7_ReplyAndCancelAPendingTransaction(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name, method, code string
-		params             func(id string) any
+		params             func(tx pendingTx) any
 	}{
-		{"t_reply", "tm.t_reply", "486", func(id string) any { return []any{486, "Busy by operator", id, "op-tag"} }},
-		{"t_cancel", "tm.t_cancel", "487", func(id string) any {
-			n, _ := strconv.ParseUint(id, 10, 64) // a number is taken as well as the string
+		{"t_reply", "tm.t_reply", "486", func(tx pendingTx) any { return []any{486, "Busy by operator", tx.TransID, "op-tag"} }},
+		{"t_cancel", "tm.t_cancel", "487", func(tx pendingTx) any {
+			n, _ := strconv.ParseUint(tx.TransID, 10, 64) // a number is taken as well as the string
 			return map[string]any{"trans_id": n, "reason": "operator"}
 		}},
 		// The MI t_reply's body (with its Content-Type among new_headers).
-		{"t_reply with a body", "tm.t_reply", "486", func(id string) any {
-			return map[string]any{"code": 486, "reason": "Busy", "trans_id": id,
+		{"t_reply with a body", "tm.t_reply", "486", func(tx pendingTx) any {
+			return map[string]any{"code": 486, "reason": "Busy", "trans_id": tx.TransID,
 				"new_headers": []string{"Content-Type: text/plain"}, "body": "busy by operator"}
 		}},
 		// t_cancel_branch: its one branch cancelled, its 487 is the reply.
-		{"t_cancel branch 0", "tm.t_cancel", "487", func(id string) any {
-			return map[string]any{"trans_id": id, "branch": 0, "reason": "operator"}
+		{"t_cancel branch 0", "tm.t_cancel", "487", func(tx pendingTx) any {
+			return map[string]any{"trans_id": tx.TransID, "branch": 0, "reason": "operator"}
+		}},
+		// The tm manual's t_reply_by_callid: named by Call-ID and CSeq.
+		{"t_reply by Call-ID", "tm.t_reply", "480", func(tx pendingTx) any {
+			return map[string]any{"code": 480, "reason": "Away", "callid": tx.CallID, "cseq": tx.CSeq}
+		}},
+		// t_uac_cancel names the relayed INVITE the same way.
+		{"t_uac_cancel", "tm.t_uac_cancel", "487", func(tx pendingTx) any {
+			return []any{tx.CallID, tx.CSeq, "operator"}
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -324,22 +332,19 @@ func TestIssue13_7_ReplyAndCancelAPendingTransaction(t *testing.T) {
 			p := StartProxy(t, cfg.YAML())
 			uac := StartSipp(t, SippArgs{Scenario: "uac_expect.xml", Remote: p.Addr("udp"), Service: "bob",
 				Keys: map[string]string{"code": tc.code}})
-			var id string
+			var tx pendingTx
 			deadline := time.Now().Add(10 * time.Second)
-			for id == "" {
+			for tx.TransID == "" {
 				raw, err := p.RPC("tm.list", nil)
 				if err != nil {
 					t.Fatal(err)
 				}
-				var list []struct {
-					TransID string `json:"trans_id"`
-					CallID  string `json:"callid"`
-				}
+				var list []pendingTx
 				if err := json.Unmarshal(raw, &list); err != nil {
 					t.Fatal(err)
 				}
 				if len(list) == 1 && list[0].CallID != "" {
-					id = list[0].TransID
+					tx = list[0]
 					break
 				}
 				if time.Now().After(deadline) {
@@ -347,11 +352,11 @@ func TestIssue13_7_ReplyAndCancelAPendingTransaction(t *testing.T) {
 				}
 				time.Sleep(50 * time.Millisecond)
 			}
-			if _, err := p.RPC(tc.method, tc.params(id)); err != nil {
+			if _, err := p.RPC(tc.method, tc.params(tx)); err != nil {
 				t.Fatalf("%s: %v", tc.method, err)
 			}
 			waitAll(t, uac, uas)
-			if _, err := p.RPC(tc.method, tc.params(id)); err == nil || !strings.Contains(err.Error(), "-32004") {
+			if _, err := p.RPC(tc.method, tc.params(tx)); err == nil || !strings.Contains(err.Error(), "-32004") {
 				t.Errorf("%s on an answered transaction: %v, want not found", tc.method, err)
 			}
 			msgs, _ := os.ReadFile(filepath.Join(uac.Dir, "messages.log"))
@@ -363,4 +368,11 @@ func TestIssue13_7_ReplyAndCancelAPendingTransaction(t *testing.T) {
 			}
 		})
 	}
+}
+
+// pendingTx is an entry of tm.list.
+type pendingTx struct {
+	TransID string `json:"trans_id"`
+	CallID  string `json:"callid"`
+	CSeq    string `json:"cseq"`
 }

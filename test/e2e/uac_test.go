@@ -155,18 +155,24 @@ func TestSeedTm_1_6_2_UacCancel(t *testing.T) {
 	waitAll(t, uas)
 
 	for _, tc := range []struct {
+		method string
 		params any
 		code   int
 		want   string
 	}{
-		{[]any{"uac-cancel-1@e2e", "1 INVITE"}, -32004, "no pending INVITE"},
-		{map[string]any{"callid": "uac-cancel-1@e2e", "cseq": "one"}, -32602, `argument "cseq"`},
-		{map[string]any{"callid": "uac-cancel-1@e2e", "cseq": "1 BYE"}, -32602, "only an INVITE"},
-		{map[string]any{"cseq": 1}, -32602, "callid"},
+		{"tm.t_uac_cancel", []any{"uac-cancel-1@e2e", "1 INVITE"}, -32004, "no pending INVITE"},
+		{"tm.t_uac_cancel", map[string]any{"callid": "uac-cancel-1@e2e", "cseq": "one"}, -32602, `argument "cseq"`},
+		{"tm.t_uac_cancel", map[string]any{"callid": "uac-cancel-1@e2e", "cseq": "1 BYE"}, -32602, "only an INVITE"},
+		{"tm.t_uac_cancel", map[string]any{"cseq": 1}, -32602, "callid"},
+		// t_reply_by_callid's form of tm.t_reply.
+		{"tm.t_reply", map[string]any{"code": 486, "callid": "uac-cancel-1@e2e", "cseq": 1}, -32004, "no pending INVITE"},
+		{"tm.t_reply", map[string]any{"code": 486, "callid": "x", "cseq": "1 INVITE", "trans_id": "1"}, -32602, "give one of them"},
+		{"tm.t_reply", map[string]any{"code": 486}, -32602, `"trans_id" (or "callid" and "cseq")`},
+		{"tm.t_reply", map[string]any{"code": 486, "callid": "x"}, -32602, `argument "cseq"`},
 	} {
-		_, err := p.RPC("tm.t_uac_cancel", tc.params)
+		_, err := p.RPC(tc.method, tc.params)
 		if !errors.As(err, &rpcErr) || rpcErr.Code != tc.code || !strings.Contains(rpcErr.Message, tc.want) {
-			t.Errorf("tm.t_uac_cancel %v: %v, want %d with %q", tc.params, err, tc.code, tc.want)
+			t.Errorf("%s %v: %v, want %d with %q", tc.method, tc.params, err, tc.code, tc.want)
 		}
 	}
 }

@@ -69,6 +69,10 @@ type Decision struct {
 	// failed, until InjectBranches or NoMoreBranches is called
 	// (t_wait_for_new_branches).
 	WaitForNewBranches bool
+	// MaxNewBranches, with WaitForNewBranches, ends the wait once that
+	// many branches were injected (t_wait_for_new_branches' branches);
+	// zero: no maximum.
+	MaxNewBranches int
 
 	// Respond: a ready response, or Code/Reason/Headers to build one.
 	Response *sip.Response

@@ -747,6 +747,32 @@ func TestTM_InjectBranchesOverSockets(t *testing.T) {
 	assert.ErrorIs(t, tx.InjectBranches(Target{}), ErrFinalSent)
 }
 
+// OpenSIPS tm manual 1.4.14 (t_inject_branches, flag c): the ringing
+// branch is cancelled, with the Reason given, before the injected one goes
+// out; the injected branch's answer is the caller's, not the cancelled
+// branch's 487. Flag l ends the wait for more.
+func TestSeedTm_1_4_14_InjectCancellingTheOngoingBranches(t *testing.T) {
+	uac, first, late := siptest.NewUA(t), siptest.NewUA(t), siptest.NewUA(t)
+	w := &waiter{first: first, tx: make(chan *Transaction, 1)}
+	p := startProxy(t, testCfg(), w)
+	uac.Send(p.udp, uac.Invite("sip:bob@"+p.udp))
+	tx := <-w.tx
+	inv := first.Request(sip.INVITE)
+	first.Reply(inv, 180, "a")
+	uac.Response(180)
+	reason := ReasonValue("SIP", 487, "moved to the mobile")
+	require.NoError(t, tx.InjectBranchesWith(InjectOptions{CancelOngoing: true, Reason: reason, Last: true},
+		Target{URI: sip.Uri{Scheme: "sip", User: "late", Host: "127.0.0.1", Port: late.Addr.Port}}))
+	c := first.Request(sip.CANCEL)
+	require.NotNil(t, c.GetHeader("Reason"))
+	assert.Equal(t, reason, c.GetHeader("Reason").Value())
+	first.Reply(c, 200, "")
+	first.Reply(inv, 487, "a")
+	il := late.Request(sip.INVITE)
+	late.Reply(il, 486, "late")
+	assert.Equal(t, 486, uac.Final().StatusCode, "the injected branch's reply, not the cancelled one's 487")
+}
+
 // The RFC 3261 §17 timers come from the config, not from constants:
 // T1/T2/T4 and wt_timer, with Timer B/F above fr_timeout so that
 // fr_timeout decides when a branch gives up.

@@ -46,6 +46,7 @@ type event struct {
 	reason  string
 	targets []Target
 	wait    bool // evStart: t_wait_for_new_branches
+	maxNew  int  // evStart: its maximum of branches to wait for (0: none)
 	noRelay bool // evReply: a reply hook keeps this provisional reply, or absorbs this 2xx
 	// evLocalReply: Reason header value for the CANCELs; default made of
 	// code and reason.
@@ -131,6 +132,7 @@ type respCtx struct {
 	groups   [][]Target // serial steps not started yet
 
 	waitBranches bool
+	waitLeft     int  // branches still to inject before the wait ends (0: no maximum)
 	blocked      bool // a 6xx stopped further branches
 	cancelled    bool // the caller cancelled
 	inFailure    bool // waiting for the failure hook's answer
@@ -195,6 +197,7 @@ func (c *respCtx) Step(now time.Time, ev event, out []action) []action {
 			return c.checkDone(out)
 		}
 		c.waitBranches = ev.wait
+		c.waitLeft = ev.maxNew
 		c.groups = c.serialGroups(ev.targets)
 		if len(c.groups) == 0 && !c.waitBranches {
 			return c.replyBest(out)
@@ -231,6 +234,12 @@ func (c *respCtx) Step(now time.Time, ev event, out []action) []action {
 		c.inFailure = false
 		for _, t := range ev.targets {
 			out = c.addBranch(out, t)
+		}
+		if c.waitBranches && c.waitLeft > 0 {
+			// t_wait_for_new_branches(branches): the maximum came.
+			if c.waitLeft -= len(ev.targets); c.waitLeft <= 0 {
+				c.waitBranches = false
+			}
 		}
 		out = c.checkCompletion(out)
 	case evNoMoreBranches:

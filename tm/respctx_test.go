@@ -531,3 +531,20 @@ func TestSeedTM_CancelBranch(t *testing.T) {
 		assert.Empty(t, find(acts, actCancelBranch), "already cancelled as completed elsewhere")
 	})
 }
+
+// OpenSIPS tm manual 1.4.15 (t_wait_for_new_branches(branches)): the wait
+// ends once that many branches were injected; the best reply then goes
+// upstream when they are done, without NoMoreBranches.
+func TestSeedTm_1_4_15_WaitForAMaximumOfNewBranches(t *testing.T) {
+	c := newRespCtx(true, testCfg(), false)
+	c.Step(t0, event{kind: evStart, targets: targets(1), wait: true, maxNew: 2}, nil)
+	acts := c.Step(t0, event{kind: evReply, branch: 0, res: resp(480)}, nil)
+	assert.Zero(t, finalOf(acts), "waiting for new branches")
+	c.Step(t0, event{kind: evInject, targets: targets(1)}, nil)
+	acts = c.Step(t0, event{kind: evReply, branch: 1, res: resp(486)}, nil)
+	assert.Zero(t, finalOf(acts), "one of two injected: still waiting")
+	acts = c.Step(t0, event{kind: evInject, targets: targets(1)}, nil)
+	require.Len(t, find(acts, actSendBranch), 1)
+	acts = c.Step(t0, event{kind: evReply, branch: 2, res: resp(404)}, nil)
+	assert.NotZero(t, finalOf(acts), "the maximum came: the best reply goes up")
+}

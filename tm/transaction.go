@@ -314,14 +314,41 @@ func (t *Transaction) ReplyWithBody(code int, reason string, body []byte, hdrs .
 // InjectBranches adds parallel branches to a transaction still waiting for
 // its final reply (t_inject_branches).
 func (t *Transaction) InjectBranches(targets ...Target) error {
+	return t.InjectBranchesWith(InjectOptions{}, targets...)
+}
+
+// InjectOptions are t_inject_branches' flags.
+type InjectOptions struct {
+	// CancelOngoing (flag c) cancels the branches still pending before
+	// the new ones go out, with Reason (a Reason header value, e.g. from
+	// ReasonValue; empty: none). Their 487s rank below the new branches'
+	// replies.
+	CancelOngoing bool
+	Reason        string
+	// Last (flag l): no branch is injected after these (NoMoreBranches).
+	Last bool
+}
+
+// InjectBranchesWith is InjectBranches with t_inject_branches' flags.
+func (t *Transaction) InjectBranchesWith(o InjectOptions, targets ...Target) error {
 	t.mu.Lock()
 	if t.rc == nil || t.rc.finalSent || t.rc.cancelled || t.rc.blocked {
 		t.mu.Unlock()
 		return ErrFinalSent
 	}
+	var cancels postList
+	if o.CancelOngoing {
+		cancels = t.stepLocked(event{kind: evCancelBranch, branch: -1, others: true, reason: o.Reason})
+	}
 	post := t.stepLocked(event{kind: evInject, targets: targets})
+	var last postList
+	if o.Last {
+		last = t.stepLocked(event{kind: evNoMoreBranches})
+	}
 	t.mu.Unlock()
+	t.runPost(cancels)
 	t.runPost(post)
+	t.runPost(last)
 	return nil
 }
 
@@ -481,7 +508,7 @@ func (t *Transaction) Decide(d Decision) {
 		if len(targets) == 0 && !d.WaitForNewBranches {
 			targets = []Target{{}}
 		}
-		post := t.stepLocked(event{kind: evStart, targets: targets, wait: d.WaitForNewBranches})
+		post := t.stepLocked(event{kind: evStart, targets: targets, wait: d.WaitForNewBranches, maxNew: max(d.MaxNewBranches, 0)})
 		t.mu.Unlock()
 		t.runPost(post)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -366,6 +367,9 @@ func registerDialogControl(api *mgmt.Server, m *imsdialog.Manager) {
 		d.SetVar(vp.Name, val)
 		return map[string]any{"h_entry": d.HEntry, "h_id": d.HID, "name": vp.Name, "value": val}, nil
 	})
+	api.Register("dlg.push_var", func(_ context.Context, p json.RawMessage) (any, error) {
+		return pushVar(m, p)
+	})
 	type getVarParams struct {
 		dlgSelector
 		Name string `json:"name" mgmt:"required"`
@@ -461,3 +465,62 @@ func registerDialogControl(api *mgmt.Server, m *imsdialog.Manager) {
 
 // maxTimeout bounds dlg.set_timeout: a year is beyond any call.
 const maxTimeout = 365 * 24 * time.Hour
+
+// pushVar is dlg.push_var (OpenSIPS MI dlg_push_var): one dialog value set
+// in every dialog of a list of DIDs or Call-IDs. Positional as
+// opensips-cli sends it: name, value, then the IDs; or named
+// {dlg_val_name, dlg_val_value, dids}. An empty or null value removes it.
+func pushVar(m *imsdialog.Manager, raw json.RawMessage) (any, error) {
+	var pp struct {
+		Name  string   `json:"dlg_val_name" mgmt:"required"`
+		Value *string  `json:"dlg_val_value"`
+		DIDs  []string `json:"dids" mgmt:"required"`
+	}
+	if p := bytes.TrimSpace(raw); len(p) > 0 && p[0] == '[' {
+		var args []json.RawMessage
+		if err := json.Unmarshal(p, &args); err != nil {
+			return nil, mgmt.InvalidParams("params: %v", err)
+		}
+		if len(args) < 3 {
+			return nil, mgmt.InvalidParams("dlg.push_var takes dlg_val_name, dlg_val_value and one or more DIDs or Call-IDs, got %d arguments", len(args))
+		}
+		named := map[string]any{"dlg_val_name": args[0], "dlg_val_value": args[1], "dids": args[2:]}
+		b, err := json.Marshal(named)
+		if err != nil {
+			return nil, mgmt.InvalidParams("params: %v", err)
+		}
+		raw = b
+	}
+	if err := mgmt.DecodeParams(raw, &pp); err != nil {
+		return nil, err
+	}
+	if pp.Name == "" {
+		return nil, mgmt.InvalidParams("argument \"dlg_val_name\" must not be empty")
+	}
+	if len(pp.DIDs) == 0 {
+		return nil, mgmt.InvalidParams("argument \"dids\": name at least one dialog (DID or Call-ID)")
+	}
+	val := ""
+	if pp.Value != nil {
+		val = *pp.Value
+	}
+	updated, missing := 0, []string{}
+	for _, id := range pp.DIDs {
+		ds := m.ByCallID(id)
+		if d := m.ByDID(id); d != nil {
+			ds = []*imsdialog.Dialog{d}
+		}
+		if len(ds) == 0 {
+			missing = append(missing, id)
+			continue
+		}
+		for _, d := range ds {
+			d.SetVar(pp.Name, val)
+			updated++
+		}
+	}
+	if updated == 0 {
+		return nil, mgmt.NotFound("no dialog with DID or Call-ID %s", strings.Join(pp.DIDs, ", "))
+	}
+	return map[string]any{"name": pp.Name, "value": val, "updated": updated, "not_found": missing}, nil
+}

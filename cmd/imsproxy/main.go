@@ -273,7 +273,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	registerDialogMethods(api, dialogs, db.stats, prof.memberships)
 	registerProfileMethods(api, dialogs, prof.set)
 	api.Audit("dlg.terminate_dlg", "dlg.end_dlg", "dlg.profile_end_dlgs", "tm.uac_dlg",
-		"dlg.set_timeout", "dlg.set_var", "dlg.set_flag", "dlg.reset_flag", "dlg.send_sequential", "tm.t_reply", "tm.t_cancel",
+		"dlg.set_timeout", "dlg.set_var", "dlg.push_var", "dlg.set_flag", "dlg.reset_flag", "dlg.send_sequential", "tm.t_reply", "tm.t_cancel",
 		"tm.t_uac_cancel")
 
 	errc := make(chan error, 1)

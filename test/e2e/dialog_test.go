@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 type dlgInfo struct {
 	HEntry  uint32 `json:"h_entry"`
 	HID     uint32 `json:"h_id"`
+	DID     string `json:"did"`
 	CallID  string `json:"callid"`
 	FromTag string `json:"from_tag"`
 	ToTag   string `json:"to_tag"`
@@ -161,6 +164,60 @@ func TestE2E_DialogTerminateConfirmed(t *testing.T) {
 	if st := dlgStats(t, p); st["active_dialogs"] != 0 || st["processed_dialogs"] != 1 {
 		t.Errorf("dlg.stats: %v", st)
 	}
+}
+
+// OpenSIPS dialog manual 1.9.12 (dlg_push_var): a dialog value pushed to a
+// list of dialogs, named by DID or by Call-ID, positional as opensips-cli
+// sends it; the IDs that name no dialog come back, and a list naming none
+// is "not found".
+func TestSeedDialog_1_9_12_PushVar(t *testing.T) {
+	RequireTools(t)
+	t.Parallel()
+	p, uac, uas := oneCallee(t, SippArgs{Scenario: "uas.xml"}, SippArgs{Scenario: "uac_recv_bye.xml"}, "")
+	ds := waitDialogs(t, p, "a confirmed dialog", func(ds []dlgInfo) bool { return len(ds) == 1 && ds[0].State == "CONFIRMED" })
+	getVar := func(name string) string {
+		t.Helper()
+		raw, err := p.RPC("dlg.get_var", map[string]any{"callid": ds[0].CallID, "name": name})
+		if err != nil {
+			t.Fatalf("dlg.get_var: %v", err)
+		}
+		var v struct {
+			Value string `json:"value"`
+		}
+		json.Unmarshal(raw, &v)
+		return v.Value
+	}
+	raw, err := p.RPC("dlg.push_var", []any{"campaign", "spring", ds[0].DID, "no-such-call"})
+	if err != nil || !strings.Contains(string(raw), `"updated":1`) || !strings.Contains(string(raw), `"not_found":["no-such-call"]`) {
+		t.Fatalf("dlg.push_var by DID: %s (%v)", raw, err)
+	}
+	if got := getVar("campaign"); got != "spring" {
+		t.Errorf("campaign = %q after dlg.push_var by DID", got)
+	}
+	if _, err := p.RPC("dlg.push_var", map[string]any{"dlg_val_name": "campaign", "dlg_val_value": "summer",
+		"dids": []string{ds[0].CallID}}); err != nil {
+		t.Fatalf("dlg.push_var by Call-ID: %v", err)
+	}
+	if got := getVar("campaign"); got != "summer" {
+		t.Errorf("campaign = %q after dlg.push_var by Call-ID", got)
+	}
+	var rpcErr *RPCError
+	for _, tc := range []struct {
+		params any
+		code   int
+	}{
+		{[]any{"campaign", "x"}, -32602},
+		{[]any{"campaign", "x", "no-such-call"}, -32004},
+		{map[string]any{"dlg_val_name": "", "dlg_val_value": "x", "dids": []string{ds[0].DID}}, -32602},
+	} {
+		if _, err := p.RPC("dlg.push_var", tc.params); !errors.As(err, &rpcErr) || rpcErr.Code != tc.code {
+			t.Errorf("dlg.push_var %v: %v, want %d", tc.params, err, tc.code)
+		}
+	}
+	if _, err := p.RPC("dlg.terminate_dlg", map[string]any{"callid": ds[0].CallID}); err != nil {
+		t.Fatalf("dlg.terminate_dlg: %v", err)
+	}
+	waitAll(t, uac, uas)
 }
 
 // Issue 4: default_timeout ends a confirmed call with BYE both ways.

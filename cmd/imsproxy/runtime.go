@@ -46,7 +46,7 @@ type RuntimeSection struct {
 
 func runtimeDefaults() map[string]any {
 	return map[string]any{
-		"runtime.gogc":          200,
+		"runtime.gogc":          400,
 		"runtime.memory_limit":  "",
 		"runtime.heap_headroom": "128MiB",
 		"runtime.gomaxprocs":    0,

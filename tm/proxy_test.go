@@ -727,14 +727,20 @@ func (w *waiter) Route(r *Request) Decision {
 	return d
 }
 
-// t_wait_for_new_branches + t_inject_branches: the transaction stays open
-// after its only branch failed until a new branch is injected.
-func TestTM_InjectBranchesOverSockets(t *testing.T) {
-	uac, first, late := siptest.NewUA(t), siptest.NewUA(t), siptest.NewUA(t)
+// waitingCall sends an INVITE through a proxy that relays it to first
+// and waits for new branches; late is a UA to inject.
+func waitingCall(t *testing.T) (uac, first, late *siptest.UA, tx *Transaction) {
+	uac, first, late = siptest.NewUA(t), siptest.NewUA(t), siptest.NewUA(t)
 	w := &waiter{first: first, tx: make(chan *Transaction, 1)}
 	p := startProxy(t, testCfg(), w)
 	uac.Send(p.udp, uac.Invite("sip:bob@"+p.udp))
-	tx := <-w.tx
+	return uac, first, late, <-w.tx
+}
+
+// t_wait_for_new_branches + t_inject_branches: the transaction stays open
+// after its only branch failed until a new branch is injected.
+func TestTM_InjectBranchesOverSockets(t *testing.T) {
+	uac, first, late, tx := waitingCall(t)
 	first.Reply(first.Request(sip.INVITE), 480, "a")
 	uac.Quiet(30*time.Millisecond, "final reply while waiting for branches", func(m sip.Message) bool {
 		r, ok := m.(*sip.Response)
@@ -752,11 +758,7 @@ func TestTM_InjectBranchesOverSockets(t *testing.T) {
 // out; the injected branch's answer is the caller's, not the cancelled
 // branch's 487. Flag l ends the wait for more.
 func TestSeedTm_1_4_14_InjectCancellingTheOngoingBranches(t *testing.T) {
-	uac, first, late := siptest.NewUA(t), siptest.NewUA(t), siptest.NewUA(t)
-	w := &waiter{first: first, tx: make(chan *Transaction, 1)}
-	p := startProxy(t, testCfg(), w)
-	uac.Send(p.udp, uac.Invite("sip:bob@"+p.udp))
-	tx := <-w.tx
+	uac, first, late, tx := waitingCall(t)
 	inv := first.Request(sip.INVITE)
 	first.Reply(inv, 180, "a")
 	uac.Response(180)

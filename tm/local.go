@@ -119,9 +119,8 @@ var ErrNotPending = errors.New("no pending INVITE")
 // SendRequest: OpenSIPS t_uac_dlg) that has no final reply yet, named by
 // Call-ID and CSeq number (t_uac_cancel): a CANCEL with reason (a Reason
 // header value, or none) goes out, and the INVITE's final reply (487)
-// goes to whoever sent it. A 2xx that
-// crosses the CANCEL is ACKed and ended with BYE. ErrNotPending when no
-// such INVITE waits.
+// goes to whoever sent it. A 2xx that crosses the CANCEL is ACKed and
+// ended with BYE. ErrNotPending when no such INVITE waits.
 func (p *Proxy) CancelLocalInvite(callID string, cseq uint32, reason string) error {
 	inv := p.locals.get(localKey{callID: callID, cseq: cseq})
 	if inv == nil || !inv.c.pending() {

@@ -176,6 +176,24 @@ func TestSeedTm_1_6_1_UacDlgLeavesFromItsSocket(t *testing.T) {
 	require.NoError(t, r.err)
 	assert.Equal(t, 200, r.res.StatusCode)
 
+	// A wildcard listener serves each of its addresses: named by one, the
+	// request leaves from it, with the advertised host in Via.
+	wild, err := p.Listen("udp", "0.0.0.0:0", "127.0.0.2")
+	require.NoError(t, err)
+	_, wport, _ := net.SplitHostPort(wild.String())
+	go func() {
+		res, err := p.SendRequestFrom(context.Background(), localReinvite(t, uas), "", "udp:127.0.0.1:"+wport)
+		done <- result{res, err}
+	}()
+	got = uas.Request(sip.INVITE)
+	assert.Equal(t, "127.0.0.1:"+wport, got.Source(), "sent from the address named")
+	assert.Equal(t, "127.0.0.2", got.Via().Host)
+	uas.Reply(got, 486, "")
+	assert.Equal(t, "127.0.0.1:"+wport, uas.Request(sip.ACK).Source(), "the transaction's ACK of the 486 too")
+	r = <-done
+	require.NoError(t, r.err)
+	assert.Equal(t, 486, r.res.StatusCode)
+
 	for _, tc := range []struct{ socket, want string }{
 		{"udp:127.0.0.1:1", "no such listening socket (listening: udp:" + p.udp},
 		{"tcp:" + second.String(), "no such listening socket"},

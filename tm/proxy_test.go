@@ -856,3 +856,49 @@ func TestTM_HookPanicsAreContained(t *testing.T) {
 	assert.Equal(t, 486, uac.Final().StatusCode)
 	waitInuse(t, p, 0)
 }
+
+// OpenSIPS tm manual 1.5.3/1.5.4 ($T_fr_timeout, $T_fr_inv_timeout, R/W):
+// a reply hook that sets fr_inv_timeout on the 180 (as an onreply_route
+// may) re-arms that branch's timer with it: the branch times out after the
+// new value, not the configured one, also with restart_fr_on_each_reply
+// off. Zero restores the configured values.
+func TestSeedTm_1_5_4_FrInvTimeoutSetOnAReply(t *testing.T) {
+	uac, uas := siptest.NewUA(t), siptest.NewUA(t)
+	short := 2 * time.Second
+	hooked := make(chan struct{}, 1)
+	hook := replyFunc(func(tx *Transaction, _ int, res *sip.Response) bool {
+		if res.StatusCode == 180 {
+			defer func() { hooked <- struct{}{} }()
+			assert.Equal(t, 60*time.Second, tx.FrInvTimeout(), "the configured value until written")
+			tx.SetFrInvTimeout(short)
+			assert.Equal(t, short, tx.FrInvTimeout())
+			tx.SetFrTimeout(0)
+			assert.Equal(t, 3*time.Second, tx.FrTimeout(), "zero: the configured fr_timeout")
+		}
+		return true
+	})
+	cfg := testCfg()
+	cfg.RestartFrOnEachReply = false // else every provisional re-arms anyway
+	p := startProxy(t, cfg, toUAs(uas), withModules(Module{Name: "timers", Reply: hook}))
+	require.Equal(t, 60*time.Second, p.cfg.FrInvTimeout)
+	uac.Send(p.udp, uac.Invite("sip:bob@"+p.udp))
+	got := uas.Request(sip.INVITE)
+	uas.Reply(got, 100, "")
+	uas.Reply(got, 180, "x")
+	uac.Response(180)
+	<-hooked
+	p.clock.Advance(short - time.Millisecond)
+	uas.Quiet(30*time.Millisecond, "CANCEL before the new fr_inv_timeout", isReq(sip.CANCEL))
+	p.clock.Advance(time.Millisecond)
+	c := uas.Request(sip.CANCEL)
+	assert.Equal(t, reasonRequestTimeout, c.GetHeader("Reason").Value())
+	assert.Equal(t, 408, uac.Final().StatusCode)
+	uas.Reply(c, 200, "")
+	uas.Reply(got, 487, "x")
+	waitInuse(t, p, 0)
+}
+
+// replyFunc is a ReplyHook made of a function.
+type replyFunc func(*Transaction, int, *sip.Response) bool
+
+func (f replyFunc) OnReply(t *Transaction, i int, res *sip.Response) bool { return f(t, i, res) }

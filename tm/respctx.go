@@ -119,10 +119,13 @@ type branchState struct {
 // events and executes the returned actions in order.
 type respCtx struct {
 	// one holds the group of targets that all have one q (serialGroups).
-	one             [1][]Target
-	invite          bool
-	frTimeout       time.Duration
-	frInvTimeout    time.Duration
+	one          [1][]Target
+	invite       bool
+	frTimeout    time.Duration
+	frInvTimeout time.Duration
+	// frInvChanged: a reply hook set frInvTimeout ($T_fr_inv_timeout in
+	// an onreply_route): the provisional it runs for re-arms the timer.
+	frInvChanged    bool
 	restartFr       bool
 	disable6xxBlock bool
 	hasFailureHook  bool
@@ -344,7 +347,8 @@ func (c *respCtx) onReply(out []action, i int, res *sip.Response, noRelay bool) 
 			}
 			return out
 		}
-		if c.invite && (first || c.restartFr) {
+		if c.invite && (first || c.restartFr || c.frInvChanged) {
+			c.frInvChanged = false
 			b.gen++
 			out = append(out, action{kind: actArmTimer, branch: i, after: c.frInvTimeout, gen: b.gen})
 		}

@@ -234,6 +234,58 @@ var closedChan = func() chan struct{} {
 	return c
 }()
 
+// FrTimeout and FrInvTimeout are the transaction's timers ($T_fr_timeout,
+// $T_fr_inv_timeout): the configured ones, or what the router's Decision
+// or a Set call put instead.
+func (t *Transaction) FrTimeout() time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.rc == nil {
+		return t.p.cfg.FrTimeout
+	}
+	return t.rc.frTimeout
+}
+
+func (t *Transaction) FrInvTimeout() time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.rc == nil {
+		return t.p.cfg.FrInvTimeout
+	}
+	return t.rc.frInvTimeout
+}
+
+// SetFrTimeout sets fr_timeout for the branches started from now on
+// (writing $T_fr_timeout); zero restores the configured one.
+func (t *Transaction) SetFrTimeout(d time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.rc == nil {
+		return
+	}
+	if d <= 0 {
+		d = t.p.cfg.FrTimeout
+	}
+	t.rc.frTimeout = d
+}
+
+// SetFrInvTimeout sets fr_inv_timeout ($T_fr_inv_timeout); zero restores
+// the configured one. Called from a ReplyHook on a provisional reply (as
+// in an onreply_route on 180 Ringing), it re-arms that branch's timer with
+// the new value; otherwise the next provisional reply of any branch does.
+func (t *Transaction) SetFrInvTimeout(d time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.rc == nil {
+		return
+	}
+	if d <= 0 {
+		d = t.p.cfg.FrInvTimeout
+	}
+	t.rc.frInvTimeout = d
+	t.rc.frInvChanged = true
+}
+
 // FinalCode is the code of the final reply sent upstream (0 while none).
 func (t *Transaction) FinalCode() int {
 	t.mu.Lock()

@@ -238,52 +238,50 @@ var closedChan = func() chan struct{} {
 // $T_fr_inv_timeout): the configured ones, or what the router's Decision
 // or a Set call put instead.
 func (t *Transaction) FrTimeout() time.Duration {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.rc == nil {
-		return t.p.cfg.FrTimeout
-	}
-	return t.rc.frTimeout
+	fr, _ := t.frTimers()
+	return fr
 }
 
 func (t *Transaction) FrInvTimeout() time.Duration {
+	_, inv := t.frTimers()
+	return inv
+}
+
+func (t *Transaction) frTimers() (fr, inv time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.rc == nil {
-		return t.p.cfg.FrInvTimeout
+		return t.p.cfg.FrTimeout, t.p.cfg.FrInvTimeout
 	}
-	return t.rc.frInvTimeout
+	return t.rc.frTimeout, t.rc.frInvTimeout
 }
 
 // SetFrTimeout sets fr_timeout for the branches started from now on
 // (writing $T_fr_timeout); zero restores the configured one.
-func (t *Transaction) SetFrTimeout(d time.Duration) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.rc == nil {
-		return
-	}
-	if d <= 0 {
-		d = t.p.cfg.FrTimeout
-	}
-	t.rc.frTimeout = d
-}
+func (t *Transaction) SetFrTimeout(d time.Duration) { t.setFrTimer(d, false) }
 
 // SetFrInvTimeout sets fr_inv_timeout ($T_fr_inv_timeout); zero restores
 // the configured one. Called from a ReplyHook on a provisional reply (as
 // in an onreply_route on 180 Ringing), it re-arms that branch's timer with
 // the new value; otherwise the next provisional reply of any branch does.
-func (t *Transaction) SetFrInvTimeout(d time.Duration) {
+func (t *Transaction) SetFrInvTimeout(d time.Duration) { t.setFrTimer(d, true) }
+
+func (t *Transaction) setFrTimer(d time.Duration, inv bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.rc == nil {
 		return
 	}
-	if d <= 0 {
-		d = t.p.cfg.FrInvTimeout
+	switch {
+	case inv && d <= 0:
+		t.rc.frInvTimeout, t.rc.frInvChanged = t.p.cfg.FrInvTimeout, true
+	case inv:
+		t.rc.frInvTimeout, t.rc.frInvChanged = d, true
+	case d <= 0:
+		t.rc.frTimeout = t.p.cfg.FrTimeout
+	default:
+		t.rc.frTimeout = d
 	}
-	t.rc.frInvTimeout = d
-	t.rc.frInvChanged = true
 }
 
 // FinalCode is the code of the final reply sent upstream (0 while none).

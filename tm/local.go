@@ -273,8 +273,8 @@ func (p *Proxy) SendRequest(ctx context.Context, req *sip.Request, dst string) (
 // "transport:ip:port" (OpenSIPS t_uac_dlg's socket): the request, its
 // CANCEL, and the ACK and BYE tm sends for a local INVITE leave from it
 // and carry its address in Via. "" picks the listener as SendRequest does.
-// A socket that is none of the proxy's listeners, or whose transport is not
-// the next hop's, is an error wrapping ErrNoSocket.
+// A socket that is not one, none of the proxy's listeners, or not of the
+// next hop's transport, is an error wrapping ErrNoSocket; nothing is sent.
 func (p *Proxy) SendRequestFrom(ctx context.Context, req *sip.Request, dst, socket string) (*sip.Response, error) {
 	var from *listener
 	if socket != "" {

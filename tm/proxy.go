@@ -393,8 +393,8 @@ func (p *Proxy) pickListenerFor(transport string, ip netip.Addr) *listener {
 	return anyTransport
 }
 
-// ErrNoSocket: a socket named to send from is none of the proxy's
-// listeners, or not of the next hop's transport.
+// ErrNoSocket: a socket named to send from is not one ("transport:ip:port"),
+// none of the proxy's listeners, or not of the next hop's transport.
 var ErrNoSocket = errors.New("no such listening socket")
 
 // socketListener finds the listener a socket "transport:ip:port" names:
@@ -404,11 +404,11 @@ var ErrNoSocket = errors.New("no such listening socket")
 func (p *Proxy) socketListener(socket string) (*listener, error) {
 	tr, host, port, err := ParseDst(socket)
 	if err != nil {
-		return nil, fmt.Errorf("socket %q: %w", socket, err)
+		return nil, fmt.Errorf("socket %q: %w: %v", socket, ErrNoSocket, err)
 	}
 	ip, err := netip.ParseAddr(trimBrackets(host))
 	if err != nil {
-		return nil, fmt.Errorf("socket %q: host %q is not an IP address", socket, host)
+		return nil, fmt.Errorf("socket %q: %w: host %q is not an IP address", socket, ErrNoSocket, host)
 	}
 	ip = ip.Unmap()
 	var wild *listener
@@ -429,13 +429,6 @@ func (p *Proxy) socketListener(socket string) (*listener, error) {
 		return &c, nil
 	}
 	return nil, fmt.Errorf("socket %q: %w (listening: %s)", socket, ErrNoSocket, p.socketNames())
-}
-
-// CheckSocket says whether socket ("transport:ip:port") names one of the
-// proxy's listeners, as SendRequestFrom needs; the error says why not.
-func (p *Proxy) CheckSocket(socket string) error {
-	_, err := p.socketListener(socket)
-	return err
 }
 
 // socketNames lists the listeners as sockets, for an error message.

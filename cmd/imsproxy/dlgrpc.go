@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -367,9 +366,9 @@ func registerDialogControl(api *mgmt.Server, m *imsdialog.Manager) {
 		d.SetVar(vp.Name, val)
 		return map[string]any{"h_entry": d.HEntry, "h_id": d.HID, "name": vp.Name, "value": val}, nil
 	})
-	api.Register("dlg.push_var", func(_ context.Context, p json.RawMessage) (any, error) {
+	api.Register("dlg.push_var", mgmt.PositionalRest(func(_ context.Context, p json.RawMessage) (any, error) {
 		return pushVar(m, p)
-	})
+	}, "dids", "dlg_val_name", "dlg_val_value"))
 	type getVarParams struct {
 		dlgSelector
 		Name string `json:"name" mgmt:"required"`
@@ -475,21 +474,6 @@ func pushVar(m *imsdialog.Manager, raw json.RawMessage) (any, error) {
 		Name  string   `json:"dlg_val_name" mgmt:"required"`
 		Value *string  `json:"dlg_val_value"`
 		DIDs  []string `json:"dids" mgmt:"required"`
-	}
-	if p := bytes.TrimSpace(raw); len(p) > 0 && p[0] == '[' {
-		var args []json.RawMessage
-		if err := json.Unmarshal(p, &args); err != nil {
-			return nil, mgmt.InvalidParams("params: %v", err)
-		}
-		if len(args) < 3 {
-			return nil, mgmt.InvalidParams("dlg.push_var takes dlg_val_name, dlg_val_value and one or more DIDs or Call-IDs, got %d arguments", len(args))
-		}
-		named := map[string]any{"dlg_val_name": args[0], "dlg_val_value": args[1], "dids": args[2:]}
-		b, err := json.Marshal(named)
-		if err != nil {
-			return nil, mgmt.InvalidParams("params: %v", err)
-		}
-		raw = b
 	}
 	if err := mgmt.DecodeParams(raw, &pp); err != nil {
 		return nil, err

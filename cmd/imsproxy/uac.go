@@ -70,11 +70,6 @@ func uacDlg(ctx context.Context, proxy *tm.Proxy, raw json.RawMessage) (any, err
 			return nil, mgmt.InvalidParams("argument \"next_hop\": %v", err)
 		}
 	}
-	if p.Socket != "" {
-		if err := proxy.CheckSocket(p.Socket); err != nil {
-			return nil, mgmt.InvalidParams("argument \"socket\": %v", err)
-		}
-	}
 	req := sip.NewRequest(method, ruri)
 	from := sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: "imsproxy", Host: ruri.Host}, Params: sip.NewParams()}
 	if p.From != "" {
@@ -156,7 +151,7 @@ func uacDlg(ctx context.Context, proxy *tm.Proxy, raw json.RawMessage) (any, err
 	}
 	res, err := proxy.SendRequestFrom(ctx, req, p.NextHop, p.Socket)
 	if errors.Is(err, tm.ErrNoSocket) {
-		return nil, mgmt.InvalidParams("argument \"socket\": %v", err) // not the next hop's transport
+		return nil, mgmt.InvalidParams("argument \"socket\": %v", err)
 	}
 	if err != nil {
 		return nil, err

@@ -616,7 +616,16 @@ func asRPCError(err error) *Error {
 // MI FIFO pass them: an array is turned into an object with names, in
 // order, before h sees it (["abc", "f1"] with names callid, from_tag is
 // {"callid": "abc", "from_tag": "f1"}). Named parameters pass unchanged.
-func Positional(h Handler, names ...string) Handler {
+func Positional(h Handler, names ...string) Handler { return positional(h, "", names) }
+
+// PositionalRest is Positional for a command whose last argument repeats
+// (opensips-cli's "dlg_push_var name value DID1 DID2 ..."): the arguments
+// after names go, as an array, under rest.
+func PositionalRest(h Handler, rest string, names ...string) Handler {
+	return positional(h, rest, names)
+}
+
+func positional(h Handler, rest string, names []string) Handler {
 	return func(ctx context.Context, params json.RawMessage) (any, error) {
 		p := bytes.TrimSpace(params)
 		if len(p) == 0 || p[0] != '[' {
@@ -626,12 +635,19 @@ func Positional(h Handler, names ...string) Handler {
 		if err := json.Unmarshal(p, &args); err != nil {
 			return nil, InvalidParams("params: %v", err)
 		}
-		if len(args) > len(names) {
+		if len(args) > len(names) && rest == "" {
 			return nil, InvalidParams("at most %d positional arguments (%s), got %d", len(names), strings.Join(names, ", "), len(args))
 		}
-		obj := make(map[string]json.RawMessage, len(args))
-		for i, a := range args {
+		obj := make(map[string]json.RawMessage, len(names)+1)
+		for i, a := range args[:min(len(args), len(names))] {
 			obj[names[i]] = a
+		}
+		if len(args) > len(names) {
+			more, err := json.Marshal(args[len(names):])
+			if err != nil {
+				return nil, InvalidParams("params: %v", err)
+			}
+			obj[rest] = more
 		}
 		named, err := json.Marshal(obj)
 		if err != nil {

@@ -621,3 +621,32 @@ func TestIssue12_8_StateChangingCallsAreAudited(t *testing.T) {
 	assert.Equal(t, false, lines[1]["ok"])
 	assert.Contains(t, lines[1]["err"], "not found")
 }
+
+// Positional and PositionalRest turn an argument array into named
+// arguments; PositionalRest gathers the repeated last one under its name
+// (opensips-cli's dlg_push_var name value DID1 DID2 ...), Positional
+// refuses extra arguments, and named parameters pass unchanged.
+func TestPositionalArguments(t *testing.T) {
+	echo := func(_ context.Context, p json.RawMessage) (any, error) { return string(p), nil }
+	rest := PositionalRest(echo, "ids", "name", "value")
+	plain := Positional(echo, "name", "value")
+	for _, tc := range []struct {
+		h            Handler
+		params, want string
+	}{
+		{rest, `["n","v","a","b"]`, `{"ids":["a","b"],"name":"n","value":"v"}`},
+		{rest, `["n","v"]`, `{"name":"n","value":"v"}`},
+		{rest, `["n"]`, `{"name":"n"}`},
+		{plain, `["n","v"]`, `{"name":"n","value":"v"}`},
+		{rest, `{"name":"n","ids":["a"]}`, `{"name":"n","ids":["a"]}`},
+	} {
+		got, err := tc.h(context.Background(), json.RawMessage(tc.params))
+		require.NoError(t, err, tc.params)
+		assert.JSONEq(t, tc.want, got.(string), tc.params)
+	}
+	_, err := plain(context.Background(), json.RawMessage(`["n","v","extra"]`))
+	var e *Error
+	require.True(t, errors.As(err, &e))
+	assert.Equal(t, CodeInvalidParams, e.Code)
+	assert.Contains(t, e.Message, "at most 2 positional arguments")
+}

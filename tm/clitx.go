@@ -106,7 +106,7 @@ func (c *cliTx) exec(acts []txn.Action, res *sip.Response) cliPost {
 	// and K are not: the transaction becomes a lingerRec below.
 	var linger txn.Action
 	for _, a := range acts {
-		if a.Kind == txn.ActArmTimer && cliLingers(a.Timer) {
+		if a.Kind == txn.ActArmTimer && cliLingersFor(a.Timer, c.owner) {
 			linger = a
 			continue
 		}
@@ -159,17 +159,22 @@ func (c *cliTx) exec(acts []txn.Action, res *sip.Response) cliPost {
 }
 
 // linger turns a completed transaction whose FSM armed linger (Timer D
-// or K) into a lingerRec, or arms the timer when the record cannot be
+// or K; M for a branch) into a lingerRec, or arms the timer when the record cannot be
 // kept. Called with c.mu held, once the actions (the ACK) went out.
 func (c *cliTx) linger(linger txn.Action, post *cliPost) {
 	if linger.Kind == 0 || post.done {
 		return
 	}
-	act := lingerAbsorb
-	if c.fsm.Kind() == txn.ClientInvite {
-		act = lingerACK
+	var kept bool
+	switch {
+	case linger.Timer == txn.TimerM:
+		kept = c.p.cliLinger.addForward(c.p.clock.Now(), linger.After, c.key, c.owner.(branchOwner), c.dest)
+	case c.fsm.Kind() == txn.ClientInvite:
+		kept = c.p.cliLinger.add(c.p.clock.Now(), linger.After, c.key, lingerACK, c.ack, c.dest)
+	default:
+		kept = c.p.cliLinger.add(c.p.clock.Now(), linger.After, c.key, lingerAbsorb, nil, c.dest)
 	}
-	if c.p.cliLinger.add(c.p.clock.Now(), linger.After, c.key, act, c.ack, c.dest) {
+	if kept {
 		// The record answers from here on; a retransmission that found c
 		// in the table before it left is answered by c (its ACK stays).
 		post.done = true

@@ -32,6 +32,11 @@ const (
 	// 6026 Timer L). Its 2xx responses go through the Transaction, which
 	// keeps the srvTx until it is done, then sends them itself.
 	lingerAccepted
+	// lingerForward passes a 2xx on to the branch it is of, as a further
+	// 2xx (a retransmission, or another fork's answer): a client INVITE
+	// transaction of a proxied branch in Accepted (RFC 6026 Timer M).
+	// Anything else is absorbed.
+	lingerForward
 )
 
 // srvLingers and cliLingers tell the timers that end a transaction's
@@ -44,6 +49,20 @@ func srvLingers(id txn.TimerID) bool {
 }
 
 func cliLingers(id txn.TimerID) bool { return id == txn.TimerD || id == txn.TimerK }
+
+// cliLingersFor is cliLingers for a client transaction of owner: a branch
+// of a proxied request lingers in Accepted too (Timer M), its record
+// holding the branch that each further 2xx goes to. A 2xx relayed there
+// needs nothing of the transaction but its key: kept whole, the cliTx
+// (0.5 KB) stayed in cliTxs for Timer M, and left it from a cold cache
+// when the timer fired (issue 14).
+func cliLingersFor(id txn.TimerID, owner cliOwner) bool {
+	if id == txn.TimerM {
+		_, ok := owner.(branchOwner)
+		return ok
+	}
+	return cliLingers(id)
+}
 
 // lingerRec is a transaction that completed and only absorbs
 // retransmissions until its last timer (D, I, J, K, L) would end it: its
@@ -59,6 +78,8 @@ type lingerRec struct {
 	data    []byte // the key, then the wire bytes
 	keyLen  uint32
 	act     lingerAct
+	branch  uint8        // lingerForward's branch of tx
+	tx      *Transaction // lingerForward's; nil for every other act
 	// remote and local of the UDP destination (transport.Dest): only
 	// unreliable transports linger with something to send (RFC 3261
 	// Timers D, I, J, K are zero on reliable ones).
@@ -135,6 +156,20 @@ func (t *lingerTable) shard(h uint64) *lingerShard { return &t.shards[h%lingerSh
 // another live record has the key's hash (the caller keeps the whole
 // transaction instead) or when dest is not a UDP one.
 func (t *lingerTable) add(now time.Time, d time.Duration, key string, act lingerAct, wire []byte, dest transport.Dest) bool {
+	return t.put(now, d, key, wire, dest, lingerRec{act: act})
+}
+
+// addForward keeps the client INVITE transaction of branch o.i of o.t,
+// in Accepted, under key until now+d (lingerForward); as add otherwise.
+func (t *lingerTable) addForward(now time.Time, d time.Duration, key string, o branchOwner, dest transport.Dest) bool {
+	if o.i < 0 || o.i >= maxBranches {
+		return false
+	}
+	return t.put(now, d, key, nil, dest, lingerRec{act: lingerForward, tx: o.t, branch: uint8(o.i)})
+}
+
+// put is add with the record's act and owner in r.
+func (t *lingerTable) put(now time.Time, d time.Duration, key string, wire []byte, dest transport.Dest, r lingerRec) bool {
 	if dest.Conn != nil || !strings.EqualFold(dest.Transport, transport.UDP) {
 		return false
 	}
@@ -157,8 +192,9 @@ func (t *lingerTable) add(now time.Time, d time.Duration, key string, act linger
 	copy(data[len(key):], wire)
 	n := s.tail
 	s.tail++
-	*s.at(n) = lingerRec{hash: h, expires: nowNs + int64(d), data: data, keyLen: uint32(len(key)), act: act,
-		remote: dest.Addr, local: dest.Local}
+	r.hash, r.expires, r.data, r.keyLen = h, nowNs+int64(d), data, uint32(len(key))
+	r.remote, r.local = dest.Addr, dest.Local
+	*s.at(n) = r
 	s.idx[h] = n
 	t.live.Add(1)
 	return true

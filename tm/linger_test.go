@@ -5,10 +5,12 @@ import (
 	"hash/maphash"
 	"math/rand/v2"
 	"net/netip"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+	"weak"
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/stretchr/testify/assert"
@@ -292,6 +294,89 @@ func TestRFC6026_7_1_AcceptedInviteLingersAsARecord(t *testing.T) {
 	uas.Reply(got, 200, "b")
 	again := uac.Response(200)
 	assert.Equal(t, inv.CSeq().SeqNo, again.CSeq().SeqNo)
+}
+
+// retransWatch is a module that hears of each further 2xx a branch relays.
+type retransWatch struct {
+	ObserverFuncs
+	got chan string // the To tag of each
+}
+
+func (w retransWatch) On2xxRetransmission(_ *Transaction, branch int, res *sip.Response) {
+	w.got <- fmt.Sprintf("%d:%s", branch, Tag(res.To().Params))
+}
+
+// RFC 6026 §7.2 (issue 14): an answered branch's client INVITE
+// transaction lingers in Accepted as a record that passes each further 2xx
+// to its branch: a retransmission, or another fork's answer, relayed
+// upstream after the RetransmissionObservers heard of it. A provisional or
+// a non-2xx final that comes late is absorbed.
+func TestRFC6026_7_2_AcceptedClientInviteLingersAsARecord(t *testing.T) {
+	uac, uas := siptest.NewUA(t), siptest.NewUA(t)
+	w := retransWatch{got: make(chan string, 4)}
+	p := startProxy(t, testCfg(), toUAs(uas), withModules(Module{Name: "watch", Observer: w}))
+	inv := uac.Invite("sip:bob@" + p.udp)
+	uac.Send(p.udp, inv)
+	got := uas.Request(sip.INVITE)
+	uas.Reply(got, 200, "b")
+	assert.Equal(t, "b", Tag(uac.Response(200).To().Params))
+	siptest.Eventually(t, func() bool { return p.cliLinger.liveAt(p.clock.Now()) == 1 }, "the client INVITE lingering in Accepted")
+	assert.Zero(t, p.cliTxs.len())
+	assert.Empty(t, w.got, "the first 2xx is not a retransmission")
+
+	for _, tag := range []string{"b", "c"} { // repeated; another fork's
+		uas.Reply(got, 200, tag)
+		again := uac.Response(200)
+		assert.Equal(t, tag, Tag(again.To().Params))
+		assert.Equal(t, inv.CSeq().SeqNo, again.CSeq().SeqNo)
+		select {
+		case g := <-w.got:
+			assert.Equal(t, "0:"+tag, g)
+		case <-time.After(waitFor):
+			t.Fatalf("the observer did not hear of the 2xx tagged %s", tag)
+		}
+	}
+	uas.Reply(got, 180, "d")
+	uas.Reply(got, 486, "d")
+	uac.Quiet(100*time.Millisecond, "a late 180 or 486", func(m sip.Message) bool {
+		r, ok := m.(*sip.Response)
+		return ok && Tag(r.To().Params) == "d"
+	})
+	assert.Empty(t, w.got)
+}
+
+// Issue 14: once an INVITE is answered, neither its server transaction
+// (a record in Accepted) nor its client one (a record for Timer M) is
+// kept alive by what stays: the Transaction the client record passes 2xx
+// retransmissions to held the server transaction's key, whose bytes are in
+// the srvTx (keyIn), and with it the whole srvTx for Timer M. Real wheel:
+// the fake clock keeps the callbacks of stopped timers.
+func TestIssue14_AnsweredInviteKeepsNoTransactionObject(t *testing.T) {
+	var srv weak.Pointer[srvTx]
+	var cli weak.Pointer[cliTx]
+	watch := Module{Name: "watch", Observer: ObserverFuncs{Outcome: func(tx *Transaction, _ Outcome) {
+		tx.mu.Lock()
+		defer tx.mu.Unlock()
+		srv, cli = weak.Make(tx.srv), weak.Make(tx.br[0].tx)
+	}}}
+	uac, uas := siptest.NewUA(t), siptest.NewUA(t)
+	p := startProxy(t, testCfg(), toUAs(uas), withModules(watch), func(o *Options) { o.Clock = nil })
+	inv := uac.Invite("sip:bob@" + p.udp)
+	uac.Send(p.udp, inv)
+	got := uas.Request(sip.INVITE)
+	uas.Reply(got, 200, "b")
+	uac.Response(200)
+	siptest.Eventually(t, func() bool {
+		return p.cliLinger.liveAt(time.Now()) == 1 && p.srvLinger.liveAt(time.Now()) == 1 && p.Stats().Snapshot()["inuse_transactions"] == 0
+	}, "both transactions lingering, the proxy transaction done")
+	require.NotEqual(t, weak.Pointer[srvTx]{}, srv, "the observer ran")
+	runtime.GC()
+	runtime.GC()
+	assert.Nil(t, srv.Value(), "the server transaction is still held")
+	assert.Nil(t, cli.Value(), "the client transaction is still held")
+
+	uas.Reply(got, 200, "b") // the record still relays it
+	assert.Equal(t, "b", Tag(uac.Response(200).To().Params))
 }
 
 // Issue 14 (memory once the load stops): the records of the last calls

@@ -1048,12 +1048,17 @@ func (p *Proxy) onResponse(res *sip.Response) {
 		return
 	}
 	if r, ok := p.cliLinger.get(p.clock, key); ok {
-		// A retransmitted final of a completed transaction: absorbed, and
-		// a non-2xx one acknowledged again (Figure 5's Completed).
+		// A retransmitted final of a completed transaction: absorbed, a
+		// non-2xx one acknowledged again (Figure 5's Completed), a 2xx of
+		// an answered branch relayed (Accepted).
 		p.stats.receivedReplies.Add(1)
-		if code := res.StatusCode; r.act == lingerACK && code >= 300 && code <= 699 {
+		switch code := res.StatusCode; {
+		case r.act == lingerACK && code >= 300 && code <= 699:
 			p.stats.retransAbsorbed.Add(1)
 			p.send(r.wire(), r.dest())
+		case r.act == lingerForward && code >= 200 && code < 300:
+			// A further 2xx of an answered branch (Figure 5's Accepted).
+			branchOwner{t: r.tx, i: int(r.branch)}.onResponse(nil, res, true)
 		}
 		return
 	}

@@ -654,6 +654,10 @@ func (t *Transaction) finish() {
 	t.mu.Unlock()
 	if t.key != "" {
 		t.p.invites.removeInvite(t.key, t)
+		// The key's bytes are the server transaction's (keyIn): kept, the
+		// string kept the whole srvTx for as long as a branch absorbs
+		// 2xx retransmissions (Timer M), after it became a record.
+		t.key = ""
 	}
 	t.p.stats.inuse.Add(-1)
 	for _, h := range t.p.observers {

@@ -60,12 +60,16 @@ type cliPost struct {
 	fail    int
 	err     error
 	done    bool
-	sendErr bool // the request could not be sent: the FSM must hear of it
+	sendErr bool         // the request could not be sent: the FSM must hear of it
+	ack     *sip.Request // the ACK of a non-2xx built, for the LocalObservers
 }
 
 func (p cliPost) run(c *cliTx, res *sip.Response) {
 	if p.done {
 		c.p.cliTxs.remove(c.key, func(v *cliTx) bool { return v == c })
+	}
+	if p.ack != nil {
+		c.p.localRequest(p.ack)
 	}
 	if c.owner == nil {
 		return
@@ -124,7 +128,11 @@ func (c *cliTx) exec(acts []txn.Action, res *sip.Response) cliPost {
 			p.send(c.raw, c.dest)
 		case txn.ActSendACK:
 			if c.ack == nil && res != nil {
-				c.ack = marshal(hopACK(c.req, res))
+				ack := hopACK(c.req, res)
+				c.ack = marshal(ack)
+				if len(p.localObs) > 0 {
+					post.ack = ack
+				}
 			}
 			p.send(c.ack, c.dest)
 		case txn.ActResendACK:
@@ -220,6 +228,7 @@ func (p *Proxy) startCliTx(req *sip.Request, raw []byte, dest transport.Dest, ow
 	if req.IsInvite() {
 		kind = txn.ClientInvite
 	}
+	local := raw == nil // a branch comes marshalled; what tm makes does not
 	if raw == nil {
 		raw = marshal(req)
 	}
@@ -232,6 +241,9 @@ func (p *Proxy) startCliTx(req *sip.Request, raw []byte, dest transport.Dest, ow
 	}
 	p.stats.uacTransactions.Add(1)
 	c.step(txn.Event{Kind: txn.EvSendRequest}, nil)
+	if local {
+		p.localRequest(req)
+	}
 	return c, nil
 }
 

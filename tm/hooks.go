@@ -239,6 +239,21 @@ type StrayObserver interface {
 	OnStrayResponse(res *sip.Response)
 }
 
+// LocalObserver is an Observer that also sees each request and reply tm
+// makes itself, as it leaves (OpenSIPS tm's local_request_route and
+// local_reply_route): requests are a branch's CANCEL, the ACK of a non-2xx
+// final, and what Sender.Send and the local INVITEs of Proxy.SendRequest
+// send (with their ACK and BYE); replies are the 100 (Trying), every final
+// reply tm makes (a rejection, a CANCEL's 200, a timeout's 408, a
+// Transaction.Reply) and the 400 to a message that does not parse. A
+// retransmission is not seen again, nor is anything relayed. Read only: it
+// may run under tm's locks, so it must not change or keep the message, call
+// into tm, or block.
+type LocalObserver interface {
+	OnLocalRequest(req *sip.Request)
+	OnLocalReply(res *sip.Response)
+}
+
 // ObserverFuncs adapts functions to Observer; nil fields are skipped.
 type ObserverFuncs struct {
 	Reply   func(t *Transaction, branch int, res *sip.Response)

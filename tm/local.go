@@ -181,7 +181,9 @@ func (l *localInvite) ack(res *sip.Response) {
 	ack.SetBody(nil)
 	if err := l.p.forwardStateless(ack, computeLoopHash(ack), l.dst, l.from); err != nil {
 		l.p.log.Info("ACK of a local INVITE's 2xx not sent", "callid", callID(l.req), "error", err)
+		return
 	}
+	l.p.localRequest(ack) // with our Via: forwardStateless adds it in place
 }
 
 // bye ends the session of a 2xx nobody waits for any more (§15).

@@ -102,6 +102,9 @@ func TestIssue10_ObserverOutcomes(t *testing.T) {
 		name string
 		run  func(t *testing.T, p *testProxy, uac *siptest.UA, a, b *siptest.UA)
 		want Outcome
+		// eitherBranch: two equal finals from different sockets; the first
+		// one tm handles is the best, and two readers may take either first.
+		eitherBranch bool
 	}
 	cases := []tcase{
 		{"answered by the second branch", func(t *testing.T, p *testProxy, uac, a, b *siptest.UA) {
@@ -114,20 +117,20 @@ func TestIssue10_ObserverOutcomes(t *testing.T) {
 			a.Reply(a.Request(sip.CANCEL), 200, "")
 			a.Reply(ia, 487, "a")
 			uac.Send(p.udp, uac.AckFor(inv, r200))
-		}, Outcome{Kind: Answered, Code: 200, Branch: 1}},
+		}, Outcome{Kind: Answered, Code: 200, Branch: 1}, false},
 		{"failed: the best of the branches", func(t *testing.T, p *testProxy, uac, a, b *siptest.UA) {
 			uac.Send(p.udp, uac.Invite("sip:bob@"+p.udp))
 			ia, ib := a.Request(sip.INVITE), b.Request(sip.INVITE)
 			a.Reply(ia, 486, "a")
 			b.Reply(ib, 404, "b")
 			assert.Equal(t, 404, uac.Final().StatusCode)
-		}, Outcome{Kind: Failed, Code: 404, Branch: 1}},
+		}, Outcome{Kind: Failed, Code: 404, Branch: 1}, false},
 		{"failed: made by tm (503 from a branch is 500)", func(t *testing.T, p *testProxy, uac, a, b *siptest.UA) {
 			uac.Send(p.udp, uac.Invite("sip:bob@"+p.udp))
 			a.Reply(a.Request(sip.INVITE), 503, "a")
 			b.Reply(b.Request(sip.INVITE), 503, "b")
 			assert.Equal(t, 500, uac.Final().StatusCode)
-		}, Outcome{Kind: Failed, Code: 500, Branch: -1, Local: true}},
+		}, Outcome{Kind: Failed, Code: 500, Branch: -1, Local: true}, false},
 		{"cancelled upstream", func(t *testing.T, p *testProxy, uac, a, b *siptest.UA) {
 			inv := uac.Invite("sip:bob@" + p.udp)
 			uac.Send(p.udp, inv)
@@ -140,7 +143,7 @@ func TestIssue10_ObserverOutcomes(t *testing.T) {
 			a.Reply(ia, 487, "a")
 			b.Reply(ib, 487, "b")
 			uac.Response(487)
-		}, Outcome{Kind: Cancelled, Code: 487, Branch: 0}},
+		}, Outcome{Kind: Cancelled, Code: 487, Branch: 0}, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -151,7 +154,11 @@ func TestIssue10_ObserverOutcomes(t *testing.T) {
 			o := rec.wait(t)
 			assert.Equal(t, tc.want.Kind, o.Kind, "kind %s", o.Kind)
 			assert.Equal(t, tc.want.Code, o.Code)
-			assert.Equal(t, tc.want.Branch, o.Branch)
+			if tc.eitherBranch {
+				assert.Contains(t, []int{0, 1}, o.Branch)
+			} else {
+				assert.Equal(t, tc.want.Branch, o.Branch)
+			}
 			assert.Equal(t, tc.want.Local, o.Local)
 			require.NotNil(t, o.Response)
 			assert.Equal(t, tc.want.Code, o.Response.StatusCode)

@@ -63,6 +63,7 @@ type Proxy struct {
 	reply     []hook[ReplyHook]
 	failure   []hook[FailureHook]
 	observers []hook[Observer]
+	localObs  []hook[LocalObserver] // the observers that are LocalObservers
 	supported []string
 	log       *slog.Logger
 	clock     Clock
@@ -160,6 +161,9 @@ func New(o Options) (*Proxy, error) {
 		}
 		if m.Observer != nil {
 			p.observers = append(p.observers, hook[Observer]{name, m.Observer})
+			if lo, ok := m.Observer.(LocalObserver); ok {
+				p.localObs = append(p.localObs, hook[LocalObserver]{name, lo})
+			}
 		}
 	}
 	c := p.cfg
@@ -646,7 +650,39 @@ func (p *Proxy) rawAnswer(m *transport.Message, code int, reason string) {
 	}
 	if p.send(out, dst) == nil {
 		p.stats.local(code)
+		p.localReplyWire(out, code, reason)
 	}
+}
+
+// localRequest shows a request tm made to the LocalObservers.
+func (p *Proxy) localRequest(req *sip.Request) {
+	for _, h := range p.localObs {
+		p.observeLocal(h.module, "local request", callID(req), func() { h.h.OnLocalRequest(req) })
+	}
+}
+
+// localReply shows a reply tm made to the LocalObservers.
+func (p *Proxy) localReply(res *sip.Response) {
+	for _, h := range p.localObs {
+		p.observeLocal(h.module, "local reply", callID(res), func() { h.h.OnLocalReply(res) })
+	}
+}
+
+// localReplyWire is localReply for a reply written straight to the wire
+// (the 100, a raw 400): parsed back, and only when someone looks. A 400
+// that copies the headers its request could not parse with may not parse
+// either: the observers then get its status line alone.
+func (p *Proxy) localReplyWire(data []byte, code int, reason string) {
+	if len(p.localObs) == 0 {
+		return
+	}
+	if m, err := p.parser.ParseSIP(data); err == nil {
+		if res, ok := m.(*sip.Response); ok {
+			p.localReply(res)
+			return
+		}
+	}
+	p.localReply(sip.NewResponse(code, reason))
 }
 
 // sweepLingering frees the lingering transactions that expired, once a
@@ -855,6 +891,7 @@ func (p *Proxy) replyLocal(s *srvTx, req *sip.Request, code int, reason string, 
 	}
 	if s.respond(res) {
 		p.stats.local(code)
+		p.localReply(res)
 	}
 }
 
@@ -864,8 +901,10 @@ func (p *Proxy) replyLocal(s *srvTx, req *sip.Request, code int, reason string, 
 func (p *Proxy) replyTrying(s *srvTx, req *sip.Request) {
 	bp := wireBuf()
 	// Kept: the answer to a retransmitted INVITE.
-	if s.respondBytes(keepWire(bp, appendTrying((*bp)[:0], req)), 100) {
+	data := keepWire(bp, appendTrying((*bp)[:0], req))
+	if s.respondBytes(data, 100) {
 		p.stats.local(100)
+		p.localReplyWire(data, 100, "Trying")
 	}
 }
 
@@ -920,6 +959,7 @@ func (p *Proxy) reject(req *sip.Request, m *transport.Message, s *srvTx, rej *Re
 	} else {
 		p.send(marshal(res), responseDest(req, m))
 	}
+	p.localReply(res)
 	p.stats.local(rej.Code)
 	p.stats.finalClass[class(rej.Code)].Add(1)
 }

@@ -847,6 +847,7 @@ func (t *Transaction) replyFinal(a action) {
 	t.upFinal = res.StatusCode
 	if local {
 		p.stats.local(res.StatusCode)
+		p.localReply(res)
 	} else {
 		p.stats.relayed(res.StatusCode)
 	}
@@ -1240,13 +1241,19 @@ func (p *Proxy) failureHook(h hook[FailureHook], t *Transaction, best *sip.Respo
 // observeStray runs a StrayObserver; a panic is logged, the response still
 // relayed.
 func (p *Proxy) observeStray(module string, so StrayObserver, res *sip.Response) {
+	p.observeLocal(module, "stray", callID(res), func() { so.OnStrayResponse(res) })
+}
+
+// observeLocal runs one call of an observer outside any transaction; a
+// panic costs that call only.
+func (p *Proxy) observeLocal(module, hook, callid string, f func()) {
 	defer func() {
 		if r := recover(); r != nil {
-			p.log.Error("panic in a tm hook", "module", module, "hook", "stray", "callid", callID(res), "panic", r,
+			p.log.Error("panic in a tm hook", "module", module, "hook", hook, "callid", callid, "panic", r,
 				"stack", string(debug.Stack()))
 		}
 	}()
-	so.OnStrayResponse(res)
+	f()
 }
 
 // observe runs one observer call; a panic costs that call only.

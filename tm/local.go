@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -328,4 +329,39 @@ func checkLocal(req *sip.Request) error {
 // Route set / Request-URI.
 func (p *Proxy) ForwardStateless(req *sip.Request, dst string) error {
 	return p.forwardStateless(req, computeLoopHash(req), dst, nil)
+}
+
+// Replicate sends a copy of the transaction's request to uri (OpenSIPS
+// t_replicate), e.g. a REGISTER to a second registrar or a MESSAGE to a
+// recorder: the request as the router sees it (a Route of ours consumed),
+// its Request-URI kept, Max-Forwards one less, our Via over the caller's,
+// in a client transaction of its own that goes to the hop uri names (its
+// transport parameter, else UDP; its port, else 5060). What comes back
+// stays here: the caller hears only of the transaction's own branches or
+// local reply. A replicated INVITE a 2xx answers is ended at once (ACK,
+// BYE): nobody takes that session.
+func (t *Transaction) Replicate(uri string) error {
+	var u sip.Uri
+	if err := sip.ParseUri(uri, &u); err != nil {
+		return fmt.Errorf("tm: replicate to %q: %w", uri, err)
+	}
+	h, err := uriHop(&u)
+	if err != nil {
+		return fmt.Errorf("tm: replicate to %q: %w", uri, err)
+	}
+	tmpl := t.req.Load()
+	if tmpl == nil {
+		return fmt.Errorf("tm: replicate to %q: %w", uri, ErrFinalSent)
+	}
+	c := shallowClone(tmpl) // its own header list: the template stays as it is
+	setMaxForwards(c, nextMaxForwards(c))
+	_, inv, err := t.p.sendLocal(c, strings.ToLower(h.transport)+":"+h.addr(), nil, nil)
+	if err != nil {
+		return fmt.Errorf("tm: replicate to %q: %w", uri, err)
+	}
+	if inv != nil {
+		inv.abandoned.Store(true)
+	}
+	t.p.stats.replicated.Add(1)
+	return nil
 }

@@ -27,6 +27,7 @@ type Stats struct {
 	cancelsSent     atomic.Uint64
 	cancelsReceived atomic.Uint64
 	localRequests   atomic.Uint64
+	replicated      atomic.Uint64 // copies sent by Transaction.Replicate (t_replicate)
 	rejected        atomic.Uint64 // requests refused by validation (400, 420, 482, 483, 513)
 	statelessFwd    atomic.Uint64
 	sendFailures    atomic.Uint64
@@ -150,6 +151,7 @@ func (s *Stats) Snapshot() map[string]uint64 {
 		"cancels_sent":             s.cancelsSent.Load(),
 		"cancels_received":         s.cancelsReceived.Load(),
 		"local_requests":           s.localRequests.Load(),
+		"replicated_requests":      s.replicated.Load(),
 		"rejected_requests":        s.rejected.Load(),
 		"overloaded_requests":      s.overloaded.Load(),
 		"shed_requests":            s.shed.Load(),
@@ -186,6 +188,7 @@ var (
 	descTimeouts  = prometheus.NewDesc("imsdlg_tm_timeouts_total", "Branches that hit fr_timeout or fr_inv_timeout.", []string{"timer"}, nil)
 	descCancels   = prometheus.NewDesc("imsdlg_tm_cancels_total", "CANCEL requests, by direction.", []string{"direction"}, nil)
 	descLocalReq  = prometheus.NewDesc("imsdlg_tm_local_requests_total", "Requests originated by the proxy (t_uac_dlg).", nil, nil)
+	descReplic    = prometheus.NewDesc("imsdlg_tm_replicated_requests_total", "Copies of received requests sent elsewhere (t_replicate).", nil, nil)
 	descRejected  = prometheus.NewDesc("imsdlg_tm_rejected_requests_total", "Requests refused by validation (400, 416, 420, 482, 483, 513).", nil, nil)
 	descOverload  = prometheus.NewDesc("imsdlg_tm_overloaded_requests_total", "New requests answered 503 because tm.max_transactions were in progress.", nil, nil)
 	descShed      = prometheus.NewDesc("imsdlg_tm_shed_requests_total", "New requests answered 503 because they came off a congested UDP socket (tm.shed_congested).", nil, nil)
@@ -201,7 +204,7 @@ var (
 // Describe implements prometheus.Collector.
 func (s *Stats) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descReceived, descRelayed, descLocal, descUAS, descUAC, descFinal,
-		descInuse, descLinger, descBranches, descTimeouts, descCancels, descLocalReq, descRejected, descOverload, descShed, descStateless, descSendFail, descRetrans, descRetransQ, descRetransP,
+		descInuse, descLinger, descBranches, descTimeouts, descCancels, descLocalReq, descReplic, descRejected, descOverload, descShed, descStateless, descSendFail, descRetrans, descRetransQ, descRetransP,
 		descRequests, descReplies} {
 		ch <- d
 	}
@@ -232,6 +235,7 @@ func (s *Stats) Collect(ch chan<- prometheus.Metric) {
 	counter(descCancels, s.cancelsSent.Load(), "sent")
 	counter(descCancels, s.cancelsReceived.Load(), "received")
 	counter(descLocalReq, s.localRequests.Load())
+	counter(descReplic, s.replicated.Load())
 	counter(descRejected, s.rejected.Load())
 	counter(descOverload, s.overloaded.Load())
 	counter(descShed, s.shed.Load())

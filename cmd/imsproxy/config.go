@@ -23,6 +23,7 @@ import (
 	"github.com/imsdlg/imsdlg/configs"
 	"github.com/imsdlg/imsdlg/imsdialog"
 	"github.com/imsdlg/imsdlg/internal/location"
+	"github.com/imsdlg/imsdlg/internal/routing"
 	"github.com/imsdlg/imsdlg/tm"
 )
 
@@ -38,27 +39,30 @@ const EnvPrefix = "IMSDLG"
 // The fields tagged `config:"-"` are not keys: LoadConfig derives them
 // from the keys once every value is valid, so the daemon never parses twice.
 type Config struct {
-	Listen      []string        `config:"listen"`
-	Advertise   string          `config:"advertise"`
-	Domains     []string        `config:"domains"`
-	NextHop     string          `config:"next_hop"`
-	RecordRoute bool            `config:"record_route"`
-	Location    LocationConfig  `config:"location"`
-	Mgmt        MgmtConfig      `config:"mgmt"`
-	Log         LogConfig       `config:"log"`
-	TM          tm.Config       `config:"tm"`
-	Dialog      DialogSection   `config:"dialog"`
-	Profiles    ProfilesSection `config:"profiles"`
-	Limits      []LimitSection  `config:"limits"`
-	Events      EventsSection   `config:"events"`
-	Shutdown    ShutdownSection `config:"shutdown"`
-	Runtime     RuntimeSection  `config:"runtime"`
-	TCP         TCPSection      `config:"tcp"`
-	UDP         UDPSection      `config:"udp"`
-	Role        string          `config:"role"`
-	PCSCF       PCSCFSection    `config:"pcscf"`
-	SCSCF       SCSCFSection    `config:"scscf"`
+	Listen      []string           `config:"listen"`
+	Advertise   string             `config:"advertise"`
+	Domains     []string           `config:"domains"`
+	NextHop     string             `config:"next_hop"`
+	RecordRoute bool               `config:"record_route"`
+	Location    LocationConfig     `config:"location"`
+	Mgmt        MgmtConfig         `config:"mgmt"`
+	Log         LogConfig          `config:"log"`
+	TM          tm.Config          `config:"tm"`
+	Dialog      DialogSection      `config:"dialog"`
+	Profiles    ProfilesSection    `config:"profiles"`
+	Limits      []LimitSection     `config:"limits"`
+	Events      EventsSection      `config:"events"`
+	Shutdown    ShutdownSection    `config:"shutdown"`
+	Runtime     RuntimeSection     `config:"runtime"`
+	TCP         TCPSection         `config:"tcp"`
+	UDP         UDPSection         `config:"udp"`
+	Role        string             `config:"role"`
+	PCSCF       PCSCFSection       `config:"pcscf"`
+	SCSCF       SCSCFSection       `config:"scscf"`
+	Replicate   []ReplicateSection `config:"replicate"`
 
+	// Replications are Replicate parsed, in order.
+	Replications []routing.Replication `config:"-"`
 	// ListenAddrs is Listen parsed, in the same order.
 	ListenAddrs []ListenAddr `config:"-"`
 	// NextHopAddr is NextHop parsed; nil when NextHop is empty.
@@ -727,6 +731,7 @@ func (c *Config) validate() []error {
 	errs = append(errs, c.validateProfiles()...)
 	errs = append(errs, c.validatePersist()...)
 	errs = append(errs, c.validateRoles()...)
+	errs = append(errs, c.validateReplicate()...)
 	return errs
 }
 

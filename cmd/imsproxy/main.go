@@ -28,6 +28,7 @@ import (
 	"github.com/imsdlg/imsdlg/internal/buildinfo"
 	"github.com/imsdlg/imsdlg/internal/location"
 	"github.com/imsdlg/imsdlg/internal/mgmt"
+	"github.com/imsdlg/imsdlg/internal/routing"
 	"github.com/imsdlg/imsdlg/tm"
 	"github.com/imsdlg/imsdlg/tm/transport"
 	"github.com/imsdlg/imsdlg/tm/wheel"
@@ -195,8 +196,12 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	}
 	defer dialogs.Close()
 	prof.limitTimeouts(cfg, dialogs, log)
+	modules := []tm.Module{dialogs.Module()}
+	if len(cfg.Replications) > 0 {
+		modules = append(modules, routing.ReplicateModule(cfg.Replications, log))
+	}
 	proxy, err := tm.New(tm.Options{Config: tmc, Router: router, Logger: log, Transport: tpo, Clock: clock,
-		Modules: []tm.Module{dialogs.Module(), router.Module()}})
+		Modules: append(modules, router.Module())})
 	if err != nil {
 		return err
 	}

@@ -54,6 +54,7 @@ func roleDefaults() map[string]any {
 		"pcscf.scscf_uri": "",
 		"pcscf.path":      true,
 		"scscf.as_rules":  []any{},
+		"replicate":       []any{},
 	}
 }
 
@@ -88,31 +89,10 @@ func (c *Config) validateRoles() []error {
 	for i, r := range c.SCSCF.ASRules {
 		key := fmt.Sprintf("scscf.as_rules[%d]", i)
 		rule := routing.ASRule{}
-		ok := true
-		switch m := strings.ToUpper(strings.TrimSpace(r.Method)); {
-		case m == "":
+		var ok bool
+		rule.Method, rule.RURI, rule.From, ok = parseMatch(key, r.Method, r.RURI, r.From, bad)
+		if rule.Method == "" && ok {
 			rule.Method = sip.INVITE
-		case isToken(m):
-			rule.Method = sip.RequestMethod(m)
-		default:
-			bad(key+".method", r.Method, "not a SIP method")
-			ok = false
-		}
-		for _, f := range []struct {
-			name string
-			src  string
-			dst  **regexp.Regexp
-		}{{"ruri", r.RURI, &rule.RURI}, {"from", r.From, &rule.From}} {
-			if f.src == "" {
-				continue
-			}
-			re, err := regexp.Compile(f.src)
-			if err != nil {
-				bad(key+"."+f.name, f.src, "not a Go regular expression: %v", err)
-				ok = false
-				continue
-			}
-			*f.dst = re
 		}
 		if strings.TrimSpace(r.AS) == "" {
 			errs = append(errs, fmt.Errorf("config: %s.as: required (the application server's SIP URI)", key))
@@ -131,6 +111,84 @@ func (c *Config) validateRoles() []error {
 	if role == RolePCSCF || role == RoleSCSCF {
 		if _, err := c.selfURI(); err != nil {
 			errs = append(errs, fmt.Errorf("config: advertise: %v", err))
+		}
+	}
+	return errs
+}
+
+// parseMatch parses the filter of a rule list entry at key: method ("" when
+// not given), and the ruri and from Go regular expressions when set. ok is
+// false when bad was told of a problem.
+func parseMatch(key, method, ruri, from string, bad func(key string, val any, format string, args ...any)) (m sip.RequestMethod, ruriRe, fromRe *regexp.Regexp, ok bool) {
+	ok = true
+	switch s := strings.ToUpper(strings.TrimSpace(method)); {
+	case s == "":
+	case isToken(s):
+		m = sip.RequestMethod(s)
+	default:
+		bad(key+".method", method, "not a SIP method")
+		ok = false
+	}
+	for _, f := range []struct {
+		name string
+		src  string
+		dst  **regexp.Regexp
+	}{{"ruri", ruri, &ruriRe}, {"from", from, &fromRe}} {
+		if f.src == "" {
+			continue
+		}
+		re, err := regexp.Compile(f.src)
+		if err != nil {
+			bad(key+"."+f.name, f.src, "not a Go regular expression: %v", err)
+			ok = false
+			continue
+		}
+		*f.dst = re
+	}
+	return m, ruriRe, fromRe, ok
+}
+
+// ReplicateSection is one entry of replicate (t_replicate).
+type ReplicateSection struct {
+	Method string `config:"method"`
+	RURI   string `config:"ruri"`
+	From   string `config:"from"`
+	To     string `config:"to"`
+}
+
+// validateReplicate checks replicate; each problem names its key.
+func (c *Config) validateReplicate() []error {
+	var errs []error
+	bad := func(key string, val any, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("config: %s = %s: %s", key, showValue(val), fmt.Sprintf(format, args...)))
+	}
+	c.Replications = nil
+	for i, r := range c.Replicate {
+		key := fmt.Sprintf("replicate[%d]", i)
+		rule := routing.Replication{}
+		var ok bool
+		rule.Method, rule.RURI, rule.From, ok = parseMatch(key, r.Method, r.RURI, r.From, bad)
+		switch rule.Method {
+		case "":
+			if ok {
+				errs = append(errs, fmt.Errorf("config: %s.method: required (the method copied, e.g. REGISTER)", key))
+			}
+			ok = false
+		case sip.ACK, sip.CANCEL:
+			bad(key+".method", r.Method, "an %s has no transaction of its own to copy", rule.Method)
+			ok = false
+		}
+		if strings.TrimSpace(r.To) == "" {
+			errs = append(errs, fmt.Errorf("config: %s.to: required (the SIP URI the copy goes to)", key))
+			ok = false
+		} else if u, err := parseHopURI(r.To); err != nil {
+			bad(key+".to", r.To, "%v", err)
+			ok = false
+		} else {
+			rule.To = u.String()
+		}
+		if ok {
+			c.Replications = append(c.Replications, rule)
 		}
 	}
 	return errs

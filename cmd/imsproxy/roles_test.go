@@ -119,6 +119,11 @@ func TestRoles_BadValuesNameTheKey(t *testing.T) {
 		{"rule with an unknown field", "scscf: {as_rules: [{uri: x, as: 'sip:as1'}]}", []string{`scscf.as_rules[0]`, "uri"}},
 		{"rules not a list of maps", "scscf: {as_rules: [sip:as1]}", []string{`scscf.as_rules[0]`}},
 		{"wildcard listen without advertise", "role: scscf\nlisten: ['udp:0.0.0.0:6060']", []string{`advertise: needed when role is scscf`}},
+		{"replicate without method or to", "replicate: [{ruri: '^sip:'}]", []string{`replicate[0].method: required`, `replicate[0].to: required`}},
+		{"replicate an ACK", "replicate: [{method: ack, to: 'sip:rec'}]", []string{`replicate[0].method = "ack": an ACK has no transaction`}},
+		{"replicate with a bad regexp and URI", "replicate: [{method: MESSAGE, from: '(', to: 'mailto:rec@x'}]", []string{
+			`replicate[0].from = "(": not a Go regular expression`, `replicate[0].to = "mailto:rec@x"`}},
+		{"replicate with an unknown field", "replicate: [{method: REGISTER, dst: 'sip:rec'}]", []string{`replicate[0]`, "dst"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			isolateEnv(t)
@@ -130,4 +135,20 @@ func TestRoles_BadValuesNameTheKey(t *testing.T) {
 			}
 		})
 	}
+}
+
+// OpenSIPS tm t_replicate as the daemon's replicate list: parsed in order,
+// the method upper-cased, the URI kept for tm.
+func TestSeedTm_1_4_19_ReplicateConfig(t *testing.T) {
+	isolateEnv(t)
+	c, err := loadYAML(t, "replicate:\n  - {method: register, to: 'sip:127.0.0.1:5062'}\n  - {method: MESSAGE, ruri: '^sip:rec', to: 'sip:rec.example.net;transport=tcp'}\n")
+	require.NoError(t, err)
+	require.Len(t, c.Replications, 2)
+	assert.Equal(t, sip.REGISTER, c.Replications[0].Method)
+	assert.Equal(t, "sip:127.0.0.1:5062", c.Replications[0].To)
+	assert.Nil(t, c.Replications[0].RURI)
+	assert.Equal(t, sip.MESSAGE, c.Replications[1].Method)
+	assert.Equal(t, "sip:rec.example.net;transport=tcp", c.Replications[1].To)
+	require.NotNil(t, c.Replications[1].RURI)
+	assert.True(t, c.Replications[1].RURI.MatchString("sip:rec@x"))
 }

@@ -39,19 +39,7 @@ func (a *ASRule) Matches(req *sip.Request) bool {
 	if m == "" {
 		m = sip.INVITE
 	}
-	if req.Method != m {
-		return false
-	}
-	if a.RURI != nil && !a.RURI.MatchString(req.Recipient.String()) {
-		return false
-	}
-	if a.From != nil {
-		from := req.From()
-		if from == nil || !a.From.MatchString(from.Address.String()) {
-			return false
-		}
-	}
-	return true
+	return requestMatches(req, m, a.RURI, a.From)
 }
 
 // SCSCFConfig is what the S-CSCF role adds to Config.

@@ -106,6 +106,10 @@ type Store interface {
 	// read are reported in the error (joined) and skipped, the others are
 	// still returned.
 	Load(ctx context.Context, node string) ([]Record, error)
+	// Replace makes recs the node's only records (dlg_restore_db: the
+	// table truncated, then filled from memory), at once where the store
+	// can: a reader sees the old set or the new one.
+	Replace(ctx context.Context, node string, recs []Record) error
 	Close() error
 }
 
@@ -139,6 +143,22 @@ func (m *Memory) Apply(_ context.Context, node string, changes []Change) error {
 		}
 		h[c.DID] = b
 	}
+	return nil
+}
+
+// Replace implements Store.
+func (m *Memory) Replace(_ context.Context, node string, recs []Record) error {
+	h := make(map[string][]byte, len(recs))
+	for i := range recs {
+		b, err := json.Marshal(&recs[i])
+		if err != nil {
+			return fmt.Errorf("dlgdb: encode dialog %s: %w", recs[i].DID(), err)
+		}
+		h[recs[i].DID()] = b
+	}
+	m.mu.Lock()
+	m.nodes[node] = h
+	m.mu.Unlock()
 	return nil
 }
 
@@ -249,6 +269,33 @@ func (r *Redis) Apply(ctx context.Context, node string, changes []Change) error 
 	})
 	if err != nil {
 		return fmt.Errorf("dlgdb: write %d dialogs of node %s (key %s): %w", len(changes), node, key, err)
+	}
+	return nil
+}
+
+// Replace implements Store: DEL and HSET of the node's hash in one
+// MULTI/EXEC.
+func (r *Redis) Replace(ctx context.Context, node string, recs []Record) error {
+	key := Key(node)
+	set := make([]any, 0, 2*len(recs))
+	for i := range recs {
+		b, err := json.Marshal(&recs[i])
+		if err != nil {
+			return fmt.Errorf("dlgdb: encode dialog %s: %w", recs[i].DID(), err)
+		}
+		set = append(set, recs[i].DID(), b)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*r.timeout)
+	defer cancel()
+	_, err := r.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, key)
+		if len(set) > 0 {
+			p.HSet(ctx, key, set...)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("dlgdb: replace the dialogs of node %s (key %s) with %d: %w", node, key, len(recs), err)
 	}
 	return nil
 }

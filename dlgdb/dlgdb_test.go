@@ -46,6 +46,28 @@ func conformance(t *testing.T, s Store, raw func(node, did, value string)) {
 		assert.Empty(t, other, "nodes do not see each other's dialogs")
 		require.NoError(t, s.Apply(ctx, "n1", nil))
 	})
+	t.Run("replace: the node's records become the given ones (dlg_restore_db)", func(t *testing.T) {
+		old, kept := rec(4, 1, "gone"), rec(4, 2, "kept")
+		require.NoError(t, s.Apply(ctx, "n4", []Change{{old.DID(), old}, {kept.DID(), kept}}))
+		raw("n4", "4.9", "{not json") // an unreadable record goes too
+		other := rec(5, 1, "other node")
+		require.NoError(t, s.Apply(ctx, "n5", []Change{{other.DID(), other}}))
+		kept.CallerCSeq = 11
+		added := rec(4, 3, "added")
+		require.NoError(t, s.Replace(ctx, "n4", []Record{*kept, *added}))
+		got, err := s.Load(ctx, "n4")
+		require.NoError(t, err, "the unreadable record is gone")
+		require.Len(t, got, 2)
+		assert.Equal(t, *kept, got[0])
+		assert.Equal(t, *added, got[1])
+		theirs, err := s.Load(ctx, "n5")
+		require.NoError(t, err)
+		assert.Len(t, theirs, 1, "another node's records stay")
+		require.NoError(t, s.Replace(ctx, "n4", nil))
+		got, err = s.Load(ctx, "n4")
+		require.NoError(t, err)
+		assert.Empty(t, got)
+	})
 	t.Run("unreadable records are reported and skipped", func(t *testing.T) {
 		ok := rec(3, 1, "good")
 		require.NoError(t, s.Apply(ctx, "n3", []Change{{ok.DID(), ok}}))
@@ -85,7 +107,8 @@ func TestStoreConformance_Redis(t *testing.T) {
 	})
 	keys, err := c.Keys(context.Background(), KeyPrefix+"*").Result()
 	require.NoError(t, err)
-	assert.ElementsMatch(t, []string{"imsdlg_dlg_n1", "imsdlg_dlg_n3"}, keys)
+	// n4 was replaced with nothing: no key is left for it.
+	assert.ElementsMatch(t, []string{"imsdlg_dlg_n1", "imsdlg_dlg_n3", "imsdlg_dlg_n5"}, keys)
 }
 
 func TestRedisDownNamesTheKey(t *testing.T) {
@@ -100,6 +123,9 @@ func TestRedisDownNamesTheKey(t *testing.T) {
 	_, err = s.Load(context.Background(), "n1")
 	require.Error(t, err)
 	assert.True(t, strings.Contains(err.Error(), "imsdlg_dlg_n1"), err.Error())
+	err = s.Replace(context.Background(), "n1", []Record{*rec(1, 1, "c")})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "key imsdlg_dlg_n1")
 	_, err = NewRedis(RedisOptions{URL: "http://x"})
 	assert.Error(t, err)
 }

@@ -44,8 +44,12 @@ type Options struct {
 // SIP path); one goroutine, Run, writes what is dirty, in one round trip
 // per flush.
 type Persister struct {
-	opts  Options
-	log   *slog.Logger
+	opts Options
+	log  *slog.Logger
+	// write orders the store's writes: a flush's against RestoreDB's
+	// snapshot and rewrite, so that a dialog that ends in between is not
+	// written back after its deletion.
+	write sync.Mutex
 	mu    sync.Mutex
 	dirty map[string]*imsdialog.Dialog // did -> dialog to write, or to delete once it is not confirmed
 	kick  chan struct{}
@@ -146,6 +150,8 @@ func (p *Persister) Flush(ctx context.Context, m *imsdialog.Manager) error {
 }
 
 func (p *Persister) flush(ctx context.Context, all []*imsdialog.Dialog) error {
+	p.write.Lock()
+	defer p.write.Unlock()
 	for _, d := range all {
 		p.mu.Lock()
 		p.dirty[d.DID()] = d
@@ -198,6 +204,34 @@ func (p *Persister) flush(ctx context.Context, all []*imsdialog.Dialog) error {
 		p.log.Info("dialog store written again", "dialogs", len(batch))
 	}
 	return nil
+}
+
+// RestoreDB rewrites the store from memory (dlg_restore_db, after the
+// store and the proxy went out of step: a flushed database, a failover):
+// the node's records become those of m's confirmed dialogs, in one
+// replacement. Pending changes are written later as usual. It returns how
+// many dialogs it wrote.
+func (p *Persister) RestoreDB(ctx context.Context, m *imsdialog.Manager) (int, error) {
+	p.write.Lock()
+	defer p.write.Unlock()
+	var recs []dlgdb.Record
+	var saved []*imsdialog.Dialog
+	for _, d := range m.Dialogs() {
+		if s, ok := d.Snapshot(); ok {
+			recs = append(recs, *p.record(&s))
+			saved = append(saved, d)
+		}
+	}
+	if err := p.opts.Store.Replace(ctx, p.opts.Node, recs); err != nil {
+		p.stats.errors.Add(1)
+		return 0, err
+	}
+	p.stats.writes.Add(uint64(len(recs)))
+	for _, d := range saved {
+		d.Saved()
+	}
+	p.log.Info("dialog store rewritten from memory", "dialogs", len(recs), "node", p.opts.Node)
+	return len(recs), nil
 }
 
 // record is a snapshot as the store keeps it.

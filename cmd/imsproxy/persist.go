@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/imsdlg/imsdlg/dlgpersist"
 	"github.com/imsdlg/imsdlg/events"
 	"github.com/imsdlg/imsdlg/imsdialog"
+	"github.com/imsdlg/imsdlg/internal/mgmt"
 )
 
 // EventsSection is the events section: where E_DLG_STATE_CHANGED goes.
@@ -136,6 +138,21 @@ func openDialogDB(c *Config, prof *profileRuntime, log *slog.Logger) (*dialogDB,
 		return nil, fmt.Errorf("dialog.%w", err)
 	}
 	return &dialogDB{store: st, persister: p, node: prof.node}, nil
+}
+
+// registerStoreMethods adds dlg.restore_db (OpenSIPS MI dlg_restore_db):
+// the dialog store rewritten with the confirmed dialogs in memory.
+func (db *dialogDB) registerStoreMethods(api *mgmt.Server, m *imsdialog.Manager) {
+	api.Register("dlg.restore_db", func(ctx context.Context, _ json.RawMessage) (any, error) {
+		if db.persister == nil {
+			return nil, mgmt.NewError(mgmt.CodeInvalidRequest, "dlg.restore_db: no dialog store (dialog.db_mode is 0)")
+		}
+		n, err := db.persister.RestoreDB(ctx, m)
+		if err != nil {
+			return nil, fmt.Errorf("dlg.restore_db (dialog.db_url): %w", err)
+		}
+		return map[string]any{"written": n, "node": db.node}, nil
+	})
 }
 
 // flush writes what is pending at a stop (every confirmed dialog in

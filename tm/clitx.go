@@ -167,8 +167,9 @@ func (c *cliTx) exec(acts []txn.Action, res *sip.Response) cliPost {
 }
 
 // linger turns a completed transaction whose FSM armed linger (Timer D
-// or K; M for a branch) into a lingerRec, or arms the timer when the record cannot be
-// kept. Called with c.mu held, once the actions (the ACK) went out.
+// or K; M for a branch) into a lingerRec, or arms the timer when the
+// record cannot be kept. Called with c.mu held, once the actions (the
+// ACK) went out.
 func (c *cliTx) linger(linger txn.Action, post *cliPost) {
 	if linger.Kind == 0 || post.done {
 		return

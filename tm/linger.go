@@ -65,7 +65,7 @@ func cliLingersFor(id txn.TimerID, owner cliOwner) bool {
 }
 
 // lingerRec is a transaction that completed and only absorbs
-// retransmissions until its last timer (D, I, J, K, L) would end it: its
+// retransmissions until its last timer (D, I, J, K, L, M) would end it: its
 // key and the bytes it answers with (in its shard's byte chunk, which the
 // collector does not scan), and where they go. A completed srvTx or cliTx
 // kept that long with its FSM, timers, owner and wheel entries was 0.5 KB

@@ -29,6 +29,13 @@ type Config struct {
 	// Auto100Trying (auto_100trying) answers every proxied INVITE with 100
 	// Trying at once, so the upstream hop stops retransmitting.
 	Auto100Trying bool `config:"auto_100trying"`
+	// RURIMatching and Via1Matching (ruri_matching, via1_matching): the
+	// Request-URI and the top Via take part in matching requests of RFC
+	// 2543 elements (no magic cookie) to their transaction, as §17.2.3
+	// says. Off only for broken devices whose CANCEL or ACK carries
+	// another Request-URI or top Via than their INVITE.
+	RURIMatching bool `config:"ruri_matching"`
+	Via1Matching bool `config:"via1_matching"`
 	// T1, T2 and T4 (T1_timer, T2_timer, T4_timer) are the RFC 3261 §17
 	// base timers; every other RFC timer derives from them.
 	T1 time.Duration `config:"T1_timer" unit:"ms"`
@@ -96,6 +103,8 @@ func DefaultConfig() Config {
 		RestartFrOnEachReply: true,
 		Disable6xxBlock:      false,
 		Auto100Trying:        true,
+		RURIMatching:         true,
+		Via1Matching:         true,
 		T1:                   500 * time.Millisecond,
 		T2:                   4 * time.Second,
 		T4:                   5 * time.Second,

@@ -706,7 +706,7 @@ func (p *Proxy) onRequest(req *sip.Request, m *transport.Message) {
 	// request line's, which would then differ from the CSeq's.
 	fixMethodCase(req, m.Raw)
 	p.stats.requests[methodIndex(string(req.Method))].Add(1)
-	f, ok := requestFields(req)
+	f, ok := requestFields(req, p.cfg.RURIMatching, p.cfg.Via1Matching)
 	if !ok {
 		if !req.IsAck() {
 			p.reject(req, m, nil, &Rejection{Code: 400, Reason: "Bad Request - missing Via or CSeq header"})

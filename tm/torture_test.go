@@ -359,3 +359,59 @@ func TestIssue15_TelURIWithoutRouteIs416(t *testing.T) {
 	assert.Equal(t, 416, res.StatusCode)
 	assert.Equal(t, "Unsupported URI Scheme", res.Reason)
 }
+
+// OpenSIPS tm ruri_matching and via1_matching (§1.3.7, §1.3.8): the
+// Request-URI and the top Via of an RFC 2543 CANCEL must equal its
+// INVITE's to find it (RFC 3261 §17.2.3, §9.2), unless the parameter is
+// off for a device that changes them.
+func TestSeedTm_1_3_7_RuriAndVia1Matching(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		ruri, via1  bool   // ruri_matching, via1_matching
+		cancelRURI  string // "" for the INVITE's
+		cancelVia   string // a parameter added to the CANCEL's top Via
+		wantMatched bool
+	}{
+		{"same Request-URI and Via", true, true, "", "", true},
+		{"another Request-URI", true, true, "sip:carol@example.com", "", false},
+		{"another Request-URI, ruri_matching off", false, true, "sip:carol@example.com", "", true},
+		{"another top Via", true, true, "", ";x=1", false},
+		{"another top Via, via1_matching off", true, false, "", ";x=1", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			uac, uas := siptest.NewUA(t), siptest.NewUA(t)
+			cfg := testCfg()
+			cfg.RURIMatching, cfg.Via1Matching = tc.ruri, tc.via1
+			p := startProxy(t, cfg, toUAs(uas))
+			ruri := "sip:bob@" + p.udp
+			tail := "From: <sip:alice@example.com>;tag=a\r\nTo: <sip:bob@example.com>\r\n" +
+				"Call-ID: rfc2543-cancel@test\r\nMax-Forwards: 70\r\n"
+			// A branch without the magic cookie: RFC 2543 (a CANCEL without
+			// any branch is refused, 400).
+			uac.SendRaw(p.udp, "INVITE "+ruri+" SIP/2.0\r\nVia: SIP/2.0/UDP "+uac.HostPort()+";branch=old-1\r\n"+tail+
+				"CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n")
+			inv := uas.Request(sip.INVITE)
+			uas.Reply(inv, 180, "b")
+			uac.Response(180)
+			cruri := ruri
+			if tc.cancelRURI != "" {
+				cruri = tc.cancelRURI
+			}
+			timers := p.clock.Pending()
+			uac.SendRaw(p.udp, "CANCEL "+cruri+" SIP/2.0\r\nVia: SIP/2.0/UDP "+uac.HostPort()+";branch=old-1"+tc.cancelVia+"\r\n"+tail+
+				"CSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n")
+			if !tc.wantMatched {
+				// Held in case it overtook its INVITE, then answered 481.
+				siptest.Eventually(t, func() bool { return p.clock.Pending() > timers }, "the CANCEL held")
+				p.clock.Advance(p.cfg.CancelWait)
+				uac.Response(481)
+				uas.Quiet(50*time.Millisecond, "a CANCEL passed on", isReq(sip.CANCEL))
+				return
+			}
+			uac.Response(200)
+			uas.Reply(uas.Request(sip.CANCEL), 200, "")
+			uas.Reply(inv, 487, "b")
+			assert.Equal(t, 487, uac.Final().StatusCode)
+		})
+	}
+}

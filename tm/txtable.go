@@ -113,8 +113,10 @@ func (t *txTable[T]) len() int {
 	return n
 }
 
-// requestFields reads what transaction matching needs off a request.
-func requestFields(req *sip.Request) (txn.RequestFields, bool) {
+// requestFields reads what transaction matching needs off a request; the
+// Request-URI and top Via of an RFC 2543 request only when ruri and via1
+// (ruri_matching, via1_matching) say so.
+func requestFields(req *sip.Request, ruri, via1 bool) (txn.RequestFields, bool) {
 	via := req.Via()
 	cseq := req.CSeq()
 	if via == nil || cseq == nil {
@@ -128,7 +130,9 @@ func requestFields(req *sip.Request) (txn.RequestFields, bool) {
 	}
 	if !txn.HasMagicCookie(f.Branch) {
 		// RFC 2543 matching (§17.2.3) needs the rest of the request.
-		f.RequestURI = req.Recipient.String()
+		if ruri {
+			f.RequestURI = req.Recipient.String()
+		}
 		if to := req.To(); to != nil {
 			f.ToTag = Tag(to.Params)
 		}
@@ -138,7 +142,9 @@ func requestFields(req *sip.Request) (txn.RequestFields, bool) {
 		if cid := req.CallID(); cid != nil {
 			f.CallID = cid.Value()
 		}
-		f.TopVia = via.Value()
+		if via1 {
+			f.TopVia = via.Value()
+		}
 	}
 	return f, true
 }

@@ -129,6 +129,11 @@ func (c *cliTx) exec(acts []txn.Action, res *sip.Response) cliPost {
 		case txn.ActSendACK:
 			if c.ack == nil && res != nil {
 				ack := hopACK(c.req, res)
+				if o, ok := c.owner.(branchOwner); ok {
+					for _, h := range o.t.addedHeaders() {
+						ack.AppendHeader(h)
+					}
+				}
 				c.ack = marshal(ack)
 				if len(p.localObs) > 0 {
 					post.ack = ack

@@ -31,6 +31,9 @@ type Transaction struct {
 	// that long. Atomic because readers take them without t.mu.
 	orig atomic.Pointer[sip.Request]
 	req  atomic.Pointer[sip.Request]
+	// added are AddHeaders' headers (t_add_hdrs), replaced whole on each
+	// call: the client transactions read them without t.mu.
+	added atomic.Pointer[[]sip.Header]
 	// cseq is the CSeq number of orig, kept for the replies relayed after
 	// it was dropped; lateCallID its Call-ID then, for the logs: written
 	// once before orig is cleared, so a reader that loads a nil orig sees
@@ -101,6 +104,32 @@ func (l valueList) get(k any) any {
 		if l[i].k == k {
 			return l[i].v
 		}
+	}
+	return nil
+}
+
+// AddHeaders attaches headers to the transaction (OpenSIPS t_add_hdrs):
+// they are appended to every request tm sends for it from now on, the
+// branches, their CANCELs and the ACKs of their non-2xx finals; a request
+// already sent keeps what it had. Each call adds to the earlier ones.
+func (t *Transaction) AddHeaders(hdrs ...sip.Header) {
+	for {
+		old := t.added.Load()
+		var next []sip.Header
+		if old != nil {
+			next = append(next, *old...)
+		}
+		next = append(next, hdrs...)
+		if t.added.CompareAndSwap(old, &next) {
+			return
+		}
+	}
+}
+
+// addedHeaders are AddHeaders' headers; not to be changed.
+func (t *Transaction) addedHeaders() []sip.Header {
+	if p := t.added.Load(); p != nil {
+		return *p
 	}
 	return nil
 }
@@ -465,7 +494,7 @@ func (t *Transaction) runPost(post postList) {
 		case postStartBranch:
 			t.startBranch(a.branch, a.target)
 		case postCancel:
-			p.sendCancel(a.req, a.tx, a.reason, a.hdrs...)
+			p.sendCancel(a.req, a.tx, a.reason, append(a.hdrs[:len(a.hdrs):len(a.hdrs)], t.addedHeaders()...)...)
 		case postFailure:
 			var targets []Target
 			for _, h := range p.failure {
@@ -1053,6 +1082,9 @@ func (t *Transaction) buildBranch(i int, tg Target) (*sip.Request, []byte, trans
 	cb := shallowCloneTo(tmpl, ruri)
 	req := &cb.req
 	setMaxForwards(req, nextMaxForwards(orig))
+	for _, h := range t.addedHeaders() {
+		req.AppendHeader(h)
+	}
 	for _, h := range p.branch {
 		if !p.branchHook(h, t, &Branch{Index: i, Target: tg, Request: req}) {
 			return nil, nil, transport.Dest{}, nil

@@ -66,3 +66,47 @@ func value(r *sip.Request, name string) string {
 	}
 	return ""
 }
+
+// OpenSIPS tm t_add_cancel_reason (§1.4.18): a Reason set on the INVITE's
+// transaction replaces the caller's in the CANCELs tm sends down when the
+// caller cancels; a value that would break the header is refused.
+func TestSeedTm_1_4_18_AddCancelReason(t *testing.T) {
+	const ours = `SIP;cause=200;text="Call completed elsewhere"`
+	uac, a := siptest.NewUA(t), siptest.NewUA(t)
+	next := toUAs(a)
+	errs := make(chan error, 2)
+	router := RouterFunc(func(r *Request) Decision {
+		if r.Initial {
+			errs <- r.Tx.SetCancelReason("SIP;cause=1\r\nX-Injected: 1")
+			errs <- r.Tx.SetCancelReason(ours)
+		}
+		return next(r)
+	})
+	p := startProxy(t, testCfg(), router)
+	inv := uac.Invite("sip:bob@" + p.udp)
+	uac.Send(p.udp, inv)
+	ia := a.Request(sip.INVITE)
+	if err := <-errs; assert.Error(t, err) {
+		assert.Contains(t, err.Error(), "line break")
+	}
+	assert.NoError(t, <-errs)
+	a.Reply(ia, 180, "a")
+	uac.Response(180)
+	uac.Send(p.udp, uac.CancelFor(inv, `Reason: SIP ;cause=600 ;text="Busy Everywhere"`))
+	uac.Response(200)
+	cancel := a.Request(sip.CANCEL)
+	assert.Equal(t, []string{ours}, values(cancel, "Reason"), "ours, in place of the caller's")
+	assert.Empty(t, value(cancel, "X-Injected"))
+	a.Reply(cancel, 200, "")
+	a.Reply(ia, 487, "a")
+	assert.Equal(t, 487, uac.Final().StatusCode)
+}
+
+// values are the values of every header of that name.
+func values(r *sip.Request, name string) []string {
+	var out []string
+	for _, h := range r.GetHeaders(name) {
+		out = append(out, h.Value())
+	}
+	return out
+}

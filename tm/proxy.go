@@ -1066,7 +1066,7 @@ func (p *Proxy) handleCancel(req *sip.Request, m *transport.Message, f *txn.Requ
 		return // held
 	}
 	p.replyLocal(s, req, 200, "OK")
-	t.upstreamCancel(reason)
+	t.upstreamCancel(t.callerCancelReason(reason))
 }
 
 // onResponse matches a response to its client transaction (§17.1.3); one

@@ -34,6 +34,8 @@ type Transaction struct {
 	// added are AddHeaders' headers (t_add_hdrs), replaced whole on each
 	// call: the client transactions read them without t.mu.
 	added atomic.Pointer[[]sip.Header]
+	// cancelReason is SetCancelReason's Reason (t_add_cancel_reason).
+	cancelReason atomic.Pointer[string]
 	// cseq is the CSeq number of orig, kept for the replies relayed after
 	// it was dropped; lateCallID its Call-ID then, for the logs: written
 	// once before orig is cleared, so a reader that loads a nil orig sees
@@ -106,6 +108,33 @@ func (l valueList) get(k any) any {
 		}
 	}
 	return nil
+}
+
+// SetCancelReason sets the Reason header value (e.g. `SIP;cause=200;text="Call
+// completed elsewhere"`, RFC 3326) of the CANCELs tm sends down when the
+// caller cancels the INVITE, in place of the caller's own Reason (OpenSIPS
+// t_add_cancel_reason: the caller's CANCEL never reaches the router, so the
+// router or a hook sets it on the INVITE's transaction beforehand). "" goes
+// back to passing the caller's on. A value with a line break is refused.
+func (t *Transaction) SetCancelReason(reason string) error {
+	if strings.ContainsAny(reason, "\r\n") {
+		return fmt.Errorf("tm: cancel reason %q: a header value has no line break", reason)
+	}
+	if reason == "" {
+		t.cancelReason.Store(nil)
+		return nil
+	}
+	t.cancelReason.Store(&reason)
+	return nil
+}
+
+// callerCancelReason is the Reason of the CANCELs that pass the caller's
+// on: SetCancelReason's, else the caller's.
+func (t *Transaction) callerCancelReason(callers string) string {
+	if r := t.cancelReason.Load(); r != nil {
+		return *r
+	}
+	return callers
 }
 
 // AddHeaders attaches headers to the transaction (OpenSIPS t_add_hdrs):

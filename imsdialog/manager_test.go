@@ -731,3 +731,69 @@ func TestSeedDialog_TestAndSetDlgFlag(t *testing.T) {
 	assert.True(t, d.TestAndSetFlag(5, true))
 	assert.False(t, d.IsFlagSet(5))
 }
+
+// dirHook records the direction of each branch's request.
+type dirHook chan string
+
+func (h dirHook) OnBranch(t *tm.Transaction, b *tm.Branch) bool {
+	h <- "branch " + string(b.Request.Method) + " " + DirectionOf(t)
+	return true
+}
+
+// OpenSIPS dialog $DLG_dir (§1.10.5): which party sent a request within
+// the dialog, downstream from the caller and upstream from the callee, for
+// the router (Direction) and for the hooks (DirectionOf); nothing for the
+// initial INVITE or a request of no dialog.
+func TestSeedDialog_1_10_5_Direction(t *testing.T) {
+	uac, a := siptest.NewUA(t), siptest.NewUA(t)
+	dirs := make(chan string, 16)
+	var e *dlgtest.Env
+	cfg := DefaultConfig()
+	e = dlgtest.New(t, dlgtest.Options{Config: &cfg, Modules: []tm.Module{{Name: "dir", Branch: dirHook(dirs)}}},
+		tm.RouterFunc(func(r *tm.Request) tm.Decision {
+			dirs <- "router " + string(r.Method) + " " + e.M.Direction(r)
+			if r.Initial {
+				return tm.RelayTo(target(a, "bob"))
+			}
+			return tm.RelayTo()
+		}))
+	inv := uac.Invite("sip:bob@" + e.Addr)
+	uac.Send(e.Addr, inv)
+	ia := a.Request(sip.INVITE)
+	a.Reply(ia, 200, "legA", "Contact: <sip:bob@"+a.HostPort()+">")
+	r200 := uac.Response(200)
+	uac.Send(e.Addr, uac.AckFor(inv, r200))
+	a.Request(sip.ACK)
+	e.WaitState(t, e.Only(t), Confirmed)
+
+	// The callee's OPTIONS along the route set, to the caller's Contact.
+	rr := ia.RecordRoute()
+	require.NotNil(t, rr)
+	a.SendRaw(e.Addr, "OPTIONS sip:alice@"+uac.HostPort()+" SIP/2.0\r\n"+
+		"Via: SIP/2.0/UDP "+a.HostPort()+";branch=z9hG4bK-dir-1;rport\r\nMax-Forwards: 70\r\n"+
+		"Route: <"+rr.Address.String()+">\r\n"+
+		"From: "+ia.To().Value()+";tag=legA\r\nTo: "+ia.From().Value()+"\r\n"+
+		"Call-ID: "+ia.CallID().Value()+"\r\nCSeq: 9 OPTIONS\r\nContent-Length: 0\r\n\r\n")
+	uac.Reply(uac.Request(sip.OPTIONS), 200, "")
+	a.Response(200)
+
+	// An ACK has no transaction: the router's Direction matches it.
+	assert.Equal(t, DirDownstream, e.M.Direction(&tm.Request{Request: uac.AckFor(inv, r200)}))
+
+	uac.Send(e.Addr, uac.InDialog("BYE", inv, r200, 2))
+	a.Reply(a.Request(sip.BYE), 200, "legA")
+	uac.Response(200)
+	e.WaitGone(t)
+	assert.Empty(t, e.M.Direction(&tm.Request{Request: uac.AckFor(inv, r200)}), "an ACK of no dialog")
+	// Within no dialog any more: routed by its Route set, no direction.
+	uac.Send(e.Addr, uac.InDialog("INFO", inv, r200, 3))
+	a.Reply(a.Request(sip.INFO), 481, "legA")
+	uac.Response(481)
+
+	var got []string
+	for len(dirs) > 0 {
+		got = append(got, <-dirs)
+	}
+	assert.Equal(t, []string{"router INVITE ", "branch INVITE ", "router OPTIONS upstream", "branch OPTIONS upstream",
+		"branch BYE downstream", "router INFO ", "branch INFO "}, got)
+}

@@ -40,6 +40,52 @@ func (m *Manager) IsKnown(r *tm.Request) bool {
 	return d != nil
 }
 
+// The directions of a request within a dialog ($DLG_dir).
+const (
+	DirDownstream = "downstream" // sent by the caller
+	DirUpstream   = "upstream"   // sent by the callee
+)
+
+// Direction tells which party sent a request within a dialog (OpenSIPS
+// $DLG_dir) to the router: DirDownstream from the caller, DirUpstream from
+// a callee; "" for an initial request or one of no dialog we hold. It reads
+// what the dialog middleware found for the request's transaction; an ACK,
+// which has none, is matched again. (A request the dialog sends to its
+// leg itself, without Route, never reaches the router.)
+func (m *Manager) Direction(r *tm.Request) string {
+	if r.Initial {
+		return ""
+	}
+	if r.Tx != nil {
+		return DirectionOf(r.Tx)
+	}
+	d, fromCaller := m.match(r) // an ACK
+	if d == nil {
+		return ""
+	}
+	return direction(fromCaller)
+}
+
+// DirectionOf is Direction for the hooks that get the transaction (a
+// branch or reply hook) of a request within a dialog.
+func DirectionOf(t *tm.Transaction) string {
+	if t == nil {
+		return ""
+	}
+	b, ok := bindingOf(t)
+	if !ok || b.initial {
+		return ""
+	}
+	return direction(b.fromCaller)
+}
+
+func direction(fromCaller bool) string {
+	if fromCaller {
+		return DirDownstream
+	}
+	return DirUpstream
+}
+
 // match finds the dialog of a request within a dialog (dlg_match_mode).
 func (m *Manager) match(r *tm.Request) (d *Dialog, fromCaller bool) {
 	callID := r.CallID().Value()

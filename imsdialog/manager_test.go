@@ -797,3 +797,56 @@ func TestSeedDialog_1_10_5_Direction(t *testing.T) {
 	assert.Equal(t, []string{"router INVITE ", "branch INVITE ", "router OPTIONS upstream", "branch OPTIONS upstream",
 		"branch BYE downstream", "router INFO ", "branch INFO "}, got)
 }
+
+// OpenSIPS dialog match_dialog(dlg_match_mode) (§1.7.2): a router matches
+// a request within a dialog the way it says, whatever dlg_match_mode is:
+// by the did cookie of our Route only, by the cookie else Call-ID and
+// tags, or by Call-ID and tags only.
+func TestSeedDialog_1_7_2_MatchDialogMode(t *testing.T) {
+	uac, a := siptest.NewUA(t), siptest.NewUA(t)
+	e := newEnv(t, DefaultConfig(), func(r *tm.Request) tm.Decision { return tm.RelayTo(target(a, "bob")) })
+	inv := uac.Invite("sip:bob@" + e.Addr)
+	uac.Send(e.Addr, inv)
+	ia := a.Request(sip.INVITE)
+	a.Reply(ia, 200, "legA", "Contact: <sip:bob@"+a.HostPort()+">")
+	r200 := uac.Response(200)
+	d := e.Only(t)
+	rr := ia.RecordRoute()
+	require.NotNil(t, rr)
+	cookie := rr.Address.UriParams
+	bye := uac.InDialog("BYE", inv, r200, 2)
+	strangerTags := uac.InDialog("BYE", inv, r200, 2)
+	strangerTags.To().Params.Remove("tag")
+	strangerTags.To().Params.Add("tag", "not-the-callee")
+
+	for _, tc := range []struct {
+		name   string
+		r      *tm.Request
+		mode   int
+		wantOK bool
+	}{
+		{"cookie, DID_ONLY", &tm.Request{Request: bye, RouteParams: cookie}, MatchDIDOnly, true},
+		{"no cookie, DID_ONLY", &tm.Request{Request: bye}, MatchDIDOnly, false},
+		{"no cookie, DID_FALLBACK", &tm.Request{Request: bye}, MatchDIDFallback, true},
+		{"no cookie, DID_NONE", &tm.Request{Request: bye}, MatchDIDNone, true},
+		{"cookie, tags of no leg, DID_FALLBACK", &tm.Request{Request: strangerTags, RouteParams: cookie}, MatchDIDFallback, true},
+		{"cookie, tags of no leg, DID_NONE", &tm.Request{Request: strangerTags, RouteParams: cookie}, MatchDIDNone, false},
+		{"not a mode", &tm.Request{Request: bye, RouteParams: cookie}, 7, false},
+		{"an initial request", &tm.Request{Request: inv, Initial: true}, MatchDIDNone, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := e.M.MatchDialog(tc.r, tc.mode)
+			if tc.wantOK {
+				assert.Same(t, d, got)
+			} else {
+				assert.Nil(t, got)
+			}
+		})
+	}
+	uac.Send(e.Addr, uac.AckFor(inv, r200))
+	a.Request(sip.ACK)
+	require.NoError(t, e.M.Terminate(d, SideBoth, 0, ""))
+	a.Reply(a.Request(sip.BYE), 200, "legA")
+	uac.Reply(uac.Request(sip.BYE), 200, "")
+	e.WaitGone(t)
+}

@@ -88,10 +88,28 @@ func direction(fromCaller bool) string {
 
 // match finds the dialog of a request within a dialog (dlg_match_mode).
 func (m *Manager) match(r *tm.Request) (d *Dialog, fromCaller bool) {
+	return m.matchMode(r, m.cfg.MatchMode)
+}
+
+// MatchDialog finds the dialog of a request within a dialog the way mode
+// says (OpenSIPS match_dialog with its dlg_match_mode: MatchDIDOnly,
+// MatchDIDFallback, MatchDIDNone), whatever dialog.dlg_match_mode is: for
+// a router that matches a bogus request (no Route of ours) by Call-ID and
+// tags, or only trusts the did cookie. nil when none matches or mode is
+// not one of them.
+func (m *Manager) MatchDialog(r *tm.Request, mode int) *Dialog {
+	if r.Initial || mode < MatchDIDOnly || mode > MatchDIDNone {
+		return nil
+	}
+	d, _ := m.matchMode(r, mode)
+	return d
+}
+
+func (m *Manager) matchMode(r *tm.Request, mode int) (d *Dialog, fromCaller bool) {
 	callID := r.CallID().Value()
 	fromTag := tm.Tag(r.From().Params)
 	toTag := tm.Tag(r.To().Params)
-	if m.cfg.MatchMode != MatchDIDNone {
+	if mode != MatchDIDNone {
 		if v, ok := tm.Param(r.RouteParams, m.cfg.RRParam); ok {
 			if e, id, ok := parseDID(v); ok {
 				// The cookie names the dialog; the Call-ID guards against a
@@ -101,7 +119,7 @@ func (m *Manager) match(r *tm.Request) (d *Dialog, fromCaller bool) {
 				}
 			}
 		}
-		if m.cfg.MatchMode == MatchDIDOnly {
+		if mode == MatchDIDOnly {
 			return nil, false
 		}
 	}

@@ -42,7 +42,7 @@ type dialogFirer Dialog
 // callbacks and a limiter; tm's own timers must not wait for them.
 func (f *dialogFirer) Fire(arg uint64) {
 	d := (*Dialog)(f)
-	go d.m.step(d, Event{Kind: timerEvents[arg]}, CallbackParams{})
+	go d.m.timerFired(d, timerEvents[arg])
 }
 
 func (m *Manager) timersLocked(d *Dialog, acts []Action) {
@@ -64,7 +64,7 @@ func (m *Manager) timersLocked(d *Dialog, acts []Action) {
 				d.timers[i].Stop()
 			}
 			kind := timerEvents[a.Timer]
-			d.timers[i] = m.clock.AfterFunc(a.After, func() { m.step(d, Event{Kind: kind}, CallbackParams{}) })
+			d.timers[i] = m.clock.AfterFunc(a.After, func() { m.timerFired(d, kind) })
 		case ActStopTimer:
 			if i := int(a.Timer) - 1; i >= 0 && i < numTimers && d.timers[i] != nil {
 				d.timers[i].Stop()

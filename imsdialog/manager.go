@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,6 +58,8 @@ type Manager struct {
 	onState StateFunc
 	table   []entry
 	global  atomic.Pointer[[]callbackReg]
+	// onTimeout is OnTimeout's hook (dlg_on_timeout); nil: none.
+	onTimeout atomic.Pointer[func(*Dialog) time.Duration]
 	gmu     sync.Mutex
 	stats   Stats
 	// validate is the validate_dialog mode, auto resolved to off.
@@ -308,6 +311,54 @@ func (m *Manager) SetTimeout(d *Dialog, timeout time.Duration) error {
 		return ErrNotFound
 	}
 	return nil
+}
+
+// OnTimeout sets the hook run when a dialog's lifetime ends
+// (dialog.default_timeout, set_timeout), before the dialog is ended
+// (OpenSIPS dlg_on_timeout): a positive duration it returns extends the
+// call by that much, as SetTimeout would, and the call goes on; zero lets
+// it end (CbExpired, then BYE both ways, or 408 upstream for an early
+// dialog). It runs on a goroutine of its own and may call the Manager and
+// the Dialog; a panic in it ends the dialog as without a hook. nil removes
+// it. One hook per manager: per call, it decides from the dialog's vars and
+// flags.
+func (m *Manager) OnTimeout(f func(d *Dialog) time.Duration) {
+	if f == nil {
+		m.onTimeout.Store(nil)
+		return
+	}
+	m.onTimeout.Store(&f)
+}
+
+// timerFired steps a dialog timer's event, after asking the OnTimeout hook
+// whether a lifetime that ended is extended instead.
+func (m *Manager) timerFired(d *Dialog, kind EventKind) {
+	if h := m.onTimeout.Load(); h != nil && kind == EvTimeout && m.lifetimeOver(d) {
+		if extend := m.askTimeout(*h, d); extend > 0 && m.SetTimeout(d, extend) == nil {
+			m.log.Info("dialog timeout extended by the timeout hook", "callid", d.CallID, "did", d.did, "by", extend)
+			return
+		}
+	}
+	m.step(d, Event{Kind: kind}, CallbackParams{})
+}
+
+// lifetimeOver: the dialog goes on and its lifetime timer is the current
+// one (not one a later SetTimeout replaced).
+func (m *Manager) lifetimeOver(d *Dialog) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return !d.cell.Ended() && (d.cell.deadline.IsZero() || !m.clock.Now().Before(d.cell.deadline))
+}
+
+func (m *Manager) askTimeout(h func(*Dialog) time.Duration, d *Dialog) (extend time.Duration) {
+	defer func() {
+		if r := recover(); r != nil {
+			m.log.Error("panic in the dialog timeout hook", "callid", d.CallID, "did", d.did, "panic", r,
+				"stack", string(debug.Stack()))
+			extend = 0
+		}
+	}()
+	return h(d)
 }
 
 // SetPing changes who one dialog pings with in-dialog OPTIONS (the

@@ -747,16 +747,17 @@ func (h dirHook) OnBranch(t *tm.Transaction, b *tm.Branch) bool {
 func TestSeedDialog_1_10_5_Direction(t *testing.T) {
 	uac, a := siptest.NewUA(t), siptest.NewUA(t)
 	dirs := make(chan string, 16)
-	var e *dlgtest.Env
+	var m atomic.Pointer[Manager] // set before the first request: the router reads it
 	cfg := DefaultConfig()
-	e = dlgtest.New(t, dlgtest.Options{Config: &cfg, Modules: []tm.Module{{Name: "dir", Branch: dirHook(dirs)}}},
+	e := dlgtest.New(t, dlgtest.Options{Config: &cfg, Modules: []tm.Module{{Name: "dir", Branch: dirHook(dirs)}}},
 		tm.RouterFunc(func(r *tm.Request) tm.Decision {
-			dirs <- "router " + string(r.Method) + " " + e.M.Direction(r)
+			dirs <- "router " + string(r.Method) + " " + m.Load().Direction(r)
 			if r.Initial {
 				return tm.RelayTo(target(a, "bob"))
 			}
 			return tm.RelayTo()
 		}))
+	m.Store(e.M)
 	inv := uac.Invite("sip:bob@" + e.Addr)
 	uac.Send(e.Addr, inv)
 	ia := a.Request(sip.INVITE)
@@ -849,4 +850,52 @@ func TestSeedDialog_1_7_2_MatchDialogMode(t *testing.T) {
 	a.Reply(a.Request(sip.BYE), 200, "legA")
 	uac.Reply(uac.Request(sip.BYE), 200, "")
 	e.WaitGone(t)
+}
+
+// OpenSIPS dialog dlg_on_timeout (§1.7.23): the timeout hook runs when the
+// lifetime ends, before the dialog ends; a duration it returns extends the
+// call (no BYE), zero lets it end as without a hook; a panicking hook ends
+// it too.
+func TestSeedDialog_1_7_23_OnTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		extend  []time.Duration // what the hook returns, call by call
+		panics  bool
+		endsAt  time.Duration // after the 90 s lifetime
+		wantRun int
+	}{
+		{"extended once, then let end", []time.Duration{30 * time.Second, 0}, false, 30 * time.Second, 2},
+		{"let end at once", []time.Duration{0}, false, 0, 1},
+		{"a hook that panics", nil, true, 0, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			uac, a := siptest.NewUA(t), siptest.NewUA(t)
+			cfg := DefaultConfig()
+			cfg.DefaultTimeout = 90 * time.Second
+			e := newEnv(t, cfg, func(r *tm.Request) tm.Decision { return tm.RelayTo(target(a, "bob")) })
+			var runs atomic.Int32
+			e.M.OnTimeout(func(d *Dialog) time.Duration {
+				n := int(runs.Add(1))
+				if tc.panics {
+					panic("timeout hook bug")
+				}
+				return tc.extend[n-1]
+			})
+			d := e.ConfirmedCall(t, uac, a)
+			e.Clock.Advance(90 * time.Second)
+			if tc.endsAt > 0 {
+				siptest.Eventually(t, func() bool { return runs.Load() == 1 }, "the hook ran")
+				a.Quiet(50*time.Millisecond, "a BYE of an extended call", isBye)
+				assert.Equal(t, Confirmed, d.State(), "the call goes on")
+				e.Clock.Advance(tc.endsAt - time.Millisecond)
+				a.Quiet(20*time.Millisecond, "a BYE before the extension ran out", isBye)
+				e.Clock.Advance(time.Millisecond)
+			}
+			a.Reply(a.Request(sip.BYE), 200, "")
+			uac.Reply(uac.Request(sip.BYE), 200, "")
+			e.WaitGone(t)
+			assert.Equal(t, tc.wantRun, int(runs.Load()))
+			assert.Equal(t, int64(1), e.M.Stats().Snapshot()["expired_dialogs"])
+		})
+	}
 }

@@ -60,8 +60,8 @@ type Manager struct {
 	global  atomic.Pointer[[]callbackReg]
 	// onTimeout is OnTimeout's hook (dlg_on_timeout); nil: none.
 	onTimeout atomic.Pointer[func(*Dialog) time.Duration]
-	gmu     sync.Mutex
-	stats   Stats
+	gmu       sync.Mutex
+	stats     Stats
 	// validate is the validate_dialog mode, auto resolved to off.
 	validate   string
 	invalidLog ratelog.Limiter

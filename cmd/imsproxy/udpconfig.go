@@ -41,6 +41,11 @@ type UDPSection struct {
 	// (transport.Options.UDPRawIO). Off: it cost more CPU per call in the
 	// side-by-side runs.
 	RawIO bool `config:"raw_io"`
+	// RawWrites (Linux) makes a sender write its datagram with its own raw
+	// sendmsg when nothing waits in the socket's queue
+	// (transport.Options.UDPRawWrites). On: 4-5 % less CPU per
+	// record-routed call, the same per forked call.
+	RawWrites bool `config:"raw_writes"`
 	// ReadWatchdog is how often a watchdog checks that no socket's readers
 	// sleep while a datagram waits, and wakes them (with BlockingReads);
 	// 0: off.
@@ -59,6 +64,7 @@ func udpDefaults() map[string]any {
 		"udp.write_queue":    transport.DefaultUDPWriteQueue,
 		"udp.blocking_reads": false,
 		"udp.raw_io":         false,
+		"udp.raw_writes":     true,
 		"udp.read_watchdog":  transport.DefaultUDPReadWatchdog.String(),
 	}
 }
@@ -102,6 +108,7 @@ func (s UDPSection) options(o *transport.Options) {
 	o.UDPReadBuffer, o.UDPWriteBuffer = int(s.readBuffer), int(s.writeBuffer)
 	o.UDPBlockingReads = s.BlockingReads
 	o.UDPRawIO = s.RawIO
+	o.UDPRawWrites = s.RawWrites
 	o.UDPReadWatchdog = s.ReadWatchdog
 	if s.ReadWatchdog == 0 {
 		o.UDPReadWatchdog = -1

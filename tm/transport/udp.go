@@ -65,8 +65,9 @@ type udpSock struct {
 	queued atomic.Int64
 	// blocking: the readers wait inside recvmmsg (blockingReads). raw:
 	// they call it, and senders sendmsg, themselves (Options.UDPRawIO).
-	blocking bool
-	raw      bool
+	blocking  bool
+	raw       bool
+	rawWrites bool // senders call sendmsg themselves (UDPRawWrites, UDPRawIO)
 	// watch is the read watchdog's state (its goroutine only); rc the
 	// socket's raw descriptor, which the watchdog asks SIOCINQ on.
 	watch readWatch
@@ -180,6 +181,7 @@ func (t *Transport) newUDPSock(g *udpGroup, uc *net.UDPConn, first bool) *udpSoc
 		s.rc = rc
 		s.blocking = t.o.UDPBlockingReads && blockingReads(rc)
 		s.raw = s.blocking && rawSupported && t.o.UDPRawIO
+		s.rawWrites = s.raw || (rawSupported && t.o.UDPRawWrites)
 		if first {
 			if rcv, snd, err := socketBuffers(rc); err == nil && (rcv/2 < t.o.UDPReadBuffer || snd/2 < t.o.UDPWriteBuffer) {
 				t.log.Warn("the kernel granted smaller UDP socket buffers than asked for (raise net.core.rmem_max / wmem_max)",
@@ -402,7 +404,7 @@ func (t *Transport) sendUDP(data []byte, dst Dest) error {
 	// datagrams pile up. A raw socket's senders write side by side (no
 	// lock: nothing queued means none of their earlier datagrams waits);
 	// a full socket buffer sends the datagram to the queue.
-	if s.raw && s.queued.Load() == 0 {
+	if s.rawWrites && s.queued.Load() == 0 {
 		sent, err := sendRaw(s.rc, v6, data, raddr, oob)
 		if sent {
 			return s.sent(data, raddr, err)

@@ -206,17 +206,20 @@ func TestUDPWildcardLocalAddress(t *testing.T) {
 	for _, tc := range []struct {
 		wild, lo netip.Addr
 		raw      bool // UDPRawIO: the control messages go through our own recvmmsg and sendmsg
+		rawOut   bool // UDPRawWrites: the reply's (IP_PKTINFO) through our own sendmsg
 	}{
-		{netip.IPv4Unspecified(), lo4, false},
-		{netip.IPv6Unspecified(), lo6, false},
-		{netip.IPv4Unspecified(), lo4, true},
-		{netip.IPv6Unspecified(), lo6, true},
+		{netip.IPv4Unspecified(), lo4, false, false},
+		{netip.IPv6Unspecified(), lo6, false, false},
+		{netip.IPv4Unspecified(), lo4, true, false},
+		{netip.IPv6Unspecified(), lo6, true, false},
+		{netip.IPv4Unspecified(), lo4, false, true},
+		{netip.IPv6Unspecified(), lo6, false, true},
 	} {
-		t.Run(fmt.Sprint(tc.lo, "/raw=", tc.raw), func(t *testing.T) {
+		t.Run(fmt.Sprint(tc.lo, "/raw=", tc.raw, "/raw_writes=", tc.rawOut), func(t *testing.T) {
 			if tc.lo.Is6() {
 				have6(t)
 			}
-			h := newHarness(t, Options{UDPRawIO: tc.raw, UDPBlockingReads: tc.raw})
+			h := newHarness(t, Options{UDPRawIO: tc.raw, UDPBlockingReads: tc.raw, UDPRawWrites: tc.rawOut})
 			w, err := h.ListenUDP(any0(tc.wild))
 			require.NoError(t, err)
 			require.Equal(t, tc.wild, w.Addr())

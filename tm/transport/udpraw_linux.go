@@ -165,9 +165,12 @@ var rawSenders = sync.Pool{New: func() any {
 	return s
 }}
 
+// sendmsg is a raw system call: a non-blocking send never waits, so the
+// scheduler need not know of it (UDPRawWrites): entering its system-call
+// state let sysmon hand the one Go processor to another thread mid-send.
 func (s *rawSender) sendmsg(fd uintptr) {
 	for {
-		_, _, e := syscall.Syscall(unix.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&s.msg)), unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)
+		_, _, e := syscall.RawSyscall(unix.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&s.msg)), unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)
 		if e == syscall.EINTR {
 			continue
 		}

@@ -77,11 +77,24 @@ func TestUDPReadersWaitInRecvmmsgTogether(t *testing.T) {
 	assert.Len(t, seen, 20)
 }
 
-// Issue 14: with UDPRawIO senders on one socket write side by side, without the
-// descriptor's write lock; every datagram arrives whole, to its address,
-// and none waited for the writer goroutine while the socket had room.
+// Issue 14: with UDPRawIO, or UDPRawWrites on the netpoller's sockets,
+// senders on one socket write side by side, without the descriptor's
+// write lock; every datagram arrives whole, to its address, and none
+// waited for the writer goroutine while the socket had room.
 func TestUDPConcurrentSendersWriteAtOnce(t *testing.T) {
-	h := newHarness(t, Options{UDPRawIO: true, UDPBlockingReads: true})
+	for _, tc := range []struct {
+		name string
+		o    Options
+	}{
+		{"raw I/O, blocking reads", Options{UDPRawIO: true, UDPBlockingReads: true}},
+		{"raw writes, netpoller reads", Options{UDPRawWrites: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { concurrentSenders(t, tc.o) })
+	}
+}
+
+func concurrentSenders(t *testing.T, o Options) {
+	h := newHarness(t, o)
 	_, err := h.ListenUDP(netip.AddrPortFrom(lo4, 0))
 	require.NoError(t, err)
 	const senders, each = 8, 50

@@ -478,15 +478,7 @@ func TestSeedImsDialog_CurrentKnownAndDialogCallbacks(t *testing.T) {
 		known  bool
 	}
 	got := make(chan seen, 8)
-	var mp atomic.Pointer[Manager]
-	e := dlgtest.New(t, dlgtest.Options{}, tm.RouterFunc(func(r *tm.Request) tm.Decision {
-		got <- seen{string(r.Method), mp.Load().IsKnown(r)}
-		if r.Initial {
-			return tm.RelayTo(target(a, "bob"))
-		}
-		return tm.RelayTo()
-	}))
-	mp.Store(e.M)
+	e := routedToA(t, dlgtest.Options{}, a, func(m *Manager, r *tm.Request) { got <- seen{string(r.Method), m.IsKnown(r)} })
 	inv := uac.Invite("sip:bob@" + e.Addr)
 	uac.Send(e.Addr, inv)
 	ia := a.Request(sip.INVITE)
@@ -732,6 +724,21 @@ func TestSeedDialog_TestAndSetDlgFlag(t *testing.T) {
 	assert.False(t, d.IsFlagSet(5))
 }
 
+// routedToA is an env whose router tells record of every request it
+// routes, then sends an initial one to a and the others along their Route.
+func routedToA(t *testing.T, o dlgtest.Options, a *siptest.UA, record func(m *Manager, r *tm.Request)) *dlgtest.Env {
+	var mp atomic.Pointer[Manager] // set before the first request: the router reads it
+	e := dlgtest.New(t, o, tm.RouterFunc(func(r *tm.Request) tm.Decision {
+		record(mp.Load(), r)
+		if r.Initial {
+			return tm.RelayTo(target(a, "bob"))
+		}
+		return tm.RelayTo()
+	}))
+	mp.Store(e.M)
+	return e
+}
+
 // dirHook records the direction of each branch's request.
 type dirHook chan string
 
@@ -747,17 +754,9 @@ func (h dirHook) OnBranch(t *tm.Transaction, b *tm.Branch) bool {
 func TestSeedDialog_1_10_5_Direction(t *testing.T) {
 	uac, a := siptest.NewUA(t), siptest.NewUA(t)
 	dirs := make(chan string, 16)
-	var m atomic.Pointer[Manager] // set before the first request: the router reads it
 	cfg := DefaultConfig()
-	e := dlgtest.New(t, dlgtest.Options{Config: &cfg, Modules: []tm.Module{{Name: "dir", Branch: dirHook(dirs)}}},
-		tm.RouterFunc(func(r *tm.Request) tm.Decision {
-			dirs <- "router " + string(r.Method) + " " + m.Load().Direction(r)
-			if r.Initial {
-				return tm.RelayTo(target(a, "bob"))
-			}
-			return tm.RelayTo()
-		}))
-	m.Store(e.M)
+	e := routedToA(t, dlgtest.Options{Config: &cfg, Modules: []tm.Module{{Name: "dir", Branch: dirHook(dirs)}}}, a,
+		func(m *Manager, r *tm.Request) { dirs <- "router " + string(r.Method) + " " + m.Direction(r) })
 	inv := uac.Invite("sip:bob@" + e.Addr)
 	uac.Send(e.Addr, inv)
 	ia := a.Request(sip.INVITE)

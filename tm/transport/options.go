@@ -123,7 +123,8 @@ type Options struct {
 	// and send a busy socket's datagrams through the writer goroutine. Off
 	// by default: in the side-by-side runs it cost more CPU per call (raw
 	// reads 8-25 %, with twice the context switches: every reader's thread
-	// waits in the kernel; raw sends 2-4 %); see docs/DESIGN.md §9.
+	// waits in the kernel; raw sends 2-4 % while they were still watched
+	// system calls, which UDPRawWrites' are not); see docs/DESIGN.md §9.
 	UDPRawIO bool
 	// UDPRawWrites (Linux) makes a sender write its datagram itself, with
 	// a raw sendmsg (MSG_DONTWAIT) that does not enter the scheduler's

@@ -31,24 +31,18 @@ func TestSeedTm_1_4_19_ReplicateRegister(t *testing.T) {
 	ue.Response(200)
 
 	for name, p := range map[string]*Proxy{"first": first, "second": second} {
-		var bs []binding
-		deadline := time.Now().Add(5 * time.Second)
-		for {
+		// The second one's binding comes with the copy, after the UE's 200.
+		siptest.Eventually(t, func() bool {
 			raw, err := p.RPC("ul.dump", nil)
 			if err != nil {
 				t.Fatalf("%s registrar: ul.dump: %v", name, err)
 			}
+			var bs []binding
 			if err := json.Unmarshal(raw, &bs); err != nil {
 				t.Fatalf("%s registrar: ul.dump: %v: %s", name, err, raw)
 			}
-			if containsContact(bs, contact) || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		if !containsContact(bs, contact) {
-			t.Errorf("%s registrar: no binding of %s: %+v", name, contact, bs)
-		}
+			return containsContact(bs, contact)
+		}, "%s registrar: no binding of %s", name, contact)
 	}
 	ue.Quiet(200*time.Millisecond, "the second registrar's 200", func(m sip.Message) bool {
 		_, ok := m.(*sip.Response)

@@ -157,6 +157,7 @@ func TestUDP_ConfigKeys(t *testing.T) {
 		{"udp.blocking_reads=maybe", "udp.blocking_reads"},
 		{"udp.raw_io=2", "udp.raw_io"},
 		{"udp.raw_writes=often", "udp.raw_writes"},
+		{"udp.raw_reads=seldom", "udp.raw_reads"},
 	} {
 		_, err := loadForTest(t, tc.set)
 		require.Error(t, err, tc.set)
@@ -169,10 +170,12 @@ func TestUDP_ConfigKeys(t *testing.T) {
 	def.UDP.options(&o)
 	assert.Equal(t, transport.Options{UDPSockets: 1, UDPBatch: transport.DefaultUDPBatch, UDPReadBuffer: 4 << 20,
 		UDPWriteBuffer: 4 << 20, UDPWriteQueue: transport.DefaultUDPWriteQueue,
-		UDPReadWatchdog: transport.DefaultUDPReadWatchdog, UDPRawWrites: true}, o, "defaults: netpoller reads, raw writes, readers left to the transport")
+		UDPReadWatchdog: transport.DefaultUDPReadWatchdog, UDPRawWrites: true, UDPRawReads: true}, o,
+		"defaults: netpoller reads, raw reads and writes, readers left to the transport")
 
 	cfg, err := loadForTest(t, "udp.sockets=4", "udp.readers=2", "udp.batch=8", "udp.read_buffer=8MiB",
-		"udp.write_buffer=65536", "udp.write_queue=100", "udp.blocking_reads=false", "udp.read_watchdog=0", "udp.raw_io=true", "udp.raw_writes=false")
+		"udp.write_buffer=65536", "udp.write_queue=100", "udp.blocking_reads=false", "udp.read_watchdog=0", "udp.raw_io=true", "udp.raw_writes=false",
+		"udp.raw_reads=false")
 	require.NoError(t, err)
 	o = transport.Options{}
 	cfg.UDP.options(&o)

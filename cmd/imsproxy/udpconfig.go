@@ -46,6 +46,11 @@ type UDPSection struct {
 	// (transport.Options.UDPRawWrites). On: 4-5 % less CPU per
 	// record-routed call, the same per forked call.
 	RawWrites bool `config:"raw_writes"`
+	// RawReads (Linux, netpoller reads) makes a reader's recvmmsg a raw
+	// system call the scheduler does not watch
+	// (transport.Options.UDPRawReads). On: a fifth to a quarter of the
+	// context switches per call, 3-7 % less CPU per call.
+	RawReads bool `config:"raw_reads"`
 	// ReadWatchdog is how often a watchdog checks that no socket's readers
 	// sleep while a datagram waits, and wakes them (with BlockingReads);
 	// 0: off.
@@ -65,6 +70,7 @@ func udpDefaults() map[string]any {
 		"udp.blocking_reads": false,
 		"udp.raw_io":         false,
 		"udp.raw_writes":     true,
+		"udp.raw_reads":      true,
 		"udp.read_watchdog":  transport.DefaultUDPReadWatchdog.String(),
 	}
 }
@@ -109,6 +115,7 @@ func (s UDPSection) options(o *transport.Options) {
 	o.UDPBlockingReads = s.BlockingReads
 	o.UDPRawIO = s.RawIO
 	o.UDPRawWrites = s.RawWrites
+	o.UDPRawReads = s.RawReads
 	o.UDPReadWatchdog = s.ReadWatchdog
 	if s.ReadWatchdog == 0 {
 		o.UDPReadWatchdog = -1

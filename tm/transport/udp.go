@@ -68,6 +68,7 @@ type udpSock struct {
 	blocking  bool
 	raw       bool
 	rawWrites bool // senders call sendmsg themselves (UDPRawWrites, UDPRawIO)
+	rawReads  bool // non-blocking readers' recvmmsg is a raw system call (UDPRawReads)
 	// watch is the read watchdog's state (its goroutine only); rc the
 	// socket's raw descriptor, which the watchdog asks SIOCINQ on.
 	watch readWatch
@@ -182,6 +183,7 @@ func (t *Transport) newUDPSock(g *udpGroup, uc *net.UDPConn, first bool) *udpSoc
 		s.blocking = t.o.UDPBlockingReads && blockingReads(rc)
 		s.raw = s.blocking && rawSupported && t.o.UDPRawIO
 		s.rawWrites = s.raw || (rawSupported && t.o.UDPRawWrites)
+		s.rawReads = !s.blocking && rawSupported && t.o.UDPRawReads
 		if first {
 			if rcv, snd, err := socketBuffers(rc); err == nil && (rcv/2 < t.o.UDPReadBuffer || snd/2 < t.o.UDPWriteBuffer) {
 				t.log.Warn("the kernel granted smaller UDP socket buffers than asked for (raise net.core.rmem_max / wmem_max)",
@@ -242,7 +244,7 @@ func (s *udpSock) readLoop() {
 				oobs[i] = ms[i].OOB
 			}
 		}
-		raw = newRawReader(bufs, oobs, flags, s.raw)
+		raw = newRawReader(bufs, oobs, flags, s.raw, s.rawReads)
 		from = make([]netip.AddrPort, batch)
 	}
 	for {

@@ -207,19 +207,22 @@ func TestUDPWildcardLocalAddress(t *testing.T) {
 		wild, lo netip.Addr
 		raw      bool // UDPRawIO: the control messages go through our own recvmmsg and sendmsg
 		rawOut   bool // UDPRawWrites: the reply's (IP_PKTINFO) through our own sendmsg
+		rawIn    bool // UDPRawReads: the request's (IP_PKTINFO) read by a raw recvmmsg
 	}{
-		{netip.IPv4Unspecified(), lo4, false, false},
-		{netip.IPv6Unspecified(), lo6, false, false},
-		{netip.IPv4Unspecified(), lo4, true, false},
-		{netip.IPv6Unspecified(), lo6, true, false},
-		{netip.IPv4Unspecified(), lo4, false, true},
-		{netip.IPv6Unspecified(), lo6, false, true},
+		{netip.IPv4Unspecified(), lo4, false, false, false},
+		{netip.IPv6Unspecified(), lo6, false, false, false},
+		{netip.IPv4Unspecified(), lo4, true, false, false},
+		{netip.IPv6Unspecified(), lo6, true, false, false},
+		{netip.IPv4Unspecified(), lo4, false, true, false},
+		{netip.IPv6Unspecified(), lo6, false, true, false},
+		{netip.IPv4Unspecified(), lo4, false, true, true},
+		{netip.IPv6Unspecified(), lo6, false, true, true},
 	} {
-		t.Run(fmt.Sprint(tc.lo, "/raw=", tc.raw, "/raw_writes=", tc.rawOut), func(t *testing.T) {
+		t.Run(fmt.Sprint(tc.lo, "/raw=", tc.raw, "/raw_writes=", tc.rawOut, "/raw_reads=", tc.rawIn), func(t *testing.T) {
 			if tc.lo.Is6() {
 				have6(t)
 			}
-			h := newHarness(t, Options{UDPRawIO: tc.raw, UDPBlockingReads: tc.raw, UDPRawWrites: tc.rawOut})
+			h := newHarness(t, Options{UDPRawIO: tc.raw, UDPBlockingReads: tc.raw, UDPRawWrites: tc.rawOut, UDPRawReads: tc.rawIn})
 			w, err := h.ListenUDP(any0(tc.wild))
 			require.NoError(t, err)
 			require.Equal(t, tc.wild, w.Addr())

@@ -53,13 +53,16 @@ type rawReader struct {
 	oobs   [][]byte
 	flags  int
 	shared bool
-	n      int
-	err    syscall.Errno
-	recv   func(fd uintptr)
-	recvOK func(fd uintptr) bool
+	// unwatched: recvmmsg is a raw system call the scheduler does not
+	// watch (Options.UDPRawReads), for a descriptor that does not block.
+	unwatched bool
+	n         int
+	err       syscall.Errno
+	recv      func(fd uintptr)
+	recvOK    func(fd uintptr) bool
 }
 
-func newRawReader(bufs [][1][]byte, oobs [][]byte, flags int, shared bool) *rawReader {
+func newRawReader(bufs [][1][]byte, oobs [][]byte, flags int, shared, unwatched bool) *rawReader {
 	r := &rawReader{
 		hdrs:   make([]unix.Mmsghdr, len(bufs)),
 		iovs:   make([]unix.Iovec, len(bufs)),
@@ -67,6 +70,9 @@ func newRawReader(bufs [][1][]byte, oobs [][]byte, flags int, shared bool) *rawR
 		oobs:   oobs,
 		flags:  flags,
 		shared: shared,
+		// A blocking descriptor's reader must enter the scheduler's
+		// system-call state: it sleeps in the kernel.
+		unwatched: unwatched && !shared && flags == 0,
 	}
 	for i := range bufs {
 		b := bufs[i][0]
@@ -97,8 +103,15 @@ func (r *rawReader) recvmmsg(fd uintptr) {
 		r.hdrs[i].Len = 0
 	}
 	for {
-		n, _, e := syscall.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])), uintptr(len(r.hdrs)),
-			uintptr(r.flags), 0, 0)
+		var n uintptr
+		var e syscall.Errno
+		if r.unwatched {
+			n, _, e = syscall.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])), uintptr(len(r.hdrs)),
+				uintptr(r.flags|unix.MSG_DONTWAIT), 0, 0)
+		} else {
+			n, _, e = syscall.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])), uintptr(len(r.hdrs)),
+				uintptr(r.flags), 0, 0)
+		}
 		if e == syscall.EINTR {
 			continue
 		}

@@ -128,11 +128,12 @@ func concurrentSenders(t *testing.T, o Options) {
 // what handing it up costs (parse and all). x/net's ReadBatch made a
 // net.UDPAddr per datagram: seven objects per record-routed call.
 func TestUDPReadAllocatesNothingPerDatagram(t *testing.T) {
-	for _, netpoll := range []bool{false, true} {
-		t.Run(fmt.Sprintf("netpoll=%v", netpoll), func(t *testing.T) {
+	for _, tc := range []struct{ netpoll, rawReads bool }{{false, false}, {true, false}, {true, true}} {
+		t.Run(fmt.Sprintf("netpoll=%v/raw_reads=%v", tc.netpoll, tc.rawReads), func(t *testing.T) {
 			const per = 200
 			var got sync.WaitGroup
-			h := newHarness(t, Options{UDPReaders: 1, UDPBlockingReads: !netpoll, Handler: func(Message) { got.Done() }})
+			h := newHarness(t, Options{UDPReaders: 1, UDPBlockingReads: !tc.netpoll, UDPRawReads: tc.rawReads,
+				Handler: func(Message) { got.Done() }})
 			addr, err := h.ListenUDP(netip.AddrPortFrom(lo4, 0))
 			require.NoError(t, err)
 			c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(addr))
@@ -232,6 +233,44 @@ func TestUDPCongestedBatches(t *testing.T) {
 			assert.Positive(t, congested, "datagrams read off a queue over half the buffer (of %d)", len(flags))
 			assert.Less(t, congested, len(flags), "not all of them")
 			assert.Positive(t, stat(h.Transport, "udp_congested_reads"))
+		})
+	}
+}
+
+// Issue 14: UDPRawReads makes the recvmmsg of netpoller readers a raw
+// system call, and only theirs: a blocking reader sleeps in the kernel and
+// must enter the scheduler's system-call state, or its processor would be
+// held for as long as no datagram comes. Each reader mode still reads.
+func TestUDPRawReadsOnlyWhereReadsCannotBlock(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		o         Options
+		unwatched bool
+	}{
+		{"netpoller reads, raw reads", Options{UDPRawReads: true}, true},
+		{"netpoller reads", Options{}, false},
+		{"blocking reads, raw reads asked", Options{UDPBlockingReads: true, UDPRawReads: true}, false},
+		{"raw I/O, raw reads asked", Options{UDPBlockingReads: true, UDPRawIO: true, UDPRawReads: true}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, tc.o)
+			addr, err := h.ListenUDP(netip.AddrPortFrom(lo4, 0))
+			require.NoError(t, err)
+			s := (*h.udp.Load())[0].socks[0]
+			assert.Equal(t, tc.unwatched, s.rawReads, "the socket's read mode")
+			bufs := [][1][]byte{{make([]byte, 64)}}
+			flags := 0
+			if s.blocking {
+				flags = readFlags
+			}
+			assert.Equal(t, tc.unwatched, newRawReader(bufs, nil, flags, s.raw, s.rawReads).unwatched, "the reader's system call")
+			c := udpClient(t, lo4)
+			for i := range 3 {
+				_, err = c.WriteToUDPAddrPort(request("OPTIONS", fmt.Sprint("mode-", i), "", ""), addr)
+				require.NoError(t, err)
+				m := h.next(t)
+				assert.Equal(t, unmap(c.LocalAddr().(*net.UDPAddr).AddrPort()), m.Remote)
+			}
 		})
 	}
 }

@@ -16,7 +16,7 @@ const rawSupported = false
 
 type rawReader struct{}
 
-func newRawReader([][1][]byte, [][]byte, int, bool) *rawReader { return &rawReader{} }
+func newRawReader([][1][]byte, [][]byte, int, bool, bool) *rawReader { return &rawReader{} }
 
 func (*rawReader) read(syscall.RawConn, []ipv4.Message, []netip.AddrPort) (int, error) {
 	return 0, errors.ErrUnsupported

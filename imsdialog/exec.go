@@ -137,6 +137,11 @@ func (m *Manager) run(d *Dialog, acts []Action, p CallbackParams) {
 			m.remove(d)
 			m.unbind(d)
 		case ActLog:
+			// A forked call logs its cancelled leg: the arguments were
+			// three heap objects of every such call at levels that drop it.
+			if !m.log.Enabled(m.ctx, a.Level) {
+				continue
+			}
 			args := []any{"callid", d.CallID, "did", d.did}
 			if a.Leg != "" {
 				args = append(args, "to_tag", a.Leg)

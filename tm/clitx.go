@@ -224,6 +224,19 @@ func hopACK(req *sip.Request, res *sip.Response) *sip.Request {
 // and sends it; raw, when not nil, is req's wire form already made. The
 // owner hears of every response and of a failure.
 func (p *Proxy) startCliTx(req *sip.Request, raw []byte, dest transport.Dest, owner cliOwner) (*cliTx, error) {
+	c, err := p.newCliTx(req, raw, dest, owner)
+	if err != nil {
+		return nil, err
+	}
+	c.start(raw == nil)
+	return c, nil
+}
+
+// newCliTx is startCliTx up to the send: the transaction is in cliTxs, so
+// its replies find it, but nothing went out yet. What must be in place
+// before a reply can come (a local INVITE's entry that CANCELs look up)
+// goes in between; then start.
+func (p *Proxy) newCliTx(req *sip.Request, raw []byte, dest transport.Dest, owner cliOwner) (*cliTx, error) {
 	via := req.Via()
 	cseq := req.CSeq()
 	if via == nil || cseq == nil {
@@ -234,8 +247,7 @@ func (p *Proxy) startCliTx(req *sip.Request, raw []byte, dest transport.Dest, ow
 	if req.IsInvite() {
 		kind = txn.ClientInvite
 	}
-	local := raw == nil // a branch comes marshalled; what tm makes does not
-	if raw == nil {
+	if raw == nil { // a branch comes marshalled; what tm makes does not
 		raw = marshal(req)
 	}
 	c := &cliTx{p: p, dest: dest, owner: owner, req: req, raw: raw,
@@ -246,11 +258,17 @@ func (p *Proxy) startCliTx(req *sip.Request, raw []byte, dest transport.Dest, ow
 		return nil, errors.New("tm: a client transaction with this branch exists")
 	}
 	p.stats.uacTransactions.Add(1)
+	return c, nil
+}
+
+// start sends the request of a transaction newCliTx made; local: tm made
+// it (no raw bytes were given), and the LocalObservers see it.
+func (c *cliTx) start(local bool) {
+	req := c.req // read before the send: a fast final reply clears it
 	c.step(txn.Event{Kind: txn.EvSendRequest}, nil)
 	if local {
-		p.localRequest(req)
+		c.p.localRequest(req)
 	}
-	return c, nil
 }
 
 // cancelSent tells an INVITE client transaction that its CANCEL went out

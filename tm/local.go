@@ -240,16 +240,19 @@ func (p *Proxy) sendLocal(req *sip.Request, dst string, from *listener, onFinal 
 	if req.IsInvite() {
 		owner.inv = &localInvite{p: p, req: req, dst: dst, from: from}
 	}
-	c, err := p.startCliTx(req, nil, d, owner)
+	c, err := p.newCliTx(req, nil, d, owner)
 	if err != nil {
 		p.stats.sendFailures.Add(1)
 		return nil, nil, fmt.Errorf("tm: %s: %w", desc, err)
 	}
 	p.stats.localRequests.Add(1)
+	// Registered before it is sent: the callee may answer, and a CANCEL
+	// be asked for, before start returns.
 	if owner.inv != nil {
 		owner.inv.c = c
 		p.locals.add(owner.inv)
 	}
+	c.start(true)
 	return c, owner.inv, nil
 }
 

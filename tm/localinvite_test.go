@@ -263,3 +263,46 @@ func TestSeedTm_1_6_2_UacCancelCancelsALocalInvite(t *testing.T) {
 		})
 	}
 }
+
+// cancelOnSend is a LocalObserver that asks for the CANCEL of a local
+// INVITE the moment it has left, as an operator's t_uac_cancel racing a
+// fast callee does.
+type cancelOnSend struct {
+	ObserverFuncs
+	p   *testProxy
+	err chan error
+}
+
+func (c *cancelOnSend) OnLocalRequest(req *sip.Request) {
+	if req.IsInvite() {
+		c.err <- c.p.CancelLocalInvite(callID(req), req.CSeq().SeqNo, "")
+	}
+}
+
+func (c *cancelOnSend) OnLocalReply(*sip.Response) {}
+
+// OpenSIPS tm manual 1.6.2 (t_uac_cancel): a local INVITE can be
+// cancelled as soon as it has been sent. It was registered for
+// CancelLocalInvite only after the send returned, so a cancel asked for
+// right after the send (or a callee's answer racing it) found "no pending
+// INVITE".
+func TestSeedTm_1_6_2_UacCancelRightAfterTheSend(t *testing.T) {
+	uas := siptest.NewUA(t)
+	obs := &cancelOnSend{err: make(chan error, 1)}
+	p := startProxy(t, testCfg(), toUAs(uas), withModules(Module{Name: "canceller", Observer: obs}))
+	obs.p = p
+	final := make(chan int, 1)
+	require.NoError(t, p.Send(localReinvite(t, uas), "", func(res *sip.Response, err error) {
+		if res != nil {
+			final <- res.StatusCode
+		}
+	}))
+	require.NoError(t, <-obs.err, "cancelled from the moment it left")
+	inv := uas.Request(sip.INVITE)
+	c := uas.Request(sip.CANCEL)
+	assert.Equal(t, inv.Via().Value(), c.Via().Value(), "the INVITE's branch")
+	uas.Reply(c, 200, "")
+	uas.Reply(inv, 487, "")
+	uas.Request(sip.ACK)
+	assert.Equal(t, 487, <-final)
+}

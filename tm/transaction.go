@@ -622,6 +622,21 @@ func (t *Transaction) Decide(d Decision) {
 	}
 }
 
+// growBranches makes room for every branch acts start at once: grown one
+// branch at a time, the list of a forked request was an allocation per
+// branch.
+func (t *Transaction) growBranches(acts []action) {
+	n := len(t.br)
+	for _, a := range acts {
+		if a.kind == actSendBranch && a.branch >= n {
+			n = a.branch + 1
+		}
+	}
+	old := len(t.br)
+	t.br = slices.Grow(t.br, n-old)[:n]
+	clear(t.br[old:])
+}
+
 // exec runs actions with t.mu held and returns the work that must run
 // after it is released.
 func (t *Transaction) exec(acts []action) (post postList) {
@@ -629,8 +644,8 @@ func (t *Transaction) exec(acts []action) (post postList) {
 	for _, a := range acts {
 		switch a.kind {
 		case actSendBranch:
-			for len(t.br) <= a.branch {
-				t.br = append(t.br, branchIO{})
+			if len(t.br) <= a.branch {
+				t.growBranches(acts)
 			}
 			tg := t.rc.branches[a.branch].target
 			t.br[a.branch].target = tg

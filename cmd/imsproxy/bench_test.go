@@ -25,42 +25,12 @@ import (
 //
 //	go test ./cmd/imsproxy -run '^$' -bench RecordRoutedCall -benchtime 5000x
 func BenchmarkRecordRoutedCall(b *testing.B) {
-	sipPort, mgmtPort := freePortB(b), freePortB(b)
 	uac, uas := listenUDPB(b), listenUDPB(b)
-	proxy := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(sipPort))
 	uasAddr := uas.LocalAddr().(*net.UDPAddr).AddrPort()
-	cfg := "listen: [\"udp:127.0.0.1:" + strconv.Itoa(sipPort) + "\"]\n" +
-		"domains: [localhost, 127.0.0.1]\nrecord_route: true\n" +
-		"location:\n  static:\n    \"sip:bob@127.0.0.1\": [\"sip:bob@" + uasAddr.String() + "\"]\n" +
-		"mgmt: {listen: \"127.0.0.1:" + strconv.Itoa(mgmtPort) + "\"}\n" +
-		"log: {level: error}\n" +
-		"profiles: {with_value: [caller]}\n" +
-		"limits: [{profile: caller, key: from_uri, max: 1000000}]\n" +
-		// The callers share the process: the daemon's processor count
-		// (runtime.gomaxprocs) must not be theirs.
-		"runtime: {gomaxprocs: " + strconv.Itoa(runtime.GOMAXPROCS(0)) + "}\n"
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
-	path := filepath.Join(b.TempDir(), "bench.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	var out, errb syncBuffer
-	go func() { done <- run(ctx, []string{"--config", path}, &out, &errb) }()
-	defer func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			b.Error("daemon did not stop")
-		}
-	}()
-	waitHealthy(b, "http://127.0.0.1:"+strconv.Itoa(mgmtPort)+"/healthz", &errb)
-
-	c := &benchCall{uac: uac, uas: uas, proxy: proxy, uasAddr: uasAddr,
-		uacAddr: uac.LocalAddr().(*net.UDPAddr).AddrPort(),
-		metrics: "http://127.0.0.1:" + strconv.Itoa(mgmtPort) + "/metrics"}
+	c := &benchCall{uac: uac, uas: uas, uasAddr: uasAddr, uacAddr: uac.LocalAddr().(*net.UDPAddr).AddrPort()}
+	c.proxy, c.metrics = startBenchProxy(b, []netip.AddrPort{uasAddr},
+		"profiles: {with_value: [caller]}\n"+
+			"limits: [{profile: caller, key: from_uri, max: 1000000}]\n")
 	c.run(b, -1) // warm up: the first call pays for lazily built state
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -71,6 +41,71 @@ func BenchmarkRecordRoutedCall(b *testing.B) {
 	// A kick is a reader the watchdog woke: a read that would have stalled
 	// (the callers here never retransmit), or a handler slower than a tick.
 	b.ReportMetric(c.metric(b, "imsdlg_transport_udp_read_kicks_total"), "read-kicks/run")
+}
+
+// BenchmarkForkedCall is test/bench's fork flow through the daemon: the
+// INVITE forked in parallel to two contacts of bob, one rings and is
+// cancelled by the proxy when the other answers (CANCEL, its 200, the 487
+// and the proxy's ACK for it), then ACK, BYE and its 200 with the answering
+// callee. The allocations reported are the proxy's per call.
+//
+//	go test ./cmd/imsproxy -run '^$' -bench ForkedCall -benchtime 5000x
+func BenchmarkForkedCall(b *testing.B) {
+	uac, uas, ring := listenUDPB(b), listenUDPB(b), listenUDPB(b)
+	uasAddr := uas.LocalAddr().(*net.UDPAddr).AddrPort()
+	ringAddr := ring.LocalAddr().(*net.UDPAddr).AddrPort()
+	c := &benchCall{uac: uac, uas: uas, uasAddr: uasAddr, uacAddr: uac.LocalAddr().(*net.UDPAddr).AddrPort(),
+		ring: ring, ringAddr: ringAddr}
+	c.proxy, c.metrics = startBenchProxy(b, []netip.AddrPort{uasAddr, ringAddr}, "")
+	c.fork(b, -1)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		c.fork(b, i)
+	}
+	b.StopTimer()
+	b.ReportMetric(c.metric(b, "imsdlg_transport_udp_read_kicks_total"), "read-kicks/run")
+}
+
+// startBenchProxy runs the daemon as in production (config, tm,
+// transport, dialog module) on loopback UDP, with record-routing and
+// sip:bob@127.0.0.1 at contacts (equal q: forked in parallel), plus extra
+// config; it returns the SIP address and the metrics URL.
+func startBenchProxy(b *testing.B, contacts []netip.AddrPort, extra string) (netip.AddrPort, string) {
+	sipPort, mgmtPort := freePortB(b), freePortB(b)
+	proxy := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(sipPort))
+	var list []string
+	for _, a := range contacts {
+		list = append(list, "\"sip:bob@"+a.String()+"\"")
+	}
+	cfg := "listen: [\"udp:127.0.0.1:" + strconv.Itoa(sipPort) + "\"]\n" +
+		"domains: [localhost, 127.0.0.1]\nrecord_route: true\n" +
+		"location:\n  static:\n    \"sip:bob@127.0.0.1\": [" + strings.Join(list, ", ") + "]\n" +
+		"mgmt: {listen: \"127.0.0.1:" + strconv.Itoa(mgmtPort) + "\"}\n" +
+		"log: {level: error}\n" + extra +
+		// The callers share the process: the daemon's processor count
+		// (runtime.gomaxprocs) must not be theirs.
+		"runtime: {gomaxprocs: " + strconv.Itoa(runtime.GOMAXPROCS(0)) + "}\n"
+	procs := runtime.GOMAXPROCS(0)
+	b.Cleanup(func() { runtime.GOMAXPROCS(procs) })
+	path := filepath.Join(b.TempDir(), "bench.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var out, errb syncBuffer
+	go func() { done <- run(ctx, []string{"--config", path}, &out, &errb) }()
+	b.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			b.Error("daemon did not stop")
+		}
+	})
+	waitHealthy(b, "http://127.0.0.1:"+strconv.Itoa(mgmtPort)+"/healthz", &errb)
+	return proxy, "http://127.0.0.1:" + strconv.Itoa(mgmtPort) + "/metrics"
 }
 
 // metric reads one unlabelled counter of the proxy.
@@ -105,6 +140,10 @@ type benchCall struct {
 	toTag            [512]byte
 	routeN, toN      int
 	metrics          string // the proxy's, read when a message is missing
+	// ring is the fork's second callee, which rings until cancelled.
+	ring     *net.UDPConn
+	ringAddr netip.AddrPort
+	in3, in4 [4096]byte
 }
 
 func (c *benchCall) run(b *testing.B, i int) {
@@ -137,6 +176,55 @@ func (c *benchCall) run(b *testing.B, i int) {
 	c.send(b, c.uas, c.proxy, c.response(c.out[:0], "200 OK", bin, false))
 	if got := c.recv(b, c.uac, c.in2[:]); !bytes.HasPrefix(got, []byte("SIP/2.0 200")) {
 		b.Fatalf("caller got %q, want the 200 for the BYE", firstLine(got))
+	}
+}
+
+// fork is one call of the fork flow. The proxy's readers may reorder what
+// the two callees send (a 180 behind the 200), so the caller skips
+// provisional responses wherever it waits for a final one.
+func (c *benchCall) fork(b *testing.B, i int) {
+	m := c.request(c.out[:0], "INVITE", "sip:bob@127.0.0.1", i, 1, nil, nil)
+	c.send(b, c.uac, c.proxy, m)
+	inv := c.recv(b, c.uas, c.in[:])
+	rinv := c.recv(b, c.ring, c.in3[:])
+	c.send(b, c.ring, c.proxy, c.responseFrom(c.out[:0], "180 Ringing", rinv, true, c.ringAddr, ";tag=r"))
+	c.send(b, c.uas, c.proxy, c.response(c.out[:0], "200 OK", inv, true))
+	// The answer makes the proxy cancel the ringing branch (§16.7 step 10).
+	rinv = c.in4[:copy(c.in4[:], rinv)]
+	cancel := c.recv(b, c.ring, c.in3[:])
+	if !bytes.HasPrefix(cancel, []byte("CANCEL ")) {
+		b.Fatalf("ringing callee got %q, want the CANCEL", firstLine(cancel))
+	}
+	c.send(b, c.ring, c.proxy, c.responseFrom(c.out[:0], "200 OK", cancel, false, c.ringAddr, ""))
+	c.send(b, c.ring, c.proxy, c.responseFrom(c.out[:0], "487 Request Terminated", rinv, true, c.ringAddr, ";tag=r"))
+	if got := c.recv(b, c.ring, c.in3[:]); !bytes.HasPrefix(got, []byte("ACK ")) {
+		b.Fatalf("ringing callee got %q, want the ACK for its 487", firstLine(got))
+	}
+	c.learn(c.final(b))
+	ack := c.request(c.out[:0], "ACK", "sip:bob@127.0.0.1", i, 1, c.route[:c.routeN], c.toTag[:c.toN])
+	c.send(b, c.uac, c.proxy, ack)
+	if got := c.recv(b, c.uas, c.in[:]); !bytes.HasPrefix(got, []byte("ACK ")) {
+		b.Fatalf("callee got %q, want the ACK", firstLine(got))
+	}
+	bye := c.request(c.out[:0], "BYE", "sip:bob@127.0.0.1", i, 2, c.route[:c.routeN], c.toTag[:c.toN])
+	c.send(b, c.uac, c.proxy, bye)
+	bin := c.recv(b, c.uas, c.in[:])
+	if !bytes.HasPrefix(bin, []byte("BYE ")) {
+		b.Fatalf("callee got %q, want the BYE", firstLine(bin))
+	}
+	c.send(b, c.uas, c.proxy, c.response(c.out[:0], "200 OK", bin, false))
+	if got := c.final(b); !bytes.HasPrefix(got, []byte("SIP/2.0 200")) {
+		b.Fatalf("caller got %q, want the 200 for the BYE", firstLine(got))
+	}
+}
+
+// final is the caller's next final response, provisional ones skipped.
+func (c *benchCall) final(b *testing.B) []byte {
+	for {
+		r := c.recv(b, c.uac, c.in2[:])
+		if !bytes.HasPrefix(r, []byte("SIP/2.0 1")) {
+			return r
+		}
 	}
 }
 
@@ -174,6 +262,11 @@ func (c *benchCall) request(m []byte, method, ruri string, i, cseq int, route, t
 // response answers req from the callee: its Vias, Record-Routes, From,
 // Call-ID and CSeq copied, a To tag added (tagged: the callee's own).
 func (c *benchCall) response(m []byte, status string, req []byte, tagged bool) []byte {
+	return c.responseFrom(m, status, req, tagged, c.uasAddr, ";tag=b")
+}
+
+// responseFrom is response from the callee at contact, whose To tag is tag.
+func (c *benchCall) responseFrom(m []byte, status string, req []byte, tagged bool, contact netip.AddrPort, tag string) []byte {
 	m = append(m, "SIP/2.0 "...)
 	m = append(m, status...)
 	m = append(m, "\r\n"...)
@@ -187,13 +280,13 @@ func (c *benchCall) response(m []byte, status string, req []byte, tagged bool) [
 		case hasName(line, "To"), hasName(line, "t"):
 			m = append(m, line...)
 			if tagged && !bytes.Contains(line, []byte(";tag=")) {
-				m = append(m, ";tag=b"...)
+				m = append(m, tag...)
 			}
 			m = append(m, "\r\n"...)
 		}
 	}
 	m = append(m, "Contact: <sip:bob@"...)
-	m = c.uasAddr.AppendTo(m)
+	m = contact.AppendTo(m)
 	m = append(m, ">\r\nContent-Length: 0\r\n\r\n"...)
 	return m
 }
@@ -235,8 +328,11 @@ func (c *benchCall) recv(b *testing.B, conn *net.UDPConn, buf []byte) []byte {
 	n, _, err := conn.ReadFromUDPAddrPort(buf)
 	if err != nil {
 		who := "caller"
-		if conn == c.uas {
+		switch conn {
+		case c.uas:
 			who = "callee"
+		case c.ring:
+			who = "ringing callee"
 		}
 		b.Fatalf("the %s got no message within 5s (%v); the proxy's counters:\n%s", who, err, c.counters())
 	}

@@ -216,8 +216,6 @@ func (p *Proxy) newTransaction(req *sip.Request, m *transport.Message, srv *srvT
 	if cs := req.CSeq(); cs != nil {
 		t.cseq = cs.SeqNo
 	}
-	srv.mu.Lock()
-	srv.mu.Unlock()
 	t.rc = newRespCtx(t.invite, p.cfg, len(p.failure) > 0)
 	p.stats.inuse.Add(1)
 	if !t.invite {

@@ -41,6 +41,11 @@ type CellConfig struct {
 	// TimeoutRefresh: a re-INVITE or UPDATE re-arms the lifetime
 	// (timeout_refresh).
 	TimeoutRefresh bool
+	// EndRaces (create_dialog's E for every dialog; Manager.SetEndRaces
+	// per call) ends a call answered across the caller's CANCEL
+	// RaceTimeout after the answer (race_condition_timeout).
+	EndRaces    bool
+	RaceTimeout time.Duration
 	// AbsorbSecond2xx keeps a second answer (a 2xx from another callee once
 	// one answered) from the caller and ends it both ways, instead of
 	// relaying it for the caller to end (RFC 5407 §3.1.2, the default).
@@ -103,6 +108,10 @@ type Cell struct {
 	failure EndReason
 	// ownEnd: we ended the call before an answer (a command, a timeout).
 	ownEnd bool
+	// endRaces is the call's flag E; raced: answered across the caller's
+	// CANCEL with it, so that its lifetime timer ends it as a race
+	// (EndRace).
+	endRaces, raced bool
 
 	from         sip.FromHeader
 	to           sip.ToHeader // without tag
@@ -154,7 +163,8 @@ func NewCell(cfg *CellConfig, now time.Time, did string, inv Invite, ours func(*
 	c := &Cell{cfg: cfg, ours: ours, did: did, callID: inv.CallID, fromTag: inv.FromTag, upBranch: inv.ViaBranch,
 		state: Unconfirmed, created: now, timeout: cfg.Timeout,
 		from: inv.From, to: inv.To, callerTarget: inv.Contact,
-		inviteCSeq: inv.CSeq, callerCSeq: inv.CSeq, ping: cfg.Ping, reping: cfg.ReinvitePing, callerSDP: inv.SDP}
+		inviteCSeq: inv.CSeq, callerCSeq: inv.CSeq, ping: cfg.Ping, reping: cfg.ReinvitePing, callerSDP: inv.SDP,
+		endRaces: cfg.EndRaces}
 	// Our entry is not in the request yet: every entry is the caller's side.
 	c.callerRoute = dlgout.CallerRouteSet(inv.RecordRoute, func(*sip.Uri) bool { return false })
 	if len(c.callerRoute) == 0 && inv.Source != "" {
@@ -229,7 +239,7 @@ func (c *Cell) Step(now time.Time, ev Event) []Action {
 	case EvReply:
 		return c.onReply(now, ev.Branch, &ev.Reply)
 	case EvOutcome:
-		return c.onOutcome(now, ev.Outcome, ev.Code)
+		return c.onOutcome(now, ev.Outcome, ev.Code, ev.AfterCancel)
 	case EvInviteDone:
 		return c.onInviteDone(now)
 	case EvRequest:
@@ -311,6 +321,9 @@ func (c *Cell) Step(now time.Time, ev Event) []Action {
 			c.dropSDP()
 		}
 		return out
+	case EvSetEndRaces:
+		c.endRaces = ev.On
+		return nil
 	case EvSetPing:
 		return c.setPing(now, &c.ping, &c.pingOut, ev.Ping, TimerPing, c.cfg.PingInterval)
 	case EvSetTimeout:

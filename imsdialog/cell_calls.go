@@ -89,7 +89,10 @@ func (c *Cell) answered(out []Action, now time.Time) []Action {
 // onOutcome takes the INVITE's end upstream. A failure only ends the
 // dialog once every branch is done (EvInviteDone): until then a 2xx may
 // still cross the CANCEL, and wins (RFC 5407 §3.1.2).
-func (c *Cell) onOutcome(now time.Time, kind tm.OutcomeKind, code int) []Action {
+func (c *Cell) onOutcome(now time.Time, kind tm.OutcomeKind, code int, afterCancel bool) []Action {
+	if kind == tm.Answered && afterCancel {
+		return c.raceAnswered(now)
+	}
 	if kind == tm.Answered || code < 300 || (c.state != Unconfirmed && c.state != Early) {
 		// An answer did its work as a reply; an ended dialog is past this.
 		return nil
@@ -102,6 +105,21 @@ func (c *Cell) onOutcome(now time.Time, kind tm.OutcomeKind, code int) []Action 
 		return nil
 	}
 	return c.fail(now)
+}
+
+// raceAnswered: the answer crossed the caller's CANCEL and went up all the
+// same. With the flag E the call is given that long from now (never longer
+// than it had), and its lifetime timer then ends it as a race.
+func (c *Cell) raceAnswered(now time.Time) []Action {
+	if !c.endRaces || c.cfg.RaceTimeout <= 0 || (c.state != ConfirmedNA && c.state != Confirmed) {
+		return nil
+	}
+	c.raced = true
+	out := add(nil, logAction(slog.LevelInfo, "answered across the caller's CANCEL: the call ends after race_condition_timeout", "", ""))
+	if end := now.Add(c.cfg.RaceTimeout); c.deadline.IsZero() || end.Before(c.deadline) {
+		out = c.arm(out, now, TimerLifetime, c.cfg.RaceTimeout)
+	}
+	return out
 }
 
 // onInviteDone: every branch of the INVITE has finished.
@@ -176,7 +194,8 @@ func (c *Cell) onRequest(now time.Time, r Request) []Action {
 		}
 	}
 	out = fire(out, CbReqWithin)
-	if c.cfg.TimeoutRefresh && c.state == Confirmed && (r.Method == "INVITE" || r.Method == "UPDATE") && c.timeout > 0 {
+	if c.cfg.TimeoutRefresh && c.state == Confirmed && (r.Method == "INVITE" || r.Method == "UPDATE") && c.timeout > 0 &&
+		!c.raced {
 		out = c.arm(out, now, TimerLifetime, c.timeout) // persisted with the CSeq above
 	}
 	if r.Method != "BYE" {

@@ -23,6 +23,12 @@ func (c *Cell) onTimeout(now time.Time) []Action {
 		out = append(out, earlyReply(408, "dialog expired", nil))
 		return destroy(out)
 	case ConfirmedNA, Confirmed:
+		if c.raced {
+			c.end = EndRace
+			out := c.move(nil, now, Terminated)
+			out = fire(out, CbTerminated)
+			return c.byes(out, now, SideBoth, "SIP race condition", nil)
+		}
 		c.end = EndExpired
 		out := c.move(nil, now, Terminated)
 		out = fire(out, CbExpired)

@@ -907,3 +907,66 @@ func TestSeedDialog_TimeoutRefresh(t *testing.T) {
 		})
 	}
 }
+
+// OpenSIPS dialog 1.6.40 (race_condition_timeout) and create_dialog's flag
+// E: a call answered across the caller's CANCEL (RFC 5407's 200 OK vs
+// CANCEL; tm passes the 2xx up, §16.10) ends with BYE both ways
+// race_condition_timeout after the answer (end reason race_condition),
+// unless its lifetime is shorter; a re-INVITE does not put it off
+// (timeout_refresh). Without the flag, or for an answer that crossed no
+// CANCEL, the call keeps its lifetime.
+func TestSeedDialog_1_6_40_RaceConditionTimeout(t *testing.T) {
+	outcome := func(afterCancel bool) Event {
+		return Event{Kind: EvOutcome, Outcome: tm.Answered, Code: 200, AfterCancel: afterCancel}
+	}
+	lifetimeArm := func(acts []Action) (time.Duration, bool) {
+		for _, a := range has(acts, ActArmTimer) {
+			if a.Timer == TimerLifetime {
+				return a.After, true
+			}
+		}
+		return 0, false
+	}
+	for _, tc := range []struct {
+		name        string
+		endRaces    bool
+		lifetime    time.Duration
+		afterCancel bool
+		armed       time.Duration // 0: the outcome arms nothing
+	}{
+		{"E: the call ends after race_condition_timeout", true, lifetime, true, 5 * time.Second},
+		{"E: a shorter lifetime stays", true, 3 * time.Second, true, 0},
+		{"E: no race, no change", true, lifetime, false, 0},
+		{"no E: the caller ends it", false, lifetime, true, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testCellConfig
+			cfg.RaceTimeout, cfg.Timeout, cfg.TimeoutRefresh = 5*time.Second, tc.lifetime, true
+			c := newCell(t)
+			c.cfg, c.timeout = &cfg, tc.lifetime
+			c.Step(t0, created)
+			c.Step(t0, Event{Kind: EvSetEndRaces, On: tc.endRaces})
+			c.Step(t0, reply(t, 0, 200, "1"))
+			after, armed := lifetimeArm(c.Step(t0.Add(time.Second), outcome(tc.afterCancel)))
+			if tc.armed == 0 {
+				assert.False(t, armed, "the lifetime timer untouched")
+				return
+			}
+			require.True(t, armed)
+			assert.Equal(t, tc.armed, after)
+			c.Step(t0.Add(2*time.Second), ackOf("1"))
+			reinvite := Event{Kind: EvRequest, Request: Request{Method: "INVITE", CSeq: 2, FromCaller: true, FromTag: "ftag", ToTag: "1"}}
+			_, rearmed := lifetimeArm(c.Step(t0.Add(3*time.Second), reinvite))
+			assert.False(t, rearmed, "a re-INVITE does not put the race's end off")
+			acts := c.Step(t0.Add(6*time.Second), Event{Kind: EvTimeout})
+			assert.Equal(t, Terminated, c.State())
+			assert.Equal(t, EndRace, c.end)
+			assert.Equal(t, "race_condition", c.end.String())
+			assert.Contains(t, callbacks(acts), CbTerminated)
+			ss := sends(acts)
+			require.Len(t, ss, 2, "BYE both ways")
+			assert.Equal(t, sip.BYE, ss[0].Method)
+			assert.Equal(t, sip.BYE, ss[1].Method)
+		})
+	}
+}

@@ -103,6 +103,18 @@ type Config struct {
 	// set to 0): a call that renegotiates is alive. Off by default, as in
 	// the first round: the timeout then bounds the call from its answer.
 	TimeoutRefresh bool `config:"timeout_refresh"`
+	// EndRaces is OpenSIPS create_dialog's flag E for every dialog: a call
+	// answered across the caller's CANCEL (RFC 5407's 200 OK vs CANCEL:
+	// the 2xx goes up, §16.10, to a caller that gave up on the call) is
+	// ended with BYE both ways RaceConditionTimeout after the answer,
+	// unless it ends sooner (end reason race_condition). Off by default:
+	// the caller is expected to ACK and BYE that answer itself. The other
+	// race the flag names, a caller's BYE of an early dialog met by a 2xx,
+	// needs no timer here: that BYE ends the dialog, and a 2xx after it is
+	// ACKed and BYEd by the proxy at once.
+	EndRaces bool `config:"end_races"`
+	// RaceConditionTimeout is race_condition_timeout (5 s).
+	RaceConditionTimeout time.Duration `config:"race_condition_timeout" unit:"s"`
 	// ValidateDialog (OpenSIPS validate_dialog, fix_route_dialog) checks
 	// every request within a dialog against it: CSeq above the sender's
 	// last, Request-URI the remote target, Route the route set. off; log
@@ -139,6 +151,7 @@ func DefaultConfig() Config {
 		ValidateDialog:       ValidateAuto,
 		ReinvitePingInterval: 300 * time.Second,
 		AckTimeout:           32 * time.Second,
+		RaceConditionTimeout: 5 * time.Second,
 	}
 }
 
@@ -176,6 +189,9 @@ func (c Config) Validate() error {
 	}
 	if c.AckTimeout <= 0 {
 		bad("ack_timeout", c.AckTimeout, "must be positive")
+	}
+	if c.RaceConditionTimeout <= 0 {
+		bad("race_condition_timeout", c.RaceConditionTimeout, "must be positive")
 	}
 	if c.OptionsPingInterval < time.Second {
 		bad("options_ping_interval", c.OptionsPingInterval, "must be at least 1s")

@@ -152,6 +152,20 @@ func CreateDialog(r *tm.Request) {
 	}
 }
 
+// EndRaces sets create_dialog's flag E on the dialog the INVITE of r
+// creates, from the router (dialog.end_races sets it for every dialog):
+// answered across the caller's CANCEL, the call is ended
+// race_condition_timeout after the answer. Manager.SetEndRaces changes it
+// on a dialog that exists.
+func EndRaces(r *tm.Request) {
+	if r.Tx != nil {
+		r.Tx.SetValue(endRacesKey{}, true)
+	}
+}
+
+// endRacesKey marks a transaction whose dialog has the flag E.
+type endRacesKey struct{}
+
 // LegInfo describes one callee leg (dlg_out) for management.
 type LegInfo struct {
 	ToTag        string

@@ -65,6 +65,8 @@ const (
 	// EvSetReinvitePing: the parties to ping with re-INVITEs from now on
 	// (Ping).
 	EvSetReinvitePing
+	// EvSetEndRaces: the dialog's flag E on or off (On).
+	EvSetEndRaces
 )
 
 // Request is what the cell reads off a request within the dialog.
@@ -94,6 +96,11 @@ type Event struct {
 	Reply  dlgout.Reply
 	// EvOutcome: how the INVITE ended (Code its final code).
 	Outcome tm.OutcomeKind
+	// EvOutcome: the caller had cancelled the INVITE when its final went
+	// up (tm.Outcome.AfterCancel).
+	AfterCancel bool
+	// EvSetEndRaces: the flag's value.
+	On bool
 	// EvOutcome, EvRequestReply, EvByeDone: a status code. EvTerminate: the
 	// final code for an early dialog (0: early_terminate_code).
 	Code int

@@ -100,6 +100,7 @@ func New(o Options) (*Manager, error) {
 		EarlyTerminateCode: cfg.EarlyTerminateCode, ExtraHeaders: headerLines(cfg.ExtraHeaders),
 		AbsorbSecond2xx: cfg.Second2xx == Second2xxAbsorb, PingInterval: cfg.OptionsPingInterval,
 		AckWait: cfg.AckTimeout, ReinvitePingInterval: cfg.ReinvitePingInterval, KeepSDP: cfg.KeepSDP}
+	m.cell.EndRaces, m.cell.RaceTimeout = cfg.EndRaces, cfg.RaceConditionTimeout
 	m.cell.Ping, _ = ParsePing(cfg.Ping) // Validate refused a bad one
 	m.cell.ReinvitePing, _ = ParsePing(cfg.ReinvitePing)
 	m.validate = cfg.ValidateDialog
@@ -343,11 +344,12 @@ func (m *Manager) timerFired(d *Dialog, kind EventKind) {
 }
 
 // lifetimeOver: the dialog goes on and its lifetime timer is the current
-// one (not one a later SetTimeout replaced).
+// one (not one a later SetTimeout replaced), and not a race's end, which
+// the hook does not put off.
 func (m *Manager) lifetimeOver(d *Dialog) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return !d.cell.Ended() && (d.cell.deadline.IsZero() || !m.clock.Now().Before(d.cell.deadline))
+	return !d.cell.Ended() && !d.cell.raced && (d.cell.deadline.IsZero() || !m.clock.Now().Before(d.cell.deadline))
 }
 
 func (m *Manager) askTimeout(h func(*Dialog) time.Duration, d *Dialog) (extend time.Duration) {
@@ -384,6 +386,18 @@ func (m *Manager) setPing(d *Dialog, kind EventKind, p Ping) error {
 // side whose description it lacks is pinged with OPTIONS instead.
 func (m *Manager) SetReinvitePing(d *Dialog, p Ping) error {
 	return m.setPing(d, EvSetReinvitePing, p)
+}
+
+// SetEndRaces sets or clears one dialog's create_dialog flag E
+// (dialog.end_races for every dialog, EndRaces from the router): answered
+// across the caller's CANCEL, the call is ended race_condition_timeout
+// after the answer. It is read when the INVITE's outcome comes (a
+// CREATED callback is in time).
+func (m *Manager) SetEndRaces(d *Dialog, on bool) error {
+	if !m.stepIf(d, Event{Kind: EvSetEndRaces, On: on}, CallbackParams{}, func(c *Cell) bool { return !c.Ended() }) {
+		return fmt.Errorf("dialog %s: %w", d.did, ErrNotFound)
+	}
+	return nil
 }
 
 // InfoCtx is the dlg.list_ctx view of a dialog: MI_CONTEXT callbacks run

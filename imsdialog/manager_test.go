@@ -888,3 +888,64 @@ func TestSeedDialog_1_7_23_OnTimeout(t *testing.T) {
 		})
 	}
 }
+
+// OpenSIPS dialog 1.6.40 (race_condition_timeout) with create_dialog's E
+// for every dialog (dialog.end_races), through tm: the callee answers as
+// the caller's CANCEL crosses its 2xx; the 2xx reaches the caller (§16.10),
+// which ACKs it and then never sends the BYE a real UA might forget.
+// race_condition_timeout after the answer both get the proxy's BYE (end
+// reason race_condition). The flag is set for every dialog, or per call by
+// the router (Manager.SetEndRaces). Without it the call stays up.
+func TestSeedDialog_1_6_40_RaceEndsACallAnsweredAcrossCancel(t *testing.T) {
+	for _, tc := range []struct {
+		name                     string
+		endRaces, perCall, early bool
+	}{
+		{"dialog.end_races", true, false, false},
+		{"EndRaces from the router", false, true, false},
+		{"SetEndRaces on the early dialog", false, false, true},
+		{"no flag E", false, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			endRaces := tc.endRaces || tc.perCall || tc.early
+			cfg := DefaultConfig()
+			cfg.EndRaces = tc.endRaces
+			uac, a := siptest.NewUA(t), siptest.NewUA(t)
+			e := newEnv(t, cfg, func(r *tm.Request) tm.Decision {
+				if tc.perCall && r.Initial {
+					EndRaces(r)
+				}
+				return tm.RelayTo(target(a, "bob"))
+			})
+			inv := uac.Invite("sip:bob@" + e.Addr)
+			uac.Send(e.Addr, inv)
+			ia := a.Request(sip.INVITE)
+			if tc.early {
+				require.NoError(t, e.M.SetEndRaces(e.Only(t), true))
+			}
+			a.Reply(ia, 180, "b", "Contact: <sip:bob@"+a.HostPort()+">")
+			uac.Response(180)
+			uac.Send(e.Addr, uac.CancelFor(inv))
+			uac.Response(200) // the CANCEL's
+			ca := a.Request(sip.CANCEL)
+			a.Reply(ia, 200, "b", "Contact: <sip:bob@"+a.HostPort()+">") // sent before the CANCEL came
+			a.Reply(ca, 200, "")
+			r200 := uac.Final()
+			require.Equal(t, 200, r200.StatusCode, "the 2xx that crossed the CANCEL goes up")
+			uac.Send(e.Addr, uac.AckFor(inv, r200))
+			a.Request(sip.ACK)
+			d := e.Only(t)
+			e.WaitState(t, d, Confirmed)
+			e.Clock.Advance(cfg.RaceConditionTimeout)
+			if !endRaces {
+				a.Quiet(50*time.Millisecond, "a BYE without end_races", isBye)
+				assert.Equal(t, Confirmed, d.State())
+				return
+			}
+			a.Reply(a.Request(sip.BYE), 200, "")
+			uac.Reply(uac.Request(sip.BYE), 200, "")
+			e.WaitGone(t)
+			assert.Equal(t, EndRace, d.Info(false).EndReason)
+		})
+	}
+}

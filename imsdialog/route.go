@@ -410,6 +410,9 @@ func (m *Manager) newDialog(r *tm.Request) *Dialog {
 	d := &Dialog{m: m, HEntry: e, HID: id, did: did, CallID: callID, FromTag: inv.FromTag, upBranch: inv.ViaBranch,
 		sender: r.Sender, inviteTx: r.Tx}
 	d.cell = NewCell(&m.cell, m.clock.Now(), did, inv, r.Sender.IsOurURI)
+	if r.Tx.Value(endRacesKey{}) != nil {
+		d.cell.endRaces = true
+	}
 	// The cell's copies: the INVITE's text goes with its transaction.
 	d.CallID, d.FromTag, d.upBranch = d.cell.callID, d.cell.fromTag, d.cell.upBranch
 	return d
@@ -554,7 +557,8 @@ func (o observer) OnOutcome(t *tm.Transaction, out tm.Outcome) {
 		return
 	}
 	d.mu.Unlock()
-	o.m.step(d, Event{Kind: EvOutcome, Outcome: out.Kind, Code: out.Code}, CallbackParams{Response: out.Response})
+	o.m.step(d, Event{Kind: EvOutcome, Outcome: out.Kind, Code: out.Code, AfterCancel: out.AfterCancel},
+		CallbackParams{Response: out.Response})
 }
 
 func (o observer) OnDone(t *tm.Transaction) {

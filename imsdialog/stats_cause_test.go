@@ -26,6 +26,7 @@ func TestIssue13_8_DialogsEndedByCause(t *testing.T) {
 		{"a confirmed call expired", Confirmed, EndExpired, "ended_expired", 0, 1},
 		{"a keepalive that failed", Confirmed, EndPingTimeout, "ended_ping_timeout", 0, 0},
 		{"never ACKed", ConfirmedNA, EndNoACK, "ended_no_ack", 0, 0},
+		{"answered across the caller's CANCEL (end_races)", Confirmed, EndRace, "ended_race_condition", 0, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var s Stats

@@ -49,9 +49,11 @@ const (
 	EndTerminated            // dlg_terminate / management command
 	EndPingTimeout           // an in-dialog OPTIONS ping got 408, 481 or no answer
 	EndNoACK                 // answered, but the caller's ACK never came (ack_timeout)
+	EndRace                  // answered across the caller's CANCEL (end_races, race_condition_timeout)
 )
 
-var endNames = [...]string{"", "failed", "cancelled", "bye_caller", "bye_callee", "expired", "terminated", "ping_timeout", "no_ack"}
+var endNames = [...]string{"", "failed", "cancelled", "bye_caller", "bye_callee", "expired", "terminated", "ping_timeout", "no_ack",
+	"race_condition"}
 
 func (r EndReason) String() string {
 	if int(r) < len(endNames) {

@@ -207,6 +207,10 @@ type Outcome struct {
 	// Response is the final reply as received on Branch, or as tm built
 	// it; read-only.
 	Response *sip.Response
+	// AfterCancel: the caller had cancelled the request (§16.10) before
+	// this final went up. With Answered it is RFC 5407's race of a 200 OK
+	// crossing the CANCEL: the caller has the session it gave up on.
+	AfterCancel bool
 }
 
 // Observer watches transactions without deciding anything. tm calls it

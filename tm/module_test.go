@@ -143,7 +143,26 @@ func TestIssue10_ObserverOutcomes(t *testing.T) {
 			a.Reply(ia, 487, "a")
 			b.Reply(ib, 487, "b")
 			uac.Response(487)
-		}, Outcome{Kind: Cancelled, Code: 487, Branch: 0}, true},
+		}, Outcome{Kind: Cancelled, Code: 487, Branch: 0, AfterCancel: true}, true},
+		// RFC 5407's 200 OK vs CANCEL: the callee answered before the
+		// CANCEL reached it; the 2xx goes up (§16.10) and says so.
+		{"answered across the caller's CANCEL", func(t *testing.T, p *testProxy, uac, a, b *siptest.UA) {
+			inv := uac.Invite("sip:bob@" + p.udp)
+			uac.Send(p.udp, inv)
+			ia, ib := a.Request(sip.INVITE), b.Request(sip.INVITE)
+			a.Reply(ia, 180, "a")
+			b.Reply(ib, 180, "b")
+			uac.Response(180)
+			uac.Response(180)
+			uac.Send(p.udp, uac.CancelFor(inv))
+			uac.Response(200) // the CANCEL's
+			ca, cb := a.Request(sip.CANCEL), b.Request(sip.CANCEL)
+			a.Reply(ia, 200, "a") // sent before the CANCEL came
+			a.Reply(ca, 200, "")
+			b.Reply(cb, 200, "")
+			b.Reply(ib, 487, "b")
+			uac.Send(p.udp, uac.AckFor(inv, uac.Final()))
+		}, Outcome{Kind: Answered, Code: 200, Branch: 0, AfterCancel: true}, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -160,6 +179,7 @@ func TestIssue10_ObserverOutcomes(t *testing.T) {
 				assert.Equal(t, tc.want.Branch, o.Branch)
 			}
 			assert.Equal(t, tc.want.Local, o.Local)
+			assert.Equal(t, tc.want.AfterCancel, o.AfterCancel, "after the caller's CANCEL")
 			require.NotNil(t, o.Response)
 			assert.Equal(t, tc.want.Code, o.Response.StatusCode)
 		})

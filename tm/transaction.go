@@ -686,7 +686,8 @@ func (t *Transaction) exec(acts []action) (post postList) {
 			t.finalCode = code
 			p.stats.finalClass[class(code)].Add(1)
 			if len(p.observers) > 0 {
-				o := Outcome{Kind: a.outcome, Code: code, Reason: a.reason, Branch: -1, Local: a.local, Response: a.res}
+				o := Outcome{Kind: a.outcome, Code: code, Reason: a.reason, Branch: -1, Local: a.local, Response: a.res,
+					AfterCancel: t.rc != nil && t.rc.cancelled}
 				if a.res != nil {
 					o.Reason = a.res.Reason
 					o.Branch = a.branch

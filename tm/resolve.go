@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/imsdlg/imsdlg/internal/ratelog"
 )
 
 // resolver turns the host of a next hop (a Route, a Request-URI, a
@@ -85,22 +87,15 @@ func (r *resolver) lookup(ctx context.Context, host string, now time.Time) dnsEn
 // datagrams, malformed requests) at most once a second, with the count of
 // those not logged, and never the message itself.
 type logSummary struct {
-	msg  string
-	mu   sync.Mutex
-	last time.Time
-	skip uint64
+	msg string
+	lim ratelog.Limiter
 }
 
 func (l *logSummary) observe(log *slog.Logger, now time.Time, src netip.AddrPort, err error) {
-	l.mu.Lock()
-	if !l.last.IsZero() && now.Sub(l.last) < time.Second {
-		l.skip++
-		l.mu.Unlock()
+	skipped, ok := l.lim.AllowAt(now)
+	if !ok {
 		return
 	}
-	skipped := l.skip
-	l.last, l.skip = now, 0
-	l.mu.Unlock()
 	reason := "unknown"
 	if err != nil {
 		reason = err.Error()

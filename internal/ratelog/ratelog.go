@@ -17,8 +17,12 @@ type Limiter struct {
 
 // Allow reports whether a line may be logged now and, if so, how many
 // events were not logged since the previous line.
-func (l *Limiter) Allow() (suppressed uint64, ok bool) {
-	now := time.Now().UnixNano()
+func (l *Limiter) Allow() (suppressed uint64, ok bool) { return l.AllowAt(time.Now()) }
+
+// AllowAt is Allow at the time at, for callers that read a clock of their
+// own (tm's, which tests drive).
+func (l *Limiter) AllowAt(at time.Time) (suppressed uint64, ok bool) {
+	now := at.UnixNano()
 	last := l.last.Load()
 	if now-last >= int64(Every) && l.last.CompareAndSwap(last, now) {
 		return l.suppressed.Swap(0), true

@@ -128,8 +128,13 @@ done
 rate_list=()
 if [[ $rates != none ]]; then
 	IFS=, read -r -a rate_list <<<"$rates"
+	declare -A seen_rate=()
 	for r in "${rate_list[@]}"; do
 		[[ $r =~ ^[1-9][0-9]*$ ]] || die "--rates: $r is not a positive integer"
+		# A step's results are kept by flow, rate and proxy: a repeat would
+		# overwrite the first and print the last twice.
+		[[ -z ${seen_rate[$r]:-} ]] || die "--rates: $r is given twice; each rate is one step (run compare.sh again to repeat it)"
+		seen_rate[$r]=1
 	done
 fi
 IFS=, read -r -a flow_list <<<"$flows"

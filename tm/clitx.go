@@ -184,9 +184,9 @@ func (c *cliTx) linger(linger txn.Action, post *cliPost) {
 	case linger.Timer == txn.TimerM:
 		kept = c.p.cliLinger.addForward(c.p.clock.Now(), linger.After, c.key, c.owner.(branchOwner), c.dest)
 	case c.fsm.Kind() == txn.ClientInvite:
-		kept = c.p.cliLinger.add(c.p.clock.Now(), linger.After, c.key, lingerACK, c.ack, c.dest)
+		_, kept = c.p.cliLinger.add(c.p.clock.Now(), linger.After, c.key, lingerACK, c.ack, c.dest)
 	default:
-		kept = c.p.cliLinger.add(c.p.clock.Now(), linger.After, c.key, lingerAbsorb, nil, c.dest)
+		_, kept = c.p.cliLinger.add(c.p.clock.Now(), linger.After, c.key, lingerAbsorb, nil, c.dest)
 	}
 	if kept {
 		// The record answers from here on; a retransmission that found c

@@ -152,10 +152,11 @@ func newLingerTable(live *atomic.Int64) *lingerTable {
 func (t *lingerTable) shard(h uint64) *lingerShard { return &t.shards[h%lingerShards] }
 
 // add keeps a lingering transaction under key until now+d: its act, the
-// bytes it answers with (copied) and where they go. It returns false when
-// another live record has the key's hash (the caller keeps the whole
-// transaction instead) or when dest is not a UDP one.
-func (t *lingerTable) add(now time.Time, d time.Duration, key string, act lingerAct, wire []byte, dest transport.Dest) bool {
+// bytes it answers with (copied: kept is the copy, never written again)
+// and where they go. It returns false when another live record has the
+// key's hash (the caller keeps the whole transaction instead) or when dest
+// is not a UDP one.
+func (t *lingerTable) add(now time.Time, d time.Duration, key string, act lingerAct, wire []byte, dest transport.Dest) (kept []byte, ok bool) {
 	return t.put(now, d, key, wire, dest, lingerRec{act: act})
 }
 
@@ -165,13 +166,14 @@ func (t *lingerTable) addForward(now time.Time, d time.Duration, key string, o b
 	if o.i < 0 || o.i >= maxBranches {
 		return false
 	}
-	return t.put(now, d, key, nil, dest, lingerRec{act: lingerForward, tx: o.t, branch: uint8(o.i)})
+	_, ok := t.put(now, d, key, nil, dest, lingerRec{act: lingerForward, tx: o.t, branch: uint8(o.i)})
+	return ok
 }
 
 // put is add with the record's act and owner in r.
-func (t *lingerTable) put(now time.Time, d time.Duration, key string, wire []byte, dest transport.Dest, r lingerRec) bool {
+func (t *lingerTable) put(now time.Time, d time.Duration, key string, wire []byte, dest transport.Dest, r lingerRec) ([]byte, bool) {
 	if dest.Conn != nil || !strings.EqualFold(dest.Transport, transport.UDP) {
-		return false
+		return nil, false
 	}
 	h := maphash.String(t.seed, key) & t.mask
 	nowNs := now.UnixNano()
@@ -181,7 +183,7 @@ func (t *lingerTable) put(now time.Time, d time.Duration, key string, wire []byt
 	t.expire(s, nowNs)
 	if n, ok := s.idx[h]; ok && n >= s.head {
 		if r := s.at(n); r.expires > nowNs {
-			return false
+			return nil, false
 		}
 	}
 	if s.tail-s.head == uint64(len(s.ring)) {
@@ -197,7 +199,7 @@ func (t *lingerTable) put(now time.Time, d time.Duration, key string, wire []byt
 	*s.at(n) = r
 	s.idx[h] = n
 	t.live.Add(1)
-	return true
+	return data[len(key):], true
 }
 
 // nower is what get reads the time from: a Clock.

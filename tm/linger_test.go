@@ -56,8 +56,11 @@ func TestRFC3261_17_LingeringRecordLastsItsTimer(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	tab := newTestLinger()
 	wire := []byte("SIP/2.0 200 OK\r\n\r\n")
-	require.True(t, tab.add(t0, 5*time.Second, "key-1", lingerResend, wire, lingerDest))
+	kept, ok := tab.add(t0, 5*time.Second, "key-1", lingerResend, wire, lingerDest)
+	require.True(t, ok)
+	assert.Equal(t, string(wire), string(kept), "the copy kept, which a srvTx answers from too")
 	wire[0] = 'X' // the table kept a copy
+	assert.Equal(t, byte('S'), kept[0])
 	cases := []struct {
 		name  string
 		at    time.Duration
@@ -92,14 +95,14 @@ func TestLingerTableTakesUDPOnly(t *testing.T) {
 	now := time.Unix(1000, 0)
 	tcp := lingerDest
 	tcp.Transport = transport.TCP
-	assert.False(t, tab.add(now, time.Second, "k", lingerAbsorb, nil, tcp))
+	assert.False(t, added(tab.add(now, time.Second, "k", lingerAbsorb, nil, tcp)))
 	conn := lingerDest
 	conn.Conn = &transport.Conn{}
-	assert.False(t, tab.add(now, time.Second, "k", lingerAbsorb, nil, conn))
+	assert.False(t, added(tab.add(now, time.Second, "k", lingerAbsorb, nil, conn)))
 	assert.Zero(t, tab.len())
 	lower := lingerDest
 	lower.Transport = "udp"
-	assert.True(t, tab.add(now, time.Second, "k", lingerAbsorb, nil, lower))
+	assert.True(t, added(tab.add(now, time.Second, "k", lingerAbsorb, nil, lower)))
 	assert.Equal(t, 1, tab.len())
 }
 
@@ -110,14 +113,14 @@ func TestLingerTableKeysCollide(t *testing.T) {
 	tab := newTestLinger()
 	tab.mask = 0
 	t0 := time.Unix(1000, 0)
-	require.True(t, tab.add(t0, time.Second, "first", lingerAbsorb, nil, lingerDest))
-	assert.False(t, tab.add(t0, time.Second, "second", lingerAbsorb, nil, lingerDest))
+	require.True(t, added(tab.add(t0, time.Second, "first", lingerAbsorb, nil, lingerDest)))
+	assert.False(t, added(tab.add(t0, time.Second, "second", lingerAbsorb, nil, lingerDest)))
 	_, ok := tab.get(at(t0), []byte("second"))
 	assert.False(t, ok, "a key found under another's hash")
 	_, ok = tab.get(at(t0), []byte("first"))
 	assert.True(t, ok)
 	later := t0.Add(time.Second)
-	require.True(t, tab.add(later, time.Second, "second", lingerAbsorb, nil, lingerDest))
+	require.True(t, added(tab.add(later, time.Second, "second", lingerAbsorb, nil, lingerDest)))
 	_, ok = tab.get(at(later), []byte("second"))
 	assert.True(t, ok)
 	_, ok = tab.get(at(later), []byte("first"))
@@ -152,7 +155,7 @@ func TestLingerTableAgainstAMap(t *testing.T) {
 					if exp, live := model[key]; live && exp.After(now) {
 						continue // a transaction lingers once
 					}
-					if tab.add(now, d, key, lingerAbsorb, []byte(wireOf(key)), lingerDest) {
+					if added(tab.add(now, d, key, lingerAbsorb, []byte(wireOf(key)), lingerDest)) {
 						model[key] = now.Add(d)
 					} else {
 						// Refused only for a live record of the same hash.
@@ -438,4 +441,44 @@ func TestRFC6026_7_1_AcceptedOverTCPStaysWhole(t *testing.T) {
 	code, callID := statusAndCallID(t, m)
 	assert.Equal(t, 200, code)
 	assert.Equal(t, "tcp-accepted@test", callID)
+}
+
+// added is add's verdict alone.
+func added(_ []byte, ok bool) bool { return ok }
+
+// RFC 3261 §17.2.1: a retransmitted INVITE is answered with the last
+// response the server transaction sent, a provisional in Proceeding and a
+// non-2xx final in Completed, byte for byte as it went the first time.
+// Relayed replies are written into pooled buffers that other replies reuse
+// at once (issue 14): what the transaction keeps is its own copy.
+func TestRFC3261_17_2_1_RetransmittedInviteGetsTheLastResponseAgain(t *testing.T) {
+	uac, other, uas := siptest.NewUA(t), siptest.NewUA(t), siptest.NewUA(t)
+	p := startProxy(t, testCfg(), toUAs(uas))
+	inv := uac.Invite("sip:bob@" + p.udp)
+	uac.Send(p.udp, inv)
+	got := uas.Request(sip.INVITE)
+	uas.Reply(got, 180, "b", "X-First: "+strings.Repeat("a", 40))
+	first := uac.Response(180).String()
+	// Another call's replies go through the pool meanwhile.
+	churn := func() {
+		inv2 := other.Invite("sip:bob@" + p.udp)
+		other.Send(p.udp, inv2)
+		g2 := uas.Request(sip.INVITE)
+		for range 3 {
+			uas.Reply(g2, 183, "c", "X-Churn: "+strings.Repeat("z", 200))
+			other.Response(183)
+		}
+		uas.Reply(g2, 486, "c")
+		other.Final()
+		uas.Request(sip.ACK)
+	}
+	churn()
+	uac.Send(p.udp, inv) // the caller's retransmission
+	assert.Equal(t, first, uac.Response(180).String(), "the 180 again, as it was")
+	uas.Reply(got, 486, "b", "X-Final: "+strings.Repeat("f", 40))
+	final := uac.Final().String()
+	uas.Request(sip.ACK)
+	churn()
+	uac.Send(p.udp, inv)
+	assert.Equal(t, final, uac.Final().String(), "the 486 again, as it was")
 }

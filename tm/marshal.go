@@ -59,9 +59,14 @@ var marshalPool = sync.Pool{New: func() any {
 // it: a module that shifted the number of the request it forwarded (the
 // dialog module, after requests of its own within the dialog) gets the
 // reply back in the client's numbering.
-func marshalUp(res *sip.Response, extra []sip.Header, cseq uint32) []byte {
-	bp := wireBuf()
-	b := (*bp)[:0]
+//
+// The bytes are written into a pooled buffer, bp, that the caller gives
+// back (putWire) once they are sent: a relayed reply is sent at once, and
+// what the server transaction keeps of it, it copies (respondBytes). A copy
+// per relayed reply was an allocation of every 2xx, which nothing keeps.
+func marshalUp(res *sip.Response, extra []sip.Header, cseq uint32) (bp *[]byte, b []byte) {
+	bp = wireBuf()
+	b = (*bp)[:0]
 	b = append(b, res.SipVersion...)
 	b = append(b, ' ')
 	b = strconv.AppendInt(b, int64(res.StatusCode), 10)
@@ -92,7 +97,7 @@ func marshalUp(res *sip.Response, extra []sip.Header, cseq uint32) []byte {
 	}
 	b = append(b, "\r\n"...)
 	b = append(b, res.Body()...)
-	return keepWire(bp, b)
+	return bp, b
 }
 
 // nextVia is the Via a relayed response goes to: the one below ours.

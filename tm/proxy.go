@@ -900,12 +900,14 @@ func (p *Proxy) replyLocal(s *srvTx, req *sip.Request, code int, reason string, 
 // sip.Response it was ten heap objects per call.
 func (p *Proxy) replyTrying(s *srvTx, req *sip.Request) {
 	bp := wireBuf()
-	// Kept: the answer to a retransmitted INVITE.
-	data := keepWire(bp, appendTrying((*bp)[:0], req))
+	// The server transaction copies it: the answer to a retransmitted
+	// INVITE.
+	data := appendTrying((*bp)[:0], req)
 	if s.respondBytes(data, 100) {
 		p.stats.local(100)
 		p.localReplyWire(data, 100, "Trying")
 	}
+	putWire(bp, data)
 }
 
 // appendTrying writes the 100 (Trying) of req as sip.NewResponseFromRequest
@@ -1119,9 +1121,11 @@ func (p *Proxy) onResponse(res *sip.Response) {
 		p.log.Debug("stray response not forwarded", "callid", callID(res), "error", err)
 		return
 	}
-	if p.send(marshalUp(res, nil, 0), dst) == nil {
+	bp, up := marshalUp(res, nil, 0)
+	if p.send(up, dst) == nil {
 		p.stats.statelessFwd.Add(1)
 	}
+	putWire(bp, up)
 }
 
 // viaDestination is where a response goes by its top Via (RFC 3261

@@ -1,6 +1,7 @@
 package tm
 
 import (
+	"bytes"
 	"sync"
 	"time"
 
@@ -47,10 +48,18 @@ func timerSlot(id txn.TimerID) int {
 // transaction no longer takes one (a 2xx after a non-2xx final, RFC 6026
 // §8.5: the caller forwards it statelessly).
 func (s *srvTx) respond(res *sip.Response) bool {
-	return s.respondBytes(marshal(res), res.StatusCode)
+	bp := wireBuf()
+	data := appendMessage((*bp)[:0], res)
+	ok := s.respondBytes(data, res.StatusCode)
+	putWire(bp, data)
+	return ok
 }
 
 // respondBytes is respond with the response already on the wire form.
+// data is only borrowed (the caller's pooled buffer): it is sent before
+// respondBytes returns, and what the transaction keeps to answer a
+// retransmitted request with, it copies; a 2xx of an INVITE (Accepted) or
+// a final in a lingering record keeps no copy of its own.
 func (s *srvTx) respondBytes(data []byte, code int) bool {
 	s.mu.Lock()
 	var buf [txn.MaxActions]txn.Action
@@ -66,6 +75,9 @@ func (s *srvTx) respondBytes(data []byte, code int) bool {
 	}
 	post := s.exec(acts)
 	s.forget()
+	if len(s.last) > 0 && len(data) > 0 && &s.last[0] == &data[0] {
+		s.last = bytes.Clone(data) // kept: a provisional, an INVITE's non-2xx final
+	}
 	s.mu.Unlock()
 	post.run(s)
 	return sent
@@ -165,10 +177,14 @@ func (s *srvTx) linger(linger txn.Action, post *srvPost) {
 	case s.fsm.State() == txn.Accepted:
 		act = lingerAccepted
 	}
-	if s.p.srvLinger.add(s.p.clock.Now(), linger.After, s.key, act, wire, s.dest) {
-		// The record answers from here on. s.last stays: a retransmission
-		// that found s in the table before it left is still answered by
-		// s, with those bytes.
+	if kept, ok := s.p.srvLinger.add(s.p.clock.Now(), linger.After, s.key, act, wire, s.dest); ok {
+		// The record answers from here on. s.last stays, as the record's
+		// copy (never written again): a retransmission that found s in
+		// the table before it left is still answered by s, with those
+		// bytes.
+		if wire != nil {
+			s.last = kept
+		}
 		post.terminated = true
 		return
 	}

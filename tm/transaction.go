@@ -816,7 +816,8 @@ func (t *Transaction) absorbedBranch(i int) bool {
 // local 487) goes statelessly (§16.7 step 5, RFC 6026 §8.5).
 func (t *Transaction) relay(res *sip.Response) {
 	p := t.p
-	up := marshalUp(res, nil, t.origCSeq())
+	bp, up := marshalUp(res, nil, t.origCSeq())
+	defer putWire(bp, up)
 	code := res.StatusCode
 	// The set-up times are read before the reply leaves: once it is out,
 	// the caller (and a test's clock) may move on.
@@ -885,7 +886,10 @@ func (t *Transaction) replyFinal(a action) {
 			return
 		}
 		code := a.res.StatusCode
-		if !t.srv.respondBytes(marshalUp(a.res, a.auth, t.origCSeq()), code) {
+		bp, up := marshalUp(a.res, a.auth, t.origCSeq())
+		taken := t.srv.respondBytes(up, code)
+		putWire(bp, up)
+		if !taken {
 			p.log.Info("final reply not taken by the server transaction", "callid", t.callID(), "code", code)
 			return
 		}

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -481,4 +482,50 @@ func TestRFC3261_17_2_1_RetransmittedInviteGetsTheLastResponseAgain(t *testing.T
 	churn()
 	uac.Send(p.udp, inv)
 	assert.Equal(t, final, uac.Final().String(), "the 486 again, as it was")
+}
+
+// Issue 14: respondBytes only borrows the bytes it sends. A non-INVITE
+// final that lingers keeps, for a retransmission that found the server
+// transaction before it left the table, the record's copy; a provisional
+// keeps a copy of its own. Neither is the caller's buffer, which the pool
+// hands to the next reply at once.
+func TestIssue14_ServerTransactionKeepsNoBorrowedBytes(t *testing.T) {
+	uac := siptest.NewUA(t)
+	p := startProxy(t, testCfg(), toUAs(uac))
+	dest := transport.Dest{Transport: transport.UDP, Addr: netip.MustParseAddrPort(uac.HostPort())}
+	for _, tc := range []struct {
+		method string
+		code   int
+		record bool // the transaction is a linger record after the reply
+	}{
+		{"OPTIONS", 200, true},
+		{"INVITE", 180, false},
+		{"INVITE", 486, false},
+	} {
+		t.Run(fmt.Sprint(tc.method, " ", tc.code), func(t *testing.T) {
+			req := uac.NewRequest(tc.method, "sip:bob@"+p.udp, 1)
+			key := []byte("borrowed-" + tc.method + strconv.Itoa(tc.code))
+			s, added := p.newSrvTx(key, req, dest, false)
+			require.True(t, added)
+			if tc.code >= 200 && tc.method == "INVITE" {
+				s.respondBytes([]byte("SIP/2.0 100 Trying\r\n\r\n"), 100)
+			}
+			borrowed := []byte(fmt.Sprintf("SIP/2.0 %d Whatever\r\nX: 1\r\n\r\n", tc.code))
+			want := string(borrowed)
+			require.True(t, s.respondBytes(borrowed, tc.code))
+			for i := range borrowed {
+				borrowed[i] = 'X' // the pool's next reply
+			}
+			s.mu.Lock()
+			last := s.last
+			s.mu.Unlock()
+			assert.Equal(t, want, string(last), "what the transaction answers a retransmission with")
+			if tc.record {
+				rec, ok := p.srvLinger.get(p.clock, key)
+				require.True(t, ok, "lingering as a record")
+				assert.Equal(t, want, string(rec.wire()))
+				assert.Same(t, &rec.wire()[0], &last[0], "the record's copy, not one more")
+			}
+		})
+	}
 }

@@ -53,6 +53,9 @@ type Record struct {
 	// CallerSDP is the caller's last session description, kept only for
 	// re-INVITE pings (base64 in JSON).
 	CallerSDP []byte `json:"caller_sdp,omitempty"`
+	// Raced: a call answered across the caller's CANCEL that ends at its
+	// Deadline as a race (dialog.end_races).
+	Raced bool `json:"raced,omitempty"`
 }
 
 // Leg is the callee leg that answered.

@@ -247,6 +247,7 @@ func (p *Persister) record(s *imsdialog.Snapshot) *dlgdb.Record {
 			Source: s.Callee.Source, Branch: s.Callee.Branch, Created: s.Callee.Created, Updated: s.Callee.Updated},
 		State: int(s.State), Created: s.Created, Start: s.Start,
 		Timeout: s.Timeout.Milliseconds(), Deadline: s.Deadline, Vars: s.Vars, Flags: s.Flags, CallerSDP: s.CallerSDP,
+		Raced: s.Raced,
 	}
 	if p.opts.Memberships != nil {
 		r.Profiles = p.opts.Memberships(r.DID())
@@ -266,7 +267,7 @@ func snapshot(r *dlgdb.Record) imsdialog.Snapshot {
 			Source: r.Callee.Source, Branch: r.Callee.Branch, Created: r.Callee.Created, Updated: r.Callee.Updated},
 		State: imsdialog.State(r.State), Created: r.Created, Start: r.Start,
 		Timeout: time.Duration(r.Timeout) * time.Millisecond, Deadline: r.Deadline, Vars: r.Vars, Flags: r.Flags,
-		CallerSDP: r.CallerSDP,
+		CallerSDP: r.CallerSDP, Raced: r.Raced,
 	}
 }
 

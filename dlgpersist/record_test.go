@@ -25,6 +25,7 @@ func TestIssue6_RecordKeepsEverySnapshotField(t *testing.T) {
 			Transport: "UDP", Source: "10.0.1.1:5060", Branch: 1, Created: at, Updated: at.Add(time.Second)},
 		State: imsdialog.Confirmed, Created: at, Start: at.Add(2 * time.Second), Timeout: time.Hour,
 		Deadline: at.Add(time.Hour), Vars: map[string]string{"k": "v"}, Flags: 5, CallerSDP: []byte("v=0 alice"),
+		Raced: true,
 	}
 	p := &Persister{}
 	assert.Equal(t, s, snapshot(p.record(&s)))

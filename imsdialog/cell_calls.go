@@ -119,6 +119,9 @@ func (c *Cell) raceAnswered(now time.Time) []Action {
 	if end := now.Add(c.cfg.RaceTimeout); c.deadline.IsZero() || end.Before(c.deadline) {
 		out = c.arm(out, now, TimerLifetime, c.cfg.RaceTimeout)
 	}
+	if persistable(c.state) {
+		out = add(out, Action{Kind: ActPersist}) // its deadline and end are the race's
+	}
 	return out
 }
 

@@ -955,6 +955,15 @@ func TestSeedDialog_1_6_40_RaceConditionTimeout(t *testing.T) {
 			require.True(t, armed)
 			assert.Equal(t, tc.armed, after)
 			c.Step(t0.Add(2*time.Second), ackOf("1"))
+			// Saved (db_mode) and restored, the call still ends as a race.
+			s, ok := c.Snapshot()
+			require.True(t, ok)
+			assert.True(t, s.Raced)
+			assert.Equal(t, t0.Add(time.Second+tc.armed), s.Deadline)
+			r, err := RestoreCell(&cfg, s, nil)
+			require.NoError(t, err)
+			r.Step(t0.Add(6*time.Second), Event{Kind: EvTimeout})
+			assert.Equal(t, EndRace, r.end, "restored")
 			reinvite := Event{Kind: EvRequest, Request: Request{Method: "INVITE", CSeq: 2, FromCaller: true, FromTag: "ftag", ToTag: "1"}}
 			_, rearmed := lifetimeArm(c.Step(t0.Add(3*time.Second), reinvite))
 			assert.False(t, rearmed, "a re-INVITE does not put the race's end off")

@@ -39,6 +39,9 @@ type Snapshot struct {
 	// CallerSDP is the caller's last session description, kept for
 	// re-INVITE pings (Callee.SDP the callee's).
 	CallerSDP []byte
+	// Raced: answered across the caller's CANCEL with the flag E; the
+	// lifetime (Deadline) is race_condition_timeout's, and its end a race.
+	Raced bool
 }
 
 // LegSnapshot is the callee leg that answered.
@@ -80,7 +83,7 @@ func (c *Cell) Snapshot() (Snapshot, bool) {
 			SDP: leg.SDP, Transport: leg.Transport, Source: leg.Source,
 			Branch: leg.Branch, Created: leg.Created, Updated: leg.Updated},
 		State: c.state, Created: c.created, Start: c.start, Timeout: c.timeout, Deadline: c.deadline,
-		Flags: c.flags, CallerSDP: c.callerSDP,
+		Flags: c.flags, CallerSDP: c.callerSDP, Raced: c.raced,
 	}
 	if len(c.vars) > 0 {
 		s.Vars = maps.Clone(c.vars)
@@ -97,7 +100,7 @@ func RestoreCell(cfg *CellConfig, s Snapshot, ours func(*sip.Uri) bool) (*Cell, 
 	c := &Cell{cfg: cfg, ours: ours, did: s.DID(), callID: s.CallID, fromTag: s.FromTag, upBranch: s.UpBranch,
 		state: s.State, created: s.Created, start: s.Start, timeout: s.Timeout, deadline: s.Deadline,
 		callerDst: s.CallerDst, callerCSeq: s.CallerCSeq, inviteCSeq: s.InviteCSeq, flags: s.Flags, ping: cfg.Ping,
-		reping: cfg.ReinvitePing, callerSDP: s.CallerSDP}
+		reping: cfg.ReinvitePing, callerSDP: s.CallerSDP, raced: s.Raced}
 	if c.timeout <= 0 {
 		c.timeout = cfg.Timeout
 	}

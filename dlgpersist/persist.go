@@ -286,15 +286,57 @@ var ErrUnavailable = dlgdb.ErrUnavailable
 // in the error and skipped. An error wrapping ErrUnavailable means nothing
 // was read: try again later.
 func (p *Persister) Restore(ctx context.Context, m *imsdialog.Manager, s tm.Sender) ([]string, error) {
+	r, err := p.load(ctx, m, s, nil)
+	return r.Loaded, err
+}
+
+// Sync is what SyncDB did: the dids loaded into memory, how many records
+// were left to the dialogs memory already has, and how many were dropped
+// as outlived.
+type Sync struct {
+	Loaded  []string
+	Kept    int
+	Dropped int
+}
+
+// SyncDB (OpenSIPS MI dlg_db_sync) loads this node's saved dialogs that
+// memory does not hold, as Restore does at start: a backup proxy running
+// with the node id of one that failed takes its calls over this way. A
+// dialog memory holds, or one with a write or delete still pending here
+// (a flush that failed), is never replaced by its record: with db_mode
+// every change of ours is written, so memory is as new as the store or
+// newer, and a record whose delete is pending is a call that ended.
+func (p *Persister) SyncDB(ctx context.Context, m *imsdialog.Manager, s tm.Sender) (Sync, error) {
+	p.write.Lock()
+	defer p.write.Unlock()
+	return p.load(ctx, m, s, func(did string) bool {
+		if m.ByDID(did) != nil {
+			return true
+		}
+		p.mu.Lock()
+		_, pending := p.dirty[did]
+		p.mu.Unlock()
+		return pending
+	})
+}
+
+// load is Restore with skip, when not nil, leaving out the records it
+// names (counted as kept).
+func (p *Persister) load(ctx context.Context, m *imsdialog.Manager, s tm.Sender, skip func(did string) bool) (Sync, error) {
+	var res Sync
 	recs, err := p.opts.Store.Load(ctx, p.opts.Node)
 	if err != nil && len(recs) == 0 && errors.Is(err, dlgdb.ErrUnavailable) {
-		return nil, err
+		return res, err
 	}
 	errs := []error{err}
 	byDID := make(map[string]*dlgdb.Record, len(recs))
 	snaps := make([]imsdialog.Snapshot, 0, len(recs))
 	var outlived []dlgdb.Change
 	for i := range recs {
+		if skip != nil && skip(recs[i].DID()) {
+			res.Kept++
+			continue
+		}
 		snap := snapshot(&recs[i])
 		if m.Outlived(&snap) {
 			outlived = append(outlived, dlgdb.Change{DID: recs[i].DID()})
@@ -305,6 +347,7 @@ func (p *Persister) Restore(ctx context.Context, m *imsdialog.Manager, s tm.Send
 		byDID[recs[i].DID()] = &recs[i]
 		snaps = append(snaps, snap)
 	}
+	res.Dropped = len(outlived)
 	if len(outlived) > 0 {
 		p.stats.dropped.Add(uint64(len(outlived)))
 		if err := p.opts.Store.Apply(ctx, p.opts.Node, outlived); err != nil {
@@ -314,9 +357,9 @@ func (p *Persister) Restore(ctx context.Context, m *imsdialog.Manager, s tm.Send
 	}
 	ds, err := m.Restore(snaps, s)
 	errs = append(errs, err)
-	dids := make([]string, 0, len(ds))
+	res.Loaded = make([]string, 0, len(ds))
 	for _, d := range ds {
-		dids = append(dids, d.DID())
+		res.Loaded = append(res.Loaded, d.DID())
 		r := byDID[d.DID()]
 		if p.opts.RestoreMemberships == nil || r == nil || len(r.Profiles) == 0 {
 			continue
@@ -325,5 +368,5 @@ func (p *Persister) Restore(ctx context.Context, m *imsdialog.Manager, s tm.Send
 			p.log.Warn("restored dialog: profile memberships not all restored", "callid", d.CallID, "did", d.DID(), "error", err)
 		}
 	}
-	return dids, errors.Join(errs...)
+	return res, errors.Join(errs...)
 }

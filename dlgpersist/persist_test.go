@@ -290,3 +290,40 @@ func (nopSender) Send(*sip.Request, string, func(*sip.Response, error)) error {
 func (nopSender) ForwardStateless(*sip.Request, string) error { return errors.New("not sent") }
 func (nopSender) IsOurURI(*sip.Uri) bool                      { return false }
 func (nopSender) IsOurVia(*sip.ViaHeader) bool                { return false }
+
+// OpenSIPS MI dlg_db_sync (001 §1.9.8): a record whose dialog memory holds
+// is kept as memory has it, and so is one whose dialog ended here with its
+// delete still pending (db_mode 3 writes at shutdown only; a failed flush
+// leaves it too): loading it would bring an ended call back.
+func TestSeedDialog_1_9_8_DBSyncKeepsWhatMemoryKnows(t *testing.T) {
+	store := dlgdb.NewMemory()
+	shared := cachedb.NewMemory(cachedb.DefaultKeys(), 0, nil)
+	uac, a := siptest.NewUA(t), siptest.NewUA(t)
+	e, _, p := persistEnv(t, a, store, shared, DBModeShutdown)
+	ctx := context.Background()
+	inv := uac.Invite("sip:bob@" + e.Addr)
+	uac.Send(e.Addr, inv)
+	a.Reply(a.Request(sip.INVITE), 200, "legA")
+	r200 := uac.Response(200)
+	uac.Send(e.Addr, uac.AckFor(inv, r200))
+	a.Request(sip.ACK)
+	d := e.Only(t)
+	e.WaitState(t, d, imsdialog.Confirmed)
+	require.NoError(t, p.Flush(ctx, e.M))
+
+	res, err := p.SyncDB(ctx, e.M, e.P)
+	require.NoError(t, err)
+	assert.Equal(t, Sync{Loaded: []string{}, Kept: 1}, res, "the call in memory")
+
+	uac.Send(e.Addr, uac.InDialog("BYE", inv, r200, 2))
+	a.Reply(a.Request(sip.BYE), 200, "legA")
+	uac.Response(200)
+	e.WaitGone(t)
+	recs, err := store.Load(ctx, "node1")
+	require.NoError(t, err)
+	require.Len(t, recs, 1, "db_mode 3: the record stays until shutdown")
+	res, err = p.SyncDB(ctx, e.M, e.P)
+	require.NoError(t, err)
+	assert.Equal(t, Sync{Loaded: []string{}, Kept: 1}, res, "its delete is pending: not loaded")
+	assert.Empty(t, e.M.Dialogs(), "the ended call stays ended")
+}

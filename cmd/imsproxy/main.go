@@ -276,11 +276,11 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	registerMethods(api, proxy, loc)
 	registerTransactionMethods(api, proxy)
 	registerDialogMethods(api, dialogs, db.stats, prof.memberships)
-	db.registerStoreMethods(api, dialogs)
+	db.registerStoreMethods(api, dialogs, proxy)
 	registerProfileMethods(api, dialogs, prof.set)
 	api.Audit("dlg.terminate_dlg", "dlg.end_dlg", "dlg.profile_end_dlgs", "tm.uac_dlg",
 		"dlg.set_timeout", "dlg.set_var", "dlg.push_var", "dlg.set_flag", "dlg.reset_flag", "dlg.send_sequential", "tm.t_reply", "tm.t_cancel",
-		"tm.t_uac_cancel", "dlg.restore_db")
+		"tm.t_uac_cancel", "dlg.restore_db", "dlg.db_sync")
 
 	errc := make(chan error, 1)
 	if cfg.Mgmt.Listen != "" {

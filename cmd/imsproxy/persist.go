@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/imsdlg/imsdlg/events"
 	"github.com/imsdlg/imsdlg/imsdialog"
 	"github.com/imsdlg/imsdlg/internal/mgmt"
+	"github.com/imsdlg/imsdlg/tm"
 )
 
 // EventsSection is the events section: where E_DLG_STATE_CHANGED goes.
@@ -141,8 +143,25 @@ func openDialogDB(c *Config, prof *profileRuntime, log *slog.Logger) (*dialogDB,
 }
 
 // registerStoreMethods adds dlg.restore_db (OpenSIPS MI dlg_restore_db):
-// the dialog store rewritten with the confirmed dialogs in memory.
-func (db *dialogDB) registerStoreMethods(api *mgmt.Server, m *imsdialog.Manager) {
+// the dialog store rewritten with the confirmed dialogs in memory; and
+// dlg.db_sync (dlg_db_sync): the node's saved dialogs that memory lacks
+// loaded into it.
+func (db *dialogDB) registerStoreMethods(api *mgmt.Server, m *imsdialog.Manager, s tm.Sender) {
+	api.Register("dlg.db_sync", func(ctx context.Context, _ json.RawMessage) (any, error) {
+		if db.persister == nil {
+			return nil, mgmt.NewError(mgmt.CodeInvalidRequest, "dlg.db_sync: no dialog store (dialog.db_mode is 0)")
+		}
+		res, err := db.persister.SyncDB(ctx, m, s)
+		if errors.Is(err, dlgpersist.ErrUnavailable) {
+			return nil, fmt.Errorf("dlg.db_sync (dialog.db_url): %w", err)
+		}
+		out := map[string]any{"loaded": len(res.Loaded), "kept": res.Kept, "dropped": res.Dropped, "node": db.node}
+		if err != nil {
+			// Records it could not use: the others are loaded all the same.
+			out["errors"] = err.Error()
+		}
+		return out, nil
+	})
 	api.Register("dlg.restore_db", func(ctx context.Context, _ json.RawMessage) (any, error) {
 		if db.persister == nil {
 			return nil, mgmt.NewError(mgmt.CodeInvalidRequest, "dlg.restore_db: no dialog store (dialog.db_mode is 0)")

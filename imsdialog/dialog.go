@@ -166,6 +166,20 @@ func EndRaces(r *tm.Request) {
 // endRacesKey marks a transaction whose dialog has the flag E.
 type endRacesKey struct{}
 
+// SetCreateTimeout sets, from the router, the lifetime of the dialog the
+// INVITE of r creates (Kamailio $dlg_ctx(timeout), OpenSIPS
+// $DLG_timeout set before the dialog exists): from its answer, in place
+// of default_timeout. The router runs before the dialog is made, so
+// Manager.SetTimeout cannot reach it yet. Not positive: ignored.
+func SetCreateTimeout(r *tm.Request, d time.Duration) {
+	if r.Tx != nil && d > 0 {
+		r.Tx.SetValue(createTimeoutKey{}, d)
+	}
+}
+
+// createTimeoutKey holds SetCreateTimeout's lifetime on a transaction.
+type createTimeoutKey struct{}
+
 // LegInfo describes one callee leg (dlg_out) for management.
 type LegInfo struct {
 	ToTag        string

@@ -949,3 +949,25 @@ func TestSeedDialog_1_6_40_RaceEndsACallAnsweredAcrossCancel(t *testing.T) {
 		})
 	}
 }
+
+// Kamailio dialog $dlg_ctx(timeout) / OpenSIPS $DLG_timeout set while the
+// INVITE is routed, before its dialog exists: the router's
+// SetCreateTimeout is the lifetime of the dialog created, from its answer,
+// in place of default_timeout; the call ends with BYE both ways then.
+func TestSeedDialog_DlgCtxTimeoutFromTheRouter(t *testing.T) {
+	uac, a := siptest.NewUA(t), siptest.NewUA(t)
+	e := newEnv(t, DefaultConfig(), func(r *tm.Request) tm.Decision {
+		if r.Initial {
+			SetCreateTimeout(r, 10*time.Second)
+		}
+		return tm.RelayTo(target(a, "bob"))
+	})
+	d := e.ConfirmedCall(t, uac, a)
+	assert.Equal(t, 10*time.Second, d.Info(false).Timeout)
+	e.Clock.Advance(10*time.Second - time.Millisecond)
+	a.Quiet(50*time.Millisecond, "a BYE before the lifetime", isBye)
+	e.Clock.Advance(time.Millisecond)
+	assert.NotNil(t, a.Request(sip.BYE))
+	assert.NotNil(t, uac.Request(sip.BYE))
+	assert.Equal(t, EndExpired, d.Info(false).EndReason)
+}

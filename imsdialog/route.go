@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+	"time"
 	"weak"
 
 	"github.com/emiago/sipgo/sip"
@@ -412,6 +413,9 @@ func (m *Manager) newDialog(r *tm.Request) *Dialog {
 	d.cell = NewCell(&m.cell, m.clock.Now(), did, inv, r.Sender.IsOurURI)
 	if r.Tx.Value(endRacesKey{}) != nil {
 		d.cell.endRaces = true
+	}
+	if t, ok := r.Tx.Value(createTimeoutKey{}).(time.Duration); ok {
+		d.cell.timeout = t
 	}
 	// The cell's copies: the INVITE's text goes with its transaction.
 	d.CallID, d.FromTag, d.upBranch = d.cell.callID, d.cell.fromTag, d.cell.upBranch

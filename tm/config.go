@@ -36,6 +36,11 @@ type Config struct {
 	// another Request-URI or top Via than their INVITE.
 	RURIMatching bool `config:"ruri_matching"`
 	Via1Matching bool `config:"via1_matching"`
+	// AllowNoCancel (t_relay's flag allow-no-cancel, for every request;
+	// Decision.AllowNoCancel per request) follows a caller's
+	// Request-Disposition: no-cancel (RFC 3841 §9.1): a 2xx leaves the
+	// other branches be.
+	AllowNoCancel bool `config:"allow_no_cancel"`
 	// T1, T2 and T4 (T1_timer, T2_timer, T4_timer) are the RFC 3261 §17
 	// base timers; every other RFC timer derives from them.
 	T1 time.Duration `config:"T1_timer" unit:"ms"`

@@ -73,6 +73,12 @@ type Decision struct {
 	// many branches were injected (t_wait_for_new_branches' branches);
 	// zero: no maximum.
 	MaxNewBranches int
+	// AllowNoCancel follows a request's Request-Disposition: no-cancel
+	// (RFC 3841 §9.1; t_relay's flag allow-no-cancel): its first 2xx does
+	// not cancel the branches still pending, which go on until they
+	// answer (each further 2xx is relayed too) or time out. Without it, or
+	// without the directive, a 2xx cancels them (§16.7 step 10).
+	AllowNoCancel bool
 
 	// Respond: a ready response, or Code/Reason/Headers to build one.
 	Response *sip.Response

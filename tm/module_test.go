@@ -368,3 +368,61 @@ func TestIssue15_CheckHeaderLine(t *testing.T) {
 		assert.Equal(t, tc.value, value)
 	}
 }
+
+// RFC 3841 §9.1 through tm (OpenSIPS t_relay's flag allow-no-cancel): with
+// the router's AllowNoCancel and the caller's Request-Disposition:
+// no-cancel, the answer of one branch leaves the other ringing; its own
+// 2xx is relayed too. Without either, the other branch is cancelled as
+// usual (§16.7 step 10).
+func TestRFC3841_9_1_RequestDispositionNoCancel(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		allow, byCfg bool // Decision.AllowNoCancel, Config.AllowNoCancel (tm.allow_no_cancel)
+		header       string
+		cancelled    bool
+	}{
+		{"allowed and asked", true, false, "Request-Disposition: proxy, no-cancel", false},
+		{"allowed by tm.allow_no_cancel", false, true, "Request-Disposition: no-cancel", false},
+		{"allowed, compact form", true, false, "d: No-Cancel", false},
+		{"allowed, not asked", true, false, "", true},
+		{"asked, not allowed", false, false, "Request-Disposition: no-cancel", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			uac, a, b := siptest.NewUA(t), siptest.NewUA(t), siptest.NewUA(t)
+			route := toUAs(a, b)
+			cfg := testCfg()
+			cfg.AllowNoCancel = tc.byCfg
+			p := startProxy(t, cfg, RouterFunc(func(r *Request) Decision {
+				d := route(r)
+				d.AllowNoCancel = tc.allow
+				return d
+			}))
+			var extra []string
+			if tc.header != "" {
+				extra = append(extra, tc.header)
+			}
+			inv := uac.Invite("sip:bob@"+p.udp, extra...)
+			uac.Send(p.udp, inv)
+			ia, ib := a.Request(sip.INVITE), b.Request(sip.INVITE)
+			a.Reply(ia, 180, "a")
+			b.Reply(ib, 180, "b")
+			a.Reply(ia, 200, "a")
+			uac.Send(p.udp, uac.AckFor(inv, uac.Final()))
+			a.Request(sip.ACK)
+			if tc.cancelled {
+				b.Reply(b.Request(sip.CANCEL), 200, "")
+				b.Reply(ib, 487, "b")
+				b.Request(sip.ACK)
+				return
+			}
+			b.Quiet(100*time.Millisecond, "a CANCEL of the branch still ringing", isReq(sip.CANCEL))
+			b.Reply(ib, 200, "b")
+			for {
+				r := uac.Final()
+				if tag := Tag(r.To().Params); tag == "b" {
+					break // the second answer, relayed
+				}
+			}
+		})
+	}
+}

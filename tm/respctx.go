@@ -141,6 +141,7 @@ type respCtx struct {
 	inFailure    bool // waiting for the failure hook's answer
 	finalSent    bool // the upstream has its final answer
 	got2xx       bool
+	noCancel     bool // RFC 3841 no-cancel: a 2xx leaves the pending branches be
 	done         bool
 	completions  int
 	now          time.Time // of the event being applied
@@ -393,7 +394,9 @@ func (c *respCtx) onReply(out []action, i int, res *sip.Response, noRelay bool) 
 			if first {
 				out = append(out, action{kind: actFinal, outcome: Answered, branch: i, res: res})
 			}
-			out = c.cancelPending(out, reasonCompletedElsewhere)
+			if !c.noCancel {
+				out = c.cancelPending(out, reasonCompletedElsewhere)
+			}
 		}
 		return c.checkDone(out)
 	default:

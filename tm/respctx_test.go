@@ -548,3 +548,27 @@ func TestSeedTm_1_4_15_WaitForAMaximumOfNewBranches(t *testing.T) {
 	acts = c.Step(t0, event{kind: evReply, branch: 2, res: resp(404)}, nil)
 	assert.NotZero(t, finalOf(acts), "the maximum came: the best reply goes up")
 }
+
+// RFC 3841 §9.1 (Request-Disposition: no-cancel, followed with t_relay's
+// allow-no-cancel): the first 2xx goes up and cancels nothing; the other
+// branches go on, a further 2xx is relayed too, their other finals stay
+// here, and the transaction is done when the last branch is.
+func TestRFC3841_9_1_NoCancelLeavesPendingBranches(t *testing.T) {
+	c, _ := startCtx(t, true, 3)
+	c.noCancel = true
+	c.Step(t0, event{kind: evReply, branch: 0, res: resp(180)}, nil)
+	c.Step(t0, event{kind: evReply, branch: 1, res: resp(180)}, nil)
+	acts := c.Step(t0, event{kind: evReply, branch: 1, res: resp(200)}, nil)
+	assert.Len(t, find(acts, actRelay), 1)
+	assert.Len(t, find(acts, actFinal), 1)
+	assert.Empty(t, find(acts, actCancelBranch), "no-cancel")
+	acts = c.Step(t0, event{kind: evReply, branch: 2, res: resp(180)}, nil)
+	assert.Empty(t, find(acts, actCancelBranch), "a branch that rings late is not cancelled either")
+	assert.Empty(t, find(acts, actRelay), "its 180 stays here: the caller has its final")
+	acts = c.Step(t0, event{kind: evReply, branch: 0, res: resp(200)}, nil)
+	assert.Len(t, find(acts, actRelay), 1, "a further 2xx goes up")
+	assert.False(t, c.done)
+	acts = c.Step(t0, event{kind: evReply, branch: 2, res: resp(486)}, nil)
+	assert.Empty(t, find(acts, actRelay))
+	assert.True(t, c.done)
+}

@@ -194,3 +194,22 @@ func TopRoute(req *sip.Request) *sip.RouteHeader {
 	}
 	return nil
 }
+
+// asksNoCancel: req carries RFC 3841's Request-Disposition (compact "d")
+// with the directive no-cancel.
+func asksNoCancel(req *sip.Request) bool {
+	if req == nil {
+		return false
+	}
+	for _, h := range req.Headers() {
+		if n := h.Name(); !strings.EqualFold(n, "Request-Disposition") && !strings.EqualFold(n, "d") {
+			continue
+		}
+		for _, d := range strings.Split(h.Value(), ",") {
+			if strings.EqualFold(strings.TrimSpace(d), "no-cancel") {
+				return true
+			}
+		}
+	}
+	return false
+}

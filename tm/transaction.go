@@ -610,6 +610,7 @@ func (t *Transaction) Decide(d Decision) {
 		if d.FrInvTimeout > 0 {
 			t.rc.frInvTimeout = d.FrInvTimeout
 		}
+		t.rc.noCancel = (d.AllowNoCancel || t.p.cfg.AllowNoCancel) && asksNoCancel(t.req.Load())
 		targets := d.Targets
 		if len(targets) == 0 && !d.WaitForNewBranches {
 			targets = []Target{{}}

@@ -219,3 +219,17 @@ func TestRuntime_GoMaxProcs(t *testing.T) {
 	RuntimeSection{GoMaxProcs: 1}.apply(log)
 	assert.Equal(t, 5, runtime.GOMAXPROCS(0), "the environment's GOMAXPROCS wins")
 }
+
+// RFC 3841 §9.1 / OpenSIPS t_relay's allow-no-cancel: tm.allow_no_cancel
+// reaches tm's config, off by default; a bad value names the key.
+func TestTM_AllowNoCancelKey(t *testing.T) {
+	def, err := loadForTest(t)
+	require.NoError(t, err)
+	assert.False(t, def.TM.AllowNoCancel)
+	on, err := loadForTest(t, "tm.allow_no_cancel=true")
+	require.NoError(t, err)
+	assert.True(t, on.TM.AllowNoCancel)
+	_, err = loadForTest(t, "tm.allow_no_cancel=sometimes")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "tm.allow_no_cancel")
+}

@@ -283,6 +283,14 @@ func (c *Cell) Step(now time.Time, ev Event) []Action {
 		if a == nil || a.ToTag != ev.Reply.ToTag || ev.Reply.CSeq != c.inviteCSeq {
 			return nil // not the answer (a re-INVITE's 2xx)
 		}
+		if a.Source != "" && ev.Reply.Source != "" && ev.Reply.Source != a.Source {
+			// Anyone who learnt the Call-ID and tags could send it (a
+			// stray 2xx matches by those alone), and enough repeats end
+			// the call (no_ack): the callee repeats from where it
+			// answered.
+			return add(nil, logAction(slog.LevelWarn, "a repeat of the answer from another address than the answer's: ignored",
+				a.ToTag, ev.Reply.Source))
+		}
 		c.lastAnswer = now
 		if c.state != Confirmed || c.ackWanted || c.cfg.AckWait <= 0 {
 			return nil

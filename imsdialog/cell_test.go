@@ -979,3 +979,34 @@ func TestSeedDialog_1_6_40_RaceConditionTimeout(t *testing.T) {
 		})
 	}
 }
+
+// RFC 3261 §13.3.1.4 with a forger: a repeat of the answer counts only
+// from where the callee answered. A stray 2xx is matched by Call-ID and
+// tags alone, and repeats late in ack_timeout end the call (no_ack): one
+// from any other address is ignored; one whose source is unknown (an
+// older record) still counts.
+func TestRFC3261_13_3_1_4_RepeatFromAnotherAddressIgnored(t *testing.T) {
+	cfg := testCellConfig
+	cfg.AckWait = 32 * time.Second
+	for _, tc := range []struct {
+		source string
+		arms   bool
+	}{
+		{"10.0.1.1:5060", true}, // reply()'s: the callee's
+		{"", true},
+		{"192.0.2.66:5060", false},
+	} {
+		t.Run("from "+tc.source, func(t *testing.T) {
+			c := newCell(t)
+			c.cfg = &cfg
+			c.Step(t0, created)
+			c.Step(t0, reply(t, 0, 200, "1"))
+			c.Step(t0.Add(time.Second), ackOf("1"))
+			repeat := Event{Kind: EvAnswerRepeated, Reply: dlgout.Reply{ToTag: "1", Code: 200, CSeq: 1, Method: sip.INVITE,
+				Source: tc.source}}
+			acts := c.Step(t0.Add(2*time.Second), repeat)
+			assert.Equal(t, tc.arms, len(has(acts, ActArmTimer)) == 1, "ack_timeout armed")
+			assert.Equal(t, tc.arms, c.ackWanted)
+		})
+	}
+}

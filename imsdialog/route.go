@@ -524,7 +524,7 @@ func (o observer) answerRepeated(d *Dialog, res *sip.Response) {
 	if !started {
 		return
 	}
-	r := dlgout.Reply{ToTag: tm.Tag(res.To().Params), Code: res.StatusCode}
+	r := dlgout.Reply{ToTag: tm.Tag(res.To().Params), Code: res.StatusCode, Source: res.Source()}
 	if cs := res.CSeq(); cs != nil {
 		r.CSeq, r.Method = cs.SeqNo, cs.MethodName
 	}

@@ -631,9 +631,7 @@ func (t *Transaction) growBranches(acts []action) {
 			n = a.branch + 1
 		}
 	}
-	old := len(t.br)
-	t.br = slices.Grow(t.br, n-old)[:n]
-	clear(t.br[old:])
+	t.br = append(t.br, make([]branchIO, n-len(t.br))...)
 }
 
 // exec runs actions with t.mu held and returns the work that must run

@@ -70,9 +70,10 @@ func newRawReader(bufs [][1][]byte, oobs [][]byte, flags int, shared, unwatched 
 		oobs:   oobs,
 		flags:  flags,
 		shared: shared,
-		// A blocking descriptor's reader must enter the scheduler's
-		// system-call state: it sleeps in the kernel.
-		unwatched: unwatched && !shared && flags == 0,
+		// The socket decided (udpSock.rawReads): only a non-blocking
+		// descriptor's, as a blocking reader sleeps in the kernel and must
+		// enter the scheduler's system-call state.
+		unwatched: unwatched,
 	}
 	for i := range bufs {
 		b := bufs[i][0]

@@ -32,6 +32,9 @@ func (o localOwner) onResponse(c *cliTx, res *sip.Response, retrans bool) {
 		}
 	}
 	if res.StatusCode >= 200 && !retrans {
+		// Whoever sent the request may keep its reply: never given back
+		// (msgblock.go).
+		retainRes(res)
 		o.onFinal(res, nil)
 	}
 }

@@ -31,6 +31,9 @@ func (r *recorder) OnReply(t *Transaction, branch int, res *sip.Response) {
 }
 
 func (r *recorder) OnOutcome(t *Transaction, o Outcome) {
+	if o.Response != nil {
+		o.Response = o.Response.Clone() // kept past the call (msgblock.go's rule)
+	}
 	r.mu.Lock()
 	r.outcomes = append(r.outcomes, o)
 	r.mu.Unlock()

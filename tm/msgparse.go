@@ -76,6 +76,7 @@ type reqBlock struct {
 	req   sip.Request
 	hdrs  msgHdrs
 	order [blockHeaders]sip.Header // the header list (initMessageData)
+	ref   blockRef                 // pooling (msgblock.go)
 }
 
 type resBlock struct {
@@ -85,6 +86,7 @@ type resBlock struct {
 	// under its own.
 	via2  viaBlock
 	order [blockHeaders]sip.Header
+	ref   blockRef // pooling (msgblock.go)
 }
 
 // blockHeaders is the room for the header list in a message block: both
@@ -217,15 +219,31 @@ func (p *Parser) fast(data []byte) sip.Message {
 	if msg == nil {
 		return nil
 	}
+	if !p.rest(msg, blk, data, hs[nl+2:], end) {
+		// Left to sipgo: nobody else saw the block.
+		switch m := msg.(type) {
+		case *sip.Response:
+			releaseRes(m)
+		case *sip.Request:
+			releaseReq(m)
+		}
+		return nil
+	}
+	return msg
+}
+
+// rest parses the headers (hs, after the start line) and the body of a
+// plain message into msg; false leaves the message to sipgo.
+func (p *Parser) rest(msg sip.Message, blk *msgHdrs, data []byte, hs string, end int) bool {
 	var buf [32]byte
 	length := -1
-	for rest := hs[nl+2:]; rest != ""; {
+	for rest := hs; rest != ""; {
 		nl := strings.IndexByte(rest, '\n')
 		line := rest[:nl-1]
 		rest = rest[nl+1:]
 		colon := strings.IndexByte(line, ':')
 		if colon < 0 {
-			return nil
+			return false
 		}
 		name := strings.TrimSpace(line[:colon])
 		value := strings.TrimSpace(line[colon+1:])
@@ -237,13 +255,13 @@ func (p *Parser) fast(data []byte) sip.Message {
 		}
 		if hp.kind == inVia && strings.IndexByte(value, ',') >= 0 {
 			if !viaList(msg, blk, hp, value) {
-				return nil
+				return false
 			}
 			continue
 		}
 		h, ok := hp.header(blk, value)
 		if !ok {
-			return nil // a comma list, or sipgo's error to give
+			return false // a comma list, or sipgo's error to give
 		}
 		if cl, ok := h.(*sip.ContentLengthHeader); ok {
 			length = int(*cl)
@@ -255,12 +273,12 @@ func (p *Parser) fast(data []byte) sip.Message {
 	case length < 0:
 		length = len(body) // as sipgo: the rest of a datagram
 	case length != len(body):
-		return nil // sipgo says what is wrong, or keeps what it keeps
+		return false // sipgo says what is wrong, or keeps what it keeps
 	}
 	if length > 0 {
 		msg.SetBody(bytes.Clone(body))
 	}
-	return msg
+	return true
 }
 
 // header parses one value: into the message block's slot for it when the
@@ -369,8 +387,9 @@ func startLine(s string) (sip.Message, *msgHdrs) {
 		if err != nil || code < 100 || code > 699 {
 			return nil, nil
 		}
-		blk := &resBlock{}
+		blk := resBlocks.Get().(*resBlock)
 		initMessageData(&blk.res.MessageData, blk.order[:])
+		blk.ref.tagOf(&blk.res.MessageData)
 		blk.res.StatusCode, blk.res.Reason, blk.res.SipVersion = code, c, a
 		blk.hdrs.via2 = &blk.via2
 		return &blk.res, &blk.hdrs
@@ -384,11 +403,13 @@ func startLine(s string) (sip.Message, *msgHdrs) {
 		}
 	}
 	// The URI is parsed in place: a sip.Uri of its own escaped to the heap.
-	blk := &reqBlock{}
+	blk := reqBlocks.Get().(*reqBlock)
 	req := &blk.req
 	initMessageData(&req.MessageData, blk.order[:])
+	blk.ref.tagOf(&req.MessageData)
 	req.Method = sip.RequestMethod(a)
 	if err := sip.ParseUri(b, &req.Recipient); err != nil || req.Recipient.Wildcard {
+		releaseReq(req)
 		return nil, nil
 	}
 	req.SipVersion = c

@@ -618,8 +618,14 @@ func (p *Proxy) onMessage(m transport.Message) {
 	switch msg := m.Msg.(type) {
 	case *sip.Request:
 		p.onRequest(msg, &m)
+		if msg.Method == sip.ACK {
+			// Relayed statelessly or absorbed: no transaction keeps an
+			// ACK (msgblock.go).
+			releaseReq(msg)
+		}
 	case *sip.Response:
 		p.onResponse(msg)
+		releaseRes(msg) // the reader's reference (msgblock.go)
 	}
 }
 

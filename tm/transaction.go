@@ -529,12 +529,14 @@ func (t *Transaction) runPost(post postList) {
 					break
 				}
 			}
+			releaseRes(a.res)
 			t.step(event{kind: evFailureResult, targets: targets})
 		case postOutcome:
 			o := a.outcome
 			for _, h := range p.observers {
 				p.observe(h.module, t, func() { h.h.OnOutcome(t, o) })
 			}
+			releaseRes(o.Response)
 		case postFinish:
 			t.finish()
 		}
@@ -558,7 +560,18 @@ func (t *Transaction) stepLocked(ev event) postList {
 		return postList{} // done and compacted: nothing is left to happen
 	}
 	var abuf [6]action
-	return t.exec(t.rc.Step(t.p.clock.Now(), ev, abuf[:0]))
+	var held *sip.Response
+	if ev.kind == evReply && ev.branch >= 0 && ev.branch < len(t.rc.branches) {
+		held = t.rc.branches[ev.branch].res
+	}
+	acts := t.rc.Step(t.p.clock.Now(), ev, abuf[:0])
+	if held == nil && ev.kind == evReply && ev.res != nil && ev.branch >= 0 && ev.branch < len(t.rc.branches) &&
+		t.rc.branches[ev.branch].res == ev.res {
+		// The response context keeps the branch's final reply until the
+		// transaction compacts (msgblock.go).
+		retainRes(ev.res)
+	}
+	return t.exec(acts)
 }
 
 // Decide carries out the router's decision for this transaction; a router
@@ -676,6 +689,7 @@ func (t *Transaction) exec(acts []action) (post postList) {
 			t.replyFinal(a)
 		case actRunFailure:
 			t.bestBranch = a.branch
+			retainRes(a.res) // until the failure hooks ran: another goroutine may compact
 			post.add(postAct{kind: postFailure, res: a.res})
 		case actFinal:
 			code := a.code
@@ -693,6 +707,7 @@ func (t *Transaction) exec(acts []action) (post postList) {
 				} else {
 					o.Response = sip.NewResponseFromRequest(t.orig.Load(), a.code, a.reason, nil)
 				}
+				retainRes(o.Response) // until the observers ran
 				post.add(postAct{kind: postOutcome, outcome: o})
 			}
 		case actDone:
@@ -783,6 +798,7 @@ func (t *Transaction) compact() {
 		t.br[i].req, t.br[i].cancelHdrs = nil, nil
 	}
 	for i := range t.rc.branches {
+		releaseRes(t.rc.branches[i].res)
 		t.rc.branches[i].res = nil
 	}
 	if owed {

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/imsdlg/imsdlg/internal/poolcheck"
 )
 
 // BenchmarkRecordRoutedCall runs whole calls through the daemon as it
@@ -37,6 +39,10 @@ func BenchmarkRecordRoutedCall(b *testing.B) {
 // measure runs call b.N times after a warm-up call (the first call pays
 // for lazily built state), counting the allocations.
 func (c *benchCall) measure(b *testing.B, call func(*testing.B, int)) {
+	// Blocks given back are reused, as in production, not poisoned as in
+	// the tests (internal/poolcheck).
+	was := poolcheck.SetPoison(false)
+	b.Cleanup(func() { poolcheck.SetPoison(was) })
 	call(b, -1)
 	b.ReportAllocs()
 	b.ResetTimer()

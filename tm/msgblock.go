@@ -1,0 +1,158 @@
+package tm
+
+import (
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/imsdlg/imsdlg/internal/poolcheck"
+)
+
+// Received responses live in pooled blocks (issue 14: a block per
+// message was a third of the bytes the proxy allocated per call). The
+// ownership rule, which hooks and observers must keep too: a received
+// response, its headers and their parameter lists are valid while the
+// call that handed them over runs (ReplyHook, Observer, StrayObserver,
+// RetransmissionObserver, FailureHook, the dialog callbacks above them).
+// Whoever keeps something longer copies it; strings may be kept as they
+// are, they never point into a block. The responses tm keeps are
+// counted references: a branch's final reply in the response context
+// (until the transaction compacts), an outcome or a failure hook's best
+// reply in flight, and every reply of a local request (the caller of
+// Send may keep it: its block is never reused). The reader holds the
+// first reference until its handler returns; the last one gives the
+// block back. Requests are not pooled.
+//
+// A block is recognised from its response: the response's destination,
+// which tm does not otherwise use, is a one-byte string pointing at the
+// block's own tag. A copy of the response (a Response value copied, or
+// cloned) carries the string but sits elsewhere, so it is never taken
+// for the block.
+
+// blockRef is a block's reference count and tag.
+type blockRef struct {
+	refs atomic.Int32
+	tag  [1]byte
+}
+
+// tag marks md (the head of the block r is in) as living in the block;
+// after initMessageData, which sets the message data afresh.
+func (r *blockRef) tagOf(md *sip.MessageData) {
+	r.refs.Store(1)
+	md.SetDestination(unsafe.String(&r.tag[0], 1))
+}
+
+// tagged tells whether md, at head, carries the tag at head+off: the
+// block's. Only addresses are compared: nothing past the message is
+// read before the tag proved it is the head of a block.
+func tagged(md *sip.MessageData, head unsafe.Pointer, off uintptr) bool {
+	d := md.Destination()
+	return len(d) == 1 && uintptr(unsafe.Pointer(unsafe.StringData(d))) == uintptr(head)+off
+}
+
+// drop gives back one reference; true when it was the last and the
+// block (blk, a pointer; md its message's data) may be reused. A block
+// released in a test binary is poisoned instead (internal/poolcheck).
+func (r *blockRef) drop(blk any, md *sip.MessageData) bool {
+	n := r.refs.Add(-1)
+	if n > 0 {
+		return false
+	}
+	if n < 0 {
+		// Released more often than retained: a bug in tm. Tests see it;
+		// in production the block is left to the collector.
+		if poolcheck.Poison() {
+			panic("tm: message block released twice")
+		}
+		return false
+	}
+	if poolcheck.Poison() {
+		poisonBlock(reflect.ValueOf(blk).Elem())
+		// Still tagged, with a count a further release takes below zero.
+		md.SetDestination(unsafe.String(&r.tag[0], 1))
+		r.refs.Store(0)
+		return false
+	}
+	return true
+}
+
+var (
+	resBlocks = sync.Pool{New: func() any { return new(resBlock) }}
+	reqBlocks = sync.Pool{New: func() any { return new(reqBlock) }}
+
+	resTagOffset = unsafe.Offsetof(resBlock{}.ref) + unsafe.Offsetof(blockRef{}.tag)
+	reqTagOffset = unsafe.Offsetof(reqBlock{}.ref) + unsafe.Offsetof(blockRef{}.tag)
+)
+
+// resBlockOf is the block res lives in, nil for a response made any
+// other way.
+func resBlockOf(res *sip.Response) *resBlock {
+	if res == nil || !tagged(&res.MessageData, unsafe.Pointer(res), resTagOffset) {
+		return nil
+	}
+	return (*resBlock)(unsafe.Pointer(res))
+}
+
+// reqBlockOf is reqBlockOf for a request.
+func reqBlockOf(req *sip.Request) *reqBlock {
+	if req == nil || !tagged(&req.MessageData, unsafe.Pointer(req), reqTagOffset) {
+		return nil
+	}
+	return (*reqBlock)(unsafe.Pointer(req))
+}
+
+// retainRes takes a reference on res's block, if it has one.
+func retainRes(res *sip.Response) {
+	if b := resBlockOf(res); b != nil {
+		b.ref.refs.Add(1)
+	}
+}
+
+// releaseRes gives back a reference taken on res's block (or the
+// reader's).
+func releaseRes(res *sip.Response) {
+	if b := resBlockOf(res); b != nil && b.ref.drop(b, &b.res.MessageData) {
+		*b = resBlock{}
+		resBlocks.Put(b)
+	}
+}
+
+// releaseReq gives back the reader's reference on req's block.
+func releaseReq(req *sip.Request) {
+	if b := reqBlockOf(req); b != nil && b.ref.drop(b, &b.req.MessageData) {
+		*b = reqBlock{}
+		reqBlocks.Put(b)
+	}
+}
+
+// poisoned is what every string of a poisoned block reads.
+const poisoned = "\x00released-block"
+
+// poisonBlock overwrites the strings and numbers inside v (a block, in
+// place; pointers, slices and interfaces are left alone, so a kept header
+// or parameter list still reads, but reads garbage).
+func poisonBlock(v reflect.Value) {
+	switch v.Kind() {
+	case reflect.Struct:
+		for i := range v.NumField() {
+			f := v.Field(i)
+			if !f.CanSet() {
+				f = reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem()
+			}
+			poisonBlock(f)
+		}
+	case reflect.Array:
+		for i := range v.Len() {
+			poisonBlock(v.Index(i))
+		}
+	case reflect.String:
+		v.SetString(poisoned)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		v.SetInt(-7)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		v.SetUint(7)
+	}
+}

@@ -310,6 +310,8 @@ func (d *Dialog) IsFlagSet(n uint) bool {
 type CallbackFunc func(d *Dialog, typ Callback, p CallbackParams)
 
 // CallbackParams carry the message that caused the callback, when one did.
+// The message is valid during the callback only (tm reuses the memory of
+// received responses and ACKs): copy what you keep.
 type CallbackParams struct {
 	Request  *sip.Request
 	Response *sip.Response

@@ -40,7 +40,7 @@ type cliTx struct {
 	mu     sync.Mutex
 	fsm    txn.Tx
 	req    *sip.Request // as sent; the CANCEL and the ACK of a non-2xx are built from it
-	raw    []byte       // its bytes, for retransmissions
+	raw    wire         // its bytes, for retransmissions (a pooled buffer)
 	ack    []byte       // the ACK of a non-2xx final
 	timers [2]Timer
 	// entries back timers on tm's wheel, with c as their Firer.
@@ -88,12 +88,13 @@ func (c *cliTx) step(ev txn.Event, res *sip.Response) {
 	var buf [txn.MaxActions]txn.Action
 	acts := c.fsm.Step(ev, buf[:0])
 	post := c.exec(acts, res)
-	if st := c.fsm.State(); st >= txn.Completed && c.raw != nil {
+	if st := c.fsm.State(); st >= txn.Completed && c.raw.b != nil {
 		// A final response went by: the request is never sent again (an
 		// ACK of a non-2xx is built by now), yet the transaction stays to
 		// absorb retransmissions (Timer K, M: up to 64*T1). Holding the
 		// request that long cost as much memory as the calls in progress.
-		c.raw, c.req = nil, nil
+		c.raw.release()
+		c.req = nil
 	}
 	c.mu.Unlock()
 	post.run(c, res)
@@ -119,13 +120,13 @@ func (c *cliTx) exec(acts []txn.Action, res *sip.Response) cliPost {
 	for _, a := range acts {
 		switch a.Kind {
 		case txn.ActSendRequest:
-			if err := p.send(c.raw, c.dest); err != nil {
+			if err := p.send(c.raw.b, c.dest); err != nil {
 				p.log.Info("request not sent", "dst", c.dest.Addr.String(), "transport", c.dest.Transport, "error", err)
 				post.sendErr = true
 			}
 		case txn.ActResendRequest:
 			p.stats.retransmittedRequest(int(a.N))
-			p.send(c.raw, c.dest)
+			p.send(c.raw.b, c.dest)
 		case txn.ActSendACK:
 			if c.ack == nil && res != nil {
 				ack := hopACK(c.req, res)
@@ -159,7 +160,8 @@ func (c *cliTx) exec(acts []txn.Action, res *sip.Response) cliPost {
 			}
 		case txn.ActTerminated:
 			post.done = true
-			c.raw, c.ack = nil, nil
+			c.raw.release()
+			c.ack = nil
 			for _, t := range c.timers {
 				if t != nil {
 					t.Stop()
@@ -221,14 +223,16 @@ func hopACK(req *sip.Request, res *sip.Response) *sip.Request {
 }
 
 // startCliTx registers a client transaction for req (its top Via is ours)
-// and sends it; raw, when not nil, is req's wire form already made. The
-// owner hears of every response and of a failure.
-func (p *Proxy) startCliTx(req *sip.Request, raw []byte, dest transport.Dest, owner cliOwner) (*cliTx, error) {
+// and sends it; raw, when set, is req's wire form already made, which the
+// transaction then owns. The owner hears of every response and of a
+// failure. local: tm made the request (a CANCEL, a request of its own),
+// as opposed to a branch it relays; the LocalObservers see it.
+func (p *Proxy) startCliTx(req *sip.Request, raw wire, dest transport.Dest, owner cliOwner, local bool) (*cliTx, error) {
 	c, err := p.newCliTx(req, raw, dest, owner)
 	if err != nil {
 		return nil, err
 	}
-	c.start(raw == nil)
+	c.start(local)
 	return c, nil
 }
 
@@ -236,10 +240,11 @@ func (p *Proxy) startCliTx(req *sip.Request, raw []byte, dest transport.Dest, ow
 // its replies find it, but nothing went out yet. What must be in place
 // before a reply can come (a local INVITE's entry that CANCELs look up)
 // goes in between; then start.
-func (p *Proxy) newCliTx(req *sip.Request, raw []byte, dest transport.Dest, owner cliOwner) (*cliTx, error) {
+func (p *Proxy) newCliTx(req *sip.Request, raw wire, dest transport.Dest, owner cliOwner) (*cliTx, error) {
 	via := req.Via()
 	cseq := req.CSeq()
 	if via == nil || cseq == nil {
+		raw.release()
 		return nil, errors.New("tm: request without Via or CSeq")
 	}
 	branch, _ := Param(via.Params, "branch")
@@ -247,14 +252,17 @@ func (p *Proxy) newCliTx(req *sip.Request, raw []byte, dest transport.Dest, owne
 	if req.IsInvite() {
 		kind = txn.ClientInvite
 	}
-	if raw == nil { // a branch comes marshalled; what tm makes does not
-		raw = marshal(req)
+	if raw.b == nil {
+		// Kept until the final reply, in a pooled buffer: an exact copy
+		// was an allocation of every INVITE and BYE relayed.
+		raw = marshalWire(req)
 	}
 	c := &cliTx{p: p, dest: dest, owner: owner, req: req, raw: raw,
 		fsm: txn.New(kind, dest.Transport == transport.TCP, p.timers)}
 	var kb [96]byte // the key is built here and copied once into c.key
 	c.key = keyIn(&c.keyRoom, txn.AppendClientKey(kb[:0], branch, string(cseq.MethodName)))
 	if _, added := p.cliTxs.add(c.key, c); !added {
+		c.raw.release()
 		return nil, errors.New("tm: a client transaction with this branch exists")
 	}
 	p.stats.uacTransactions.Add(1)

@@ -119,6 +119,9 @@ type Request struct {
 
 // Router is the request route of the proxy: it decides, for each request
 // that passed validation, whether to relay it and where, or how to answer it.
+// An ACK (r.Tx nil) is valid during Route only: tm reuses its memory once
+// it is relayed (copy what you keep); a request with a transaction is
+// valid as long as the transaction is not done.
 // It runs on the goroutine that received the request and must not block:
 // work that waits on the network (a limit counted in Redis) returns a
 // Defer decision and calls Transaction.Decide when it is done.
@@ -163,13 +166,17 @@ type BranchHook interface {
 // crossing a t_reply): then false absorbs it, and its retransmissions, so
 // that the module that asked can end that session itself (ACK and BYE).
 // Never both: a 2xx the caller got is the caller's to end.
+//
+// The response, its headers and their parameter lists are valid during
+// the call only: tm reuses the memory of received responses (issue 14).
+// Copy what you keep (Clone, or the strings, which stay valid).
 type ReplyHook interface {
 	OnReply(t *Transaction, branch int, res *sip.Response) bool
 }
 
 // FailureHook (t_on_failure) runs when every branch failed: it may return
 // new targets, tried as a new serial step; none lets the best response go
-// upstream.
+// upstream. best is valid during the call only (ReplyHook).
 type FailureHook interface {
 	OnFailure(t *Transaction, best *sip.Response) []Target
 }
@@ -211,7 +218,7 @@ type Outcome struct {
 	// relayed from a branch.
 	Local bool
 	// Response is the final reply as received on Branch, or as tm built
-	// it; read-only.
+	// it; read-only, and valid during OnOutcome only (ReplyHook).
 	Response *sip.Response
 	// AfterCancel: the caller had cancelled the request (§16.10) before
 	// this final went up. With Answered it is RFC 5407's race of a 200 OK
@@ -220,7 +227,8 @@ type Outcome struct {
 }
 
 // Observer watches transactions without deciding anything. tm calls it
-// outside its locks; it must not block.
+// outside its locks; it must not block. A response it is handed is valid
+// during the call only, as a ReplyHook's.
 type Observer interface {
 	// OnReply is told of every reply a branch receives, before tm acts on
 	// it, with the hooks' verdict still to come.
@@ -235,7 +243,7 @@ type Observer interface {
 // RetransmissionObserver is an Observer that also hears of each further
 // 2xx a branch relays after its first (OnReply saw that one): a
 // retransmission means the callee has no ACK yet (RFC 3261 §13.3.1.4).
-// It is told before the 2xx is relayed; it must not block.
+// It is told before the 2xx is relayed; it must not block nor keep res.
 type RetransmissionObserver interface {
 	On2xxRetransmission(t *Transaction, branch int, res *sip.Response)
 }

@@ -243,7 +243,7 @@ func (p *Proxy) sendLocal(req *sip.Request, dst string, from *listener, onFinal 
 	if req.IsInvite() {
 		owner.inv = &localInvite{p: p, req: req, dst: dst, from: from}
 	}
-	c, err := p.newCliTx(req, nil, d, owner)
+	c, err := p.newCliTx(req, wire{}, d, owner)
 	if err != nil {
 		p.stats.sendFailures.Add(1)
 		return nil, nil, fmt.Errorf("tm: %s: %w", desc, err)

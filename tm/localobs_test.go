@@ -120,3 +120,27 @@ func TestSeedTm_1_3_23_LocalRequestAndReplyRoutes(t *testing.T) {
 		})
 	}
 }
+
+// §1.3.23 with UDP alone: a branch relayed over UDP by a proxy without a
+// TCP listener was shown to the LocalObservers as a request tm made (it
+// came to its client transaction without ready bytes, which was taken
+// for "local").
+func TestSeedTm_1_3_23_RelayedBranchIsNotLocalOverUDPOnly(t *testing.T) {
+	w := &localWatch{got: map[string][]string{}}
+	uac, uas := siptest.NewUA(t), siptest.NewUA(t)
+	p, err := New(Options{Config: testCfg(), Router: toUAs(uas), Clock: siptest.NewClock(),
+		Modules: []Module{{Name: "local", Observer: w}}})
+	require.NoError(t, err)
+	t.Cleanup(func() { p.Close() })
+	ua, err := p.Listen("udp", "127.0.0.1:0", "")
+	require.NoError(t, err)
+
+	inv := uac.Invite("sip:bob@" + ua.String())
+	uac.Send(ua.String(), inv)
+	got := uas.Request(sip.INVITE)
+	uas.Reply(got, 486, "b")
+	uas.Request(sip.ACK)
+	uac.Response(486)
+	siptest.Eventually(t, func() bool { return len(w.of(callID(inv))) >= 2 }, "the local messages")
+	assert.ElementsMatch(t, []string{"100 INVITE", "ACK"}, w.of(callID(inv)), "the relayed INVITE is not local")
+}

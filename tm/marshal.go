@@ -43,6 +43,27 @@ func keepWire(bp *[]byte, b []byte) []byte {
 	return out
 }
 
+// wire is a message's bytes in a pooled buffer (bp) that whoever holds
+// it gives back with release; bp is nil for bytes of their own.
+type wire struct {
+	bp *[]byte
+	b  []byte
+}
+
+// marshalWire is marshal into a pooled buffer, for bytes kept a while.
+func marshalWire(m sip.Message) wire {
+	bp := wireBuf()
+	return wire{bp: bp, b: appendMessage((*bp)[:0], m)}
+}
+
+// release gives the buffer back; w reads empty afterwards.
+func (w *wire) release() {
+	if w.bp != nil {
+		putWire(w.bp, w.b)
+	}
+	*w = wire{}
+}
+
 // maxPooledMarshal keeps a rare huge message (a big SDP or MESSAGE body)
 // from pinning its buffer in the pool.
 const maxPooledMarshal = 16 << 10

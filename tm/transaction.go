@@ -1104,6 +1104,7 @@ func (t *Transaction) startBranch(i int, tg Target) {
 	t.mu.Lock()
 	if i >= len(t.br) {
 		t.mu.Unlock()
+		raw.release()
 		return // done meanwhile (not while a branch is pending; kept safe)
 	}
 	t.br[i].req = req
@@ -1111,7 +1112,7 @@ func (t *Transaction) startBranch(i int, tg Target) {
 	// Read before the send: once the branch is out, its reply (and a
 	// test's clock) may move on before startCliTx returns.
 	ready := p.clock.Now()
-	c, err := p.startCliTx(req, raw, d, branchOwner{t, i})
+	c, err := p.startCliTx(req, raw, d, branchOwner{t, i}, false)
 	if err != nil {
 		p.log.Info("branch send failed", "callid", t.callID(), "branch", i, "error", err)
 		p.stats.sendFailures.Add(1)
@@ -1131,11 +1132,11 @@ func (t *Transaction) startBranch(i int, tg Target) {
 // buildBranch makes the request of branch i (§16.6 steps 1–8), and its
 // wire form when the size check made it (else nil). It returns a nil
 // request and no error when the branch hook dropped the branch.
-func (t *Transaction) buildBranch(i int, tg Target) (*sip.Request, []byte, transport.Dest, error) {
+func (t *Transaction) buildBranch(i int, tg Target) (*sip.Request, wire, transport.Dest, error) {
 	p := t.p
 	tmpl, orig := t.req.Load(), t.orig.Load()
 	if tmpl == nil || orig == nil {
-		return nil, nil, transport.Dest{}, errors.New("tm: the transaction is done")
+		return nil, wire{}, transport.Dest{}, errors.New("tm: the transaction is done")
 	}
 	ruri := &tmpl.Recipient
 	if tg.URI.Host != "" {
@@ -1149,25 +1150,25 @@ func (t *Transaction) buildBranch(i int, tg Target) (*sip.Request, []byte, trans
 	}
 	for _, h := range p.branch {
 		if !p.branchHook(h, t, &Branch{Index: i, Target: tg, Request: req}) {
-			return nil, nil, transport.Dest{}, nil
+			return nil, wire{}, transport.Dest{}, nil
 		}
 	}
 	h, err := routeOut(req, tg.Dst)
 	if err != nil {
-		return nil, nil, transport.Dest{}, err
+		return nil, wire{}, transport.Dest{}, err
 	}
 	out := p.pickListener(h.transport, h.host)
 	if out == nil {
-		return nil, nil, transport.Dest{}, fmt.Errorf("no %s listener to send from", h.transport)
+		return nil, wire{}, transport.Dest{}, fmt.Errorf("no %s listener to send from", h.transport)
 	}
 	t.prependOurs(cb, out, h.transport)
-	var raw []byte
+	var raw wire
 	if h.transport == "UDP" && p.hasTransport("TCP") {
 		// The size is known once the request is on the wire: that form is
 		// kept for the send (it was made twice).
-		if raw = marshal(req); len(raw) > p.cfg.UDPMaxSize {
+		if raw = marshalWire(req); len(raw.b) > p.cfg.UDPMaxSize {
 			// RFC 3261 §18.1.1: too big for UDP without fragmentation.
-			raw = nil
+			raw.release()
 			h.transport = "TCP"
 			tcp := p.pickListener("TCP", h.host)
 			req.RemoveHeader("Via")
@@ -1183,7 +1184,8 @@ func (t *Transaction) buildBranch(i int, tg Target) (*sip.Request, []byte, trans
 	}
 	d, err := p.destOf(h, out)
 	if err != nil {
-		return nil, nil, transport.Dest{}, err
+		raw.release()
+		return nil, wire{}, transport.Dest{}, err
 	}
 	return req, raw, d, nil
 }
@@ -1219,7 +1221,7 @@ func (t *Transaction) doubleRR(out *listener) bool {
 // told, so it waits 64*T1 for the final reply.
 func (p *Proxy) sendCancel(inv *sip.Request, invTx *cliTx, reason string, hdrs ...sip.Header) {
 	c := p.cancelRequest(inv, reason, hdrs)
-	if _, err := p.startCliTx(c, nil, invTx.dest, nil); err != nil {
+	if _, err := p.startCliTx(c, wire{}, invTx.dest, nil, true); err != nil {
 		p.stats.sendFailures.Add(1)
 		p.log.Info("CANCEL not sent", "callid", callID(inv), "error", err)
 		return

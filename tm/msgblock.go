@@ -11,8 +11,8 @@ import (
 	"github.com/imsdlg/imsdlg/internal/poolcheck"
 )
 
-// Received responses live in pooled blocks (issue 14: a block per
-// message was a third of the bytes the proxy allocated per call). The
+// Received responses and ACKs live in pooled blocks (issue 14: a block
+// per message was a third of the bytes the proxy allocated per call). The
 // ownership rule, which hooks and observers must keep too: a received
 // response, its headers and their parameter lists are valid while the
 // call that handed them over runs (ReplyHook, Observer, StrayObserver,
@@ -24,13 +24,17 @@ import (
 // reply in flight, and every reply of a local request (the caller of
 // Send may keep it: its block is never reused). The reader holds the
 // first reference until its handler returns; the last one gives the
-// block back. Requests are not pooled.
+// block back. An ACK is relayed statelessly or absorbed, so the reader's
+// reference is its only one. Other requests keep their blocks (from the
+// pool, left to the collector): their transaction, its branch copies
+// (which share its headers), CANCELs and a deferred router hold them in
+// ways not counted yet.
 //
-// A block is recognised from its response: the response's destination,
+// A block is recognised from its message: the message's destination,
 // which tm does not otherwise use, is a one-byte string pointing at the
-// block's own tag. A copy of the response (a Response value copied, or
-// cloned) carries the string but sits elsewhere, so it is never taken
-// for the block.
+// block's own tag. A copy of the message (a value copied, or cloned)
+// carries the string but sits elsewhere, so it is never taken for the
+// block.
 
 // blockRef is a block's reference count and tag.
 type blockRef struct {

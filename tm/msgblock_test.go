@@ -3,12 +3,14 @@ package tm
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/imsdlg/imsdlg/internal/poolcheck"
+	"github.com/imsdlg/imsdlg/internal/siptest"
 )
 
 const mbResponse = "SIP/2.0 180 Ringing\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-1\r\n" +
@@ -127,4 +129,93 @@ func TestIssue14_AbandonedBlockIsGivenBack(t *testing.T) {
 		releaseRes(again)
 	}
 	assert.True(t, reused, "the block of a message left to sipgo was never reused")
+}
+
+// Issue 14 with reuse on, over real sockets: the final a branch gave
+// first is kept by the response context while the other branch's replies
+// (and other calls') are parsed into reused blocks; when the last branch
+// fails, the kept one goes upstream intact, on the right call. Without
+// the response context's reference the block was reused and the caller
+// got another message's status line, Call-ID or tag.
+func TestIssue14_KeptFinalSurvivesBlockReuse(t *testing.T) {
+	was := poolcheck.SetPoison(false)
+	defer poolcheck.SetPoison(was)
+	uac, a, b := siptest.NewUA(t), siptest.NewUA(t), siptest.NewUA(t)
+	p := startProxy(t, testCfg(), toUAs(a, b))
+
+	const calls = 30
+	for range calls {
+		uac.Send(p.udp, uac.Invite("sip:bob@"+p.udp))
+	}
+	atA, atB := map[string]*sip.Request{}, map[string]*sip.Request{}
+	for range calls {
+		r := a.Request(sip.INVITE)
+		atA[callID(r)] = r
+		r = b.Request(sip.INVITE)
+		atB[callID(r)] = r
+	}
+	require.Len(t, atA, calls)
+	for id, r := range atA {
+		a.Reply(r, 486, "a-"+id, "X-Call: "+id)
+	}
+	for range calls {
+		a.Request(sip.ACK) // the proxy has each 486 (and keeps it)
+	}
+	for id, r := range atB {
+		b.Reply(r, 180, "b-"+id) // relayed in blocks the 486s would be reused for
+	}
+	for id, r := range atB {
+		b.Reply(r, 503, "b-"+id)
+	}
+	for range calls {
+		res := uac.Final()
+		id := callID(res)
+		require.Contains(t, atA, id, "a final of one of the calls")
+		assert.Equal(t, 486, res.StatusCode, "call %s", id)
+		assert.Equal(t, "a-"+id, Tag(res.To().Params), "call %s: the kept 486's To tag", id)
+		if h := res.GetHeader("X-Call"); assert.NotNil(t, h, "call %s", id) {
+			assert.Equal(t, id, h.Value())
+		}
+	}
+}
+
+// Issue 14: an ACK relayed statelessly gives its block back once its
+// handler returns (here poisoned, as in every test): a router that kept
+// it past Route reads garbage.
+func TestIssue14_RelayedACKGivesItsBlockBack(t *testing.T) {
+	was := poolcheck.SetPoison(true)
+	defer poolcheck.SetPoison(was)
+	uac, uas := siptest.NewUA(t), siptest.NewUA(t)
+	kept := make(chan *sip.Request, 1)
+	route := toUAs(uas)
+	p := startProxy(t, testCfg(), RouterFunc(func(r *Request) Decision {
+		if r.Method == sip.ACK {
+			kept <- r.Request
+		}
+		return route(r)
+	}))
+
+	inv := uac.Invite("sip:bob@" + p.udp)
+	uac.Send(p.udp, inv)
+	uas.Reply(uas.Request(sip.INVITE), 200, "b")
+	ok := uac.Response(200)
+	uac.Send(p.udp, uac.AckFor(inv, ok))
+	got := uas.Request(sip.ACK)
+	assert.Equal(t, callID(inv), callID(got), "relayed intact")
+	next := func() *sip.Request {
+		select {
+		case r := <-kept:
+			return r
+		case <-time.After(waitFor):
+			t.Fatal("the router saw no ACK")
+			return nil
+		}
+	}
+	from := next().From()
+	// The same ACK again, on the same socket's one reader: once the
+	// router has it, the first one's handler has returned (and the
+	// channel orders that for the race detector).
+	uac.Send(p.udp, uac.AckFor(inv, ok))
+	next()
+	assert.Contains(t, from.Address.Host, "released", "the first ACK's block was given back")
 }

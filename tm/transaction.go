@@ -560,15 +560,16 @@ func (t *Transaction) stepLocked(ev event) postList {
 		return postList{} // done and compacted: nothing is left to happen
 	}
 	var abuf [6]action
+	// A reply the response context stores (a branch's first final) is
+	// kept until the transaction compacts: a reference on its block
+	// (msgblock.go).
 	var held *sip.Response
-	if ev.kind == evReply && ev.branch >= 0 && ev.branch < len(t.rc.branches) {
+	reply := ev.kind == evReply && ev.res != nil && ev.branch >= 0 && ev.branch < len(t.rc.branches)
+	if reply {
 		held = t.rc.branches[ev.branch].res
 	}
 	acts := t.rc.Step(t.p.clock.Now(), ev, abuf[:0])
-	if held == nil && ev.kind == evReply && ev.res != nil && ev.branch >= 0 && ev.branch < len(t.rc.branches) &&
-		t.rc.branches[ev.branch].res == ev.res {
-		// The response context keeps the branch's final reply until the
-		// transaction compacts (msgblock.go).
+	if reply && held == nil && t.rc.branches[ev.branch].res == ev.res {
 		retainRes(ev.res)
 	}
 	return t.exec(acts)

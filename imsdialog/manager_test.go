@@ -936,6 +936,11 @@ func TestSeedDialog_1_6_40_RaceEndsACallAnsweredAcrossCancel(t *testing.T) {
 			a.Request(sip.ACK)
 			d := e.Only(t)
 			e.WaitState(t, d, Confirmed)
+			if endRaces {
+				// The race is armed when tm tells the outcome, which it
+				// may do after the caller has the 2xx and has ACKed it.
+				siptest.Eventually(t, func() bool { s, _ := d.Snapshot(); return s.Raced }, "the race armed")
+			}
 			e.Clock.Advance(cfg.RaceConditionTimeout)
 			if !endRaces {
 				a.Quiet(50*time.Millisecond, "a BYE without end_races", isBye)

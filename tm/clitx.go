@@ -94,6 +94,7 @@ func (c *cliTx) step(ev txn.Event, res *sip.Response) {
 		// absorb retransmissions (Timer K, M: up to 64*T1). Holding the
 		// request that long cost as much memory as the calls in progress.
 		c.raw.release()
+		releaseReq(c.req)
 		c.req = nil
 	}
 	c.mu.Unlock()
@@ -261,8 +262,10 @@ func (p *Proxy) newCliTx(req *sip.Request, raw wire, dest transport.Dest, owner 
 		fsm: txn.New(kind, dest.Transport == transport.TCP, p.timers)}
 	var kb [96]byte // the key is built here and copied once into c.key
 	c.key = keyIn(&c.keyRoom, txn.AppendClientKey(kb[:0], branch, string(cseq.MethodName)))
+	retainReq(req) // until the final reply: the CANCEL and the ACK of a non-2xx read it
 	if _, added := p.cliTxs.add(c.key, c); !added {
 		c.raw.release()
+		releaseReq(req)
 		return nil, errors.New("tm: a client transaction with this branch exists")
 	}
 	p.stats.uacTransactions.Add(1)

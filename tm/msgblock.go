@@ -87,8 +87,9 @@ var (
 	resBlocks = sync.Pool{New: func() any { return new(resBlock) }}
 	reqBlocks = sync.Pool{New: func() any { return new(reqBlock) }}
 
-	resTagOffset = unsafe.Offsetof(resBlock{}.ref) + unsafe.Offsetof(blockRef{}.tag)
-	reqTagOffset = unsafe.Offsetof(reqBlock{}.ref) + unsafe.Offsetof(blockRef{}.tag)
+	resTagOffset   = unsafe.Offsetof(resBlock{}.ref) + unsafe.Offsetof(blockRef{}.tag)
+	reqTagOffset   = unsafe.Offsetof(reqBlock{}.ref) + unsafe.Offsetof(blockRef{}.tag)
+	cloneTagOffset = unsafe.Offsetof(cloneBlock{}.ref) + unsafe.Offsetof(blockRef{}.tag)
 )
 
 // resBlockOf is the block res lives in, nil for a response made any
@@ -100,12 +101,25 @@ func resBlockOf(res *sip.Response) *resBlock {
 	return (*resBlock)(unsafe.Pointer(res))
 }
 
-// reqBlockOf is reqBlockOf for a request.
+// reqBlockOf is resBlockOf for a request.
 func reqBlockOf(req *sip.Request) *reqBlock {
 	if req == nil || !tagged(&req.MessageData, unsafe.Pointer(req), reqTagOffset) {
 		return nil
 	}
 	return (*reqBlock)(unsafe.Pointer(req))
+}
+
+// reqHead is the block of the received request req is, or is a shallow
+// clone of (the clone shares its headers): what a holder of req counts
+// a reference on. nil for a request made any other way.
+func reqHead(req *sip.Request) *reqBlock {
+	if b := reqBlockOf(req); b != nil {
+		return b
+	}
+	if req == nil || !tagged(&req.MessageData, unsafe.Pointer(req), cloneTagOffset) {
+		return nil
+	}
+	return (*cloneBlock)(unsafe.Pointer(req)).base
 }
 
 // retainRes takes a reference on res's block, if it has one.
@@ -124,9 +138,17 @@ func releaseRes(res *sip.Response) {
 	}
 }
 
-// releaseReq gives back the reader's reference on req's block.
+// retainReq takes a reference on the block req is, or is a clone of.
+func retainReq(req *sip.Request) {
+	if b := reqHead(req); b != nil {
+		b.ref.refs.Add(1)
+	}
+}
+
+// releaseReq gives back a reference taken on the block req is, or is a
+// clone of (or the reader's).
 func releaseReq(req *sip.Request) {
-	if b := reqBlockOf(req); b != nil && b.ref.drop(b, &b.req.MessageData) {
+	if b := reqHead(req); b != nil && b.ref.drop(b, &b.req.MessageData) {
 		*b = reqBlock{}
 		reqBlocks.Put(b)
 	}

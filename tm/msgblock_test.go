@@ -219,3 +219,52 @@ func TestIssue14_RelayedACKGivesItsBlockBack(t *testing.T) {
 	next()
 	assert.Contains(t, from.Address.Host, "released", "the first ACK's block was given back")
 }
+
+// Issue 14: a request with a transaction other than an INVITE (here an
+// OPTIONS) gives its block back only when the transaction is done, long
+// after the reader's handler returned: the observers read it
+// (t.Original()) as the outcome is told, after the branch's client
+// transaction let go of it, and the 408 tm makes at fr_timeout is built
+// from it. Without the transaction's reference (or the client
+// transaction's) they read a poisoned block.
+func TestIssue14_RequestBlockLivesWithItsTransaction(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		code int // the callee's final; 0: none, the proxy's 408
+	}{{"answered", 486}, {"timed out", 0}} {
+		t.Run(tc.name, func(t *testing.T) {
+			was := poolcheck.SetPoison(true)
+			defer poolcheck.SetPoison(was)
+			uac, uas := siptest.NewUA(t), siptest.NewUA(t)
+			seen := make(chan string, 1)
+			obs := ObserverFuncs{Outcome: func(tx *Transaction, o Outcome) {
+				if r := tx.Original(); r != nil {
+					seen <- Tag(r.From().Params) + " " + callID(r)
+				}
+			}}
+			p := startProxy(t, testCfg(), toUAs(uas), withModules(Module{Name: "obs", Observer: obs}))
+
+			req := uac.NewRequest("OPTIONS", "sip:bob@"+p.udp, 1)
+			uac.Send(p.udp, req)
+			got := uas.Request(sip.OPTIONS)
+			want := 408
+			if tc.code != 0 {
+				uas.Reply(got, tc.code, "b")
+				want = tc.code
+			} else {
+				p.clock.Advance(p.cfg.FrTimeout)
+			}
+			res := uac.Final()
+			assert.Equal(t, want, res.StatusCode)
+			assert.Equal(t, callID(req), callID(res), "the final's Call-ID")
+			assert.Equal(t, Tag(req.From().Params), Tag(res.From().Params), "the final's From tag")
+			assert.Equal(t, req.CSeq().Value(), res.CSeq().Value(), "the final's CSeq")
+			select {
+			case o := <-seen:
+				assert.Equal(t, Tag(req.From().Params)+" "+callID(req), o, "the observer's t.Original()")
+			case <-time.After(waitFor):
+				t.Fatal("no outcome")
+			}
+		})
+	}
+}

@@ -618,9 +618,10 @@ func (p *Proxy) onMessage(m transport.Message) {
 	switch msg := m.Msg.(type) {
 	case *sip.Request:
 		p.onRequest(msg, &m)
-		if msg.Method == sip.ACK {
-			// Relayed statelessly or absorbed: no transaction keeps an
-			// ACK (msgblock.go).
+		if msg.Method != sip.INVITE && msg.Method != sip.CANCEL {
+			// The reader's reference (msgblock.go). An INVITE's and a
+			// CANCEL's stay: deferred routers, tm.list, CANCELs built
+			// from a branch and held CANCELs read them uncounted.
 			releaseReq(msg)
 		}
 	case *sip.Response:

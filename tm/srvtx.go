@@ -24,9 +24,8 @@ type srvTx struct {
 
 	mu     sync.Mutex
 	fsm    txn.Tx
-	req    *sip.Request // as received; dropped once a final response is sent
-	last   []byte       // the last response sent
-	timers [2]Timer     // [0] retransmission (G), [1] lifetime (H, I, J, L)
+	last   []byte   // the last response sent
+	timers [2]Timer // [0] retransmission (G), [1] lifetime (H, I, J, L)
 	// entries back timers on tm's wheel, with s as their Firer.
 	entries [2]wheel.Entry
 }
@@ -68,9 +67,6 @@ func (s *srvTx) respondBytes(data []byte, code int) bool {
 	for _, a := range acts {
 		if a.Kind == txn.ActSendResponse {
 			s.last, sent = data, true
-			if a.Code >= 200 {
-				s.req = nil
-			}
 		}
 	}
 	post := s.exec(acts)
@@ -198,7 +194,7 @@ func (p *Proxy) newSrvTx(key []byte, req *sip.Request, dest transport.Dest, reli
 	if req.IsInvite() {
 		kind = txn.ServerInvite
 	}
-	s := &srvTx{p: p, dest: dest, req: req, fsm: txn.New(kind, reliable, p.timers)}
+	s := &srvTx{p: p, dest: dest, fsm: txn.New(kind, reliable, p.timers)}
 	s.key = keyIn(&s.keyRoom, key)
 	got, added := p.srvTxs.add(s.key, s)
 	if added {
@@ -210,9 +206,6 @@ func (p *Proxy) newSrvTx(key []byte, req *sip.Request, dest transport.Dest, reli
 // dropAfter removes a transaction that will never answer (a dropped
 // request) once its retransmissions have stopped.
 func (s *srvTx) dropAfter(d time.Duration) {
-	s.mu.Lock()
-	s.req = nil
-	s.mu.Unlock()
 	s.p.clock.AfterFunc(d, func() { s.p.srvTxs.remove(s.key, func(v *srvTx) bool { return v == s }) })
 }
 

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/emiago/sipgo/sip"
 
@@ -211,6 +212,7 @@ func (p *Proxy) newTransaction(req *sip.Request, m *transport.Message, srv *srvT
 		bestBranch: -1,
 	}
 	t.values = t.value0[:0]
+	retainReq(req) // the request, its template and branches, until compact
 	t.orig.Store(req)
 	t.req.Store(shallowClone(req))
 	if cs := req.CSeq(); cs != nil {
@@ -537,6 +539,7 @@ func (t *Transaction) runPost(post postList) {
 				p.observe(h.module, t, func() { h.h.OnOutcome(t, o) })
 			}
 			releaseRes(o.Response)
+			releaseReq(a.req)
 		case postFinish:
 			t.finish()
 		}
@@ -708,8 +711,12 @@ func (t *Transaction) exec(acts []action) (post postList) {
 				} else {
 					o.Response = sip.NewResponseFromRequest(t.orig.Load(), a.code, a.reason, nil)
 				}
-				retainRes(o.Response) // until the observers ran
-				post.add(postAct{kind: postOutcome, outcome: o})
+				// Until the observers ran (they may read t.Original()):
+				// another goroutine may compact meanwhile.
+				retainRes(o.Response)
+				orig := t.orig.Load()
+				retainReq(orig)
+				post.add(postAct{kind: postOutcome, outcome: o, req: orig})
 			}
 		case actDone:
 			for i := range t.br {
@@ -803,8 +810,9 @@ func (t *Transaction) compact() {
 		t.rc.branches[i].res = nil
 	}
 	if owed {
-		return // the response context sends that CANCEL
+		return // the response context sends that CANCEL (its request stays)
 	}
+	releaseReq(r)
 	// Nothing is left for the response context to decide: a 2xx
 	// retransmission is relayed unless its branch was absorbed. The
 	// branches' targets, states and I/O were ~1 KB per answered call.
@@ -1274,6 +1282,10 @@ type cloneBlock struct {
 	req   sip.Request
 	ukv   [2]sip.HeaderKV
 	order [cloneHeaders]sip.Header
+	// base is the received request's block whose headers the clone
+	// shares, nil when it has none; ref carries the tag only (msgblock.go).
+	base *reqBlock
+	ref  blockRef
 }
 
 const (
@@ -1284,9 +1296,10 @@ const (
 // shallowCloneTo is shallowClone with ruri as the Request-URI (a branch's
 // target: its parameter lists are copied once, not the template's first).
 func shallowCloneTo(req *sip.Request, ruri *sip.Uri) *cloneBlock {
-	b := &cloneBlock{}
+	b := &cloneBlock{base: reqHead(req)}
 	c := &b.req
 	initMessageData(&c.MessageData, b.order[cloneFront:])
+	c.SetDestination(unsafe.String(&b.ref.tag[0], 1))
 	c.Method = req.Method
 	c.Recipient = *ruri
 	if ruri.UriParams != nil {

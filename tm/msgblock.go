@@ -24,11 +24,16 @@ import (
 // reply in flight, and every reply of a local request (the caller of
 // Send may keep it: its block is never reused). The reader holds the
 // first reference until its handler returns; the last one gives the
-// block back. An ACK is relayed statelessly or absorbed, so the reader's
-// reference is its only one. Other requests keep their blocks (from the
-// pool, left to the collector): their transaction, its branch copies
-// (which share its headers), CANCELs and a deferred router hold them in
-// ways not counted yet.
+// block back. A request's holders count too: its transaction (for the
+// request, its template and the branches in it, until it compacts; an
+// outcome in flight holds one more for the observers that read
+// t.Original()), and each client transaction of a branch (a shallow
+// clone counts on the block whose headers it shares: reqHead). An ACK is
+// relayed statelessly or absorbed: the reader's is its only reference.
+// The reader's reference on an INVITE or a CANCEL is never given back, so
+// their blocks go to the collector: a deferred router (the dialog
+// module's limits), tm.list, the CANCELs built from a branch and the
+// CANCELs held for their INVITE read them uncounted.
 //
 // A block is recognised from its message: the message's destination,
 // which tm does not otherwise use, is a one-byte string pointing at the

@@ -56,10 +56,15 @@ func TestIssue12_7_RequestsRepliesAndSetupTimes(t *testing.T) {
 	uac.Send(p.udp, uac.NewRequest("OPTIONS", "sip:bob@"+p.udp, 1))
 	a.Reply(a.Request(sip.OPTIONS), 404, "")
 	uac.Final()
-	// A reply is counted once it left: the caller may see it first.
+	// A reply is counted once it left: the caller may see it first, and
+	// with two readers the 404 may be counted before the 200 is.
 	require.Eventually(t, func() bool {
-		c, ok := byLabel(gather(t, p.Stats())["imsdlg_tm_sent_replies_total"])["404"]
-		return ok && c.GetCounter().GetValue() == 1
+		mfs := gather(t, p.Stats())
+		rep := byLabel(mfs["imsdlg_tm_sent_replies_total"])
+		answer, ok := byLabel(mfs["imsdlg_tm_invite_setup_seconds"])["answer"]
+		return rep["404"] != nil && rep["404"].GetCounter().GetValue() == 1 &&
+			rep["200"] != nil && rep["200"].GetCounter().GetValue() == 1 &&
+			ok && answer.GetHistogram().GetSampleCount() == 1
 	}, 5*time.Second, time.Millisecond)
 
 	mfs := gather(t, p.Stats())

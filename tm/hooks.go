@@ -153,7 +153,9 @@ type Branch struct {
 // the transaction's request and its other branches (issue 14: a branch
 // costs no copy of the headers it does not change): add, remove or
 // replace headers and set the Request-URI, but never edit a header value
-// in place (clone it, change the clone, ReplaceHeader).
+// in place (clone it, change the clone, ReplaceHeader). Like the
+// transaction's request, it is valid as long as the transaction is not
+// done: tm reuses its memory then (but an INVITE's or a CANCEL's).
 type BranchHook interface {
 	OnBranch(t *Transaction, b *Branch) bool
 }

@@ -113,16 +113,31 @@ type lingerTable struct {
 }
 
 type lingerShard struct {
-	mu   sync.Mutex
-	idx  map[uint64]uint64 // hash -> sequence number
-	ring []lingerRec       // record n at ring[n&(len-1)]
-	head uint64            // sequence number of the oldest record kept
-	tail uint64            // of the next record
+	mu  sync.Mutex
+	idx map[uint64]uint64 // hash -> sequence number
+	// segs hold the records from sequence number base on, lingerSegLen
+	// to a segment: the ring grows by a segment and never moves a record.
+	// A ring doubled in one slice copied every record under the lock as
+	// the table filled, and its growth was a twentieth of the bytes
+	// allocated per call (issue 14).
+	segs []*lingerSeg
+	base uint64 // sequence number of segs[0][0], a multiple of lingerSegLen
+	head uint64 // sequence number of the oldest record kept
+	tail uint64 // of the next record
+	// spare is a segment freed at the head, kept for the next one the
+	// tail needs: at a steady rate the ring takes no allocation.
+	spare *lingerSeg
 	// chunk is where the next records' data go, one after the other: an
 	// allocation per record was three more per call. A chunk is freed
 	// once the last record in it is.
 	chunk []byte
 }
+
+// lingerSegLen is the number of records in a segment of a shard's ring
+// (15 KB).
+const lingerSegLen = 128
+
+type lingerSeg [lingerSegLen]lingerRec
 
 // lingerChunk is the size of a shard's data chunks; data larger than a
 // quarter of it get an allocation of their own.
@@ -186,7 +201,7 @@ func (t *lingerTable) put(now time.Time, d time.Duration, key string, wire []byt
 			return nil, false
 		}
 	}
-	if s.tail-s.head == uint64(len(s.ring)) {
+	if s.tail == s.base+uint64(len(s.segs))*lingerSegLen {
 		s.grow()
 	}
 	data := s.alloc(len(key) + len(wire))
@@ -234,8 +249,8 @@ func (t *lingerTable) sweep(now time.Time) {
 		s := &t.shards[i]
 		s.mu.Lock()
 		t.expire(s, now.UnixNano())
-		if n := len(s.ring); n > minLingerRing && s.tail-s.head < uint64(n/8) {
-			s.resize(n / 2)
+		if c := cap(s.segs); c > 16 && len(s.segs) < c/8 {
+			s.segs = append([]*lingerSeg(nil), s.segs...)
 		}
 		s.mu.Unlock()
 	}
@@ -253,7 +268,10 @@ func (t *lingerTable) len() int {
 	return n
 }
 
-func (s *lingerShard) at(n uint64) *lingerRec { return &s.ring[n&uint64(len(s.ring)-1)] }
+func (s *lingerShard) at(n uint64) *lingerRec {
+	i := n - s.base
+	return &s.segs[i/lingerSegLen][i%lingerSegLen]
+}
 
 // expire frees records from the ring's head of s while they are expired.
 func (t *lingerTable) expire(s *lingerShard, now int64) {
@@ -268,21 +286,30 @@ func (t *lingerTable) expire(s *lingerShard, now int64) {
 		*r = lingerRec{}
 		s.head++
 		t.live.Add(-1)
+		if s.head-s.base == lingerSegLen {
+			s.shift()
+		}
 	}
 }
 
-// minLingerRing is a shard's ring's first size.
-const minLingerRing = 64
-
-// grow doubles the ring.
-func (s *lingerShard) grow() { s.resize(max(2*len(s.ring), minLingerRing)) }
-
-// resize moves the ring's records to a ring of size records (a power of
-// two, at least as many as it keeps), each at its sequence number.
-func (s *lingerShard) resize(size int) {
-	ring := make([]lingerRec, size)
-	for n := s.head; n < s.tail; n++ {
-		ring[n&uint64(size-1)] = *s.at(n)
+// shift drops the ring's first segment, all of whose records are freed.
+func (s *lingerShard) shift() {
+	seg := s.segs[0]
+	n := copy(s.segs, s.segs[1:])
+	s.segs[n] = nil
+	s.segs = s.segs[:n]
+	s.base += lingerSegLen
+	if s.spare == nil {
+		s.spare = seg
 	}
-	s.ring = ring
+}
+
+// grow adds a segment at the ring's tail.
+func (s *lingerShard) grow() {
+	seg := s.spare
+	s.spare = nil
+	if seg == nil {
+		seg = new(lingerSeg)
+	}
+	s.segs = append(s.segs, seg)
 }

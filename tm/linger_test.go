@@ -188,7 +188,8 @@ func TestLingerTableAgainstAMap(t *testing.T) {
 			for i := range tab.shards {
 				s := &tab.shards[i]
 				assert.Empty(t, s.idx)
-				assert.LessOrEqual(t, len(s.ring), 4*minLingerRing, "shard %d kept its peak's ring", i)
+				assert.LessOrEqual(t, len(s.segs), 1, "shard %d kept its peak's segments", i)
+				assert.LessOrEqual(t, cap(s.segs), 16, "shard %d kept its peak's segment list", i)
 			}
 		})
 	}

@@ -355,11 +355,16 @@ func (t *Transaction) Replicate(uri string) error {
 	if err != nil {
 		return fmt.Errorf("tm: replicate to %q: %w", uri, err)
 	}
-	tmpl := t.req.Load()
+	tmpl, orig := t.hold()
 	if tmpl == nil {
 		return fmt.Errorf("tm: replicate to %q: %w", uri, ErrFinalSent)
 	}
-	c := shallowClone(tmpl) // its own header list: the template stays as it is
+	// Its own header list: the template stays as it is. Its first
+	// reference is never given back (a local request's holders are not
+	// counted), so it and the block it shares headers with go to the
+	// collector.
+	c := shallowClone(tmpl)
+	t.unhold(tmpl, orig)
 	setMaxForwards(c, nextMaxForwards(c))
 	_, inv, err := t.p.sendLocal(c, strings.ToLower(h.transport)+":"+h.addr(), nil, nil)
 	if err != nil {

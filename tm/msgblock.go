@@ -62,14 +62,9 @@ func tagged(md *sip.MessageData, head unsafe.Pointer, off uintptr) bool {
 	return len(d) == 1 && uintptr(unsafe.Pointer(unsafe.StringData(d))) == uintptr(head)+off
 }
 
-// drop gives back one reference; true when it was the last and the
-// block (blk, a pointer; md its message's data) may be reused. A block
-// released in a test binary is poisoned instead (internal/poolcheck).
-func (r *blockRef) drop(blk any, md *sip.MessageData) bool {
+// drop gives back one reference; true when it was the last.
+func (r *blockRef) drop() bool {
 	n := r.refs.Add(-1)
-	if n > 0 {
-		return false
-	}
 	if n < 0 {
 		// Released more often than retained: a bug in tm. Tests see it;
 		// in production the block is left to the collector.
@@ -78,19 +73,29 @@ func (r *blockRef) drop(blk any, md *sip.MessageData) bool {
 		}
 		return false
 	}
-	if poolcheck.Poison() {
-		poisonBlock(reflect.ValueOf(blk).Elem())
-		// Still tagged, with a count a further release takes below zero.
-		md.SetDestination(unsafe.String(&r.tag[0], 1))
-		r.refs.Store(0)
-		return false
+	return n == 0
+}
+
+// recycle tells whether a block (blk, a pointer; md its message's data)
+// whose last reference went may be reused. A block released in a test
+// binary is poisoned instead (internal/poolcheck).
+func (r *blockRef) recycle(blk any, md *sip.MessageData) bool {
+	if !poolcheck.Poison() {
+		return true
 	}
-	return true
+	poisonBlock(reflect.ValueOf(blk).Elem())
+	// Still tagged, with a count a further release takes below zero.
+	md.SetDestination(unsafe.String(&r.tag[0], 1))
+	r.refs.Store(0)
+	return false
 }
 
 var (
 	resBlocks = sync.Pool{New: func() any { return new(resBlock) }}
 	reqBlocks = sync.Pool{New: func() any { return new(reqBlock) }}
+	// cloneBlocks are shallow clones of received requests whose blocks
+	// are reused (pooledClone).
+	cloneBlocks = sync.Pool{New: func() any { return new(cloneBlock) }}
 
 	resTagOffset   = unsafe.Offsetof(resBlock{}.ref) + unsafe.Offsetof(blockRef{}.tag)
 	reqTagOffset   = unsafe.Offsetof(reqBlock{}.ref) + unsafe.Offsetof(blockRef{}.tag)
@@ -114,17 +119,26 @@ func reqBlockOf(req *sip.Request) *reqBlock {
 	return (*reqBlock)(unsafe.Pointer(req))
 }
 
+// cloneOf is the shallow clone req is, nil for a request made any other
+// way.
+func cloneOf(req *sip.Request) *cloneBlock {
+	if req == nil || !tagged(&req.MessageData, unsafe.Pointer(req), cloneTagOffset) {
+		return nil
+	}
+	return (*cloneBlock)(unsafe.Pointer(req))
+}
+
 // reqHead is the block of the received request req is, or is a shallow
-// clone of (the clone shares its headers): what a holder of req counts
-// a reference on. nil for a request made any other way.
+// clone of (the clone shares its headers). nil for a request made any
+// other way.
 func reqHead(req *sip.Request) *reqBlock {
 	if b := reqBlockOf(req); b != nil {
 		return b
 	}
-	if req == nil || !tagged(&req.MessageData, unsafe.Pointer(req), cloneTagOffset) {
-		return nil
+	if c := cloneOf(req); c != nil {
+		return c.base
 	}
-	return (*cloneBlock)(unsafe.Pointer(req)).base
+	return nil
 }
 
 // retainRes takes a reference on res's block, if it has one.
@@ -137,26 +151,53 @@ func retainRes(res *sip.Response) {
 // releaseRes gives back a reference taken on res's block (or the
 // reader's).
 func releaseRes(res *sip.Response) {
-	if b := resBlockOf(res); b != nil && b.ref.drop(b, &b.res.MessageData) {
+	if b := resBlockOf(res); b != nil && b.ref.drop() && b.ref.recycle(b, &b.res.MessageData) {
 		*b = resBlock{}
 		resBlocks.Put(b)
 	}
 }
 
-// retainReq takes a reference on the block req is, or is a clone of.
+// retainReq takes a reference on the block req is: a received request's
+// or a shallow clone's (which holds one on the block whose headers it
+// shares for as long as it is held itself).
 func retainReq(req *sip.Request) {
-	if b := reqHead(req); b != nil {
+	if b := reqBlockOf(req); b != nil {
 		b.ref.refs.Add(1)
+	} else if c := cloneOf(req); c != nil {
+		c.ref.refs.Add(1)
 	}
 }
 
-// releaseReq gives back a reference taken on the block req is, or is a
-// clone of (or the reader's).
+// releaseReq gives back a reference taken on the block req is (or the
+// reader's, or a clone's first).
 func releaseReq(req *sip.Request) {
-	if b := reqHead(req); b != nil && b.ref.drop(b, &b.req.MessageData) {
+	if b := reqBlockOf(req); b != nil {
+		releaseReqBlock(b)
+	} else if c := cloneOf(req); c != nil && c.ref.drop() {
+		base := c.base
+		// A clone of an INVITE or a CANCEL is read uncounted, as they are
+		// (the CANCELs built from a branch share its Request-URI): left
+		// to the collector as they are, never poisoned.
+		if c.pooled && c.ref.recycle(c, &c.req.MessageData) {
+			*c = cloneBlock{}
+			cloneBlocks.Put(c)
+		}
+		releaseReqBlock(base)
+	}
+}
+
+func releaseReqBlock(b *reqBlock) {
+	if b != nil && b.ref.drop() && b.ref.recycle(b, &b.req.MessageData) {
 		*b = reqBlock{}
 		reqBlocks.Put(b)
 	}
+}
+
+// pooledClone tells whether a shallow clone of a request in block base
+// goes back to cloneBlocks once its last holder let it go: when base
+// does (every method but INVITE and CANCEL).
+func pooledClone(base *reqBlock) bool {
+	return base != nil && base.req.Method != sip.INVITE && base.req.Method != sip.CANCEL
 }
 
 // poisoned is what every string of a poisoned block reads.

@@ -268,3 +268,100 @@ func TestIssue14_RequestBlockLivesWithItsTransaction(t *testing.T) {
 		})
 	}
 }
+
+// Issue 14: a shallow clone counts its own holders and holds one
+// reference on the block whose headers it shares: the block outlives
+// every clone, and a clone of a pooled request is given back (poisoned in
+// the tests) when its last holder lets go, while a clone of an INVITE,
+// read uncounted by the CANCELs built from it, never is.
+func TestIssue14_CloneCountsOnItselfAndItsBlock(t *testing.T) {
+	was := poolcheck.SetPoison(true)
+	defer poolcheck.SetPoison(was)
+	p := NewParser(0)
+
+	req := mbParse(t, p, mbAck).(*sip.Request)
+	base := reqBlockOf(req)
+	a, inner := shallowClone(req), shallowClone(req)
+	b := shallowClone(inner)
+	assert.Same(t, base, reqHead(b), "a clone of a clone counts on the received block")
+	assert.EqualValues(t, 4, base.ref.refs.Load(), "the reader's and one per clone (three made)")
+	releaseReq(req) // the reader's
+	releaseReq(inner)
+	assert.Equal(t, "b", b.Recipient.User, "a clone does not read its source's block")
+	retainReq(a)    // a second holder of a
+	releaseReq(a)
+	assert.Equal(t, "127.0.0.1", a.Recipient.Host, "a still held once")
+	releaseReq(a)
+	assert.True(t, strings.Contains(a.Recipient.Host, "released"), "a released reads %q", a.Recipient.Host)
+	assert.Equal(t, "1", Tag(b.From().Params), "the block stays while b holds it")
+	releaseReq(b)
+	assert.True(t, strings.Contains(b.From().Params[0].V, "released"), "the block given back with its last clone")
+	assert.Panics(t, func() { releaseReq(a) }, "a clone released twice")
+
+	inv := mbParse(t, p, strings.ReplaceAll(mbAck, "ACK", "INVITE")).(*sip.Request)
+	require.Equal(t, sip.INVITE, inv.Method)
+	c := shallowClone(inv)
+	releaseReq(c)
+	assert.Equal(t, "127.0.0.1", c.Recipient.Host, "an INVITE's clone is left to the collector, unpoisoned")
+}
+
+// keepBranches keeps every branch's request past the hook.
+type keepBranches struct{ got chan *sip.Request }
+
+func (k keepBranches) OnBranch(_ *Transaction, b *Branch) bool {
+	k.got <- b.Request
+	return true
+}
+
+// Issue 14, over real sockets: the template and a branch's request of a
+// non-INVITE transaction are given back once it is done (a router or a
+// branch hook that keeps them past that reads poison), not before; an
+// INVITE's stay (read uncounted: a CANCEL built from the branch, a
+// deferred router).
+func TestIssue14_ClonesGoBackWithTheirTransaction(t *testing.T) {
+	for _, tc := range []struct {
+		method   string
+		poisoned bool
+	}{{"OPTIONS", true}, {"INVITE", false}} {
+		t.Run(tc.method, func(t *testing.T) {
+			was := poolcheck.SetPoison(true)
+			defer poolcheck.SetPoison(was)
+			uac, uas := siptest.NewUA(t), siptest.NewUA(t)
+			type kept struct {
+				tx   *Transaction
+				tmpl *sip.Request
+			}
+			routed := make(chan kept, 1)
+			route := toUAs(uas)
+			router := RouterFunc(func(r *Request) Decision {
+				routed <- kept{r.Tx, r.Request}
+				return route(r)
+			})
+			hook := keepBranches{got: make(chan *sip.Request, 1)}
+			p := startProxy(t, testCfg(), router, withModules(Module{Name: "keep", Branch: hook}))
+
+			uac.Send(p.udp, uac.NewRequest(tc.method, "sip:bob@"+p.udp, 1))
+			got := uas.Request(sip.RequestMethod(tc.method))
+			k := <-routed
+			br := <-hook.got
+			// Under the lock compact gives them back under (the race
+			// detector does not see the sockets order these reads).
+			k.tx.mu.Lock()
+			user, buser, btag := k.tmpl.Recipient.User, br.Recipient.User, Tag(br.From().Params)
+			k.tx.mu.Unlock()
+			require.Equal(t, "bob", user, "the template while the transaction runs")
+			require.Equal(t, "bob", buser, "the branch while the transaction runs")
+			require.Equal(t, Tag(got.From().Params), btag)
+
+			uas.Reply(got, 486, "b")
+			assert.Equal(t, 486, uac.Final().StatusCode)
+			siptest.Eventually(t, func() bool { return k.tx.Original() == nil }, "the transaction compacted")
+			k.tx.mu.Lock() // compact gives them back under it
+			k.tx.mu.Unlock()
+			for name, r := range map[string]*sip.Request{"template": k.tmpl, "branch": br} {
+				assert.Equal(t, tc.poisoned, strings.Contains(r.Recipient.User, "released"),
+					"%s's Request-URI user reads %q", name, r.Recipient.User)
+			}
+		})
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/emiago/sipgo/sip"
 
@@ -212,7 +211,7 @@ func (p *Proxy) newTransaction(req *sip.Request, m *transport.Message, srv *srvT
 		bestBranch: -1,
 	}
 	t.values = t.value0[:0]
-	retainReq(req) // the request, its template and branches, until compact
+	retainReq(req) // until compact, as the template (its clone's first reference)
 	t.orig.Store(req)
 	t.req.Store(shallowClone(req))
 	if cs := req.CSeq(); cs != nil {
@@ -245,7 +244,8 @@ func (t *Transaction) ID() uint64 { return t.id }
 
 // Request is the received request after Route pre-processing; read-only
 // once the router returned. Nil once the transaction is done (Done is
-// closed and the observers' OnDone ran): take what you need before.
+// closed and the observers' OnDone ran): take what you need before; tm
+// reuses its memory then (issue 14).
 func (t *Transaction) Request() *sip.Request { return t.req.Load() }
 
 // Original is the request as received; nil once the transaction is done,
@@ -784,10 +784,11 @@ func (t *Transaction) compact() {
 		t.vmu.Unlock()
 	}
 	t.lateCallID = strings.Clone(callID(r))
-	t.orig.Store(nil)
-	t.req.Store(nil)
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	// Under the lock: hold takes its references under it too.
+	t.orig.Store(nil)
+	releaseReq(t.req.Swap(nil))
 	if t.invite && t.upFinal >= 200 && t.upFinal < 300 {
 		// The server transaction is in Accepted: relay sends a 2xx to
 		// t.upstream as it would, and its lookups are a lingerRec's (on
@@ -803,6 +804,7 @@ func (t *Transaction) compact() {
 			owed = true
 			continue
 		}
+		releaseReq(t.br[i].req)
 		t.br[i].req, t.br[i].cancelHdrs = nil, nil
 	}
 	for i := range t.rc.branches {
@@ -1114,9 +1116,10 @@ func (t *Transaction) startBranch(i int, tg Target) {
 	if i >= len(t.br) {
 		t.mu.Unlock()
 		raw.release()
+		releaseReq(req)
 		return // done meanwhile (not while a branch is pending; kept safe)
 	}
-	t.br[i].req = req
+	t.br[i].req = req // the clone's first reference
 	t.mu.Unlock()
 	// Read before the send: once the branch is out, its reply (and a
 	// test's clock) may move on before startCliTx returns.
@@ -1143,8 +1146,8 @@ func (t *Transaction) startBranch(i int, tg Target) {
 // request and no error when the branch hook dropped the branch.
 func (t *Transaction) buildBranch(i int, tg Target) (*sip.Request, wire, transport.Dest, error) {
 	p := t.p
-	tmpl, orig := t.req.Load(), t.orig.Load()
-	if tmpl == nil || orig == nil {
+	tmpl, orig := t.hold()
+	if tmpl == nil {
 		return nil, wire{}, transport.Dest{}, errors.New("tm: the transaction is done")
 	}
 	ruri := &tmpl.Recipient
@@ -1154,6 +1157,13 @@ func (t *Transaction) buildBranch(i int, tg Target) (*sip.Request, wire, transpo
 	cb := shallowCloneTo(tmpl, ruri)
 	req := &cb.req
 	setMaxForwards(req, nextMaxForwards(orig))
+	t.unhold(tmpl, orig) // the branch holds the headers it shares
+	built := false
+	defer func() {
+		if !built {
+			releaseReq(req)
+		}
+	}()
 	for _, h := range t.addedHeaders() {
 		req.AppendHeader(h)
 	}
@@ -1196,7 +1206,29 @@ func (t *Transaction) buildBranch(i int, tg Target) (*sip.Request, wire, transpo
 		raw.release()
 		return nil, wire{}, transport.Dest{}, err
 	}
+	built = true
 	return req, raw, d, nil
+}
+
+// hold returns the transaction's template and original request, with a
+// reference on each that unhold gives back; nils once it is done. Taken
+// under t.mu, as compact drops them: a router may decide, and a branch be
+// built, while another goroutine ends the transaction.
+func (t *Transaction) hold() (tmpl, orig *sip.Request) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	tmpl, orig = t.req.Load(), t.orig.Load()
+	if tmpl == nil || orig == nil {
+		return nil, nil
+	}
+	retainReq(tmpl)
+	retainReq(orig)
+	return tmpl, orig
+}
+
+func (t *Transaction) unhold(tmpl, orig *sip.Request) {
+	releaseReq(tmpl)
+	releaseReq(orig)
 }
 
 // prependOurs puts our Via and, when the transaction record-routes, our
@@ -1283,9 +1315,12 @@ type cloneBlock struct {
 	ukv   [2]sip.HeaderKV
 	order [cloneHeaders]sip.Header
 	// base is the received request's block whose headers the clone
-	// shares, nil when it has none; ref carries the tag only (msgblock.go).
-	base *reqBlock
-	ref  blockRef
+	// shares, nil when it has none; the clone holds a reference on it.
+	// ref is the clone's own tag and count (msgblock.go): its creator
+	// holds the first reference.
+	base   *reqBlock
+	ref    blockRef
+	pooled bool // pooledClone(base)
 }
 
 const (
@@ -1296,10 +1331,21 @@ const (
 // shallowCloneTo is shallowClone with ruri as the Request-URI (a branch's
 // target: its parameter lists are copied once, not the template's first).
 func shallowCloneTo(req *sip.Request, ruri *sip.Uri) *cloneBlock {
-	b := &cloneBlock{base: reqHead(req)}
+	base := reqHead(req)
+	var b *cloneBlock
+	if pooledClone(base) {
+		b = cloneBlocks.Get().(*cloneBlock)
+		b.pooled = true
+	} else {
+		b = new(cloneBlock)
+	}
+	if base != nil {
+		base.ref.refs.Add(1)
+		b.base = base
+	}
 	c := &b.req
 	initMessageData(&c.MessageData, b.order[cloneFront:])
-	c.SetDestination(unsafe.String(&b.ref.tag[0], 1))
+	b.ref.tagOf(&c.MessageData)
 	c.Method = req.Method
 	c.Recipient = *ruri
 	if ruri.UriParams != nil {

@@ -288,7 +288,7 @@ func TestIssue14_CloneCountsOnItselfAndItsBlock(t *testing.T) {
 	releaseReq(req) // the reader's
 	releaseReq(inner)
 	assert.Equal(t, "b", b.Recipient.User, "a clone does not read its source's block")
-	retainReq(a)    // a second holder of a
+	retainReq(a) // a second holder of a
 	releaseReq(a)
 	assert.Equal(t, "127.0.0.1", a.Recipient.Host, "a still held once")
 	releaseReq(a)

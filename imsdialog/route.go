@@ -395,14 +395,15 @@ func (m *Manager) newDialog(r *tm.Request) *Dialog {
 	e, id := m.allocate(callID)
 	did := makeDID(e, id)
 	inv := Invite{CallID: callID, FromTag: tm.Tag(req.From().Params), CSeq: req.CSeq().SeqNo,
-		From: *sip.HeaderClone(req.From()).(*sip.FromHeader), To: *sip.HeaderClone(req.To()).(*sip.ToHeader),
-		Source: r.Source, Transport: r.Transport, SDP: sdpOf(req)}
+		From: *req.From(), To: *req.To(), Source: r.Source, Transport: r.Transport, SDP: sdpOf(req)}
 	if v := req.Via(); v != nil {
 		inv.ViaBranch, _ = tm.Param(v.Params, "branch")
 	}
 	if c := req.Contact(); c != nil {
-		inv.Contact = *c.Address.Clone()
+		inv.Contact = c.Address
 	}
+	// Shared with the INVITE until NewCell detaches what the cell keeps
+	// (a clone here was copied again there).
 	for _, h := range req.GetHeaders("Record-Route") {
 		if h, ok := h.(*sip.RecordRouteHeader); ok {
 			inv.RecordRoute = append(inv.RecordRoute, h.Address)

@@ -70,6 +70,7 @@ func (p cliPost) run(c *cliTx, res *sip.Response) {
 	}
 	if p.ack != nil {
 		c.p.localRequest(p.ack)
+		releaseReq(p.ack)
 	}
 	if c.owner == nil {
 		return
@@ -138,7 +139,9 @@ func (c *cliTx) exec(acts []txn.Action, res *sip.Response) cliPost {
 				}
 				c.ack = marshal(ack)
 				if len(p.localObs) > 0 {
-					post.ack = ack
+					post.ack = ack // its reference given back once they saw it
+				} else {
+					releaseReq(ack)
 				}
 			}
 			p.send(c.ack, c.dest)

@@ -13,12 +13,18 @@ import (
 // the wire), and the ones it makes live in its block: one allocation
 // where sip.NewRequest and a deep clone of each header were ten to
 // fifteen, on every forked call's CANCEL and its 487's ACK (issue 14).
+//
+// It shares the branch request's headers and Request-URI parameters, so
+// it holds a reference on that request (msgblock.go) while it is held
+// itself: its builder holds the first, its client transaction one more.
 type derived struct {
 	req   sip.Request
 	cseq  sip.CSeqHeader
 	mf    sip.MaxForwardsHeader
 	cl    sip.ContentLengthHeader
 	order [derivedHeaders]sip.Header
+	from  *sip.Request
+	ref   blockRef
 }
 
 // derivedHeaders: Via, a few Routes, Max-Forwards, From, To, Call-ID,
@@ -28,8 +34,10 @@ const derivedHeaders = 14
 // newDerived starts a method request to from's Request-URI (its parameter
 // lists shared, read only).
 func newDerived(method sip.RequestMethod, from *sip.Request) *derived {
-	d := &derived{}
+	d := &derived{from: from}
 	initMessageData(&d.req.MessageData, d.order[:])
+	d.ref.tagOf(&d.req.MessageData)
+	retainReq(from)
 	d.req.Method = method
 	d.req.Recipient = from.Recipient
 	d.req.SipVersion = from.SipVersion

@@ -97,9 +97,10 @@ var (
 	// are reused (pooledClone).
 	cloneBlocks = sync.Pool{New: func() any { return new(cloneBlock) }}
 
-	resTagOffset   = unsafe.Offsetof(resBlock{}.ref) + unsafe.Offsetof(blockRef{}.tag)
-	reqTagOffset   = unsafe.Offsetof(reqBlock{}.ref) + unsafe.Offsetof(blockRef{}.tag)
-	cloneTagOffset = unsafe.Offsetof(cloneBlock{}.ref) + unsafe.Offsetof(blockRef{}.tag)
+	resTagOffset     = unsafe.Offsetof(resBlock{}.ref) + unsafe.Offsetof(blockRef{}.tag)
+	reqTagOffset     = unsafe.Offsetof(reqBlock{}.ref) + unsafe.Offsetof(blockRef{}.tag)
+	cloneTagOffset   = unsafe.Offsetof(cloneBlock{}.ref) + unsafe.Offsetof(blockRef{}.tag)
+	derivedTagOffset = unsafe.Offsetof(derived{}.ref) + unsafe.Offsetof(blockRef{}.tag)
 )
 
 // resBlockOf is the block res lives in, nil for a response made any
@@ -126,6 +127,15 @@ func cloneOf(req *sip.Request) *cloneBlock {
 		return nil
 	}
 	return (*cloneBlock)(unsafe.Pointer(req))
+}
+
+// derivedOf is the CANCEL or ACK req is (derived.go), nil for a request
+// made any other way.
+func derivedOf(req *sip.Request) *derived {
+	if req == nil || !tagged(&req.MessageData, unsafe.Pointer(req), derivedTagOffset) {
+		return nil
+	}
+	return (*derived)(unsafe.Pointer(req))
 }
 
 // reqHead is the block of the received request req is, or is a shallow
@@ -165,24 +175,40 @@ func retainReq(req *sip.Request) {
 		b.ref.refs.Add(1)
 	} else if c := cloneOf(req); c != nil {
 		c.ref.refs.Add(1)
+	} else if d := derivedOf(req); d != nil {
+		d.ref.refs.Add(1)
 	}
 }
 
 // releaseReq gives back a reference taken on the block req is (or the
 // reader's, or a clone's first).
 func releaseReq(req *sip.Request) {
+	// Which kind req is, is read before its reference goes: after, another
+	// holder's release may poison or reuse it.
 	if b := reqBlockOf(req); b != nil {
 		releaseReqBlock(b)
-	} else if c := cloneOf(req); c != nil && c.ref.drop() {
+		return
+	}
+	if c := cloneOf(req); c != nil {
+		if !c.ref.drop() {
+			return
+		}
 		base := c.base
-		// A clone of an INVITE or a CANCEL is read uncounted, as they are
-		// (the CANCELs built from a branch share its Request-URI): left
-		// to the collector as they are, never poisoned.
+		// A clone of a CANCEL is read uncounted, as the CANCEL is: left
+		// to the collector, never poisoned.
 		if c.pooled && c.ref.recycle(c, &c.req.MessageData) {
 			*c = cloneBlock{}
 			cloneBlocks.Put(c)
 		}
 		releaseReqBlock(base)
+		return
+	}
+	if d := derivedOf(req); d != nil && d.ref.drop() {
+		// Its own memory goes to the collector: a CANCEL or an ACK per
+		// forked call or failed branch; the request it shares goes back.
+		from := d.from
+		d.from = nil
+		releaseReq(from)
 	}
 }
 
@@ -195,9 +221,9 @@ func releaseReqBlock(b *reqBlock) {
 
 // pooledClone tells whether a shallow clone of a request in block base
 // goes back to cloneBlocks once its last holder let it go: when base
-// does (every method but INVITE and CANCEL).
+// does (every method but CANCEL).
 func pooledClone(base *reqBlock) bool {
-	return base != nil && base.req.Method != sip.INVITE && base.req.Method != sip.CANCEL
+	return base != nil && base.req.Method != sip.CANCEL
 }
 
 // poisoned is what every string of a poisoned block reads.

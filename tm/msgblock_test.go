@@ -272,8 +272,8 @@ func TestIssue14_RequestBlockLivesWithItsTransaction(t *testing.T) {
 // Issue 14: a shallow clone counts its own holders and holds one
 // reference on the block whose headers it shares: the block outlives
 // every clone, and a clone of a pooled request is given back (poisoned in
-// the tests) when its last holder lets go, while a clone of an INVITE,
-// read uncounted by the CANCELs built from it, never is.
+// the tests) when its last holder lets go, while a clone of a CANCEL,
+// read uncounted as the CANCEL is, never is.
 func TestIssue14_CloneCountsOnItselfAndItsBlock(t *testing.T) {
 	was := poolcheck.SetPoison(true)
 	defer poolcheck.SetPoison(was)
@@ -298,11 +298,27 @@ func TestIssue14_CloneCountsOnItselfAndItsBlock(t *testing.T) {
 	assert.True(t, strings.Contains(b.From().Params[0].V, "released"), "the block given back with its last clone")
 	assert.Panics(t, func() { releaseReq(a) }, "a clone released twice")
 
-	inv := mbParse(t, p, strings.ReplaceAll(mbAck, "ACK", "INVITE")).(*sip.Request)
-	require.Equal(t, sip.INVITE, inv.Method)
-	c := shallowClone(inv)
+	cancel := mbParse(t, p, strings.ReplaceAll(mbAck, "ACK", "CANCEL")).(*sip.Request)
+	require.Equal(t, sip.CANCEL, cancel.Method)
+	c := shallowClone(cancel)
 	releaseReq(c)
-	assert.Equal(t, "127.0.0.1", c.Recipient.Host, "an INVITE's clone is left to the collector, unpoisoned")
+	assert.Equal(t, "127.0.0.1", c.Recipient.Host, "a CANCEL's clone is left to the collector, unpoisoned")
+
+	// A CANCEL or an ACK built from a branch holds the branch's request.
+	inv := mbParse(t, p, strings.ReplaceAll(mbAck, "ACK", "INVITE")).(*sip.Request)
+	br := shallowClone(inv)
+	releaseReq(inv)
+	d := newDerived(sip.CANCEL, br)
+	d.req.AppendHeader(br.From())
+	der := d.end()
+	releaseReq(br) // the branch's holder let go: the CANCEL still holds it
+	assert.Equal(t, "1", Tag(der.From().Params), "the CANCEL's From while it is held")
+	assert.Equal(t, "127.0.0.1", der.Recipient.Host)
+	retainReq(der)
+	releaseReq(der)
+	assert.Equal(t, "1", Tag(der.From().Params), "held once more")
+	releaseReq(der)
+	assert.True(t, strings.Contains(der.From().Params[0].V, "released"), "given back with the CANCEL: reads %q", der.From().Params[0].V)
 }
 
 // keepBranches keeps every branch's request past the hook.
@@ -314,16 +330,11 @@ func (k keepBranches) OnBranch(_ *Transaction, b *Branch) bool {
 }
 
 // Issue 14, over real sockets: the template and a branch's request of a
-// non-INVITE transaction are given back once it is done (a router or a
-// branch hook that keeps them past that reads poison), not before; an
-// INVITE's stay (read uncounted: a CANCEL built from the branch, a
-// deferred router).
+// transaction are given back once it is done (a router or a branch hook
+// that keeps them past that reads poison), not before.
 func TestIssue14_ClonesGoBackWithTheirTransaction(t *testing.T) {
-	for _, tc := range []struct {
-		method   string
-		poisoned bool
-	}{{"OPTIONS", true}, {"INVITE", false}} {
-		t.Run(tc.method, func(t *testing.T) {
+	for _, method := range []string{"OPTIONS", "INVITE"} {
+		t.Run(method, func(t *testing.T) {
 			was := poolcheck.SetPoison(true)
 			defer poolcheck.SetPoison(was)
 			uac, uas := siptest.NewUA(t), siptest.NewUA(t)
@@ -340,8 +351,8 @@ func TestIssue14_ClonesGoBackWithTheirTransaction(t *testing.T) {
 			hook := keepBranches{got: make(chan *sip.Request, 1)}
 			p := startProxy(t, testCfg(), router, withModules(Module{Name: "keep", Branch: hook}))
 
-			uac.Send(p.udp, uac.NewRequest(tc.method, "sip:bob@"+p.udp, 1))
-			got := uas.Request(sip.RequestMethod(tc.method))
+			uac.Send(p.udp, uac.NewRequest(method, "sip:bob@"+p.udp, 1))
+			got := uas.Request(sip.RequestMethod(method))
 			k := <-routed
 			br := <-hook.got
 			// Under the lock compact gives them back under (the race
@@ -359,9 +370,54 @@ func TestIssue14_ClonesGoBackWithTheirTransaction(t *testing.T) {
 			k.tx.mu.Lock() // compact gives them back under it
 			k.tx.mu.Unlock()
 			for name, r := range map[string]*sip.Request{"template": k.tmpl, "branch": br} {
-				assert.Equal(t, tc.poisoned, strings.Contains(r.Recipient.User, "released"),
+				assert.True(t, strings.Contains(r.Recipient.User, "released"),
 					"%s's Request-URI user reads %q", name, r.Recipient.User)
 			}
 		})
 	}
+}
+
+// Issue 14: a router that defers reads the request until it decides,
+// even when the caller's CANCEL ended the transaction meanwhile (the
+// dialog module's limits wait on Redis): the router's reference keeps the
+// INVITE's memory until Decide, and only that long. A goroutine outside
+// the transaction reads the request through WithOriginal.
+func TestIssue14_DeferredRouterHoldsTheInviteUntilItDecides(t *testing.T) {
+	was := poolcheck.SetPoison(true)
+	defer poolcheck.SetPoison(was)
+	uac := siptest.NewUA(t)
+	type kept struct {
+		tx   *Transaction
+		tmpl *sip.Request
+	}
+	routed := make(chan kept, 1)
+	p := startProxy(t, testCfg(), RouterFunc(func(r *Request) Decision {
+		routed <- kept{r.Tx, r.Request}
+		return Decision{Kind: Defer}
+	}))
+
+	inv := uac.Invite("sip:bob@" + p.udp)
+	uac.Send(p.udp, inv)
+	var k kept
+	select {
+	case k = <-routed:
+	case <-time.After(waitFor):
+		t.Fatal("not routed")
+	}
+	var from string
+	require.True(t, k.tx.WithOriginal(func(r *sip.Request) { from = Tag(r.From().Params) }), "held while pending")
+	assert.Equal(t, Tag(inv.From().Params), from)
+
+	uac.Send(p.udp, uac.CancelFor(inv))
+	assert.Equal(t, sip.INVITE, uac.Response(487).CSeq().MethodName, "the INVITE ended by its CANCEL")
+	siptest.Eventually(t, func() bool { return k.tx.Original() == nil }, "the transaction compacted")
+	k.tx.mu.Lock() // compact gives its references back under it
+	k.tx.mu.Unlock()
+	assert.False(t, k.tx.WithOriginal(func(*sip.Request) { t.Error("called once done") }), "done")
+	assert.Equal(t, "bob", k.tmpl.Recipient.User, "the deferred router still reads the INVITE")
+	assert.Equal(t, Tag(inv.From().Params), Tag(k.tmpl.From().Params))
+
+	k.tx.Decide(RelayTo())
+	assert.True(t, strings.Contains(k.tmpl.Recipient.User, "released"), "given back once decided: reads %q", k.tmpl.Recipient.User)
+	k.tx.Decide(RelayTo()) // a second decision releases nothing (a double release panics)
 }

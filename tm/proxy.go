@@ -248,11 +248,15 @@ func (p *Proxy) PendingInvite(id uint64) *Transaction {
 // INVITE: for management calls and the odd script, not per message.
 func (p *Proxy) PendingInviteByCallID(callID string, cseq uint32) *Transaction {
 	for _, t := range p.PendingInvites() {
-		r := t.Original()
-		if r == nil || r.CallID() == nil || r.CallID().Value() != callID {
-			continue
-		}
-		if cs := r.CSeq(); cseq == 0 || (cs != nil && cs.SeqNo == cseq) {
+		found := false
+		t.WithOriginal(func(r *sip.Request) {
+			if r.CallID() == nil || r.CallID().Value() != callID {
+				return
+			}
+			cs := r.CSeq()
+			found = cseq == 0 || (cs != nil && cs.SeqNo == cseq)
+		})
+		if found {
 			return t
 		}
 	}
@@ -618,10 +622,9 @@ func (p *Proxy) onMessage(m transport.Message) {
 	switch msg := m.Msg.(type) {
 	case *sip.Request:
 		p.onRequest(msg, &m)
-		if msg.Method != sip.INVITE && msg.Method != sip.CANCEL {
-			// The reader's reference (msgblock.go). An INVITE's and a
-			// CANCEL's stay: deferred routers, tm.list, CANCELs built
-			// from a branch and held CANCELs read them uncounted.
+		if msg.Method != sip.CANCEL {
+			// The reader's reference (msgblock.go). A CANCEL's stays: a
+			// CANCEL held for its INVITE is read from a timer, uncounted.
 			releaseReq(msg)
 		}
 	case *sip.Response:
@@ -845,8 +848,9 @@ func (p *Proxy) serveRequest(req *sip.Request, m *transport.Message, s *srvTx) {
 	if t == nil {
 		return
 	}
-	tmpl := t.req.Load()
-	if tmpl == nil {
+	tmpl := t.routing.Load() // the router's reference, given back by Decide
+	if tmpl == nil || t.req.Load() == nil {
+		t.releaseRouting()
 		return // a CANCEL ended it already
 	}
 	consumed, params := p.preprocessRoute(tmpl)

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/emiago/sipgo/sip"
 
@@ -31,23 +32,29 @@ type Transaction struct {
 	// that long. Atomic because readers take them without t.mu.
 	orig atomic.Pointer[sip.Request]
 	req  atomic.Pointer[sip.Request]
+	// routing is the router's reference on req (msgblock.go), taken
+	// before a CANCEL can end the transaction and given back by Decide: a
+	// router that defers reads the request until it decides.
+	routing atomic.Pointer[sip.Request]
 	// added are AddHeaders' headers (t_add_hdrs), replaced whole on each
 	// call: the client transactions read them without t.mu.
 	added atomic.Pointer[[]sip.Header]
 	// cancelReason is SetCancelReason's Reason (t_add_cancel_reason).
 	cancelReason atomic.Pointer[string]
 	// cseq is the CSeq number of orig, kept for the replies relayed after
-	// it was dropped; lateCallID its Call-ID then, for the logs: written
-	// once before orig is cleared, so a reader that loads a nil orig sees
-	// it (the atomic store orders it).
-	cseq       uint32
-	lateCallID string
-	srv        *srvTx
-	invite     bool
-	key        string
-	loopHash   string
-	upstream   transport.Dest // where replies go (the server transaction's)
-	created    time.Time
+	// it was dropped. cid is orig's Call-ID for the logs, in cidRoom when
+	// it fits, written once: read from any goroutine, orig's may be a
+	// reused block's by then, and a substring of it kept the message's
+	// text for as long as the transaction lingers.
+	cseq     uint32
+	cid      string
+	cidRoom  [cidRoomLen]byte
+	srv      *srvTx
+	invite   bool
+	key      string
+	loopHash string
+	upstream transport.Dest // where replies go (the server transaction's)
+	created  time.Time
 
 	mu sync.Mutex
 	// rc and br are the response context and the branches: nil once the
@@ -211,9 +218,17 @@ func (p *Proxy) newTransaction(req *sip.Request, m *transport.Message, srv *srvT
 		bestBranch: -1,
 	}
 	t.values = t.value0[:0]
+	if c := callID(req); len(c) <= len(t.cidRoom) {
+		t.cid = unsafe.String(unsafe.SliceData(t.cidRoom[:]), copy(t.cidRoom[:], c))
+	} else {
+		t.cid = strings.Clone(c)
+	}
 	retainReq(req) // until compact, as the template (its clone's first reference)
 	t.orig.Store(req)
-	t.req.Store(shallowClone(req))
+	tmpl := shallowClone(req)
+	t.req.Store(tmpl)
+	retainReq(tmpl)
+	t.routing.Store(tmpl)
 	if cs := req.CSeq(); cs != nil {
 		t.cseq = cs.SeqNo
 	}
@@ -231,6 +246,7 @@ func (p *Proxy) newTransaction(req *sip.Request, m *transport.Message, srv *srvT
 		p.replyLocal(held.srv, held.req, 200, "OK")
 		p.log.Info("INVITE cancelled before it arrived", "callid", callID(req))
 		t.Reply(487, "Request Terminated")
+		t.releaseRouting()
 		return nil
 	}
 	if p.cfg.Auto100Trying {
@@ -249,16 +265,31 @@ func (t *Transaction) ID() uint64 { return t.id }
 func (t *Transaction) Request() *sip.Request { return t.req.Load() }
 
 // Original is the request as received; nil once the transaction is done,
-// as Request.
+// as Request. From a goroutine other than the transaction's own (its
+// router and hooks), use WithOriginal: the transaction may end while you
+// read, and tm reuses the request's memory then.
 func (t *Transaction) Original() *sip.Request { return t.orig.Load() }
 
-// callID is the Call-ID of the request, also once it was dropped.
-func (t *Transaction) callID() string {
-	if r := t.orig.Load(); r != nil {
-		return callID(r)
+// WithOriginal calls f with the request as received, held for f's run
+// (and no longer: copy what you keep), and reports whether it did: false
+// once the transaction is done. Safe from any goroutine (a management
+// call listing transactions).
+func (t *Transaction) WithOriginal(f func(r *sip.Request)) bool {
+	tmpl, orig := t.hold()
+	if orig == nil {
+		return false
 	}
-	return t.lateCallID
+	defer t.unhold(tmpl, orig)
+	f(orig)
+	return true
 }
+
+// callID is the Call-ID of the request, also once it was dropped.
+func (t *Transaction) callID() string { return t.cid }
+
+// cidRoomLen fits the Call-IDs of most UAs (sipp's, a UUID at a host)
+// and keeps a Transaction in its size class.
+const cidRoomLen = 48
 
 // Created is when the request arrived (tm's clock).
 func (t *Transaction) Created() time.Time { return t.created }
@@ -524,6 +555,7 @@ func (t *Transaction) runPost(post postList) {
 			t.startBranch(a.branch, a.target)
 		case postCancel:
 			p.sendCancel(a.req, a.tx, a.reason, append(a.hdrs[:len(a.hdrs):len(a.hdrs)], t.addedHeaders()...)...)
+			releaseReq(a.req)
 		case postFailure:
 			var targets []Target
 			for _, h := range p.failure {
@@ -583,6 +615,7 @@ func (t *Transaction) stepLocked(ev event) postList {
 // counts; a Defer decision given here drops the request. A transaction
 // that ended meanwhile (the caller cancelled) ignores it.
 func (t *Transaction) Decide(d Decision) {
+	defer t.releaseRouting()
 	t.mu.Lock()
 	if t.decided || t.rc == nil {
 		t.mu.Unlock()
@@ -638,6 +671,9 @@ func (t *Transaction) Decide(d Decision) {
 	}
 }
 
+// releaseRouting gives back the router's reference on the request, once.
+func (t *Transaction) releaseRouting() { releaseReq(t.routing.Swap(nil)) }
+
 // growBranches makes room for every branch acts start at once: grown one
 // branch at a time, the list of a forked request was an allocation per
 // branch.
@@ -685,6 +721,7 @@ func (t *Transaction) exec(acts []action) (post postList) {
 		case actCancelBranch:
 			b := &t.br[a.branch]
 			if b.req != nil && b.tx != nil {
+				retainReq(b.req) // until the CANCEL is built: compact may drop the branch's
 				post.add(postAct{kind: postCancel, req: b.req, tx: b.tx, reason: a.reason, hdrs: b.cancelHdrs})
 			}
 		case actRelay:
@@ -783,7 +820,6 @@ func (t *Transaction) compact() {
 		t.values, t.value0 = nil, [1]keyValue{}
 		t.vmu.Unlock()
 	}
-	t.lateCallID = strings.Clone(callID(r))
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	// Under the lock: hold takes its references under it too.
@@ -1262,6 +1298,7 @@ func (t *Transaction) doubleRR(out *listener) bool {
 // told, so it waits 64*T1 for the final reply.
 func (p *Proxy) sendCancel(inv *sip.Request, invTx *cliTx, reason string, hdrs ...sip.Header) {
 	c := p.cancelRequest(inv, reason, hdrs)
+	defer releaseReq(c) // its transaction holds its own
 	if _, err := p.startCliTx(c, wire{}, invTx.dest, nil, true); err != nil {
 		p.stats.sendFailures.Add(1)
 		p.log.Info("CANCEL not sent", "callid", callID(inv), "error", err)

@@ -34,25 +34,28 @@ func registerTransactionMethods(api *mgmt.Server, p *tm.Proxy) {
 		out := []txJSON{}
 		now := time.Now()
 		for _, t := range p.PendingInvites() {
-			r := t.Original()
-			if r == nil {
-				continue
-			}
-			j := txJSON{TransID: strconv.FormatUint(t.ID(), 10), RURI: r.Recipient.String(), Branches: len(t.Branches()),
+			j := txJSON{TransID: strconv.FormatUint(t.ID(), 10), Branches: len(t.Branches()),
 				AgeMS: now.Sub(t.Created()).Milliseconds()}
-			if h := r.CallID(); h != nil {
-				j.CallID = h.Value()
+			// Held while read: the call may end meanwhile, and tm reuses
+			// its INVITE's memory then.
+			held := t.WithOriginal(func(r *sip.Request) {
+				j.RURI = r.Recipient.String()
+				if h := r.CallID(); h != nil {
+					j.CallID = h.Value()
+				}
+				if h := r.CSeq(); h != nil {
+					j.CSeq = h.Value()
+				}
+				if h := r.From(); h != nil {
+					j.From = h.Address.String()
+				}
+				if h := r.To(); h != nil {
+					j.To = h.Address.String()
+				}
+			})
+			if held {
+				out = append(out, j)
 			}
-			if h := r.CSeq(); h != nil {
-				j.CSeq = h.Value()
-			}
-			if h := r.From(); h != nil {
-				j.From = h.Address.String()
-			}
-			if h := r.To(); h != nil {
-				j.To = h.Address.String()
-			}
-			out = append(out, j)
 		}
 		sort.Slice(out, func(i, j int) bool { return out[i].TransID < out[j].TransID })
 		return out, nil

@@ -188,10 +188,15 @@ type routeBlock struct {
 
 func fastRoute(v string) sip.Header {
 	b := &routeBlock{}
-	if _, ok := fastNameAddr(v, &b.h.Address, b.ukv[:0], nil, nil); !ok {
+	if !parseRoute(b, v) {
 		return nil
 	}
 	return &b.h
+}
+
+func parseRoute(b *routeBlock, v string) bool {
+	_, ok := fastNameAddr(v, &b.h.Address, b.ukv[:0], nil, nil)
+	return ok
 }
 
 type recordRouteBlock struct {
@@ -201,10 +206,15 @@ type recordRouteBlock struct {
 
 func fastRecordRoute(v string) sip.Header {
 	b := &recordRouteBlock{}
-	if _, ok := fastNameAddr(v, &b.h.Address, b.ukv[:0], nil, nil); !ok {
+	if !parseRecordRoute(b, v) {
 		return nil
 	}
 	return &b.h
+}
+
+func parseRecordRoute(b *recordRouteBlock, v string) bool {
+	_, ok := fastNameAddr(v, &b.h.Address, b.ukv[:0], nil, nil)
+	return ok
 }
 
 // fastNameAddr parses `["display"] <uri>[;params]`, `display <uri>[;params]`

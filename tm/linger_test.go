@@ -19,6 +19,7 @@ import (
 
 	"github.com/imsdlg/imsdlg/internal/siptest"
 	"github.com/imsdlg/imsdlg/tm/transport"
+	"github.com/imsdlg/imsdlg/tm/txn"
 	"github.com/imsdlg/imsdlg/tm/wheel"
 )
 
@@ -527,6 +528,49 @@ func TestIssue14_ServerTransactionKeepsNoBorrowedBytes(t *testing.T) {
 				assert.Equal(t, want, string(rec.wire()))
 				assert.Same(t, &rec.wire()[0], &last[0], "the record's copy, not one more")
 			}
+		})
+	}
+}
+
+// Issue 14: the copy a server INVITE transaction keeps of its last
+// response is in a pooled buffer of its own, given back as soon as that
+// response can no longer be asked for: replaced by a later one, or the
+// transaction past Completed (a 2xx's Accepted, an ACKed non-2xx's
+// Confirmed). A 100 and a 180 per call were two allocations.
+func TestIssue14_ServerTransactionGivesItsCopyBack(t *testing.T) {
+	uac := siptest.NewUA(t)
+	p := startProxy(t, testCfg(), toUAs(uac))
+	dest := transport.Dest{Transport: transport.UDP, Addr: netip.MustParseAddrPort(uac.HostPort())}
+	held := func(s *srvTx) (string, bool) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		own := s.lastW.bp != nil && len(s.last) > 0 && &s.last[0] == &s.lastW.b[0]
+		return string(s.last), own
+	}
+	for _, final := range []int{200, 486} {
+		t.Run(strconv.Itoa(final), func(t *testing.T) {
+			req := uac.Invite("sip:bob@" + p.udp)
+			s, added := p.newSrvTx([]byte("copy-back-"+strconv.Itoa(final)), req, dest, false)
+			require.True(t, added)
+			for _, code := range []int{100, 180} {
+				wire := fmt.Sprintf("SIP/2.0 %d P\r\n\r\n", code)
+				require.True(t, s.respondBytes([]byte(wire), code))
+				last, own := held(s)
+				assert.Equal(t, wire, last)
+				assert.True(t, own, "%d kept in the transaction's pooled buffer", code)
+			}
+			wire := fmt.Sprintf("SIP/2.0 %d F\r\n\r\n", final)
+			require.True(t, s.respondBytes([]byte(wire), final))
+			if final >= 300 {
+				last, own := held(s)
+				assert.Equal(t, wire, last, "Completed: kept for a retransmitted INVITE")
+				assert.True(t, own)
+				s.step(txn.Event{Kind: txn.EvRecvACK})
+			}
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			assert.Nil(t, s.last, "past Completed: nothing to answer with")
+			assert.Nil(t, s.lastW.bp, "the buffer given back")
 		})
 	}
 }

@@ -86,8 +86,9 @@ func TestIssue14_ReleasedBlockIsPoisoned(t *testing.T) {
 	defer poolcheck.SetPoison(was)
 	p := NewParser(0)
 
-	res := mbParse(t, p, mbResponse).(*sip.Response)
+	res := mbParse(t, p, strings.Replace(mbResponse, "Contact:", "Record-Route: <sip:127.0.0.1;lr>\r\nContact:", 1)).(*sip.Response)
 	via, contact := res.Via(), res.Contact()
+	rr := res.GetHeader("Record-Route").(*sip.RecordRouteHeader)
 	params := contact.Address.UriParams
 	require.Equal(t, "127.0.0.1", via.Host)
 	retainRes(res)
@@ -96,6 +97,7 @@ func TestIssue14_ReleasedBlockIsPoisoned(t *testing.T) {
 	releaseRes(res)
 	assert.True(t, strings.Contains(via.Host, "released"), "kept Via reads %q", via.Host)
 	assert.True(t, strings.Contains(params[0].K, "released"), "kept URI parameters read %q", params[0].K)
+	assert.True(t, strings.Contains(rr.Address.Host, "released"), "kept Record-Route reads %q", rr.Address.Host)
 	assert.Panics(t, func() { releaseRes(res) }, "released twice")
 
 	req := mbParse(t, p, mbAck).(*sip.Request)
@@ -359,7 +361,10 @@ func TestIssue14_ClonesGoBackWithTheirTransaction(t *testing.T) {
 			// detector does not see the sockets order these reads).
 			k.tx.mu.Lock()
 			user, buser, btag := k.tmpl.Recipient.User, br.Recipient.User, Tag(br.From().Params)
+			via := br.Via() // ours, in the branch's block
+			vhost := via.Host
 			k.tx.mu.Unlock()
+			require.Equal(t, "127.0.0.1", vhost)
 			require.Equal(t, "bob", user, "the template while the transaction runs")
 			require.Equal(t, "bob", buser, "the branch while the transaction runs")
 			require.Equal(t, Tag(got.From().Params), btag)
@@ -369,6 +374,7 @@ func TestIssue14_ClonesGoBackWithTheirTransaction(t *testing.T) {
 			siptest.Eventually(t, func() bool { return k.tx.Original() == nil }, "the transaction compacted")
 			k.tx.mu.Lock() // compact gives them back under it
 			k.tx.mu.Unlock()
+			assert.True(t, strings.Contains(via.Host, "released"), "the branch's Via, in its block, reads %q", via.Host)
 			for name, r := range map[string]*sip.Request{"template": k.tmpl, "branch": br} {
 				assert.True(t, strings.Contains(r.Recipient.User, "released"),
 					"%s's Request-URI user reads %q", name, r.Recipient.User)

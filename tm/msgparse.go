@@ -47,10 +47,13 @@ const (
 	inCallID
 	inContentLength
 	inMaxForwards
+	inRoute
+	inRecordRoute
 )
 
 var blockKinds = map[string]blockKind{"via": inVia, "from": inFrom, "to": inTo, "contact": inContact,
-	"cseq": inCSeq, "call-id": inCallID, "content-length": inContentLength, "max-forwards": inMaxForwards}
+	"cseq": inCSeq, "call-id": inCallID, "content-length": inContentLength, "max-forwards": inMaxForwards,
+	"route": inRoute, "record-route": inRecordRoute}
 
 // msgHdrs holds, with the message struct (reqBlock, resBlock), the first
 // of each header nearly every message carries, in the one allocation of
@@ -70,13 +73,19 @@ type msgHdrs struct {
 	callID  sip.CallIDHeader
 	length  sip.ContentLengthHeader
 	maxFwd  sip.MaxForwardsHeader
+	// The first Route (an in-dialog request's: ours) and Record-Route (a
+	// response's or an INVITE's); a further one of each is allocated.
+	route routeBlock
+	rr    recordRouteBlock
 }
 
 type reqBlock struct {
 	req   sip.Request
 	hdrs  msgHdrs
 	order [blockHeaders]sip.Header // the header list (initMessageData)
-	ref   blockRef                 // pooling (msgblock.go)
+	// via is our Via when the request is relayed statelessly (an ACK).
+	via ourViaBlock
+	ref blockRef // pooling (msgblock.go)
 }
 
 type resBlock struct {
@@ -144,6 +153,14 @@ func (b *msgHdrs) parse(kind blockKind, value string) sip.Header {
 		if value != "" { // trimmed already: sipgo's check
 			b.callID = sip.CallIDHeader(value)
 			return &b.callID
+		}
+	case inRoute:
+		if parseRoute(&b.route, value) {
+			return &b.route.h
+		}
+	case inRecordRoute:
+		if parseRecordRoute(&b.rr, value) {
+			return &b.rr.h
 		}
 	case inContentLength, inMaxForwards:
 		// sipgo's parsers: a 32-bit decimal, nothing else.

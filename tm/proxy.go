@@ -504,7 +504,13 @@ type ourViaBlock struct {
 // makes it the branch of a stateless relay of that request instead
 // (appendStatelessBranch; call it before our Via is on the request).
 func newBranchVia(l *listener, transport, loopHash string, stateless *sip.Request) *sip.ViaHeader {
-	b := &ourViaBlock{}
+	return new(ourViaBlock).build(l, transport, loopHash, stateless)
+}
+
+// build is newBranchVia in b: a block that lives as long as the message
+// the Via goes on (its clone's, its own block's).
+func (b *ourViaBlock) build(l *listener, transport, loopHash string, stateless *sip.Request) *sip.ViaHeader {
+	*b = ourViaBlock{}
 	var br []byte
 	if stateless != nil {
 		br = appendStatelessBranch(b.branch[:0], stateless, loopHash)
@@ -1028,8 +1034,15 @@ func (p *Proxy) forwardStateless(req *sip.Request, loopHash, dst string, from *l
 	if err != nil {
 		return err
 	}
-	// The request is the one parsed from the datagram, nobody else's.
-	prependHeader(&req.MessageData, newBranchVia(l, h.transport, loopHash, req))
+	// The request is the one parsed from the datagram, nobody else's: our
+	// Via goes in its block when it has one.
+	var via *sip.ViaHeader
+	if b := reqBlockOf(req); b != nil {
+		via = b.via.build(l, h.transport, loopHash, req)
+	} else {
+		via = newBranchVia(l, h.transport, loopHash, req)
+	}
+	prependHeader(&req.MessageData, via)
 	d, err := p.destOf(h, l)
 	if err != nil {
 		return err

@@ -1,7 +1,6 @@
 package tm
 
 import (
-	"bytes"
 	"sync"
 	"time"
 
@@ -22,9 +21,13 @@ type srvTx struct {
 	keyRoom [txKeyRoom]byte
 	dest    transport.Dest // where its responses go (§18.2.2)
 
-	mu     sync.Mutex
-	fsm    txn.Tx
-	last   []byte   // the last response sent
+	mu   sync.Mutex
+	fsm  txn.Tx
+	last []byte // the last response sent
+	// lastW is the pooled buffer of a last response s keeps a copy of (a
+	// provisional, an INVITE's non-2xx final), given back once last is
+	// another's or nil (keepLast).
+	lastW  wire
 	timers [2]Timer // [0] retransmission (G), [1] lifetime (H, I, J, L)
 	// entries back timers on tm's wheel, with s as their Firer.
 	entries [2]wheel.Entry
@@ -71,12 +74,27 @@ func (s *srvTx) respondBytes(data []byte, code int) bool {
 	}
 	post := s.exec(acts)
 	s.forget()
-	if len(s.last) > 0 && len(data) > 0 && &s.last[0] == &data[0] {
-		s.last = bytes.Clone(data) // kept: a provisional, an INVITE's non-2xx final
-	}
+	s.keepLast(data)
 	s.mu.Unlock()
 	post.run(s)
 	return sent
+}
+
+// keepLast copies last into a pooled buffer of s's when it is data, the
+// caller's borrowed bytes, and gives back the buffer of a copy it no
+// longer uses (a 100 Trying's and a 180's were two allocations per call).
+// Called with s.mu held; every read of last is under it.
+func (s *srvTx) keepLast(data []byte) {
+	if len(s.last) > 0 && len(data) > 0 && &s.last[0] == &data[0] {
+		bp := wireBuf()
+		b := append((*bp)[:0], data...)
+		s.lastW.release()
+		s.lastW, s.last = wire{bp: bp, b: b}, b
+		return
+	}
+	if s.lastW.bp != nil && (len(s.last) == 0 || &s.last[0] != &s.lastW.b[0]) {
+		s.lastW.release()
+	}
 }
 
 // forget drops the last response once the FSM will never send it again:
@@ -98,6 +116,7 @@ func (s *srvTx) step(ev txn.Event) srvPost {
 	acts := s.fsm.Step(ev, buf[:0])
 	post := s.exec(acts)
 	s.forget()
+	s.keepLast(nil)
 	s.mu.Unlock()
 	post.run(s)
 	return post

@@ -1272,7 +1272,7 @@ func (t *Transaction) unhold(tmpl, orig *sip.Request) {
 // keeps for them: sipgo copies the header list on every prepend.
 func (t *Transaction) prependOurs(cb *cloneBlock, out *listener, transport string) {
 	var front [3]sip.Header
-	hs := append(front[:0], newBranchVia(out, transport, t.loopHash, nil))
+	hs := append(front[:0], cb.via.build(out, transport, t.loopHash, nil))
 	if t.rr {
 		hs = append(hs, recordRoute(out, t.rrParams))
 		if t.doubleRR(out) {
@@ -1358,6 +1358,9 @@ type cloneBlock struct {
 	base   *reqBlock
 	ref    blockRef
 	pooled bool // pooledClone(base)
+	// via is a branch's Via (prependOurs): it lives as long as the
+	// request it is on, and the CANCEL and ACK built from it.
+	via ourViaBlock
 }
 
 const (

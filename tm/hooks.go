@@ -121,7 +121,8 @@ type Request struct {
 // that passed validation, whether to relay it and where, or how to answer it.
 // An ACK (r.Tx nil) is valid during Route only: tm reuses its memory once
 // it is relayed (copy what you keep); a request with a transaction is
-// valid as long as the transaction is not done.
+// valid as long as the transaction is not done, and for a router that
+// returned Defer until it calls Decide (not after: tm reuses its memory).
 // It runs on the goroutine that received the request and must not block:
 // work that waits on the network (a limit counted in Redis) returns a
 // Defer decision and calls Transaction.Decide when it is done.

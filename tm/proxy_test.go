@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -902,3 +903,46 @@ func TestSeedTm_1_5_4_FrInvTimeoutSetOnAReply(t *testing.T) {
 type replyFunc func(*Transaction, int, *sip.Response) bool
 
 func (f replyFunc) OnReply(t *Transaction, i int, res *sip.Response) bool { return f(t, i, res) }
+
+// RFC 3261 §16.10 and §9.1: the caller's CANCEL reaches a branch that
+// rang even when the goroutine that sent the branch has not run again
+// since (preempted under load): the branch's transaction is known before
+// the request leaves. It was stored after the send, and a CANCEL handled
+// on another reader in between found none and was never sent.
+func TestRFC3261_16_10_CancelReachesABranchWhoseSenderIsHeldUp(t *testing.T) {
+	uac, uas := siptest.NewUA(t), siptest.NewUA(t)
+	txs := make(chan *Transaction, 1)
+	p := startProxy(t, testCfg(), RouterFunc(func(r *Request) Decision {
+		txs <- r.Tx
+		return Decision{Kind: Defer}
+	}))
+	held, release := make(chan struct{}), make(chan struct{})
+	testHookBranchSent = func() {
+		close(held)
+		<-release
+	}
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(func() { unblock(); testHookBranchSent = nil })
+
+	inv := uac.Invite("sip:bob@" + p.udp)
+	uac.Send(p.udp, inv)
+	tx := <-txs
+	decided := make(chan struct{})
+	go func() { // the goroutine that sends the branch, held up after the send
+		defer close(decided)
+		tx.Decide(RelayTo(Target{URI: sip.Uri{Scheme: "sip", User: "bob", Host: "127.0.0.1", Port: uas.Addr.Port}}))
+	}()
+	got := uas.Request(sip.INVITE)
+	<-held
+	uas.Reply(got, 180, "b")
+	uac.Response(180)
+	uac.Send(p.udp, uac.CancelFor(inv))
+	uac.Response(200) // the CANCEL's
+	c := uas.Request(sip.CANCEL)
+	unblock()
+	<-decided
+	uas.Reply(c, 200, "")
+	uas.Reply(got, 487, "b")
+	assert.Equal(t, 487, uac.Final().StatusCode)
+}

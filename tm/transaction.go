@@ -1160,22 +1160,34 @@ func (t *Transaction) startBranch(i int, tg Target) {
 	// Read before the send: once the branch is out, its reply (and a
 	// test's clock) may move on before startCliTx returns.
 	ready := p.clock.Now()
-	c, err := p.startCliTx(req, raw, d, branchOwner{t, i}, false)
+	c, err := p.newCliTx(req, raw, d, branchOwner{t, i})
 	if err != nil {
 		p.log.Info("branch send failed", "callid", t.callID(), "branch", i, "error", err)
 		p.stats.sendFailures.Add(1)
 		t.step(event{kind: evBranchFailed, branch: i, code: 503})
 		return
 	}
+	// Known to the branch before it is sent: its 1xx may come, and the
+	// caller's CANCEL be handled on another reader, before this goroutine
+	// runs again, and a CANCEL owed to a branch without its transaction
+	// was never sent (seen under load).
 	t.mu.Lock()
 	if i < len(t.br) {
 		t.br[i].tx = c
 	}
 	t.mu.Unlock()
+	c.start(false)
+	if testHookBranchSent != nil {
+		testHookBranchSent()
+	}
 	if i == 0 {
 		p.stats.relayLatency.Observe(ready.Sub(t.created).Seconds())
 	}
 }
+
+// testHookBranchSent, set by tests only, runs after a branch went out:
+// where the goroutine that sent it may be held up.
+var testHookBranchSent func()
 
 // buildBranch makes the request of branch i (§16.6 steps 1–8), and its
 // wire form when the size check made it (else nil). It returns a nil

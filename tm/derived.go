@@ -16,7 +16,8 @@ import (
 //
 // It shares the branch request's headers and Request-URI parameters, so
 // it holds a reference on that request (msgblock.go) while it is held
-// itself: its builder holds the first, its client transaction one more.
+// itself: its builder holds the first, its client transaction one more;
+// the last one gives it back to derivedBlocks.
 type derived struct {
 	req   sip.Request
 	cseq  sip.CSeqHeader
@@ -34,7 +35,8 @@ const derivedHeaders = 14
 // newDerived starts a method request to from's Request-URI (its parameter
 // lists shared, read only).
 func newDerived(method sip.RequestMethod, from *sip.Request) *derived {
-	d := &derived{from: from}
+	d := derivedBlocks.Get().(*derived)
+	d.from = from
 	initMessageData(&d.req.MessageData, d.order[:])
 	d.ref.tagOf(&d.req.MessageData)
 	retainReq(from)

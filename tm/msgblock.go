@@ -96,6 +96,9 @@ var (
 	// cloneBlocks are shallow clones of received requests whose blocks
 	// are reused (pooledClone).
 	cloneBlocks = sync.Pool{New: func() any { return new(cloneBlock) }}
+	// derivedBlocks are the CANCELs and hop-by-hop ACKs tm builds: two
+	// per forked call.
+	derivedBlocks = sync.Pool{New: func() any { return new(derived) }}
 
 	resTagOffset     = unsafe.Offsetof(resBlock{}.ref) + unsafe.Offsetof(blockRef{}.tag)
 	reqTagOffset     = unsafe.Offsetof(reqBlock{}.ref) + unsafe.Offsetof(blockRef{}.tag)
@@ -204,10 +207,11 @@ func releaseReq(req *sip.Request) {
 		return
 	}
 	if d := derivedOf(req); d != nil && d.ref.drop() {
-		// Its own memory goes to the collector: a CANCEL or an ACK per
-		// forked call or failed branch; the request it shares goes back.
 		from := d.from
-		d.from = nil
+		if d.ref.recycle(d, &d.req.MessageData) {
+			*d = derived{}
+			derivedBlocks.Put(d)
+		}
 		releaseReq(from)
 	}
 }

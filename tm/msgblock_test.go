@@ -321,6 +321,8 @@ func TestIssue14_CloneCountsOnItselfAndItsBlock(t *testing.T) {
 	assert.Equal(t, "1", Tag(der.From().Params), "held once more")
 	releaseReq(der)
 	assert.True(t, strings.Contains(der.From().Params[0].V, "released"), "given back with the CANCEL: reads %q", der.From().Params[0].V)
+	assert.True(t, strings.Contains(der.Recipient.Host, "released"), "the CANCEL given back itself: reads %q", der.Recipient.Host)
+	assert.Panics(t, func() { releaseReq(der) }, "a CANCEL released twice")
 }
 
 // keepBranches keeps every branch's request past the hook.

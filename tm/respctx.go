@@ -1,6 +1,7 @@
 package tm
 
 import (
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -236,6 +237,7 @@ func (c *respCtx) Step(now time.Time, ev event, out []action) []action {
 			return nil
 		}
 		c.inFailure = false
+		c.roomFor(len(ev.targets))
 		for _, t := range ev.targets {
 			out = c.addBranch(out, t)
 		}
@@ -288,6 +290,15 @@ func itoa(n int) string {
 	return string(b[i:])
 }
 
+// roomFor grows the branch list once for n branches about to be added
+// (at most maxBranches in all): appended one by one, a forked request's
+// list was an allocation per branch.
+func (c *respCtx) roomFor(n int) {
+	if n = min(n, maxBranches-len(c.branches)); n > 1 {
+		c.branches = slices.Grow(c.branches, n)
+	}
+}
+
 func (c *respCtx) addBranch(out []action, t Target) []action {
 	if len(c.branches) >= maxBranches {
 		return out
@@ -304,6 +315,7 @@ func (c *respCtx) startNextGroup(out []action) []action {
 		g := c.groups[0]
 		c.groups = c.groups[1:]
 		before := len(c.branches)
+		c.roomFor(len(g))
 		for _, t := range g {
 			out = c.addBranch(out, t)
 		}

@@ -572,3 +572,24 @@ func TestRFC3841_9_1_NoCancelLeavesPendingBranches(t *testing.T) {
 	assert.Empty(t, find(acts, actRelay))
 	assert.True(t, c.done)
 }
+
+// Issue 14: the branches a step starts at once (a parallel fork, an
+// injected set) take one allocation of the branch list, not one per
+// branch: the list is grown once for them.
+func TestIssue14_ForkGrowsTheBranchListOnce(t *testing.T) {
+	start := func(n int) float64 {
+		tgs := targets(n)
+		out := make([]action, 0, 4*n)
+		var c *respCtx
+		allocs := testing.AllocsPerRun(5, func() {
+			c = newRespCtx(true, testCfg(), false)
+			c.Step(t0, event{kind: evStart, targets: tgs}, out[:0])
+		})
+		require.Len(t, c.branches, n)
+		return allocs
+	}
+	one := start(1)
+	for _, n := range []int{2, 3, 5} {
+		assert.Equal(t, one, start(n), "%d branches cost what one does", n)
+	}
+}

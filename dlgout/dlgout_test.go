@@ -484,3 +484,31 @@ func TestRestoreAnsweredLeg(t *testing.T) {
 		t.Errorf("Prune of a restored set removed %+v", pruned)
 	}
 }
+
+// Trim leaves the Set as Prune does and counts what Prune would return,
+// without copying the legs.
+func TestDesign4_TrimIsPruneWithoutTheCopies(t *testing.T) {
+	for _, answer := range []bool{true, false} {
+		build := func() *Set {
+			var s Set
+			mustResp(t, &s, 0, rsp(t, 180, "a"))
+			mustResp(t, &s, 1, rsp(t, 180, "b"))
+			mustResp(t, &s, 2, rsp(t, 183, "c"))
+			if answer {
+				mustResp(t, &s, 1, rsp(t, 200, "b", "Contact: <sip:bob@10.0.0.3>"))
+				_, err := s.Answer("b")
+				require.NoError(t, err)
+			}
+			return &s
+		}
+		pruned, trimmed := build(), build()
+		removed := pruned.Prune()
+		assert.Equal(t, len(removed), trimmed.Trim(), "answered %v", answer)
+		assert.Equal(t, len(pruned.Legs()), len(trimmed.Legs()))
+		for i, l := range pruned.Legs() {
+			assert.Equal(t, l.ToTag, trimmed.Legs()[i].ToTag)
+		}
+		assert.Zero(t, trimmed.Trim(), "a second Trim removes nothing")
+		assert.Nil(t, trimmed.Get("a"))
+	}
+}

@@ -129,7 +129,7 @@ func (c *Cell) raceAnswered(now time.Time) []Action {
 func (c *Cell) onInviteDone(now time.Time) []Action {
 	c.invitePending = false
 	var out []Action
-	if pruned := c.outs.Prune(); len(pruned) > 0 {
+	if c.outs.Trim() > 0 {
 		out = add(out, logAction(slog.LevelDebug, "early legs pruned", "", ""))
 	}
 	if c.failure != NotEnded && (c.state == Unconfirmed || c.state == Early) {

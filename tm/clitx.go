@@ -41,7 +41,8 @@ type cliTx struct {
 	fsm    txn.Tx
 	req    *sip.Request // as sent; the CANCEL and the ACK of a non-2xx are built from it
 	raw    wire         // its bytes, for retransmissions (a pooled buffer)
-	ack    []byte       // the ACK of a non-2xx final
+	ack    []byte       // the ACK of a non-2xx final: ackW's bytes, or its linger record's
+	ackW   wire
 	timers [2]Timer
 	// entries back timers on tm's wheel, with c as their Firer.
 	entries [2]wheel.Entry
@@ -137,7 +138,8 @@ func (c *cliTx) exec(acts []txn.Action, res *sip.Response) cliPost {
 						ack.AppendHeader(h)
 					}
 				}
-				c.ack = marshal(ack)
+				c.ackW = marshalWire(ack)
+				c.ack = c.ackW.b
 				if len(p.localObs) > 0 {
 					post.ack = ack // its reference given back once they saw it
 				} else {
@@ -166,6 +168,7 @@ func (c *cliTx) exec(acts []txn.Action, res *sip.Response) cliPost {
 			post.done = true
 			c.raw.release()
 			c.ack = nil
+			c.ackW.release()
 			for _, t := range c.timers {
 				if t != nil {
 					t.Stop()
@@ -190,7 +193,14 @@ func (c *cliTx) linger(linger txn.Action, post *cliPost) {
 	case linger.Timer == txn.TimerM:
 		kept = c.p.cliLinger.addForward(c.p.clock.Now(), linger.After, c.key, c.owner.(branchOwner), c.dest)
 	case c.fsm.Kind() == txn.ClientInvite:
-		_, kept = c.p.cliLinger.add(c.p.clock.Now(), linger.After, c.key, lingerACK, c.ack, c.dest)
+		var rec []byte
+		if rec, kept = c.p.cliLinger.add(c.p.clock.Now(), linger.After, c.key, lingerACK, c.ack, c.dest); kept && c.ack != nil {
+			// A retransmission that found c before it left the table is
+			// answered with the record's copy (never written again); the
+			// pooled bytes go back.
+			c.ack = rec
+			c.ackW.release()
+		}
 	default:
 		_, kept = c.p.cliLinger.add(c.p.clock.Now(), linger.After, c.key, lingerAbsorb, nil, c.dest)
 	}

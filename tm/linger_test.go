@@ -574,3 +574,30 @@ func TestIssue14_ServerTransactionGivesItsCopyBack(t *testing.T) {
 		})
 	}
 }
+
+// Issue 14: the ACK of a non-2xx final is written into a pooled buffer;
+// once the client transaction lingers as a record, the transaction
+// answers a racing retransmission with the record's copy and gives the
+// buffer back.
+func TestIssue14_ClientTransactionGivesItsACKBack(t *testing.T) {
+	uac, uas := siptest.NewUA(t), siptest.NewUA(t)
+	p := startProxy(t, testCfg(), toUAs(uas))
+	dest := transport.Dest{Transport: transport.UDP, Addr: netip.MustParseAddrPort(uas.HostPort())}
+	req := uac.Invite("sip:bob@" + uas.HostPort())
+	c, err := p.newCliTx(req, wire{}, dest, nil)
+	require.NoError(t, err)
+	c.start(false)
+	uas.Request(sip.INVITE)
+	res := resp(486, sip.HeaderClone(req.Via()), sip.HeaderClone(req.From()), sip.HeaderClone(req.CallID()),
+		sip.HeaderClone(req.CSeq()), sip.NewHeader("To", "<sip:bob@x>;tag=b"))
+	c.step(txn.Event{Kind: txn.EvRecvResponse, Code: 486}, res)
+	ack := uas.Request(sip.ACK)
+	rec, ok := p.cliLinger.get(p.clock, []byte(c.key))
+	require.True(t, ok, "lingering as a record (Timer D)")
+	assert.Equal(t, ack.String(), string(rec.wire()))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	assert.Nil(t, c.ackW.bp, "the pooled ACK given back")
+	require.NotEmpty(t, c.ack)
+	assert.Same(t, &rec.wire()[0], &c.ack[0], "the transaction answers with the record's copy")
+}

@@ -294,7 +294,13 @@ func itoa(n int) string {
 // (at most maxBranches in all): appended one by one, a forked request's
 // list was an allocation per branch.
 func (c *respCtx) roomFor(n int) {
-	if n = min(n, maxBranches-len(c.branches)); n > 1 {
+	switch n = min(n, maxBranches-len(c.branches)); {
+	case n <= 1:
+	case c.branches == nil:
+		// make, not Grow: under -race Grow's append of a made slice is
+		// two allocations.
+		c.branches = make([]branchState, 0, n)
+	default:
 		c.branches = slices.Grow(c.branches, n)
 	}
 }

@@ -121,7 +121,8 @@ func FuzzValidateRequest(f *testing.F) {
 				t.Fatalf("parseFailureReason(%v) = %q", err, r)
 			}
 			code, reason := DiagnoseParseFailure(data, err)
-			if code != 400 && code != 513 || !ftPrintable(reason) {
+			// 416 only for a well-formed scheme tm does not route (§8.2.2.1).
+			if code != 400 && code != 513 && (code != 416 || !rawUnsupportedScheme(data)) || !ftPrintable(reason) {
 				t.Fatalf("DiagnoseParseFailure = %d %q", code, reason)
 			}
 			if out := RawReply(data, code, reason); out != nil {

@@ -21,13 +21,13 @@ type srvTx struct {
 	keyRoom [txKeyRoom]byte
 	dest    transport.Dest // where its responses go (§18.2.2)
 
-	mu   sync.Mutex
-	fsm  txn.Tx
-	last []byte // the last response sent
-	// lastW is the pooled buffer of a last response s keeps a copy of (a
-	// provisional, an INVITE's non-2xx final), given back once last is
-	// another's or nil (keepLast).
-	lastW  wire
+	mu  sync.Mutex
+	fsm txn.Tx
+	// last is the last response sent, what a retransmitted request is
+	// answered with: a pooled buffer of s's own (last.bp set: a
+	// provisional, an INVITE's non-2xx final), its linger record's bytes,
+	// or, during respondBytes only, the caller's.
+	last   wire
 	timers [2]Timer // [0] retransmission (G), [1] lifetime (H, I, J, L)
 	// entries back timers on tm's wheel, with s as their Firer.
 	entries [2]wheel.Entry
@@ -69,7 +69,8 @@ func (s *srvTx) respondBytes(data []byte, code int) bool {
 	sent := false
 	for _, a := range acts {
 		if a.Kind == txn.ActSendResponse {
-			s.last, sent = data, true
+			s.setLast(data)
+			sent = true
 		}
 	}
 	post := s.exec(acts)
@@ -80,20 +81,21 @@ func (s *srvTx) respondBytes(data []byte, code int) bool {
 	return sent
 }
 
+// setLast makes b the last response, giving back the buffer of a copy s
+// kept of the one before.
+func (s *srvTx) setLast(b []byte) {
+	s.last.release()
+	s.last.b = b
+}
+
 // keepLast copies last into a pooled buffer of s's when it is data, the
-// caller's borrowed bytes, and gives back the buffer of a copy it no
-// longer uses (a 100 Trying's and a 180's were two allocations per call).
-// Called with s.mu held; every read of last is under it.
+// caller's borrowed bytes (a 100 Trying's and a 180's copies were two
+// allocations per call). Called with s.mu held; every read of last is
+// under it.
 func (s *srvTx) keepLast(data []byte) {
-	if len(s.last) > 0 && len(data) > 0 && &s.last[0] == &data[0] {
+	if s.last.bp == nil && len(s.last.b) > 0 && len(data) > 0 && &s.last.b[0] == &data[0] {
 		bp := wireBuf()
-		b := append((*bp)[:0], data...)
-		s.lastW.release()
-		s.lastW, s.last = wire{bp: bp, b: b}, b
-		return
-	}
-	if s.lastW.bp != nil && (len(s.last) == 0 || &s.last[0] != &s.lastW.b[0]) {
-		s.lastW.release()
+		s.last = wire{bp: bp, b: append((*bp)[:0], data...)}
 	}
 }
 
@@ -104,7 +106,7 @@ func (s *srvTx) keepLast(data []byte) {
 // retransmissions needs). Called with s.mu held, after exec sent it.
 func (s *srvTx) forget() {
 	if st := s.fsm.State(); st == txn.Accepted || st == txn.Confirmed {
-		s.last = nil
+		s.setLast(nil)
 	}
 }
 
@@ -116,7 +118,6 @@ func (s *srvTx) step(ev txn.Event) srvPost {
 	acts := s.fsm.Step(ev, buf[:0])
 	post := s.exec(acts)
 	s.forget()
-	s.keepLast(nil)
 	s.mu.Unlock()
 	post.run(s)
 	return post
@@ -154,10 +155,10 @@ func (s *srvTx) exec(acts []txn.Action) srvPost {
 	for _, a := range acts {
 		switch a.Kind {
 		case txn.ActSendResponse:
-			p.send(s.last, s.dest)
+			p.send(s.last.b, s.dest)
 		case txn.ActResendResponse:
 			p.stats.retransmittedReply()
-			p.send(s.last, s.dest)
+			p.send(s.last.b, s.dest)
 		case txn.ActArmTimer, txn.ActStopTimer:
 			// Done first, below.
 		case txn.ActPassACK:
@@ -166,7 +167,7 @@ func (s *srvTx) exec(acts []txn.Action) srvPost {
 			post.ackTimeout = true
 		case txn.ActTerminated:
 			post.terminated = true
-			s.last = nil
+			s.setLast(nil)
 			for _, t := range s.timers {
 				if t != nil {
 					t.Stop()
@@ -188,7 +189,7 @@ func (s *srvTx) linger(linger txn.Action, post *srvPost) {
 	act, wire := lingerAbsorb, []byte(nil)
 	switch {
 	case s.fsm.Kind() == txn.ServerNonInvite:
-		act, wire = lingerResend, s.last
+		act, wire = lingerResend, s.last.b
 	case s.fsm.State() == txn.Accepted:
 		act = lingerAccepted
 	}
@@ -198,7 +199,7 @@ func (s *srvTx) linger(linger txn.Action, post *srvPost) {
 		// the table before it left is still answered by s, with those
 		// bytes.
 		if wire != nil {
-			s.last = kept
+			s.setLast(kept)
 		}
 		post.terminated = true
 		return

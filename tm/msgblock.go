@@ -199,7 +199,8 @@ func releaseReq(req *sip.Request) {
 		base := c.base
 		// A clone of a CANCEL is read uncounted, as the CANCEL is: left
 		// to the collector, never poisoned.
-		if c.pooled && c.ref.recycle(c, &c.req.MessageData) {
+		// pooledClone(base) is what it was when c was made: c holds base.
+		if pooledClone(base) && c.ref.recycle(c, &c.req.MessageData) {
 			*c = cloneBlock{}
 			cloneBlocks.Put(c)
 		}

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/stretchr/testify/assert"
@@ -377,6 +378,7 @@ func TestIssue14_ClonesGoBackWithTheirTransaction(t *testing.T) {
 			k.tx.mu.Lock() // compact gives them back under it
 			k.tx.mu.Unlock()
 			assert.True(t, strings.Contains(via.Host, "released"), "the branch's Via, in its block, reads %q", via.Host)
+			assert.Equal(t, callID(got), k.tx.callID(), "the logs' Call-ID, the transaction's own copy (a long one)")
 			for name, r := range map[string]*sip.Request{"template": k.tmpl, "branch": br} {
 				assert.True(t, strings.Contains(r.Recipient.User, "released"),
 					"%s's Request-URI user reads %q", name, r.Recipient.User)
@@ -405,6 +407,8 @@ func TestIssue14_DeferredRouterHoldsTheInviteUntilItDecides(t *testing.T) {
 	}))
 
 	inv := uac.Invite("sip:bob@" + p.udp)
+	short := sip.CallIDHeader("short@test") // in the transaction's room
+	inv.ReplaceHeader(&short)
 	uac.Send(p.udp, inv)
 	var k kept
 	select {
@@ -422,10 +426,29 @@ func TestIssue14_DeferredRouterHoldsTheInviteUntilItDecides(t *testing.T) {
 	k.tx.mu.Lock() // compact gives its references back under it
 	k.tx.mu.Unlock()
 	assert.False(t, k.tx.WithOriginal(func(*sip.Request) { t.Error("called once done") }), "done")
+	assert.Equal(t, "short@test", k.tx.callID(), "the logs' Call-ID once the INVITE is given back")
 	assert.Equal(t, "bob", k.tmpl.Recipient.User, "the deferred router still reads the INVITE")
 	assert.Equal(t, Tag(inv.From().Params), Tag(k.tmpl.From().Params))
 
 	k.tx.Decide(RelayTo())
 	assert.True(t, strings.Contains(k.tmpl.Recipient.User, "released"), "given back once decided: reads %q", k.tmpl.Recipient.User)
 	k.tx.Decide(RelayTo()) // a second decision releases nothing (a double release panics)
+}
+
+// Issue 14: the per-call objects stay in their size classes (a field
+// more crossed one and cost 64 bytes per object; the pooled ones are what
+// the pools hold and what is cleared per use).
+func TestIssue14_SizeClasses(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		size, at uintptr
+	}{
+		{"Transaction", unsafe.Sizeof(Transaction{}), 512},
+		{"srvTx", unsafe.Sizeof(srvTx{}), 480},
+		{"cliTx", unsafe.Sizeof(cliTx{}), 576},
+		{"cloneBlock", unsafe.Sizeof(cloneBlock{}), 1152},
+		{"derived", unsafe.Sizeof(derived{}), 768},
+	} {
+		assert.LessOrEqual(t, c.size, c.at, c.name)
+	}
 }

@@ -47,10 +47,10 @@ type Transaction struct {
 	// reused block's by then, and a substring of it kept the message's
 	// text for as long as the transaction lingers.
 	cseq     uint32
+	invite   bool
 	cid      string
 	cidRoom  [cidRoomLen]byte
 	srv      *srvTx
-	invite   bool
 	key      string
 	loopHash string
 	upstream transport.Dest // where replies go (the server transaction's)
@@ -72,8 +72,8 @@ type Transaction struct {
 	localBody  []byte       // and its body (ReplyWithBody)
 	localTag   string       // To tag of a locally built final reply ("": sipgo's)
 	upFinal    int          // final code sent on srv; 0 while none
-	ringing    bool         // a provisional other than 100 went upstream
 	finalCode  int
+	ringing    bool // a provisional other than 100 went upstream
 	decided    bool // Decide ran
 	// finished is set by finish; done, made only when Done is called (few
 	// callers wait on a transaction, and a channel per transaction was 96
@@ -287,9 +287,9 @@ func (t *Transaction) WithOriginal(f func(r *sip.Request)) bool {
 // callID is the Call-ID of the request, also once it was dropped.
 func (t *Transaction) callID() string { return t.cid }
 
-// cidRoomLen fits the Call-IDs of most UAs (sipp's, a UUID at a host)
-// and keeps a Transaction in its size class.
-const cidRoomLen = 48
+// cidRoomLen fits short Call-IDs (sipp's) and keeps a Transaction in the
+// 512-byte size class; a longer one is a copy of its own.
+const cidRoomLen = 24
 
 // Created is when the request arrived (tm's clock).
 func (t *Transaction) Created() time.Time { return t.created }
@@ -1367,9 +1367,8 @@ type cloneBlock struct {
 	// shares, nil when it has none; the clone holds a reference on it.
 	// ref is the clone's own tag and count (msgblock.go): its creator
 	// holds the first reference.
-	base   *reqBlock
-	ref    blockRef
-	pooled bool // pooledClone(base)
+	base *reqBlock
+	ref  blockRef
 	// via is a branch's Via (prependOurs): it lives as long as the
 	// request it is on, and the CANCEL and ACK built from it.
 	via ourViaBlock
@@ -1387,7 +1386,6 @@ func shallowCloneTo(req *sip.Request, ruri *sip.Uri) *cloneBlock {
 	var b *cloneBlock
 	if pooledClone(base) {
 		b = cloneBlocks.Get().(*cloneBlock)
-		b.pooled = true
 	} else {
 		b = new(cloneBlock)
 	}

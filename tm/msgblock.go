@@ -11,29 +11,33 @@ import (
 	"github.com/imsdlg/imsdlg/internal/poolcheck"
 )
 
-// Received responses and ACKs live in pooled blocks (issue 14: a block
-// per message was a third of the bytes the proxy allocated per call). The
-// ownership rule, which hooks and observers must keep too: a received
-// response, its headers and their parameter lists are valid while the
-// call that handed them over runs (ReplyHook, Observer, StrayObserver,
-// RetransmissionObserver, FailureHook, the dialog callbacks above them).
+// Received messages live in pooled blocks (issue 14: a block per message
+// was a third of the bytes the proxy allocated per call). The ownership
+// rule, which hooks and observers must keep too: a received response, its
+// headers and their parameter lists are valid while the call that handed
+// them over runs (ReplyHook, Observer, StrayObserver,
+// RetransmissionObserver, FailureHook, the dialog callbacks above them);
+// a request with a transaction, and a branch's request, until the
+// transaction is done, or for a router that deferred until it decides.
 // Whoever keeps something longer copies it; strings may be kept as they
-// are, they never point into a block. The responses tm keeps are
-// counted references: a branch's final reply in the response context
-// (until the transaction compacts), an outcome or a failure hook's best
-// reply in flight, and every reply of a local request (the caller of
-// Send may keep it: its block is never reused). The reader holds the
-// first reference until its handler returns; the last one gives the
-// block back. A request's holders count too: its transaction (for the
-// request, its template and the branches in it, until it compacts; an
-// outcome in flight holds one more for the observers that read
-// t.Original()), and each client transaction of a branch (a shallow
-// clone counts on the block whose headers it shares: reqHead). An ACK is
-// relayed statelessly or absorbed: the reader's is its only reference.
-// The reader's reference on an INVITE or a CANCEL is never given back, so
-// their blocks go to the collector: a deferred router (the dialog
-// module's limits), tm.list, the CANCELs built from a branch and the
-// CANCELs held for their INVITE read them uncounted.
+// are, they never point into a block.
+//
+// Every holder counts a reference. For responses: a branch's final reply
+// in the response context (until the transaction compacts), an outcome or
+// a failure hook's best reply in flight, and every reply of a local
+// request (the caller of Send may keep it: its block is never reused).
+// For requests: the transaction (until it compacts; an outcome in flight
+// holds one more for the observers that read t.Original()), the router
+// (from before the transaction is published until Decide), a branch being
+// built (hold), and WithOriginal's callers. A shallow clone (the template,
+// a branch's request) counts its own holders (the transaction, t.br[i],
+// the branch's client transaction, a CANCEL in flight) and holds one
+// reference on the block whose headers it shares; a CANCEL or ACK tm
+// builds (derived) likewise holds the branch request it shares. The reader
+// holds the first reference until its handler returns; the last one gives
+// the block back. The reader's reference on a CANCEL is never given back
+// (a CANCEL held for its INVITE is read from a timer, uncounted), so its
+// block and its clones go to the collector.
 //
 // A block is recognised from its message: the message's destination,
 // which tm does not otherwise use, is a one-byte string pointing at the

@@ -946,3 +946,35 @@ func TestRFC3261_16_10_CancelReachesABranchWhoseSenderIsHeldUp(t *testing.T) {
 	uas.Reply(got, 487, "b")
 	assert.Equal(t, 487, uac.Final().StatusCode)
 }
+
+// RFC 3261 §9.1 and §16.10: the INVITE's wait for a final reply after its
+// CANCEL (64*T1) is armed before the CANCEL leaves. Armed after, a callee
+// that answers the CANCEL and a clock that moves on before the sending
+// goroutine runs again left the branch waiting for ever (seen under load
+// in TestRFC3261_9_1_CancelledBranchWithoutFinalIsReleased).
+func TestRFC3261_9_1_CancelledBranchWaitIsArmedBeforeTheCancelLeaves(t *testing.T) {
+	uac, uas := siptest.NewUA(t), siptest.NewUA(t)
+	p := startProxy(t, testCfg(), toUAs(uas))
+	held, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	testHookCancelSent = func() {
+		close(held)
+		<-release
+	}
+	t.Cleanup(func() { unblock(); testHookCancelSent = nil })
+
+	inv := uac.Invite("sip:bob@" + p.udp)
+	uac.Send(p.udp, inv)
+	got := uas.Request(sip.INVITE)
+	uas.Reply(got, 180, "x")
+	uac.Response(180)
+	uac.Send(p.udp, uac.CancelFor(inv))
+	uac.Response(200)
+	uas.Request(sip.CANCEL)
+	<-held // the goroutine that sent the CANCEL is held up after the send
+	p.clock.Advance(64 * p.cfg.T1)
+	assert.Equal(t, 487, uac.Response(487).StatusCode, "no 487 from the callee: ours after 64*T1")
+	unblock()
+	waitInuse(t, p, 0)
+}

@@ -1311,14 +1311,25 @@ func (t *Transaction) doubleRR(out *listener) bool {
 func (p *Proxy) sendCancel(inv *sip.Request, invTx *cliTx, reason string, hdrs ...sip.Header) {
 	c := p.cancelRequest(inv, reason, hdrs)
 	defer releaseReq(c) // its transaction holds its own
-	if _, err := p.startCliTx(c, wire{}, invTx.dest, nil, true); err != nil {
+	tx, err := p.newCliTx(c, wire{}, invTx.dest, nil)
+	if err != nil {
 		p.stats.sendFailures.Add(1)
 		p.log.Info("CANCEL not sent", "callid", callID(inv), "error", err)
 		return
 	}
 	p.stats.cancelsSent.Add(1)
+	// Told before the CANCEL leaves: the callee's answer to it (and a
+	// test's clock) may come before this goroutine runs again, and the
+	// INVITE's 64*T1 wait must be armed by then.
 	invTx.cancelSent()
+	tx.start(true)
+	if testHookCancelSent != nil {
+		testHookCancelSent()
+	}
 }
+
+// testHookCancelSent, set by tests only, runs after a CANCEL went out.
+var testHookCancelSent func()
 
 // cancelRequest builds the CANCEL of a branch's INVITE (§9.1): the
 // INVITE's Request-URI, top Via, Route set, From, To, Call-ID and CSeq

@@ -912,18 +912,20 @@ func (f replyFunc) OnReply(t *Transaction, i int, res *sip.Response) bool { retu
 func TestRFC3261_16_10_CancelReachesABranchWhoseSenderIsHeldUp(t *testing.T) {
 	uac, uas := siptest.NewUA(t), siptest.NewUA(t)
 	txs := make(chan *Transaction, 1)
-	p := startProxy(t, testCfg(), RouterFunc(func(r *Request) Decision {
-		txs <- r.Tx
-		return Decision{Kind: Defer}
-	}))
 	held, release := make(chan struct{}), make(chan struct{})
+	// Set before the proxy's goroutines start, cleared after they stopped.
 	testHookBranchSent = func() {
 		close(held)
 		<-release
 	}
+	t.Cleanup(func() { testHookBranchSent = nil })
 	var once sync.Once
 	unblock := func() { once.Do(func() { close(release) }) }
-	t.Cleanup(func() { unblock(); testHookBranchSent = nil })
+	p := startProxy(t, testCfg(), RouterFunc(func(r *Request) Decision {
+		txs <- r.Tx
+		return Decision{Kind: Defer}
+	}))
+	t.Cleanup(unblock)
 
 	inv := uac.Invite("sip:bob@" + p.udp)
 	uac.Send(p.udp, inv)
@@ -954,15 +956,18 @@ func TestRFC3261_16_10_CancelReachesABranchWhoseSenderIsHeldUp(t *testing.T) {
 // in TestRFC3261_9_1_CancelledBranchWithoutFinalIsReleased).
 func TestRFC3261_9_1_CancelledBranchWaitIsArmedBeforeTheCancelLeaves(t *testing.T) {
 	uac, uas := siptest.NewUA(t), siptest.NewUA(t)
-	p := startProxy(t, testCfg(), toUAs(uas))
 	held, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	unblock := func() { once.Do(func() { close(release) }) }
+	// Set before the proxy's readers start (and cleared after they
+	// stopped: this cleanup runs after the proxy's).
 	testHookCancelSent = func() {
 		close(held)
 		<-release
 	}
-	t.Cleanup(func() { unblock(); testHookCancelSent = nil })
+	t.Cleanup(func() { testHookCancelSent = nil })
+	p := startProxy(t, testCfg(), toUAs(uas))
+	t.Cleanup(unblock)
 
 	inv := uac.Invite("sip:bob@" + p.udp)
 	uac.Send(p.udp, inv)

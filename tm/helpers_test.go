@@ -69,3 +69,18 @@ func toUAs(uas ...*siptest.UA) RouterFunc {
 		return d
 	}
 }
+
+// ringingCancelled sends an INVITE the callee rings for ("180" with To
+// tag tag), then the caller's CANCEL; it returns once the caller has the
+// CANCEL's 200: the INVITE as sent and as the callee got it.
+func ringingCancelled(t *testing.T, p *testProxy, uac, uas *siptest.UA, tag string) (inv, got *sip.Request) {
+	t.Helper()
+	inv = uac.Invite("sip:bob@" + p.udp)
+	uac.Send(p.udp, inv)
+	got = uas.Request(sip.INVITE)
+	uas.Reply(got, 180, tag)
+	uac.Response(180)
+	uac.Send(p.udp, uac.CancelFor(inv))
+	uac.Response(200)
+	return inv, got
+}

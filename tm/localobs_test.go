@@ -62,13 +62,7 @@ func TestSeedTm_1_3_23_LocalRequestAndReplyRoutes(t *testing.T) {
 			return callID(inv)
 		}, []string{"100 INVITE", "ACK"}},
 		{"a cancelled INVITE's CANCEL, its 200 and the ACK of the 487", func(t *testing.T, p *testProxy, uac, uas *siptest.UA) string {
-			inv := uac.Invite("sip:bob@" + p.udp)
-			uac.Send(p.udp, inv)
-			got := uas.Request(sip.INVITE)
-			uas.Reply(got, 180, "b")
-			uac.Response(180)
-			uac.Send(p.udp, uac.CancelFor(inv))
-			uac.Response(200)
+			inv, got := ringingCancelled(t, p, uac, uas, "b")
 			uas.Reply(uas.Request(sip.CANCEL), 200, "")
 			uas.Reply(got, 487, "b")
 			uas.Request(sip.ACK)

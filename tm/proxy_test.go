@@ -571,13 +571,7 @@ func TestTM_SendRequestLocal(t *testing.T) {
 func TestRFC3261_9_1_CancelledBranchWithoutFinalIsReleased(t *testing.T) {
 	uac, uas := siptest.NewUA(t), siptest.NewUA(t)
 	p := startProxy(t, testCfg(), toUAs(uas))
-	inv := uac.Invite("sip:bob@" + p.udp)
-	uac.Send(p.udp, inv)
-	got := uas.Request(sip.INVITE)
-	uas.Reply(got, 180, "x")
-	uac.Response(180)
-	uac.Send(p.udp, uac.CancelFor(inv))
-	uac.Response(200)
+	ringingCancelled(t, p, uac, uas, "x")
 	c := uas.Request(sip.CANCEL)
 	uas.Reply(c, 200, "") // but no 487 for the INVITE, ever
 	assert.Equal(t, int64(1), p.Stats().inuse.Load())
@@ -969,13 +963,7 @@ func TestRFC3261_9_1_CancelledBranchWaitIsArmedBeforeTheCancelLeaves(t *testing.
 	p := startProxy(t, testCfg(), toUAs(uas))
 	t.Cleanup(unblock)
 
-	inv := uac.Invite("sip:bob@" + p.udp)
-	uac.Send(p.udp, inv)
-	got := uas.Request(sip.INVITE)
-	uas.Reply(got, 180, "x")
-	uac.Response(180)
-	uac.Send(p.udp, uac.CancelFor(inv))
-	uac.Response(200)
+	ringingCancelled(t, p, uac, uas, "x")
 	uas.Request(sip.CANCEL)
 	<-held // the goroutine that sent the CANCEL is held up after the send
 	p.clock.Advance(64 * p.cfg.T1)

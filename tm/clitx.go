@@ -33,16 +33,17 @@ var (
 type cliTx struct {
 	p       *Proxy
 	key     string // in keyRoom when it fits
-	keyRoom [txKeyRoom]byte
+	keyRoom [cliKeyRoom]byte
 	dest    transport.Dest
 	owner   cliOwner
 
-	mu     sync.Mutex
-	fsm    txn.Tx
-	req    *sip.Request // as sent; the CANCEL and the ACK of a non-2xx are built from it
-	raw    wire         // its bytes, for retransmissions (a pooled buffer)
-	ack    []byte       // the ACK of a non-2xx final: ackW's bytes, or its linger record's
-	ackW   wire
+	mu  sync.Mutex
+	fsm txn.Tx
+	req *sip.Request // as sent; the CANCEL and the ACK of a non-2xx are built from it
+	raw wire         // its bytes, for retransmissions (a pooled buffer)
+	// ack is the ACK of a non-2xx final: a pooled buffer of c's, or (bp
+	// nil) its linger record's bytes.
+	ack    wire
 	timers [2]Timer
 	// entries back timers on tm's wheel, with c as their Firer.
 	entries [2]wheel.Entry
@@ -131,26 +132,25 @@ func (c *cliTx) exec(acts []txn.Action, res *sip.Response) cliPost {
 			p.stats.retransmittedRequest(int(a.N))
 			p.send(c.raw.b, c.dest)
 		case txn.ActSendACK:
-			if c.ack == nil && res != nil {
+			if c.ack.b == nil && res != nil {
 				ack := hopACK(c.req, res)
 				if o, ok := c.owner.(branchOwner); ok {
 					for _, h := range o.t.addedHeaders() {
 						ack.AppendHeader(h)
 					}
 				}
-				c.ackW = marshalWire(ack)
-				c.ack = c.ackW.b
+				c.ack = marshalWire(ack)
 				if len(p.localObs) > 0 {
 					post.ack = ack // its reference given back once they saw it
 				} else {
 					releaseReq(ack)
 				}
 			}
-			p.send(c.ack, c.dest)
+			p.send(c.ack.b, c.dest)
 		case txn.ActResendACK:
 			p.stats.retransAbsorbed.Add(1)
-			if c.ack != nil {
-				p.send(c.ack, c.dest)
+			if c.ack.b != nil {
+				p.send(c.ack.b, c.dest)
 			}
 		case txn.ActPassProvisional, txn.ActPassFinal:
 			post.pass = true
@@ -167,8 +167,7 @@ func (c *cliTx) exec(acts []txn.Action, res *sip.Response) cliPost {
 		case txn.ActTerminated:
 			post.done = true
 			c.raw.release()
-			c.ack = nil
-			c.ackW.release()
+			c.ack.release()
 			for _, t := range c.timers {
 				if t != nil {
 					t.Stop()
@@ -194,12 +193,12 @@ func (c *cliTx) linger(linger txn.Action, post *cliPost) {
 		kept = c.p.cliLinger.addForward(c.p.clock.Now(), linger.After, c.key, c.owner.(branchOwner), c.dest)
 	case c.fsm.Kind() == txn.ClientInvite:
 		var rec []byte
-		if rec, kept = c.p.cliLinger.add(c.p.clock.Now(), linger.After, c.key, lingerACK, c.ack, c.dest); kept && c.ack != nil {
+		if rec, kept = c.p.cliLinger.add(c.p.clock.Now(), linger.After, c.key, lingerACK, c.ack.b, c.dest); kept && c.ack.b != nil {
 			// A retransmission that found c before it left the table is
 			// answered with the record's copy (never written again); the
 			// pooled bytes go back.
-			c.ack = rec
-			c.ackW.release()
+			c.ack.release()
+			c.ack.b = rec
 		}
 	default:
 		_, kept = c.p.cliLinger.add(c.p.clock.Now(), linger.After, c.key, lingerAbsorb, nil, c.dest)
@@ -274,7 +273,7 @@ func (p *Proxy) newCliTx(req *sip.Request, raw wire, dest transport.Dest, owner 
 	c := &cliTx{p: p, dest: dest, owner: owner, req: req, raw: raw,
 		fsm: txn.New(kind, dest.Transport == transport.TCP, p.timers)}
 	var kb [96]byte // the key is built here and copied once into c.key
-	c.key = keyIn(&c.keyRoom, txn.AppendClientKey(kb[:0], branch, string(cseq.MethodName)))
+	c.key = keyIn(c.keyRoom[:], txn.AppendClientKey(kb[:0], branch, string(cseq.MethodName)))
 	retainReq(req) // until the final reply: the CANCEL and the ACK of a non-2xx read it
 	if _, added := p.cliTxs.add(c.key, c); !added {
 		c.raw.release()

@@ -596,7 +596,7 @@ func TestIssue14_ClientTransactionGivesItsACKBack(t *testing.T) {
 	assert.Equal(t, ack.String(), string(rec.wire()))
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	assert.Nil(t, c.ackW.bp, "the pooled ACK given back")
-	require.NotEmpty(t, c.ack)
-	assert.Same(t, &rec.wire()[0], &c.ack[0], "the transaction answers with the record's copy")
+	assert.Nil(t, c.ack.bp, "the pooled ACK given back")
+	require.NotEmpty(t, c.ack.b)
+	assert.Same(t, &rec.wire()[0], &c.ack.b[0], "the transaction answers with the record's copy")
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/imsdlg/imsdlg/internal/poolcheck"
 	"github.com/imsdlg/imsdlg/internal/siptest"
+	"github.com/imsdlg/imsdlg/tm/txn"
 )
 
 const mbResponse = "SIP/2.0 180 Ringing\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-1\r\n" +
@@ -445,10 +446,17 @@ func TestIssue14_SizeClasses(t *testing.T) {
 	}{
 		{"Transaction", unsafe.Sizeof(Transaction{}), 512},
 		{"srvTx", unsafe.Sizeof(srvTx{}), 480},
-		{"cliTx", unsafe.Sizeof(cliTx{}), 576},
+		{"cliTx", unsafe.Sizeof(cliTx{}), 512},
 		{"cloneBlock", unsafe.Sizeof(cloneBlock{}), 1152},
 		{"derived", unsafe.Sizeof(derived{}), 768},
 	} {
 		assert.LessOrEqual(t, c.size, c.at, c.name)
+	}
+	// The key of a client transaction of ours fits the cliTx's room (no
+	// allocation of its own), for the longest branch and any method of
+	// RFC 3261 and its usual extensions.
+	for _, m := range []string{"INVITE", "REGISTER", "SUBSCRIBE", "PUBLISH", "MESSAGE", "OPTIONS", "UPDATE"} {
+		k := txn.AppendClientKey(nil, "z9hG4bK"+strings.Repeat("f", maxBranchLen-7), m)
+		assert.LessOrEqual(t, len(k), cliKeyRoom, "client key of %s", m)
 	}
 }

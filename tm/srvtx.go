@@ -215,7 +215,7 @@ func (p *Proxy) newSrvTx(key []byte, req *sip.Request, dest transport.Dest, reli
 		kind = txn.ServerInvite
 	}
 	s := &srvTx{p: p, dest: dest, fsm: txn.New(kind, reliable, p.timers)}
-	s.key = keyIn(&s.keyRoom, key)
+	s.key = keyIn(s.keyRoom[:], key)
 	got, added := p.srvTxs.add(s.key, s)
 	if added {
 		p.stats.uasTransactions.Add(1)

@@ -149,15 +149,20 @@ func requestFields(req *sip.Request, ruri, via1 bool) (txn.RequestFields, bool) 
 	return f, true
 }
 
-// txKeyRoom is the room a transaction has for its key: a branch of ours
-// (about 60 bytes) or a caller's with its sent-by and method fit.
-const txKeyRoom = 96
+// txKeyRoom is the room a server transaction has for its key: a caller's
+// branch with its sent-by and method fit. cliKeyRoom is a client
+// transaction's: a branch of ours (at most maxBranchLen) and the method,
+// in a cliTx of the 512-byte size class.
+const (
+	txKeyRoom  = 96
+	cliKeyRoom = 80
+)
 
 // keyIn returns k as a string kept in room when it fits, else a copy of
 // its own: a transaction's key lives exactly as long as the transaction,
 // so the string's bytes can be part of it (one allocation, not two, per
 // transaction). Nothing writes to room again.
-func keyIn(room *[txKeyRoom]byte, k []byte) string {
+func keyIn(room []byte, k []byte) string {
 	if len(k) > len(room) || len(k) == 0 {
 		return string(k)
 	}

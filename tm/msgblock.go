@@ -174,9 +174,10 @@ func releaseRes(res *sip.Response) {
 	}
 }
 
-// retainReq takes a reference on the block req is: a received request's
-// or a shallow clone's (which holds one on the block whose headers it
-// shares for as long as it is held itself).
+// retainReq takes a reference on the block req is: a received request's,
+// a shallow clone's or a CANCEL's or ACK's tm built (each of the latter
+// holds one on the request whose headers it shares for as long as it is
+// held itself).
 func retainReq(req *sip.Request) {
 	if b := reqBlockOf(req); b != nil {
 		b.ref.refs.Add(1)

@@ -119,43 +119,45 @@ func resBlockOf(res *sip.Response) *resBlock {
 	return (*resBlock)(unsafe.Pointer(res))
 }
 
-// reqBlockOf is resBlockOf for a request.
+// reqKinds tells which of tm's blocks req heads, reading its tag once: a
+// received request's (b), a shallow clone's (c) or a CANCEL's or ACK's tm
+// built (d); all nil for a request made any other way. Only addresses are
+// compared, as in tagged.
+func reqKinds(req *sip.Request) (b *reqBlock, c *cloneBlock, d *derived) {
+	if req == nil {
+		return nil, nil, nil
+	}
+	tag := req.Destination()
+	if len(tag) != 1 {
+		return nil, nil, nil
+	}
+	head := unsafe.Pointer(req)
+	switch uintptr(unsafe.Pointer(unsafe.StringData(tag))) - uintptr(head) {
+	case reqTagOffset:
+		b = (*reqBlock)(head)
+	case cloneTagOffset:
+		c = (*cloneBlock)(head)
+	case derivedTagOffset:
+		d = (*derived)(head)
+	}
+	return b, c, d
+}
+
+// reqBlockOf is resBlockOf for a received request.
 func reqBlockOf(req *sip.Request) *reqBlock {
-	if req == nil || !tagged(&req.MessageData, unsafe.Pointer(req), reqTagOffset) {
-		return nil
-	}
-	return (*reqBlock)(unsafe.Pointer(req))
-}
-
-// cloneOf is the shallow clone req is, nil for a request made any other
-// way.
-func cloneOf(req *sip.Request) *cloneBlock {
-	if req == nil || !tagged(&req.MessageData, unsafe.Pointer(req), cloneTagOffset) {
-		return nil
-	}
-	return (*cloneBlock)(unsafe.Pointer(req))
-}
-
-// derivedOf is the CANCEL or ACK req is (derived.go), nil for a request
-// made any other way.
-func derivedOf(req *sip.Request) *derived {
-	if req == nil || !tagged(&req.MessageData, unsafe.Pointer(req), derivedTagOffset) {
-		return nil
-	}
-	return (*derived)(unsafe.Pointer(req))
+	b, _, _ := reqKinds(req)
+	return b
 }
 
 // reqHead is the block of the received request req is, or is a shallow
 // clone of (the clone shares its headers). nil for a request made any
 // other way.
 func reqHead(req *sip.Request) *reqBlock {
-	if b := reqBlockOf(req); b != nil {
-		return b
-	}
-	if c := cloneOf(req); c != nil {
+	b, c, _ := reqKinds(req)
+	if c != nil {
 		return c.base
 	}
-	return nil
+	return b
 }
 
 // retainRes takes a reference on res's block, if it has one.
@@ -179,11 +181,12 @@ func releaseRes(res *sip.Response) {
 // holds one on the request whose headers it shares for as long as it is
 // held itself).
 func retainReq(req *sip.Request) {
-	if b := reqBlockOf(req); b != nil {
+	switch b, c, d := reqKinds(req); {
+	case b != nil:
 		b.ref.refs.Add(1)
-	} else if c := cloneOf(req); c != nil {
+	case c != nil:
 		c.ref.refs.Add(1)
-	} else if d := derivedOf(req); d != nil {
+	case d != nil:
 		d.ref.refs.Add(1)
 	}
 }
@@ -193,26 +196,21 @@ func retainReq(req *sip.Request) {
 func releaseReq(req *sip.Request) {
 	// Which kind req is, is read before its reference goes: after, another
 	// holder's release may poison or reuse it.
-	if b := reqBlockOf(req); b != nil {
+	b, c, d := reqKinds(req)
+	switch {
+	case b != nil:
 		releaseReqBlock(b)
-		return
-	}
-	if c := cloneOf(req); c != nil {
-		if !c.ref.drop() {
-			return
-		}
+	case c != nil && c.ref.drop():
 		base := c.base
 		// A clone of a CANCEL is read uncounted, as the CANCEL is: left
-		// to the collector, never poisoned.
-		// pooledClone(base) is what it was when c was made: c holds base.
+		// to the collector, never poisoned. pooledClone(base) is what it
+		// was when c was made: c holds base.
 		if pooledClone(base) && c.ref.recycle(c, &c.req.MessageData) {
 			*c = cloneBlock{}
 			cloneBlocks.Put(c)
 		}
 		releaseReqBlock(base)
-		return
-	}
-	if d := derivedOf(req); d != nil && d.ref.drop() {
+	case d != nil && d.ref.drop():
 		from := d.from
 		if d.ref.recycle(d, &d.req.MessageData) {
 			*d = derived{}

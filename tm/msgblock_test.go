@@ -51,6 +51,13 @@ func TestIssue14_OnlyTheBlockIsTakenForIt(t *testing.T) {
 	assert.Nil(t, reqBlockOf(&creq), "request value copy")
 	assert.Nil(t, reqBlockOf(req.Clone()), "request Clone")
 	assert.Nil(t, reqBlockOf(nil), "nil request")
+	// reqKinds tells the kinds apart by the tag's offset alone.
+	assert.Len(t, map[uintptr]bool{reqTagOffset: true, cloneTagOffset: true, derivedTagOffset: true}, 3,
+		"the request blocks' tags sit at distinct offsets")
+	c := shallowClone(req)
+	_, cb, _ := reqKinds(c)
+	assert.NotNil(t, cb, "a clone is a clone")
+	assert.Nil(t, reqBlockOf(c), "a clone is not the received block")
 }
 
 // Issue 14: in production a block given back is reused by a later

@@ -1,6 +1,8 @@
 package tm
 
 import (
+	"time"
+
 	"errors"
 	"sync"
 
@@ -113,7 +115,10 @@ func (c *cliTx) exec(acts []txn.Action, res *sip.Response) cliPost {
 	// Timers first: once a message is out, its retransmission timer is
 	// armed (whoever sees the message may act on it at once). Timers D
 	// and K are not: the transaction becomes a lingerRec below.
+	// The record of a lingering transaction starts at the step's time,
+	// read before the ACK leaves (as in srvTx.exec).
 	var linger txn.Action
+	now := p.clock.Now()
 	for _, a := range acts {
 		if a.Kind == txn.ActArmTimer && cliLingersFor(a.Timer, c.owner) {
 			linger = a
@@ -175,7 +180,7 @@ func (c *cliTx) exec(acts []txn.Action, res *sip.Response) cliPost {
 			}
 		}
 	}
-	c.linger(linger, &post)
+	c.linger(now, linger, &post)
 	return post
 }
 
@@ -183,17 +188,17 @@ func (c *cliTx) exec(acts []txn.Action, res *sip.Response) cliPost {
 // or K; M for a branch) into a lingerRec, or arms the timer when the
 // record cannot be kept. Called with c.mu held, once the actions (the
 // ACK) went out.
-func (c *cliTx) linger(linger txn.Action, post *cliPost) {
+func (c *cliTx) linger(now time.Time, linger txn.Action, post *cliPost) {
 	if linger.Kind == 0 || post.done {
 		return
 	}
 	var kept bool
 	switch {
 	case linger.Timer == txn.TimerM:
-		kept = c.p.cliLinger.addForward(c.p.clock.Now(), linger.After, c.key, c.owner.(branchOwner), c.dest)
+		kept = c.p.cliLinger.addForward(now, linger.After, c.key, c.owner.(branchOwner), c.dest)
 	case c.fsm.Kind() == txn.ClientInvite:
 		var rec []byte
-		if rec, kept = c.p.cliLinger.add(c.p.clock.Now(), linger.After, c.key, lingerACK, c.ack.b, c.dest); kept && c.ack.b != nil {
+		if rec, kept = c.p.cliLinger.add(now, linger.After, c.key, lingerACK, c.ack.b, c.dest); kept && c.ack.b != nil {
 			// A retransmission that found c before it left the table is
 			// answered with the record's copy (never written again); the
 			// pooled bytes go back.
@@ -201,7 +206,7 @@ func (c *cliTx) linger(linger txn.Action, post *cliPost) {
 			c.ack.b = rec
 		}
 	default:
-		_, kept = c.p.cliLinger.add(c.p.clock.Now(), linger.After, c.key, lingerAbsorb, nil, c.dest)
+		_, kept = c.p.cliLinger.add(now, linger.After, c.key, lingerAbsorb, nil, c.dest)
 	}
 	if kept {
 		// The record answers from here on; a retransmission that found c

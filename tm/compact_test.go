@@ -2,6 +2,7 @@ package tm
 
 import (
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 	"weak"
@@ -168,4 +169,38 @@ func TestSeedTm_WtTimerEndsAnsweredInviteTransactions(t *testing.T) {
 	case <-time.After(waitFor):
 		t.Fatal("the stray 2xx was relayed without the observer")
 	}
+}
+
+// RFC 6026 §8.7 (Timer L) with a fake clock: the lingering record of a
+// server transaction that sent its 2xx starts at the step's time, not after
+// the send. The relaying goroutine is held up after the 2xx left (a
+// test hook); the caller has its answer and the clock moves wt_timer on:
+// the transaction is gone then, not wt_timer after the sender ran again
+// (TestSeedTm_WtTimerEndsAnsweredInviteTransactions failed that way once).
+func TestRFC6026_8_7_LingerStartsBeforeTheReplyLeaves(t *testing.T) {
+	uac, uas := siptest.NewUA(t), siptest.NewUA(t)
+	held, release := make(chan struct{}), make(chan struct{})
+	var once, holdOnce sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	// Set before the proxy's readers start (cleared after they stopped).
+	testHookReplySent = func(code int) {
+		if code == 200 {
+			holdOnce.Do(func() {
+				close(held)
+				<-release
+			})
+		}
+	}
+	t.Cleanup(func() { testHookReplySent = nil })
+	p := startProxy(t, testCfg(), toUAs(uas))
+	t.Cleanup(unblock)
+	srvLive := func() int { return p.srvTxs.len() + p.srvLinger.liveAt(p.clock.Now()) }
+
+	uac.Send(p.udp, uac.Invite("sip:bob@"+p.udp))
+	uas.Reply(uas.Request(sip.INVITE), 200, "b")
+	uac.Response(200)
+	<-held // the 2xx is out; its sender has not made the record yet
+	p.clock.Advance(p.cfg.WtTimer)
+	unblock()
+	siptest.Eventually(t, func() bool { return srvLive() == 0 }, "the server transaction outlives wt_timer")
 }

@@ -137,6 +137,10 @@ func (p srvPost) run(s *srvTx) {
 }
 
 // exec carries out the FSM's actions under s.mu: sends and timers.
+// testHookReplySent, when set (tests only, before the proxy starts), runs
+// after a server transaction sent a response, with s.mu held.
+var testHookReplySent func(code int)
+
 func (s *srvTx) exec(acts []txn.Action) srvPost {
 	var post srvPost
 	p := s.p
@@ -144,7 +148,11 @@ func (s *srvTx) exec(acts []txn.Action) srvPost {
 	// armed (whoever sees the message may act on it at once). The timer
 	// of a completed transaction that only absorbs retransmissions (I, J, L)
 	// is not armed: the transaction becomes a lingerRec below.
+	// The record of a lingering transaction starts at the step's time,
+	// also read before the send: whoever answers the message (and a test's
+	// clock) may move on before the record is made.
 	var linger txn.Action
+	now := p.clock.Now()
 	for _, a := range acts {
 		if a.Kind == txn.ActArmTimer && srvLingers(a.Timer) {
 			linger = a
@@ -156,6 +164,9 @@ func (s *srvTx) exec(acts []txn.Action) srvPost {
 		switch a.Kind {
 		case txn.ActSendResponse:
 			p.send(s.last.b, s.dest)
+			if testHookReplySent != nil {
+				testHookReplySent(a.Code)
+			}
 		case txn.ActResendResponse:
 			p.stats.retransmittedReply()
 			p.send(s.last.b, s.dest)
@@ -175,14 +186,14 @@ func (s *srvTx) exec(acts []txn.Action) srvPost {
 			}
 		}
 	}
-	s.linger(linger, &post)
+	s.linger(now, linger, &post)
 	return post
 }
 
 // linger turns a completed transaction whose FSM armed linger (Timer I,
 // J or L) into a lingerRec, or arms the timer when the record cannot be
 // kept. Called with s.mu held, once the actions went out.
-func (s *srvTx) linger(linger txn.Action, post *srvPost) {
+func (s *srvTx) linger(now time.Time, linger txn.Action, post *srvPost) {
 	if linger.Kind == 0 || post.terminated {
 		return
 	}
@@ -193,7 +204,7 @@ func (s *srvTx) linger(linger txn.Action, post *srvPost) {
 	case s.fsm.State() == txn.Accepted:
 		act = lingerAccepted
 	}
-	if kept, ok := s.p.srvLinger.add(s.p.clock.Now(), linger.After, s.key, act, wire, s.dest); ok {
+	if kept, ok := s.p.srvLinger.add(now, linger.After, s.key, act, wire, s.dest); ok {
 		// The record answers from here on. s.last stays, as the record's
 		// copy (never written again): a retransmission that found s in
 		// the table before it left is still answered by s, with those

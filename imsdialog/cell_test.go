@@ -1010,3 +1010,41 @@ func TestRFC3261_13_3_1_4_RepeatFromAnotherAddressIgnored(t *testing.T) {
 		})
 	}
 }
+
+// Issue 14: the room a reply's Record-Route is read into is lent (a pool of
+// the reply hook's, reused by the next reply): the leg the 1xx creates keeps
+// its route set as copies (DESIGN §4, dlgout), which a later reply written
+// into that room leaves alone.
+func TestIssue14_ReplyRouteRoomIsLentNotKept(t *testing.T) {
+	c := newCell(t)
+	c.Step(t0, created)
+	res := sip.NewResponse(180, "Ringing")
+	res.AppendHeader(&sip.ToHeader{Address: uri(t, "sip:bob@ims.example.net"), Params: sip.HeaderParams{{K: "tag", V: "1"}}})
+	res.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.INVITE})
+	res.AppendHeader(&sip.ContactHeader{Address: uri(t, "sip:bob@10.0.1.1:5062")})
+	for _, rr := range []string{"sip:as.ims.example.net;lr", "sip:" + proxy + ";lr;did=" + did, "sip:pcscf.ims.example.net;lr"} {
+		res.AppendHeader(&sip.RecordRouteHeader{Address: uri(t, rr)})
+	}
+	room := make([]sip.Uri, 0, 4)
+	facts := replyFacts(res, room)
+	require.Len(t, facts.RecordRoute, 3)
+	require.Same(t, &room[:1][0], &facts.RecordRoute[0], "read into the room lent")
+	c.Step(t0.Add(time.Second), Event{Kind: EvReply, Branch: 0, Reply: facts})
+	leg := c.outs.Get("1")
+	require.NotNil(t, leg)
+	want := []string{"sip:as.ims.example.net;lr"}
+	got := func() []string {
+		var out []string
+		for _, u := range leg.RouteSet {
+			out = append(out, u.String())
+		}
+		return out
+	}
+	require.Equal(t, want, got(), "the callee's side of the route, reversed")
+
+	// The next reply, read into the same room.
+	for i := range room[:cap(room)] {
+		room[:cap(room)][i] = uri(t, "sip:evil.example.org;lr")
+	}
+	assert.Equal(t, want, got(), "the leg's route set is its own")
+}

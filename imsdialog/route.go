@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 	"weak"
 
@@ -290,9 +291,10 @@ func (m *Manager) routeInitial(next tm.Router, r *tm.Request) tm.Decision {
 	if m.limiter == nil || !m.limiter.HasLimits() {
 		return m.startNow(d, r, dec, false)
 	}
-	call := Call{DID: d.did, CallID: d.CallID, From: r.From().Address, To: r.To().Address, RURI: r.Recipient, Source: r.Source}
 	if il, ok := m.limiter.(InlineLimiter); ok && il.AdmitsInline() {
-		if rej := m.limiter.Admit(m.ctx, call); rej != nil {
+		// A Call of its own here: the one the goroutine below captures
+		// lives on the heap, and this path is every call's.
+		if rej := m.limiter.Admit(m.ctx, callOf(d, r)); rej != nil {
 			r.Tx.SetValue(dialogKey{}, nil) // never a dialog
 			return rejectDecision(rej)
 		}
@@ -301,12 +303,18 @@ func (m *Manager) routeInitial(next tm.Router, r *tm.Request) tm.Decision {
 	// The limit check may wait on Redis: not on tm's request path.
 	d.pending = &dec
 	inv, tx := r.Request, r.Tx
+	call := callOf(d, r)
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
 		m.admitted(d, tx, inv, m.limiter.Admit(m.ctx, call))
 	}()
 	return tm.Decision{Kind: tm.Defer}
+}
+
+// callOf is what the call limiter is asked about a new dialog.
+func callOf(d *Dialog, r *tm.Request) Call {
+	return Call{DID: d.did, CallID: d.CallID, From: r.From().Address, To: r.To().Address, RURI: r.Recipient, Source: r.Source}
 }
 
 // startNow starts a dialog on tm's request path, unless its INVITE ended
@@ -597,9 +605,12 @@ func (h replyHook) OnReply(t *tm.Transaction, branch int, res *sip.Response) boo
 		d.mu.Unlock()
 		return true
 	}
-	acts := d.cell.Step(h.m.clock.Now(), Event{Kind: EvReply, Branch: branch, Reply: replyFacts(res)})
+	rr := routeBufs.Get().(*[]sip.Uri)
+	acts := d.cell.Step(h.m.clock.Now(), Event{Kind: EvReply, Branch: branch, Reply: replyFacts(res, (*rr)[:0])})
 	h.m.timersLocked(d, acts)
 	d.mu.Unlock()
+	clear((*rr)[:cap(*rr)])
+	routeBufs.Put(rr)
 	h.m.run(d, acts, CallbackParams{Response: res})
 	absorb := false
 	for _, a := range acts {
@@ -609,19 +620,18 @@ func (h replyHook) OnReply(t *tm.Transaction, branch int, res *sip.Response) boo
 	return !absorb
 }
 
-// replyFacts reads what the dialog needs off a reply to its INVITE.
-func replyFacts(res *sip.Response) dlgout.Reply {
-	r := dlgout.Reply{Code: res.StatusCode, Transport: res.Transport(), Source: res.Source(), SDP: sdpOf(res)}
+// routeBufs lend replyFacts the room for a reply's Record-Route: the
+// Event it goes into escapes (Cell.Step hands its Request on), and the
+// cell copies what it keeps (dlgout's reversedClone), so the room is free
+// again once Step returned. A reply's route set is a few URIs of 150
+// bytes, one allocation per answered call without the pool.
+var routeBufs = sync.Pool{New: func() any { b := make([]sip.Uri, 0, 4); return &b }}
+
+// replyFacts reads what the dialog needs off a reply to its INVITE; its
+// Record-Route goes into rr (appended, so a longer one grows its own).
+func replyFacts(res *sip.Response, rr []sip.Uri) dlgout.Reply {
+	r := dlgout.Reply{Code: res.StatusCode, Transport: res.Transport(), Source: res.Source(), SDP: sdpOf(res), RecordRoute: rr}
 	gotTo := false
-	n := 0
-	for _, h := range res.Headers() {
-		if _, ok := h.(*sip.RecordRouteHeader); ok {
-			n++
-		}
-	}
-	if n > 0 {
-		r.RecordRoute = make([]sip.Uri, 0, n) // a Uri is 150 bytes: no spare room
-	}
 	for _, h := range res.Headers() {
 		switch h := h.(type) {
 		case *sip.ToHeader:

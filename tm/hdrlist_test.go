@@ -32,7 +32,7 @@ func branchHeaders(n int) []sip.Header {
 	l := &listener{transport: "UDP", host: "127.0.0.1", port: 5060}
 	hs := []sip.Header{newBranchVia(l, "UDP", "", nil)}
 	for i := range n {
-		rr := recordRoute(l, nil)
+		rr := new(rrBlock).build(l, nil)
 		rr.Address.Port = 5060 + i + 1 // tell them apart
 		hs = append(hs, rr)
 	}

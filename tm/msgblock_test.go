@@ -359,7 +359,9 @@ func TestIssue14_ClonesGoBackWithTheirTransaction(t *testing.T) {
 			route := toUAs(uas)
 			router := RouterFunc(func(r *Request) Decision {
 				routed <- kept{r.Tx, r.Request}
-				return route(r)
+				d := route(r)
+				d.RecordRoute = r.Method == sip.INVITE
+				return d
 			})
 			hook := keepBranches{got: make(chan *sip.Request, 1)}
 			p := startProxy(t, testCfg(), router, withModules(Module{Name: "keep", Branch: hook}))
@@ -374,8 +376,19 @@ func TestIssue14_ClonesGoBackWithTheirTransaction(t *testing.T) {
 			user, buser, btag := k.tmpl.Recipient.User, br.Recipient.User, Tag(br.From().Params)
 			via := br.Via() // ours, in the branch's block
 			vhost := via.Host
+			rr, _ := br.GetHeader("Record-Route").(*sip.RecordRouteHeader) // ours, as the Via
+			rc, io := k.tx.rc, &k.tx.br[0]                                 // pooled with the transaction's end
+			fr := rc.frTimeout
+			rhost := ""
+			if rr != nil {
+				rhost = rr.Address.Host
+			}
 			k.tx.mu.Unlock()
 			require.Equal(t, "127.0.0.1", vhost)
+			if method == "INVITE" {
+				require.Equal(t, "127.0.0.1", rhost)
+			}
+			require.Equal(t, p.cfg.FrTimeout, fr)
 			require.Equal(t, "bob", user, "the template while the transaction runs")
 			require.Equal(t, "bob", buser, "the branch while the transaction runs")
 			require.Equal(t, Tag(got.From().Params), btag)
@@ -386,6 +399,12 @@ func TestIssue14_ClonesGoBackWithTheirTransaction(t *testing.T) {
 			k.tx.mu.Lock() // compact gives them back under it
 			k.tx.mu.Unlock()
 			assert.True(t, strings.Contains(via.Host, "released"), "the branch's Via, in its block, reads %q", via.Host)
+			if rr != nil {
+				assert.True(t, strings.Contains(rr.Address.Host, "released"), "the branch's Record-Route, in its block, reads %q", rr.Address.Host)
+			}
+			// The response context and the branch list go back too.
+			assert.Equal(t, time.Duration(-7), rc.frTimeout, "the response context, poisoned")
+			assert.Equal(t, -7, io.code, "the branch list, poisoned")
 			assert.Equal(t, callID(got), k.tx.callID(), "the logs' Call-ID, the transaction's own copy (a long one)")
 			for name, r := range map[string]*sip.Request{"template": k.tmpl, "branch": br} {
 				assert.True(t, strings.Contains(r.Recipient.User, "released"),
@@ -454,7 +473,7 @@ func TestIssue14_SizeClasses(t *testing.T) {
 		{"Transaction", unsafe.Sizeof(Transaction{}), 512},
 		{"srvTx", unsafe.Sizeof(srvTx{}), 480},
 		{"cliTx", unsafe.Sizeof(cliTx{}), 512},
-		{"cloneBlock", unsafe.Sizeof(cloneBlock{}), 1152},
+		{"cloneBlock", unsafe.Sizeof(cloneBlock{}), 1408},
 		{"derived", unsafe.Sizeof(derived{}), 768},
 	} {
 		assert.LessOrEqual(t, c.size, c.at, c.name)

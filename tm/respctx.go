@@ -146,10 +146,16 @@ type respCtx struct {
 	done         bool
 	completions  int
 	now          time.Time // of the event being applied
+
+	// spareIO is the driver's room for its own per-branch list, kept with
+	// the context when both go back to respCtxs (the context never reads
+	// it).
+	spareIO []branchIO
 }
 
 func newRespCtx(invite bool, cfg Config, hasFailureHook bool) *respCtx {
-	return &respCtx{
+	c := respCtxs.Get().(*respCtx)
+	*c = respCtx{
 		invite:          invite,
 		frTimeout:       cfg.FrTimeout,
 		frInvTimeout:    cfg.FrInvTimeout,
@@ -157,7 +163,10 @@ func newRespCtx(invite bool, cfg Config, hasFailureHook bool) *respCtx {
 		disable6xxBlock: cfg.Disable6xxBlock,
 		hasFailureHook:  hasFailureHook,
 		redirectsLeft:   cfg.FollowRedirects,
+		branches:        c.branches,
+		spareIO:         c.spareIO,
 	}
+	return c
 }
 
 // serialGroups splits targets into serial steps by q, highest first; equal

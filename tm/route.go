@@ -167,17 +167,38 @@ func removeLastRoute(req *sip.Request) {
 	}
 }
 
-// recordRoute builds our Record-Route for the side a listener faces.
-func recordRoute(l *listener, params []sip.HeaderKV) *sip.RecordRouteHeader {
-	u := sip.Uri{Scheme: "sip", Host: l.host, Port: l.port, UriParams: sip.NewParams()}
+// build makes b our Record-Route for the side a listener faces. b lives
+// as long as the request it goes on (a branch's clone block holds one).
+func (b *rrBlock) build(l *listener, params []sip.HeaderKV) *sip.RecordRouteHeader {
+	*b = rrBlock{}
+	u := &b.h.Address
+	*u = sip.Uri{Scheme: "sip", Host: l.host, Port: l.port, UriParams: b.kv[:0]}
 	if l.transport != "UDP" {
-		u.UriParams.Add("transport", strings.ToLower(l.transport))
+		u.UriParams.Add("transport", lowerTransport(l.transport))
 	}
 	u.UriParams.Add("lr", "")
 	for _, kv := range params {
 		u.UriParams.Add(kv.K, kv.V)
 	}
-	return &sip.RecordRouteHeader{Address: u}
+	return &b.h
+}
+
+// lowerTransport is the transport parameter's value of a listener's
+// transport, without an allocation for the usual ones.
+func lowerTransport(t string) string {
+	switch t {
+	case "TCP":
+		return "tcp"
+	case "TLS":
+		return "tls"
+	case "SCTP":
+		return "sctp"
+	case "WS":
+		return "ws"
+	case "WSS":
+		return "wss"
+	}
+	return strings.ToLower(t)
 }
 
 // TopRoute returns the first Route header of req, or nil. Unlike sipgo's

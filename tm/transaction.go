@@ -3,6 +3,7 @@ package tm
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/imsdlg/imsdlg/internal/poolcheck"
 	"github.com/imsdlg/imsdlg/tm/transport"
 )
 
@@ -678,6 +680,9 @@ func (t *Transaction) releaseRouting() { releaseReq(t.routing.Swap(nil)) }
 // branch at a time, the list of a forked request was an allocation per
 // branch.
 func (t *Transaction) growBranches(acts []action) {
+	if t.br == nil {
+		t.br, t.rc.spareIO = t.rc.spareIO, nil
+	}
 	n := len(t.br)
 	for _, a := range acts {
 		if a.kind == actSendBranch && a.branch >= n {
@@ -859,8 +864,48 @@ func (t *Transaction) compact() {
 			t.absorbed |= 1 << i
 		}
 	}
+	recycleRespCtx(t.rc, t.br)
 	t.rc, t.br = nil, nil
 }
+
+// respCtxs are response contexts given back with the room of their branch
+// lists (recycleRespCtx): 0.75 KB per transaction less for the collector.
+var respCtxs = sync.Pool{New: func() any { return new(respCtx) }}
+
+// recycleRespCtx gives c back with io, the driver's branch list (nil: the
+// one c kept), once nothing reads either: the Transaction reads both only
+// under its lock, and drops both under it (compact). A context whose
+// lists grew past maxPooledBranches is left to the collector; in a test
+// binary each is poisoned instead (internal/poolcheck), so a reader that
+// kept a branch's state reads garbage.
+func recycleRespCtx(c *respCtx, io []branchIO) {
+	if io == nil {
+		io = c.spareIO
+	}
+	if poolcheck.Poison() {
+		for i := range c.branches {
+			poisonBlock(reflect.ValueOf(&c.branches[i]).Elem())
+		}
+		for i := range io {
+			poisonBlock(reflect.ValueOf(&io[i]).Elem())
+		}
+		poisonBlock(reflect.ValueOf(c).Elem())
+		return
+	}
+	if cap(c.branches) > maxPooledBranches || cap(io) > maxPooledBranches {
+		return
+	}
+	bs := c.branches[:cap(c.branches)]
+	clear(bs)
+	io = io[:cap(io)]
+	clear(io)
+	*c = respCtx{branches: bs[:0], spareIO: io[:0]}
+	respCtxs.Put(c)
+}
+
+// maxPooledBranches bounds the room a pooled context keeps: a rare wide
+// fork's lists are not held for every later request.
+const maxPooledBranches = 8
 
 // absorbedBranch tells whether a reply hook absorbed branch i's 2xx, so
 // that its retransmissions stay here too.
@@ -1286,9 +1331,9 @@ func (t *Transaction) prependOurs(cb *cloneBlock, out *listener, transport strin
 	var front [3]sip.Header
 	hs := append(front[:0], cb.via.build(out, transport, t.loopHash, nil))
 	if t.rr {
-		hs = append(hs, recordRoute(out, t.rrParams))
+		hs = append(hs, cb.rr.build(out, t.rrParams))
 		if t.doubleRR(out) {
-			hs = append(hs, recordRoute(t.p.pickListenerFor(t.upstream.Transport, t.upstream.Addr.Addr()), t.rrParams))
+			hs = append(hs, new(rrBlock).build(t.p.pickListenerFor(t.upstream.Transport, t.upstream.Addr.Addr()), t.rrParams))
 		}
 	}
 	if !prependInRoom(&cb.req.MessageData, cb.order[:], hs) {
@@ -1383,11 +1428,20 @@ type cloneBlock struct {
 	// via is a branch's Via (prependOurs): it lives as long as the
 	// request it is on, and the CANCEL and ACK built from it.
 	via ourViaBlock
+	// rr is the room of a branch's (first) Record-Route, as via.
+	rr rrBlock
+}
+
+// rrBlock is our Record-Route with room for its usual parameters
+// (transport, lr and one of the dialog's, e.g. did).
+type rrBlock struct {
+	h  sip.RecordRouteHeader
+	kv [3]sip.HeaderKV
 }
 
 const (
 	cloneFront   = 3  // our Via and up to two Record-Routes (RFC 5658)
-	cloneHeaders = 20 // the block in the 896-byte size class
+	cloneHeaders = 20 // with the rooms, the block in the 1408-byte size class
 )
 
 // shallowCloneTo is shallowClone with ruri as the Request-URI (a branch's

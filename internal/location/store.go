@@ -148,6 +148,29 @@ func (s *Store) Lookup(aor string) []Binding {
 	return liveSorted(bs, s.opts.Now())
 }
 
+// EachLiveURI calls f with each unexpired binding of u's AOR (normalised
+// as LookupURI does), in registration order, and of, the number of
+// bindings the AOR holds: at least the number of calls, to size what f
+// fills. It copies nothing, so f must copy what it keeps, and must not
+// change the binding. Unlike Lookup it does not order by q: a router
+// handing the bindings to tm as targets needs no order (tm forks by q).
+func (s *Store) EachLiveURI(u sip.Uri, f func(b *Binding, of int)) {
+	aor := NormalizeAOR(u)
+	if aor == "" {
+		return
+	}
+	sh := s.shardFor(aor)
+	sh.mu.RLock()
+	bs := sh.aors[aor] // never changed in place: a change stores a new slice
+	sh.mu.RUnlock()
+	now := s.opts.Now()
+	for i := range bs {
+		if bs[i].live(now) {
+			f(&bs[i], len(bs))
+		}
+	}
+}
+
 // LookupURI is Lookup for a URI that still needs normalising, such as a
 // Request-URI.
 func (s *Store) LookupURI(u sip.Uri) []Binding {

@@ -376,3 +376,41 @@ func BenchmarkLookup(b *testing.B) {
 		}
 	})
 }
+
+// RFC 3261 §10.2.1 for EachLiveURI (the router's fork): the bindings
+// Lookup returns, in registration order rather than by q (tm orders
+// targets by q), expired ones skipped, with the stored count to size by.
+func TestRFC3261_10_2_1_EachLiveURIVisitsTheLiveBindings(t *testing.T) {
+	s, clk := newTestStore(Options{})
+	mustOK(t, s.Register(reg(t, "c1", 1,
+		"Contact: <sip:alice@192.0.2.1>;q=0.1;expires=60",
+		"Contact: <sip:alice@192.0.2.2>;q=0.9;expires=3600")))
+	var u sip.Uri
+	require.NoError(t, sip.ParseUri("sip:alice@IMS.example.com;transport=udp", &u))
+	visit := func(u sip.Uri) (got []string, of []int) {
+		s.EachLiveURI(u, func(b *Binding, n int) {
+			got = append(got, b.Contact.String())
+			of = append(of, n)
+		})
+		return got, of
+	}
+	for _, st := range []struct {
+		advance time.Duration
+		want    []string
+		of      []int
+	}{
+		{0, []string{"sip:alice@192.0.2.1", "sip:alice@192.0.2.2"}, []int{2, 2}},
+		{60 * time.Second, []string{"sip:alice@192.0.2.2"}, []int{2}},
+		{3540 * time.Second, nil, nil},
+	} {
+		clk.Advance(st.advance)
+		got, of := visit(u)
+		assert.Equal(t, st.want, got, "after %v", st.advance)
+		assert.Equal(t, st.of, of, "after %v", st.advance)
+		assert.ElementsMatch(t, contactURIs(s.Lookup(aliceAOR)), got, "what Lookup returns, after %v", st.advance)
+	}
+	got, _ := visit(sip.Uri{Scheme: "sip", User: "carol", Host: "ims.example.com"})
+	assert.Empty(t, got, "an AOR without bindings")
+	got, _ = visit(sip.Uri{Wildcard: true, Host: "*"})
+	assert.Empty(t, got, "no AOR")
+}

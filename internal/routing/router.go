@@ -129,13 +129,17 @@ func (r *Router) lookup(req *tm.Request) (tm.Decision, bool) {
 	// a different user: the AOR has none.
 	aor := req.Recipient
 	aor.Port = 0
-	bindings := r.loc.LookupURI(aor)
-	if len(bindings) == 0 {
+	var targets []tm.Target
+	r.loc.EachLiveURI(aor, func(b *location.Binding, of int) {
+		if targets == nil {
+			targets = make([]tm.Target, 0, of)
+		}
+		// The target's URI is the branch's own: tm and the branch hooks
+		// may change its parameters, never the stored binding's.
+		targets = append(targets, tm.Target{URI: *b.Contact.Clone(), Q: b.Q})
+	})
+	if len(targets) == 0 {
 		return tm.Decision{}, false
-	}
-	targets := make([]tm.Target, 0, len(bindings))
-	for _, b := range bindings {
-		targets = append(targets, tm.Target{URI: b.Contact, Q: b.Q})
 	}
 	return tm.RelayTo(targets...), true
 }

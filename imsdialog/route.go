@@ -217,7 +217,7 @@ func (m *Manager) onRequestWithin(d *Dialog, r *tm.Request, fromCaller bool) (tm
 		m.log.Debug("request within the dialog sent to its leg", "callid", d.CallID, "did", d.did,
 			"method", req.Method, "target", r.Recipient.String())
 	}
-	return tm.RelayTo(tm.Target{Dst: dst}), true
+	return tm.Decision{Kind: tm.Relay, Dst: dst}, true
 }
 
 // shiftCSeq raises a request's CSeq number by the requests the dialog put

@@ -250,7 +250,7 @@ func fixRoute(r *tm.Request, target sip.Uri, route []sip.Uri, dst string) tm.Dec
 	for i := len(route) - 1; i >= 0; i-- {
 		r.PrependHeader(&sip.RouteHeader{Address: *route[i].Clone()})
 	}
-	return tm.RelayTo(tm.Target{Dst: dst})
+	return tm.Decision{Kind: tm.Relay, Dst: dst}
 }
 
 // reject is the reply to a request that does not fit its dialog.

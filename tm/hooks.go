@@ -57,6 +57,10 @@ type Decision struct {
 	// Relay: the branches. Empty means one branch to the Request-URI, or to
 	// the top Route when the request carries a route set.
 	Targets []Target
+	// Dst is that one branch's outbound proxy when Targets is empty (as
+	// RelayTo(Target{Dst: dst}), without a list to allocate: a request
+	// within a dialog sent to its leg's address); ignored with Targets.
+	Dst string
 	// RecordRoute inserts our Record-Route (dialog-forming requests only).
 	RecordRoute bool
 	// RecordRouteParams are added to our Record-Route URI (e.g. the dialog
@@ -123,6 +127,7 @@ type Request struct {
 // it is relayed (copy what you keep); a request with a transaction is
 // valid as long as the transaction is not done, and for a router that
 // returned Defer until it calls Decide (not after: tm reuses its memory).
+// That holds for r itself too: it lives in the request's memory.
 // It runs on the goroutine that received the request and must not block:
 // work that waits on the network (a limit counted in Redis) returns a
 // Defer decision and calls Transaction.Decide when it is done.

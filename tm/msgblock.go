@@ -143,6 +143,19 @@ func reqKinds(req *sip.Request) (b *reqBlock, c *cloneBlock, d *derived) {
 	return b, c, d
 }
 
+// routeReq is the Request a router is handed for req: the room of req's
+// block (a received ACK's, a transaction's template), which lives and goes
+// back with req, as Router's doc says; a new one for a request without.
+func routeReq(req *sip.Request) *Request {
+	switch b, c, _ := reqKinds(req); {
+	case b != nil:
+		return &b.route
+	case c != nil:
+		return &c.route
+	}
+	return new(Request)
+}
+
 // reqBlockOf is resBlockOf for a received request.
 func reqBlockOf(req *sip.Request) *reqBlock {
 	b, _, _ := reqKinds(req)

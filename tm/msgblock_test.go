@@ -197,11 +197,11 @@ func TestIssue14_RelayedACKGivesItsBlockBack(t *testing.T) {
 	was := poolcheck.SetPoison(true)
 	defer poolcheck.SetPoison(was)
 	uac, uas := siptest.NewUA(t), siptest.NewUA(t)
-	kept := make(chan *sip.Request, 1)
+	kept := make(chan *Request, 1)
 	route := toUAs(uas)
 	p := startProxy(t, testCfg(), RouterFunc(func(r *Request) Decision {
 		if r.Method == sip.ACK {
-			kept <- r.Request
+			kept <- r
 		}
 		return route(r)
 	}))
@@ -213,7 +213,7 @@ func TestIssue14_RelayedACKGivesItsBlockBack(t *testing.T) {
 	uac.Send(p.udp, uac.AckFor(inv, ok))
 	got := uas.Request(sip.ACK)
 	assert.Equal(t, callID(inv), callID(got), "relayed intact")
-	next := func() *sip.Request {
+	next := func() *Request {
 		select {
 		case r := <-kept:
 			return r
@@ -222,13 +222,15 @@ func TestIssue14_RelayedACKGivesItsBlockBack(t *testing.T) {
 			return nil
 		}
 	}
-	from := next().From()
+	first := next()
+	from := first.From()
 	// The same ACK again, on the same socket's one reader: once the
 	// router has it, the first one's handler has returned (and the
 	// channel orders that for the race detector).
 	uac.Send(p.udp, uac.AckFor(inv, ok))
 	next()
 	assert.Contains(t, from.Address.Host, "released", "the first ACK's block was given back")
+	assert.Contains(t, first.Source, "released", "with the router's Request, in the block")
 }
 
 // Issue 14: a request with a transaction other than an INVITE (here an
@@ -354,11 +356,12 @@ func TestIssue14_ClonesGoBackWithTheirTransaction(t *testing.T) {
 			type kept struct {
 				tx   *Transaction
 				tmpl *sip.Request
+				rq   *Request
 			}
 			routed := make(chan kept, 1)
 			route := toUAs(uas)
 			router := RouterFunc(func(r *Request) Decision {
-				routed <- kept{r.Tx, r.Request}
+				routed <- kept{r.Tx, r.Request, r}
 				d := route(r)
 				d.RecordRoute = r.Method == sip.INVITE
 				return d
@@ -406,6 +409,7 @@ func TestIssue14_ClonesGoBackWithTheirTransaction(t *testing.T) {
 			assert.Equal(t, time.Duration(-7), rc.frTimeout, "the response context, poisoned")
 			assert.Equal(t, -7, io.code, "the branch list, poisoned")
 			assert.Equal(t, callID(got), k.tx.callID(), "the logs' Call-ID, the transaction's own copy (a long one)")
+			assert.True(t, strings.Contains(k.rq.Source, "released"), "the router's Request, in the template's block, reads %q", k.rq.Source)
 			for name, r := range map[string]*sip.Request{"template": k.tmpl, "branch": br} {
 				assert.True(t, strings.Contains(r.Recipient.User, "released"),
 					"%s's Request-URI user reads %q", name, r.Recipient.User)
@@ -473,7 +477,7 @@ func TestIssue14_SizeClasses(t *testing.T) {
 		{"Transaction", unsafe.Sizeof(Transaction{}), 512},
 		{"srvTx", unsafe.Sizeof(srvTx{}), 480},
 		{"cliTx", unsafe.Sizeof(cliTx{}), 512},
-		{"cloneBlock", unsafe.Sizeof(cloneBlock{}), 1408},
+		{"cloneBlock", unsafe.Sizeof(cloneBlock{}), 1536},
 		{"derived", unsafe.Sizeof(derived{}), 768},
 	} {
 		assert.LessOrEqual(t, c.size, c.at, c.name)

@@ -85,7 +85,9 @@ type reqBlock struct {
 	order [blockHeaders]sip.Header // the header list (initMessageData)
 	// via is our Via when the request is relayed statelessly (an ACK).
 	via ourViaBlock
-	ref blockRef // pooling (msgblock.go)
+	// route is what the router is handed for a stateless ACK (routeReq).
+	route Request
+	ref   blockRef // pooling (msgblock.go)
 }
 
 type resBlock struct {

@@ -860,7 +860,8 @@ func (p *Proxy) serveRequest(req *sip.Request, m *transport.Message, s *srvTx) {
 		return // a CANCEL ended it already
 	}
 	consumed, params := p.preprocessRoute(tmpl)
-	r := &Request{
+	r := routeReq(tmpl)
+	*r = Request{
 		Request:       tmpl,
 		Source:        req.Source(),
 		Transport:     m.Transport,
@@ -1003,13 +1004,14 @@ func (p *Proxy) handleAck(req *sip.Request, m *transport.Message) {
 		return
 	}
 	consumed, params := p.preprocessRoute(req)
-	r := &Request{Request: req, Source: req.Source(), Transport: m.Transport,
+	r := routeReq(req)
+	*r = Request{Request: req, Source: req.Source(), Transport: m.Transport,
 		Initial: !hasToTag(req), RouteConsumed: consumed, RouteParams: params, Sender: p}
 	d := p.router.Route(r)
 	if d.Kind != Relay {
 		return
 	}
-	dst := ""
+	dst := d.Dst
 	if len(d.Targets) > 0 {
 		tg := d.Targets[0]
 		if tg.URI.Host != "" {

@@ -971,3 +971,25 @@ func TestRFC3261_9_1_CancelledBranchWaitIsArmedBeforeTheCancelLeaves(t *testing.
 	unblock()
 	waitInuse(t, p, 0)
 }
+
+// Decision.Dst (OpenSIPS' $du for the default branch, without a target
+// list): the INVITE's one branch and the stateless ACK go to the outbound
+// proxy whatever host their Request-URI names (one no resolver knows).
+func TestTM_DecisionDstIsTheDefaultBranchsOutboundProxy(t *testing.T) {
+	uac, uas := siptest.NewUA(t), siptest.NewUA(t)
+	p := startProxy(t, testCfg(), RouterFunc(func(r *Request) Decision {
+		return Decision{Kind: Relay, Dst: "udp:" + uas.HostPort()}
+	}))
+	inv := uac.Invite("sip:bob@unresolvable.invalid")
+	uac.Send(p.udp, inv)
+	got := uas.Request(sip.INVITE)
+	assert.Equal(t, "sip:bob@unresolvable.invalid", got.Recipient.String(), "the Request-URI kept")
+	uas.Reply(got, 200, "b")
+	r200 := uac.Response(200)
+	ack := uac.AckFor(inv, r200)
+	ack.Recipient = sip.Uri{Scheme: "sip", User: "uas", Host: "unresolvable.invalid"}
+	uac.Send(p.udp, ack)
+	gotAck := uas.Request(sip.ACK)
+	assert.Equal(t, "sip:uas@unresolvable.invalid", gotAck.Recipient.String())
+	waitInuse(t, p, 0)
+}

@@ -147,6 +147,11 @@ type respCtx struct {
 	completions  int
 	now          time.Time // of the event being applied
 
+	// def is the driver's room for the one default target of a decision
+	// without targets: the context keeps the list it starts with
+	// (serialGroups), and lives as long.
+	def [1]Target
+
 	// spareIO is the driver's room for its own per-branch list, kept with
 	// the context when both go back to respCtxs (the context never reads
 	// it).

@@ -665,7 +665,8 @@ func (t *Transaction) Decide(d Decision) {
 		t.rc.noCancel = (d.AllowNoCancel || t.p.cfg.AllowNoCancel) && asksNoCancel(t.req.Load())
 		targets := d.Targets
 		if len(targets) == 0 && !d.WaitForNewBranches {
-			targets = []Target{{}}
+			t.rc.def[0] = Target{Dst: d.Dst}
+			targets = t.rc.def[:]
 		}
 		post := t.stepLocked(event{kind: evStart, targets: targets, wait: d.WaitForNewBranches, maxNew: max(d.MaxNewBranches, 0)})
 		t.mu.Unlock()
@@ -1430,6 +1431,9 @@ type cloneBlock struct {
 	via ourViaBlock
 	// rr is the room of a branch's (first) Record-Route, as via.
 	rr rrBlock
+	// route is what the router is handed for the transaction's template
+	// (routeReq): valid as long as the template, as Router says.
+	route Request
 }
 
 // rrBlock is our Record-Route with room for its usual parameters
@@ -1441,7 +1445,7 @@ type rrBlock struct {
 
 const (
 	cloneFront   = 3  // our Via and up to two Record-Routes (RFC 5658)
-	cloneHeaders = 20 // with the rooms, the block in the 1408-byte size class
+	cloneHeaders = 20 // with the rooms, the block in the 1536-byte size class
 )
 
 // shallowCloneTo is shallowClone with ruri as the Request-URI (a branch's

@@ -149,7 +149,7 @@ func (r *Router) lookup(req *tm.Request) (tm.Decision, bool) {
 func (r *Router) relay(req *tm.Request) tm.Decision {
 	d := tm.RelayTo()
 	if r.cfg.NextHop != "" && tm.TopRoute(req.Request) == nil {
-		d = tm.RelayTo(tm.Target{Dst: r.cfg.NextHop})
+		d.Dst = r.cfg.NextHop
 	}
 	d.RecordRoute = r.cfg.RecordRoute && dialogForming(req.Method)
 	return d

@@ -99,6 +99,9 @@ func TestRouter_RFC3261_16_5_TargetSet(t *testing.T) {
 				}
 			}
 			assert.Equal(t, tc.targets, got)
+			if len(d.Targets) == 0 {
+				assert.Equal(t, tc.dst, d.Dst, "the default branch's outbound proxy")
+			}
 		})
 	}
 }

@@ -52,3 +52,21 @@ func TestIssue14_LegKeepsNothingOfTheReply(t *testing.T) {
 	assert.Equal(t, "as.example.net", leg.RouteSet[0].Host)
 	assert.Equal(t, "7", leg.RouteSet[0].UriParams.GetOr("did", ""))
 }
+
+// Issue 14: the reply's Source is its own too (whatever string the
+// caller hands over may be a message's text, reused once the call that
+// handed it over returns): the leg keeps a copy, made once.
+func TestIssue14_LegKeepsItsOwnSource(t *testing.T) {
+	block := "xx b1 10.0.0.9:5070 v=0"
+	var s Set
+	r := Reply{Code: 180, ToTag: block[3:5], CSeq: 1, Method: sip.INVITE, Transport: "UDP", Source: block[6:19]}
+	leg, _, err := s.OnReply(t0, 0, r, nil)
+	require.NoError(t, err)
+	assert.Equal(t, "10.0.0.9:5070", leg.Source)
+	assert.False(t, inside(leg.Source, block), "the Source is a copy")
+	src := leg.Source
+	r.Code, r.Source = 200, strings.Clone(block[6:19])
+	leg, _, err = s.OnReply(t0, 0, r, nil)
+	require.NoError(t, err)
+	assert.Same(t, unsafe.StringData(src), unsafe.StringData(leg.Source), "an unchanged Source is not copied again")
+}

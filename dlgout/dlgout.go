@@ -186,7 +186,8 @@ type Reply struct {
 	// "ip:port").
 	Transport, Source string
 	// SDP is the response's session description, nil when it has none or
-	// the dialog keeps none; the leg keeps it as given.
+	// the dialog keeps none; the leg keeps it as given (tm gives every body
+	// its own bytes, never the message's pooled text).
 	SDP []byte
 }
 
@@ -284,6 +285,16 @@ func (l *Leg) update(now time.Time, r *Reply, ourRR func(*sip.Uri) bool, withRou
 			}
 		}
 	}
+	// Source and Transport are the reply's too (its Source() is cut from
+	// its text): kept afresh only when they changed.
+	if l.Transport != r.Transport {
+		l.Transport = r.Transport
+		keep = append(keep, &l.Transport)
+	}
+	if l.Source != r.Source {
+		l.Source = r.Source
+		keep = append(keep, &l.Source)
+	}
 	// What the leg keeps for the dialog's life shares nothing with the
 	// reply (sipstr.Detach).
 	sipstr.Detach(keep)
@@ -291,8 +302,6 @@ func (l *Leg) update(now time.Time, r *Reply, ourRR func(*sip.Uri) bool, withRou
 	if r.SDP != nil {
 		l.SDP = r.SDP
 	}
-	l.Transport = r.Transport
-	l.Source = r.Source
 	l.LastCode = r.Code
 	l.Updated = now
 }

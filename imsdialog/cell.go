@@ -3,6 +3,7 @@ package imsdialog
 import (
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -176,7 +177,8 @@ func NewCell(cfg *CellConfig, now time.Time, did string, inv Invite, ours func(*
 
 // detach makes what the cell keeps of the INVITE its own, strings
 // included (sipstr.Detach): the message's header block goes with its
-// transaction, not with the call.
+// transaction, not with the call. The SDP is already its own (tm copies
+// every body out of the message's text).
 func (c *Cell) detach() {
 	c.from.Address = dlgout.CloneURI(c.from.Address)
 	c.from.Params = slices.Clone(c.from.Params)
@@ -459,7 +461,9 @@ func (c *Cell) SetVar(key, val string) []Action {
 		if c.vars == nil {
 			c.vars = make(map[string]string)
 		}
-		c.vars[key] = val
+		// A router may set them from a received message, whose text is
+		// reused once its call returns.
+		c.vars[strings.Clone(key)] = strings.Clone(val)
 	}
 	return c.changed()
 }

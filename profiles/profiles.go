@@ -400,6 +400,11 @@ func (s *Set) SetProfile(ctx context.Context, dialogID, profile, value string, l
 			return 0, fmt.Errorf("profiles: set dialog %s in %s: %w", dialogID, describe(p, value), err)
 		}
 	}
+	// The value is kept (the record, the index's keys): one of its own, as
+	// a caller's may be cut from a received message, whose text is reused
+	// once the call that handed it over returns (calllimit's source_ip and
+	// host-only from_uri/to_uri are).
+	value = strings.Clone(value)
 	m := Membership{Profile: p.info.Name, Value: value}
 	d := s.acquire(dialogID, true)
 	defer s.release(dialogID, d)

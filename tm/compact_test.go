@@ -131,7 +131,7 @@ type strayWatch struct {
 
 // OnStrayResponse keeps a copy: the response is valid during the call
 // only (msgblock.go).
-func (s strayWatch) OnStrayResponse(res *sip.Response) { s.got <- res.Clone() }
+func (s strayWatch) OnStrayResponse(res *sip.Response) { s.got <- keepRes(res) }
 
 // OpenSIPS tm wt_timer: an answered INVITE's transactions stay wt_timer,
 // not 64*T1 (RFC 6026 Timers L and M), and are gone after it. A 2xx the

@@ -98,6 +98,16 @@ type Config struct {
 	// caller's CANCEL passed on, t_cancel_branch), e.g. an operator's
 	// X-header that tells a callee's SBC why.
 	CancelHeaders []string `config:"cancel_headers"`
+
+	// ReuseMessageText puts the header text of each received message in a
+	// pooled buffer, reused once the message is released (issue 14: 2 KB
+	// per call less for the collector). Every string read off a received
+	// message then lives only as long as the message: a module copies
+	// (strings.Clone) what it keeps past the call that hands the message
+	// over. Off by default, where such strings may be kept (the ownership
+	// rule, DESIGN §9); imsproxy, whose modules copy, turns it on. Not an
+	// operator's key: it is a promise of the code embedding tm.
+	ReuseMessageText bool `config:"-"`
 }
 
 // DefaultConfig returns the defaults of the tm manual.

@@ -1,6 +1,7 @@
 package tm
 
 import (
+	"fmt"
 	"net"
 	"testing"
 
@@ -83,4 +84,15 @@ func ringingCancelled(t *testing.T, p *testProxy, uac, uas *siptest.UA, tag stri
 	uac.Send(p.udp, uac.CancelFor(inv))
 	uac.Response(200)
 	return inv, got
+}
+
+// keepRes is a copy of res that owns every byte: what a test keeps past
+// the call that hands res over (a Clone still reads the message's text,
+// which goes back with it under Config.ReuseMessageText).
+func keepRes(res *sip.Response) *sip.Response {
+	m, err := sip.ParseMessage([]byte(res.String()))
+	if err != nil {
+		panic(fmt.Sprintf("keepRes: %v", err))
+	}
+	return m.(*sip.Response)
 }

@@ -3,6 +3,7 @@ package tm
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -23,6 +24,7 @@ type localWatch struct {
 }
 
 func (w *localWatch) add(callid, what string) {
+	callid = strings.Clone(callid) // a key kept: the text is the message's
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.got[callid] = append(w.got[callid], what)

@@ -2,6 +2,7 @@ package tm
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -32,8 +33,10 @@ func (r *recorder) OnReply(t *Transaction, branch int, res *sip.Response) {
 
 func (r *recorder) OnOutcome(t *Transaction, o Outcome) {
 	if o.Response != nil {
-		o.Response = o.Response.Clone() // kept past the call (msgblock.go's rule)
+		o.Response = keepRes(o.Response) // kept past the call (msgblock.go's rule)
 	}
+	o.Reason = strings.Clone(o.Reason) // the response's text, as the rest
+
 	r.mu.Lock()
 	r.outcomes = append(r.outcomes, o)
 	r.mu.Unlock()

@@ -183,9 +183,12 @@ func retainRes(res *sip.Response) {
 // releaseRes gives back a reference taken on res's block (or the
 // reader's).
 func releaseRes(res *sip.Response) {
-	if b := resBlockOf(res); b != nil && b.ref.drop() && b.ref.recycle(b, &b.res.MessageData) {
-		*b = resBlock{}
-		resBlocks.Put(b)
+	if b := resBlockOf(res); b != nil && b.ref.drop() {
+		b.hdrs.releaseText()
+		if b.ref.recycle(b, &b.res.MessageData) {
+			*b = resBlock{}
+			resBlocks.Put(b)
+		}
 	}
 }
 
@@ -234,9 +237,46 @@ func releaseReq(req *sip.Request) {
 }
 
 func releaseReqBlock(b *reqBlock) {
-	if b != nil && b.ref.drop() && b.ref.recycle(b, &b.req.MessageData) {
-		*b = reqBlock{}
-		reqBlocks.Put(b)
+	if b != nil && b.ref.drop() {
+		b.hdrs.releaseText()
+		if b.ref.recycle(b, &b.req.MessageData) {
+			*b = reqBlock{}
+			reqBlocks.Put(b)
+		}
+	}
+}
+
+// textBufs hold the header text of received messages when the parser
+// reuses it (Config.ReuseMessageText): 2 KB of strings per call otherwise.
+var textBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// maxPooledText bounds the buffers kept: a rare huge message's is not held.
+const maxPooledText = 8 << 10
+
+// releaseText gives the block's text back with its last reference: every
+// string of the message goes with it. In a test binary the text is
+// overwritten instead and never reused (internal/poolcheck), so a string
+// kept past the message reads poisonedText's bytes.
+func (h *msgHdrs) releaseText() {
+	t := h.text
+	h.text = nil
+	if t != nil && poolcheck.Poison() {
+		b := (*t)[:cap(*t)]
+		for i := range b {
+			b[i] = poisonedText[i%len(poisonedText)]
+		}
+		return
+	}
+	putText(t)
+}
+
+// poisonedText is what a string of a released message's text reads.
+const poisonedText = "#released-text"
+
+func putText(t *[]byte) {
+	if t != nil && cap(*t) <= maxPooledText {
+		*t = (*t)[:0]
+		textBufs.Put(t)
 	}
 }
 

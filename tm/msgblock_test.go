@@ -490,3 +490,71 @@ func TestIssue14_SizeClasses(t *testing.T) {
 		assert.LessOrEqual(t, len(k), cliKeyRoom, "client key of %s", m)
 	}
 }
+
+// Issue 14 (Config.ReuseMessageText): the header text of a message is in
+// its block's pooled buffer and goes back with the block's last
+// reference; a string kept past that reads poison in a test binary. Off
+// (the default, embedders' ownership rule), the strings stay valid.
+func TestIssue14_ReleasedTextIsPoisoned(t *testing.T) {
+	was := poolcheck.SetPoison(true)
+	defer poolcheck.SetPoison(was)
+	for _, reuse := range []bool{true, false} {
+		p := NewParser(0)
+		p.reuseText = reuse
+		res := mbParse(t, p, mbResponse).(*sip.Response)
+		cid, reason, method := callID(res), res.Reason, res.CSeq().MethodName
+		req := mbParse(t, p, mbAck).(*sip.Request)
+		branch := req.Via().Params[0].V
+		retainRes(res)
+		releaseRes(res)
+		require.Equal(t, "c@h", cid, "one reference left")
+		releaseRes(res)
+		releaseReq(req)
+		assert.Equal(t, sip.INVITE, method, "a method is sipgo's constant, never the text")
+		if reuse {
+			for what, s := range map[string]string{"Call-ID": cid, "Reason": reason, "Via branch": branch} {
+				assert.True(t, readsPoison(s), "the kept %s, in the released text, reads %q", what, s)
+			}
+		} else {
+			assert.Equal(t, "c@h", cid, "strings may be kept: the text is the message's own")
+			assert.Equal(t, "Ringing", reason)
+			assert.Equal(t, "z9hG4bK-2", branch)
+		}
+	}
+}
+
+// Issue 14 (Config.ReuseMessageText): a released block's text buffer is
+// taken by a later message, so that parsing allocates nothing once the
+// pools are warm: the header text was a string per message, 2 KB per
+// record-routed call.
+func TestIssue14_ReusedTextGoesBackWithItsBlock(t *testing.T) {
+	was := poolcheck.SetPoison(false)
+	defer poolcheck.SetPoison(was)
+	p := NewParser(0)
+	p.reuseText = true
+	reused := false
+	for range 50 { // -race makes sync.Pool drop a quarter of what it is given
+		first := mbParse(t, p, mbResponse).(*sip.Response)
+		buf := resBlockOf(first).hdrs.text
+		require.NotNil(t, buf)
+		releaseRes(first)
+		r := mbParse(t, p, mbResponse).(*sip.Response)
+		reused = reused || resBlockOf(r).hdrs.text == buf
+		releaseRes(r)
+	}
+	assert.True(t, reused, "the text buffer taken again")
+
+	data := []byte(mbResponse)
+	n := testing.AllocsPerRun(100, func() { releaseRes(p.fast(data).(*sip.Response)) })
+	assert.Less(t, n, 1.0, "allocations per parse and release: the text's string was one")
+}
+
+// readsPoison tells whether s is made of poisonedText's bytes only.
+func readsPoison(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if strings.IndexByte(poisonedText, s[i]) < 0 {
+			return false
+		}
+	}
+	return s != ""
+}

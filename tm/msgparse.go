@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -22,6 +23,9 @@ type Parser struct {
 	sip     *sip.Parser
 	headers map[string]headerParser
 	max     int // sipgo's limit; longer messages are its to refuse
+	// reuseText: the header text goes into a pooled buffer of the block
+	// (Config.ReuseMessageText), not a string of its own.
+	reuseText bool
 }
 
 // headerParser is a header parser with the name it is looked up by, kept
@@ -77,6 +81,10 @@ type msgHdrs struct {
 	// response's or an INVITE's); a further one of each is allocated.
 	route routeBlock
 	rr    recordRouteBlock
+	// text is the pooled buffer the message's header text is in, when the
+	// parser reuses text (Config.ReuseMessageText); it goes back with the
+	// block (releaseText).
+	text *[]byte
 }
 
 type reqBlock struct {
@@ -192,7 +200,7 @@ func parseCSeq(h *sip.CSeqHeader, v string) bool {
 	if err != nil || n > 1<<31-1 {
 		return false
 	}
-	h.SeqNo, h.MethodName = uint32(n), sip.RequestMethod(v[sp+1:])
+	h.SeqNo, h.MethodName = uint32(n), method(v[sp+1:])
 	return true
 }
 
@@ -230,14 +238,25 @@ func (p *Parser) fast(data []byte) sip.Message {
 	if end < 0 {
 		return nil
 	}
-	hs := string(data[:end+2]) // the one copy: headers keep slices of it
+	// The one copy: headers keep slices of it.
+	var hs string
+	var text *[]byte
+	if p.reuseText {
+		text = textBufs.Get().(*[]byte)
+		*text = append((*text)[:0], data[:end+2]...)
+		hs = unsafe.String(unsafe.SliceData(*text), end+2)
+	} else {
+		hs = string(data[:end+2])
+	}
 	// plainHead saw every LF of hs end a CRLF: a line ends one byte
 	// before its LF.
 	nl := strings.IndexByte(hs, '\n') - 1
 	msg, blk := startLine(hs[:nl])
 	if msg == nil {
+		putText(text) // a block startLine gave back read none of it
 		return nil
 	}
+	blk.text = text
 	if !p.rest(msg, blk, data, hs[nl+2:], end) {
 		// Left to sipgo: nobody else saw the block.
 		switch m := msg.(type) {
@@ -409,7 +428,7 @@ func startLine(s string) (sip.Message, *msgHdrs) {
 		blk := resBlocks.Get().(*resBlock)
 		initMessageData(&blk.res.MessageData, blk.order[:])
 		blk.ref.tagOf(&blk.res.MessageData)
-		blk.res.StatusCode, blk.res.Reason, blk.res.SipVersion = code, c, a
+		blk.res.StatusCode, blk.res.Reason, blk.res.SipVersion = code, c, "SIP/2.0"
 		blk.hdrs.via2 = &blk.via2
 		return &blk.res, &blk.hdrs
 	}
@@ -426,13 +445,50 @@ func startLine(s string) (sip.Message, *msgHdrs) {
 	req := &blk.req
 	initMessageData(&req.MessageData, blk.order[:])
 	blk.ref.tagOf(&req.MessageData)
-	req.Method = sip.RequestMethod(a)
+	req.Method = method(a)
 	if err := sip.ParseUri(b, &req.Recipient); err != nil || req.Recipient.Wildcard {
 		releaseReq(req)
 		return nil, nil
 	}
-	req.SipVersion = c
+	req.SipVersion = "SIP/2.0"
 	return req, &blk.hdrs
+}
+
+// method is m as one of sipgo's constants when it is one: a method kept
+// (a dialog's, a statistic's) then never points into the message's text,
+// which may be reused (Config.ReuseMessageText).
+func method(m string) sip.RequestMethod {
+	switch sip.RequestMethod(m) {
+	case sip.INVITE:
+		return sip.INVITE
+	case sip.ACK:
+		return sip.ACK
+	case sip.BYE:
+		return sip.BYE
+	case sip.CANCEL:
+		return sip.CANCEL
+	case sip.OPTIONS:
+		return sip.OPTIONS
+	case sip.REGISTER:
+		return sip.REGISTER
+	case sip.PRACK:
+		return sip.PRACK
+	case sip.UPDATE:
+		return sip.UPDATE
+	case sip.SUBSCRIBE:
+		return sip.SUBSCRIBE
+	case sip.NOTIFY:
+		return sip.NOTIFY
+	case sip.PUBLISH:
+		return sip.PUBLISH
+	case sip.INFO:
+		return sip.INFO
+	case sip.REFER:
+		return sip.REFER
+	case sip.MESSAGE:
+		return sip.MESSAGE
+	}
+	return sip.RequestMethod(m)
 }
 
 // compactNames are the compact header names sipgo's parser looks up by

@@ -188,6 +188,7 @@ func New(o Options) (*Proxy, error) {
 	}
 	p.sweepLingering()
 	p.parser = NewParser(c.MaxMessageSize)
+	p.parser.reuseText = c.ReuseMessageText
 	to := o.Transport
 	to.Handler = p.onMessage
 	to.Parser = p.parser

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -78,7 +79,7 @@ func (r *resolver) lookup(ctx context.Context, host string, now time.Time) dnsEn
 	if r.cache == nil || len(r.cache) >= dnsCacheMax {
 		r.cache = make(map[string]dnsEntry)
 	}
-	r.cache[host] = e
+	r.cache[strings.Clone(host)] = e // host may be a message's text, reused
 	r.mu.Unlock()
 	return e
 }

@@ -16,6 +16,7 @@ func testCfg() Config {
 	c := DefaultConfig()
 	c.FrTimeout = 3 * time.Second
 	c.FrInvTimeout = 60 * time.Second
+	c.ReuseMessageText = true
 	return c
 }
 

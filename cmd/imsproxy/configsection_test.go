@@ -36,6 +36,13 @@ func TestConfig_PackageConfigFieldsAllHaveAKeyAUnitAndADefault(t *testing.T) {
 			t.Run(sec.name+"."+f.Name, func(t *testing.T) {
 				key := f.Tag.Get(configTag)
 				require.NotEmpty(t, key, "no `config` tag")
+				if key == "-" {
+					// Not an operator's key: the daemon's code sets it
+					// (tm.Config.ReuseMessageText, a promise of its
+					// modules), and no file or variable can.
+					assert.Empty(t, f.Tag.Get(unitTag), "no unit on a field that is not a key")
+					return
+				}
 				require.NotContains(t, key, ",", "the key only, no options")
 				unit, hasUnit := f.Tag.Lookup(unitTag)
 				if f.Type == durationType {
@@ -337,4 +344,16 @@ func TestIssue13_2_DurationsInListEntries(t *testing.T) {
 	assert.NotContains(t, list[2].(map[string]any), "timeout", "a bad value is removed")
 	require.Len(t, errs, 1)
 	assert.Contains(t, errs[0].Error(), `limits[2].timeout = "soon"`)
+}
+
+// Issue 14: the daemon runs tm with the received messages' text pooled
+// (its modules copy what they keep); a package default leaves it off for
+// embedders.
+func TestIssue14_DaemonReusesMessageText(t *testing.T) {
+	assert.False(t, tm.DefaultConfig().ReuseMessageText, "off for embedders")
+	c := tm.DefaultConfig()
+	c.FrTimeout = 7 * time.Second
+	got := daemonTM(c)
+	assert.True(t, got.ReuseMessageText)
+	assert.Equal(t, 7*time.Second, got.FrTimeout, "the operator's settings kept")
 }

@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,6 +29,7 @@ import (
 	"github.com/imsdlg/imsdlg/internal/buildinfo"
 	"github.com/imsdlg/imsdlg/internal/location"
 	"github.com/imsdlg/imsdlg/internal/mgmt"
+	"github.com/imsdlg/imsdlg/internal/poolcheck"
 	"github.com/imsdlg/imsdlg/internal/routing"
 	"github.com/imsdlg/imsdlg/tm"
 	"github.com/imsdlg/imsdlg/tm/transport"
@@ -128,7 +130,10 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		}()
 	}
 
-	tmc := cfg.TM
+	tmc := daemonTM(cfg.TM)
+	if poolcheck.Poison() && !testing.Testing() {
+		log.Warn("message memory is poisoned when released, never reused (" + poolcheck.EnvPoison + "=1): a test setting, slower")
+	}
 	var tpo transport.Options
 	cfg.TCP.options(&tpo)
 	cfg.UDP.options(&tpo)
@@ -367,4 +372,14 @@ func registerMethods(api *mgmt.Server, proxy *tm.Proxy, loc *location.Store) {
 		}
 		return out, nil
 	})
+}
+
+// daemonTM is the tm configuration the daemon runs with: the operator's,
+// plus what its code promises. Every module of the daemon copies the
+// strings it keeps off a message (the dialog module, dlgout, location,
+// profiles, the roles), so the text of received messages is pooled (2 KB
+// per call).
+func daemonTM(c tm.Config) tm.Config {
+	c.ReuseMessageText = true
+	return c
 }

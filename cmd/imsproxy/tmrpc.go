@@ -41,7 +41,7 @@ func registerTransactionMethods(api *mgmt.Server, p *tm.Proxy) {
 			held := t.WithOriginal(func(r *sip.Request) {
 				j.RURI = r.Recipient.String()
 				if h := r.CallID(); h != nil {
-					j.CallID = h.Value()
+					j.CallID = strings.Clone(h.Value()) // a slice of the INVITE's text; j outlives the hold
 				}
 				if h := r.CSeq(); h != nil {
 					j.CSeq = h.Value()

@@ -18,8 +18,16 @@ func URI(u sip.Uri) sip.Uri {
 }
 
 // URIStrings appends pointers to the strings of u, for Detach; u's
-// parameter lists must be its own (slices.Clone).
+// parameter lists must be its own (slices.Clone). A non-SIP URI (tel:,
+// urn:) keeps its scheme-specific part in a field no pointer reaches
+// (Uri.Raw): u is parsed again from its own String(), a string of its own.
 func URIStrings(ptrs []*string, u *sip.Uri) []*string {
+	if u.Raw() != "" {
+		var own sip.Uri
+		if sip.ParseUri(u.String(), &own) == nil && own.Raw() != "" {
+			*u = own
+		}
+	}
 	ptrs = append(ptrs, &u.Scheme, &u.User, &u.Password, &u.Host)
 	for i := range u.UriParams {
 		ptrs = append(ptrs, &u.UriParams[i].K, &u.UriParams[i].V)

@@ -42,3 +42,19 @@ func TestIssue14_URIIsItsOwn(t *testing.T) {
 	c.UriParams[0].V = "tcp"
 	assert.Equal(t, "udp", u.UriParams[0].V, "the lists are copies")
 }
+
+// Issue 14 (RFC 3966): a tel: URI's number is in sipgo's Raw, which no
+// pointer reaches: URI copies it too.
+func TestIssue14_NonSIPURIIsItsOwn(t *testing.T) {
+	block := "xx tel:+15551234;phone-context=ims.example"
+	var u sip.Uri
+	require.NoError(t, sip.ParseUri(block[3:], &u))
+	require.True(t, inside(u.Raw(), block))
+	c := URI(u)
+	assert.Equal(t, u.String(), c.String())
+	assert.Equal(t, u.Raw(), c.Raw())
+	assert.False(t, inside(c.Raw(), block), "the scheme-specific part is a copy")
+	for _, p := range URIStrings(nil, &c) {
+		assert.False(t, inside(*p, block), "%q", *p)
+	}
+}

@@ -375,7 +375,10 @@ func startProxy(t testing.TB, bin, yamlConfig string, env []string) *Proxy {
 	p.cmd.Dir = dir
 	// A test that leaves calls up must not wait out a 30 s drain at its
 	// cleanup; the drain tests set their own period (the last value wins).
-	p.cmd.Env = append(append(os.Environ(), "IMSDLG_SHUTDOWN_DRAIN_PERIOD=1s"), env...)
+	// Released message blocks and text are poisoned, not reused: a module
+	// that kept a string or header past its message reads garbage and the
+	// test fails (internal/poolcheck).
+	p.cmd.Env = append(append(os.Environ(), "IMSDLG_SHUTDOWN_DRAIN_PERIOD=1s", "POOLCHECK_POISON=1"), env...)
 	p.cmd.Stdout = p.out
 	p.cmd.Stderr = p.out
 	if err := p.cmd.Start(); err != nil {

@@ -177,7 +177,8 @@ type BranchHook interface {
 //
 // The response, its headers and their parameter lists are valid during
 // the call only: tm reuses the memory of received responses (issue 14).
-// Copy what you keep (Clone, or the strings, which stay valid).
+// Copy what you keep (Clone, or the strings, which stay valid; with
+// Config.ReuseMessageText the strings go too: copy them, strings.Clone).
 type ReplyHook interface {
 	OnReply(t *Transaction, branch int, res *sip.Response) bool
 }

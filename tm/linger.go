@@ -78,8 +78,12 @@ type lingerRec struct {
 	data    []byte // the key, then the wire bytes
 	keyLen  uint32
 	act     lingerAct
-	branch  uint8        // lingerForward's branch of tx
-	tx      *Transaction // lingerForward's; nil for every other act
+	branch  uint8 // lingerForward's branch of tx
+	// superseded: a later record with the same hash took the index entry
+	// while this one waited, expired, behind a longer one: freeing it
+	// leaves the entry alone (without the flag, a lookup per free).
+	superseded bool
+	tx         *Transaction // lingerForward's; nil for every other act
 	// remote and local of the UDP destination (transport.Dest): only
 	// unreliable transports linger with something to send (RFC 3261
 	// Timers D, I, J, K are zero on reliable ones).
@@ -197,9 +201,11 @@ func (t *lingerTable) put(now time.Time, d time.Duration, key string, wire []byt
 	defer s.mu.Unlock()
 	t.expire(s, nowNs)
 	if n, ok := s.idx[h]; ok && n >= s.head {
-		if r := s.at(n); r.expires > nowNs {
+		r := s.at(n)
+		if r.expires > nowNs {
 			return nil, false
 		}
+		r.superseded = true // the entry is the new record's
 	}
 	if s.tail == s.base+uint64(len(s.segs))*lingerSegLen {
 		s.grow()
@@ -280,8 +286,8 @@ func (t *lingerTable) expire(s *lingerShard, now int64) {
 		if r.expires > now {
 			return
 		}
-		if n, ok := s.idx[r.hash]; ok && n == s.head {
-			delete(s.idx, r.hash)
+		if !r.superseded {
+			delete(s.idx, r.hash) // the entry is r's: put marks a record it overrides
 		}
 		*r = lingerRec{}
 		s.head++

@@ -20,7 +20,10 @@ import (
 // a request with a transaction, and a branch's request, until the
 // transaction is done, or for a router that deferred until it decides.
 // Whoever keeps something longer copies it; strings may be kept as they
-// are, they never point into a block.
+// are, they never point into a block, unless Config.ReuseMessageText puts
+// the message's header text in a pooled buffer of its block (msgHdrs.text,
+// given back with it; poisoned in tests as the block is): then a string
+// kept is copied too (strings.Clone, sipstr.Detach).
 //
 // Every holder counts a reference. For responses: a branch's final reply
 // in the response context (until the transaction compacts), an outcome or

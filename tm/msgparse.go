@@ -26,6 +26,64 @@ type Parser struct {
 	// reuseText: the header text goes into a pooled buffer of the block
 	// (Config.ReuseMessageText), not a string of its own.
 	reuseText bool
+	// canon holds the parsers of the names in canonNames, found without
+	// lower-casing and hashing the name (a map lookup per header line was
+	// 1.5 % of the proxy's CPU); ok false for a name without a parser.
+	canon [len(canonNames)]struct {
+		hp headerParser
+		ok bool
+	}
+}
+
+// canonNames are header names as nearly every UA writes them, with the
+// key of their parser.
+var canonNames = [...]struct{ name, key string }{
+	{"Via", "via"}, {"From", "from"}, {"To", "to"}, {"Call-ID", "call-id"}, {"CSeq", "cseq"},
+	{"Contact", "contact"}, {"Max-Forwards", "max-forwards"}, {"Content-Length", "content-length"},
+	{"Route", "route"}, {"Record-Route", "record-route"}, {"Content-Type", "content-type"},
+}
+
+// canonIndex is the index in canonNames of name, written exactly so; -1
+// for any other name (the map, by the lower-cased name, decides).
+func canonIndex(name string) int {
+	switch name {
+	case "Via":
+		return 0
+	case "From":
+		return 1
+	case "To":
+		return 2
+	case "Call-ID":
+		return 3
+	case "CSeq":
+		return 4
+	case "Contact":
+		return 5
+	case "Max-Forwards":
+		return 6
+	case "Content-Length":
+		return 7
+	case "Route":
+		return 8
+	case "Record-Route":
+		return 9
+	case "Content-Type":
+		return 10
+	}
+	return -1
+}
+
+// parserOf returns the parser of a header name, if it has one.
+func (p *Parser) parserOf(buf []byte, name string) (headerParser, bool) {
+	if i := canonIndex(name); i >= 0 {
+		return p.canon[i].hp, p.canon[i].ok
+	}
+	lower, ok := lowerName(buf, name)
+	if !ok {
+		return headerParser{}, false
+	}
+	hp, known := p.headers[string(lower)]
+	return hp, known
 }
 
 // headerParser is a header parser with the name it is looked up by, kept
@@ -217,7 +275,11 @@ func NewParser(maxLength int) *Parser {
 	for name, parse := range m {
 		hp[name] = headerParser{name: []byte(name), parse: parse, kind: blockKinds[name]}
 	}
-	return &Parser{sip: sp, headers: hp, max: sp.MaxMessageLength}
+	p := &Parser{sip: sp, headers: hp, max: sp.MaxMessageLength}
+	for i, c := range canonNames {
+		p.canon[i].hp, p.canon[i].ok = hp[c.key]
+	}
+	return p
 }
 
 // ParseSIP parses one whole message (a datagram, or a frame cut from a
@@ -285,9 +347,8 @@ func (p *Parser) rest(msg sip.Message, blk *msgHdrs, data []byte, hs string, end
 		}
 		name := strings.TrimSpace(line[:colon])
 		value := strings.TrimSpace(line[colon+1:])
-		lower, ok := lowerName(buf[:0], name)
-		hp, known := p.headers[string(lower)]
-		if !ok || !known {
+		hp, known := p.parserOf(buf[:0], name)
+		if !known {
 			msg.AppendHeader(sip.NewHeader(name, value))
 			continue
 		}

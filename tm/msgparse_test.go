@@ -285,3 +285,30 @@ func FuzzPlainHead(f *testing.F) {
 		require.Equal(t, plainHeadRef(data), plainHead(data), "%q", data)
 	})
 }
+
+// RFC 3261 §7.3.1 (header names are case-insensitive; §7.3.3 compact
+// forms): the parser found for a name written as nearly every UA writes it
+// (without the lookup by the lower-cased name) is the one that lookup
+// finds, and any other spelling still finds it.
+func TestRFC3261_7_3_1_HeaderNamesFindTheirParser(t *testing.T) {
+	p := NewParser(0)
+	for i, c := range canonNames {
+		require.Equal(t, i, canonIndex(c.name), c.name)
+		var buf [32]byte
+		lower, ok := lowerName(buf[:0], c.name)
+		require.True(t, ok)
+		require.Equal(t, c.key, string(lower), "%s's key", c.name)
+	}
+	for _, name := range []string{"Via", "VIA", "v", "From", "f", "To", "t", "Call-ID", "call-id", "i", "CSeq", "cseq",
+		"Contact", "m", "Max-Forwards", "Content-Length", "l", "Route", "Record-Route", "Content-Type", "c",
+		"X-Unknown", "Supported", "Allow", "User-Agent"} {
+		var buf [32]byte
+		lower, _ := lowerName(buf[:0], name)
+		want, wantOK := p.headers[string(lower)]
+		got, ok := p.parserOf(buf[:0], name)
+		assert.Equal(t, wantOK, ok, name)
+		assert.Equal(t, string(want.name), string(got.name), name)
+		assert.Equal(t, want.kind, got.kind, name)
+	}
+	assert.Equal(t, -1, canonIndex("via"), "only the exact spelling: the rest goes by the map")
+}

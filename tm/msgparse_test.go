@@ -187,8 +187,22 @@ func FuzzFastParse(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	p := NewParser(0)
+	// With the text pooled (Config.ReuseMessageText): the same message,
+	// and none of a message given back reads into the next one's.
+	reuse := NewParser(0)
+	reuse.reuseText = true
 	f.Fuzz(func(t *testing.T, data []byte) {
 		mpSame(t, p, data)
+		if mpSame(t, reuse, data) {
+			m, _ := reuse.ParseSIP(data)
+			switch m := m.(type) {
+			case *sip.Response:
+				releaseRes(m)
+			case *sip.Request:
+				releaseReq(m)
+			}
+			mpSame(t, reuse, data)
+		}
 	})
 }
 

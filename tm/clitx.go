@@ -115,16 +115,19 @@ func (c *cliTx) exec(acts []txn.Action, res *sip.Response) cliPost {
 	// Timers first: once a message is out, its retransmission timer is
 	// armed (whoever sees the message may act on it at once). Timers D
 	// and K are not: the transaction becomes a lingerRec below.
-	// The record of a lingering transaction starts at the step's time,
-	// read before the ACK leaves (as in srvTx.exec).
 	var linger txn.Action
-	now := p.clock.Now()
 	for _, a := range acts {
 		if a.Kind == txn.ActArmTimer && cliLingersFor(a.Timer, c.owner) {
 			linger = a
 			continue
 		}
 		c.timer(a)
+	}
+	// The record of a lingering transaction starts at the step's time,
+	// read before the ACK leaves (as in srvTx.exec), and only for one.
+	var now time.Time
+	if linger.Kind != 0 {
+		now = p.clock.Now()
 	}
 	for _, a := range acts {
 		switch a.Kind {

@@ -1387,10 +1387,16 @@ func (p *Proxy) cancelRequest(inv *sip.Request, reason string, hdrs []sip.Header
 	}
 	d.routes(inv)
 	d.maxForwards()
-	for _, name := range [...]string{"From", "To", "Call-ID"} {
-		if h := inv.GetHeader(name); h != nil {
-			d.req.AppendHeader(h)
-		}
+	// The typed accessors, not GetHeader by name: a lower-casing and a
+	// scan of the list per header.
+	if h := inv.From(); h != nil {
+		d.req.AppendHeader(h)
+	}
+	if h := inv.To(); h != nil {
+		d.req.AppendHeader(h)
+	}
+	if h := inv.CallID(); h != nil {
+		d.req.AppendHeader(h)
 	}
 	d.cseqOf(inv)
 	if reason != "" {

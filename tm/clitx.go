@@ -1,10 +1,9 @@
 package tm
 
 import (
-	"time"
-
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 

@@ -136,11 +136,11 @@ func (p srvPost) run(s *srvTx) {
 	}
 }
 
-// exec carries out the FSM's actions under s.mu: sends and timers.
 // testHookReplySent, when set (tests only, before the proxy starts), runs
 // after a server transaction sent a response, with s.mu held.
 var testHookReplySent func(code int)
 
+// exec carries out the FSM's actions under s.mu: sends and timers.
 func (s *srvTx) exec(acts []txn.Action) srvPost {
 	var post srvPost
 	p := s.p

@@ -35,42 +35,38 @@ type Parser struct {
 	}
 }
 
-// canonNames are header names as nearly every UA writes them, with the
-// key of their parser.
-var canonNames = [...]struct{ name, key string }{
-	{"Via", "via"}, {"From", "from"}, {"To", "to"}, {"Call-ID", "call-id"}, {"CSeq", "cseq"},
-	{"Contact", "contact"}, {"Max-Forwards", "max-forwards"}, {"Content-Length", "content-length"},
-	{"Route", "route"}, {"Record-Route", "record-route"}, {"Content-Type", "content-type"},
+// canonNames are header names as nearly every UA writes them.
+var canonNames = [...]string{"Via", "From", "To", "Call-ID", "CSeq", "Contact", "Max-Forwards",
+	"Content-Length", "Route", "Record-Route", "Content-Type"}
+
+// canonSlots holds, at canonSlot of each of canonNames, one more than its
+// index (0: none); built from the list, which must give distinct slots.
+var canonSlots = func() (t [64]uint8) {
+	for i, n := range canonNames {
+		if t[canonSlot(n)] != 0 {
+			panic("tm: canonNames " + n + " shares a slot: change canonSlot")
+		}
+		t[canonSlot(n)] = uint8(i + 1)
+	}
+	return t
+}()
+
+// canonSlot is where a name (not empty) may stand in canonSlots.
+func canonSlot(name string) int {
+	return (len(name) + int(name[0]) + 3*int(name[len(name)-1])) & 63
 }
 
 // canonIndex is the index in canonNames of name, written exactly so; -1
 // for any other name (the map, by the lower-cased name, decides).
 func canonIndex(name string) int {
-	switch name {
-	case "Via":
-		return 0
-	case "From":
-		return 1
-	case "To":
-		return 2
-	case "Call-ID":
-		return 3
-	case "CSeq":
-		return 4
-	case "Contact":
-		return 5
-	case "Max-Forwards":
-		return 6
-	case "Content-Length":
-		return 7
-	case "Route":
-		return 8
-	case "Record-Route":
-		return 9
-	case "Content-Type":
-		return 10
+	if name == "" {
+		return -1
 	}
-	return -1
+	i := int(canonSlots[canonSlot(name)]) - 1
+	if i < 0 || canonNames[i] != name {
+		return -1
+	}
+	return i
 }
 
 // parserOf returns the parser of a header name, if it has one.
@@ -276,8 +272,10 @@ func NewParser(maxLength int) *Parser {
 		hp[name] = headerParser{name: []byte(name), parse: parse, kind: blockKinds[name]}
 	}
 	p := &Parser{sip: sp, headers: hp, max: sp.MaxMessageLength}
-	for i, c := range canonNames {
-		p.canon[i].hp, p.canon[i].ok = hp[c.key]
+	var buf [32]byte
+	for i, name := range canonNames {
+		key, _ := lowerName(buf[:0], name)
+		p.canon[i].hp, p.canon[i].ok = hp[string(key)]
 	}
 	return p
 }

@@ -306,12 +306,9 @@ func FuzzPlainHead(f *testing.F) {
 // finds, and any other spelling still finds it.
 func TestRFC3261_7_3_1_HeaderNamesFindTheirParser(t *testing.T) {
 	p := NewParser(0)
-	for i, c := range canonNames {
-		require.Equal(t, i, canonIndex(c.name), c.name)
-		var buf [32]byte
-		lower, ok := lowerName(buf[:0], c.name)
-		require.True(t, ok)
-		require.Equal(t, c.key, string(lower), "%s's key", c.name)
+	for i, name := range canonNames {
+		require.Equal(t, i, canonIndex(name), name)
+		require.True(t, p.canon[i].ok, "%s has a parser", name)
 	}
 	for _, name := range []string{"Via", "VIA", "v", "From", "f", "To", "t", "Call-ID", "call-id", "i", "CSeq", "cseq",
 		"Contact", "m", "Max-Forwards", "Content-Length", "l", "Route", "Record-Route", "Content-Type", "c",

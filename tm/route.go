@@ -174,31 +174,13 @@ func (b *rrBlock) build(l *listener, params []sip.HeaderKV) *sip.RecordRouteHead
 	u := &b.h.Address
 	*u = sip.Uri{Scheme: "sip", Host: l.host, Port: l.port, UriParams: b.kv[:0]}
 	if l.transport != "UDP" {
-		u.UriParams.Add("transport", lowerTransport(l.transport))
+		u.UriParams.Add("transport", l.network) // its name in lower case
 	}
 	u.UriParams.Add("lr", "")
 	for _, kv := range params {
 		u.UriParams.Add(kv.K, kv.V)
 	}
 	return &b.h
-}
-
-// lowerTransport is the transport parameter's value of a listener's
-// transport, without an allocation for the usual ones.
-func lowerTransport(t string) string {
-	switch t {
-	case "TCP":
-		return "tcp"
-	case "TLS":
-		return "tls"
-	case "SCTP":
-		return "sctp"
-	case "WS":
-		return "ws"
-	case "WSS":
-		return "wss"
-	}
-	return strings.ToLower(t)
 }
 
 // TopRoute returns the first Route header of req, or nil. Unlike sipgo's

@@ -85,13 +85,16 @@ func pendingDatagram(c syscall.RawConn) (int, error) {
 // queueOverHalf reports whether a socket's receive queue holds more than
 // half its buffer: SO_MEMINFO's first two values, the bytes queued as the
 // kernel counts them against SO_RCVBUF, and that buffer. One getsockopt,
-// asked only after a full batch.
+// asked only after a full batch, as a raw system call: it never blocks,
+// and one through the scheduler's system-call state woke sysmon from its
+// deep sleep and reset its polling to every 20 µs, a few hundred
+// wake-ups a second of a thread that had nothing to do.
 func queueOverHalf(c syscall.RawConn) bool {
 	var mi [16]uint32 // SK_MEMINFO_VARS is 9 on Linux 6; room for more
 	n := uint32(unsafe.Sizeof(mi))
 	var errno syscall.Errno
 	if err := c.Control(func(fd uintptr) {
-		_, _, errno = unix.Syscall6(unix.SYS_GETSOCKOPT, fd, unix.SOL_SOCKET, unix.SO_MEMINFO,
+		_, _, errno = unix.RawSyscall6(unix.SYS_GETSOCKOPT, fd, unix.SOL_SOCKET, unix.SO_MEMINFO,
 			uintptr(unsafe.Pointer(&mi[0])), uintptr(unsafe.Pointer(&n)), 0)
 	}); err != nil || errno != 0 || n < 8 {
 		return false

@@ -106,9 +106,9 @@ const lingerShards = 16
 // expire in when every linger lasts as long (wt_timer, T4: 5 s by
 // default); the expiry read on a lookup is what decides, so a shorter
 // one behind a longer one is only freed later, never answered longer.
-// Lookups go through a map from the key's hash to the record's sequence
-// number, which holds no pointer: the collector does not scan it (the
-// ring it does: three pointers per record).
+// Lookups go through an index from the key's hash to the record's
+// sequence number (lingerIndex), which holds no pointer: the collector does
+// not scan it (the ring it does: three pointers per record).
 type lingerTable struct {
 	seed   maphash.Seed
 	mask   uint64        // all ones; tests narrow it to force collisions
@@ -118,7 +118,7 @@ type lingerTable struct {
 
 type lingerShard struct {
 	mu  sync.Mutex
-	idx map[uint64]uint64 // hash -> sequence number
+	idx lingerIndex // hash -> sequence number
 	// segs hold the records from sequence number base on, lingerSegLen
 	// to a segment: the ring grows by a segment and never moves a record.
 	// A ring doubled in one slice copied every record under the lock as
@@ -161,11 +161,7 @@ func (s *lingerShard) alloc(n int) []byte {
 }
 
 func newLingerTable(live *atomic.Int64) *lingerTable {
-	t := &lingerTable{seed: maphash.MakeSeed(), mask: ^uint64(0), live: live}
-	for i := range t.shards {
-		t.shards[i].idx = make(map[uint64]uint64)
-	}
-	return t
+	return &lingerTable{seed: maphash.MakeSeed(), mask: ^uint64(0), live: live}
 }
 
 func (t *lingerTable) shard(h uint64) *lingerShard { return &t.shards[h%lingerShards] }
@@ -200,7 +196,7 @@ func (t *lingerTable) put(now time.Time, d time.Duration, key string, wire []byt
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t.expire(s, nowNs)
-	if n, ok := s.idx[h]; ok && n >= s.head {
+	if n, ok := s.idx.get(h); ok && n >= s.head {
 		r := s.at(n)
 		if r.expires > nowNs {
 			return nil, false
@@ -218,7 +214,7 @@ func (t *lingerTable) put(now time.Time, d time.Duration, key string, wire []byt
 	r.hash, r.expires, r.data, r.keyLen = h, nowNs+int64(d), data, uint32(len(key))
 	r.remote, r.local = dest.Addr, dest.Local
 	*s.at(n) = r
-	s.idx[h] = n
+	s.idx.set(h, n)
 	t.live.Add(1)
 	return data[len(key):], true
 }
@@ -235,7 +231,7 @@ func (t *lingerTable) get(clk nower, key []byte) (lingerRec, bool) {
 	h := maphash.Bytes(t.seed, key) & t.mask
 	s := t.shard(h)
 	s.mu.Lock()
-	n, ok := s.idx[h]
+	n, ok := s.idx.get(h)
 	if !ok || n < s.head {
 		s.mu.Unlock()
 		return lingerRec{}, false
@@ -258,6 +254,7 @@ func (t *lingerTable) sweep(now time.Time) {
 		if c := cap(s.segs); c > 16 && len(s.segs) < c/8 {
 			s.segs = append([]*lingerSeg(nil), s.segs...)
 		}
+		s.idx.trim()
 		s.mu.Unlock()
 	}
 }
@@ -287,7 +284,7 @@ func (t *lingerTable) expire(s *lingerShard, now int64) {
 			return
 		}
 		if !r.superseded {
-			delete(s.idx, r.hash) // the entry is r's: put marks a record it overrides
+			s.idx.del(r.hash) // the entry is r's: put marks a record it overrides
 		}
 		*r = lingerRec{}
 		s.head++

@@ -22,6 +22,9 @@ import (
 // second and 5 % of the CPU per forked call (issue 14). Such calls may
 // only sit in the functions listed here, none of which runs per message:
 // anything else the readers and senders call must be a raw system call.
+// What goes through the net package and x/net (the writer goroutine's
+// sendmmsg after a full socket buffer, the paths udp.raw_reads and
+// udp.raw_writes false choose) is not looked at.
 func TestIssue14_PerMessageSyscallsStayRaw(t *testing.T) {
 	allowed := map[string]string{
 		"socketBuffers":      "once per socket, at listen",

@@ -256,30 +256,17 @@ if ((need_kamailio)); then
 	"$kamailio_bin" -c -f "$kcfg" -A WITH_FORK -A WITH_PROFILE -l udp:127.0.0.1:5999 -Y "$work" >"$work/kamailio-check.log" 2>&1 ||
 		{ cat "$work/kamailio-check.log" >&2; die "kamailio -c rejects $kcfg"; }
 fi
-gobin() {
-	if command -v go >/dev/null 2>&1; then
-		command -v go
-	elif [[ -x /usr/local/go/bin/go ]]; then
-		echo /usr/local/go/bin/go
-	else
-		return 1
-	fi
-}
+# gobin, build_imsproxy, csv_col: lib.sh.
+. "$root/test/bench/lib.sh"
 if ((need_imsproxy)) && [[ -z $proxy_bin ]]; then
-	go=$(gobin) || die "go not found (PATH, /usr/local/go/bin)"
 	if [[ -n $rev ]]; then
-		# A committed revision, exported (git archive) into the work
-		# directory: the working tree is not touched.
 		echo "== building ./cmd/imsproxy of $rev"
-		mkdir -p "$work/src" &&
-			git -C "$root" archive --format=tar "$rev" | tar -x -C "$work/src" ||
-			die "git archive $rev failed"
-		(cd "$work/src" && "$go" build -o "$work/imsproxy" ./cmd/imsproxy) || die "go build ./cmd/imsproxy of $rev failed"
+		build_imsproxy "$root" "$work" "$rev" || die "building imsproxy of $rev failed"
 		rev_desc=$(git -C "$root" rev-parse --short "$rev" 2>/dev/null)
 		[[ $rev_desc == "$rev" ]] || rev_desc+=" ($rev)"
 	else
 		echo "== building ./cmd/imsproxy"
-		"$go" build -o "$work/imsproxy" ./cmd/imsproxy || die "go build ./cmd/imsproxy failed"
+		build_imsproxy "$root" "$work" || die "building imsproxy failed"
 	fi
 	proxy_bin=$work/imsproxy
 fi
@@ -416,8 +403,6 @@ sipp_start() {
 	SIPP_PID=$!
 	pids+=("$SIPP_PID")
 }
-# csv_col: lib.sh.
-. "$root/test/bench/lib.sh"
 # unexpected DIR: messages the caller received but did not expect (the sum
 # of the *_Unexp columns of its -trace_counts file).
 unexpected() {

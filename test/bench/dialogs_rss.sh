@@ -98,7 +98,7 @@ if ((kamailio)); then
 	[ "${active:-0}" -ge "$calls" ]
 	exit
 fi
-go build -o "$work/imsproxy" ./cmd/imsproxy || exit 2
+build_imsproxy "$PWD" "$work" || exit 2
 rr_proxy_yaml "$sipport" "$uasport" "$mgmt" >"$work/p.yaml"
 "$work/imsproxy" --config "$work/p.yaml" >"$work/proxy.log" 2>&1 &
 ppid=$!

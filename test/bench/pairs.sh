@@ -56,15 +56,11 @@ done
 cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 2
 work=$(mktemp -d "${TMPDIR:-/tmp}/imsdlg-pairs.XXXXXX") || die "mktemp failed"
 trap 'rm -rf "$work"' EXIT
+# build_imsproxy: lib.sh.
+. test/bench/lib.sh
 if [[ -z $proxy_bin ]]; then
 	# One build for every run, so that each compares the same binary.
-	if [[ -n $rev ]]; then
-		git rev-parse --verify -q "$rev^{commit}" >/dev/null || die "--rev $rev: not a commit"
-		mkdir -p "$work/src" && git archive "$rev" | tar -x -C "$work/src" || die "git archive $rev failed"
-		(cd "$work/src" && go build -o "$work/imsproxy" ./cmd/imsproxy) || die "go build of $rev failed"
-	else
-		go build -o "$work/imsproxy" ./cmd/imsproxy || die "go build ./cmd/imsproxy failed"
-	fi
+	build_imsproxy "$PWD" "$work" "$rev" || die "building imsproxy failed"
 	proxy_bin=$work/imsproxy
 fi
 
